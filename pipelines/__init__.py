@@ -1,0 +1,1 @@
+"""Entry point, options and output handling of the MLM pipeline."""

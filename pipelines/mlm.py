@@ -1,0 +1,183 @@
+"""Raw text → BERT masked-LM pretraining TFRecords, as an Apache Beam job.
+
+Usage:
+  python -m pipelines.mlm --input='corpus/*.txt' --output=out/ \\
+      [--vocab_file=vocab.txt] [--dupe_factor=10 …] [Beam flags]
+
+``python -m pipelines.mlm --help`` lists every flag. ``run(argv)`` parses and
+checks the options and files, ``build(pipeline, …)`` only wires the stages.
+"""
+
+import argparse
+import logging
+import sys
+from typing import List, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
+                                                  StandardOptions)
+
+from pipelines import outputs
+from pipelines.options import (MlmOptions, UsageError, input_patterns,
+                               validate)
+from runners import direct
+from transforms.examples import WriteExamples, write_schema
+from transforms.instances import CreateInstances, InstanceParams
+from transforms.masking import MaskingParams, MaskTokens
+from transforms.reading import ReadDocuments
+from transforms.sentences import SplitSentences
+from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
+                                     load_tokenizer)
+
+
+def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
+          s3_client_kwargs: Optional[dict] = None):
+  """Wires the stages; returns the PCollection of written shard names."""
+  instance_params = InstanceParams(
+      max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
+      dupe_factor=opts.dupe_factor, random_seed=opts.random_seed)
+  masking_params = MaskingParams(
+      masked_lm_prob=opts.masked_lm_prob,
+      max_predictions_per_seq=opts.max_predictions_per_seq,
+      do_whole_word_mask=opts.do_whole_word_mask,
+      random_seed=opts.random_seed)
+  return (
+      pipeline
+      | "ReadDocuments" >> ReadDocuments(
+          input_patterns(opts), input_format=opts.input_format,
+          text_field=opts.text_field, max_line_bytes=opts.max_line_bytes)
+      | "SplitSentences" >> SplitSentences(opts.input_format)
+      | "Tokenize" >> Tokenize(
+          vocab_file=None if opts.tokenizer_file else opts.vocab_file,
+          tokenizer_file=opts.tokenizer_file,
+          do_lower_case=opts.do_lower_case, threads=opts.tokenizer_threads,
+          s3_client_kwargs=s3_client_kwargs)
+      | "CreateInstances" >> CreateInstances(
+          instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+          pool_size=opts.random_next_pool_size)
+      | "MaskTokens" >> MaskTokens(
+          masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
+          is_continuation=vocab.is_continuation)
+      | "WriteExamples" >> WriteExamples(
+          opts.output, num_shards=opts.num_shards,
+          compression=opts.compression))
+
+
+def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:
+  """boto3 client settings from Beam's S3 flags, for smart-open reads."""
+  s3 = options.view_as(S3Options)
+  kwargs = {}
+  for flag, key in (("s3_endpoint_url", "endpoint_url"),
+                    ("s3_region_name", "region_name"),
+                    ("s3_access_key_id", "aws_access_key_id"),
+                    ("s3_secret_access_key", "aws_secret_access_key"),
+                    ("s3_session_token", "aws_session_token")):
+    value = getattr(s3, flag, None)
+    if value:
+      kwargs[key] = value
+  return kwargs or None
+
+
+def _help_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="python -m pipelines.mlm",
+      description="Turn raw text into BERT masked-LM + next-sentence "
+      "pretraining examples (sharded TFRecords). Beam flags such as "
+      "--runner, --direct_num_workers, --flink_master or --s3_endpoint_url "
+      "pass through to Beam.")
+  MlmOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+  return parser
+
+
+def _unknown_flags(argv: Sequence[str]) -> List[str]:
+  """Flags that neither this project nor any Beam options class knows: a
+  typo would otherwise be dropped with a log line and the default used."""
+  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+
+  def add_all(cls):
+    for sub in cls.__subclasses__():
+      try:
+        sub._add_argparse_args(parser)  # pylint: disable=protected-access
+      except argparse.ArgumentError:
+        pass  # declared twice by two option classes
+      add_all(sub)
+
+  # Beam's parser knows add_value_provider_argument; plain argparse does not.
+  parser.add_value_provider_argument = parser.add_argument
+  add_all(PipelineOptions)
+  _, unknown = parser.parse_known_args(list(argv))
+  return [a for a in unknown if a.startswith("--")]
+
+
+def check(argv: Sequence[str]):
+  """Parses and checks everything that can be checked before the pipeline
+  starts. Returns ``(options, mlm_options, vocab, s3_client_kwargs)``."""
+  unknown = _unknown_flags(argv)
+  if unknown:
+    raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
+  options = PipelineOptions(list(argv))
+  opts = options.view_as(MlmOptions)
+  validate(opts)
+  FileSystems.set_options(options)
+  for pattern in input_patterns(opts):
+    try:
+      matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # pylint: disable=broad-except
+      raise UsageError("cannot list --input pattern %r: %s"
+                       % (pattern, str(e).splitlines()[0])) from None
+    if not matched:
+      raise UsageError("no file matches --input pattern %r" % pattern)
+  s3_kwargs = s3_client_kwargs_from(options)
+  try:
+    _, vocab = load_tokenizer(
+        vocab_file=None if opts.tokenizer_file else opts.vocab_file,
+        tokenizer_file=opts.tokenizer_file, do_lower_case=opts.do_lower_case,
+        s3_client_kwargs=s3_kwargs)
+  except VocabularyError as e:
+    raise UsageError(str(e)) from None
+  return options, opts, vocab, s3_kwargs
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the job; returns the process exit status."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if "--help" in argv or "-h" in argv:
+    _help_parser().print_help()
+    return 0
+  argv = direct.with_defaults(argv)
+  try:
+    options, opts, vocab, s3_kwargs = check(argv)
+    outputs.prepare(opts.output, opts.overwrite)
+  except UsageError as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 2
+
+  pipeline = beam.Pipeline(options=options)
+  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs)
+  result = pipeline.run()
+  state = result.wait_until_finish()
+  if state not in ("DONE", None) and str(state) != "DONE":
+    print("error: the pipeline ended in state %s; %s is incomplete (it holds "
+          "%s)" % (state, opts.output, outputs.INCOMPLETE_MARKER),
+          file=sys.stderr)
+    return 1
+
+  write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
+  summary = outputs.collect_metrics(result)
+  summary["options"] = {
+      name: getattr(opts, name)
+      for name in sorted(vars(_help_parser().parse_args([])))}
+  summary["runner"] = options.view_as(StandardOptions).runner
+  path = outputs.finish(opts.output, summary)
+  counts = summary["counts"]
+  logging.info("wrote %d instances from %d documents to %s; summary in %s",
+               counts.get("instances", 0), counts.get("documents", 0),
+               opts.output, path)
+  return 0
+
+
+if __name__ == "__main__":
+  logging.basicConfig(level=logging.INFO,
+                      format="%(asctime)s %(levelname)s %(message)s")
+  sys.exit(run())

@@ -1,0 +1,87 @@
+"""Presets for Beam's DirectRunner.
+
+* No ``--runner``, or ``--runner=DirectRunner``: Beam's FnApiRunner, the
+  engine behind the DirectRunner for batch pipelines, through
+  ``LocalRunner`` below. Since Beam 2.6x ``DirectRunner`` first tries the
+  Prism runner, which downloads a binary from GitHub on first use: offline
+  that costs a failed download on every run, and Prism runs workers its own
+  way. ``LocalRunner`` goes straight to the FnApiRunner.
+* ``--direct_num_workers=N`` (N > 1) without ``--direct_running_mode``:
+  ``multi_processing``. Beam's default mode, ``in_memory``, runs the workers
+  as threads of one Python process, which the GIL serializes.
+"""
+
+from typing import List, Sequence
+
+from apache_beam.runners.runner import PipelineRunner
+
+LOCAL_RUNNER = "runners.direct.LocalRunner"
+
+
+class LocalRunner(PipelineRunner):
+  """The DirectRunner's FnApiRunner path, without the Prism detour. Honors
+  ``--direct_num_workers`` and ``--direct_running_mode``."""
+
+  def run_pipeline(self, pipeline, options):
+    # pylint: disable=import-outside-toplevel
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+    # Workers get the pipeline options through the provision info (S3
+    # settings, for one, are read from there).
+    provision = beam_provision_api_pb2.ProvisionInfo(
+        pipeline_options=JobServiceHandle.encode_pipeline_options(
+            options.get_all_options()))
+    runner = fn_runner.FnApiRunner(
+        provision_info=fn_runner.ExtendedProvisionInfo(provision))
+    return runner.run_pipeline(pipeline, options)
+
+
+def _has_flag(argv: Sequence[str], name: str) -> bool:
+  return any(a == name or a.startswith(name + "=") for a in argv)
+
+
+def _flag_value(argv: Sequence[str], name: str):
+  for i, a in enumerate(argv):
+    if a.startswith(name + "="):
+      return a.split("=", 1)[1]
+    if a == name and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
+def _without_flag(argv: Sequence[str], name: str) -> List[str]:
+  out, skip = [], False
+  for a in argv:
+    if skip:
+      skip = False
+    elif a == name:
+      skip = True
+    elif not a.startswith(name + "="):
+      out.append(a)
+  return out
+
+
+def with_defaults(argv: Sequence[str]) -> List[str]:
+  """``argv`` plus the DirectRunner presets it does not override."""
+  argv = list(argv)
+  runner = _flag_value(argv, "--runner")
+  if runner is None or runner.lower() in ("directrunner", "direct"):
+    argv = _without_flag(argv, "--runner") + ["--runner=" + LOCAL_RUNNER]
+    runner = LOCAL_RUNNER
+  if runner == LOCAL_RUNNER:
+    workers = _flag_value(argv, "--direct_num_workers")
+    if (workers and workers.isdigit() and int(workers) > 1
+        and not _has_flag(argv, "--direct_running_mode")):
+      argv.append("--direct_running_mode=multi_processing")
+  return argv
+
+
+def args(num_workers: int = 1, running_mode: str = None) -> List[str]:
+  """Flags for a DirectRunner with ``num_workers`` workers (tests, benchmarks)."""
+  out = ["--runner=" + LOCAL_RUNNER, "--direct_num_workers=%d" % num_workers]
+  if running_mode:
+    out.append("--direct_running_mode=%s" % running_mode)
+  elif num_workers > 1:
+    out.append("--direct_running_mode=multi_processing")
+  return out

@@ -1,0 +1,38 @@
+"""mlm-pipeline: raw text → BERT masked-LM pretraining TFRecords on Apache Beam.
+
+Installed on every worker (``--setup_file=./setup.py`` or pre-installed), so
+the DoFns' modules import there.
+"""
+
+import setuptools
+
+# Pinned together: Beam 2.77 / TF 2.21 / TFT 1.21 resolve as one set. Change
+# APACHE_BEAM alone to move Beam (the Flink job server jar follows it).
+APACHE_BEAM = "2.77.0"
+
+setuptools.setup(
+    name="mlm-pipeline",
+    version="0.1.0",
+    description="Raw text to BERT masked-LM pretraining TFRecords, on Beam.",
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["pipelines", "pipelines.*",
+                                               "transforms", "transforms.*",
+                                               "runners", "runners.*"]),
+    package_data={"pipelines": ["vocab/*"]},
+    install_requires=[
+        "apache-beam[aws]==" + APACHE_BEAM,
+        "tensorflow==2.21.0",
+        "tensorflow-transform==1.21.0",
+        "tokenizers==0.23.3",
+        "smart-open==9.0.2",
+        "blingfire==0.1.8",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": [
+            "pytest==9.2.0",
+            "hypothesis==6.170.17",
+            "moto[server]==5.2.5",
+        ],
+    },
+)

@@ -1,0 +1,254 @@
+"""Tokenize: ``(doc_id, [sentences])`` → ``TokenizedDocument``.
+
+The tokenizer is Hugging Face ``tokenizers`` WordPiece configured to match
+BERT's ``FullTokenizer`` (BertNormalizer + BertPreTokenizer, WordPiece with
+``[UNK]`` and at most 200 characters a word, no special tokens added, so a
+literal "[MASK]" in the text is tokenized as text). It is built from a BERT
+``vocab.txt`` or loaded from any ``tokenizer.json``; both are read through
+smart-open, so local paths, ``s3://`` and ``https://`` all work.
+
+Known, intrinsic differences from BERT's pure-Python FullTokenizer (found by
+a per-code-point comparison, and pinned by tests/test_tokenization.py):
+Greek final sigma lowercases to "ς" here but "σ" there; private-use
+characters are deleted here but become [UNK] there; one CJK range starts at
+U+2B920 here instead of U+2B820; punctuation and marks added to Unicode after
+the Python version BERT was written against are classified differently.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+
+from transforms import metrics
+
+REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
+
+
+class VocabularyError(ValueError):
+  """The vocabulary or tokenizer file cannot be used."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizedDocument:
+  """One document as token ids: ``ids`` holds every sentence's tokens back to
+  back; ``sentence_lengths[i]`` is the number of tokens of sentence i."""
+  doc_id: str
+  ids: np.ndarray
+  sentence_lengths: np.ndarray
+
+  def sentences(self) -> List[np.ndarray]:
+    ends = np.cumsum(self.sentence_lengths)
+    return np.split(self.ids, ends[:-1])
+
+
+@dataclasses.dataclass
+class Vocabulary:
+  """What instance creation and masking need to know about the vocabulary."""
+  tokens: List[str]  # in id order
+  cls_id: int
+  sep_id: int
+  mask_id: int
+  unk_id: int
+  is_continuation: np.ndarray  # bool per id: a "##" word piece
+
+  @property
+  def size(self) -> int:
+    return len(self.tokens)
+
+  @property
+  def id_dtype(self):
+    """The narrowest dtype that holds every id (halves the shuffle for BERT's
+    30,522-entry vocabulary)."""
+    return np.uint16 if self.size <= np.iinfo(np.uint16).max else np.int32
+
+
+def read_text(path: str, s3_client_kwargs: Optional[dict] = None) -> str:
+  """Reads a (small) text file from a local path, s3:// or https://.
+
+  ``s3_client_kwargs`` configure the boto3 client for s3:// (endpoint,
+  region, credentials); by default boto3's own chain decides.
+  """
+  import smart_open  # pylint: disable=import-outside-toplevel
+  transport_params = None
+  if path.startswith("s3://") and s3_client_kwargs:
+    import boto3  # pylint: disable=import-outside-toplevel
+    transport_params = {"client": boto3.client("s3", **s3_client_kwargs)}
+  try:
+    with smart_open.open(path, "rb", transport_params=transport_params) as f:
+      data = f.read()
+  except Exception as e:  # pylint: disable=broad-except
+    raise VocabularyError("cannot read %s: %s" % (path, _short(e))) from None
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise VocabularyError("%s is not UTF-8 text (%s)" % (path, e)) from None
+
+
+def _short(e: Exception) -> str:
+  text = str(e).strip().splitlines()
+  return "%s: %s" % (type(e).__name__, text[0] if text else "")
+
+
+def parse_vocab(text: str, path: str) -> List[str]:
+  """vocab.txt → tokens in id order (line i is id i)."""
+  tokens = [line.strip() for line in text.splitlines()]
+  while tokens and not tokens[-1]:
+    tokens.pop()
+  if not tokens:
+    raise VocabularyError("vocabulary %s is empty" % path)
+  return tokens
+
+
+def build_tokenizer(tokens: Sequence[str], do_lower_case: bool):
+  """A ``tokenizers.Tokenizer`` that tokenizes like BERT's FullTokenizer."""
+  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+  vocab: Dict[str, int] = {}
+  for i, token in enumerate(tokens):
+    vocab[token] = i  # a repeated token keeps its last id, as in BERT
+  tokenizer = Tokenizer(models.WordPiece(
+      vocab, unk_token="[UNK]", max_input_chars_per_word=200))
+  tokenizer.normalizer = normalizers.BertNormalizer(
+      clean_text=True, handle_chinese_chars=True, strip_accents=None,
+      lowercase=do_lower_case)
+  tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  return tokenizer
+
+
+def load_tokenizer(vocab_file: Optional[str] = None,
+                   tokenizer_file: Optional[str] = None,
+                   do_lower_case: bool = True,
+                   s3_client_kwargs: Optional[dict] = None):
+  """Returns ``(tokenizer, Vocabulary)``; raises VocabularyError with a
+  message naming the file and the problem."""
+  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer
+  if tokenizer_file:
+    text = read_text(tokenizer_file, s3_client_kwargs)
+    try:
+      tokenizer = Tokenizer.from_str(text)
+    except Exception as e:  # pylint: disable=broad-except
+      raise VocabularyError("tokenizer file %s cannot be loaded: %s"
+                            % (tokenizer_file, _short(e))) from None
+    size = tokenizer.get_vocab_size(with_added_tokens=True)
+    tokens = [tokenizer.id_to_token(i) or "" for i in range(size)]
+    prefix = getattr(tokenizer.model, "continuing_subword_prefix", None) or "##"
+    path = tokenizer_file
+  else:
+    text = read_text(vocab_file, s3_client_kwargs)
+    tokens = parse_vocab(text, vocab_file)
+    tokenizer = build_tokenizer(tokens, do_lower_case)
+    prefix = "##"
+    path = vocab_file
+  ids = {}
+  for i, token in enumerate(tokens):
+    ids[token] = i
+  missing = [t for t in REQUIRED_TOKENS if t not in ids]
+  if missing:
+    raise VocabularyError("vocabulary %s lacks %s" % (path, ", ".join(missing)))
+  vocab = Vocabulary(
+      tokens=tokens, cls_id=ids["[CLS]"], sep_id=ids["[SEP]"],
+      mask_id=ids["[MASK]"], unk_id=ids["[UNK]"],
+      is_continuation=np.array(
+          [t.startswith(prefix) and len(t) > len(prefix) for t in tokens],
+          dtype=bool))
+  return tokenizer, vocab
+
+
+def limit_threads(threads: int) -> None:
+  """``tokenizers`` runs a thread pool on every core unless told otherwise,
+  which makes Beam's worker count meaningless; call before the first batch."""
+  if threads == 1:
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+  elif threads > 1:
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+
+
+def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
+                       vocab: Vocabulary) -> Tuple[List[TokenizedDocument], Dict[str, int]]:
+  """Tokenizes a batch of documents with one ``encode_batch`` call.
+
+  Sentences that yield no token are dropped; documents left with no sentence
+  are dropped. Returns the documents and the counts of what happened.
+  """
+  docs = list(docs)
+  flat: List[str] = []
+  for _, sentences in docs:
+    flat.extend(sentences)
+  encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+  encodings = encode(flat, add_special_tokens=False) if flat else []
+  counts = {"sentences": 0, "empty_sentences_dropped": 0, "tokens": 0,
+            "unknown_tokens": 0, "documents": 0,
+            "empty_documents_dropped": 0}
+  out = []
+  pos = 0
+  dtype = vocab.id_dtype
+  for doc_id, sentences in docs:
+    pieces = []
+    for enc in encodings[pos:pos + len(sentences)]:
+      if enc.ids:
+        pieces.append(enc.ids)
+      else:
+        counts["empty_sentences_dropped"] += 1
+    pos += len(sentences)
+    if not pieces:
+      counts["empty_documents_dropped"] += 1
+      continue
+    lengths = np.fromiter((len(p) for p in pieces), dtype=np.int32,
+                          count=len(pieces))
+    ids = np.fromiter((i for p in pieces for i in p), dtype=dtype,
+                      count=int(lengths.sum()))
+    counts["documents"] += 1
+    counts["sentences"] += len(pieces)
+    counts["tokens"] += ids.size
+    counts["unknown_tokens"] += int(np.count_nonzero(ids == vocab.unk_id))
+    out.append(TokenizedDocument(doc_id, ids, lengths))
+  return out, counts
+
+
+class _TokenizeDoFn(beam.DoFn):
+  """Tokenizes batches of documents; the tokenizer loads once per worker."""
+
+  def __init__(self, vocab_file, tokenizer_file, do_lower_case, threads,
+               s3_client_kwargs):
+    self._args = (vocab_file, tokenizer_file, do_lower_case, s3_client_kwargs)
+    self._threads = threads
+    self._tokenizer = None
+    self._vocab = None
+
+  def setup(self):
+    limit_threads(self._threads)
+    vocab_file, tokenizer_file, do_lower_case, s3_client_kwargs = self._args
+    self._tokenizer, self._vocab = load_tokenizer(
+        vocab_file=vocab_file, tokenizer_file=tokenizer_file,
+        do_lower_case=do_lower_case, s3_client_kwargs=s3_client_kwargs)
+
+  def process(self, batch):
+    docs, counts = tokenize_documents(batch, self._tokenizer, self._vocab)
+    for name, n in counts.items():
+      metrics.count(name, n)
+    for doc in docs:
+      metrics.observe("sentences_per_document", doc.sentence_lengths.size)
+      yield doc
+
+
+class Tokenize(beam.PTransform):
+  """Output: ``TokenizedDocument`` per document that has any token."""
+
+  def __init__(self, vocab_file: Optional[str], tokenizer_file: Optional[str],
+               do_lower_case: bool, threads: int = 1,
+               s3_client_kwargs: Optional[dict] = None):
+    super().__init__()
+    self._dofn_args = (vocab_file, tokenizer_file, do_lower_case, threads,
+                       s3_client_kwargs)
+
+  def expand(self, docs):
+    return (
+        docs
+        # One encode_batch call per group of documents: the tokenizer's
+        # per-call overhead dwarfs its per-sentence cost on short inputs.
+        | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
+        | "Encode" >> beam.ParDo(_TokenizeDoFn(*self._dofn_args)))
