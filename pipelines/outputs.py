@@ -85,7 +85,7 @@ def collect_metrics(result) -> Dict[str, Dict]:
   Committed values where the runner has them, attempted ones otherwise."""
   query = result.metrics().query(MetricsFilter().with_namespace(
       metrics.NAMESPACE))
-  counts: Dict[str, int] = {}
+  counts: Dict[str, int] = {name: 0 for name in metrics.COUNTERS}
   for c in query["counters"]:
     value = c.committed if c.committed is not None else c.attempted
     counts[c.key.metric.name] = counts.get(c.key.metric.name, 0) + int(value or 0)

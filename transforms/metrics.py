@@ -10,6 +10,46 @@ from apache_beam.metrics import Metrics
 
 NAMESPACE = "mlm"
 
+# Every counter the pipeline keeps, with what it counts. summary.json lists
+# all of them, zeros included, so a reader can tell "none" from "not counted".
+COUNTERS = {
+    # Reading
+    "documents_read": "documents found by the reader (before tokenizing)",
+    "byte_order_marks_removed": "UTF-8 byte order marks removed at file starts",
+    "crlf_line_endings": "lines whose CR of a CRLF ending was removed",
+    "lone_cr_line_breaks": "lone CR characters read as line breaks",
+    "nul_bytes_removed": "NUL bytes removed",
+    "invalid_utf8_lines": "lines with invalid UTF-8 (bad bytes → U+FFFD, "
+                          "which the tokenizer deletes)",
+    "long_line_pieces": "cuts made in lines longer than --max_line_bytes",
+    "oversized_lines_dropped": "JSONL lines over 64 MiB, dropped",
+    "malformed_jsonl_lines": "JSONL lines that are not JSON, dropped",
+    "jsonl_lines_missing_text_field": "JSONL objects without a string "
+                                      "--text_field, dropped",
+    "unterminated_wiki_docs": "<doc> blocks without </doc> (ended at the "
+                              "next <doc> or the end of the file)",
+    "lines_outside_wiki_docs": "non-blank lines outside any <doc>, ignored",
+    # Tokenizing
+    "documents": "documents with at least one token",
+    "sentences": "sentences with at least one token",
+    "tokens": "WordPiece tokens in those sentences",
+    "unknown_tokens": "[UNK] tokens among them",
+    "empty_sentences_dropped": "sentences that yield no token, dropped",
+    "empty_documents_dropped": "documents left with no token, dropped",
+    # Instances
+    "instances": "examples written",
+    "random_next_instances": "examples whose B is a random next segment",
+    "random_next_from_same_document": "random-next B taken from the same "
+                                      "document (a one-document pool)",
+    "truncated_instances": "pairs truncated to --max_seq_length",
+    "truncated_tokens": "tokens removed by that truncation",
+    # Masking
+    "masked_tokens": "masked-LM predictions",
+    "masked_as_mask_token": "predictions shown as [MASK]",
+    "masked_kept_original": "predictions shown as the original token",
+    "masked_replaced_random": "predictions shown as a random token",
+}
+
 
 @functools.lru_cache(maxsize=None)
 def _counter(name: str):

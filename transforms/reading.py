@@ -70,46 +70,44 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
   offset = start  # file offset of buf[0]
   eof = False
   while True:
-    nl = buf.find(b"\n")
-    if nl < 0 and not eof:
-      limit = max_line_bytes if max_line_bytes else MAX_JSONL_LINE_BYTES
-      if len(buf) > limit:
-        if not max_line_bytes:
-          # A JSONL line too long to parse: skip to its end, count it.
-          count("oversized_lines_dropped", 1)
-          while True:
-            chunk = f.read(_BLOCK)
-            if not chunk:
-              eof = True
-              buf = b""
-              break
-            nl = chunk.find(b"\n")
-            offset += len(buf)
-            if nl >= 0:
-              offset += nl + 1
-              buf = chunk[nl + 1:]
-              break
-            buf = chunk
-          continue
-        cut = _cut_point(buf, max_line_bytes)
-        yield offset, buf[:cut]
-        count("long_line_pieces", 1)
-        offset += cut
-        buf = buf[cut:]
-        continue
+    if max_line_bytes:
+      nl = buf.find(b"\n", 0, max_line_bytes + 1)
+    else:
+      nl = buf.find(b"\n")
+    if nl >= 0:
+      yield offset, buf[:nl]
+      offset += nl + 1
+      buf = buf[nl + 1:]
+    elif max_line_bytes and len(buf) > max_line_bytes:
+      cut = _cut_point(buf, max_line_bytes)
+      count("long_line_pieces", 1)
+      yield offset, buf[:cut]
+      offset += cut
+      buf = buf[cut:]
+    elif not max_line_bytes and len(buf) > MAX_JSONL_LINE_BYTES:
+      # A JSONL line too long to parse: skip to its end, count it.
+      count("oversized_lines_dropped", 1)
+      offset += len(buf)
+      buf = b""
+      while not eof:
+        chunk = f.read(_BLOCK)
+        eof = not chunk
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+          offset += nl + 1
+          buf = chunk[nl + 1:]
+          break
+        offset += len(chunk)
+    elif not eof:
       chunk = f.read(_BLOCK)
       if chunk:
         buf += chunk
       else:
         eof = True
-      continue
-    if nl < 0:  # eof, last line without a newline
+    else:
       if buf:
         yield offset, buf
       return
-    yield offset, buf[:nl]
-    offset += nl + 1
-    buf = buf[nl + 1:]
 
 
 def _cut_point(buf: bytes, limit: int) -> int:

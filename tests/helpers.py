@@ -1,0 +1,103 @@
+"""Shared helpers of the test suite: corpora, running the CLI, reading records."""
+
+import glob
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from typing import Dict, List
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VOCAB = os.path.join(REPO, "pipelines", "vocab", "bert-base-uncased-vocab.txt")
+SAMPLE_DIR = os.path.join(REPO, "corpora", "sample")
+
+
+def sample_documents() -> List[List[str]]:
+  """The shipped sample corpus as documents (lists of sentences)."""
+  docs = []
+  for path in sorted(glob.glob(os.path.join(SAMPLE_DIR, "*.txt"))):
+    with open(path, encoding="utf-8") as f:
+      doc = []
+      for line in f:
+        if line.strip():
+          doc.append(line.strip())
+        elif doc:
+          docs.append(doc)
+          doc = []
+      if doc:
+        docs.append(doc)
+  return docs
+
+
+def write_lines_corpus(directory: str, num_files: int = 3, docs_per_file: int = 20,
+                       seed: int = 0) -> List[str]:
+  """Writes ``num_files`` lines-format files of shuffled sample documents."""
+  rng = random.Random(seed)
+  docs = sample_documents()
+  os.makedirs(directory, exist_ok=True)
+  paths = []
+  for i in range(num_files):
+    path = os.path.join(directory, "part%02d.txt" % i)
+    with open(path, "w", encoding="utf-8") as f:
+      for _ in range(docs_per_file):
+        doc = list(rng.choice(docs))
+        rng.shuffle(doc)
+        f.write("\n".join(doc[:rng.randint(1, len(doc))]) + "\n\n")
+    paths.append(path)
+  return paths
+
+
+def run_cli(args: List[str], check: bool = True, env: Dict[str, str] = None,
+            timeout: int = 600) -> subprocess.CompletedProcess:
+  """Runs ``python -m pipelines.mlm`` as a user would."""
+  full_env = dict(os.environ)
+  full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if env:
+    full_env.update(env)
+  proc = subprocess.run([sys.executable, "-m", "pipelines.mlm"] + list(args),
+                        cwd=REPO, env=full_env, capture_output=True, text=True,
+                        timeout=timeout)
+  if check and proc.returncode != 0:
+    raise AssertionError("pipelines.mlm failed (%d):\n%s" %
+                         (proc.returncode, proc.stderr[-5000:]))
+  return proc
+
+
+def shard_files(output_dir: str) -> List[str]:
+  return sorted(glob.glob(os.path.join(output_dir, "part-*")))
+
+
+def read_examples(output_dir: str, max_seq_length: int = 128,
+                  max_predictions_per_seq: int = 20) -> List[Dict[str, np.ndarray]]:
+  """Parses every record with BERT's fixed-length feature spec."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from transforms.examples import feature_spec  # pylint: disable=import-outside-toplevel
+  files = shard_files(output_dir)
+  compression = "GZIP" if files and files[0].endswith(".gz") else ""
+  spec = feature_spec(max_seq_length, max_predictions_per_seq)
+  out = []
+  for record in tf.data.TFRecordDataset(files, compression_type=compression):
+    parsed = tf.io.parse_single_example(record, spec)
+    out.append({k: v.numpy() for k, v in parsed.items()})
+  return out
+
+
+def digest(examples: List[Dict[str, np.ndarray]]) -> str:
+  """Order-independent digest of parsed examples (never of raw bytes: a
+  protobuf map has no fixed order)."""
+  rows = []
+  for ex in examples:
+    h = hashlib.sha256()
+    for name in sorted(ex):
+      h.update(name.encode())
+      h.update(np.ascontiguousarray(ex[name]).tobytes())
+    rows.append(h.hexdigest())
+  return hashlib.sha256("".join(sorted(rows)).encode()).hexdigest()
+
+
+def load_vocab_list() -> List[str]:
+  with open(VOCAB, encoding="utf-8") as f:
+    return [line.rstrip("\n") for line in f]

@@ -1,0 +1,57 @@
+"""The hand-written tf.train.Example encoder against TensorFlow's parser."""
+
+import numpy as np
+import tensorflow as tf
+
+from transforms import examples
+from transforms.masking import MaskedBatch
+
+
+def _random_batch(n=50, L=16, P=5, seed=0):
+  rng = np.random.default_rng(seed)
+  big = np.array([0, 1, 127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21,
+                  2 ** 28, 2 ** 35 + 3])
+  input_ids = rng.integers(0, 40000, size=(n, L))
+  input_ids[0, :big.size] = big
+  return MaskedBatch(
+      input_ids=input_ids,
+      input_mask=rng.integers(0, 2, size=(n, L)),
+      segment_ids=rng.integers(0, 2, size=(n, L)),
+      masked_lm_positions=rng.integers(0, L, size=(n, P)),
+      masked_lm_ids=rng.integers(0, 30522, size=(n, P)),
+      masked_lm_weights=rng.integers(0, 2, size=(n, P)).astype(np.float32),
+      next_sentence_labels=rng.integers(0, 2, size=n))
+
+
+def test_varints_match_protobuf():
+  values = np.array([[0, 1, 127, 128, 300, 16384, 2 ** 31, 2 ** 40]])
+  data, ends = examples.varint_encode(values)
+  expected = b"".join(examples._varint(int(v)) for v in values[0])
+  assert data == expected and ends == [len(expected)]
+
+
+def test_serialized_examples_parse_with_tensorflow():
+  batch = _random_batch()
+  records = examples.serialize_batch(batch)
+  assert len(records) == 50
+  spec = examples.feature_spec(16, 5)
+  for i, record in enumerate(records):
+    proto = tf.train.Example.FromString(record)
+    assert set(proto.features.feature) == set(examples.FEATURE_NAMES)
+    parsed = tf.io.parse_single_example(record, spec)
+    for name in examples.FEATURE_NAMES:
+      want = getattr(batch, name)[i]
+      got = parsed[name].numpy()
+      assert np.array_equal(got, np.reshape(want, got.shape)), name
+  # The same bytes TensorFlow would write for the same values, up to the
+  # order of map entries (which protobuf leaves open).
+  proto = tf.train.Example.FromString(records[3])
+  again = tf.train.Example.FromString(proto.SerializeToString())
+  assert again == proto
+
+
+def test_schema_is_tft_metadata(tmp_path):
+  import tensorflow_transform as tft
+  examples.write_schema(str(tmp_path), 64, 10)
+  spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
+  assert spec == examples.feature_spec(64, 10)

@@ -1,0 +1,198 @@
+"""Instance creation, step by step against BERT's algorithm."""
+
+import collections
+import random
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms import instances
+from transforms import keys
+from transforms.tokenization import TokenizedDocument
+
+CLS, SEP = 101, 102
+
+
+def _reference_truncation(len_a, len_b, max_num_tokens):
+  """BERT's truncate_seq_pair loop, counting which side loses each token."""
+  cut_a = cut_b = 0
+  while len_a + len_b > max_num_tokens:
+    if len_a > len_b:
+      len_a -= 1
+      cut_a += 1
+    else:
+      len_b -= 1
+      cut_b += 1
+  return cut_a, cut_b
+
+
+def test_truncation_lengths_match_the_reference_loop():
+  for len_a in range(0, 40):
+    for len_b in range(0, 40):
+      for m in (2, 5, 17, 30):
+        assert instances.truncation_lengths(len_a, len_b, m) == \
+            _reference_truncation(len_a, len_b, m), (len_a, len_b, m)
+
+
+def test_truncate_seq_pair_removes_from_both_ends():
+  rng = random.Random(0)
+  fronts = collections.Counter()
+  a = np.arange(100)
+  b = np.arange(100, 110)
+  for _ in range(200):
+    ta, tb, removed = instances.truncate_seq_pair(a, b, 30, rng)
+    assert removed == 80 and len(ta) == 20 and len(tb) == 10
+    assert np.array_equal(tb, b)
+    # A stays a contiguous slice of the original.
+    assert np.array_equal(ta, np.arange(ta[0], ta[0] + 20))
+    fronts[int(ta[0])] += 1
+  # Tokens came off the front in about half of the 80 removals.
+  mean_front = sum(k * v for k, v in fronts.items()) / 200
+  assert 34 < mean_front < 46
+
+
+def _doc(doc_id, sentence_lengths, start=1000):
+  ids, pos = [], start
+  for n in sentence_lengths:
+    ids.extend(range(pos, pos + n))
+    pos += n
+  return TokenizedDocument(doc_id, np.array(ids, dtype=np.int32),
+                           np.array(sentence_lengths, dtype=np.int32))
+
+
+def _run_doc(doc_index, pool, params, seed=0):
+  counts = collections.Counter()
+  rng = random.Random(seed)
+  out = list(instances.create_instances_from_document(
+      doc_index, [d.sentences() for d in pool], rng, params, counts))
+  return out, counts
+
+
+def test_chunks_reach_the_target_and_b_continues_a():
+  params = instances.InstanceParams(max_seq_length=23, short_seq_prob=0.0)
+  doc = _doc("d", [5] * 12)  # 60 tokens, target 20: chunks of 4 sentences
+  other = _doc("o", [3] * 10, start=5000)
+  for seed in range(30):
+    rows, _ = _run_doc(0, [doc, other], params, seed)
+    for a, b, is_random in rows:
+      assert 1 <= len(a) and 1 <= len(b) and len(a) + len(b) <= 20
+      if not is_random:
+        # Actual next: B starts right where A ends, in the same document.
+        assert b[0] == a[-1] + 1
+        assert b[0] < 5000
+      else:
+        assert b[0] >= 5000  # from the other document
+
+
+def test_random_next_comes_from_another_document_and_segments_are_put_back():
+  params = instances.InstanceParams(max_seq_length=1000, short_seq_prob=0.0)
+  # One chunk holds the whole document; with random next, the unused
+  # segments go back and make further instances.
+  doc = _doc("d", [4, 4, 4, 4])
+  others = [_doc("o%d" % i, [6, 6], start=5000 + 100 * i) for i in range(5)]
+  seen_random = seen_more = 0
+  for seed in range(100):
+    rows, _ = _run_doc(0, [doc] + others, params, seed)
+    a_tokens = np.concatenate([a for a, _, _ in rows])
+    # Every sentence of the document appears in some A or actual-next B.
+    covered = set(a_tokens.tolist())
+    for a, b, is_random in rows:
+      if not is_random:
+        covered |= set(b.tolist())
+      else:
+        seen_random += 1
+        assert b.min() >= 5000
+    assert covered == set(range(1000, 1016))
+    if len(rows) > 1:
+      seen_more += 1
+  assert seen_random > 30 and seen_more > 10
+
+
+def test_single_sentence_chunk_forces_random_next():
+  params = instances.InstanceParams(max_seq_length=10, short_seq_prob=0.0)
+  doc = _doc("d", [20])  # one long sentence
+  other = _doc("o", [2, 2], start=5000)
+  rows, counts = _run_doc(0, [doc, other], params)
+  assert len(rows) == 1
+  a, b, is_random = rows[0]
+  assert is_random and len(a) + len(b) == 7
+  assert counts["truncated_instances"] == 1
+  assert counts["truncated_tokens"] == 20 + 2 - 7
+
+
+def test_one_document_corpus_falls_back_to_itself():
+  params = instances.InstanceParams(max_seq_length=32, short_seq_prob=0.0)
+  rows, counts = _run_doc(0, [_doc("d", [3])], params)
+  assert rows and rows[0][2]
+  assert counts["random_next_from_same_document"] == 1
+
+
+def test_short_targets_follow_short_seq_prob():
+  params = instances.InstanceParams(max_seq_length=128, short_seq_prob=0.3)
+  rng = random.Random(1)
+  targets = [instances.target_length(rng, params) for _ in range(5000)]
+  short = [t for t in targets if t != 125]
+  assert 0.27 < len(short) / 5000 < 0.33
+  assert min(short) >= 2 and max(short) <= 125
+
+
+def test_instances_for_bucket_layout_and_determinism():
+  params = instances.InstanceParams(max_seq_length=32, dupe_factor=3,
+                                    short_seq_prob=0.1, random_seed=7)
+  docs = [_doc("d%d" % i, [3 + i % 5] * (2 + i % 6), start=1000 + 100 * i)
+          for i in range(20)]
+  first = list(instances.instances_for_bucket(0, docs, params, CLS, SEP,
+                                              batch_size=16))
+  again = list(instances.instances_for_bucket(0, list(reversed(docs)), params,
+                                              CLS, SEP, batch_size=16))
+  assert len(first) == len(again) > 1
+  for (b1, _), (b2, _) in zip(first, again):
+    assert np.array_equal(b1.tokens, b2.tokens)
+  batches = [b for b, _ in first]
+  assert [b.key for b in batches] == [(0, i) for i in range(len(batches))]
+  for batch in batches:
+    assert batch.tokens.shape[1] == 32
+    for row, n, la in zip(batch.tokens, batch.lengths, batch.a_lengths):
+      assert row[0] == CLS and row[la + 1] == SEP and row[n - 1] == SEP
+      assert np.all(row[n:] == 0)
+      assert SEP not in row[1:la + 1] and SEP not in row[la + 2:n - 1]
+    seg = batch.segment_ids()
+    for r in range(len(batch)):
+      la, n = batch.a_lengths[r], batch.lengths[r]
+      assert seg[r, :la + 2].sum() == 0 and seg[r, la + 2:n].min() == 1
+      assert seg[r, n:].sum() == 0
+  # Each dupe pass draws differently.
+  total = sum(len(b) for b in batches)
+  assert total > 60
+
+
+def test_num_buckets():
+  assert instances.num_buckets(0, 1000) == 1
+  assert instances.num_buckets(1000, 1000) == 1
+  assert instances.num_buckets(1001, 1000) == 2
+
+
+def test_create_instances_transform_is_independent_of_input_order():
+  params = instances.InstanceParams(max_seq_length=24, dupe_factor=2)
+  docs = [_doc("d%d" % i, [4] * (1 + i % 4), start=100 * i) for i in range(30)]
+
+  # Expected: the plain functions over the same pools.
+  n_buckets = instances.num_buckets(len(docs), 7)
+  pools = collections.defaultdict(list)
+  for d in docs:
+    pools[keys.bucket_of(params.random_seed, d.doc_id, n_buckets)].append(d)
+  expected = []
+  for bucket, pool in pools.items():
+    for batch, _ in instances.instances_for_bucket(bucket, pool, params, CLS,
+                                                   SEP):
+      expected.extend(tuple(r) for r in batch.tokens.tolist())
+  assert len(pools) == 5
+  for order in (docs, list(reversed(docs))):
+    with TestPipeline() as p:
+      rows = (p | beam.Create(order)
+              | instances.CreateInstances(params, CLS, SEP, pool_size=7)
+              | beam.FlatMap(lambda b: [tuple(r) for r in b.tokens.tolist()]))
+      assert_that(rows, equal_to(expected))

@@ -1,0 +1,206 @@
+"""The document reader: format parsing, repair of dirty bytes, and splitting
+of large files into byte ranges without losing or repeating a document."""
+
+import bz2
+import collections
+import gzip
+import io
+import json
+import os
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms import reading
+
+
+def _lines(*texts):
+  """(offset, text) pairs with offsets as in a file joined by newlines."""
+  out, offset = [], 0
+  for t in texts:
+    out.append((offset, t))
+    offset += len(t.encode()) + 1
+  return out
+
+
+def test_lines_format_groups_on_blank_lines():
+  lines = _lines("a1", "a2", "", "  \u3000 ", "b1", "", "c1")
+  docs = list(reading.group_lines_format(lines, at_file_start=True))
+  assert [d for _, d in docs] == [["a1", "a2"], ["b1"], ["c1"]]
+  # Claims: 0 for the first document, else the blank line right before.
+  assert [c for c, _ in docs] == [0, lines[3][0], lines[5][0]]
+
+
+def test_lines_format_skips_the_previous_ranges_tail():
+  lines = _lines("tail", "", "b1")
+  docs = list(reading.group_lines_format(lines, at_file_start=False))
+  assert [d for _, d in docs] == [["b1"]]
+
+
+def test_clean_line_repairs_and_counts():
+  counts = collections.Counter()
+
+  def count(name, n=1):
+    counts[name] += n
+
+  assert reading.clean_line(b"abc\r", count) == ["abc"]
+  assert reading.clean_line(b"a\x00b\x00", count) == ["ab"]
+  assert reading.clean_line(b"one\rtwo", count) == ["one", "two"]
+  assert reading.clean_line(b"caf\xe9", count) == ["caf\ufffd"]
+  assert counts == {"crlf_line_endings": 1, "nul_bytes_removed": 2,
+                    "lone_cr_line_breaks": 1, "invalid_utf8_lines": 1}
+
+
+def test_long_lines_are_cut_at_whitespace():
+  data = (b"word " * 1000) + b"\nshort\n"
+  pieces = list(reading.iter_raw_lines(io.BytesIO(data), 0, 1024))
+  assert all(len(p) <= 1024 for _, p in pieces)
+  assert b"".join(p for _, p in pieces[:-1]) == b"word " * 1000
+  assert pieces[-1] == (5000 + 1, b"short")
+  # Every piece but the last ends at a word boundary.
+  assert all(p.endswith(b" ") for _, p in pieces[:-2])
+
+
+def test_long_line_without_whitespace_is_cut_at_character_boundaries():
+  data = ("é" * 3000).encode()
+  pieces = list(reading.iter_raw_lines(io.BytesIO(data), 0, 1025))
+  assert b"".join(p for _, p in pieces) == data
+  for _, p in pieces:
+    p.decode("utf-8")  # no piece splits a character
+
+
+def test_wikiextractor_documents_drop_titles():
+  counts = collections.Counter()
+  lines = _lines('<doc id="1" url="u" title="T">', "Title One", "", "Para one.",
+                 "", "Para two.", "</doc>", "stray", '<doc id="2">', "Title Two",
+                 "Only para.")
+  docs = list(reading.group_wikiextractor_format(
+      lines, lambda n, k=1: counts.update({n: k})))
+  assert [d for _, d in docs] == [["Para one.", "Para two."], ["Only para."]]
+  assert [c for c, _ in docs] == [0, lines[8][0]]
+  assert counts == {"unterminated_wiki_docs": 1, "lines_outside_wiki_docs": 1}
+
+
+def test_jsonl_paragraphs():
+  counts = collections.Counter()
+  count = lambda n, k=1: counts.update({n: k})
+  assert reading.jsonl_paragraphs(
+      json.dumps({"text": "P one.\n\nP two.", "id": 3}), "text", count) == [
+          "P one.", "P two."]
+  assert reading.jsonl_paragraphs("{not json", "text", count) is None
+  assert reading.jsonl_paragraphs('{"body": "x"}', "text", count) is None
+  assert reading.jsonl_paragraphs('{"text": 5}', "text", count) is None
+  assert reading.jsonl_paragraphs('[1, 2]', "text", count) is None
+  assert counts == {"malformed_jsonl_lines": 1,
+                    "jsonl_lines_missing_text_field": 3}
+
+
+def _read_all(path, fmt, bundle_size=None):
+  source = reading.DocumentSource(path, fmt)
+  if bundle_size is None:
+    tracker = source.get_range_tracker(None, None)
+    return list(source.read(tracker))
+  out = []
+  for bundle in source.split(desired_bundle_size=bundle_size):
+    tracker = bundle.source.get_range_tracker(bundle.start_position,
+                                              bundle.stop_position)
+    out.extend(bundle.source.read(tracker))
+  return out
+
+
+def _write(tmp_path, name, data: bytes):
+  path = os.path.join(str(tmp_path), name)
+  with open(path, "wb") as f:
+    f.write(data)
+  return path
+
+
+def _lines_corpus(n=60):
+  parts = []
+  for i in range(n):
+    parts.append("\n".join("doc %d sentence %d %s" % (i, j, "x" * (i % 7))
+                           for j in range(1 + i % 4)))
+  # Some documents are separated by several blank or whitespace lines.
+  return ("\n\n".join(parts[:30]) + "\n\n \n\t\n" + "\n\n".join(parts[30:])
+          + "\n").encode()
+
+
+@pytest.mark.parametrize("bundle_size", [1, 7, 33, 100, 1000])
+def test_splits_read_every_document_once_lines(tmp_path, bundle_size):
+  path = _write(tmp_path, "c.txt", _lines_corpus())
+  whole = _read_all(path, "lines")
+  assert len(whole) == 60
+  assert sorted(_read_all(path, "lines", bundle_size)) == sorted(whole)
+
+
+@pytest.mark.parametrize("bundle_size", [1, 13, 64, 500])
+def test_splits_read_every_document_once_wikiextractor(tmp_path, bundle_size):
+  docs = []
+  for i in range(40):
+    docs.append('<doc id="%d" url="x" title="T%d">\nT%d\n\nFirst %d.\n\n'
+                'Second %d.\n</doc>\n' % (i, i, i, i, i))
+  path = _write(tmp_path, "wiki", "".join(docs).encode())
+  whole = _read_all(path, "wikiextractor")
+  assert [d for _, d in whole][:2] == [["First 0.", "Second 0."],
+                                       ["First 1.", "Second 1."]]
+  assert len(whole) == 40
+  assert sorted(_read_all(path, "wikiextractor", bundle_size)) == sorted(whole)
+
+
+@pytest.mark.parametrize("bundle_size", [1, 10, 77])
+def test_splits_read_every_document_once_jsonl(tmp_path, bundle_size):
+  lines = [json.dumps({"text": "Doc %d. It has text." % i}) for i in range(50)]
+  path = _write(tmp_path, "c.jsonl", ("\n".join(lines) + "\n").encode())
+  whole = _read_all(path, "jsonl")
+  assert len(whole) == 50
+  assert sorted(_read_all(path, "jsonl", bundle_size)) == sorted(whole)
+
+
+def test_compressed_files_read_like_plain_ones(tmp_path):
+  data = _lines_corpus()
+  plain = _read_all(_write(tmp_path, "c.txt", data), "lines")
+  gz = _read_all(_write(tmp_path, "c.txt.gz", gzip.compress(data)), "lines")
+  bz = _read_all(_write(tmp_path, "c.txt.bz2", bz2.compress(data)), "lines")
+  strip = lambda docs: sorted(d for _, d in docs)
+  assert strip(gz) == strip(plain) == strip(bz)
+  # Ids are basename:offset, offsets in the decompressed stream.
+  assert sorted(i.split(":")[1] for i, _ in gz) == sorted(
+      i.split(":")[1] for i, _ in plain)
+
+
+def test_lone_cr_documents_get_distinct_ids(tmp_path):
+  path = _write(tmp_path, "mac.txt", b"a one\ra two\r\rb one\r\rc one\r")
+  docs = _read_all(path, "lines")
+  assert [d for _, d in docs] == [["a one", "a two"], ["b one"], ["c one"]]
+  assert len({i for i, _ in docs}) == 3
+
+
+def test_byte_order_mark_is_removed(tmp_path):
+  path = _write(tmp_path, "bom.txt", b"\xef\xbb\xbfFirst line.\nSecond.\n")
+  assert [d for _, d in _read_all(path, "lines")] == [["First line.",
+                                                        "Second."]]
+
+
+def test_read_documents_transform(tmp_path):
+  _write(tmp_path, "a.txt", b"a1\na2\n\nb1\n")
+  _write(tmp_path, "b.jsonl", b"")
+  _write(tmp_path, "c.txt", b"c1\r\n\r\n\r\nd1\r\n")
+  pattern = os.path.join(str(tmp_path), "*.txt")
+  with TestPipeline() as p:
+    docs = p | reading.ReadDocuments([pattern])
+    assert_that(docs, equal_to([("a.txt:0", ["a1", "a2"]),
+                                ("a.txt:6", ["b1"]),
+                                ("c.txt:0", ["c1"]),
+                                ("c.txt:6", ["d1"])]))
+
+
+def test_read_documents_jsonl_drops_bad_lines(tmp_path):
+  _write(tmp_path, "a.jsonl",
+         b'{"body": "One. Two."}\nnot json\n{"body": "Three."}\n{"text": "x"}\n')
+  with TestPipeline() as p:
+    docs = p | reading.ReadDocuments([os.path.join(str(tmp_path), "a.jsonl")],
+                                     input_format="jsonl", text_field="body")
+    assert_that(docs, equal_to([("a.jsonl:0", ["One. Two."]),
+                                ("a.jsonl:31", ["Three."])]))
