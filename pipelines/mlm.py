@@ -61,7 +61,7 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           is_continuation=vocab.is_continuation)
       | "WriteExamples" >> WriteExamples(
           opts.output, num_shards=opts.num_shards,
-          compression=opts.compression))
+          compression=opts.compression, seed=opts.random_seed))
 
 
 def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:

@@ -14,6 +14,7 @@ def _random_batch(n=50, L=16, P=5, seed=0):
   input_ids = rng.integers(0, 40000, size=(n, L))
   input_ids[0, :big.size] = big
   return MaskedBatch(
+      key=(0, 0),
       input_ids=input_ids,
       input_mask=rng.integers(0, 2, size=(n, L)),
       segment_ids=rng.integers(0, 2, size=(n, L)),

@@ -39,6 +39,7 @@ class MaskingParams:
 @dataclasses.dataclass
 class MaskedBatch:
   """What the TFRecord features are made of, all zero padded."""
+  key: Tuple[int, int]  # the InstanceBatch's key
   input_ids: np.ndarray  # int64 [n, max_seq_length]
   input_mask: np.ndarray  # int64 [n, max_seq_length]
   segment_ids: np.ndarray  # int64 [n, max_seq_length]
@@ -143,6 +144,7 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
 
   input_mask = (cols < batch.lengths[:, None]).astype(np.int64)
   masked = MaskedBatch(
+      key=batch.key,
       input_ids=input_ids,
       input_mask=input_mask,
       segment_ids=batch.segment_ids().astype(np.int64),

@@ -58,55 +58,56 @@ def _no_count(name: str, n: int = 1) -> None:
 
 def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
                    count: Count = _no_count) -> Iterator[Tuple[int, bytes]]:
-  """Yields ``(offset, bytes)`` for each line starting at or after ``start``.
+  """Yields ``(offset, bytes)`` for each line of ``f`` from its current
+  position, which is file offset ``start``.
 
-  ``f`` is positioned at the first byte to consider (``start``, or ``start-1``
-  when the caller needs the partial line skipped: see ``skip_partial``).
   Newlines are stripped. With ``max_line_bytes``, a longer line is yielded in
   pieces cut at whitespace (or at a UTF-8 character boundary), each with its
-  own offset, and counted as ``long_line_pieces``.
+  own offset, and counted as ``long_line_pieces``. Without it (JSONL), lines
+  over ``MAX_JSONL_LINE_BYTES`` are skipped and counted.
   """
   buf = b""
-  offset = start  # file offset of buf[0]
+  pos = 0  # start of the current line in buf
+  offset = start  # file offset of buf[pos]
   eof = False
+  limit = max_line_bytes or MAX_JSONL_LINE_BYTES
   while True:
-    if max_line_bytes:
-      nl = buf.find(b"\n", 0, max_line_bytes + 1)
-    else:
-      nl = buf.find(b"\n")
+    nl = buf.find(b"\n", pos, pos + limit + 1)
     if nl >= 0:
-      yield offset, buf[:nl]
-      offset += nl + 1
-      buf = buf[nl + 1:]
-    elif max_line_bytes and len(buf) > max_line_bytes:
-      cut = _cut_point(buf, max_line_bytes)
-      count("long_line_pieces", 1)
-      yield offset, buf[:cut]
-      offset += cut
-      buf = buf[cut:]
-    elif not max_line_bytes and len(buf) > MAX_JSONL_LINE_BYTES:
-      # A JSONL line too long to parse: skip to its end, count it.
-      count("oversized_lines_dropped", 1)
-      offset += len(buf)
-      buf = b""
-      while not eof:
-        chunk = f.read(_BLOCK)
-        eof = not chunk
-        nl = chunk.find(b"\n")
-        if nl >= 0:
-          offset += nl + 1
-          buf = chunk[nl + 1:]
-          break
-        offset += len(chunk)
+      yield offset, buf[pos:nl]
+      offset += nl + 1 - pos
+      pos = nl + 1
+    elif len(buf) - pos > limit:
+      if max_line_bytes:
+        cut = _cut_point(buf[pos:pos + limit + 1], limit)
+        count("long_line_pieces", 1)
+        yield offset, buf[pos:pos + cut]
+        offset += cut
+        pos += cut
+      else:
+        # A JSONL line too long to parse: skip to its end, count it.
+        count("oversized_lines_dropped", 1)
+        offset += len(buf) - pos
+        buf, pos = b"", 0
+        while not eof:
+          chunk = f.read(_BLOCK)
+          eof = not chunk
+          nl = chunk.find(b"\n")
+          if nl >= 0:
+            offset += nl + 1
+            buf = chunk[nl + 1:]
+            break
+          offset += len(chunk)
     elif not eof:
       chunk = f.read(_BLOCK)
       if chunk:
-        buf += chunk
+        buf = buf[pos:] + chunk
+        pos = 0
       else:
         eof = True
     else:
-      if buf:
-        yield offset, buf
+      if pos < len(buf):
+        yield offset, buf[pos:]
       return
 
 

@@ -16,6 +16,7 @@ the Python version BERT was written against are classified differently.
 """
 
 import dataclasses
+import itertools
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -199,7 +200,7 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
       continue
     lengths = np.fromiter((len(p) for p in pieces), dtype=np.int32,
                           count=len(pieces))
-    ids = np.fromiter((i for p in pieces for i in p), dtype=dtype,
+    ids = np.fromiter(itertools.chain.from_iterable(pieces), dtype=dtype,
                       count=int(lengths.sum()))
     counts["documents"] += 1
     counts["sentences"] += len(pieces)
