@@ -34,5 +34,8 @@ setuptools.setup(
             "hypothesis==6.170.17",
             "moto[server]==5.2.5",
         ],
+        "bench": [
+            "psutil==7.2.2",
+        ],
     },
 )

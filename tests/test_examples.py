@@ -9,19 +9,22 @@ from transforms.masking import MaskedBatch
 
 def _random_batch(n=50, L=16, P=5, seed=0):
   rng = np.random.default_rng(seed)
-  big = np.array([0, 1, 127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21,
-                  2 ** 28, 2 ** 35 + 3])
-  input_ids = rng.integers(0, 40000, size=(n, L))
-  input_ids[0, :big.size] = big
+  lengths = rng.integers(5, L + 1, size=n).astype(np.int32)
+  input_ids = rng.integers(1, 40000, size=(n, L)).astype(np.int32)
+  input_ids[np.arange(L)[None, :] >= lengths[:, None]] = 0
+  input_ids[0, :8] = [0, 1, 127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21]
+  num = rng.integers(0, P + 1, size=n).astype(np.int32)
+  positions = np.sort(rng.integers(1, 5, size=(n, P)), axis=1).astype(np.uint16)
+  positions[np.arange(P)[None, :] >= num[:, None]] = 0
   return MaskedBatch(
       key=(0, 0),
       input_ids=input_ids,
-      input_mask=rng.integers(0, 2, size=(n, L)),
-      segment_ids=rng.integers(0, 2, size=(n, L)),
-      masked_lm_positions=rng.integers(0, L, size=(n, P)),
-      masked_lm_ids=rng.integers(0, 30522, size=(n, P)),
-      masked_lm_weights=rng.integers(0, 2, size=(n, P)).astype(np.float32),
-      next_sentence_labels=rng.integers(0, 2, size=n))
+      lengths=lengths,
+      a_lengths=(lengths // 2 - 1).astype(np.int32),
+      masked_lm_positions=positions,
+      masked_lm_ids=rng.integers(0, 30522, size=(n, P)).astype(np.uint16),
+      num_predictions=num,
+      next_sentence_labels=rng.integers(0, 2, size=n).astype(np.uint8))
 
 
 def test_varints_match_protobuf():
@@ -41,9 +44,10 @@ def test_serialized_examples_parse_with_tensorflow():
     assert set(proto.features.feature) == set(examples.FEATURE_NAMES)
     parsed = tf.io.parse_single_example(record, spec)
     for name in examples.FEATURE_NAMES:
-      want = getattr(batch, name)[i]
+      want = getattr(batch, name)[i].astype(np.float64)
       got = parsed[name].numpy()
-      assert np.array_equal(got, np.reshape(want, got.shape)), name
+      assert np.array_equal(got.astype(np.float64),
+                            np.reshape(want, got.shape)), name
   # The same bytes TensorFlow would write for the same values, up to the
   # order of map entries (which protobuf leaves open).
   proto = tf.train.Example.FromString(records[3])
@@ -56,3 +60,22 @@ def test_schema_is_tft_metadata(tmp_path):
   examples.write_schema(str(tmp_path), 64, 10)
   spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
   assert spec == examples.feature_spec(64, 10)
+
+
+def test_scatter_and_serialize_slices_keep_every_instance():
+  batch = _random_batch(n=300)
+  rng = np.random.default_rng(5)
+  slices = list(examples.scatter(batch, 16, rng))
+  assert 8 < len(slices) <= 16
+  assert sum(len(s) for _, s in slices) == 300
+  records = [r for chunk in examples.serialize_slices(
+      (s for _, s in slices), 64) for r in chunk]
+  assert sorted(records) == sorted(examples.serialize_batch(batch))
+
+
+def test_shuffle_stream_is_a_permutation():
+  import random
+  chunks = [[bytes([i, j]) for j in range(10)] for i in range(30)]
+  out = list(examples.shuffle_stream(chunks, 50, random.Random(0)))
+  flat = [r for c in chunks for r in c]
+  assert sorted(out) == sorted(flat) and out != flat

@@ -67,7 +67,8 @@ def _run_doc(doc_index, pool, params, seed=0):
   counts = collections.Counter()
   rng = random.Random(seed)
   out = list(instances.create_instances_from_document(
-      doc_index, [d.sentences() for d in pool], rng, params, counts))
+      doc_index, [instances.pool_document(d) for d in pool], rng, params,
+      counts))
   return out, counts
 
 

@@ -35,6 +35,8 @@ SHARD_PREFIX = "part"
 SHUFFLE_GROUPS = 64
 # Records held by each group's shuffle buffer on its way to the writer.
 SHUFFLE_BUFFER = 8192
+# Instances serialized per call after the shuffle.
+SERIALIZE_BATCH = 1024
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,32 +81,28 @@ def varint_encode(values: np.ndarray):
   Returns ``(data, row_ends)``: ``data`` holds every row's varints back to
   back and row ``i`` is ``data[row_ends[i-1]:row_ends[i]]``.
   """
-  v = np.ascontiguousarray(values, dtype=np.int64)
+  v = np.ascontiguousarray(values)
+  rows = v.shape[0]
+  v = v.reshape(rows, -1)
   if v.size and v.min() < 0:
     raise ValueError("negative feature value")
-  v = v.astype(np.uint64)
-  sizes = np.ones(v.shape, dtype=np.int64)
-  bound = np.uint64(1 << 7)
-  while True:
-    more = v >= bound
-    if not more.any():
-      break
-    sizes += more
-    if bound >= np.uint64(1 << 56):
-      break
-    bound = bound << np.uint64(7)
-  flat_v = v.ravel()
-  flat_sizes = sizes.ravel()
-  ends = np.cumsum(flat_sizes)
-  starts = ends - flat_sizes
-  out = np.zeros(int(ends[-1]) if ends.size else 0, dtype=np.uint8)
-  for k in range(int(flat_sizes.max()) if flat_sizes.size else 0):
-    sel = flat_sizes > k
-    byte = (flat_v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
-    byte |= np.where(flat_sizes[sel] > k + 1, np.uint64(0x80), np.uint64(0))
-    out[starts[sel] + k] = byte.astype(np.uint8)
-  row_ends = np.cumsum(sizes.reshape(v.shape[0], -1).sum(axis=1))
-  return out.tobytes(), row_ends.tolist()
+  top = int(v.max()) if v.size else 0
+  width = max(1, (top.bit_length() + 6) // 7)  # bytes of the largest value
+  v = v.astype(np.int32 if width <= 4 else np.int64, copy=False)
+  # Byte k of every value, with the continuation bit where byte k+1 exists;
+  # keeping the bytes each value has, in row-major order, gives the stream.
+  has = [np.ones(v.shape, dtype=bool)] + [v >= (1 << (7 * k))
+                                          for k in range(1, width)]
+  parts = []
+  for k in range(width):
+    byte = ((v >> (7 * k)) & 0x7F).astype(np.uint8)
+    if k + 1 < width:
+      byte |= has[k + 1].astype(np.uint8) << 7
+    parts.append(byte)
+  data = np.stack(parts, axis=-1)[np.stack(has, axis=-1)].tobytes()
+  sizes = np.sum(has, axis=0)
+  row_ends = np.cumsum(sizes.sum(axis=1))
+  return data, row_ends.tolist()
 
 
 class _Prefixes(dict):
@@ -136,33 +134,74 @@ _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
+def _table(prefixes: "_Prefixes", lengths: np.ndarray):
+  """The prefixes needed for ``lengths`` back to back, and per row the
+  offset and size of its prefix in that table."""
+  distinct, inverse = np.unique(lengths, return_inverse=True)
+  parts = [prefixes[int(n)] for n in distinct.tolist()]
+  sizes = np.array([len(p) for p in parts], dtype=np.int64)
+  starts = np.cumsum(sizes) - sizes
+  return b"".join(parts), starts[inverse], sizes[inverse]
+
+
 def serialize_batch(batch: MaskedBatch) -> List[bytes]:
   """One serialized ``tf.train.Example`` per instance of ``batch``.
 
   Wire format: Example.features (field 1) → Features.feature map entries
-  (field 1) → {key, Feature{int64_list | float_list{packed value}}}.
+  (field 1) → {key, Feature{int64_list | float_list{packed value}}}. The
+  whole batch is assembled by one numpy gather: each record is a list of
+  (source offset, length) segments into one buffer of prefixes and payloads.
   """
   n = len(batch)
-  columns = []
-  for name in INT_FEATURES + (LABEL_FEATURE,):
-    data, ends = varint_encode(getattr(batch, name).reshape(n, -1))
-    columns.append((_PREFIXES[name], data, [0] + ends))
+  if not n:
+    return []
+  sources: List[bytes] = []  # pieces of the source buffer
+  base = 0
+  seg_starts, seg_sizes = [], []  # per feature: prefix, then payload
+  features_len = np.zeros(n, dtype=np.int64)
+  columns = [(name, getattr(batch, name).reshape(n, -1))
+             for name in INT_FEATURES + (LABEL_FEATURE,)]
+  for name, values in columns:
+    data, ends = varint_encode(values)
+    ends = np.asarray(ends, dtype=np.int64)
+    lengths = np.diff(ends, prepend=0)
+    table, p_start, p_size = _table(_PREFIXES[name], lengths)
+    seg_starts += [base + p_start, base + len(table) + ends - lengths]
+    seg_sizes += [p_size, lengths]
+    sources += [table, data]
+    base += len(table) + len(data)
+    features_len += p_size + lengths
   weights = np.ascontiguousarray(batch.masked_lm_weights, dtype="<f4")
-  w_data = weights.tobytes()
   w_row = weights.shape[1] * 4
   w_prefix = _PREFIXES["masked_lm_weights"][w_row]
-  out = []
-  for i in range(n):
-    parts = []
-    for prefixes, data, ends in columns:
-      start, end = ends[i], ends[i + 1]
-      parts.append(prefixes[end - start])
-      parts.append(data[start:end])
-    parts.append(w_prefix)
-    parts.append(w_data[i * w_row:(i + 1) * w_row])
-    features = b"".join(parts)
-    out.append(b"\x0a" + _varint(len(features)) + features)
-  return out
+  sources += [w_prefix, weights.tobytes()]
+  seg_starts += [np.full(n, base, dtype=np.int64),
+                 base + len(w_prefix) + np.arange(n, dtype=np.int64) * w_row]
+  seg_sizes += [np.full(n, len(w_prefix), dtype=np.int64),
+                np.full(n, w_row, dtype=np.int64)]
+  base += len(w_prefix) + n * w_row
+  features_len += len(w_prefix) + w_row
+  # Example header: field 1 tag and the varint length of the Features.
+  header = np.array([len(_varint(int(x))) + 1 for x in features_len.tolist()],
+                    dtype=np.int64)
+  header_bytes = b"".join(b"\x0a" + _varint(int(x))
+                          for x in features_len.tolist())
+  sources.append(header_bytes)
+  seg_starts.insert(0, base + np.cumsum(header) - header)
+  seg_sizes.insert(0, header)
+
+  src = np.frombuffer(b"".join(sources), dtype=np.uint8)
+  starts = np.stack(seg_starts, axis=1).ravel()  # row-major: record order
+  sizes = np.stack(seg_sizes, axis=1).ravel()
+  out_starts = np.cumsum(sizes) - sizes
+  gather = np.repeat(starts - out_starts, sizes) + np.arange(int(sizes.sum()))
+  out = src[gather].tobytes()
+  record_ends = np.cumsum(features_len + header).tolist()
+  records, start = [], 0
+  for end in record_ends:
+    records.append(out[start:end])
+    start = end
+  return records
 
 
 def shard_suffix(compression: str) -> str:
@@ -200,11 +239,11 @@ def write_schema(output_dir: str, max_seq_length: int,
   return path
 
 
-def scatter(records: List[bytes], groups: int, rng: np.random.Generator
-            ) -> Iterator[Tuple[int, List[bytes]]]:
-  """Deals a batch's records at random into ``groups`` lists, in random
-  order within each; yields the non-empty ``(group, records)``."""
-  n = len(records)
+def scatter(batch: MaskedBatch, groups: int, rng: np.random.Generator
+            ) -> Iterator[Tuple[int, MaskedBatch]]:
+  """Deals a batch's instances at random into ``groups`` slices, in random
+  order within each; yields the non-empty ``(group, slice)``."""
+  n = len(batch)
   perm = rng.permutation(n)
   assign = rng.integers(0, groups, size=n)
   order = perm[np.argsort(assign[perm], kind="stable")]
@@ -212,7 +251,7 @@ def scatter(records: List[bytes], groups: int, rng: np.random.Generator
   start = 0
   for g in np.nonzero(sizes)[0].tolist():
     end = start + int(sizes[g])
-    yield g, [records[i] for i in order[start:end].tolist()]
+    yield g, batch.take(order[start:end])
     start = end
 
 
@@ -234,29 +273,46 @@ def shuffle_stream(chunks: Iterable[List[bytes]], capacity: int,
   yield from buffer
 
 
-class _SerializeAndScatter(beam.DoFn):
+def serialize_slices(slices: Iterable[MaskedBatch], min_batch: int
+                     ) -> Iterator[List[bytes]]:
+  """Serializes slices a few together: serialization has a per-call cost,
+  and slices after the scatter hold only a handful of instances each."""
+  pending, count = [], 0
+  for piece in slices:
+    pending.append(piece)
+    count += len(piece)
+    if count >= min_batch:
+      yield serialize_batch(MaskedBatch.concat(pending))
+      pending, count = [], 0
+  if pending:
+    yield serialize_batch(MaskedBatch.concat(pending))
+
+
+class _Scatter(beam.DoFn):
 
   def __init__(self, groups: int, seed: int):
     self._groups = groups
     self._seed = seed
 
   def process(self, batch: MaskedBatch):
-    records = serialize_batch(batch)
     rng = np.random.default_rng(keys.stable_hash("shuffle", self._seed,
                                                  *batch.key))
-    yield from scatter(records, self._groups, rng)
+    for group, piece in scatter(batch, self._groups, rng):
+      yield group, piece.to_bytes()
 
 
-class _Unscatter(beam.DoFn):
+class _SerializeAndShuffle(beam.DoFn):
 
   def __init__(self, seed: int, capacity: int):
     self._seed = seed
     self._capacity = capacity
 
   def process(self, element):
-    group, chunks = element
+    group, slices = element
     rng = random.Random(keys.stable_hash("unscatter", self._seed, group))
-    yield from shuffle_stream(chunks, self._capacity, rng)
+    pieces = (MaskedBatch.from_bytes(data) for data in slices)
+    yield from shuffle_stream(serialize_slices(pieces, SERIALIZE_BATCH),
+                              self._capacity, rng)
 
 
 class WriteExamples(beam.PTransform):
@@ -283,13 +339,16 @@ class WriteExamples(beam.PTransform):
         # The shuffle stays: without it each shard would hold whole pools in
         # document order, while BERT's input pipeline only shuffles within a
         # window of records; it also spreads the writing across workers. It
-        # moves lists of records, not single records: Beam's per-element
-        # cost would otherwise exceed the cost of making the examples.
-        | "SerializeAndScatter" >> beam.ParDo(
-            _SerializeAndScatter(self._groups, self._seed))
-        # Output: (group, [[record, ...], ...]) from batches all over.
+        # moves slices of compact masked batches, not single serialized
+        # records: Beam's per-element cost and a shuffle three times the
+        # size of the compact form would otherwise cost more than making the
+        # examples.
+        | "Scatter" >> beam.ParDo(_Scatter(self._groups, self._seed))
+        # Output: (group, [MaskedBatch slice as bytes, ...]) from batches
+        # all over.
         | "Shuffle" >> beam.GroupByKey()
-        | "Unscatter" >> beam.ParDo(_Unscatter(self._seed, self._buffer))
+        | "SerializeAndShuffle" >> beam.ParDo(
+            _SerializeAndShuffle(self._seed, self._buffer))
         | "Write" >> tfrecordio.WriteToTFRecord(
             file_path_prefix=FileSystems.join(self._output_dir, SHARD_PREFIX),
             file_name_suffix=shard_suffix(self._compression),

@@ -114,57 +114,60 @@ def target_length(rng: random.Random, params: InstanceParams) -> int:
   return params.max_num_tokens
 
 
+# A pool document: its token ids back to back, and the offsets where its
+# sentences start, plus the end (sentence i is ids[offsets[i]:offsets[i+1]]).
+PoolDocument = Tuple[np.ndarray, List[int]]
+
+
+def pool_document(doc: TokenizedDocument) -> PoolDocument:
+  return doc.ids, [0] + np.cumsum(doc.sentence_lengths).tolist()
+
+
 def create_instances_from_document(
-    doc_index: int, pool: Sequence[List[np.ndarray]], rng: random.Random,
+    doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
     params: InstanceParams, counts: Dict[str, int]
 ) -> Iterator[Tuple[np.ndarray, np.ndarray, bool]]:
   """Yields ``(tokens_a, tokens_b, is_random_next)`` for one document pass.
 
-  ``pool`` is every document of the bucket as a list of sentence id arrays;
-  ``pool[doc_index]`` is the document at hand.
+  ``pool`` holds every document of the bucket; ``pool[doc_index]`` is the
+  one at hand. Segments are runs of whole sentences, so A and B are slices
+  (views) of a document's ids: nothing is copied here.
   """
-  document = pool[doc_index]
+  ids, offsets = pool[doc_index]
+  num_sentences = len(offsets) - 1
   target = target_length(rng, params)
-  chunk: List[np.ndarray] = []
-  chunk_len = 0
+  first = 0  # first sentence of the current chunk
   i = 0
-  while i < len(document):
-    segment = document[i]
-    chunk.append(segment)
-    chunk_len += len(segment)
-    if i == len(document) - 1 or chunk_len >= target:
-      a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-      tokens_a = _concat(chunk[:a_end])
-      if len(chunk) == 1 or rng.random() < 0.5:
+  while i < num_sentences:
+    chunk_sentences = i - first + 1
+    if i == num_sentences - 1 or offsets[i + 1] - offsets[first] >= target:
+      a_end = (rng.randint(1, chunk_sentences - 1) if chunk_sentences >= 2
+               else 1)
+      tokens_a = ids[offsets[first]:offsets[first + a_end]]
+      if chunk_sentences == 1 or rng.random() < 0.5:
         is_random_next = True
         other = _random_other_document(doc_index, len(pool), rng, counts)
-        random_document = pool[other]
+        other_ids, other_offsets = pool[other]
         target_b = target - len(tokens_a)
-        start = rng.randint(0, len(random_document) - 1)
-        parts, got = [], 0
-        for j in range(start, len(random_document)):
-          parts.append(random_document[j])
-          got += len(random_document[j])
-          if got >= target_b:
-            break
-        tokens_b = _concat(parts)
+        start = rng.randint(0, len(other_offsets) - 2)
+        end = start + 1
+        while (end < len(other_offsets) - 1
+               and other_offsets[end] - other_offsets[start] < target_b):
+          end += 1
+        tokens_b = other_ids[other_offsets[start]:other_offsets[end]]
         # The unused segments go back: the next chunk starts with them.
-        i -= len(chunk) - a_end
+        i = first + a_end - 1
       else:
         is_random_next = False
-        tokens_b = _concat(chunk[a_end:])
+        tokens_b = ids[offsets[first + a_end]:offsets[i + 1]]
       tokens_a, tokens_b, removed = truncate_seq_pair(
           tokens_a, tokens_b, params.max_num_tokens, rng)
       if removed:
         counts["truncated_instances"] += 1
         counts["truncated_tokens"] += removed
       yield tokens_a, tokens_b, is_random_next
-      chunk, chunk_len = [], 0
+      first = i + 1
     i += 1
-
-
-def _concat(parts: List[np.ndarray]) -> np.ndarray:
-  return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _random_other_document(doc_index: int, pool_size: int, rng: random.Random,
@@ -192,15 +195,17 @@ def instances_for_bucket(bucket: int, docs: Sequence[TokenizedDocument],
   over in no fixed order.
   """
   docs = sorted(docs, key=lambda d: (d.doc_id, d.ids.tobytes()))
-  pool = [d.sentences() for d in docs]
+  pool = [pool_document(d) for d in docs]
   L = params.max_seq_length
   rows: List[Tuple[np.ndarray, np.ndarray, bool]] = []
   counts = _zero_counts()
   batch_index = 0
   for doc_index, doc in enumerate(docs):
-    for dupe in range(params.dupe_factor):
-      rng = random.Random(keys.stable_hash(
-          "instances", params.random_seed, doc.doc_id, dupe))
+    # One generator per document, its dupe passes drawn one after another:
+    # keyed by the document alone, so still independent of everything else.
+    rng = random.Random(keys.stable_hash("instances", params.random_seed,
+                                         doc.doc_id))
+    for _ in range(params.dupe_factor):
       for row in create_instances_from_document(doc_index, pool, rng, params,
                                                 counts):
         rows.append(row)

@@ -18,7 +18,8 @@ Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
 import dataclasses
-from typing import Dict, Tuple
+import struct
+from typing import Dict, List, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -38,18 +39,75 @@ class MaskingParams:
 
 @dataclasses.dataclass
 class MaskedBatch:
-  """What the TFRecord features are made of, all zero padded."""
+  """Masked instances in compact form (narrow dtypes, nothing derivable
+  stored): this is what crosses the shuffle. The properties give BERT's
+  features, zero padded."""
   key: Tuple[int, int]  # the InstanceBatch's key
-  input_ids: np.ndarray  # int64 [n, max_seq_length]
-  input_mask: np.ndarray  # int64 [n, max_seq_length]
-  segment_ids: np.ndarray  # int64 [n, max_seq_length]
-  masked_lm_positions: np.ndarray  # int64 [n, max_predictions]
-  masked_lm_ids: np.ndarray  # int64 [n, max_predictions]
-  masked_lm_weights: np.ndarray  # float32 [n, max_predictions]
-  next_sentence_labels: np.ndarray  # int64 [n]
+  input_ids: np.ndarray  # [n, max_seq_length], masked, zero padded
+  lengths: np.ndarray  # int32 [n]: real tokens, [CLS] and [SEP]s included
+  a_lengths: np.ndarray  # int32 [n]: tokens of segment A
+  masked_lm_positions: np.ndarray  # uint16 [n, max_predictions], ascending
+  masked_lm_ids: np.ndarray  # [n, max_predictions]: the original tokens
+  num_predictions: np.ndarray  # int32 [n]
+  next_sentence_labels: np.ndarray  # uint8 [n]: 1 = random next
 
   def __len__(self):
-    return int(self.next_sentence_labels.size)
+    return int(self.lengths.size)
+
+  @property
+  def input_mask(self) -> np.ndarray:
+    cols = np.arange(self.input_ids.shape[1])[None, :]
+    return (cols < self.lengths[:, None]).astype(np.uint8)
+
+  @property
+  def segment_ids(self) -> np.ndarray:
+    cols = np.arange(self.input_ids.shape[1])[None, :]
+    return ((cols > (self.a_lengths + 1)[:, None])
+            & (cols < self.lengths[:, None])).astype(np.uint8)
+
+  @property
+  def masked_lm_weights(self) -> np.ndarray:
+    cols = np.arange(self.masked_lm_positions.shape[1])[None, :]
+    return (cols < self.num_predictions[:, None]).astype(np.float32)
+
+  def take(self, rows: np.ndarray) -> "MaskedBatch":
+    return MaskedBatch(self.key, *(getattr(self, f)[rows]
+                                   for f in _ROW_FIELDS))
+
+  def to_bytes(self) -> bytes:
+    """One flat buffer: crosses a shuffle far cheaper than a pickled object
+    holding seven arrays."""
+    n, L = self.input_ids.shape
+    P = self.masked_lm_positions.shape[1]
+    arrays = [np.ascontiguousarray(getattr(self, f)) for f in _ROW_FIELDS]
+    header = _HEADER.pack(self.key[0], self.key[1], n, L, P,
+                          "".join(a.dtype.char for a in arrays).encode())
+    return header + b"".join(a.tobytes() for a in arrays)
+
+  @staticmethod
+  def from_bytes(data: bytes) -> "MaskedBatch":
+    k0, k1, n, L, P, chars = _HEADER.unpack_from(data)
+    offset = _HEADER.size
+    fields = []
+    for field, char in zip(_ROW_FIELDS, chars.decode()):
+      dtype = np.dtype(char)
+      shape = (n, L) if field == "input_ids" else (
+          (n, P) if field.startswith("masked_lm_") else (n,))
+      count = int(np.prod(shape))
+      fields.append(np.frombuffer(data, dtype=dtype, count=count,
+                                  offset=offset).reshape(shape))
+      offset += count * dtype.itemsize
+    return MaskedBatch((k0, k1), *fields)
+
+  @staticmethod
+  def concat(batches: List["MaskedBatch"]) -> "MaskedBatch":
+    return MaskedBatch(batches[0].key, *(
+        np.concatenate([getattr(b, f) for b in batches]) for f in _ROW_FIELDS))
+
+
+_ROW_FIELDS = ("input_ids", "lengths", "a_lengths", "masked_lm_positions",
+               "masked_lm_ids", "num_predictions", "next_sentence_labels")
+_HEADER = struct.Struct("<qqiii7s")
 
 
 def num_to_predict(lengths: np.ndarray, masked_lm_prob: float,
@@ -90,12 +148,14 @@ def choose_positions(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
   if np.array_equal(group[cand], (np.cumsum(cand, axis=1) - 1)[cand]):
     # Every group is one position: a random permutation of the candidates,
     # first n_pred of them.
-    noise = rng.random((n, L))
-    noise[~cand] = 2.0
-    order = np.argsort(noise, axis=1, kind="stable")
-    rank = np.empty_like(order)
-    np.put_along_axis(rank, order, np.arange(L)[None, :].repeat(n, 0), axis=1)
-    return cand & (rank < n_pred[:, None])
+    # Random keys made distinct by the column, so that "the n_pred smallest"
+    # is exact: the keys at or below the n_pred-th smallest.
+    noise = rng.integers(0, 1 << 40, size=(n, L)) * L + np.arange(L)[None, :]
+    noise[~cand] = np.iinfo(np.int64).max
+    limit = np.minimum(n_pred, cand.sum(axis=1)) - 1
+    threshold = np.take_along_axis(np.sort(noise, axis=1),
+                                   np.maximum(limit, 0)[:, None], axis=1)
+    return cand & (noise <= threshold) & (limit >= 0)[:, None]
   chosen = np.zeros_like(cand)
   for r in range(n):
     g = group[r]
@@ -126,32 +186,33 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   n_pred = num_to_predict(batch.lengths, params.masked_lm_prob, P)
   chosen = choose_positions(cand, group, n_pred, rng)
 
-  tokens = batch.tokens.astype(np.int64)
-  u = rng.random((n, L))
-  keep_or_random = rng.random((n, L))
-  random_ids = rng.integers(0, vocab_size, size=(n, L))
+  tokens = batch.tokens
+  id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
+  u = rng.random((n, L), dtype=np.float32)
+  keep_or_random = rng.random((n, L), dtype=np.float32)
+  random_ids = rng.integers(0, vocab_size, size=(n, L), dtype=np.int32)
   to_mask = chosen & (u < 0.8)
   to_keep = chosen & ~to_mask & (keep_or_random < 0.5)
   to_random = chosen & ~to_mask & ~to_keep
-  input_ids = np.where(to_mask, mask_id, np.where(to_random, random_ids, tokens))
+  input_ids = np.where(to_mask, mask_id,
+                       np.where(to_random, random_ids, tokens)).astype(id_dtype)
 
   # Chosen positions in ascending order, padded with 0.
-  cols = np.arange(L)[None, :]
+  cols = np.arange(L, dtype=np.int32)[None, :]
   pos_sorted = np.sort(np.where(chosen, cols, L), axis=1)[:, :P]
   real = pos_sorted < L
   positions = np.where(real, pos_sorted, 0)
   ids = np.where(real, np.take_along_axis(tokens, positions, axis=1), 0)
 
-  input_mask = (cols < batch.lengths[:, None]).astype(np.int64)
   masked = MaskedBatch(
       key=batch.key,
       input_ids=input_ids,
-      input_mask=input_mask,
-      segment_ids=batch.segment_ids().astype(np.int64),
-      masked_lm_positions=positions.astype(np.int64),
-      masked_lm_ids=ids.astype(np.int64),
-      masked_lm_weights=real.astype(np.float32),
-      next_sentence_labels=batch.is_random_next.astype(np.int64))
+      lengths=batch.lengths.astype(np.int32),
+      a_lengths=batch.a_lengths.astype(np.int32),
+      masked_lm_positions=positions.astype(np.uint16),
+      masked_lm_ids=ids.astype(id_dtype),
+      num_predictions=real.sum(axis=1).astype(np.int32),
+      next_sentence_labels=batch.is_random_next.astype(np.uint8))
   counts = {
       "masked_tokens": int(np.count_nonzero(chosen)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),

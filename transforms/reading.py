@@ -339,7 +339,7 @@ class ReadDocuments(beam.PTransform):
   def __init__(self, patterns: List[str], input_format: str = "lines",
                text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-               desired_bundle_size: int = 16 << 20):
+               desired_bundle_size: int = 1 << 20):
     super().__init__()
     self._patterns = list(patterns)
     self._format = input_format

@@ -1,0 +1,1 @@
+"""Benchmarks: the pipeline against the reference implementation."""

@@ -1,0 +1,258 @@
+"""Pipeline against the reference, side by side, on one corpus.
+
+Usage:
+  python -m benchmarks.compare --generate_mb=20 --workers=1,2
+  python -m benchmarks.compare --corpus=wiki.txt --workers=1,2,4 --no_reference
+
+Runs, one after the other on the same input and settings:
+  * ``tokenizer``: the tokenizer alone (encode_batch on one thread), the
+    floor for any pipeline that tokenizes;
+  * ``reference``: TF Model Garden's ``create_pretraining_data`` (a port of
+    google-research/bert's script), installed by this script into a venv of
+    its own because it pins another TensorFlow;
+  * ``pipeline``: ``python -m pipelines.mlm`` on the DirectRunner, once per
+    worker count.
+and prints text MB/s (total and per CPU-second), instances/s, CPU seconds,
+wall seconds and peak RSS (summed over the process tree, sampled every
+0.1 s), with ratios against the reference and against one worker.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Dict, List, Optional
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE_DIR = os.path.join(REPO, "corpora", "sample")
+DEFAULT_VOCAB = os.path.join(REPO, "pipelines", "vocab",
+                             "bert-base-uncased-vocab.txt")
+REFERENCE_PACKAGES = ["tensorflow==2.21.0", "tf-keras==2.21.0",
+                      "sentencepiece==0.2.3", "absl-py", "gin-config"]
+REFERENCE_NO_DEPS = ["tf-models-official==2.20.0"]
+
+
+def generate_corpus(path: str, megabytes: float, seed: int = 0) -> None:
+  """A lines-format corpus of ``megabytes`` MB made from the shipped sample:
+  documents of 3–40 sentences drawn at random from it."""
+  sentences = []
+  for name in sorted(os.listdir(SAMPLE_DIR)):
+    with open(os.path.join(SAMPLE_DIR, name), encoding="utf-8") as f:
+      sentences.extend(line.strip() for line in f if line.strip())
+  rng = random.Random(seed)
+  target = int(megabytes * 1e6)
+  written = 0
+  with open(path, "w", encoding="utf-8") as f:
+    while written < target:
+      doc = "\n".join(rng.choice(sentences)
+                      for _ in range(rng.randint(3, 40))) + "\n\n"
+      f.write(doc)
+      written += len(doc.encode("utf-8"))
+
+
+class Measured:
+  """Runs a command; samples the CPU time and RSS of its process tree."""
+
+  def __init__(self, cmd: List[str], env: Optional[Dict[str, str]] = None,
+               cwd: str = REPO, log: Optional[str] = None):
+    self.cmd, self.env, self.cwd, self.log = cmd, env, cwd, log
+
+  def run(self) -> Dict[str, float]:
+    out = open(self.log, "w") if self.log else subprocess.DEVNULL
+    start = time.time()
+    proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=out,
+                            stderr=subprocess.STDOUT)
+    root = psutil.Process(proc.pid)
+    cpu: Dict[int, float] = {}
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+      while not done.is_set():
+        try:
+          procs = [root] + root.children(recursive=True)
+        except psutil.NoSuchProcess:
+          break
+        rss = 0
+        for p in procs:
+          try:
+            t = p.cpu_times()
+            cpu[p.pid] = t.user + t.system
+            rss += p.memory_info().rss
+          except psutil.NoSuchProcess:
+            pass
+        peak[0] = max(peak[0], rss)
+        done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    rc = proc.wait()
+    wall = time.time() - start
+    done.set()
+    sampler.join()
+    if self.log:
+      out.close()
+    if rc != 0:
+      raise RuntimeError("%s failed (exit %d); see %s" % (self.cmd[:4], rc,
+                                                           self.log))
+    return {"wall_s": wall, "cpu_s": sum(cpu.values()),
+            "peak_rss_mb": peak[0] / 1e6}
+
+
+def ensure_reference(venv: str) -> str:
+  python = os.path.join(venv, "bin", "python")
+  probe = [python, "-c", "import official.nlp.data.create_pretraining_data"]
+  if os.path.exists(python) and subprocess.run(
+      probe, capture_output=True).returncode == 0:
+    return python
+  print("installing the reference into %s (a few minutes, once)" % venv,
+        flush=True)
+  subprocess.check_call([sys.executable, "-m", "venv", venv])
+  pip = [python, "-m", "pip", "install", "-q"]
+  subprocess.check_call(pip + REFERENCE_PACKAGES)
+  subprocess.check_call(pip + ["--no-deps"] + REFERENCE_NO_DEPS)
+  return python
+
+
+def run_tokenizer_alone(corpus: str, vocab: str, workdir: str):
+  script = (
+      "import sys, os\n"
+      "os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
+      "sys.path.insert(0, %r)\n"
+      "from transforms.tokenization import load_tokenizer\n"
+      "tok, _ = load_tokenizer(vocab_file=%r)\n"
+      "batch = []\n"
+      "for line in open(%r, encoding='utf-8'):\n"
+      "  if line.strip():\n"
+      "    batch.append(line)\n"
+      "    if len(batch) == 1024:\n"
+      "      tok.encode_batch_fast(batch, add_special_tokens=False); batch = []\n"
+      "tok.encode_batch_fast(batch, add_special_tokens=False)\n"
+      % (REPO, vocab, corpus))
+  return Measured([sys.executable, "-c", script],
+                  log=os.path.join(workdir, "tokenizer.log")).run()
+
+
+def run_reference(python: str, corpus: str, vocab: str, args, workdir: str):
+  out = os.path.join(workdir, "reference.tfrecord")
+  log = os.path.join(workdir, "reference.log")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+  result = Measured([
+      python, "-m", "official.nlp.data.create_pretraining_data",
+      "--input_file=" + corpus, "--output_file=" + out,
+      "--vocab_file=" + vocab, "--do_lower_case=True",
+      "--max_seq_length=%d" % args.max_seq_length,
+      "--max_predictions_per_seq=%d" % args.max_predictions_per_seq,
+      "--masked_lm_prob=0.15", "--random_seed=12345",
+      "--dupe_factor=%d" % args.dupe_factor], env=env, log=log).run()
+  with open(log) as f:
+    for line in f:
+      if "Wrote" in line and "total instances" in line:
+        result["instances"] = int(line.split("Wrote")[1].split()[0])
+  return result
+
+
+def run_pipeline(corpus: str, vocab: str, workers: int, args, workdir: str):
+  out = os.path.join(workdir, "pipeline_%d" % workers)
+  log = os.path.join(workdir, "pipeline_%d.log" % workers)
+  cmd = [sys.executable, "-m", "pipelines.mlm", "--input=" + corpus,
+         "--output=" + out, "--overwrite", "--vocab_file=" + vocab,
+         "--max_seq_length=%d" % args.max_seq_length,
+         "--max_predictions_per_seq=%d" % args.max_predictions_per_seq,
+         "--dupe_factor=%d" % args.dupe_factor,
+         "--direct_num_workers=%d" % workers]
+  if workers > 1:
+    cmd.append("--direct_running_mode=multi_processing")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = Measured(cmd, env=env, log=log).run()
+  with open(os.path.join(out, "summary.json")) as f:
+    result["instances"] = json.load(f)["counts"]["instances"]
+  shutil.rmtree(out, ignore_errors=True)
+  return result
+
+
+def table(rows, mb: float) -> str:
+  ref = next((r for r in rows if r["name"] == "reference"), None)
+  one = next((r for r in rows if r["name"] == "pipeline" and r["workers"] == 1),
+             None)
+  head = ("| run | workers | wall s | CPU s | MB/s | MB/s per CPU-s | "
+          "instances | instances/s | peak RSS MB | CPU-efficiency vs reference "
+          "| speed-up vs 1 worker |")
+  lines = [head, "|" + "---|" * 11]
+  for r in rows:
+    inst = r.get("instances")
+    lines.append("| %s | %s | %.1f | %.1f | %.2f | %.2f | %s | %s | %.0f | %s | %s |" % (
+        r["name"], r.get("workers", 1), r["wall_s"], r["cpu_s"],
+        mb / r["wall_s"], mb / r["cpu_s"],
+        "{:,}".format(inst) if inst else "-",
+        "{:,.0f}".format(inst / r["wall_s"]) if inst else "-",
+        r["peak_rss_mb"],
+        "%.1fx" % (ref["cpu_s"] / r["cpu_s"]) if ref and r is not ref else "-",
+        "%.2fx" % (one["wall_s"] / r["wall_s"])
+        if one and r["name"] == "pipeline" else "-"))
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  source = parser.add_mutually_exclusive_group()
+  source.add_argument("--corpus", help="A lines-format corpus file.")
+  source.add_argument("--generate_mb", type=float, default=20.0,
+                      help="Generate a corpus of this many MB from the "
+                      "project's sample text (default 20).")
+  parser.add_argument("--workers", default="1,2",
+                      help="Comma-separated DirectRunner worker counts.")
+  parser.add_argument("--dupe_factor", type=int, default=5)
+  parser.add_argument("--max_seq_length", type=int, default=128)
+  parser.add_argument("--max_predictions_per_seq", type=int, default=20)
+  parser.add_argument("--vocab_file", default=DEFAULT_VOCAB)
+  parser.add_argument("--no_reference", action="store_true",
+                      help="Skip the reference run.")
+  parser.add_argument("--reference_venv",
+                      default=os.path.join(REPO, ".cache", "reference-venv"))
+  parser.add_argument("--json", help="Also write the results here.")
+  args = parser.parse_args(argv)
+
+  workdir = tempfile.mkdtemp(prefix="mlm-bench-")
+  corpus = args.corpus
+  if not corpus:
+    corpus = os.path.join(workdir, "corpus.txt")
+    generate_corpus(corpus, args.generate_mb)
+  mb = os.path.getsize(corpus) / 1e6
+  print("corpus: %s (%.1f MB); machine: %d cores, %.0f GB; logs in %s" % (
+      corpus, mb, psutil.cpu_count(), psutil.virtual_memory().total / 1e9,
+      workdir), flush=True)
+
+  rows = []
+  r = run_tokenizer_alone(corpus, args.vocab_file, workdir)
+  rows.append(dict(r, name="tokenizer", workers=1))
+  print("tokenizer alone: %.1f CPU s" % r["cpu_s"], flush=True)
+  if not args.no_reference:
+    python = ensure_reference(args.reference_venv)
+    r = run_reference(python, corpus, args.vocab_file, args, workdir)
+    rows.append(dict(r, name="reference", workers=1))
+    print("reference: %.1f s wall, %.1f CPU s" % (r["wall_s"], r["cpu_s"]),
+          flush=True)
+  for workers in [int(w) for w in args.workers.split(",")]:
+    r = run_pipeline(corpus, args.vocab_file, workers, args, workdir)
+    rows.append(dict(r, name="pipeline", workers=workers))
+    print("pipeline, %d worker(s): %.1f s wall, %.1f CPU s" % (
+        workers, r["wall_s"], r["cpu_s"]), flush=True)
+
+  print()
+  print(table(rows, mb))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"corpus_mb": mb, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+  main()
