@@ -46,7 +46,8 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
       pipeline
       | "ReadDocuments" >> ReadDocuments(
           input_patterns(opts), input_format=opts.input_format,
-          text_field=opts.text_field, max_line_bytes=opts.max_line_bytes)
+          text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
+          max_doc_bytes=opts.max_document_bytes)
       | "SplitSentences" >> SplitSentences(opts.input_format)
       | "Tokenize" >> Tokenize(
           vocab_file=None if opts.tokenizer_file else opts.vocab_file,
@@ -171,6 +172,12 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   summary["runner"] = options.view_as(StandardOptions).runner
   path = outputs.finish(opts.output, summary)
   counts = summary["counts"]
+  if not counts.get("instances"):
+    print("error: no examples were made: %d documents had any token (%d "
+          "binary files skipped, %d empty documents dropped); see %s"
+          % (counts.get("documents", 0), counts.get("binary_files_skipped", 0),
+             counts.get("empty_documents_dropped", 0), path), file=sys.stderr)
+    return 1
   logging.info("wrote %d instances from %d documents to %s; summary in %s",
                counts.get("instances", 0), counts.get("documents", 0),
                opts.output, path)

@@ -12,7 +12,8 @@ import os
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.instances import DEFAULT_POOL_SIZE
-from transforms.reading import DEFAULT_MAX_LINE_BYTES, FORMATS
+from transforms.reading import (DEFAULT_MAX_DOCUMENT_BYTES,
+                                DEFAULT_MAX_LINE_BYTES, FORMATS)
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_VOCAB = os.path.join(PACKAGE_DIR, "vocab", "bert-base-uncased-vocab.txt")
@@ -67,6 +68,10 @@ class MlmOptions(PipelineOptions):
         "--max_line_bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
         help="Lines longer than this are cut at whitespace into pieces "
         "(counted as long_line_pieces) so that memory stays bounded.")
+    group.add_argument(
+        "--max_document_bytes", type=int, default=DEFAULT_MAX_DOCUMENT_BYTES,
+        help="Documents longer than this are cut into parts at line "
+        "boundaries (counted as long_documents_split).")
 
     group = parser.add_argument_group("tokenizer")
     group.add_argument(
@@ -137,6 +142,9 @@ def validate(opts: MlmOptions) -> None:
        "least 2, got %d" % opts.random_next_pool_size),
       (opts.max_line_bytes >= 1024, "--max_line_bytes must be at least 1024, "
        "got %d" % opts.max_line_bytes),
+      (opts.max_document_bytes >= opts.max_line_bytes,
+       "--max_document_bytes must be at least --max_line_bytes (%d), got %d"
+       % (opts.max_line_bytes, opts.max_document_bytes)),
       (opts.tokenizer_threads >= 0, "--tokenizer_threads must be 0 or more, "
        "got %d" % opts.tokenizer_threads),
   ]

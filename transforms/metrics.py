@@ -21,7 +21,11 @@ COUNTERS = {
     "nul_bytes_removed": "NUL bytes removed",
     "invalid_utf8_lines": "lines with invalid UTF-8 (bad bytes → U+FFFD, "
                           "which the tokenizer deletes)",
+    "binary_files_skipped": "input files that look binary (NUL bytes or "
+                            "mostly invalid UTF-8 in the first 8 KiB)",
     "long_line_pieces": "cuts made in lines longer than --max_line_bytes",
+    "long_documents_split": "cuts made in documents longer than "
+                            "--max_document_bytes",
     "oversized_lines_dropped": "JSONL lines over 64 MiB, dropped",
     "malformed_jsonl_lines": "JSONL lines that are not JSON, dropped",
     "jsonl_lines_missing_text_field": "JSONL objects without a string "

@@ -26,6 +26,7 @@ kept whole up to ``MAX_JSONL_LINE_BYTES`` and dropped and counted beyond).
 
 import functools
 import json
+import logging
 import os
 import re
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
@@ -38,6 +39,8 @@ from transforms import metrics
 
 FORMATS = ("lines", "wikiextractor", "jsonl")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+DEFAULT_MAX_DOCUMENT_BYTES = 8 << 20
+BINARY_PROBE_BYTES = 8192
 MAX_JSONL_LINE_BYTES = 64 << 20
 _BLOCK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -146,63 +149,81 @@ def clean_line(raw: bytes, count: Count = _no_count) -> List[str]:
   return out
 
 
-def group_lines_format(lines: Iterable[Line], at_file_start: bool
-                      ) -> Iterator[Tuple[int, List[str]]]:
+def group_lines_format(lines: Iterable[Line], at_file_start: bool,
+                       max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+                       count: Count = _no_count
+                       ) -> Iterator[Tuple[int, List[str]]]:
   """BERT lines format: yields ``(claim_offset, sentences)`` per document.
 
   The claim offset is that of the blank line right before the document, or
   0 for a document that opens the file. When not at the file start, the first
   run of non-blank lines is the tail of an earlier range's document: skipped.
+  A document longer than ``max_doc_bytes`` is yielded in parts (same claim),
+  counted as ``long_documents_split``.
   """
   claim = 0 if at_file_start else None
   doc: List[str] = []
+  size = 0
   in_tail = not at_file_start
   for offset, text in lines:
     if text.strip():
       if in_tail:
         continue
       doc.append(text)
+      size += len(text)
+      if size >= max_doc_bytes:
+        count("long_documents_split", 1)
+        yield claim, doc
+        doc, size = [], 0
     else:
       in_tail = False
       if doc:
         yield claim, doc
-        doc = []
+        doc, size = [], 0
       claim = offset
   if doc:
     yield claim, doc
 
 
-def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count
+def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
+                               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
                                ) -> Iterator[Tuple[int, List[str]]]:
   """WikiExtractor: yields ``(offset of <doc>, lines)`` per article, title
   dropped. A ``<doc>`` with no ``</doc>`` ends at the next ``<doc>`` or at the
-  end of the file and is counted as ``unterminated_wiki_docs``."""
+  end of the file and is counted as ``unterminated_wiki_docs``. An article
+  longer than ``max_doc_bytes`` is yielded in parts."""
   claim = None
   doc: Optional[List[str]] = None
+  size = 0
+  title_pending = False
   for offset, text in lines:
     if _DOC_OPEN.match(text):
       if doc is not None:
         count("unterminated_wiki_docs", 1)
-        yield claim, _drop_title(doc)
-      claim, doc = offset, []
+        if doc:
+          yield claim, doc
+      claim, doc, size, title_pending = offset, [], 0, True
     elif doc is not None:
       if _DOC_CLOSE.match(text):
-        yield claim, _drop_title(doc)
+        if doc:
+          yield claim, doc
         doc = None
-      else:
+      elif text.strip():
+        if title_pending:
+          title_pending = False  # the article's title: not a sentence
+          continue
         doc.append(text)
+        size += len(text)
+        if size >= max_doc_bytes:
+          count("long_documents_split", 1)
+          yield claim, doc
+          doc, size = [], 0
     elif text.strip() and claim is not None:
       count("lines_outside_wiki_docs", 1)
   if doc is not None:
     count("unterminated_wiki_docs", 1)
-    yield claim, _drop_title(doc)
-
-
-def _drop_title(doc: List[str]) -> List[str]:
-  for i, text in enumerate(doc):
-    if text.strip():
-      return [t for t in doc[i + 1:] if t.strip()]
-  return []
+    if doc:
+      yield claim, doc
 
 
 def group_jsonl_format(lines: Iterable[Line]) -> Iterator[Tuple[int, List[str]]]:
@@ -231,11 +252,24 @@ def jsonl_paragraphs(line: str, text_field: str, count: Count = _no_count
   return [t for t in text.splitlines() if t.strip()]
 
 
+def looks_binary(head: bytes) -> bool:
+  """Whether the first bytes of a file say it is not text: more than 1% NUL
+  bytes, or more than 10% of it invalid UTF-8. (UTF-16 text counts as
+  binary: convert it to UTF-8 first.)"""
+  if not head:
+    return False
+  if head.count(b"\x00") * 100 > len(head):
+    return True
+  replaced = head.decode("utf-8", errors="replace").count("\ufffd")
+  return replaced * 10 > len(head)
+
+
 class DocumentSource(filebasedsource.FileBasedSource):
   """A splittable source of documents in one of ``FORMATS``."""
 
   def __init__(self, file_pattern: str, input_format: str = "lines",
-               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES):
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES):
     super().__init__(file_pattern,
                      compression_type=CompressionTypes.AUTO,
                      splittable=True,
@@ -244,11 +278,20 @@ class DocumentSource(filebasedsource.FileBasedSource):
       raise ValueError("unknown input format %r" % input_format)
     self._format = input_format
     self._max_line_bytes = max_line_bytes
+    self._max_doc_bytes = max_doc_bytes
 
   def read_records(self, file_name, offset_range_tracker):
     count = metrics.count
     start = offset_range_tracker.start_position()
     base = os.path.basename(file_name)
+    with self.open_file(file_name) as f:
+      head = f.read(BINARY_PROBE_BYTES)
+    if looks_binary(head):
+      # Every range of the file decides alike; the first one counts it.
+      if start == 0:
+        count("binary_files_skipped", 1)
+        logging.warning("skipping %s: it looks binary, not text", file_name)
+      return
     with self.open_file(file_name) as f:
       if start > 0:
         f.seek(start - 1)
@@ -262,9 +305,11 @@ class DocumentSource(filebasedsource.FileBasedSource):
           None if self._format == "jsonl" else self._max_line_bytes, count)
       lines = self._logical_lines(raw, at_file_start=(first == 0), count=count)
       if self._format == "lines":
-        docs = group_lines_format(lines, at_file_start=(first == 0))
+        docs = group_lines_format(lines, at_file_start=(first == 0),
+                                  max_doc_bytes=self._max_doc_bytes,
+                                  count=count)
       elif self._format == "wikiextractor":
-        docs = group_wikiextractor_format(lines, count)
+        docs = group_wikiextractor_format(lines, count, self._max_doc_bytes)
       else:
         docs = group_jsonl_format(lines)
       last_claim, k = None, 0
@@ -303,9 +348,9 @@ def _skip_line(f) -> int:
       return consumed
 
 
-def _make_source(file_name: str, input_format: str,
-                 max_line_bytes: int) -> DocumentSource:
-  return DocumentSource(file_name, input_format, max_line_bytes)
+def _make_source(file_name: str, input_format: str, max_line_bytes: int,
+                 max_doc_bytes: int) -> DocumentSource:
+  return DocumentSource(file_name, input_format, max_line_bytes, max_doc_bytes)
 
 
 class _ParseDocument(beam.DoFn):
@@ -339,18 +384,20 @@ class ReadDocuments(beam.PTransform):
   def __init__(self, patterns: List[str], input_format: str = "lines",
                text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
                desired_bundle_size: int = 1 << 20):
     super().__init__()
     self._patterns = list(patterns)
     self._format = input_format
     self._text_field = text_field
     self._max_line_bytes = max_line_bytes
+    self._max_doc_bytes = max_doc_bytes
     self._desired_bundle_size = desired_bundle_size
 
   def expand(self, pbegin):
     source_from_file = functools.partial(
         _make_source, input_format=self._format,
-        max_line_bytes=self._max_line_bytes)
+        max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes)
     return (
         pbegin
         | "Patterns" >> beam.Create(sorted(self._patterns))
