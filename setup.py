@@ -33,6 +33,7 @@ setuptools.setup(
             "pytest==9.2.0",
             "hypothesis==6.170.17",
             "moto[server]==5.2.5",
+            "psutil==7.2.2",
         ],
         "bench": [
             "psutil==7.2.2",

@@ -140,6 +140,19 @@ def check(argv: Sequence[str]):
   return options, opts, vocab, s3_kwargs
 
 
+def _first_line(e: Exception) -> str:
+  lines = [l for l in str(e).splitlines() if l.strip()]
+  return "%s: %s" % (type(e).__name__, lines[-1] if lines else "")
+
+
+def _failed(output: str, reason: str) -> int:
+  print("error: the pipeline failed (%s). %s holds no complete output (no "
+        "summary.json, an %s marker); run the same command again to retry: it "
+        "cleans up first" % (reason, output, outputs.INCOMPLETE_MARKER),
+        file=sys.stderr)
+  return 1
+
+
 def run(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the job; returns the process exit status."""
   argv = list(sys.argv[1:] if argv is None else argv)
@@ -156,13 +169,14 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
 
   pipeline = beam.Pipeline(options=options)
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs)
-  result = pipeline.run()
-  state = result.wait_until_finish()
-  if state not in ("DONE", None) and str(state) != "DONE":
-    print("error: the pipeline ended in state %s; %s is incomplete (it holds "
-          "%s)" % (state, opts.output, outputs.INCOMPLETE_MARKER),
-          file=sys.stderr)
-    return 1
+  try:
+    result = pipeline.run()
+    state = result.wait_until_finish()
+  except Exception as e:  # pylint: disable=broad-except
+    logging.debug("pipeline failure", exc_info=True)
+    return _failed(opts.output, _first_line(e))
+  if str(state).split(".")[-1] not in ("DONE", "None"):
+    return _failed(opts.output, "it ended in state %s" % state)
 
   write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
   summary = outputs.collect_metrics(result)
