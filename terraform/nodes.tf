@@ -1,0 +1,96 @@
+# Amazon Linux 2023, newest x86_64 image, looked up at plan time.
+data "aws_ami" "al2023" {
+  most_recent = true
+  owners      = ["amazon"]
+
+  filter {
+    name   = "name"
+    values = ["al2023-ami-2023.*-x86_64"]
+  }
+
+  filter {
+    name   = "architecture"
+    values = ["x86_64"]
+  }
+
+  filter {
+    name   = "virtualization-type"
+    values = ["hvm"]
+  }
+}
+
+locals {
+  # Java, Flink, the venv with the pinned Beam and this project's wheel.
+  common_script = templatefile("${path.module}/cloud-init/common.sh.tftpl", {
+    flink_version     = var.flink_version
+    beam_version      = var.beam_version
+    bucket            = aws_s3_bucket.data.bucket
+    project_wheel_key = var.project_wheel_key
+    region            = var.region
+  })
+}
+
+resource "aws_instance" "jobmanager" {
+  #checkov:skip=CKV_AWS_88:The operator reaches the Flink UI on its public IP; inbound is limited to admin_cidr by the security group.
+  ami                         = data.aws_ami.al2023.id
+  instance_type               = var.jobmanager_instance_type
+  subnet_id                   = local.subnet_id
+  vpc_security_group_ids      = [aws_security_group.cluster.id]
+  iam_instance_profile        = aws_iam_instance_profile.node.name
+  key_name                    = var.key_name
+  associate_public_ip_address = true
+  monitoring                  = true
+  ebs_optimized               = true
+
+  metadata_options {
+    http_tokens   = "required"
+    http_endpoint = "enabled"
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = var.root_volume_gb
+    encrypted   = true
+  }
+
+  user_data = templatefile("${path.module}/cloud-init/jobmanager.yaml.tftpl", {
+    common_script      = local.common_script
+    taskmanager_memory = var.taskmanager_memory
+  })
+
+  tags = { Name = "${var.name}-jobmanager", Role = "jobmanager" }
+}
+
+resource "aws_instance" "taskmanager" {
+  #checkov:skip=CKV_AWS_88:TaskManagers need a public IP to download Flink and Python packages at boot (no NAT gateway); inbound is limited to the cluster and admin_cidr.
+  count                       = var.taskmanager_count
+  ami                         = data.aws_ami.al2023.id
+  instance_type               = var.taskmanager_instance_type
+  subnet_id                   = local.subnet_id
+  vpc_security_group_ids      = [aws_security_group.cluster.id]
+  iam_instance_profile        = aws_iam_instance_profile.node.name
+  key_name                    = var.key_name
+  associate_public_ip_address = true
+  monitoring                  = true
+  ebs_optimized               = true
+
+  metadata_options {
+    http_tokens   = "required"
+    http_endpoint = "enabled"
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = var.root_volume_gb
+    encrypted   = true
+  }
+
+  user_data = templatefile("${path.module}/cloud-init/taskmanager.yaml.tftpl", {
+    common_script      = local.common_script
+    jobmanager_address = aws_instance.jobmanager.private_ip
+    taskmanager_memory = var.taskmanager_memory
+    taskmanager_slots  = var.taskmanager_slots == null ? 0 : var.taskmanager_slots
+  })
+
+  tags = { Name = "${var.name}-taskmanager-${count.index}", Role = "taskmanager" }
+}

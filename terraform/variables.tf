@@ -1,0 +1,140 @@
+variable "region" {
+  type        = string
+  description = "AWS region of the cluster and the bucket."
+  default     = "us-east-1"
+}
+
+variable "name" {
+  type        = string
+  description = "Name prefix of every resource (lower case, digits, dashes)."
+  default     = "mlm-flink"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
+    error_message = "name must be 3-31 characters: lower-case letters, digits and dashes, starting with a letter."
+  }
+}
+
+variable "admin_cidr" {
+  type        = string
+  description = "The only network allowed to reach the Flink UI/REST port (8081) and SSH, e.g. your office or home address as x.x.x.x/32."
+
+  validation {
+    condition     = can(cidrhost(var.admin_cidr, 0)) && var.admin_cidr != "0.0.0.0/0"
+    error_message = "admin_cidr must be a valid IPv4 CIDR and must not be 0.0.0.0/0."
+  }
+}
+
+variable "vpc_id" {
+  type        = string
+  description = "An existing VPC to use. Null creates a new VPC with one public subnet."
+  default     = null
+}
+
+variable "subnet_id" {
+  type        = string
+  description = "A subnet of vpc_id with a route to the internet (nodes download Flink and Python packages). Required with vpc_id."
+  default     = null
+
+  validation {
+    condition     = var.subnet_id == null || can(regex("^subnet-[0-9a-f]+$", var.subnet_id))
+    error_message = "subnet_id must look like subnet-0123abcd."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "CIDR of the VPC created when vpc_id is null."
+  default     = "10.42.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0))
+    error_message = "vpc_cidr must be a valid IPv4 CIDR."
+  }
+}
+
+variable "availability_zone" {
+  type        = string
+  description = "Availability zone of the subnet created when vpc_id is null; null lets AWS choose."
+  default     = null
+}
+
+variable "jobmanager_instance_type" {
+  type        = string
+  description = "EC2 instance type of the Flink JobManager."
+  default     = "m6i.large"
+}
+
+variable "taskmanager_instance_type" {
+  type        = string
+  description = "EC2 instance type of each Flink TaskManager (the Python work runs here)."
+  default     = "c6i.2xlarge"
+}
+
+variable "taskmanager_count" {
+  type        = number
+  description = "Number of TaskManager instances."
+  default     = 2
+
+  validation {
+    condition     = var.taskmanager_count >= 1 && var.taskmanager_count <= 100 && floor(var.taskmanager_count) == var.taskmanager_count
+    error_message = "taskmanager_count must be a whole number from 1 to 100."
+  }
+}
+
+variable "taskmanager_slots" {
+  type        = number
+  description = "Task slots per TaskManager; one Python worker runs per slot. Null means one per vCPU."
+  default     = null
+}
+
+variable "taskmanager_memory" {
+  type        = string
+  description = "Flink taskmanager.memory.process.size, e.g. \"12g\". The Python workers use memory outside it."
+  default     = "4g"
+
+  validation {
+    condition     = can(regex("^[0-9]+[mg]$", var.taskmanager_memory))
+    error_message = "taskmanager_memory must be a size such as 4096m or 4g."
+  }
+}
+
+variable "root_volume_gb" {
+  type        = number
+  description = "Size of each node's encrypted gp3 root volume, in GB."
+  default     = 50
+
+  validation {
+    condition     = var.root_volume_gb >= 20 && var.root_volume_gb <= 16384
+    error_message = "root_volume_gb must be between 20 and 16384."
+  }
+}
+
+variable "key_name" {
+  type        = string
+  description = "An existing EC2 key pair for SSH (port 22 from admin_cidr only). Null: no key, no SSH port."
+  default     = null
+}
+
+variable "flink_version" {
+  type        = string
+  description = "Flink version installed on the nodes. Beam's Python SDK supports 1.20 in every recent release."
+  default     = "1.20.3"
+
+  validation {
+    condition     = can(regex("^1\\.20\\.[0-9]+$", var.flink_version))
+    error_message = "flink_version must be a 1.20.x release: the pipeline pins Flink 1.20."
+  }
+}
+
+variable "beam_version" {
+  type        = string
+  description = "apache-beam version on the nodes; must equal the operator's (setup.py pins it)."
+  default     = "2.77.0"
+}
+
+variable "project_wheel_key" {
+  type        = string
+  description = "Key, in the cluster bucket, of this project's wheel (python -m pip wheel --no-deps -w dist . then upload). The nodes install it with the pinned Beam."
+  default     = "dist/mlm_pipeline-0.1.0-py3-none-any.whl"
+}
