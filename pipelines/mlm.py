@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
 from pipelines import outputs
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
                                validate)
-from runners import direct
+from runners import direct, flink
 from transforms.examples import WriteExamples, write_schema
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
@@ -159,7 +159,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
     return 0
-  argv = direct.with_defaults(argv)
+  argv = flink.with_defaults(direct.with_defaults(argv))
   try:
     options, opts, vocab, s3_kwargs = check(argv)
     outputs.prepare(opts.output, opts.overwrite)

@@ -66,6 +66,9 @@ def with_defaults(argv: Sequence[str]) -> List[str]:
   """``argv`` plus the DirectRunner presets it does not override."""
   argv = list(argv)
   runner = _flag_value(argv, "--runner")
+  if runner is None and _has_flag(argv, "--flink_master"):
+    runner = "FlinkRunner"  # a Flink master means Flink, as in Beam
+    argv.append("--runner=FlinkRunner")
   if runner is None or runner.lower() in ("directrunner", "direct"):
     argv = _without_flag(argv, "--runner") + ["--runner=" + LOCAL_RUNNER]
     runner = LOCAL_RUNNER

@@ -1,0 +1,55 @@
+"""Presets for Beam's FlinkRunner (Flink 1.20, Python work in worker pools).
+
+Applied when ``--runner=FlinkRunner``; every flag the user gives wins:
+
+* ``--flink_version=1.20``: Beam's default Flink version moves with Beam
+  releases (1.20 → 2.0 → 2.2); this project pins 1.20, which every recent
+  Beam supports.
+* ``--environment_type=EXTERNAL --environment_config=localhost:50000``: the
+  Python work runs in the Beam worker pool on each TaskManager host (systemd
+  on the EC2 cluster, ``runners.local_flink`` locally). The default, DOCKER,
+  needs a Docker engine that neither these machines nor the cluster have.
+* ``--flink_submit_uber_jar`` when ``--flink_master`` names a host: the job
+  is uploaded through Flink's REST API; no job server process is needed.
+* ``--job_name=mlm-pipeline-<output name>``: how the job shows in the UI.
+"""
+
+import os
+import re
+from typing import List, Sequence
+
+from runners.direct import _flag_value, _has_flag
+
+FLINK_VERSION = "1.20"
+WORKER_POOL = "localhost:50000"
+
+
+def is_flink(argv: Sequence[str]) -> bool:
+  runner = _flag_value(argv, "--runner") or ""
+  return runner.lower() in ("flinkrunner", "flink")
+
+
+def job_name(output: str) -> str:
+  base = os.path.basename(output.rstrip("/")) or "output"
+  return "mlm-pipeline-" + (re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")
+                            or "output")
+
+
+def with_defaults(argv: Sequence[str]) -> List[str]:
+  """``argv`` plus the Flink presets it does not override."""
+  argv = list(argv)
+  if not is_flink(argv):
+    return argv
+  if not _has_flag(argv, "--flink_version"):
+    argv.append("--flink_version=" + FLINK_VERSION)
+  if not _has_flag(argv, "--environment_type"):
+    argv.append("--environment_type=EXTERNAL")
+    if not _has_flag(argv, "--environment_config"):
+      argv.append("--environment_config=" + WORKER_POOL)
+  master = _flag_value(argv, "--flink_master") or "[auto]"
+  if (not master.startswith("[") and not _has_flag(argv, "--flink_submit_uber_jar")
+      and not _has_flag(argv, "--flink_job_server_jar")):
+    argv.append("--flink_submit_uber_jar")
+  if not _has_flag(argv, "--job_name"):
+    argv.append("--job_name=" + job_name(_flag_value(argv, "--output") or ""))
+  return argv
