@@ -62,7 +62,7 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           is_continuation=vocab.is_continuation)
       | "WriteExamples" >> WriteExamples(
           opts.output, num_shards=opts.num_shards,
-          compression=opts.compression, seed=opts.random_seed))
+          compression=opts.compression))
 
 
 def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:

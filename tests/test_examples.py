@@ -60,22 +60,3 @@ def test_schema_is_tft_metadata(tmp_path):
   examples.write_schema(str(tmp_path), 64, 10)
   spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
   assert spec == examples.feature_spec(64, 10)
-
-
-def test_scatter_and_serialize_slices_keep_every_instance():
-  batch = _random_batch(n=300)
-  rng = np.random.default_rng(5)
-  slices = list(examples.scatter(batch, 16, rng))
-  assert 8 < len(slices) <= 16
-  assert sum(len(s) for _, s in slices) == 300
-  records = [r for chunk in examples.serialize_slices(
-      (s for _, s in slices), 64) for r in chunk]
-  assert sorted(records) == sorted(examples.serialize_batch(batch))
-
-
-def test_shuffle_stream_is_a_permutation():
-  import random
-  chunks = [[bytes([i, j]) for j in range(10)] for i in range(30)]
-  out = list(examples.shuffle_stream(chunks, 50, random.Random(0)))
-  flat = [r for c in chunks for r in c]
-  assert sorted(out) == sorted(flat) and out != flat

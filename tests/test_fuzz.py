@@ -77,7 +77,7 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
       for i, doc in enumerate(docs)]
   params = instances.InstanceParams(max_seq_length=max_seq_length,
                                     short_seq_prob=short_seq_prob,
-                                    dupe_factor=2, random_seed=seed)
+                                    dupe_factor=1, random_seed=seed)
   mparams = masking.MaskingParams(masked_lm_prob=masked_lm_prob,
                                   max_predictions_per_seq=max_predictions,
                                   do_whole_word_mask=whole_word,
@@ -85,7 +85,8 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
   is_cont = np.zeros(VOCAB, dtype=bool)
   is_cont[500:700] = True
   total = 0
-  for batch, _ in instances.instances_for_bucket(0, tokenized, params, CLS,
+  entries = [(p, doc) for doc in tokenized for p in range(2)]
+  for batch, _ in instances.instances_for_bucket(0, entries, params, CLS,
                                                  SEP, batch_size=7):
     masked, counts = masking.mask_batch(batch, mparams, VOCAB, MASK, is_cont,
                                         masking.batch_rng(seed, batch.key))

@@ -10,7 +10,6 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms import instances
-from transforms import keys
 from transforms.tokenization import TokenizedDocument
 
 CLS, SEP = 101, 102
@@ -145,10 +144,11 @@ def test_instances_for_bucket_layout_and_determinism():
                                     short_seq_prob=0.1, random_seed=7)
   docs = [_doc("d%d" % i, [3 + i % 5] * (2 + i % 6), start=1000 + 100 * i)
           for i in range(20)]
-  first = list(instances.instances_for_bucket(0, docs, params, CLS, SEP,
+  entries = [(p, d) for d in docs for p in range(2)]
+  first = list(instances.instances_for_bucket(0, entries, params, CLS, SEP,
                                               batch_size=16))
-  again = list(instances.instances_for_bucket(0, list(reversed(docs)), params,
-                                              CLS, SEP, batch_size=16))
+  again = list(instances.instances_for_bucket(0, list(reversed(entries)),
+                                              params, CLS, SEP, batch_size=16))
   assert len(first) == len(again) > 1
   for (b1, _), (b2, _) in zip(first, again):
     assert np.array_equal(b1.tokens, b2.tokens)
@@ -165,9 +165,27 @@ def test_instances_for_bucket_layout_and_determinism():
       la, n = batch.a_lengths[r], batch.lengths[r]
       assert seg[r, :la + 2].sum() == 0 and seg[r, la + 2:n].min() == 1
       assert seg[r, n:].sum() == 0
-  # Each dupe pass draws differently.
+  # The pool's instances come out shuffled, not document by document.
+  firsts = [int(b.tokens[r, 1]) // 100 for b in batches for r in range(len(b))]
+  runs = sum(1 for x, y in zip(firsts, firsts[1:]) if x != y)
+  assert runs > len(firsts) * 0.6
+  # Two passes of one document differ.
   total = sum(len(b) for b in batches)
-  assert total > 60
+  assert total > 40
+
+
+def test_random_next_never_comes_from_the_same_document():
+  params = instances.InstanceParams(max_seq_length=64, short_seq_prob=0.0)
+  d = _doc("d", [5])
+  other = _doc("o", [5, 5], start=5000)
+  pool = [instances.pool_document(x) for x in (d, d, other)]
+  counts = collections.Counter()
+  for seed in range(50):
+    rows = list(instances.create_instances_from_document(
+        0, pool, random.Random(seed), params, counts, ["d", "d", "o"]))
+    for _, b, is_random in rows:
+      assert is_random and b.min() >= 5000
+  assert counts["random_next_from_same_document"] == 0
 
 
 def test_num_buckets():
@@ -179,18 +197,19 @@ def test_num_buckets():
 def test_create_instances_transform_is_independent_of_input_order():
   params = instances.InstanceParams(max_seq_length=24, dupe_factor=2)
   docs = [_doc("d%d" % i, [4] * (1 + i % 4), start=100 * i) for i in range(30)]
-
   # Expected: the plain functions over the same pools.
-  n_buckets = instances.num_buckets(len(docs), 7)
+  n_buckets = instances.num_buckets(len(docs) * 2, 7)
   pools = collections.defaultdict(list)
   for d in docs:
-    pools[keys.bucket_of(params.random_seed, d.doc_id, n_buckets)].append(d)
+    for p in range(2):
+      pools[instances.pool_of(params.random_seed, d.doc_id, p, n_buckets)].append(
+          (p, d))
   expected = []
   for bucket, pool in pools.items():
     for batch, _ in instances.instances_for_bucket(bucket, pool, params, CLS,
                                                    SEP):
       expected.extend(tuple(r) for r in batch.tokens.tolist())
-  assert len(pools) == 5
+  assert len(pools) >= 7
   for order in (docs, list(reversed(docs))):
     with TestPipeline() as p:
       rows = (p | beam.Create(order)

@@ -139,15 +139,3 @@ def test_masking_is_keyed():
   assert not np.array_equal(a.input_ids, c.input_ids)
   # Identical rows within a batch still get different masks.
   assert len({tuple(r) for r in a.masked_lm_positions.tolist()}) > 1
-
-
-def test_masked_batch_round_trips_through_bytes():
-  rows = [list(range(300, 300 + n)) for n in (10, 20, 25)]
-  out, _ = masking.mask_batch(_batch(rows, [3, 9, 12]), masking.MaskingParams(),
-                              VOCAB_SIZE, MASK, _no_continuation(),
-                              np.random.default_rng(0))
-  back = masking.MaskedBatch.from_bytes(out.to_bytes())
-  assert back.key == out.key
-  for field in masking._ROW_FIELDS:
-    assert np.array_equal(getattr(back, field), getattr(out, field))
-    assert getattr(back, field).dtype == getattr(out, field).dtype

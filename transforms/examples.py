@@ -13,8 +13,7 @@ TensorFlow's own parser.
 """
 
 import os
-import random
-from typing import Dict, Iterable, Iterator, List, Tuple
+from typing import Dict, List
 
 import apache_beam as beam
 import numpy as np
@@ -22,7 +21,6 @@ from apache_beam.io import tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import keys
 from transforms.masking import MaskedBatch
 
 INT_FEATURES = ("input_ids", "input_mask", "segment_ids",
@@ -31,12 +29,6 @@ FLOAT_FEATURES = ("masked_lm_weights",)
 LABEL_FEATURE = "next_sentence_labels"
 FEATURE_NAMES = INT_FEATURES + FLOAT_FEATURES + (LABEL_FEATURE,)
 SHARD_PREFIX = "part"
-# Records are dealt into this many shuffle groups (or --num_shards, if more).
-SHUFFLE_GROUPS = 64
-# Records held by each group's shuffle buffer on its way to the writer.
-SHUFFLE_BUFFER = 8192
-# Instances serialized per call after the shuffle.
-SERIALIZE_BATCH = 1024
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -239,116 +231,29 @@ def write_schema(output_dir: str, max_seq_length: int,
   return path
 
 
-def scatter(batch: MaskedBatch, groups: int, rng: np.random.Generator
-            ) -> Iterator[Tuple[int, MaskedBatch]]:
-  """Deals a batch's instances at random into ``groups`` slices, in random
-  order within each; yields the non-empty ``(group, slice)``."""
-  n = len(batch)
-  perm = rng.permutation(n)
-  assign = rng.integers(0, groups, size=n)
-  order = perm[np.argsort(assign[perm], kind="stable")]
-  sizes = np.bincount(assign, minlength=groups)
-  start = 0
-  for g in np.nonzero(sizes)[0].tolist():
-    end = start + int(sizes[g])
-    yield g, batch.take(order[start:end])
-    start = end
-
-
-def shuffle_stream(chunks: Iterable[List[bytes]], capacity: int,
-                   rng: random.Random) -> Iterator[bytes]:
-  """Records of ``chunks`` in random order through a buffer of ``capacity``
-  (like tf.data's shuffle buffer): memory stays bounded however long the
-  stream is."""
-  buffer: List[bytes] = []
-  for chunk in chunks:
-    for record in chunk:
-      if len(buffer) < capacity:
-        buffer.append(record)
-      else:
-        j = rng.randrange(capacity)
-        yield buffer[j]
-        buffer[j] = record
-  rng.shuffle(buffer)
-  yield from buffer
-
-
-def serialize_slices(slices: Iterable[MaskedBatch], min_batch: int
-                     ) -> Iterator[List[bytes]]:
-  """Serializes slices a few together: serialization has a per-call cost,
-  and slices after the scatter hold only a handful of instances each."""
-  pending, count = [], 0
-  for piece in slices:
-    pending.append(piece)
-    count += len(piece)
-    if count >= min_batch:
-      yield serialize_batch(MaskedBatch.concat(pending))
-      pending, count = [], 0
-  if pending:
-    yield serialize_batch(MaskedBatch.concat(pending))
-
-
-class _Scatter(beam.DoFn):
-
-  def __init__(self, groups: int, seed: int):
-    self._groups = groups
-    self._seed = seed
-
-  def process(self, batch: MaskedBatch):
-    rng = np.random.default_rng(keys.stable_hash("shuffle", self._seed,
-                                                 *batch.key))
-    for group, piece in scatter(batch, self._groups, rng):
-      yield group, piece.to_bytes()
-
-
-class _SerializeAndShuffle(beam.DoFn):
-
-  def __init__(self, seed: int, capacity: int):
-    self._seed = seed
-    self._capacity = capacity
-
-  def process(self, element):
-    group, slices = element
-    rng = random.Random(keys.stable_hash("unscatter", self._seed, group))
-    pieces = (MaskedBatch.from_bytes(data) for data in slices)
-    yield from shuffle_stream(serialize_slices(pieces, SERIALIZE_BATCH),
-                              self._capacity, rng)
-
-
 class WriteExamples(beam.PTransform):
-  """Serializes, shuffles and writes the examples.
+  """Serializes and writes the examples; output: the shard file names.
 
-  Output: the list of shard file names written.
+  No shuffle here: the instances arrive shuffled. Each dupe pass of each
+  document went to a random pool (CreateInstances), and each pool's
+  instances come out in random order, so a shard holds random pools' worth of
+  random document passes in random order, and the passes of one document
+  land in different shards. A separate shuffle of the records would move
+  three times the bytes of the documents for no gain in mixing that BERT's
+  input pipeline (interleaved shards, shuffle buffer) would notice.
   """
 
   def __init__(self, output_dir: str, num_shards: int = 0,
-               compression: str = "none", seed: int = 0,
-               shuffle_groups: int = SHUFFLE_GROUPS,
-               shuffle_buffer: int = SHUFFLE_BUFFER):
+               compression: str = "none"):
     super().__init__()
     self._output_dir = output_dir
     self._num_shards = num_shards
     self._compression = compression
-    self._seed = seed
-    self._groups = max(shuffle_groups, num_shards)
-    self._buffer = shuffle_buffer
 
   def expand(self, batches):
     return (
         batches
-        # The shuffle stays: without it each shard would hold whole pools in
-        # document order, while BERT's input pipeline only shuffles within a
-        # window of records; it also spreads the writing across workers. It
-        # moves slices of compact masked batches, not single serialized
-        # records: Beam's per-element cost and a shuffle three times the
-        # size of the compact form would otherwise cost more than making the
-        # examples.
-        | "Scatter" >> beam.ParDo(_Scatter(self._groups, self._seed))
-        # Output: (group, [MaskedBatch slice as bytes, ...]) from batches
-        # all over.
-        | "Shuffle" >> beam.GroupByKey()
-        | "SerializeAndShuffle" >> beam.ParDo(
-            _SerializeAndShuffle(self._seed, self._buffer))
+        | "Serialize" >> beam.FlatMap(serialize_batch)
         | "Write" >> tfrecordio.WriteToTFRecord(
             file_path_prefix=FileSystems.join(self._output_dir, SHARD_PREFIX),
             file_name_suffix=shard_suffix(self._compression),

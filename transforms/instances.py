@@ -1,16 +1,19 @@
 """CreateInstances: tokenized documents → batches of unmasked NSP instances.
 
 The algorithm is google-research/bert's ``create_instances_from_document``
-(see the README's "Algorithm" section), with two changes that make it
+(see the README's "How it works"), with three changes that make it
 distributable and reproducible:
 
-* The random-next segment B comes from a random *other* document of the same
-  pool. Pools ("buckets") hold about ``random_next_pool_size`` documents each,
-  drawn by a keyed hash of the document id from the whole corpus, so no worker
-  ever holds more than one pool.
-* Randomness is keyed: each (document, dupe pass) gets its own
-  ``random.Random`` seeded from a stable hash of (seed, doc id, pass), so the
-  output does not depend on workers, bundles, runners or file order.
+* Each dupe pass of each document is an *entry*, sent to a random pool
+  (``pool_of``: a keyed hash of seed, document id and pass). Pools hold about
+  ``random_next_pool_size`` entries drawn from the whole corpus; a worker
+  holds one pool at a time, never the corpus.
+* The random-next segment B comes from a random entry of the same pool that
+  is another document.
+* Randomness is keyed: each entry gets its own ``random.Random`` seeded from
+  a stable hash of (seed, doc id, pass), and a pool's instances are shuffled
+  by one keyed by (seed, pool). Nothing depends on workers, bundles, runners
+  or file order, and the pools double as the output's shuffle.
 
 Output elements are ``InstanceBatch`` es, a few hundred instances each as
 numpy arrays, to keep Beam's per-element cost off the per-instance path.
@@ -19,7 +22,7 @@ numpy arrays, to keep Beam's per-element cost off the per-instance path.
 import dataclasses
 import math
 import random
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -125,14 +128,18 @@ def pool_document(doc: TokenizedDocument) -> PoolDocument:
 
 def create_instances_from_document(
     doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
-    params: InstanceParams, counts: Dict[str, int]
+    params: InstanceParams, counts: Dict[str, int],
+    doc_ids: Optional[Sequence[str]] = None
 ) -> Iterator[Tuple[np.ndarray, np.ndarray, bool]]:
   """Yields ``(tokens_a, tokens_b, is_random_next)`` for one document pass.
 
-  ``pool`` holds every document of the bucket; ``pool[doc_index]`` is the
-  one at hand. Segments are runs of whole sentences, so A and B are slices
-  (views) of a document's ids: nothing is copied here.
+  ``pool`` holds every entry of the bucket; ``pool[doc_index]`` is the one
+  at hand; ``doc_ids`` names their documents (default: all distinct).
+  Segments are runs of whole sentences, so A and B are slices (views) of a
+  document's ids: nothing is copied here.
   """
+  if doc_ids is None:
+    doc_ids = range(len(pool))
   ids, offsets = pool[doc_index]
   num_sentences = len(offsets) - 1
   target = target_length(rng, params)
@@ -146,7 +153,7 @@ def create_instances_from_document(
       tokens_a = ids[offsets[first]:offsets[first + a_end]]
       if chunk_sentences == 1 or rng.random() < 0.5:
         is_random_next = True
-        other = _random_other_document(doc_index, len(pool), rng, counts)
+        other = _random_other_document(doc_index, doc_ids, rng, counts)
         other_ids, other_offsets = pool[other]
         target_b = target - len(tokens_a)
         start = rng.randint(0, len(other_offsets) - 2)
@@ -170,50 +177,64 @@ def create_instances_from_document(
     i += 1
 
 
-def _random_other_document(doc_index: int, pool_size: int, rng: random.Random,
-                           counts: Dict[str, int]) -> int:
-  if pool_size < 2:
-    # A corpus of one document: like the reference, fall back to itself.
-    counts["random_next_from_same_document"] += 1
-    return doc_index
-  other = rng.randint(0, pool_size - 2)
-  return other + 1 if other >= doc_index else other
+def _random_other_document(doc_index: int, doc_ids: Sequence[str],
+                           rng: random.Random, counts: Dict[str, int]) -> int:
+  """Another entry of the pool that is not the same document (an entry is a
+  document in one dupe pass, so a document can be in a pool twice). Like
+  BERT, ten tries, then the document itself."""
+  size = len(doc_ids)
+  if size >= 2:
+    for _ in range(10):
+      other = rng.randint(0, size - 2)
+      other = other + 1 if other >= doc_index else other
+      if doc_ids[other] != doc_ids[doc_index]:
+        return other
+  counts["random_next_from_same_document"] += 1
+  return doc_index
 
 
-def num_buckets(num_documents: int, pool_size: int) -> int:
-  """Pools of about ``pool_size`` documents, at least one."""
-  return max(1, int(math.ceil(num_documents / float(pool_size))))
+def num_buckets(num_entries: int, pool_size: int) -> int:
+  """Pools of about ``pool_size`` entries, at least one."""
+  return max(1, int(math.ceil(num_entries / float(pool_size))))
 
 
-def instances_for_bucket(bucket: int, docs: Sequence[TokenizedDocument],
+def pool_of(seed: int, doc_id: str, dupe: int, buckets: int) -> int:
+  """The pool of one document's dupe pass: each pass of a document goes to
+  its own random pool, so its instances spread over the output."""
+  return keys.stable_hash("pool", seed, doc_id, dupe) % buckets
+
+
+def instances_for_bucket(bucket: int,
+                         entries: Sequence[Tuple[int, TokenizedDocument]],
                          params: InstanceParams, cls_id: int, sep_id: int,
                          batch_size: int = BATCH_SIZE
                          ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
-  """All instances of one pool, all dupe passes, in batches.
+  """All instances of one pool, in random order, in batches.
 
-  Documents are sorted by id (and content) first: a GroupByKey hands them
-  over in no fixed order.
+  An entry is ``(dupe pass, document)``. Entries are sorted first (a
+  GroupByKey hands them over in no fixed order); each gets its own generator
+  keyed by (seed, document, pass); the pool's instances are then shuffled by
+  a generator keyed by (seed, pool), which is the output's shuffle.
   """
-  docs = sorted(docs, key=lambda d: (d.doc_id, d.ids.tobytes()))
-  pool = [pool_document(d) for d in docs]
-  L = params.max_seq_length
+  entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.tobytes()))
+  pool = [pool_document(doc) for _, doc in entries]
+  doc_ids = [doc.doc_id for _, doc in entries]
   rows: List[Tuple[np.ndarray, np.ndarray, bool]] = []
   counts = _zero_counts()
-  batch_index = 0
-  for doc_index, doc in enumerate(docs):
-    # One generator per document, its dupe passes drawn one after another:
-    # keyed by the document alone, so still independent of everything else.
+  for index, (dupe, doc) in enumerate(entries):
     rng = random.Random(keys.stable_hash("instances", params.random_seed,
-                                         doc.doc_id))
-    for _ in range(params.dupe_factor):
-      for row in create_instances_from_document(doc_index, pool, rng, params,
-                                                counts):
-        rows.append(row)
-        if len(rows) == batch_size:
-          yield _to_batch((bucket, batch_index), rows, L, cls_id, sep_id), counts
-          rows, counts, batch_index = [], _zero_counts(), batch_index + 1
-  if rows or any(counts.values()):
-    yield _to_batch((bucket, batch_index), rows, L, cls_id, sep_id), counts
+                                         doc.doc_id, dupe))
+    rows.extend(create_instances_from_document(index, pool, rng, params,
+                                               counts, doc_ids))
+  random.Random(keys.stable_hash("pool-order", params.random_seed,
+                                 bucket)).shuffle(rows)
+  L = params.max_seq_length
+  starts = list(range(0, len(rows), batch_size)) or [0]
+  for batch_index, start in enumerate(starts):
+    last = batch_index == len(starts) - 1
+    yield (_to_batch((bucket, batch_index), rows[start:start + batch_size], L,
+                     cls_id, sep_id),
+           counts if last else _zero_counts())
 
 
 def _zero_counts() -> Dict[str, int]:
@@ -249,11 +270,11 @@ class _CreateInstancesDoFn(beam.DoFn):
     self._sep_id = sep_id
 
   def process(self, element):
-    bucket, docs = element
-    docs = list(docs)
-    metrics.observe("documents_per_pool", len(docs))
+    bucket, entries = element
+    entries = list(entries)
+    metrics.observe("entries_per_pool", len(entries))
     for batch, counts in instances_for_bucket(
-        bucket, docs, self._params, self._cls_id, self._sep_id):
+        bucket, entries, self._params, self._cls_id, self._sep_id):
       for name, n in counts.items():
         metrics.count(name, n)
       if len(batch):
@@ -276,15 +297,20 @@ class CreateInstances(beam.PTransform):
 
   def expand(self, docs):
     seed, pool_size = self._params.random_seed, self._pool_size
+    dupe_factor = self._params.dupe_factor
     total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
 
     def assign(doc, n):
-      return keys.bucket_of(seed, doc.doc_id, num_buckets(n, pool_size)), doc
+      buckets = num_buckets(n * dupe_factor, pool_size)
+      for dupe in range(dupe_factor):
+        yield pool_of(seed, doc.doc_id, dupe, buckets), (dupe, doc)
 
     return (
         docs
-        | "AssignPools" >> beam.Map(assign, n=beam.pvalue.AsSingleton(total))
-        # Output: (bucket, [TokenizedDocument]) — one random-next pool.
+        | "AssignPools" >> beam.FlatMap(assign,
+                                        n=beam.pvalue.AsSingleton(total))
+        # Output: (pool, [(dupe pass, TokenizedDocument)]): a random sample
+        # of the corpus' document passes.
         | "GroupPools" >> beam.GroupByKey()
         | "Build" >> beam.ParDo(
             _CreateInstancesDoFn(self._params, self._cls_id, self._sep_id)))

@@ -19,8 +19,3 @@ def stable_hash(*parts) -> int:
     h.update(len(data).to_bytes(4, "little"))
     h.update(data)
   return int.from_bytes(h.digest(), "little")
-
-
-def bucket_of(seed: int, doc_id: str, num_buckets: int) -> int:
-  """The random-next pool a document belongs to."""
-  return stable_hash("bucket", seed, doc_id) % num_buckets

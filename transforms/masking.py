@@ -18,8 +18,7 @@ Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
 import dataclasses
-import struct
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -40,8 +39,7 @@ class MaskingParams:
 @dataclasses.dataclass
 class MaskedBatch:
   """Masked instances in compact form (narrow dtypes, nothing derivable
-  stored): this is what crosses the shuffle. The properties give BERT's
-  features, zero padded."""
+  stored). The properties give BERT's features, zero padded."""
   key: Tuple[int, int]  # the InstanceBatch's key
   input_ids: np.ndarray  # [n, max_seq_length], masked, zero padded
   lengths: np.ndarray  # int32 [n]: real tokens, [CLS] and [SEP]s included
@@ -70,44 +68,7 @@ class MaskedBatch:
     cols = np.arange(self.masked_lm_positions.shape[1])[None, :]
     return (cols < self.num_predictions[:, None]).astype(np.float32)
 
-  def take(self, rows: np.ndarray) -> "MaskedBatch":
-    return MaskedBatch(self.key, *(getattr(self, f)[rows]
-                                   for f in _ROW_FIELDS))
 
-  def to_bytes(self) -> bytes:
-    """One flat buffer: crosses a shuffle far cheaper than a pickled object
-    holding seven arrays."""
-    n, L = self.input_ids.shape
-    P = self.masked_lm_positions.shape[1]
-    arrays = [np.ascontiguousarray(getattr(self, f)) for f in _ROW_FIELDS]
-    header = _HEADER.pack(self.key[0], self.key[1], n, L, P,
-                          "".join(a.dtype.char for a in arrays).encode())
-    return header + b"".join(a.tobytes() for a in arrays)
-
-  @staticmethod
-  def from_bytes(data: bytes) -> "MaskedBatch":
-    k0, k1, n, L, P, chars = _HEADER.unpack_from(data)
-    offset = _HEADER.size
-    fields = []
-    for field, char in zip(_ROW_FIELDS, chars.decode()):
-      dtype = np.dtype(char)
-      shape = (n, L) if field == "input_ids" else (
-          (n, P) if field.startswith("masked_lm_") else (n,))
-      count = int(np.prod(shape))
-      fields.append(np.frombuffer(data, dtype=dtype, count=count,
-                                  offset=offset).reshape(shape))
-      offset += count * dtype.itemsize
-    return MaskedBatch((k0, k1), *fields)
-
-  @staticmethod
-  def concat(batches: List["MaskedBatch"]) -> "MaskedBatch":
-    return MaskedBatch(batches[0].key, *(
-        np.concatenate([getattr(b, f) for b in batches]) for f in _ROW_FIELDS))
-
-
-_ROW_FIELDS = ("input_ids", "lengths", "a_lengths", "masked_lm_positions",
-               "masked_lm_ids", "num_predictions", "next_sentence_labels")
-_HEADER = struct.Struct("<qqiii7s")
 
 
 def num_to_predict(lengths: np.ndarray, masked_lm_prob: float,
