@@ -243,23 +243,27 @@ def _zero_counts() -> Dict[str, int]:
 
 
 def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
+  """Lays rows out as ``[CLS] A [SEP] B [SEP]`` in a zero-padded matrix with
+  one scatter: per row only two views are listed."""
   n = len(rows)
   tokens = np.zeros((n, max_seq_length), dtype=np.int32)
-  lengths = np.empty(n, dtype=np.int32)
-  a_lengths = np.empty(n, dtype=np.int32)
-  is_random_next = np.empty(n, dtype=bool)
-  for r, (a, b, rand) in enumerate(rows):
-    la, lb = len(a), len(b)
-    row = tokens[r]
-    row[0] = cls_id
-    row[1:1 + la] = a
-    row[1 + la] = sep_id
-    row[2 + la:2 + la + lb] = b
-    row[2 + la + lb] = sep_id
-    lengths[r] = la + lb + 3
-    a_lengths[r] = la
-    is_random_next[r] = rand
-  return InstanceBatch(key, tokens, lengths, a_lengths, is_random_next)
+  a_lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=n)
+  b_lengths = np.fromiter((len(r[1]) for r in rows), dtype=np.int64, count=n)
+  is_random_next = np.fromiter((r[2] for r in rows), dtype=bool, count=n)
+  if n:
+    flat = np.concatenate([part for r in rows for part in r[:2]])
+    pair = a_lengths + b_lengths
+    row_of = np.repeat(np.arange(n), pair)
+    within = np.arange(flat.size) - np.repeat(np.cumsum(pair) - pair, pair)
+    # A goes to columns 1..la, B after the first [SEP].
+    tokens[row_of, within + 1 + (within >= np.repeat(a_lengths, pair))] = flat
+    rows_index = np.arange(n)
+    tokens[:, 0] = cls_id
+    tokens[rows_index, a_lengths + 1] = sep_id
+    tokens[rows_index, pair + 2] = sep_id
+  lengths = (a_lengths + b_lengths + 3).astype(np.int32)
+  return InstanceBatch(key, tokens, lengths, a_lengths.astype(np.int32),
+                       is_random_next)
 
 
 class _CreateInstancesDoFn(beam.DoFn):
