@@ -106,9 +106,10 @@ class MlmOptions(PipelineOptions):
          "together.")
     group.add_argument(
         "--random_next_pool_size", type=int, default=DEFAULT_POOL_SIZE,
-        help="Documents per random-next pool: B of a random-next pair comes "
-        "from another document of the same pool. Pools are drawn at random "
-        "from the whole corpus; a worker holds one pool at a time.")
+        help="Document passes per random-next pool: B of a random-next pair "
+        "comes from another document of the same pool. Each dupe pass of each "
+        "document goes to a random pool drawn from the whole corpus; a worker "
+        "holds one pool at a time.")
 
 
 class UsageError(Exception):

@@ -101,3 +101,28 @@ def digest(examples: List[Dict[str, np.ndarray]]) -> str:
 def load_vocab_list() -> List[str]:
   with open(VOCAB, encoding="utf-8") as f:
     return [line.rstrip("\n") for line in f]
+
+
+def read_source(path: str, fmt: str, bundle_size: int = None, **kwargs):
+  """Documents of one file through DocumentSource: whole, or range by range
+  as Beam would split it into bundles of ``bundle_size`` bytes."""
+  from transforms import reading  # pylint: disable=import-outside-toplevel
+  source = reading.DocumentSource(path, fmt, **kwargs)
+  if bundle_size is None:
+    return list(source.read(source.get_range_tracker(None, None)))
+  out = []
+  for bundle in source.split(desired_bundle_size=bundle_size):
+    tracker = bundle.source.get_range_tracker(bundle.start_position,
+                                              bundle.stop_position)
+    out.extend(bundle.source.read(tracker))
+  return out
+
+
+def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess:
+  """The CLI refuses ``args`` before any work: exit 2 and exactly one
+  ``error:`` line, which holds ``message``."""
+  proc = run_cli(args, check=False)
+  assert proc.returncode == 2, proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr
+  return proc

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from tests.helpers import (VOCAB, read_examples, run_cli, sample_documents,
-                           write_lines_corpus)
+from tests.helpers import (assert_refused, read_examples, run_cli,
+                           sample_documents, write_lines_corpus)
 
 
 def _summary(out):
@@ -136,17 +136,13 @@ def test_bad_tokenizer_file_is_refused(good_file, tmp_path, content, message):
   if content is not None:
     path.write_bytes(content)
   out = tmp_path / "out"
-  proc = run_cli(["--input=" + good_file, "--tokenizer_file=" + str(path),
-                  "--output=" + str(out)], check=False)
-  assert proc.returncode == 2
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1 and message in errors[0], proc.stderr
+  assert_refused(["--input=" + good_file, "--tokenizer_file=" + str(path),
+                  "--output=" + str(out)], message)
   assert not out.exists()
 
 
 def test_corrupt_vocabulary_is_refused(good_file, tmp_path):
   path = tmp_path / "vocab.txt"
   path.write_bytes(b"\x00\xff\xfe\x00" * 100)
-  proc = run_cli(["--input=" + good_file, "--vocab_file=" + str(path),
-                  "--output=" + str(tmp_path / "out")], check=False)
-  assert proc.returncode == 2 and "not UTF-8 text" in proc.stderr
+  assert_refused(["--input=" + good_file, "--vocab_file=" + str(path),
+                  "--output=" + str(tmp_path / "out")], "not UTF-8 text")

@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import read_source
 from transforms import examples, instances, masking, reading
 from transforms.tokenization import TokenizedDocument
 
@@ -23,16 +24,8 @@ _CONTENT = st.lists(st.one_of(_INTERESTING, st.binary(max_size=30)),
 
 
 def _read(path, fmt, bundle_size=None):
-  source = reading.DocumentSource(path, fmt, max_line_bytes=1024,
-                                  max_doc_bytes=2048)
-  if bundle_size is None:
-    return list(source.read(source.get_range_tracker(None, None)))
-  out = []
-  for bundle in source.split(desired_bundle_size=bundle_size):
-    tracker = bundle.source.get_range_tracker(bundle.start_position,
-                                              bundle.stop_position)
-    out.extend(bundle.source.read(tracker))
-  return out
+  return read_source(path, fmt, bundle_size, max_line_bytes=1024,
+                     max_doc_bytes=2048)
 
 
 @SETTINGS

@@ -9,8 +9,9 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.helpers import (VOCAB, digest, load_vocab_list, read_examples,
-                           run_cli, shard_files, write_lines_corpus)
+from tests.helpers import (VOCAB, assert_refused, digest, load_vocab_list,
+                           read_examples, run_cli, shard_files,
+                           write_lines_corpus)
 from transforms import tokenization
 
 CLS, SEP, MASK = 101, 102, 103
@@ -198,13 +199,9 @@ def test_help_lists_every_flag():
 
 
 def _refused(args, tmp_path, message):
-  out = tmp_path / "refused_out"
-  proc = run_cli(args + (["--output=" + str(out)] if not any(
-      a.startswith("--output") for a in args) else []), check=False)
-  assert proc.returncode == 2, proc.stderr
-  error_lines = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(error_lines) == 1 and message in error_lines[0], proc.stderr
-  return proc
+  if not any(a.startswith("--output") for a in args):
+    args = args + ["--output=" + str(tmp_path / "refused_out")]
+  return assert_refused(args, message)
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -13,6 +13,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.helpers import read_source
 from transforms import reading
 
 
@@ -98,16 +99,7 @@ def test_jsonl_paragraphs():
 
 
 def _read_all(path, fmt, bundle_size=None):
-  source = reading.DocumentSource(path, fmt)
-  if bundle_size is None:
-    tracker = source.get_range_tracker(None, None)
-    return list(source.read(tracker))
-  out = []
-  for bundle in source.split(desired_bundle_size=bundle_size):
-    tracker = bundle.source.get_range_tracker(bundle.start_position,
-                                              bundle.stop_position)
-    out.extend(bundle.source.read(tracker))
-  return out
+  return read_source(path, fmt, bundle_size)
 
 
 def _write(tmp_path, name, data: bytes):

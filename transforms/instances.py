@@ -22,6 +22,7 @@ numpy arrays, to keep Beam's per-element cost off the per-instance path.
 import dataclasses
 import math
 import random
+import zlib
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -216,7 +217,10 @@ def instances_for_bucket(bucket: int,
   keyed by (seed, document, pass); the pool's instances are then shuffled by
   a generator keyed by (seed, pool), which is the output's shuffle.
   """
-  entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.tobytes()))
+  # Ids only collide for same-named files in different folders: then the
+  # content decides, through a checksum that copies nothing.
+  entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.size,
+                                           zlib.crc32(e[1].ids)))
   pool = [pool_document(doc) for _, doc in entries]
   doc_ids = [doc.doc_id for _, doc in entries]
   rows: List[Tuple[np.ndarray, np.ndarray, bool]] = []
@@ -274,8 +278,8 @@ class _CreateInstancesDoFn(beam.DoFn):
     self._sep_id = sep_id
 
   def process(self, element):
-    bucket, entries = element
-    entries = list(entries)
+    bucket, packed = element
+    entries = [(dupe, TokenizedDocument.unpack(doc)) for dupe, doc in packed]
     metrics.observe("entries_per_pool", len(entries))
     for batch, counts in instances_for_bucket(
         bucket, entries, self._params, self._cls_id, self._sep_id):
@@ -306,15 +310,16 @@ class CreateInstances(beam.PTransform):
 
     def assign(doc, n):
       buckets = num_buckets(n * dupe_factor, pool_size)
+      packed = doc.pack()
       for dupe in range(dupe_factor):
-        yield pool_of(seed, doc.doc_id, dupe, buckets), (dupe, doc)
+        yield pool_of(seed, doc.doc_id, dupe, buckets), (dupe, packed)
 
     return (
         docs
         | "AssignPools" >> beam.FlatMap(assign,
                                         n=beam.pvalue.AsSingleton(total))
-        # Output: (pool, [(dupe pass, TokenizedDocument)]): a random sample
-        # of the corpus' document passes.
+        # Output: (pool, [(dupe pass, packed TokenizedDocument)]): a random
+        # sample of the corpus' document passes.
         | "GroupPools" >> beam.GroupByKey()
         | "Build" >> beam.ParDo(
             _CreateInstancesDoFn(self._params, self._cls_id, self._sep_id)))

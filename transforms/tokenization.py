@@ -40,6 +40,18 @@ class TokenizedDocument:
   ids: np.ndarray
   sentence_lengths: np.ndarray
 
+  def pack(self) -> Tuple[str, str, bytes, bytes]:
+    """Plain strings and bytes, which Beam's coders move without pickling
+    (a document crosses the pool shuffle dupe_factor times)."""
+    return (self.doc_id, self.ids.dtype.str, self.ids.tobytes(),
+            self.sentence_lengths.tobytes())
+
+  @staticmethod
+  def unpack(packed: Tuple[str, str, bytes, bytes]) -> "TokenizedDocument":
+    doc_id, dtype, ids, lengths = packed
+    return TokenizedDocument(doc_id, np.frombuffer(ids, dtype=np.dtype(dtype)),
+                             np.frombuffer(lengths, dtype=np.int32))
+
   def sentences(self) -> List[np.ndarray]:
     ends = np.cumsum(self.sentence_lengths)
     return np.split(self.ids, ends[:-1])
