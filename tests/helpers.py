@@ -79,9 +79,12 @@ def read_examples(output_dir: str, max_seq_length: int = 128,
   compression = "GZIP" if files and files[0].endswith(".gz") else ""
   spec = feature_spec(max_seq_length, max_predictions_per_seq)
   out = []
-  for record in tf.data.TFRecordDataset(files, compression_type=compression):
-    parsed = tf.io.parse_single_example(record, spec)
-    out.append({k: v.numpy() for k, v in parsed.items()})
+  dataset = tf.data.TFRecordDataset(files, compression_type=compression)
+  for records in dataset.batch(4096):
+    parsed = {k: v.numpy() for k, v in tf.io.parse_example(records,
+                                                           spec).items()}
+    for i in range(len(records)):
+      out.append({k: v[i] for k, v in parsed.items()})
   return out
 
 

@@ -17,10 +17,12 @@ from tests.helpers import REPO, digest, read_examples, run_cli, write_lines_corp
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp("faultcorpus"))
-  return write_lines_corpus(directory, num_files=4, docs_per_file=400, seed=11)
+  # About 3 MB: the job runs for several seconds, long enough to be killed
+  # in the middle.
+  return write_lines_corpus(directory, num_files=4, docs_per_file=3500, seed=11)
 
 
-ARGS = ["--dupe_factor=4", "--random_next_pool_size=100"]
+ARGS = ["--dupe_factor=3", "--random_next_pool_size=500"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,8 @@ def test_killed_run_leaves_nothing_complete_and_rerun_cleans_up(
   out = str(tmp_path / "out")
   proc = _start(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
   assert _wait_for(lambda: os.path.exists(os.path.join(out, "_INCOMPLETE")))
-  time.sleep(1.0)  # well into the job
+  time.sleep(1.2)  # well into the job
+  assert proc.poll() is None, "the job ended before it could be killed"
   os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
   left = os.listdir(out)
