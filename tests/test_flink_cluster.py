@@ -19,7 +19,7 @@ import time
 import pytest
 
 from runners import flink, local_flink
-from tests.helpers import REPO, digest, read_examples, run_cli, write_lines_corpus
+from tests.helpers import digest, read_examples, run_cli, write_lines_corpus
 
 pytestmark = pytest.mark.flink
 

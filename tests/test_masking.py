@@ -1,7 +1,6 @@
 """Masked-LM predictions: counts, rounding, 80/10/10, whole words, padding."""
 
 import numpy as np
-import pytest
 
 from transforms import masking
 from transforms.instances import InstanceBatch

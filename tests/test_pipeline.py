@@ -4,7 +4,6 @@ with TensorFlow, determinism across workers, and every refused input."""
 import gzip
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest

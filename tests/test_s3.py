@@ -1,7 +1,6 @@
 """S3 for real: a moto S3 server on loopback, started here, and the whole
 pipeline from S3 to S3 through Beam's AWS filesystem and smart-open."""
 
-import json
 import os
 import signal
 import socket

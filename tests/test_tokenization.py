@@ -2,7 +2,6 @@
 vocabulary checks, and batch tokenization of documents."""
 
 import json
-import os
 
 import numpy as np
 import pytest

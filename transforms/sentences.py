@@ -10,7 +10,6 @@ from typing import Callable, List
 
 import apache_beam as beam
 
-from transforms import metrics
 
 Splitter = Callable[[str], str]
 
