@@ -128,3 +128,26 @@ def test_tokenize_documents_drops_and_counts(loaded):
                     "empty_sentences_dropped": 2,
                     "empty_documents_dropped": 1}
   assert counts["unknown_tokens"] >= 1
+
+
+def test_vocabulary_over_http(tmp_path):
+  """smart-open reads http(s):// too; a loopback server stands in for one."""
+  import functools
+  import http.server
+  import shutil
+  import threading
+  shutil.copy(VOCAB, tmp_path / "vocab.txt")
+  handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                              directory=str(tmp_path))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    base = "http://127.0.0.1:%d/" % server.server_address[1]
+    _, vocab = tokenization.load_tokenizer(vocab_file=base + "vocab.txt")
+    assert vocab.size == 30522 and vocab.mask_id == 103
+    with pytest.raises(tokenization.VocabularyError, match="cannot read"):
+      tokenization.load_tokenizer(vocab_file=base + "missing.txt")
+  finally:
+    server.shutdown()
+    server.server_close()
