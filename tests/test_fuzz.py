@@ -79,7 +79,7 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
   is_cont[500:700] = True
   total = 0
   entries = [(p, doc) for doc in tokenized for p in range(2)]
-  for batch, _ in instances.instances_for_bucket(0, entries, params, CLS,
+  for batch, _ in instances.instances_for_pool(0, entries, params, CLS,
                                                  SEP, batch_size=7):
     masked, counts = masking.mask_batch(batch, mparams, VOCAB, MASK, is_cont,
                                         masking.batch_rng(seed, batch.key))

@@ -138,15 +138,15 @@ def test_short_targets_follow_short_seq_prob():
   assert min(short) >= 2 and max(short) <= 125
 
 
-def test_instances_for_bucket_layout_and_determinism():
+def test_instances_for_pool_layout_and_determinism():
   params = instances.InstanceParams(max_seq_length=32, dupe_factor=3,
                                     short_seq_prob=0.1, random_seed=7)
   docs = [_doc("d%d" % i, [3 + i % 5] * (2 + i % 6), start=1000 + 100 * i)
           for i in range(20)]
   entries = [(p, d) for d in docs for p in range(2)]
-  first = list(instances.instances_for_bucket(0, entries, params, CLS, SEP,
+  first = list(instances.instances_for_pool(0, entries, params, CLS, SEP,
                                               batch_size=16))
-  again = list(instances.instances_for_bucket(0, list(reversed(entries)),
+  again = list(instances.instances_for_pool(0, list(reversed(entries)),
                                               params, CLS, SEP, batch_size=16))
   assert len(first) == len(again) > 1
   for (b1, _), (b2, _) in zip(first, again):
@@ -187,25 +187,25 @@ def test_random_next_never_comes_from_the_same_document():
   assert counts["random_next_from_same_document"] == 0
 
 
-def test_num_buckets():
-  assert instances.num_buckets(0, 1000) == 1
-  assert instances.num_buckets(1000, 1000) == 1
-  assert instances.num_buckets(1001, 1000) == 2
+def test_num_pools():
+  assert instances.num_pools(0, 1000) == 1
+  assert instances.num_pools(1000, 1000) == 1
+  assert instances.num_pools(1001, 1000) == 2
 
 
 def test_create_instances_transform_is_independent_of_input_order():
   params = instances.InstanceParams(max_seq_length=24, dupe_factor=2)
   docs = [_doc("d%d" % i, [4] * (1 + i % 4), start=100 * i) for i in range(30)]
   # Expected: the plain functions over the same pools.
-  n_buckets = instances.num_buckets(len(docs) * 2, 7)
+  n_pools = instances.num_pools(len(docs) * 2, 7)
   pools = collections.defaultdict(list)
   for d in docs:
     for p in range(2):
-      pools[instances.pool_of(params.random_seed, d.doc_id, p, n_buckets)].append(
+      pools[instances.pool_of(params.random_seed, d.doc_id, p, n_pools)].append(
           (p, d))
   expected = []
-  for bucket, pool in pools.items():
-    for batch, _ in instances.instances_for_bucket(bucket, pool, params, CLS,
+  for pool_id, pool in pools.items():
+    for batch, _ in instances.instances_for_pool(pool_id, pool, params, CLS,
                                                    SEP):
       expected.extend(tuple(r) for r in batch.tokens.tolist())
   assert len(pools) >= 7

@@ -53,7 +53,7 @@ class InstanceBatch:
   """Instances as rows: ``tokens[i, :lengths[i]]`` is
   ``[CLS] A [SEP] B [SEP]`` with ``a_lengths[i]`` tokens in A; the rest of
   the row is 0."""
-  key: Tuple[int, int]  # (bucket, batch index within the bucket)
+  key: Tuple[int, int]  # (pool, batch index within the pool)
   tokens: np.ndarray  # int32 [n, max_seq_length]
   lengths: np.ndarray  # int32 [n]
   a_lengths: np.ndarray  # int32 [n]
@@ -134,7 +134,7 @@ def create_instances_from_document(
 ) -> Iterator[Tuple[np.ndarray, np.ndarray, bool]]:
   """Yields ``(tokens_a, tokens_b, is_random_next)`` for one document pass.
 
-  ``pool`` holds every entry of the bucket; ``pool[doc_index]`` is the one
+  ``pool`` holds every entry of the pool; ``pool[doc_index]`` is the one
   at hand; ``doc_ids`` names their documents (default: all distinct).
   Segments are runs of whole sentences, so A and B are slices (views) of a
   document's ids: nothing is copied here.
@@ -194,22 +194,22 @@ def _random_other_document(doc_index: int, doc_ids: Sequence[str],
   return doc_index
 
 
-def num_buckets(num_entries: int, pool_size: int) -> int:
+def num_pools(num_entries: int, pool_size: int) -> int:
   """Pools of about ``pool_size`` entries, at least one."""
   return max(1, int(math.ceil(num_entries / float(pool_size))))
 
 
-def pool_of(seed: int, doc_id: str, dupe: int, buckets: int) -> int:
+def pool_of(seed: int, doc_id: str, dupe: int, pools: int) -> int:
   """The pool of one document's dupe pass: each pass of a document goes to
   its own random pool, so its instances spread over the output."""
-  return keys.stable_hash("pool", seed, doc_id, dupe) % buckets
+  return keys.stable_hash("pool", seed, doc_id, dupe) % pools
 
 
-def instances_for_bucket(bucket: int,
-                         entries: Sequence[Tuple[int, TokenizedDocument]],
-                         params: InstanceParams, cls_id: int, sep_id: int,
-                         batch_size: int = BATCH_SIZE
-                         ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
+def instances_for_pool(pool_id: int,
+                       entries: Sequence[Tuple[int, TokenizedDocument]],
+                       params: InstanceParams, cls_id: int, sep_id: int,
+                       batch_size: int = BATCH_SIZE
+                       ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
   """All instances of one pool, in random order, in batches.
 
   An entry is ``(dupe pass, document)``. Entries are sorted first (a
@@ -231,12 +231,12 @@ def instances_for_bucket(bucket: int,
     rows.extend(create_instances_from_document(index, pool, rng, params,
                                                counts, doc_ids))
   random.Random(keys.stable_hash("pool-order", params.random_seed,
-                                 bucket)).shuffle(rows)
+                                 pool_id)).shuffle(rows)
   L = params.max_seq_length
   starts = list(range(0, len(rows), batch_size)) or [0]
   for batch_index, start in enumerate(starts):
     last = batch_index == len(starts) - 1
-    yield (_to_batch((bucket, batch_index), rows[start:start + batch_size], L,
+    yield (_to_batch((pool_id, batch_index), rows[start:start + batch_size], L,
                      cls_id, sep_id),
            counts if last else _zero_counts())
 
@@ -278,11 +278,11 @@ class _CreateInstancesDoFn(beam.DoFn):
     self._sep_id = sep_id
 
   def process(self, element):
-    bucket, packed = element
+    pool_id, packed = element
     entries = [(dupe, TokenizedDocument.unpack(doc)) for dupe, doc in packed]
     metrics.observe("entries_per_pool", len(entries))
-    for batch, counts in instances_for_bucket(
-        bucket, entries, self._params, self._cls_id, self._sep_id):
+    for batch, counts in instances_for_pool(
+        pool_id, entries, self._params, self._cls_id, self._sep_id):
       for name, n in counts.items():
         metrics.count(name, n)
       if len(batch):
@@ -309,10 +309,10 @@ class CreateInstances(beam.PTransform):
     total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
 
     def assign(doc, n):
-      buckets = num_buckets(n * dupe_factor, pool_size)
+      pools = num_pools(n * dupe_factor, pool_size)
       packed = doc.pack()
       for dupe in range(dupe_factor):
-        yield pool_of(seed, doc.doc_id, dupe, buckets), (dupe, packed)
+        yield pool_of(seed, doc.doc_id, dupe, pools), (dupe, packed)
 
     return (
         docs
