@@ -9,10 +9,10 @@ smart-open, so local paths, ``s3://`` and ``https://`` all work.
 
 Known, intrinsic differences from BERT's pure-Python FullTokenizer (found by
 a per-code-point comparison, and pinned by tests/test_tokenization.py):
-Greek final sigma lowercases to "ς" here but "σ" there; private-use
-characters are deleted here but become [UNK] there; one CJK range starts at
-U+2B920 here instead of U+2B820; punctuation and marks added to Unicode after
-the Python version BERT was written against are classified differently.
+Greek final sigma lower-cases to "σ" here but "ς" there; one CJK range starts
+at U+2B920 here instead of U+2B820; code points unassigned in one side's
+Unicode tables, and punctuation and marks newer than BERT's Python, become
+[UNK] here where BERT deletes them or splits them off.
 """
 
 import dataclasses
