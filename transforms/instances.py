@@ -63,9 +63,16 @@ class InstanceBatch:
     return int(self.lengths.size)
 
   def segment_ids(self) -> np.ndarray:
-    cols = np.arange(self.tokens.shape[1])[None, :]
-    first_sep = (self.a_lengths + 1)[:, None]
-    return ((cols > first_sep) & (cols < self.lengths[:, None])).astype(np.int32)
+    return segment_ids(self.lengths, self.a_lengths, self.tokens.shape[1])
+
+
+def segment_ids(lengths: np.ndarray, a_lengths: np.ndarray,
+                width: int) -> np.ndarray:
+  """uint8 [n, width]: 0 through the first [SEP], 1 for B and its [SEP], 0
+  in the padding."""
+  cols = np.arange(width)[None, :]
+  return ((cols > (a_lengths + 1)[:, None])
+          & (cols < lengths[:, None])).astype(np.uint8)
 
 
 def truncation_lengths(len_a: int, len_b: int, max_num_tokens: int

@@ -25,7 +25,7 @@ import numpy as np
 
 from transforms import keys
 from transforms import metrics
-from transforms.instances import InstanceBatch
+from transforms.instances import InstanceBatch, segment_ids
 
 
 @dataclasses.dataclass
@@ -59,9 +59,7 @@ class MaskedBatch:
 
   @property
   def segment_ids(self) -> np.ndarray:
-    cols = np.arange(self.input_ids.shape[1])[None, :]
-    return ((cols > (self.a_lengths + 1)[:, None])
-            & (cols < self.lengths[:, None])).astype(np.uint8)
+    return segment_ids(self.lengths, self.a_lengths, self.input_ids.shape[1])
 
   @property
   def masked_lm_weights(self) -> np.ndarray:
