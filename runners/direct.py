@@ -78,13 +78,3 @@ def with_defaults(argv: Sequence[str]) -> List[str]:
         and not _has_flag(argv, "--direct_running_mode")):
       argv.append("--direct_running_mode=multi_processing")
   return argv
-
-
-def args(num_workers: int = 1, running_mode: str = None) -> List[str]:
-  """Flags for a DirectRunner with ``num_workers`` workers (tests, benchmarks)."""
-  out = ["--runner=" + LOCAL_RUNNER, "--direct_num_workers=%d" % num_workers]
-  if running_mode:
-    out.append("--direct_running_mode=%s" % running_mode)
-  elif num_workers > 1:
-    out.append("--direct_running_mode=multi_processing")
-  return out
