@@ -27,6 +27,8 @@ setuptools.setup(
         "smart-open==9.0.2",
         "blingfire==0.1.8",
         "numpy>=1.26",
+        # TFRecord checksums (already among Beam's own dependencies).
+        "google-crc32c==1.9.0",
     ],
     extras_require={
         "test": [

@@ -60,3 +60,22 @@ def test_schema_is_tft_metadata(tmp_path):
   examples.write_schema(str(tmp_path), 64, 10)
   spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
   assert spec == examples.feature_spec(64, 10)
+
+
+def test_framed_batch_is_tfrecord_file_content(tmp_path):
+  """serialize_framed gives the bytes TensorFlow's TFRecordWriter writes for
+  the same records, and TFRecordDataset reads them back."""
+  batch = _random_batch(n=30)
+  records = examples.serialize_batch(batch)
+  path = str(tmp_path / "want.tfrecord")
+  with tf.io.TFRecordWriter(path) as writer:
+    for record in records:
+      writer.write(record)
+  framed = examples.serialize_framed(batch)
+  with open(path, "rb") as f:
+    assert framed == f.read()
+  (tmp_path / "got.tfrecord").write_bytes(framed + framed)
+  read = [r.numpy() for r in tf.data.TFRecordDataset(
+      str(tmp_path / "got.tfrecord"))]
+  assert read == records + records
+  assert examples.frame_records(b"", []) == b""
