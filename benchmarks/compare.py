@@ -5,8 +5,9 @@ Usage:
   python -m benchmarks.compare --corpus=wiki.txt --workers=1,2,4 --no_reference
 
 Runs, one after the other on the same input and settings:
-  * ``tokenizer``: the tokenizer alone (encode_batch on one thread), the
-    floor for any pipeline that tokenizes;
+  * ``tokenizer``: ``tokenizers``' standard BERT WordPiece alone
+    (BertNormalizer, BertPreTokenizer; encode_batch on one thread, a line at
+    a time), the yardstick the targets name;
   * ``reference``: TF Model Garden's ``create_pretraining_data`` (a port of
     google-research/bert's script), installed by this script into a venv of
     its own because it pins another TensorFlow;
@@ -127,8 +128,9 @@ def run_tokenizer_alone(corpus: str, vocab: str, workdir: str):
       "import sys, os\n"
       "os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
       "sys.path.insert(0, %r)\n"
-      "from transforms.tokenization import load_tokenizer\n"
-      "tok, _ = load_tokenizer(vocab_file=%r)\n"
+      "from transforms.tokenization import build_tokenizer, parse_vocab\n"
+      "tok = build_tokenizer(parse_vocab(open(%r, encoding='utf-8').read(),"
+      " ''), True)\n"
       "batch = []\n"
       "for line in open(%r, encoding='utf-8'):\n"
       "  if line.strip():\n"

@@ -1,18 +1,20 @@
 """Tokenize: ``(doc_id, [sentences])`` → ``TokenizedDocument``.
 
-The tokenizer is Hugging Face ``tokenizers`` WordPiece configured to match
-BERT's ``FullTokenizer`` (BertNormalizer + BertPreTokenizer, WordPiece with
-``[UNK]`` and at most 200 characters a word, no special tokens added, so a
-literal "[MASK]" in the text is tokenized as text). It is built from a BERT
-``vocab.txt`` or loaded from any ``tokenizer.json``; both are read through
-smart-open, so local paths, ``s3://`` and ``https://`` all work.
+From a BERT ``vocab.txt`` the tokenizer is BERT's ``FullTokenizer``: BERT's
+text rules (normalization.py: cleaning, CJK spacing, lower-casing, accent
+stripping, punctuation splitting) applied in Python over whole documents,
+then Hugging Face ``tokenizers`` for the whitespace split and greedy
+WordPiece (``[UNK]``, at most 200 characters a word, no special tokens added,
+so a literal "[MASK]" in the text is tokenized as text). Doing the rules in
+Python rather than with ``tokenizers``' BertNormalizer and BertPreTokenizer
+halves the tokenizer's CPU time and follows BERT where those differ (Greek
+final sigma, one CJK range, code points newer or older than their Unicode
+tables); tests/test_tokenization.py checks each case against a plain
+statement of BERT's rules.
 
-Known, intrinsic differences from BERT's pure-Python FullTokenizer (found by
-a per-code-point comparison, and pinned by tests/test_tokenization.py):
-Greek final sigma lower-cases to "σ" here but "ς" there; one CJK range starts
-at U+2B920 here instead of U+2B820; code points unassigned in one side's
-Unicode tables, and punctuation and marks newer than BERT's Python, become
-[UNK] here where BERT deletes them or splits them off.
+Any ``tokenizer.json`` can be used instead (``--tokenizer_file``); it runs
+with its own normalizer and pre-tokenizer. Both files are read through
+smart-open, so local paths, ``s3://`` and ``https://`` all work.
 """
 
 import dataclasses
@@ -23,6 +25,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms import metrics
+from transforms import normalization
 
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
 SENTENCE_SEPARATOR = "\n"
@@ -117,19 +120,73 @@ def parse_vocab(text: str, path: str) -> List[str]:
 
 
 def build_tokenizer(tokens: Sequence[str], do_lower_case: bool):
-  """A ``tokenizers.Tokenizer`` that tokenizes like BERT's FullTokenizer."""
+  """A ``tokenizers.Tokenizer`` in the standard BERT configuration
+  (BertNormalizer, BertPreTokenizer, WordPiece): what ``--tokenizer_file``
+  users export, and the benchmark's "tokenizer alone"."""
   # pylint: disable=import-outside-toplevel
-  from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-  vocab: Dict[str, int] = {}
-  for i, token in enumerate(tokens):
-    vocab[token] = i  # a repeated token keeps its last id, as in BERT
-  tokenizer = Tokenizer(models.WordPiece(
-      vocab, unk_token="[UNK]", max_input_chars_per_word=200))
+  from tokenizers import normalizers, pre_tokenizers
+  tokenizer = _wordpiece(tokens)
   tokenizer.normalizer = normalizers.BertNormalizer(
       clean_text=True, handle_chinese_chars=True, strip_accents=None,
       lowercase=do_lower_case)
   tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
   return tokenizer
+
+
+def _wordpiece(tokens: Sequence[str]):
+  from tokenizers import Tokenizer, models  # pylint: disable=import-outside-toplevel
+  vocab: Dict[str, int] = {}
+  for i, token in enumerate(tokens):
+    vocab[token] = i  # a repeated token keeps its last id, as in BERT
+  return Tokenizer(models.WordPiece(
+      vocab, unk_token="[UNK]", max_input_chars_per_word=200))
+
+
+class BertTokenizer:
+  """BERT's FullTokenizer: ``normalization.normalize`` in Python, then a
+  ``tokenizers`` WordPiece that splits at whitespace only.
+
+  Offers the parts of ``tokenizers.Tokenizer``'s interface that the pipeline
+  and its users need (``encode``, ``encode_batch_fast``, ``token_to_id``,
+  ``to_str``), so either kind of tokenizer can be passed around.
+  """
+
+  def __init__(self, tokens: Sequence[str], do_lower_case: bool):
+    from tokenizers import pre_tokenizers  # pylint: disable=import-outside-toplevel
+    self._tokens = list(tokens)
+    self._lower = do_lower_case
+    self._wordpiece = _wordpiece(tokens)
+    self._wordpiece.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+
+  def normalize(self, text: str) -> str:
+    return normalization.normalize(text, self._lower)
+
+  def encode(self, text: str, add_special_tokens: bool = False):
+    return self._wordpiece.encode(self.normalize(text),
+                                  add_special_tokens=add_special_tokens)
+
+  def encode_batch_fast(self, texts: Sequence[str],
+                        add_special_tokens: bool = False):
+    return self._wordpiece.encode_batch_fast(
+        [self.normalize(t) for t in texts],
+        add_special_tokens=add_special_tokens)
+
+  def encode_batch(self, texts: Sequence[str],
+                   add_special_tokens: bool = False):
+    return self._wordpiece.encode_batch(
+        [self.normalize(t) for t in texts],
+        add_special_tokens=add_special_tokens)
+
+  def add_special_tokens(self, tokens) -> int:
+    return self._wordpiece.add_special_tokens(tokens)
+
+  def token_to_id(self, token: str) -> Optional[int]:
+    return self._wordpiece.token_to_id(token)
+
+  def to_str(self) -> str:
+    """The standard ``tokenizers`` BERT configuration of this vocabulary as
+    ``tokenizer.json`` text (for ``--tokenizer_file`` and other tools)."""
+    return build_tokenizer(self._tokens, self._lower).to_str()
 
 
 def load_tokenizer(vocab_file: Optional[str] = None,
@@ -154,7 +211,7 @@ def load_tokenizer(vocab_file: Optional[str] = None,
   else:
     text = read_text(vocab_file, s3_client_kwargs)
     tokens = parse_vocab(text, vocab_file)
-    tokenizer = build_tokenizer(tokens, do_lower_case)
+    tokenizer = BertTokenizer(tokens, do_lower_case)
     prefix = "##"
     path = vocab_file
   ids = {}
