@@ -10,15 +10,18 @@ distributable and reproducible:
   holds one pool at a time, never the corpus.
 * The random-next segment B comes from a random entry of the same pool that
   is another document.
-* Randomness is keyed: each entry gets its own ``random.Random`` seeded from
-  a stable hash of (seed, doc id, pass), and a pool's instances are shuffled
-  by one keyed by (seed, pool). Nothing depends on workers, bundles, runners
-  or file order, and the pools double as the output's shuffle.
+* Randomness is keyed: a pool's entries are sorted, then drawn from one
+  ``random.Random`` seeded from a stable hash of (seed, pool), and the pool's
+  instances are shuffled by a generator keyed the same way. Which entries
+  make up a pool depends only on the seed and the documents, so nothing
+  depends on workers, bundles, runners or file order, and the pools double
+  as the output's shuffle.
 
 Output elements are ``InstanceBatch`` es, a few hundred instances each as
 numpy arrays, to keep Beam's per-element cost off the per-instance path.
 """
 
+import bisect
 import dataclasses
 import math
 import random
@@ -117,11 +120,18 @@ def _coin_flips(rng: random.Random, n: int) -> int:
   return bin(rng.getrandbits(n)).count("1")
 
 
+def _randint(rng: random.Random, low: int, high: int) -> int:
+  """A uniform int in [low, high]: ``random.randint``'s distribution (up to
+  a bias below 2**-40 for the small ranges here) at a quarter of its cost,
+  which counted with several draws per instance."""
+  return low + int(rng.random() * (high - low + 1))
+
+
 def target_length(rng: random.Random, params: InstanceParams) -> int:
   """Tokens to aim for in a document pass: usually the maximum, sometimes a
   random short length so that the model sees short sequences too."""
   if rng.random() < params.short_seq_prob:
-    return rng.randint(2, params.max_num_tokens)
+    return _randint(rng, 2, params.max_num_tokens)
   return params.max_num_tokens
 
 
@@ -152,37 +162,40 @@ def create_instances_from_document(
   num_sentences = len(offsets) - 1
   target = target_length(rng, params)
   first = 0  # first sentence of the current chunk
-  i = 0
-  while i < num_sentences:
-    chunk_sentences = i - first + 1
-    if i == num_sentences - 1 or offsets[i + 1] - offsets[first] >= target:
-      a_end = (rng.randint(1, chunk_sentences - 1) if chunk_sentences >= 2
-               else 1)
-      tokens_a = ids[offsets[first]:offsets[first + a_end]]
-      if chunk_sentences == 1 or rng.random() < 0.5:
-        is_random_next = True
-        other = _random_other_document(doc_index, doc_ids, rng, counts)
-        other_ids, other_offsets = pool[other]
-        target_b = target - len(tokens_a)
-        start = rng.randint(0, len(other_offsets) - 2)
-        end = start + 1
-        while (end < len(other_offsets) - 1
-               and other_offsets[end] - other_offsets[start] < target_b):
-          end += 1
-        tokens_b = other_ids[other_offsets[start]:other_offsets[end]]
-        # The unused segments go back: the next chunk starts with them.
-        i = first + a_end - 1
-      else:
-        is_random_next = False
-        tokens_b = ids[offsets[first + a_end]:offsets[i + 1]]
-      tokens_a, tokens_b, removed = truncate_seq_pair(
-          tokens_a, tokens_b, params.max_num_tokens, rng)
-      if removed:
-        counts["truncated_instances"] += 1
-        counts["truncated_tokens"] += removed
-      yield tokens_a, tokens_b, is_random_next
-      first = i + 1
-    i += 1
+  while first < num_sentences:
+    # The chunk grows a sentence at a time until it holds ``target`` tokens
+    # or the document ends: its last sentence is the first one that gets
+    # there (a binary search over the sentence offsets).
+    last = bisect.bisect_left(offsets, offsets[first] + target, first + 1,
+                              num_sentences) - 1
+    chunk_sentences = last - first + 1
+    a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
+             else 1)
+    tokens_a = ids[offsets[first]:offsets[first + a_end]]
+    if chunk_sentences == 1 or rng.random() < 0.5:
+      is_random_next = True
+      other = _random_other_document(doc_index, doc_ids, rng, counts)
+      other_ids, other_offsets = pool[other]
+      target_b = target - len(tokens_a)
+      start = _randint(rng, 0, len(other_offsets) - 2)
+      # Sentences from ``start`` until B holds target_b tokens or the other
+      # document ends.
+      end = bisect.bisect_left(other_offsets,
+                               other_offsets[start] + target_b, start + 1,
+                               len(other_offsets) - 1)
+      tokens_b = other_ids[other_offsets[start]:other_offsets[end]]
+      # The unused segments go back: the next chunk starts with them.
+      last = first + a_end - 1
+    else:
+      is_random_next = False
+      tokens_b = ids[offsets[first + a_end]:offsets[last + 1]]
+    tokens_a, tokens_b, removed = truncate_seq_pair(
+        tokens_a, tokens_b, params.max_num_tokens, rng)
+    if removed:
+      counts["truncated_instances"] += 1
+      counts["truncated_tokens"] += removed
+    yield tokens_a, tokens_b, is_random_next
+    first = last + 1
 
 
 def _random_other_document(doc_index: int, doc_ids: Sequence[str],
@@ -193,7 +206,7 @@ def _random_other_document(doc_index: int, doc_ids: Sequence[str],
   size = len(doc_ids)
   if size >= 2:
     for _ in range(10):
-      other = rng.randint(0, size - 2)
+      other = _randint(rng, 0, size - 2)
       other = other + 1 if other >= doc_index else other
       if doc_ids[other] != doc_ids[doc_index]:
         return other
@@ -220,9 +233,10 @@ def instances_for_pool(pool_id: int,
   """All instances of one pool, in random order, in batches.
 
   An entry is ``(dupe pass, document)``. Entries are sorted first (a
-  GroupByKey hands them over in no fixed order); each gets its own generator
-  keyed by (seed, document, pass); the pool's instances are then shuffled by
-  a generator keyed by (seed, pool), which is the output's shuffle.
+  GroupByKey hands them over in no fixed order), then turned into instances
+  in that order with one generator keyed by (seed, pool); the pool's
+  instances are then shuffled by another keyed the same way, which is the
+  output's shuffle.
   """
   # Ids only collide for same-named files in different folders: then the
   # content decides, through a checksum that copies nothing.
@@ -232,13 +246,14 @@ def instances_for_pool(pool_id: int,
   doc_ids = [doc.doc_id for _, doc in entries]
   rows: List[Tuple[np.ndarray, np.ndarray, bool]] = []
   counts = _zero_counts()
-  for index, (dupe, doc) in enumerate(entries):
-    rng = random.Random(keys.stable_hash("instances", params.random_seed,
-                                         doc.doc_id, dupe))
+  rng = random.Random(keys.stable_hash("instances", params.random_seed,
+                                       pool_id))
+  for index in range(len(entries)):
     rows.extend(create_instances_from_document(index, pool, rng, params,
                                                counts, doc_ids))
-  random.Random(keys.stable_hash("pool-order", params.random_seed,
-                                 pool_id)).shuffle(rows)
+  order = np.random.default_rng(keys.stable_hash(
+      "pool-order", params.random_seed, pool_id)).permutation(len(rows))
+  rows = [rows[i] for i in order.tolist()]
   L = params.max_seq_length
   starts = list(range(0, len(rows), batch_size)) or [0]
   for batch_index, start in enumerate(starts):
