@@ -93,8 +93,10 @@ def _help_parser() -> argparse.ArgumentParser:
 
 def _unknown_flags(argv: Sequence[str]) -> List[str]:
   """Flags that neither this project nor any Beam options class knows: a
-  typo would otherwise be dropped with a log line and the default used."""
-  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+  typo would otherwise be dropped with a log line and the default used.
+  Raises UsageError for a known flag with a value it cannot take."""
+  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False,
+                                   exit_on_error=False)
 
   def add_all(cls):
     for sub in cls.__subclasses__():
@@ -107,7 +109,12 @@ def _unknown_flags(argv: Sequence[str]) -> List[str]:
   # Beam's parser knows add_value_provider_argument; plain argparse does not.
   parser.add_value_provider_argument = parser.add_argument
   add_all(PipelineOptions)
-  _, unknown = parser.parse_known_args(list(argv))
+  try:
+    _, unknown = parser.parse_known_args(list(argv))
+  except argparse.ArgumentError as e:
+    # A bad value (an invalid choice, a non-number): one line, not
+    # argparse's usage text for every Beam flag.
+    raise UsageError(str(e)) from None
   return [a for a in unknown if a.startswith("--")]
 
 
