@@ -10,7 +10,10 @@ checks the options and files, ``build(pipeline, …)`` only wires the stages.
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from typing import List, Optional, Sequence
 
 import apache_beam as beam
@@ -32,8 +35,10 @@ from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
 
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
-          s3_client_kwargs: Optional[dict] = None):
-  """Wires the stages; returns the PCollection of written shard names."""
+          s3_client_kwargs: Optional[dict] = None,
+          pool_dir: Optional[str] = None):
+  """Wires the stages; returns the PCollection of written shard names.
+  ``pool_dir``: gather the pools through files there (see CreateInstances)."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed)
@@ -56,7 +61,7 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs=s3_client_kwargs)
       | "CreateInstances" >> CreateInstances(
           instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-          pool_size=opts.random_next_pool_size)
+          pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
       | "MaskTokens" >> MaskTokens(
           masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
           is_continuation=vocab.is_continuation)
@@ -147,6 +152,32 @@ def check(argv: Sequence[str]):
   return options, opts, vocab, s3_kwargs
 
 
+def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
+  """A new, empty directory for the pool files, or None for a GroupByKey."""
+  shuffle = opts.pool_shuffle
+  if shuffle == "auto":
+    shuffle = "files" if runner == direct.LOCAL_RUNNER else "groupbykey"
+  if shuffle != "files":
+    return None
+  parent = opts.pool_dir
+  if not parent:
+    if "://" in opts.output:
+      parent = tempfile.gettempdir()
+    else:
+      parent = os.path.join(opts.output, "_pools")
+  os.makedirs(parent, exist_ok=True)
+  return tempfile.mkdtemp(prefix="mlm-pools-", dir=parent)
+
+
+def _remove_pools(pool_dir: Optional[str], opts: MlmOptions) -> None:
+  if not pool_dir:
+    return
+  shutil.rmtree(pool_dir, ignore_errors=True)
+  parent = os.path.dirname(pool_dir)
+  if not opts.pool_dir and not os.listdir(parent):
+    os.rmdir(parent)  # OUTPUT/_pools, made by this run
+
+
 def _first_line(e: Exception) -> str:
   lines = [l for l in str(e).splitlines() if l.strip()]
   return "%s: %s" % (type(e).__name__, lines[-1] if lines else "")
@@ -175,13 +206,16 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return 2
 
   pipeline = beam.Pipeline(options=options)
-  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs)
+  pool_dir = pool_directory(opts, options.view_as(StandardOptions).runner)
+  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir)
   try:
     result = pipeline.run()
     state = result.wait_until_finish()
   except Exception as e:  # pylint: disable=broad-except
     logging.debug("pipeline failure", exc_info=True)
     return _failed(opts.output, _first_line(e))
+  finally:
+    _remove_pools(pool_dir, opts)
   if str(state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % state)
 

@@ -110,6 +110,25 @@ class MlmOptions(PipelineOptions):
         "comes from another document of the same pool. Each dupe pass of each "
         "document goes to a random pool drawn from the whole corpus; a worker "
         "holds one pool at a time.")
+    group.add_argument(
+        "--pool_shuffle", choices=POOL_SHUFFLES, default="auto",
+        help="How document passes are gathered into pools. 'files': through "
+        "files in --pool_dir, so memory does not grow with the corpus (every "
+        "worker must see that directory: one machine, or a shared mount). "
+        "'groupbykey': a Beam GroupByKey, which Flink spills to disk but the "
+        "DirectRunner keeps in memory (dupe_factor copies of the tokenized "
+        "corpus). 'auto' (default): 'files' on the DirectRunner, "
+        "'groupbykey' on any other runner. Both give the same examples.")
+    group.add_argument(
+        "--pool_dir", default=None,
+        help="A local directory for --pool_shuffle=files; the run works in a "
+        "new folder inside it and removes that folder when it ends. Default: "
+        "OUTPUT/_pools for a local --output, else the system's temp "
+        "directory. The files hold each tokenized document once: about half a "
+        "byte per byte of English text.")
+
+
+POOL_SHUFFLES = ("auto", "files", "groupbykey")
 
 
 class UsageError(Exception):
@@ -152,6 +171,9 @@ def validate(opts: MlmOptions) -> None:
   for ok, message in checks:
     if not ok:
       raise UsageError(message)
+  if opts.pool_dir and "://" in opts.pool_dir:
+    raise UsageError("--pool_dir must be a local directory, got %s"
+                     % opts.pool_dir)
   if opts.max_predictions_per_seq > opts.max_seq_length:
     raise UsageError("--max_predictions_per_seq (%d) cannot exceed "
                      "--max_seq_length (%d)" % (opts.max_predictions_per_seq,

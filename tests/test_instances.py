@@ -5,6 +5,7 @@ import random
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -193,7 +194,12 @@ def test_num_pools():
   assert instances.num_pools(1001, 1000) == 2
 
 
-def test_create_instances_transform_is_independent_of_input_order():
+@pytest.mark.parametrize("through", ["groupbykey", "files"])
+def test_create_instances_transform_is_independent_of_input_order(
+    through, tmp_path):
+  """The same instances from the plain functions, from a GroupByKey and from
+  pool files, whatever the order of the documents."""
+  pool_dir = str(tmp_path / "pools") if through == "files" else None
   params = instances.InstanceParams(max_seq_length=24, dupe_factor=2)
   docs = [_doc("d%d" % i, [4] * (1 + i % 4), start=100 * i) for i in range(30)]
   # Expected: the plain functions over the same pools.
@@ -212,6 +218,45 @@ def test_create_instances_transform_is_independent_of_input_order():
   for order in (docs, list(reversed(docs))):
     with TestPipeline() as p:
       rows = (p | beam.Create(order)
-              | instances.CreateInstances(params, CLS, SEP, pool_size=7)
+              | instances.CreateInstances(params, CLS, SEP, pool_size=7,
+                                          pool_dir=pool_dir)
               | beam.FlatMap(lambda b: [tuple(r) for r in b.tokens.tolist()]))
       assert_that(rows, equal_to(expected))
+
+
+def test_pools_are_hash_ranges():
+  for pools in (1, 2, 7, 1000, 3 ** 30):
+    bounds = [instances.pool_bounds(p, pools) for p in range(min(pools, 50))]
+    assert bounds[0][0] == 0
+    for (_, hi), (lo, _) in zip(bounds, bounds[1:]):
+      assert hi == lo
+    if pools <= 50:
+      assert bounds[-1][1] == 1 << 64
+    for i in range(200):
+      h = instances.entry_hash(5, "doc%d" % i, i % 3)
+      p = instances.pool_of(5, "doc%d" % i, i % 3, pools)
+      lo, hi = instances.pool_bounds(p, pools)
+      assert 0 <= p < pools and lo <= h < hi
+
+
+def test_pool_files_round_trip(tmp_path):
+  from transforms import pool_files
+  docs = [_doc("d%d" % i, [3 + i % 4] * (1 + i % 3), start=100 * i)
+          for i in range(40)]
+  docs.append(TokenizedDocument("wide", np.array([70000, 5], dtype=np.int32),
+                                np.array([2], dtype=np.int32)))
+  names = [pool_files.write_file(str(tmp_path), docs[:25], 9, 3),
+           pool_files.write_file(str(tmp_path), docs[25:], 9, 3)]
+  reader = pool_files._ReadPoolsDoFn(str(tmp_path), None, CLS, SEP, 10)
+  reader.setup()
+  seen = []
+  for pool in range(5):
+    for dupe, doc in reader.entries(pool, 5, names):
+      assert instances.pool_of(9, doc.doc_id, dupe, 5) == pool
+      seen.append((doc.doc_id, dupe))
+      original = next(d for d in docs if d.doc_id == doc.doc_id)
+      assert np.array_equal(doc.ids, original.ids)
+      assert doc.ids.dtype == original.ids.dtype
+      assert np.array_equal(doc.sentence_lengths, original.sentence_lengths)
+  reader.teardown()
+  assert sorted(seen) == sorted((d.doc_id, k) for d in docs for k in range(3))

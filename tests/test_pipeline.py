@@ -123,6 +123,26 @@ def test_same_examples_whatever_the_workers_order_and_shards(corpus, baseline,
   assert digest(read_examples(reordered)) == digest(read_examples(baseline))
 
 
+def test_pools_through_a_groupbykey_give_the_same_examples(corpus, baseline,
+                                                           tmp_path):
+  """The baseline gathered its pools through files in OUTPUT/_pools (the
+  DirectRunner default) and removed them; a Beam GroupByKey gives the same
+  examples, and a --pool_dir of one's own is left as it was found."""
+  assert not os.path.exists(os.path.join(baseline, "_pools"))
+  out = str(tmp_path / "groupbykey")
+  run_cli(["--input=" + ",".join(corpus), "--output=" + out,
+           "--dupe_factor=3", "--pool_shuffle=groupbykey"])
+  assert digest(read_examples(out)) == digest(read_examples(baseline))
+  own = tmp_path / "my_pools"
+  own.mkdir()
+  (own / "keep.txt").write_text("mine")
+  out = str(tmp_path / "own_pool_dir")
+  run_cli(["--input=" + ",".join(corpus), "--output=" + out,
+           "--dupe_factor=3", "--pool_dir=" + str(own)])
+  assert digest(read_examples(out)) == digest(read_examples(baseline))
+  assert sorted(os.listdir(own)) == ["keep.txt"]
+
+
 def test_another_seed_gives_other_examples(corpus, baseline, tmp_path):
   out = str(tmp_path / "seed")
   run_cli(["--input=" + ",".join(corpus), "--output=" + out,
@@ -193,7 +213,7 @@ def test_help_lists_every_flag():
                "--masked_lm_prob", "--random_seed", "--dupe_factor",
                "--short_seq_prob", "--do_whole_word_mask", "--input_format",
                "--text_field", "--num_shards", "--compression", "--overwrite",
-               "--random_next_pool_size"):
+               "--random_next_pool_size", "--pool_shuffle", "--pool_dir"):
     assert flag in proc.stdout
 
 
@@ -211,6 +231,9 @@ def _refused(args, tmp_path, message):
     (["--short_seq_prob=2"], "--short_seq_prob must be in [0, 1]"),
     (["--max_predictions_per_seq=0"], "--max_predictions_per_seq must be"),
     (["--max_seq_lenght=64"], "unknown flag --max_seq_lenght"),
+    (["--pool_dir=s3://bucket/pools"], "--pool_dir must be a local directory"),
+    (["--pool_shuffle=disk"], "argument --pool_shuffle: invalid choice: 'disk'"),
+    (["--max_seq_length=abc"], "argument --max_seq_length: invalid int value"),
 ])
 def test_bad_option_values_are_refused(corpus, tmp_path, extra, message):
   _refused(["--input=" + corpus[0]] + extra, tmp_path, message)

@@ -219,10 +219,23 @@ def num_pools(num_entries: int, pool_size: int) -> int:
   return max(1, int(math.ceil(num_entries / float(pool_size))))
 
 
+def entry_hash(seed: int, doc_id: str, dupe: int) -> int:
+  """The 64-bit hash that places one document pass among the pools."""
+  return keys.stable_hash("pool", seed, doc_id, dupe)
+
+
 def pool_of(seed: int, doc_id: str, dupe: int, pools: int) -> int:
   """The pool of one document's dupe pass: each pass of a document goes to
-  its own random pool, so its instances spread over the output."""
-  return keys.stable_hash("pool", seed, doc_id, dupe) % pools
+  its own random pool, so its instances spread over the output. Pools are
+  ranges of ``entry_hash`` (see ``pool_bounds``), so that a pool is one run of
+  any list of entries sorted by hash (transforms/pool_files.py)."""
+  return (entry_hash(seed, doc_id, dupe) * pools) >> 64
+
+
+def pool_bounds(pool: int, pools: int) -> Tuple[int, int]:
+  """The hashes of ``pool``: ``lo <= entry_hash < hi`` (``hi`` may be
+  2**64)."""
+  return -(-(pool << 64) // pools), -(-((pool + 1) << 64) // pools)
 
 
 def instances_for_pool(pool_id: int,
@@ -292,7 +305,24 @@ def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
                        is_random_next)
 
 
+def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
+               params: InstanceParams, cls_id: int, sep_id: int
+               ) -> Iterator[InstanceBatch]:
+  """``instances_for_pool`` with its counters kept; the DoFns' body."""
+  metrics.observe("entries_per_pool", len(entries))
+  for batch, counts in instances_for_pool(pool_id, entries, params, cls_id,
+                                          sep_id):
+    for name, n in counts.items():
+      metrics.count(name, n)
+    if len(batch):
+      metrics.count("instances", len(batch))
+      metrics.count("random_next_instances",
+                    int(np.count_nonzero(batch.is_random_next)))
+      yield batch
+
+
 class _CreateInstancesDoFn(beam.DoFn):
+  """A pool from a GroupByKey: (pool, [(dupe pass, packed document)])."""
 
   def __init__(self, params: InstanceParams, cls_id: int, sep_id: int):
     self._params = params
@@ -302,33 +332,40 @@ class _CreateInstancesDoFn(beam.DoFn):
   def process(self, element):
     pool_id, packed = element
     entries = [(dupe, TokenizedDocument.unpack(doc)) for dupe, doc in packed]
-    metrics.observe("entries_per_pool", len(entries))
-    for batch, counts in instances_for_pool(
-        pool_id, entries, self._params, self._cls_id, self._sep_id):
-      for name, n in counts.items():
-        metrics.count(name, n)
-      if len(batch):
-        metrics.count("instances", len(batch))
-        metrics.count("random_next_instances",
-                      int(np.count_nonzero(batch.is_random_next)))
-        yield batch
+    yield from build_pool(pool_id, entries, self._params, self._cls_id,
+                          self._sep_id)
 
 
 class CreateInstances(beam.PTransform):
-  """Output: ``InstanceBatch`` es covering every document and dupe pass."""
+  """Output: ``InstanceBatch`` es covering every document and dupe pass.
+
+  Two ways to gather the pools, with the same pools and the same output:
+  a Beam GroupByKey (``pool_dir=None``: for runners that spill shuffles to
+  disk, like Flink), or files in ``pool_dir``, a directory every worker can
+  read (transforms/pool_files.py: for the DirectRunner, which would hold a
+  GroupByKey's dupe_factor copies of the tokenized corpus in memory).
+  """
 
   def __init__(self, params: InstanceParams, cls_id: int, sep_id: int,
-               pool_size: int = DEFAULT_POOL_SIZE):
+               pool_size: int = DEFAULT_POOL_SIZE,
+               pool_dir: Optional[str] = None):
     super().__init__()
     self._params = params
     self._cls_id = cls_id
     self._sep_id = sep_id
     self._pool_size = pool_size
+    self._pool_dir = pool_dir
 
   def expand(self, docs):
+    total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
+    if self._pool_dir is not None:
+      # pylint: disable=import-outside-toplevel
+      from transforms import pool_files
+      return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
+          self._params, self._cls_id, self._sep_id, self._pool_size,
+          self._pool_dir, total)
     seed, pool_size = self._params.random_seed, self._pool_size
     dupe_factor = self._params.dupe_factor
-    total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
 
     def assign(doc, n):
       pools = num_pools(n * dupe_factor, pool_size)
