@@ -17,8 +17,8 @@ one machine the grouping can go through a directory that every worker reads:
 
 The pools, their entries and so the examples are the same as through the
 GroupByKey (tests/test_instances.py runs both). Memory: a worker holds one
-file's worth of documents while writing, and one pool and the indexes while
-reading; the runner holds pool ids and file names.
+file's worth of documents while writing, and one pool while reading (the
+indexes are memory-mapped); the runner holds pool ids and file names.
 """
 
 import os
@@ -149,9 +149,11 @@ class _ReadPoolsDoFn(beam.DoFn):
 
   def _index(self, name: str) -> np.ndarray:
     if name not in self._indexes:
+      # Memory-mapped: a binary search touches a few pages, so the indexes
+      # of a large corpus need not fit in a worker's memory.
       self._indexes[name] = np.load(
           os.path.join(self._directory, name + INDEX_SUFFIX),
-          allow_pickle=False)
+          mmap_mode="r", allow_pickle=False)
       self._fds[name] = os.open(
           os.path.join(self._directory, name + DATA_SUFFIX), os.O_RDONLY)
     return self._indexes[name]
@@ -176,7 +178,7 @@ class _ReadPoolsDoFn(beam.DoFn):
   def teardown(self):
     for fd in self._fds.values():
       os.close(fd)
-    self._fds = {}
+    self._indexes, self._fds = {}, {}
 
 
 class CreateInstancesFromFiles(beam.PTransform):
