@@ -63,6 +63,7 @@ def test_killed_run_leaves_nothing_complete_and_rerun_cleans_up(
   # The next run, without --overwrite, recognises the interrupted run.
   run_cli(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
   assert "_INCOMPLETE" not in os.listdir(out)
+  assert "_pools" not in os.listdir(out)  # the killed run's pool files too
   assert digest(read_examples(out)) == clean_digest
 
 
@@ -95,5 +96,6 @@ def test_killed_worker_process_fails_clearly_or_recovers(corpus, clean_digest,
     last = [l for l in stderr.splitlines() if l.startswith("error:")]
     assert len(last) == 1 and "the pipeline failed" in last[0], stderr[-3000:]
     assert "summary.json" not in os.listdir(out)
+    assert "_pools" not in os.listdir(out)  # removed by the failed run
     run_cli(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
     assert digest(read_examples(out)) == clean_digest
