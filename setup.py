@@ -18,7 +18,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*",
                                                "transforms", "transforms.*",
                                                "runners", "runners.*"]),
-    package_data={"pipelines": ["vocab/*"]},
+    package_data={"pipelines": ["vocab/*"],
+                  "runners": ["flink_job_server_artifacts.txt"]},
     install_requires=[
         "apache-beam[aws]==" + APACHE_BEAM,
         "tensorflow==2.21.0",

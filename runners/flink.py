@@ -1,6 +1,9 @@
-"""Presets for Beam's FlinkRunner (Flink 1.20, Python work in worker pools).
+"""Presets for Beam's FlinkRunner (Flink 1.20, Python work in worker pools)
+and for ``--runner=PortableRunner`` (a job server such as runners.local_flink's).
 
-Applied when ``--runner=FlinkRunner``; every flag the user gives wins:
+Applied when ``--runner=FlinkRunner`` (all of them) or
+``--runner=PortableRunner`` (the worker pool and the job name); every flag
+the user gives wins:
 
 * ``--flink_version=1.20``: Beam's default Flink version moves with Beam
   releases (1.20 → 2.0 → 2.2); this project pins 1.20, which every recent
@@ -29,6 +32,13 @@ def is_flink(argv: Sequence[str]) -> bool:
   return runner.lower() in ("flinkrunner", "flink")
 
 
+def is_portable(argv: Sequence[str]) -> bool:
+  """A job service given by address, e.g. runners.local_flink's job
+  server."""
+  runner = _flag_value(argv, "--runner") or ""
+  return runner.lower() in ("portablerunner", "portable")
+
+
 def job_name(output: str) -> str:
   base = os.path.basename(output.rstrip("/")) or "output"
   return "mlm-pipeline-" + (re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")
@@ -38,18 +48,24 @@ def job_name(output: str) -> str:
 def with_defaults(argv: Sequence[str]) -> List[str]:
   """``argv`` plus the Flink presets it does not override."""
   argv = list(argv)
+  if is_portable(argv):
+    return _worker_pool_and_name(argv)
   if not is_flink(argv):
     return argv
   if not _has_flag(argv, "--flink_version"):
     argv.append("--flink_version=" + FLINK_VERSION)
-  if not _has_flag(argv, "--environment_type"):
-    argv.append("--environment_type=EXTERNAL")
-    if not _has_flag(argv, "--environment_config"):
-      argv.append("--environment_config=" + WORKER_POOL)
   master = _flag_value(argv, "--flink_master") or "[auto]"
   if (not master.startswith("[") and not _has_flag(argv, "--flink_submit_uber_jar")
       and not _has_flag(argv, "--flink_job_server_jar")):
     argv.append("--flink_submit_uber_jar")
+  return _worker_pool_and_name(argv)
+
+
+def _worker_pool_and_name(argv: List[str]) -> List[str]:
+  if not _has_flag(argv, "--environment_type"):
+    argv.append("--environment_type=EXTERNAL")
+    if not _has_flag(argv, "--environment_config"):
+      argv.append("--environment_config=" + WORKER_POOL)
   if not _has_flag(argv, "--job_name"):
     argv.append("--job_name=" + job_name(_flag_value(argv, "--output") or ""))
   return argv

