@@ -95,6 +95,7 @@ def main(argv=None):
                       help="Comma-separated sizes of corpora generated from "
                       "the sample text (default 20,200).")
   parser.add_argument("--taskmanager_memory", default="2g")
+  parser.add_argument("--taskmanager_off_heap", default="256m")
   parser.add_argument("--slots", type=int, default=2)
   parser.add_argument("--parallelism", type=int, default=2)
   parser.add_argument("--dupe_factor", type=int, default=5)
@@ -121,7 +122,8 @@ def main(argv=None):
   print("starting the local cluster: 1 TaskManager, %s, %d slots" % (
       args.taskmanager_memory, args.slots), flush=True)
   cluster = local_flink.start(taskmanagers=1, slots=args.slots,
-                              taskmanager_memory=args.taskmanager_memory)
+                              taskmanager_memory=args.taskmanager_memory,
+                              taskmanager_off_heap=args.taskmanager_off_heap)
   rows: List[Dict] = []
   try:
     for corpus in corpora:
@@ -131,10 +133,10 @@ def main(argv=None):
   finally:
     local_flink.stop()
   print()
-  print("TaskManager process size %s, %d slots, parallelism %d, dupe_factor "
-        "%d, random_next_pool_size %d" % (
-            args.taskmanager_memory, args.slots, args.parallelism,
-            args.dupe_factor, args.random_next_pool_size))
+  print("TaskManager process size %s (task off-heap %s), %d slots, "
+        "parallelism %d, dupe_factor %d, random_next_pool_size %d" % (
+            args.taskmanager_memory, args.taskmanager_off_heap, args.slots,
+            args.parallelism, args.dupe_factor, args.random_next_pool_size))
   print("| corpus MB | wall s | MB/s | instances | TaskManager peak RSS MB | "
         "worker pool + Python workers peak RSS MB | job server peak RSS MB |")
   print("|---|---|---|---|---|---|---|")

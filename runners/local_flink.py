@@ -165,7 +165,7 @@ def java_home() -> Optional[str]:
 
 
 def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
-                  rest_port: int) -> None:
+                  rest_port: int, off_heap: str = "256m") -> None:
   with open(os.path.join(conf_dir, "config.yaml"), "w") as f:
     f.write(
         "jobmanager:\n"
@@ -185,11 +185,12 @@ def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
         # memory, which Flink caps at framework + task off-heap + network;
         # without task off-heap a large job fails with "Cannot reserve ...
         # bytes of direct buffer memory".
-        "    task:\n      off-heap:\n        size: 256m\n"
+        "    task:\n      off-heap:\n        size: %s\n"
         "    managed:\n      fraction: 0.3\n"
         "rest:\n  address: localhost\n  bind-address: localhost\n"
         "  port: %d\n"
-        "parallelism:\n  default: 1\n" % (slots, taskmanager_memory, rest_port))
+        "parallelism:\n  default: 1\n" % (slots, taskmanager_memory, off_heap,
+                                          rest_port))
 
 
 def _port_open(port: int, host: str = "localhost") -> bool:
@@ -221,7 +222,8 @@ def _alive(pid: int) -> bool:
 
 def start(taskmanagers: int = 1, slots: int = 2,
           taskmanager_memory: str = "2g", rest_port: int = 8081,
-          job_port: int = JOB_PORT, timeout: float = 120.0) -> Dict:
+          job_port: int = JOB_PORT, timeout: float = 120.0,
+          taskmanager_off_heap: str = "256m") -> Dict:
   """Starts the cluster; returns its state (ports, pids, job endpoint)."""
   state = read_state()
   if state and any(_alive(p["pid"]) for p in state["processes"]):
@@ -243,7 +245,8 @@ def start(taskmanagers: int = 1, slots: int = 2,
   shutil.rmtree(STATE_DIR, ignore_errors=True)
   shutil.copytree(os.path.join(home, "conf"), conf)
   os.makedirs(logs)
-  _write_config(conf, slots, taskmanager_memory, rest_port)
+  _write_config(conf, slots, taskmanager_memory, rest_port,
+                taskmanager_off_heap)
   env = dict(os.environ, FLINK_HOME=home, FLINK_CONF_DIR=conf,
              FLINK_LOG_DIR=logs, FLINK_PID_DIR=STATE_DIR, JAVA_HOME=java)
   # Python workers of the EXTERNAL environment are started as "python" from
@@ -347,6 +350,10 @@ def main(argv=None) -> int:
                       help="Task slots per TaskManager.")
   parser.add_argument("--taskmanager_memory", default="2g",
                       help="Flink taskmanager.memory.process.size.")
+  parser.add_argument("--taskmanager_off_heap", default="256m",
+                      help="Flink taskmanager.memory.task.off-heap.size: "
+                      "direct memory for Beam's channels to the Python "
+                      "workers.")
   parser.add_argument("--rest_port", type=int, default=8081)
   parser.add_argument("--job_port", type=int, default=JOB_PORT,
                       help="The job server's port (the next two lower ports "
@@ -355,7 +362,8 @@ def main(argv=None) -> int:
   try:
     if args.command == "start":
       state = start(args.taskmanagers, args.slots, args.taskmanager_memory,
-                    args.rest_port, args.job_port)
+                    args.rest_port, args.job_port,
+                    taskmanager_off_heap=args.taskmanager_off_heap)
       print("Flink UI: http://localhost:%d  worker pool: %s  job server: %s"
             % (state["rest_port"], state["worker_pool"],
                state["job_endpoint"]))
