@@ -28,10 +28,12 @@ def _random_batch(n=50, L=16, P=5, seed=0):
 
 
 def test_varints_match_protobuf():
-  values = np.array([[0, 1, 127, 128, 300, 16384, 2 ** 31, 2 ** 40]])
-  data, ends = examples.varint_encode(values)
-  expected = b"".join(examples._varint(int(v)) for v in values[0])
-  assert data == expected and ends == [len(expected)]
+  values = np.array([[0, 1, 127, 128, 300, 16384, 2 ** 31, 2 ** 40],
+                     [5, 0, 0, 0, 0, 0, 0, 1]])
+  columns, used = examples.varint_columns(values)
+  for row, row_used, row_values in zip(columns, used, values):
+    expected = b"".join(examples._varint(int(v)) for v in row_values)
+    assert row[row_used].tobytes() == expected
 
 
 def test_serialized_examples_parse_with_tensorflow():

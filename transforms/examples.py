@@ -104,17 +104,6 @@ def varint_columns(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   return out.reshape(rows, -1), present.reshape(rows, -1)
 
 
-def varint_encode(values: np.ndarray):
-  """Packed varint bytes of non-negative ints, row by row.
-
-  Returns ``(data, row_ends)``: ``data`` holds every row's varints back to
-  back and row ``i`` is ``data[row_ends[i-1]:row_ends[i]]``.
-  """
-  columns, present = varint_columns(values)
-  return (np.compress(present.ravel(), columns.ravel()).tobytes(),
-          np.cumsum(present.sum(axis=1)).tolist())
-
-
 class _Prefixes(dict):
   """Bytes that precede a feature's packed values, by payload length: the
   map-entry header, the key, the Feature and list headers. Payload lengths
@@ -124,6 +113,7 @@ class _Prefixes(dict):
     super().__init__()
     self._key = b"\x0a" + _varint(len(name)) + name.encode()
     self._field = feature_field  # Feature.int64_list or Feature.float_list
+    self._table = None  # (bytes, used) per payload length; see columns()
 
   def __missing__(self, n: int) -> bytes:
     values = b"\x0a" + _varint(n)  # the list's packed `value` field
@@ -140,7 +130,7 @@ class _Prefixes(dict):
     ``varint_columns`` lays out bytes: ``[rows, longest prefix]`` and which
     slots are used. Reads a table of every length up to the largest seen."""
     top = int(lengths.max())
-    table = getattr(self, "_table", None)
+    table = self._table
     if table is None or top >= table[0].shape[0]:
       parts = [self[k] for k in range(max(top + 1, 256))]
       width = max(len(p) for p in parts)
