@@ -288,7 +288,10 @@ def start(taskmanagers: int = 1, slots: int = 2,
     deadline = time.time() + timeout
     while True:
       try:
-        if (rest("/overview", rest_port).get("taskmanagers") == taskmanagers
+        overview = rest("/overview", rest_port)
+        # A TaskManager is listed a moment before its slots are.
+        if (overview.get("taskmanagers") == taskmanagers
+            and overview.get("slots-total") == taskmanagers * slots
             and _port_open(WORKER_POOL_PORT) and _port_open(job_port)):
           break
       except OSError:
