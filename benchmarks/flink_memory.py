@@ -29,6 +29,7 @@ import psutil
 
 from benchmarks.compare import DEFAULT_VOCAB, REPO, generate_corpus
 from runners import local_flink
+from transforms.instances import DEFAULT_POOL_SIZE
 
 
 def _tree_rss(pid: int) -> int:
@@ -66,25 +67,46 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str) -> Dict:
          "--output=" + out, "--overwrite", "--vocab_file=" + args.vocab_file,
          "--dupe_factor=%d" % args.dupe_factor,
          "--random_next_pool_size=%d" % args.random_next_pool_size,
+         "--pool_shuffle=" + args.pool_shuffle,
          "--runner=PortableRunner",
          "--job_endpoint=" + cluster["job_endpoint"],
          "--parallelism=%d" % args.parallelism]
   sampler = threading.Thread(target=sample, daemon=True)
   sampler.start()
   start = time.time()
+  result = "ok"
   with open(log, "w") as f:
-    rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+    try:
+      rc = proc.wait(timeout=args.timeout)
+      if rc != 0:
+        result = "failed (exit %d, log %s)" % (rc, log)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+      result = "no end after %d s (log %s)" % (args.timeout, log)
   wall = time.time() - start
   done.set()
   sampler.join()
-  if rc != 0:
-    raise RuntimeError("the job failed (exit %d); see %s" % (rc, log))
-  with open(os.path.join(out, "summary.json")) as f:
-    instances = json.load(f)["counts"]["instances"]
+  instances = None
+  if result == "ok":
+    with open(os.path.join(out, "summary.json")) as f:
+      instances = json.load(f)["counts"]["instances"]
+  else:
+    _cancel_running_jobs(cluster)
   shutil.rmtree(out, ignore_errors=True)
   return {"corpus_mb": os.path.getsize(corpus) / 1e6, "wall_s": wall,
-          "instances": instances,
+          "instances": instances, "result": result,
           **{name + "_peak_mb": peak / 1e6 for name, peak in peaks.items()}}
+
+
+def _cancel_running_jobs(cluster: Dict) -> None:
+  """Frees the slots that a failed or stalled job still holds."""
+  for job in local_flink.rest("/jobs/overview",
+                              cluster["rest_port"])["jobs"]:
+    if job["state"] not in ("FINISHED", "FAILED", "CANCELED"):
+      local_flink.rest("/jobs/%s?mode=cancel" % job["jid"],
+                       cluster["rest_port"], method="PATCH")
 
 
 def main(argv=None):
@@ -99,13 +121,17 @@ def main(argv=None):
   parser.add_argument("--slots", type=int, default=2)
   parser.add_argument("--parallelism", type=int, default=2)
   parser.add_argument("--dupe_factor", type=int, default=5)
+  parser.add_argument("--random_next_pool_size", type=int,
+                      default=DEFAULT_POOL_SIZE)
   parser.add_argument(
-      "--random_next_pool_size", type=int, default=100,
-      help="A pool reaches the Python workers as one element, and Beam's "
-      "runner-side data plane lets about 100 messages through before it "
-      "waits for the worker: with Wikipedia-length documents (about 8 KB of "
-      "token ids each) pools of 1000 would put close to 1 GB in the "
-      "TaskManager's direct memory per slot. 100 keeps it near 100 MB.")
+      "--pool_shuffle", choices=("files", "groupbykey"), default="files",
+      help="'files' (the pipeline's default here, the output being local): "
+      "the pools go through files the workers share. 'groupbykey': through "
+      "Flink, where Beam 2.62's runner holds each worker's whole share of "
+      "the document passes in the TaskManager's heap (README).")
+  parser.add_argument("--timeout", type=int, default=3600,
+                      help="Seconds a job may run before it counts as "
+                      "stalled and is cancelled (default %(default)s).")
   parser.add_argument("--vocab_file", default=DEFAULT_VOCAB)
   parser.add_argument("--json", help="Also write the results here.")
   args = parser.parse_args(argv)
@@ -134,13 +160,20 @@ def main(argv=None):
     local_flink.stop()
   print()
   print("TaskManager process size %s (task off-heap %s), %d slots, "
-        "parallelism %d, dupe_factor %d, random_next_pool_size %d" % (
+        "parallelism %d, dupe_factor %d, random_next_pool_size %d, "
+        "pool_shuffle %s" % (
             args.taskmanager_memory, args.taskmanager_off_heap, args.slots,
-            args.parallelism, args.dupe_factor, args.random_next_pool_size))
+            args.parallelism, args.dupe_factor, args.random_next_pool_size,
+            args.pool_shuffle))
   print("| corpus MB | wall s | MB/s | instances | TaskManager peak RSS MB | "
         "worker pool + Python workers peak RSS MB | job server peak RSS MB |")
   print("|---|---|---|---|---|---|---|")
   for r in rows:
+    if r["result"] != "ok":
+      print("| %.1f | %s | | | %.0f | %.0f | %.0f |" % (
+          r["corpus_mb"], r["result"], r["taskmanager_peak_mb"],
+          r["worker_pool_peak_mb"], r["job_server_peak_mb"]))
+      continue
     print("| %.1f | %.1f | %.2f | {:,} | %.0f | %.0f | %.0f |".format(
         r["instances"]) % (r["corpus_mb"], r["wall_s"],
                            r["corpus_mb"] / r["wall_s"],

@@ -152,11 +152,28 @@ def check(argv: Sequence[str]):
   return options, opts, vocab, s3_kwargs
 
 
+def pool_shuffle(opts: MlmOptions, runner: str) -> str:
+  """``--pool_shuffle=auto`` made concrete: 'files' wherever every worker can
+  see one directory, 'groupbykey' elsewhere.
+
+  On the DirectRunner the workers share this machine. On another runner, a
+  local ``--output`` already means that every worker writes into one
+  filesystem (this machine's, or a mount they share), and ``--pool_dir``
+  says so outright. A GroupByKey is the fallback: on Flink through Beam
+  2.62's job server it needs TaskManager memory in proportion to the corpus
+  (README, "Memory on Flink").
+  """
+  if opts.pool_shuffle != "auto":
+    return opts.pool_shuffle
+  if (runner == direct.LOCAL_RUNNER or opts.pool_dir
+      or "://" not in opts.output):
+    return "files"
+  return "groupbykey"
+
+
 def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
   """A new, empty directory for the pool files, or None for a GroupByKey."""
-  shuffle = opts.pool_shuffle
-  if shuffle == "auto":
-    shuffle = "files" if runner == direct.LOCAL_RUNNER else "groupbykey"
+  shuffle = pool_shuffle(opts, runner)
   if shuffle != "files":
     return None
   parent = opts.pool_dir

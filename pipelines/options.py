@@ -115,10 +115,13 @@ class MlmOptions(PipelineOptions):
         help="How document passes are gathered into pools. 'files': through "
         "files in --pool_dir, so memory does not grow with the corpus (every "
         "worker must see that directory: one machine, or a shared mount). "
-        "'groupbykey': a Beam GroupByKey, which Flink spills to disk but the "
-        "DirectRunner keeps in memory (dupe_factor copies of the tokenized "
-        "corpus). 'auto' (default): 'files' on the DirectRunner, "
-        "'groupbykey' on any other runner. Both give the same examples.")
+        "'groupbykey': a Beam GroupByKey; the DirectRunner keeps it in memory "
+        "(dupe_factor copies of the tokenized corpus), and on Flink, Beam "
+        "2.62's runner holds each worker's share of those copies in the "
+        "TaskManager's heap. 'auto' (default): 'files' on the DirectRunner, "
+        "and on any runner when --pool_dir is given or --output is a local "
+        "path (every worker writes there already); 'groupbykey' otherwise. "
+        "Both give the same examples.")
     group.add_argument(
         "--pool_dir", default=None,
         help="A local directory for --pool_shuffle=files; the run works in a "

@@ -199,10 +199,11 @@ def _port_open(port: int, host: str = "localhost") -> bool:
     return s.connect_ex((host, port)) == 0
 
 
-def rest(path: str, port: int) -> Dict:
-  with urllib.request.urlopen("http://localhost:%d%s" % (port, path),
-                              timeout=5) as r:
-    return json.load(r)
+def rest(path: str, port: int, method: str = "GET") -> Dict:
+  request = urllib.request.Request("http://localhost:%d%s" % (port, path),
+                                   method=method)
+  with urllib.request.urlopen(request, timeout=5) as r:
+    return json.loads(r.read() or b"{}")
 
 
 def read_state() -> Optional[Dict]:

@@ -143,6 +143,27 @@ def test_pools_through_a_groupbykey_give_the_same_examples(corpus, baseline,
   assert sorted(os.listdir(own)) == ["keep.txt"]
 
 
+@pytest.mark.parametrize("runner, flags, expected", [
+    ("DirectRunner", ["--output=s3://bucket/out"], "files"),
+    ("PortableRunner", ["--output=/data/out"], "files"),
+    ("FlinkRunner", ["--output=s3://bucket/out"], "groupbykey"),
+    ("FlinkRunner", ["--output=s3://bucket/out", "--pool_dir=/mnt/shared"],
+     "files"),
+    ("PortableRunner", ["--output=/data/out", "--pool_shuffle=groupbykey"],
+     "groupbykey"),
+])
+def test_auto_pool_shuffle_uses_files_where_every_worker_sees_them(
+    runner, flags, expected):
+  """A local --output means the workers share a filesystem already (Flink
+  needs that: a GroupByKey there holds the pools in TaskManager memory)."""
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from pipelines import mlm
+  from pipelines.options import MlmOptions
+  opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
+  runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
+  assert mlm.pool_shuffle(opts, runner) == expected
+
+
 def test_another_seed_gives_other_examples(corpus, baseline, tmp_path):
   out = str(tmp_path / "seed")
   run_cli(["--input=" + ",".join(corpus), "--output=" + out,

@@ -14,7 +14,9 @@ TensorFlow's own parser.
 
 import functools
 import os
+import random
 import struct
+import uuid
 from typing import Dict, List, Tuple
 
 import apache_beam as beam
@@ -22,9 +24,11 @@ import google_crc32c
 import numpy as np
 from apache_beam.coders import coders
 from apache_beam.io import filebasedsink
-from apache_beam.io import iobase
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.masking import MaskedBatch
 
@@ -299,6 +303,126 @@ class _FramedTFRecordSink(filebasedsink.FileBasedSink):
     file_handle.write(value)
 
 
+class _WriteBundleDoFn(beam.DoFn):
+  """Appends each element to this bundle's temporary file of ``sink`` in
+  ``temp_dir``; outputs the file's name when the bundle ends."""
+
+  def __init__(self, sink: filebasedsink.FileBasedSink, temp_dir: str):
+    self._sink = sink
+    self._temp_dir = temp_dir
+    self._writer = None
+
+  def setup(self):
+    try:
+      FileSystems.mkdirs(self._temp_dir)
+    except IOError:
+      pass  # another worker made it first
+
+  def start_bundle(self):
+    self._writer = None
+
+  def process(self, element):
+    if self._writer is None:
+      self._writer = self._sink.open_writer(self._temp_dir,
+                                            uuid.uuid4().hex)
+    self._writer.write(element)
+
+  def finish_bundle(self):
+    if self._writer is not None:
+      name, self._writer = self._writer.close(), None
+      yield WindowedValue(name, MIN_TIMESTAMP, [GlobalWindow()])
+
+
+def _write_keyed(element, sink, temp_dir):
+  """One shard's elements (``num_shards`` set) into one temporary file."""
+  try:
+    FileSystems.mkdirs(temp_dir)
+  except IOError:
+    pass
+  writer = sink.open_writer(temp_dir, uuid.uuid4().hex)
+  for value in element[1]:
+    writer.write(value)
+  yield writer.close()
+
+
+def _finalize(unused_element, sink, temp_dir, names, min_shards):
+  """Renames the temporary files to the final shard names (an empty shard
+  if there were none), then removes ``temp_dir``: Beam's ``FileBasedSink``
+  steps, as ``iobase.Write`` runs them."""
+  names = list(names)
+  try:
+    FileSystems.mkdirs(temp_dir)
+  except IOError:
+    pass
+  for _ in range(min_shards - len(names)):
+    names.append(sink.open_writer(temp_dir, uuid.uuid4().hex).close())
+  sink.pre_finalize(temp_dir, names)
+  yield from sink.finalize_write(temp_dir, names, None)
+
+
+class _WriteShards(beam.PTransform):
+  """``iobase.Write(sink)`` in another shape: the DoFn that writes the data
+  gets the temporary directory when the graph is built, not through a side
+  input.
+
+  Why: Beam's Java pipeline fuser (the Flink job server's) starts a new stage
+  at every ParDo with a side input. ``iobase.Write`` gives the writing ParDo
+  one (the temporary directory), so every serialized example would leave the
+  Python worker for the Flink TaskManager and come back to be written. Beam
+  2.62's Flink runner holds a bundle's whole output in the TaskManager's
+  heap until the bundle ends, and in batch a bundle is a worker's whole share
+  of the stage: a 200 MB corpus then needs gigabytes of heap (README, "Memory
+  on Flink"). Here the write fuses with the masking and serialization before
+  it, and only file names leave the stage.
+
+  With ``num_shards`` set, batches are dealt to the shards round robin and
+  each shard is written whole after a GroupByKey (as ``iobase.Write`` does),
+  which does send every example through the runner's shuffle.
+  """
+
+  def __init__(self, sink: filebasedsink.FileBasedSink, output_dir: str,
+               num_shards: int):
+    super().__init__()
+    self._sink = sink
+    self._output_dir = output_dir
+    self._num_shards = num_shards
+
+  def expand(self, pcoll):
+    temp_dir = FileSystems.join(
+        self._output_dir, "beam-temp-%s-%s" % (SHARD_PREFIX, uuid.uuid4().hex))
+    sink, num_shards = self._sink, self._num_shards
+    if num_shards:
+      names = (
+          pcoll
+          | "DealToShards" >> beam.ParDo(_DealToShards(num_shards))
+          | "GroupShards" >> beam.GroupByKey()
+          | "WriteShards" >> beam.FlatMap(_write_keyed, sink, temp_dir))
+    else:
+      names = pcoll | "WriteBundles" >> beam.ParDo(
+          _WriteBundleDoFn(sink, temp_dir))
+    return (
+        pcoll.pipeline
+        | "Once" >> beam.Create([None])
+        | "Finalize" >> beam.FlatMap(_finalize, sink, temp_dir,
+                                     beam.pvalue.AsList(names),
+                                     max(1, num_shards)))
+
+
+class _DealToShards(beam.DoFn):
+  """(shard, element), shards in turn from a random start per bundle."""
+
+  def __init__(self, num_shards: int):
+    self._num_shards = num_shards
+    self._next = 0
+
+  def start_bundle(self):
+    self._next = random.randrange(self._num_shards)
+
+  def process(self, element):
+    self._next = (self._next + 1) % self._num_shards
+    yield self._next, element
+
+
 class WriteExamples(beam.PTransform):
   """Serializes and writes the examples; output: the shard file names.
 
@@ -312,8 +436,9 @@ class WriteExamples(beam.PTransform):
 
   A batch stays one element up to the file: it is serialized and framed as
   TFRecords in one step and appended to a shard whole (see
-  ``_FramedTFRecordSink``). With ``num_shards`` set, whole batches are dealt
-  to the shards, so shard sizes differ by up to a batch.
+  ``_FramedTFRecordSink``), in the same stage (see ``_WriteShards``). With
+  ``num_shards`` set, whole batches are dealt to the shards, so shard sizes
+  differ by up to a batch.
   """
 
   def __init__(self, output_dir: str, num_shards: int = 0,
@@ -334,4 +459,4 @@ class WriteExamples(beam.PTransform):
     return (
         batches
         | "Serialize" >> beam.Map(serialize_framed)
-        | "Write" >> iobase.Write(sink))
+        | "Write" >> _WriteShards(sink, self._output_dir, self._num_shards))
