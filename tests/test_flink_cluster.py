@@ -81,23 +81,43 @@ def test_cluster_processes_and_rest_api(cluster):
   assert _port_open(local_flink.WORKER_POOL_PORT)
 
 
+def _vertex_names(cluster, job_name):
+  jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
+  ours = [j for j in jobs if j["name"] == job_name]
+  assert len(ours) == 1 and ours[0]["state"] == "FINISHED", jobs
+  job = local_flink.rest("/jobs/" + ours[0]["jid"], cluster["rest_port"])
+  return [v["name"] for v in job["vertices"]]
+
+
 def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
                               docs_per_file=15, seed=5)
   direct_out = str(tmp_path / "direct")
   run_cli(["--input=" + ",".join(corpus), "--output=" + direct_out,
            "--dupe_factor=2"])
-  flink_out = str(tmp_path / "on_flink")
-  run_cli(["--input=" + ",".join(corpus), "--output=" + flink_out,
-           "--dupe_factor=2", "--runner=PortableRunner",
-           "--job_endpoint=" + cluster["job_endpoint"], "--parallelism=2"])
-  assert digest(read_examples(flink_out)) == digest(read_examples(direct_out))
+  expected = digest(read_examples(direct_out))
+  flink = ["--input=" + ",".join(corpus), "--dupe_factor=2",
+           "--runner=PortableRunner", "--job_endpoint=" + cluster["job_endpoint"],
+           "--parallelism=2"]
+  # The output is local, so the workers share this filesystem: the pools go
+  # through files in OUTPUT/_pools (removed after the run), as on the
+  # DirectRunner.
+  files_out = str(tmp_path / "on_flink")
+  run_cli(flink + ["--output=" + files_out])
+  assert digest(read_examples(files_out)) == expected
   # Flink ran it: the JobManager lists the job, finished, under its name.
-  jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
-  ours = [j for j in jobs if j["name"] == "mlm-pipeline-on-flink"]
-  assert len(ours) == 1 and ours[0]["state"] == "FINISHED", jobs
-  # The pools went through a GroupByKey there, not through files.
-  assert not os.path.exists(os.path.join(flink_out, "_pools"))
+  names = _vertex_names(cluster, "mlm-pipeline-on-flink")
+  assert any("PoolFiles" in n for n in names), names
+  assert not os.path.exists(os.path.join(files_out, "_pools"))
+  # Only file names leave the stage that masks and writes the examples: no
+  # stage of the writing starts at a side input (transforms/examples.py).
+  assert not any("WriteBundles" in n for n in names), names
+  # Through Flink's GroupByKey: the same examples.
+  gbk_out = str(tmp_path / "on_flink_gbk")
+  run_cli(flink + ["--output=" + gbk_out, "--pool_shuffle=groupbykey"])
+  assert digest(read_examples(gbk_out)) == expected
+  names = _vertex_names(cluster, "mlm-pipeline-on-flink-gbk")
+  assert any("GroupPools" in n for n in names), names
 
 
 def test_flink_presets():
