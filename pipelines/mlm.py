@@ -256,7 +256,18 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
-if __name__ == "__main__":
+def main() -> None:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
-  sys.exit(run())
+  code = run()
+  # Everything the run wrote is closed and its worker processes have ended.
+  # Skip the interpreter's teardown: freeing Beam's, gRPC's and protobuf's
+  # modules object by object takes half a second of CPU, 6% of a 20 MB job.
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)  # pylint: disable=protected-access
+
+
+if __name__ == "__main__":
+  main()
