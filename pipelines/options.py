@@ -124,8 +124,10 @@ class MlmOptions(PipelineOptions):
         "Both give the same examples.")
     group.add_argument(
         "--pool_dir", default=None,
-        help="A local directory for --pool_shuffle=files; the run works in a "
-        "new folder inside it and removes that folder when it ends. Default: "
+        help="A local directory for --pool_shuffle=files, the same path on "
+        "the machine that runs this command and on every worker (one machine, "
+        "or a shared mount); the run works in a new folder inside it and "
+        "removes that folder when it ends. Default: "
         "OUTPUT/_pools for a local --output, else the system's temp "
         "directory. The files hold each tokenized document once: about half a "
         "byte per byte of English text.")

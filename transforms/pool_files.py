@@ -111,6 +111,12 @@ class _SpillDoFn(beam.DoFn):
     self._docs: List[TokenizedDocument] = []
     self._size = 0
 
+  def setup(self):
+    # The driver made it, on its own machine. If this worker's host does not
+    # share that mount, the files written here are missing elsewhere and
+    # ReadPools fails on opening them: no pool is read short.
+    os.makedirs(self._directory, exist_ok=True)
+
   def start_bundle(self):
     self._docs, self._size = [], 0
 
