@@ -340,10 +340,12 @@ class CreateInstances(beam.PTransform):
   """Output: ``InstanceBatch`` es covering every document and dupe pass.
 
   Two ways to gather the pools, with the same pools and the same output:
-  a Beam GroupByKey (``pool_dir=None``: for runners that spill shuffles to
-  disk, like Flink), or files in ``pool_dir``, a directory every worker can
-  read (transforms/pool_files.py: for the DirectRunner, which would hold a
-  GroupByKey's dupe_factor copies of the tokenized corpus in memory).
+  files in ``pool_dir``, a directory every worker can read
+  (transforms/pool_files.py), or a Beam GroupByKey (``pool_dir=None``) where
+  the workers share no directory. The GroupByKey's input is dupe_factor
+  copies of the tokenized corpus: the DirectRunner holds it in memory, and
+  Beam 2.62's Flink runner holds a worker's share of it in the TaskManager's
+  heap (README, "Memory on Flink"); the files keep memory flat on both.
   """
 
   def __init__(self, params: InstanceParams, cls_id: int, sep_id: int,

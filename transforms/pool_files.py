@@ -1,9 +1,11 @@
 """The random-next pools gathered through files instead of a GroupByKey.
 
 Beam's DirectRunner keeps all of a GroupByKey's data in its own process's
-memory. Grouping every document pass by pool there would hold dupe_factor
-copies of the tokenized corpus in one place, growing with the corpus. On
-one machine the grouping can go through a directory that every worker reads:
+memory, and Beam 2.62's Flink runner holds each worker's whole output to a
+GroupByKey in the TaskManager's heap. Grouping every document pass by pool
+that way holds dupe_factor copies of the tokenized corpus, growing with the
+corpus. Where the workers share a filesystem (one machine, or a shared
+mount), the grouping can go through a directory that every worker reads:
 
 * ``SpillDocuments``: each worker appends the tokenized documents it makes to
   files of about 32 MB (each document once, ``--dupe_factor`` or not), and
