@@ -171,6 +171,22 @@ def pool_shuffle(opts: MlmOptions, runner: str) -> str:
   return "groupbykey"
 
 
+def groupbykey_warning(opts: MlmOptions, runner: str) -> Optional[str]:
+  """What to tell the user whose pools will go through a runner's
+  GroupByKey, or None."""
+  if (runner == direct.LOCAL_RUNNER
+      or pool_shuffle(opts, runner) != "groupbykey"):
+    return None
+  return ("the random-next pools go through a GroupByKey of %d copies of the "
+          "tokenized corpus. On Flink, Beam 2.62's runner holds each worker's "
+          "share of it in the TaskManager's heap until the stage ends, so give "
+          "the TaskManagers heap for about %d x the tokenized corpus / "
+          "parallelism, or pass --pool_dir=DIR, a directory this machine and "
+          "every worker mount, to gather the pools through files instead "
+          "(README, \"Memory on Flink\")."
+          % (opts.dupe_factor, opts.dupe_factor))
+
+
 def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
   """A new, empty directory for the pool files, or None for a GroupByKey."""
   shuffle = pool_shuffle(opts, runner)
@@ -223,7 +239,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return 2
 
   pipeline = beam.Pipeline(options=options)
-  pool_dir = pool_directory(opts, options.view_as(StandardOptions).runner)
+  runner = options.view_as(StandardOptions).runner
+  warning = groupbykey_warning(opts, runner)
+  if warning:
+    logging.warning(warning)
+  pool_dir = pool_directory(opts, runner)
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir)
   try:
     result = pipeline.run()

@@ -97,7 +97,8 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
            "--dupe_factor=2"])
   expected = digest(read_examples(direct_out))
   flink = ["--input=" + ",".join(corpus), "--dupe_factor=2",
-           "--runner=PortableRunner", "--job_endpoint=" + cluster["job_endpoint"],
+           "--runner=PortableRunner",
+           "--job_endpoint=" + cluster["job_endpoint"],
            "--parallelism=2"]
   # The output is local, so the workers share this filesystem: the pools go
   # through files in OUTPUT/_pools (removed after the run), as on the

@@ -162,6 +162,12 @@ def test_auto_pool_shuffle_uses_files_where_every_worker_sees_them(
   opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
   runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
   assert mlm.pool_shuffle(opts, runner) == expected
+  # A GroupByKey on a cluster comes with a warning about TaskManager memory.
+  warning = mlm.groupbykey_warning(opts, runner)
+  if expected == "groupbykey" and runner != mlm.direct.LOCAL_RUNNER:
+    assert warning and "--pool_dir" in warning and "TaskManager" in warning
+  else:
+    assert warning is None
 
 
 def test_another_seed_gives_other_examples(corpus, baseline, tmp_path):
