@@ -219,7 +219,9 @@ def main(argv=None):
   parser.add_argument("--no_reference", action="store_true",
                       help="Skip the reference run.")
   parser.add_argument("--reference_venv",
-                      default=os.path.join(REPO, ".cache", "reference-venv"))
+                      default=os.path.join(REPO, ".cache", "reference-venv"),
+                      help="A venv with the reference; installed there if it "
+                      "lacks it (default %(default)s).")
   parser.add_argument("--repeat", type=int, default=1,
                       help="Rounds of all runs, interleaved; the table shows "
                       "each run's fastest round (for shared, noisy "
