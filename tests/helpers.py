@@ -129,3 +129,13 @@ def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and message in errors[0], proc.stderr
   return proc
+
+
+def local_test_pipeline():
+  """A TestPipeline on the FnApiRunner, as the CLI runs it. Beam's default
+  DirectRunner first tries Prism, whose job server leaves an empty
+  /tmp/beam-temp* directory behind on every run when offline."""
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.testing.test_pipeline import TestPipeline
+  from runners.direct import LocalRunner
+  return TestPipeline(runner=LocalRunner())

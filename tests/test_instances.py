@@ -6,9 +6,9 @@ import random
 import apache_beam as beam
 import numpy as np
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from tests.helpers import local_test_pipeline
 from transforms import instances
 from transforms.tokenization import TokenizedDocument
 
@@ -216,7 +216,7 @@ def test_create_instances_transform_is_independent_of_input_order(
       expected.extend(tuple(r) for r in batch.tokens.tolist())
   assert len(pools) >= 7
   for order in (docs, list(reversed(docs))):
-    with TestPipeline() as p:
+    with local_test_pipeline() as p:
       rows = (p | beam.Create(order)
               | instances.CreateInstances(params, CLS, SEP, pool_size=7,
                                           pool_dir=pool_dir)

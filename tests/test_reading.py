@@ -9,10 +9,9 @@ import json
 import os
 
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.helpers import read_source
+from tests.helpers import local_test_pipeline, read_source
 from transforms import reading
 
 
@@ -179,7 +178,7 @@ def test_read_documents_transform(tmp_path):
   _write(tmp_path, "b.jsonl", b"")
   _write(tmp_path, "c.txt", b"c1\r\n\r\n\r\nd1\r\n")
   pattern = os.path.join(str(tmp_path), "*.txt")
-  with TestPipeline() as p:
+  with local_test_pipeline() as p:
     docs = p | reading.ReadDocuments([pattern])
     assert_that(docs, equal_to([("a.txt:0", ["a1", "a2"]),
                                 ("a.txt:6", ["b1"]),
@@ -190,7 +189,7 @@ def test_read_documents_transform(tmp_path):
 def test_read_documents_jsonl_drops_bad_lines(tmp_path):
   _write(tmp_path, "a.jsonl",
          b'{"body": "One. Two."}\nnot json\n{"body": "Three."}\n{"text": "x"}\n')
-  with TestPipeline() as p:
+  with local_test_pipeline() as p:
     docs = p | reading.ReadDocuments([os.path.join(str(tmp_path), "a.jsonl")],
                                      input_format="jsonl", text_field="body")
     assert_that(docs, equal_to([("a.jsonl:0", ["One. Two."]),

@@ -1,10 +1,9 @@
 """Sentence splitting and the SplitSentences / Tokenize composites."""
 
 import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.helpers import VOCAB
+from tests.helpers import VOCAB, local_test_pipeline
 from transforms import sentences
 from transforms.tokenization import Tokenize
 
@@ -20,7 +19,7 @@ def test_split_paragraphs_with_blingfire():
 
 def test_split_sentences_transform():
   docs = [("w:0", ["One here. Two here.", "Three."]), ("w:9", ["Solo"])]
-  with TestPipeline() as p:
+  with local_test_pipeline() as p:
     out = p | beam.Create(docs) | sentences.SplitSentences("wikiextractor")
     assert_that(out, equal_to([("w:0", ["One here.", "Two here.", "Three."]),
                                ("w:9", ["Solo"])]))
@@ -28,7 +27,7 @@ def test_split_sentences_transform():
 
 def test_lines_format_passes_through():
   docs = [("l:0", ["Already. One line.", "Two."])]
-  with TestPipeline() as p:
+  with local_test_pipeline() as p:
     out = p | beam.Create(docs) | sentences.SplitSentences("lines")
     assert_that(out, equal_to(docs))
 
@@ -36,7 +35,7 @@ def test_lines_format_passes_through():
 def test_tokenize_transform():
   docs = [("a", ["Hello world.", "\u200b"]), ("b", ["\u200b"]),
           ("c", ["The end."])]
-  with TestPipeline() as p:
+  with local_test_pipeline() as p:
     out = (p | beam.Create(docs)
            | Tokenize(vocab_file=VOCAB, tokenizer_file=None, do_lower_case=True)
            | beam.Map(lambda d: (d.doc_id, d.ids.tolist(),
