@@ -165,9 +165,16 @@ def java_home() -> Optional[str]:
 
 
 def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
-                  rest_port: int, off_heap: str = "256m") -> None:
+                  rest_port: int, off_heap: str = "256m",
+                  tmp_dir: str = "/tmp") -> None:
   with open(os.path.join(conf_dir, "config.yaml"), "w") as f:
     f.write(
+        # Flink's spill files and the jars and native libraries its JVMs
+        # unpack: in the cluster's own folder, which the next start clears,
+        # so a killed cluster leaves nothing in /tmp.
+        "io:\n  tmp:\n    dirs: '%s'\n"
+        "env:\n  java:\n    opts:\n      all: '-Djava.io.tmpdir=%s'\n"
+        % (tmp_dir, tmp_dir) +
         "jobmanager:\n"
         "  bind-host: localhost\n"
         "  rpc:\n    address: localhost\n    port: 6123\n"
@@ -245,9 +252,11 @@ def start(taskmanagers: int = 1, slots: int = 2,
   logs = os.path.join(STATE_DIR, "log")
   shutil.rmtree(STATE_DIR, ignore_errors=True)
   shutil.copytree(os.path.join(home, "conf"), conf)
+  tmp = os.path.join(STATE_DIR, "tmp")
   os.makedirs(logs)
+  os.makedirs(tmp)
   _write_config(conf, slots, taskmanager_memory, rest_port,
-                taskmanager_off_heap)
+                taskmanager_off_heap, tmp)
   env = dict(os.environ, FLINK_HOME=home, FLINK_CONF_DIR=conf,
              FLINK_LOG_DIR=logs, FLINK_PID_DIR=STATE_DIR, JAVA_HOME=java)
   # Python workers of the EXTERNAL environment are started as "python" from
@@ -279,7 +288,8 @@ def start(taskmanagers: int = 1, slots: int = 2,
                            "apache_beam.runners.worker.worker_pool_main",
                            "--service_port=%d" % WORKER_POOL_PORT])
     launch("job-server", [
-        os.path.join(java, "bin", "java"), "-Xmx512m", "-cp",
+        os.path.join(java, "bin", "java"), "-Xmx512m",
+        "-Djava.io.tmpdir=" + tmp, "-cp",
         os.path.join(job_server, "*"), JOB_SERVER_MAIN,
         "--flink-master=localhost:%d" % rest_port,
         "--job-port=%d" % job_port, "--artifact-port=%d" % (job_port - 1),
