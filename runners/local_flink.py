@@ -127,7 +127,8 @@ def ensure_job_server() -> str:
   if os.path.exists(done):
     return lib
   os.makedirs(lib, exist_ok=True)
-  for coordinate in _artifacts():
+  artifacts = _artifacts()
+  for coordinate in artifacts:
     group, artifact, version = coordinate.split(":")
     name = "%s-%s.jar" % (artifact, version)
     path = os.path.join(lib, name)
@@ -146,7 +147,7 @@ def ensure_job_server() -> str:
       f.write(data)
     os.replace(path + ".partial", path)
   with open(done, "w") as f:
-    f.write("%d artifacts\n" % len(_artifacts()))
+    f.write("%d artifacts\n" % len(artifacts))
   return lib
 
 
@@ -165,8 +166,7 @@ def java_home() -> Optional[str]:
 
 
 def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
-                  rest_port: int, off_heap: str = "256m",
-                  tmp_dir: str = "/tmp") -> None:
+                  rest_port: int, off_heap: str, tmp_dir: str) -> None:
   with open(os.path.join(conf_dir, "config.yaml"), "w") as f:
     f.write(
         # Flink's spill files and the jars and native libraries its JVMs

@@ -303,6 +303,15 @@ class _FramedTFRecordSink(filebasedsink.FileBasedSink):
     file_handle.write(value)
 
 
+def _make_temp_dir(temp_dir: str) -> None:
+  """Creates ``temp_dir`` where the filesystem has folders (not on S3);
+  another worker may have made it first."""
+  try:
+    FileSystems.mkdirs(temp_dir)
+  except IOError:
+    pass
+
+
 class _WriteBundleDoFn(beam.DoFn):
   """Appends each element to this bundle's temporary file of ``sink`` in
   ``temp_dir``; outputs the file's name when the bundle ends."""
@@ -313,10 +322,7 @@ class _WriteBundleDoFn(beam.DoFn):
     self._writer = None
 
   def setup(self):
-    try:
-      FileSystems.mkdirs(self._temp_dir)
-    except IOError:
-      pass  # another worker made it first
+    _make_temp_dir(self._temp_dir)
 
   def start_bundle(self):
     self._writer = None
@@ -335,10 +341,7 @@ class _WriteBundleDoFn(beam.DoFn):
 
 def _write_keyed(element, sink, temp_dir):
   """One shard's elements (``num_shards`` set) into one temporary file."""
-  try:
-    FileSystems.mkdirs(temp_dir)
-  except IOError:
-    pass
+  _make_temp_dir(temp_dir)
   writer = sink.open_writer(temp_dir, uuid.uuid4().hex)
   for value in element[1]:
     writer.write(value)
@@ -350,10 +353,7 @@ def _finalize(unused_element, sink, temp_dir, names, min_shards):
   if there were none), then removes ``temp_dir``: Beam's ``FileBasedSink``
   steps, as ``iobase.Write`` runs them."""
   names = list(names)
-  try:
-    FileSystems.mkdirs(temp_dir)
-  except IOError:
-    pass
+  _make_temp_dir(temp_dir)
   for _ in range(min_shards - len(names)):
     names.append(sink.open_writer(temp_dir, uuid.uuid4().hex).close())
   sink.pre_finalize(temp_dir, names)
