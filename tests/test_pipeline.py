@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from tests.helpers import (VOCAB, assert_refused, digest, load_vocab_list,
-                           read_examples, run_cli, shard_files,
+from tests.helpers import (REPO, VOCAB, assert_refused, digest,
+                           load_vocab_list, read_examples, run_cli, shard_files,
                            write_lines_corpus)
 from transforms import tokenization
 
@@ -168,6 +168,20 @@ def test_auto_pool_shuffle_uses_files_where_every_worker_sees_them(
     assert warning and "--pool_dir" in warning and "TaskManager" in warning
   else:
     assert warning is None
+
+
+@pytest.mark.parametrize("shards", [[], ["--num_shards=2"]])
+def test_relative_paths_as_in_the_readme(corpus, baseline, tmp_path, shards):
+  """The README's command names its input and output relative to the
+  working directory; the shards' temporary files must be found again."""
+  out = os.path.relpath(str(tmp_path / "relative"), REPO)
+  inputs = ",".join(os.path.relpath(c, REPO) for c in corpus)
+  run_cli(["--input=" + inputs, "--output=" + out, "--dupe_factor=3"]
+          + shards)
+  assert digest(read_examples(os.path.join(REPO, out))) == digest(
+      read_examples(baseline))
+  assert not any(n.startswith("beam-temp")
+                 for n in os.listdir(os.path.join(REPO, out)))
 
 
 def test_another_seed_gives_other_examples(corpus, baseline, tmp_path):

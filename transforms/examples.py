@@ -380,16 +380,18 @@ class _WriteShards(beam.PTransform):
   which does send every example through the runner's shuffle.
   """
 
-  def __init__(self, sink: filebasedsink.FileBasedSink, output_dir: str,
-               num_shards: int):
+  def __init__(self, sink: filebasedsink.FileBasedSink, num_shards: int):
     super().__init__()
     self._sink = sink
-    self._output_dir = output_dir
     self._num_shards = num_shards
 
   def expand(self, pcoll):
+    # Beside the shards, named as the sink names it: FileSystems.split makes
+    # a local path absolute, as the paths the sink's finalize_write matches
+    # against are (a relative temp_dir would find none of its files).
+    base, _ = FileSystems.split(self._sink.file_path_prefix.get())
     temp_dir = FileSystems.join(
-        self._output_dir, "beam-temp-%s-%s" % (SHARD_PREFIX, uuid.uuid4().hex))
+        base, "beam-temp-%s-%s" % (SHARD_PREFIX, uuid.uuid4().hex))
     sink, num_shards = self._sink, self._num_shards
     if num_shards:
       names = (
@@ -459,4 +461,4 @@ class WriteExamples(beam.PTransform):
     return (
         batches
         | "Serialize" >> beam.Map(serialize_framed)
-        | "Write" >> _WriteShards(sink, self._output_dir, self._num_shards))
+        | "Write" >> _WriteShards(sink, self._num_shards))
