@@ -280,13 +280,9 @@ def main() -> None:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
   code = run()
-  # Everything the run wrote is closed and its worker processes have ended.
-  # Skip the interpreter's teardown: freeing Beam's, gRPC's and protobuf's
-  # modules object by object takes half a second of CPU, 6% of a 20 MB job.
-  logging.shutdown()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(code)  # pylint: disable=protected-access
+  # Everything the run wrote is closed and its worker processes have ended;
+  # the teardown would cost 6% of a 20 MB job's CPU.
+  direct.exit_now(code)
 
 
 if __name__ == "__main__":

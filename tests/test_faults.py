@@ -78,7 +78,7 @@ def test_killed_worker_process_fails_clearly_or_recovers(corpus, clean_digest,
   def workers():
     try:
       return [p for p in parent.children(recursive=True)
-              if "sdk_worker_main" in " ".join(p.cmdline())]
+              if "-m runners.worker" in " ".join(p.cmdline())]
     except psutil.Error:
       return []
 
