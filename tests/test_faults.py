@@ -11,6 +11,7 @@ import time
 import psutil
 import pytest
 
+from runners import direct
 from tests.helpers import REPO, digest, read_examples, run_cli, write_lines_corpus
 
 
@@ -78,7 +79,7 @@ def test_killed_worker_process_fails_clearly_or_recovers(corpus, clean_digest,
   def workers():
     try:
       return [p for p in parent.children(recursive=True)
-              if "-m runners.worker" in " ".join(p.cmdline())]
+              if "-m " + direct.WORKER_MODULE in " ".join(p.cmdline())]
     except psutil.Error:
       return []
 
