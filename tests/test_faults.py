@@ -33,32 +33,58 @@ def clean_digest(corpus, tmp_path_factory):
   return digest(read_examples(out))
 
 
-def _start(args):
+def _start(args, log_path):
+  """Starts the CLI in a process group of its own; its output goes to
+  ``log_path`` (a pipe nobody reads while the test waits could fill up and
+  stall the job)."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
-                          cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True,
-                          start_new_session=True)
+  with open(log_path, "w") as log:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
+                            cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for(predicate, timeout=60):
+def _wait_for(predicate, timeout=60, interval=0.05):
   deadline = time.time() + timeout
   while time.time() < deadline:
     if predicate():
       return True
-    time.sleep(0.05)
+    time.sleep(interval)
   return False
+
+
+def _group_alive(pgid):
+  """Processes still in process group ``pgid``."""
+  alive = []
+  for p in psutil.process_iter(["pid"]):
+    try:
+      if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+        alive.append(p)
+    except (psutil.Error, ProcessLookupError):
+      pass
+  return alive
+
+
+def _stop_group(proc):
+  """Kills what is left of the job's process group and reaps the driver."""
+  try:
+    os.killpg(proc.pid, signal.SIGKILL)
+  except ProcessLookupError:
+    pass
+  proc.wait()
 
 
 def test_killed_run_leaves_nothing_complete_and_rerun_cleans_up(
     corpus, clean_digest, tmp_path):
   out = str(tmp_path / "out")
-  proc = _start(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
-  assert _wait_for(lambda: os.path.exists(os.path.join(out, "_INCOMPLETE")))
-  time.sleep(1.2)  # well into the job
-  assert proc.poll() is None, "the job ended before it could be killed"
-  os.killpg(proc.pid, signal.SIGKILL)
-  proc.wait()
+  proc = _start(["--input=" + ",".join(corpus), "--output=" + out] + ARGS,
+                str(tmp_path / "log"))
+  try:
+    assert _wait_for(lambda: os.path.exists(os.path.join(out, "_INCOMPLETE")))
+    time.sleep(1.2)  # well into the job
+    assert proc.poll() is None, "the job ended before it could be killed"
+  finally:
+    _stop_group(proc)
   left = os.listdir(out)
   assert "summary.json" not in left and "_INCOMPLETE" in left
   # The next run, without --overwrite, recognises the interrupted run.
@@ -68,35 +94,79 @@ def test_killed_run_leaves_nothing_complete_and_rerun_cleans_up(
   assert digest(read_examples(out)) == clean_digest
 
 
-def test_killed_worker_process_fails_clearly_or_recovers(corpus, clean_digest,
-                                                         tmp_path):
+# When a worker is killed: as soon as it starts (before it connects to the
+# runner), while it reads an input file (a bundle of the first stage), while
+# it writes an output shard (a bundle of the last stage).
+KILL_MOMENTS = ("starting", "reading", "writing")
+
+
+@pytest.mark.parametrize("moment", KILL_MOMENTS)
+def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
+                                             moment):
+  """A worker killed in the middle of the job fails it within seconds with
+  one error line: no hang, no summary.json, nothing left running, and a
+  rerun gives the clean examples.
+
+  Deterministic: the worker is frozen (SIGSTOP) at the moment named, the
+  moment is checked again on the frozen process, then it is killed."""
   out = str(tmp_path / "out")
   proc = _start(["--input=" + ",".join(corpus), "--output=" + out,
                  "--direct_num_workers=2",
-                 "--direct_running_mode=multi_processing"] + ARGS)
-  parent = psutil.Process(proc.pid)
+                 "--direct_running_mode=multi_processing"] + ARGS,
+                str(tmp_path / "log"))
+  try:
+    parent = psutil.Process(proc.pid)
+    inputs = {os.path.realpath(p) for p in corpus}
 
-  def workers():
-    try:
-      return [p for p in parent.children(recursive=True)
-              if "-m " + direct.WORKER_MODULE in " ".join(p.cmdline())]
-    except psutil.Error:
-      return []
+    def at_moment(p):
+      files = {os.path.realpath(f.path) for f in p.open_files()}
+      if moment == "reading":
+        return bool(inputs & files)
+      if moment == "writing":
+        return any(f.startswith(os.path.realpath(out) + os.sep)
+                   and os.sep + "_pools" + os.sep not in f
+                   and not f.endswith("_INCOMPLETE") for f in files)
+      return True
 
-  assert _wait_for(lambda: len(workers()) >= 2)
-  time.sleep(1.5)
-  victims = workers()
-  assert victims, "the job ended before a worker could be killed"
-  victims[-1].kill()
-  stdout, stderr = proc.communicate(timeout=300)
-  if proc.returncode == 0:
-    # Recovered: then every example is there, once.
-    assert digest(read_examples(out)) == clean_digest
-  else:
-    assert proc.returncode == 1
-    last = [l for l in stderr.splitlines() if l.startswith("error:")]
-    assert len(last) == 1 and "the pipeline failed" in last[0], stderr[-3000:]
+    def freeze_worker_at_moment():
+      """A worker frozen at the moment, or None (none is there yet)."""
+      try:
+        for p in parent.children(recursive=True):
+          if ("-m " + direct.WORKER_MODULE in " ".join(p.cmdline())
+              and at_moment(p)):
+            p.suspend()
+            if at_moment(p):  # still there once frozen
+              return p
+            p.resume()
+      except psutil.Error:
+        pass
+      return None
+
+    frozen = []
+    assert _wait_for(lambda: frozen.append(freeze_worker_at_moment())
+                     or frozen[-1] is not None, timeout=120, interval=0.01), (
+                         "no worker was seen %s" % moment)
+    victim = frozen[-1]
+    assert proc.poll() is None
+    victim.kill()
+    killed_at = time.time()
+    proc.wait(timeout=120)
+    took = time.time() - killed_at
+    with open(str(tmp_path / "log")) as f:
+      stderr = f.read()
+    assert proc.returncode == 1, stderr[-3000:]
+    errors = [l for l in stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1, stderr[-3000:]
+    assert "the pipeline failed" in errors[0], errors[0]
+    assert "worker process" in errors[0], errors[0]
     assert "summary.json" not in os.listdir(out)
+    assert "_INCOMPLETE" in os.listdir(out)
     assert "_pools" not in os.listdir(out)  # removed by the failed run
-    run_cli(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
-    assert digest(read_examples(out)) == clean_digest
+    # Nothing of the job outlives it: the surviving worker was stopped.
+    assert _wait_for(lambda: not _group_alive(proc.pid), timeout=10), (
+        _group_alive(proc.pid))
+    print("job failed %.1f s after the worker was killed" % took)
+  finally:
+    _stop_group(proc)
+  run_cli(["--input=" + ",".join(corpus), "--output=" + out] + ARGS)
+  assert digest(read_examples(out)) == clean_digest
