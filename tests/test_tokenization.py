@@ -1,15 +1,20 @@
-"""The tokenizer: BERT-compatible WordPiece, its known differences, the
-vocabulary checks, and batch tokenization of documents."""
+"""The tokenizer: BERT's FullTokenizer, checked against BERT's own code
+(google-research/bert's tokenization.py, shipped on PyPI as
+``bert-tensorflow`` 1.0.4 and imported as ``bert.tokenization``), where
+tokenizers' BERT configuration differs, the vocabulary and tokenizer.json
+files, and batch tokenization of documents."""
 
 import json
 
 import numpy as np
 import pytest
 
-from tests import bert_reference
 from tests.helpers import VOCAB, sample_documents
 from transforms import normalization
 from transforms import tokenization
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SURROGATES = range(0xD800, 0xE000)
 
 
 @pytest.fixture(scope="module")
@@ -17,64 +22,126 @@ def loaded():
   return tokenization.load_tokenizer(vocab_file=VOCAB)
 
 
+@pytest.fixture(scope="module")
+def bert():
+  """The oracle module. Its tokenizers read an absl flag
+  (--preserve_unused_tokens, default false), so the flags are marked parsed
+  with their defaults."""
+  from absl import flags
+  from bert import tokenization as bert_tokenization
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  return bert_tokenization
+
+
 def _tokens(tokenizer, text):
   return tokenizer.encode(text, add_special_tokens=False).tokens
 
 
-def test_matches_bert_rules_on_ordinary_text(loaded):
-  tokenizer, vocab = loaded
-  words = set(vocab.tokens)
-  texts = [s for doc in sample_documents() for s in doc] + [
-      "Ünïcödé naïve café — “quoted” text, don't stop!",
-      "中文字符和English mixed 123,456.78",
-      "Hello [MASK] world [CLS]",
-      "x" * 250 + " tail",
-      "tab\tseparated\u3000ideographic space\u00a0nbsp",
-  ]
+TRICKY_TEXTS = [
+    "The logo \uF8FF appears on the box.",
+    "She wrote a note with a\uE000b inside.",
+    "Ünïcödé naïve café — “quoted” text, don't stop!",
+    "中文字符和English mixed 123,456.78",
+    "Hello [MASK] world [CLS]",
+    "x" * 250 + " tail",
+    "tab\tseparated\u3000ideographic space\u00a0nbsp",
+    "unassigned a\u0378b, plane 15 \U000F0000, zero\u200bwidth\ufeffjoin",
+    "ΟΔΟΣ ΣΑΣ a\U0002B820b a\u061db a\u0898b",
+]
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_matches_bert_full_tokenizer(bert, lower):
+  """The shipped corpus and the tricky texts, cased and uncased."""
+  tokenizer, _ = tokenization.load_tokenizer(vocab_file=VOCAB,
+                                             do_lower_case=lower)
+  reference = bert.FullTokenizer(VOCAB, do_lower_case=lower)
+  texts = [s for doc in sample_documents() for s in doc] + TRICKY_TEXTS
   for text in texts:
-    assert _tokens(tokenizer, text) == bert_reference.full_tokenize(
-        text, words), text
+    assert _tokens(tokenizer, text) == reference.tokenize(text), text
+
+
+@pytest.mark.parametrize("text,tokens", [
+    ("The logo \uF8FF appears on the box.",
+     "the logo [UNK] appears on the box ."),
+    ("She wrote a note with a\uE000b inside.",
+     "she wrote a note with [UNK] inside ."),
+])
+def test_private_use_characters_are_kept(loaded, text, tokens):
+  """BERT deletes Cc and Cf only: a private-use character is (part of) a
+  word, here an unknown one."""
+  assert " ".join(_tokens(loaded[0], text)) == tokens
 
 
 # Where tokenizers' own BertNormalizer and BertPreTokenizer differ from
-# BERT, because of their Unicode tables or rules. BERT's rules are applied in
-# Python (transforms/normalization.py), so each of these now comes out as
-# BERT's; tokenizers' standard configuration is shown for contrast.
+# BERT, because of their Unicode tables or rules (normalization.py's
+# docstring has the counts). BERT's rules are applied in Python, so each of
+# these comes out as BERT's; tokenizers' standard configuration is shown for
+# contrast.
 TOKENIZERS_DIFFERENCES = [
     # Greek final sigma: Python lower-cases word-final Σ to ς, Rust to σ.
     ("ΟΔΟΣ", ["ο", "##δ", "##ο", "##σ"], ["ο", "##δ", "##ος"]),
     # BERT's CJK range starts at U+2B820; tokenizers' at U+2B920.
     ("a\U0002B820b", ["[UNK]"], ["a", "[UNK]", "b"]),
-    # Unassigned code points: deleted as "C*" by Python, kept (→ [UNK]) there.
-    ("a\u0378b", ["[UNK]"], ["ab"]),
-    # Punctuation and marks newer than the Unicode tables of one side.
+    # Private use (Co): deleted there, part of a word in BERT.
+    ("a\uE000b", ["ab"], ["[UNK]"]),
+    ("a\U000F0000b", ["ab"], ["[UNK]"]),
+    # Punctuation, marks and format characters newer than the Unicode tables
+    # of one side.
     ("a\u061db", ["[UNK]"], ["a", "[UNK]", "b"]),
     ("a\u2e5db", ["[UNK]"], ["a", "[UNK]", "b"]),
     ("a\u0898b", ["[UNK]"], ["ab"]),
+    ("a\u0890b", ["[UNK]"], ["ab"]),
 ]
 
 
-@pytest.mark.parametrize("text,standard,bert", TOKENIZERS_DIFFERENCES)
-def test_follows_bert_where_tokenizers_differs(loaded, text, standard, bert):
+@pytest.mark.parametrize("text,standard,expected", TOKENIZERS_DIFFERENCES)
+def test_follows_bert_where_tokenizers_differs(bert, loaded, text, standard,
+                                               expected):
   tokenizer, vocab = loaded
-  assert bert_reference.full_tokenize(text, set(vocab.tokens)) == bert
-  assert _tokens(tokenizer, text) == bert
+  assert bert.FullTokenizer(VOCAB).tokenize(text) == expected
+  assert _tokens(tokenizer, text) == expected
   plain = tokenization.build_tokenizer(vocab.tokens, do_lower_case=True)
   assert _tokens(plain, text) == standard
 
 
+def _every_code_point_text(code_points):
+  """Each code point between letters, right after a Σ: where the code point
+  separates words, the Σ ends one, so the text also checks that normalize's
+  whole-text lower-casing gives BERT's word-by-word final sigma."""
+  return "x%sx" % "x".join("Σ" + chr(cp) for cp in code_points)
+
+
 @pytest.mark.parametrize("lower", [True, False])
-def test_text_rules_match_bert_for_every_code_point(lower):
-  """normalize + a White_Space split gives BERT's basic tokens for every
-  code point, between letters and at word ends, cased and uncased."""
+def test_text_rules_match_bert_for_every_code_point(bert, lower):
+  """normalize + the tokenizer's White_Space split gives BERT's basic tokens
+  for every code point but the surrogates (next test), cased and uncased."""
   from tokenizers import pre_tokenizers
   split = pre_tokenizers.WhitespaceSplit().pre_tokenize_str
+  basic = bert.BasicTokenizer(do_lower_case=lower)
   step = 1 << 14
   for first in range(0, 0x110000, step):
-    text = " ".join("x%sy %s" % (chr(cp), chr(cp))
-                    for cp in range(first, first + step))
+    text = _every_code_point_text(
+        cp for cp in range(first, first + step) if cp not in SURROGATES)
     words = [w for w, _ in split(normalization.normalize(text, lower))]
-    assert words == bert_reference.basic_tokens(text, lower), hex(first)
+    assert words == basic.tokenize(text), hex(first)
+
+
+@pytest.mark.parametrize("lower", [True, False])
+def test_lone_surrogates_are_kept_as_bert_keeps_them(bert, lower):
+  """A str decoded from JSON can hold lone surrogates ("\\ud800"):
+  normalize keeps them in words, as BERT does (split here with str.split,
+  BERT's own split, since tokenizers' cannot take them)."""
+  text = _every_code_point_text(SURROGATES)
+  assert normalization.normalize(text, lower).split() == bert.BasicTokenizer(
+      do_lower_case=lower).tokenize(text)
+
+
+def test_tokenizers_refuses_lone_surrogates(loaded):
+  """Why the reader replaces lone surrogates before tokenization."""
+  with pytest.raises(TypeError):
+    loaded[0].encode("x\ud800y")
 
 
 def test_literal_special_tokens_are_text(loaded):
@@ -90,17 +157,87 @@ def test_vocabulary(loaded):
   assert vocab.is_continuation[vocab.tokens.index("##s")]
   assert not vocab.is_continuation[vocab.tokens.index("the")]
   assert vocab.id_dtype == np.uint16
+  assert not vocab.has_upper_case
 
 
 def test_cased_vocabulary_keeps_case(tmp_path):
   path = tmp_path / "vocab.txt"
-  path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
-                             "Hello", "hello", "world"]) + "\n")
-  cased, _ = tokenization.load_tokenizer(vocab_file=str(path),
-                                         do_lower_case=False)
+  path.write_text("\n".join(SPECIAL_TOKENS + ["Hello", "hello", "world"])
+                  + "\n")
+  cased, vocab = tokenization.load_tokenizer(vocab_file=str(path),
+                                             do_lower_case=False)
   lower, _ = tokenization.load_tokenizer(vocab_file=str(path))
   assert _tokens(cased, "Hello world") == ["Hello", "world"]
   assert _tokens(lower, "Hello world") == ["hello", "world"]
+  assert vocab.has_upper_case
+  vocab.tokens[vocab.tokens.index("Hello")] = "[Hello]"  # bracketed: ignored
+  assert not vocab.has_upper_case
+
+
+def _bundled_vocab_lines():
+  with open(VOCAB, encoding="utf-8", newline="") as f:
+    return f.read().split("\n")[:-1]
+
+
+# Vocabulary files whose lines hold the characters that str.splitlines, but
+# not BERT's readline, breaks lines at; each as line 6 alone (a blank token
+# once stripped) and inside line 7's token.
+_LINE_BREAKS_OF_SPLITLINES = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c",
+                              "\x1c", "\x1d", "\x1e", "\r"]
+
+
+def _with_break(lines, char):
+  lines[5] = char
+  lines[6] = "[odd%sline]" % char
+  return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name,content", [
+    ("U+%04X" % ord(c), lambda lines, c=c: _with_break(lines, c))
+    for c in _LINE_BREAKS_OF_SPLITLINES] + [
+    ("CRLF", lambda lines: "\r\n".join(lines) + "\r\n"),
+    ("no final newline", lambda lines: "\n".join(lines)),
+    ("trailing blank line", lambda lines: "\n".join(lines) + "\n\n"),
+    ("blank lines inside", lambda lines: "\n".join(lines[:9] + [""]
+                                                    + lines[10:]) + "\n"),
+])
+def test_vocabulary_lines_are_berts(bert, tmp_path, name, content):
+  """Every token's id is the one BERT's load_vocab gives it (on files
+  without repeated tokens, where the PyPI release and BERT's master agree:
+  see parse_vocab)."""
+  path = tmp_path / "vocab.txt"
+  path.write_bytes(content(_bundled_vocab_lines()).encode("utf-8"))
+  _, vocab = tokenization.load_tokenizer(vocab_file=str(path))
+  assert len(set(vocab.tokens)) == vocab.size, name
+  assert {t: i for i, t in enumerate(vocab.tokens)} == dict(
+      bert.load_vocab(str(path))), name
+
+
+def test_vocabulary_with_a_line_break_character(tmp_path):
+  """The bundled vocabulary with line 6 a lone U+2028: str.splitlines would
+  count it as two lines and shift every later id."""
+  lines = _bundled_vocab_lines()
+  lines[5] = "\u2028"
+  path = tmp_path / "vocab.txt"
+  path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  _, vocab = tokenization.load_tokenizer(vocab_file=str(path))
+  assert vocab.size == 30522
+  assert (vocab.tokens.index("[CLS]"), vocab.tokens.index("the")) == (101, 1996)
+
+
+def test_repeated_and_blank_tokens(tmp_path):
+  """Every line takes an id; a repeated token keeps its last one, as in
+  BERT's master (not the PyPI release, so no oracle here), and the sentence
+  separator's id stays clear of every line's."""
+  lines = SPECIAL_TOKENS + ["", "the", "dog", "", "the", "cat"]
+  path = tmp_path / "vocab.txt"
+  path.write_text("\n".join(lines) + "\n")
+  tokenizer, vocab = tokenization.load_tokenizer(vocab_file=str(path))
+  assert vocab.tokens == lines and vocab.sentence_separator_id == 11
+  assert tokenizer.encode("the dog cat").ids == [9, 7, 10]
+  docs, _ = tokenization.tokenize_documents(
+      [("d", ["the dog", "the cat"])], tokenizer, vocab)
+  assert [s.tolist() for s in docs[0].sentences()] == [[9, 7], [9, 10]]
 
 
 @pytest.mark.parametrize("content,message", [
@@ -128,6 +265,67 @@ def test_tokenizer_json(tmp_path, loaded):
   (tmp_path / "bad.json").write_text(json.dumps({"model": "nonsense"}))
   with pytest.raises(tokenization.VocabularyError, match="cannot be loaded"):
     tokenization.load_tokenizer(tokenizer_file=str(tmp_path / "bad.json"))
+
+
+LITERAL_SPECIALS = "the [SEP] token and [CLS] token are literal text here."
+
+
+def _released_tokenizer_json(vocab, specials_in_model=True):
+  """tokenizer.json text as released BERT ones are: the special tokens are
+  special added tokens, and in the model's vocabulary too if
+  ``specials_in_model``; plus one ordinary added token, "newword" (30522)."""
+  tokenizer = tokenization.build_tokenizer(vocab.tokens, do_lower_case=True)
+  tokenizer.add_special_tokens(SPECIAL_TOKENS)
+  tokenizer.add_tokens(["newword"])
+  config = json.loads(tokenizer.to_str())
+  if not specials_in_model:
+    for token in SPECIAL_TOKENS:
+      del config["model"]["vocab"][token]
+  return json.dumps(config)
+
+
+@pytest.mark.parametrize("specials_in_model", [True, False])
+def test_tokenizer_json_special_tokens_are_text(tmp_path, loaded,
+                                                specials_in_model):
+  """Raw text never yields a special token's id: the file's special added
+  tokens are tokenized as text, as with --vocab_file, while the Vocabulary
+  keeps their ids; its ordinary added token stays."""
+  from tokenizers import Tokenizer
+  by_vocab_file, _ = loaded
+  text = _released_tokenizer_json(loaded[1], specials_in_model)
+  special_ids = {0, 100, 101, 102, 103}
+  plain = Tokenizer.from_str(text)
+  if specials_in_model:  # the fault: tokenizers alone matches them in text
+    assert special_ids & set(plain.encode(
+        LITERAL_SPECIALS, add_special_tokens=False).ids)
+  else:  # and renumbers added tokens that its model lacks
+    assert plain.token_to_id("[CLS]") != 101
+  path = tmp_path / "tokenizer.json"
+  path.write_text(text)
+  tokenizer, vocab = tokenization.load_tokenizer(tokenizer_file=str(path))
+  assert (vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.unk_id) == (
+      101, 102, 103, 100)
+  assert vocab.tokens[0] == "[PAD]" and vocab.tokens[30522] == "newword"
+  ids = tokenizer.encode(LITERAL_SPECIALS, add_special_tokens=False).ids
+  assert not special_ids & set(ids)
+  assert ids == by_vocab_file.encode(LITERAL_SPECIALS).ids
+  assert _tokens(tokenizer, "[MASK]") == ["[", "mask", "]"]
+  assert _tokens(tokenizer, "[PAD] ☃ [UNK]") == [
+      "[", "pad", "]", "[UNK]", "[", "un", "##k", "]"]
+  assert tokenizer.encode("a newword").ids == [1037, 30522]
+  assert vocab.sentence_separator_id == 30523
+
+
+def test_tokenizer_json_ids_are_checked(tmp_path, loaded):
+  """An added token that tokenizers would load at another id than the
+  file's is refused, rather than shifting ids."""
+  config = json.loads(_released_tokenizer_json(loaded[1]))
+  config["added_tokens"][-1]["id"] = 40000  # "newword"
+  path = tmp_path / "tokenizer.json"
+  path.write_text(json.dumps(config))
+  with pytest.raises(tokenization.VocabularyError,
+                     match="'newword' the id 40000, which loads as None"):
+    tokenization.load_tokenizer(tokenizer_file=str(path))
 
 
 def test_tokenize_documents_drops_and_counts(loaded):

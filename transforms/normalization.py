@@ -1,11 +1,12 @@
 """BERT's text rules, done as a few passes over whole strings.
 
 google-research/bert's ``BasicTokenizer`` walks the text one character at a
-time: it deletes NUL, U+FFFD and control characters (Unicode category C*
-except tab, newline and carriage return), puts spaces around CJK ideographs,
-splits on whitespace, and then, per word, lower-cases, decomposes (NFD),
-deletes non-spacing marks (Mn) and splits punctuation (ASCII symbols and
-category P*) off as words of their own.
+time: it deletes NUL, U+FFFD and control characters (Unicode categories Cc
+and Cf, except tab, newline and carriage return; private-use, unassigned and
+surrogate code points stay, as parts of words), puts spaces around CJK
+ideographs, splits on whitespace, and then, per word, lower-cases, decomposes
+(NFD), deletes non-spacing marks (Mn) and splits punctuation (ASCII symbols
+and category P*) off as words of their own.
 
 ``normalize`` produces a string on which splitting at whitespace gives
 exactly those words: each rule is one regular-expression pass (or a built-in
@@ -14,8 +15,23 @@ Multilingual Plane built from this Python's ``unicodedata``, the tables
 BERT's own code consults; the rare characters above U+FFFF are looked up one
 by one. The tokenizer then only has to split at whitespace and look up word
 pieces, which is about twice as fast as ``tokenizers``' own BERT normalizer
-and pre-tokenizer (see tokenization.py), and it follows BERT where those
-differ (final sigma, one CJK range, newer Unicode characters).
+and pre-tokenizer (see tokenization.py).
+
+tests/test_tokenization.py checks, for every code point, cased and uncased,
+that these words are those of BERT's own tokenization.py (PyPI
+``bert-tensorflow``) run on this Python: both read the same ``unicodedata``,
+so no code point differs. ``tokenizers``' BertNormalizer and
+BertPreTokenizer differ (tokenizers 0.23 against Python 3.11's Unicode 14):
+they delete private-use characters (Co, 137,468 code points, which BERT
+keeps), start BERT's CJK range U+2B820 at U+2B920, lower-case a word-final
+Greek sigma to σ, and their older or newer Unicode tables make 559 more code
+points (119 cased) punctuation, marks, format characters or cased letters
+on one side only.
+
+Lone surrogates (U+D800-U+DFFF, only possible in a str decoded from JSON
+escapes) pass through ``normalize`` as parts of words, as through BERT's
+code, but ``tokenizers`` refuses any str holding one (TypeError), so the
+reader replaces them before tokenization.
 
 Whole-text lower-casing equals BERT's per-word lower-casing: the only
 context-dependent rule, Greek final sigma, looks across case-ignorable
@@ -41,8 +57,12 @@ _ASCII_PUNCTUATION = ((33, 47), (58, 64), (91, 96), (123, 126))
 _OTHER, _CONTROL, _MARK, _PUNCTUATION = 0, 1, 2, 3
 
 
+# BERT's _is_control: Cc and Cf only (Co, Cn and Cs are kept).
+_CONTROL_CATEGORIES = ("Cc", "Cf")
+
+
 def _kind(category: str) -> int:
-  if category[0] == "C":
+  if category in _CONTROL_CATEGORIES:
     return _CONTROL
   if category == "Mn":
     return _MARK
@@ -110,7 +130,7 @@ def _astral_clean(match: "re.Match") -> str:
   """A character above U+FFFF, before lower-casing: deleted if a control
   character, spaced out if a CJK ideograph."""
   ch = match.group()
-  if unicodedata.category(ch)[0] == "C":
+  if unicodedata.category(ch) in _CONTROL_CATEGORIES:
     return ""
   return " %s " % ch if _is_cjk(ord(ch)) else ch
 

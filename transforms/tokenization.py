@@ -7,17 +7,20 @@ then Hugging Face ``tokenizers`` for the whitespace split and greedy
 WordPiece (``[UNK]``, at most 200 characters a word, no special tokens added,
 so a literal "[MASK]" in the text is tokenized as text). Doing the rules in
 Python rather than with ``tokenizers``' BertNormalizer and BertPreTokenizer
-halves the tokenizer's CPU time and follows BERT where those differ (Greek
-final sigma, one CJK range, code points newer or older than their Unicode
-tables); tests/test_tokenization.py checks each case against a plain
-statement of BERT's rules.
+halves the tokenizer's CPU time and follows BERT where those differ (private
+use characters, Greek final sigma, one CJK range, code points newer or older
+than their Unicode tables); tests/test_tokenization.py checks the result
+against BERT's own tokenization.py (PyPI ``bert-tensorflow``).
 
 Any ``tokenizer.json`` can be used instead (``--tokenizer_file``); it runs
-with its own normalizer and pre-tokenizer. Both files are read through
-smart-open, so local paths, ``s3://`` and ``https://`` all work.
+with its own normalizer and pre-tokenizer, but its special added tokens
+([CLS], [MASK], ...) are not matched in the text, so that raw text never
+yields a special token's id. Both files are read through smart-open, so
+local paths, ``s3://`` and ``https://`` all work.
 """
 
 import dataclasses
+import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -81,6 +84,14 @@ class Vocabulary:
     30,522-entry vocabulary)."""
     return np.uint16 if self.size <= np.iinfo(np.uint16).max else np.int32
 
+  @property
+  def has_upper_case(self) -> bool:
+    """Whether any token but the bracketed ones ([CLS], [unused0], ...)
+    changes under ``str.lower``: a cased vocabulary, whose upper-case tokens
+    --do_lower_case would never produce."""
+    return any(t != t.lower() for t in self.tokens
+               if not (t.startswith("[") and t.endswith("]")))
+
 
 def read_text(path: str, s3_client_kwargs: Optional[dict] = None) -> str:
   """Reads a (small) text file from a local path, s3:// or https://.
@@ -110,13 +121,30 @@ def _short(e: Exception) -> str:
 
 
 def parse_vocab(text: str, path: str) -> List[str]:
-  """vocab.txt → tokens in id order (line i is id i)."""
-  tokens = [line.strip() for line in text.splitlines()]
-  while tokens and not tokens[-1]:
-    tokens.pop()
-  if not tokens:
+  """vocab.txt → tokens in id order: line i is id i, stripped of whitespace
+  at both ends (``str.strip``; a blank line is the token "").
+
+  Lines are read as BERT's ``load_vocab`` reads them, with TensorFlow's
+  ``GFile.readline``: they end at "\\n" only (U+2028, NEL, form feed and the
+  other breaks of ``str.splitlines`` are parts of a token, or stripped), a
+  final "\\n" ends the last line rather than starting another, and every
+  "\\r" is dropped (TensorFlow's ``BufferedInputStream::ReadLine`` does), so
+  CRLF files work and "a\\rb" is the token "ab".
+
+  Every line takes an id, as in google-research/bert's master and TF Model
+  Garden (``vocab[token] = index; index += 1``): a repeated token keeps its
+  last id (see ``_wordpiece``). The 1.0.4 ``bert-tensorflow`` package
+  instead skips repeats (``if token not in vocab: vocab[token] =
+  len(vocab)``), which shifts every later id; without repeats the two agree.
+
+  Raises VocabularyError if there is no line.
+  """
+  lines = text.replace("\r", "").split("\n")
+  if not lines[-1]:
+    lines.pop()  # what follows the last "\n", or an empty file
+  if not lines:
     raise VocabularyError("vocabulary %s is empty" % path)
-  return tokens
+  return [line.strip() for line in lines]
 
 
 def build_tokenizer(tokens: Sequence[str], do_lower_case: bool):
@@ -134,10 +162,22 @@ def build_tokenizer(tokens: Sequence[str], do_lower_case: bool):
 
 
 def _wordpiece(tokens: Sequence[str]):
+  """A WordPiece model of ``tokens`` (line i of vocab.txt is id i).
+
+  A repeated token keeps its last id, as in BERT; each id it leaves behind
+  goes to a stand-in, " [repeat of id i]", that no word matches (words hold
+  no whitespace, tokens none at their ends). Without the stand-ins
+  WordPiece's size would fall short of ``len(tokens)``, and the next added
+  token (the sentence separator, see load_tokenizer) would take a line's id.
+  """
   from tokenizers import Tokenizer, models  # pylint: disable=import-outside-toplevel
   vocab: Dict[str, int] = {}
   for i, token in enumerate(tokens):
-    vocab[token] = i  # a repeated token keeps its last id, as in BERT
+    vocab[token] = i
+  if len(vocab) < len(tokens):
+    kept = set(vocab.values())
+    vocab.update((" [repeat of id %d]" % i, i)
+                 for i in range(len(tokens)) if i not in kept)
   return Tokenizer(models.WordPiece(
       vocab, unk_token="[UNK]", max_input_chars_per_word=200))
 
@@ -189,23 +229,59 @@ class BertTokenizer:
     return build_tokenizer(self._tokens, self._lower).to_str()
 
 
+def parse_tokenizer_json(text: str, path: str):
+  """tokenizer.json text → ``(tokenizers.Tokenizer, tokens in id order)``.
+
+  The file's special added tokens ([CLS], [SEP], [MASK], [PAD], [UNK] in a
+  released BERT tokenizer.json) are left out of the tokenizer, which would
+  otherwise match them in raw text; the tokens keep them at their ids, and
+  a WordPiece, BPE or WordLevel model that lacks one in its vocabulary gets
+  it there, at its id (WordPiece needs its [UNK] there; ``tokenizers``
+  itself renumbers added tokens that the model lacks). Non-special added
+  tokens stay. Padding and truncation are turned off: whole documents are
+  encoded, and padding would add [PAD] ids.
+
+  Raises VocabularyError if the file cannot be loaded, or if an added token
+  does not end up at the id the file gives it.
+  """
+  from tokenizers import Tokenizer  # pylint: disable=import-outside-toplevel
+  try:
+    config = json.loads(text)
+    added = config.get("added_tokens") or []
+    special = {t["id"]: t["content"] for t in added if t.get("special")}
+    config["added_tokens"] = [t for t in added if not t.get("special")]
+    model_vocab = config["model"].get("vocab")
+    if isinstance(model_vocab, dict):
+      for i, token in special.items():
+        model_vocab.setdefault(token, i)
+    config["padding"] = config["truncation"] = None
+    tokenizer = Tokenizer.from_str(json.dumps(config))
+  except Exception as e:  # pylint: disable=broad-except
+    raise VocabularyError("tokenizer file %s cannot be loaded: %s"
+                          % (path, _short(e))) from None
+  size = max([tokenizer.get_vocab_size(with_added_tokens=True)]
+             + [i + 1 for i in special])
+  tokens = [tokenizer.id_to_token(i) or special.get(i, "")
+            for i in range(size)]
+  for t in added:
+    loaded = tokens[t["id"]] if t["id"] < size else None
+    if loaded != t["content"]:
+      raise VocabularyError(
+          "tokenizer file %s gives added token %r the id %d, which loads as "
+          "%r" % (path, t["content"], t["id"], loaded))
+  return tokenizer, tokens
+
+
 def load_tokenizer(vocab_file: Optional[str] = None,
                    tokenizer_file: Optional[str] = None,
                    do_lower_case: bool = True,
                    s3_client_kwargs: Optional[dict] = None):
   """Returns ``(tokenizer, Vocabulary)``; raises VocabularyError with a
   message naming the file and the problem."""
-  # pylint: disable=import-outside-toplevel
-  from tokenizers import AddedToken, Tokenizer
+  from tokenizers import AddedToken  # pylint: disable=import-outside-toplevel
   if tokenizer_file:
-    text = read_text(tokenizer_file, s3_client_kwargs)
-    try:
-      tokenizer = Tokenizer.from_str(text)
-    except Exception as e:  # pylint: disable=broad-except
-      raise VocabularyError("tokenizer file %s cannot be loaded: %s"
-                            % (tokenizer_file, _short(e))) from None
-    size = tokenizer.get_vocab_size(with_added_tokens=True)
-    tokens = [tokenizer.id_to_token(i) or "" for i in range(size)]
+    tokenizer, tokens = parse_tokenizer_json(
+        read_text(tokenizer_file, s3_client_kwargs), tokenizer_file)
     prefix = getattr(tokenizer.model, "continuing_subword_prefix", None) or "##"
     path = tokenizer_file
   else:
@@ -227,10 +303,14 @@ def load_tokenizer(vocab_file: Optional[str] = None,
   # of one per sentence saves about 15% of the tokenizer's time.
   tokenizer.add_special_tokens([AddedToken(SENTENCE_SEPARATOR, special=True,
                                            normalized=False)])
+  separator_id = tokenizer.token_to_id(SENTENCE_SEPARATOR)
+  if separator_id < len(tokens) and tokens[separator_id] != SENTENCE_SEPARATOR:
+    raise VocabularyError("%s: no free id for the sentence separator (%d is "
+                          "%r)" % (path, separator_id, tokens[separator_id]))
   vocab = Vocabulary(
       tokens=tokens, cls_id=ids["[CLS]"], sep_id=ids["[SEP]"],
       mask_id=ids["[MASK]"], unk_id=ids["[UNK]"],
-      sentence_separator_id=tokenizer.token_to_id(SENTENCE_SEPARATOR),
+      sentence_separator_id=separator_id,
       is_continuation=np.array(
           [t.startswith(prefix) and len(t) > len(prefix) for t in tokens],
           dtype=bool))
