@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -28,7 +28,8 @@ from runners import direct, flink
 from transforms.examples import WriteExamples, write_schema
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
-from transforms.reading import ReadDocuments
+from transforms.reading import ReadDocuments, match_input_root
+from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
                                      load_tokenizer)
@@ -36,9 +37,11 @@ from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs: Optional[dict] = None,
-          pool_dir: Optional[str] = None):
+          pool_dir: Optional[str] = None, input_root: Optional[str] = None):
   """Wires the stages; returns the PCollection of written shard names.
-  ``pool_dir``: gather the pools through files there (see CreateInstances)."""
+  ``pool_dir``: gather the pools through files there (see CreateInstances).
+  ``input_root``: what document ids are relative to (by default the longest
+  directory prefix of the matched files, see reading.input_root)."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed)
@@ -47,18 +50,25 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
       max_predictions_per_seq=opts.max_predictions_per_seq,
       do_whole_word_mask=opts.do_whole_word_mask,
       random_seed=opts.random_seed)
+  patterns = input_patterns(opts)
+  if input_root is None:
+    input_root = match_input_root(patterns)
+  docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
+      patterns, input_format=opts.input_format, text_field=opts.text_field,
+      max_line_bytes=opts.max_line_bytes,
+      max_doc_bytes=opts.max_document_bytes, root=input_root)
+  docs, split_rejects = docs | "SplitSentences" >> SplitSentences(
+      opts.input_format)
+  tokenized, tokenize_rejects = docs | "Tokenize" >> Tokenize(
+      vocab_file=None if opts.tokenizer_file else opts.vocab_file,
+      tokenizer_file=opts.tokenizer_file,
+      do_lower_case=opts.do_lower_case, threads=opts.tokenizer_threads,
+      s3_client_kwargs=s3_client_kwargs)
+  _ = ((read_rejects, split_rejects, tokenize_rejects)
+       | "GatherRejected" >> beam.Flatten()
+       | "WriteRejected" >> WriteRejected(opts.output, input_root))
   return (
-      pipeline
-      | "ReadDocuments" >> ReadDocuments(
-          input_patterns(opts), input_format=opts.input_format,
-          text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
-          max_doc_bytes=opts.max_document_bytes)
-      | "SplitSentences" >> SplitSentences(opts.input_format)
-      | "Tokenize" >> Tokenize(
-          vocab_file=None if opts.tokenizer_file else opts.vocab_file,
-          tokenizer_file=opts.tokenizer_file,
-          do_lower_case=opts.do_lower_case, threads=opts.tokenizer_threads,
-          s3_client_kwargs=s3_client_kwargs)
+      tokenized
       | "CreateInstances" >> CreateInstances(
           instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
           pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
@@ -149,6 +159,11 @@ def check(argv: Sequence[str]):
         s3_client_kwargs=s3_kwargs)
   except VocabularyError as e:
     raise UsageError(str(e)) from None
+  if opts.do_lower_case and vocab.has_upper_case and not opts.tokenizer_file:
+    print("warning: --do_lower_case is true (the default, as in BERT) but the "
+          "vocabulary %s holds upper-case tokens, so they can never be "
+          "produced: for a cased model pass --do_lower_case=false"
+          % opts.vocab_file, file=sys.stderr)
   return options, opts, vocab, s3_kwargs
 
 
@@ -244,7 +259,9 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   if warning:
     logging.warning(warning)
   pool_dir = pool_directory(opts, runner)
-  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir)
+  input_root = match_input_root(input_patterns(opts))
+  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
+        input_root=input_root)
   try:
     result = pipeline.run()
     state = result.wait_until_finish()
@@ -256,8 +273,15 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   if str(state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % state)
 
-  write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
   summary = outputs.collect_metrics(result)
+  too_many = too_many_rejected(summary, opts.max_rejected_fraction)
+  if too_many:
+    print("error: %s. They are listed in %s; %s holds no complete output (no "
+          "summary.json)." % (too_many, FileSystems.join(
+              opts.output, REJECTED_DIR), opts.output), file=sys.stderr)
+    return 1
+  write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
+  summary["input_root"] = input_root
   summary["options"] = {
       name: getattr(opts, name)
       for name in sorted(vars(_help_parser().parse_args([])))}
@@ -270,10 +294,35 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
           % (counts.get("documents", 0), counts.get("binary_files_skipped", 0),
              counts.get("empty_documents_dropped", 0), path), file=sys.stderr)
     return 1
-  logging.info("wrote %d instances from %d documents to %s; summary in %s",
-               counts.get("instances", 0), counts.get("documents", 0),
-               opts.output, path)
+  rejected = counts.get("rejected_records", 0)
+  logging.info("wrote %d instances from %d documents to %s; %d records set "
+               "aside%s; summary in %s", counts.get("instances", 0),
+               counts.get("documents", 0), opts.output, rejected,
+               " (%s, listed in %s)" % (_by_reason(summary["rejected"]),
+                                        FileSystems.join(opts.output,
+                                                         REJECTED_DIR))
+               if rejected else "", path)
   return 0
+
+
+def _by_reason(rejected: Dict[str, int]) -> str:
+  return ", ".join("%s %d" % (reason, n) for reason, n in
+                   sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
+  """Why the share of records set aside is over ``max_fraction``, or None.
+  The share is ``rejected_records / (documents_read + rejected_records)``."""
+  counts = summary["counts"]
+  rejected = counts.get("rejected_records", 0)
+  seen = counts.get("documents_read", 0) + rejected
+  if not rejected or rejected <= max_fraction * seen:
+    return None
+  return ("%d of %d records (%.1f%%) were set aside, more than "
+          "--max_rejected_fraction=%g allows (%s). Is --input_format (or "
+          "--text_field) right for these files?"
+          % (rejected, seen, 100.0 * rejected / seen, max_fraction,
+             _by_reason(summary["rejected"])))
 
 
 def main() -> None:

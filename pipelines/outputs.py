@@ -19,6 +19,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import UsageError
 from transforms import metrics
+from transforms import rejects
 from transforms.examples import SHARD_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
@@ -81,14 +82,22 @@ def shard_list(output_dir: str) -> List[Dict[str, object]]:
 
 
 def collect_metrics(result) -> Dict[str, Dict]:
-  """Counters and distributions of the ``mlm`` namespace, summed over steps.
-  Committed values where the runner has them, attempted ones otherwise."""
+  """Counters and distributions of the ``mlm`` namespace, summed over steps:
+  ``{"counts": …, "rejected": {reason: records set aside}, "distributions":
+  …}``. Committed values where the runner has them, attempted ones
+  otherwise."""
   query = result.metrics().query(MetricsFilter().with_namespace(
       metrics.NAMESPACE))
   counts: Dict[str, int] = {name: 0 for name in metrics.COUNTERS}
+  rejected: Dict[str, int] = {}
   for c in query["counters"]:
     value = c.committed if c.committed is not None else c.attempted
-    counts[c.key.metric.name] = counts.get(c.key.metric.name, 0) + int(value or 0)
+    name = c.key.metric.name
+    if name.startswith(rejects.REASON_PREFIX):
+      reason = name[len(rejects.REASON_PREFIX):]
+      rejected[reason] = rejected.get(reason, 0) + int(value or 0)
+    else:
+      counts[name] = counts.get(name, 0) + int(value or 0)
   dists: Dict[str, Dict] = {}
   for d in query["distributions"]:
     value = d.committed if d.committed is not None else d.attempted
@@ -104,6 +113,7 @@ def collect_metrics(result) -> Dict[str, Dict]:
   for agg in dists.values():
     agg["mean"] = agg["sum"] / agg["count"]
   return {"counts": dict(sorted(counts.items())),
+          "rejected": dict(sorted(rejected.items())),
           "distributions": dict(sorted(dists.items()))}
 
 

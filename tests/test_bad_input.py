@@ -90,23 +90,95 @@ def test_a_single_40mb_line_is_processed_in_pieces(tmp_path):
   assert counts["truncated_tokens"] > 0 and counts["instances"] > 0
 
 
-def test_malformed_jsonl_and_missing_fields(tmp_path):
+def _rejected_records(out):
+  """Every record of OUT/_rejected/*.jsonl."""
+  records = []
+  folder = os.path.join(out, "_rejected")
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+    with open(os.path.join(folder, name), encoding="utf-8") as f:
+      records.extend(json.loads(line) for line in f)
+  return records
+
+
+def test_malformed_jsonl_and_missing_fields_are_set_aside(tmp_path):
   path = tmp_path / "docs.jsonl"
-  path.write_text("\n".join([
+  lines = [
       json.dumps({"text": "Good document. With two sentences."}),
       "{\"text\": \"unterminated",
       "[1, 2, 3]",
       json.dumps({"body": "wrong field"}),
       json.dumps({"text": None}),
       json.dumps({"text": "Another good one."}),
-  ]) + "\n")
+      # Valid JSON, though Python's int() refuses 5,000 digits: read.
+      '{"id": %s, "text": "A third good one."}' % ("1" * 5000),
+  ] + [json.dumps({"text": "Filler document %d. It is fine." % i})
+       for i in range(2000)]
+  path.write_text("\n".join(lines) + "\n")
   out = str(tmp_path / "out")
-  run_cli(["--input=" + str(path), "--input_format=jsonl", "--output=" + out,
-           "--dupe_factor=1"])
-  counts = _summary(out)
-  assert counts["documents"] == 2
-  assert counts["malformed_jsonl_lines"] == 1
-  assert counts["jsonl_lines_missing_text_field"] == 3
+  proc = run_cli(["--input=" + str(path), "--input_format=jsonl",
+                  "--output=" + out, "--dupe_factor=1",
+                  "--max_rejected_fraction=0.01"])
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  counts = summary["counts"]
+  assert counts["documents"] == 2003
+  assert counts["rejected_records"] == 4
+  assert summary["rejected"] == {"malformed_jsonl_lines": 1,
+                                 "jsonl_lines_missing_text_field": 3}
+  records = _rejected_records(out)
+  offsets = [0]
+  for line in lines:
+    offsets.append(offsets[-1] + len(line.encode()) + 1)
+  assert sorted((r["offset"], r["reason"], r["stage"]) for r in records) == [
+      (offsets[1], "malformed_jsonl_lines", "parse"),
+      (offsets[2], "jsonl_lines_missing_text_field", "parse"),
+      (offsets[3], "jsonl_lines_missing_text_field", "parse"),
+      (offsets[4], "jsonl_lines_missing_text_field", "parse")]
+  assert {r["file"] for r in records} == {str(path)}
+  assert {r["sample"] for r in records} == set(lines[1:5])
+  # The last log line says what was set aside and where.
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "4 records set aside (jsonl_lines_missing_text_field 3, " in last
+  assert "malformed_jsonl_lines 1" in last and "_rejected" in last
+
+
+def test_too_many_rejected_records_fail_the_job(tmp_path):
+  """A lines-format file read as JSONL: every line is set aside, which is
+  not a few bad records but a wrong --input_format."""
+  path = tmp_path / "plain.txt"
+  path.write_text("A sentence.\nAnother sentence.\n\nA new document.\n")
+  out = str(tmp_path / "out")
+  proc = run_cli(["--input=" + str(path), "--input_format=jsonl",
+                  "--output=" + out], check=False)
+  assert proc.returncode == 1, proc.stderr
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1, proc.stderr
+  assert "3 of 3 records (100.0%) were set aside" in errors[0]
+  assert "--max_rejected_fraction=0.001" in errors[0]
+  assert "--input_format" in errors[0]
+  assert "summary.json" not in os.listdir(out)
+  assert len(_rejected_records(out)) == 3
+
+
+def test_cut_compressed_file_is_reported_and_the_job_completes(good_file,
+                                                               tmp_path):
+  import gzip  # pylint: disable=import-outside-toplevel
+  data = b"".join(b"Sentence %d of document %d here.\n\n" % (i, i)
+                  for i in range(30000))
+  packed = gzip.compress(data)
+  cut = tmp_path / "cut.txt.gz"
+  cut.write_bytes(packed[:len(packed) // 2])
+  out = str(tmp_path / "out")
+  run_cli(["--input=%s,%s" % (good_file, cut), "--output=" + out,
+           "--dupe_factor=1", "--max_rejected_fraction=1"])
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  assert summary["rejected"] == {"unreadable_files": 1}
+  [record] = _rejected_records(out)
+  assert record["file"] == str(cut) and record["stage"] == "read"
+  assert "cut short" in record["error"]
+  # The documents read before the fault are kept: about half of the file.
+  assert 12 + 10000 < summary["counts"]["documents"] < 12 + 30000
 
 
 def test_wikiextractor_oddities(tmp_path):
@@ -124,6 +196,42 @@ def test_wikiextractor_oddities(tmp_path):
   assert counts["unterminated_wiki_docs"] == 1
   assert counts["lines_outside_wiki_docs"] == 1
   assert counts["sentences"] == 4  # titles dropped, odd bytes and all
+
+
+def test_every_dropped_wikiextractor_piece_is_counted(tmp_path):
+  path = tmp_path / "wiki_00"
+  path.write_bytes(
+      b"stray line one\nstray line two\n"
+      b'<doc id="1" url="u" title="Only a title">\nOnly a title\n</doc>\n'
+      b'<doc id="2" url="u" title="Real">\nReal\n\nReal text. Two.\n</doc>\n')
+  out = str(tmp_path / "out")
+  run_cli(["--input=" + str(path), "--input_format=wikiextractor",
+           "--output=" + out, "--dupe_factor=1"])
+  counts = _summary(out)
+  assert counts["documents"] == 1
+  assert counts["lines_outside_wiki_docs"] == 2
+  assert counts["empty_documents_dropped"] == 1
+
+
+def test_same_file_names_in_two_folders_are_different_documents(tmp_path):
+  """WikiExtractor's layout, text/AA/wiki_00 and text/AB/wiki_00: a
+  random-next B always comes from the other article, as with distinct
+  names."""
+  articles = {"AA": ["Alpha one.", "Alpha two.", "Alpha three."],
+              "AB": ["Beta one.", "Beta two.", "Beta three."]}
+  for folder, sentences in articles.items():
+    os.makedirs(str(tmp_path / "text" / folder))
+    (tmp_path / "text" / folder / "wiki_00").write_text(
+        '<doc id="%s" url="u" title="T">\nT\n\n%s\n</doc>\n'
+        % (folder, "\n".join(sentences)))
+  out = str(tmp_path / "out")
+  run_cli(["--input=" + str(tmp_path / "text" / "*" / "wiki_00"),
+           "--input_format=wikiextractor", "--output=" + out,
+           "--dupe_factor=10"])
+  counts = _summary(out)
+  assert counts["documents"] == 2
+  assert counts["random_next_instances"] > 0
+  assert counts["random_next_from_same_document"] == 0
 
 
 @pytest.mark.parametrize("content,message", [

@@ -8,11 +8,13 @@ import io
 import json
 import os
 
+import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import local_test_pipeline, read_source
 from transforms import reading
+from transforms import rejects
 
 
 def _lines(*texts):
@@ -82,18 +84,96 @@ def test_wikiextractor_documents_drop_titles():
   assert counts == {"unterminated_wiki_docs": 1, "lines_outside_wiki_docs": 1}
 
 
+def test_wikiextractor_counts_every_dropped_piece():
+  counts = collections.Counter()
+  lines = _lines("stray one", "stray two", "", '<doc id="1" title="T">',
+                 "Title only", "</doc>", '<doc id="2">', "Title", "", "Text.",
+                 "</doc>", '<doc id="3">', "Unterminated title only")
+  docs = list(reading.group_wikiextractor_format(
+      lines, lambda n, k=1: counts.update({n: k})))
+  assert [d for _, d in docs] == [["Text."]]
+  assert counts == {"lines_outside_wiki_docs": 2, "empty_documents_dropped": 2,
+                    "unterminated_wiki_docs": 1}
+  # Not at the file start, the lines before the first <doc> are the tail of
+  # the previous range's article (that range counts them), not strays.
+  counts.clear()
+  list(reading.group_wikiextractor_format(
+      lines, lambda n, k=1: counts.update({n: k}), at_file_start=False))
+  assert counts["lines_outside_wiki_docs"] == 0
+
+
 def test_jsonl_paragraphs():
   counts = collections.Counter()
   count = lambda n, k=1: counts.update({n: k})
   assert reading.jsonl_paragraphs(
       json.dumps({"text": "P one.\n\nP two.", "id": 3}), "text", count) == [
           "P one.", "P two."]
-  assert reading.jsonl_paragraphs("{not json", "text", count) is None
-  assert reading.jsonl_paragraphs('{"body": "x"}', "text", count) is None
-  assert reading.jsonl_paragraphs('{"text": 5}', "text", count) is None
-  assert reading.jsonl_paragraphs('[1, 2]', "text", count) is None
-  assert counts == {"malformed_jsonl_lines": 1,
-                    "jsonl_lines_missing_text_field": 3}
+  for line, reason in [
+      ("{not json", "malformed_jsonl_lines"),
+      ('{"text": "x"} trailing', "malformed_jsonl_lines"),
+      ('{"body": "x"}', "jsonl_lines_missing_text_field"),
+      ('{"text": 5}', "jsonl_lines_missing_text_field"),
+      ('{"text": %s}' % ("7" * 5000), "jsonl_lines_missing_text_field"),
+      ('[1, 2]', "jsonl_lines_missing_text_field")]:
+    with pytest.raises(reading.RecordError) as e:
+      reading.jsonl_paragraphs(line, "text", count)
+    assert e.value.reason == reason, line
+  assert not counts
+
+
+def test_valid_json_is_read_whatever_its_other_fields_hold():
+  counts = collections.Counter()
+  count = lambda n, k=1: counts.update({n: k})
+  # Python's json refuses integers over 4,300 digits; they are valid JSON.
+  line = '{"id": %s, "text": "Kept text."}' % ("9" * 5000)
+  assert reading.jsonl_paragraphs(line, "text", count) == ["Kept text."]
+  line = '{"n": -%s.5e3, "a": [[{}]], "text": "Also kept."}' % ("1" * 5000)
+  assert reading.jsonl_paragraphs(line, "text", count) == ["Also kept."]
+  # A lone surrogate escape is valid JSON but no text: replaced, counted.
+  assert reading.jsonl_paragraphs('{"text": "a\\ud800b"}', "text",
+                                  count) == ["a\ufffdb"]
+  assert counts == {"lone_surrogates_replaced": 1}
+
+
+def test_document_ids_are_unique_across_folders(tmp_path):
+  """WikiExtractor's own layout: text/AA/wiki_00, text/AB/wiki_00."""
+  for folder in ("AA", "AB"):
+    os.makedirs(str(tmp_path / "text" / folder))
+    _write(tmp_path / "text" / folder, "wiki_00",
+           b'<doc id="1">\nTitle\nText of %s.\n</doc>\n' % folder.encode())
+  pattern = str(tmp_path / "text" / "*" / "wiki_00")
+  root = reading.match_input_root([pattern])
+  assert root == str(tmp_path / "text") + "/"
+  ids = sorted(i for f in ("AA", "AB") for i, _ in read_source(
+      str(tmp_path / "text" / f / "wiki_00"), "wikiextractor", root=root))
+  assert ids == ["AA/wiki_00:0", "AB/wiki_00:0"]
+  # The ids do not depend on where the corpus lives, nor on file order.
+  assert reading.input_root(["s3://bucket/x/text/AB/wiki_00",
+                             "s3://bucket/x/text/AA/wiki_00"]) == (
+                                 "s3://bucket/x/text/")
+  assert reading.input_root(["/data/one.txt"]) == "/data/"
+  assert reading.relative_name("/data/one.txt", "/data/") == "one.txt"
+
+
+def test_truncated_compressed_file_is_reported_and_keeps_what_was_read(
+    tmp_path):
+  data = b"".join(b"Sentence %d of document %d.\n\n" % (i, i)
+                  for i in range(20000))
+  whole = gzip.compress(data)
+  path = _write(tmp_path, "cut.txt.gz", whole[:len(whole) // 2])
+  out = _read_all(path, "lines")
+  docs = [r for r in out if not isinstance(r, rejects.Rejected)]
+  rejected = [r for r in out if isinstance(r, rejects.Rejected)]
+  assert len(rejected) == 1
+  assert rejected[0].reason == "unreadable_files"
+  assert rejected[0].stage == "read"
+  assert "EOFError" in rejected[0].error
+  name, offset = rejects.split_doc_id(rejected[0].doc_id)
+  assert name == "cut.txt.gz" and 0 < offset < len(data)
+  # Every document before the fault is kept, whole.
+  assert 1000 < len(docs) < 20000
+  assert [d for _, d in docs] == [["Sentence %d of document %d." % (i, i)]
+                                  for i in range(len(docs))]
 
 
 def _read_all(path, fmt, bundle_size=None):
@@ -179,18 +259,25 @@ def test_read_documents_transform(tmp_path):
   _write(tmp_path, "c.txt", b"c1\r\n\r\n\r\nd1\r\n")
   pattern = os.path.join(str(tmp_path), "*.txt")
   with local_test_pipeline() as p:
-    docs = p | reading.ReadDocuments([pattern])
+    docs, rejected = p | reading.ReadDocuments([pattern])
     assert_that(docs, equal_to([("a.txt:0", ["a1", "a2"]),
                                 ("a.txt:6", ["b1"]),
                                 ("c.txt:0", ["c1"]),
                                 ("c.txt:6", ["d1"])]))
+    assert_that(rejected, equal_to([]), label="no rejects")
 
 
-def test_read_documents_jsonl_drops_bad_lines(tmp_path):
+def test_read_documents_jsonl_sets_bad_lines_aside(tmp_path):
   _write(tmp_path, "a.jsonl",
          b'{"body": "One. Two."}\nnot json\n{"body": "Three."}\n{"text": "x"}\n')
   with local_test_pipeline() as p:
-    docs = p | reading.ReadDocuments([os.path.join(str(tmp_path), "a.jsonl")],
-                                     input_format="jsonl", text_field="body")
+    docs, rejected = p | reading.ReadDocuments(
+        [os.path.join(str(tmp_path), "a.jsonl")], input_format="jsonl",
+        text_field="body")
     assert_that(docs, equal_to([("a.jsonl:0", ["One. Two."]),
                                 ("a.jsonl:31", ["Three."])]))
+    assert_that(
+        rejected | beam.Map(lambda r: (r.doc_id, r.stage, r.reason, r.sample)),
+        equal_to([("a.jsonl:22", "parse", "malformed_jsonl_lines", "not json"),
+                  ("a.jsonl:50", "parse", "jsonl_lines_missing_text_field",
+                   '{"text": "x"}')]), label="rejected")

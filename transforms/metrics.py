@@ -26,20 +26,23 @@ COUNTERS = {
     "long_line_pieces": "cuts made in lines longer than --max_line_bytes",
     "long_documents_split": "cuts made in documents longer than "
                             "--max_document_bytes",
-    "oversized_lines_dropped": "JSONL lines over 64 MiB, dropped",
-    "malformed_jsonl_lines": "JSONL lines that are not JSON, dropped",
-    "jsonl_lines_missing_text_field": "JSONL objects without a string "
-                                      "--text_field, dropped",
+    "rejected_records": "records set aside, listed in OUTPUT/_rejected/ and "
+                        "counted by reason under \"rejected\" in "
+                        "summary.json",
+    "lone_surrogates_replaced": "lone surrogates in JSONL strings, replaced "
+                                "by U+FFFD",
     "unterminated_wiki_docs": "<doc> blocks without </doc> (ended at the "
                               "next <doc> or the end of the file)",
     "lines_outside_wiki_docs": "non-blank lines outside any <doc>, ignored",
+    "empty_documents_dropped": "documents with no text (an empty JSONL text, "
+                               "a WikiExtractor article with only its "
+                               "title) or, after tokenizing, no token",
     # Tokenizing
     "documents": "documents with at least one token",
     "sentences": "sentences with at least one token",
     "tokens": "WordPiece tokens in those sentences",
     "unknown_tokens": "[UNK] tokens among them",
     "empty_sentences_dropped": "sentences that yield no token, dropped",
-    "empty_documents_dropped": "documents left with no token, dropped",
     # Instances
     "instances": "examples written",
     "random_next_instances": "examples whose B is a random next segment",

@@ -21,7 +21,22 @@ U+FFFD, which the BERT normalizer deletes), NUL bytes (removed), CRLF (the CR
 removed), lone CR (a line break), a UTF-8 byte order mark (removed). Lines
 longer than ``max_line_bytes`` are cut at whitespace into pieces so that no
 step holds a huge line (JSONL lines, which cannot be parsed in pieces, are
-kept whole up to ``MAX_JSONL_LINE_BYTES`` and dropped and counted beyond).
+kept whole up to ``MAX_JSONL_LINE_BYTES`` and set aside beyond).
+
+Records that cannot be used are set aside, never fatal and never silent
+(transforms/rejects.py): JSONL lines that are not a JSON object with a string
+``text_field``, JSONL lines over ``MAX_JSONL_LINE_BYTES``, documents whose
+parsing raises, and files that cannot be read to their end (a cut or corrupt
+compressed stream, an I/O error). Of such a file, the documents completed
+before the fault are kept; the one the fault cut short is lost with the rest
+of the file, and the rejected record names the file and the byte offset where
+reading stopped.
+
+Document ids are ``path:offset``: ``path`` is the file's name relative to the
+input root, the longest directory prefix of every matched file
+(``input_root``), so ``text/AA/wiki_00`` and ``text/AB/wiki_00`` get distinct
+ids while the ids do not depend on where the corpus lives (a local folder or
+an ``s3://`` prefix) nor on the order of the files.
 """
 
 import functools
@@ -34,8 +49,10 @@ from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 import apache_beam as beam
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
+from transforms import rejects
 
 FORMATS = ("lines", "wikiextractor", "jsonl")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -66,8 +83,10 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
 
   Newlines are stripped. With ``max_line_bytes``, a longer line is yielded in
   pieces cut at whitespace (or at a UTF-8 character boundary), each with its
-  own offset, and counted as ``long_line_pieces``. Without it (JSONL), lines
-  over ``MAX_JSONL_LINE_BYTES`` are skipped and counted.
+  own offset, and counted as ``long_line_pieces``. Without it (JSONL), a line
+  over ``MAX_JSONL_LINE_BYTES`` is skipped and yielded as ``(offset, None)``,
+  for the caller to set aside. Raises ``EOFError`` at the end of a compressed
+  stream that is cut short (``check_stream_end``), before its last line.
   """
   buf = b""
   pos = 0  # start of the current line in buf
@@ -88,13 +107,15 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
         offset += cut
         pos += cut
       else:
-        # A JSONL line too long to parse: skip to its end, count it.
-        count("oversized_lines_dropped", 1)
+        # A JSONL line too long to parse: skip to its end.
+        yield offset, None
         offset += len(buf) - pos
         buf, pos = b"", 0
         while not eof:
           chunk = f.read(_BLOCK)
           eof = not chunk
+          if eof:
+            check_stream_end(f)
           nl = chunk.find(b"\n")
           if nl >= 0:
             offset += nl + 1
@@ -108,10 +129,22 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
         pos = 0
       else:
         eof = True
+        check_stream_end(f)
     else:
       if pos < len(buf):
         yield offset, buf[pos:]
       return
+
+
+def check_stream_end(f) -> None:
+  """Raises ``EOFError`` when ``f``, read to its end, is a compressed file
+  whose stream stopped before its end-of-stream marker (a cut ``.gz`` or
+  ``.bz2``): Beam's ``CompressedFile`` (2.77) ends such a file silently, as
+  if it were whole."""
+  decompressor = getattr(f, "_decompressor", None)  # Beam's CompressedFile
+  if decompressor is not None and not getattr(decompressor, "eof", True):
+    raise EOFError("the compressed stream ends before its end-of-stream "
+                   "marker: the file is cut short")
 
 
 def _cut_point(buf: bytes, limit: int) -> int:
@@ -186,26 +219,40 @@ def group_lines_format(lines: Iterable[Line], at_file_start: bool,
 
 
 def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
-                               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
+                               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+                               at_file_start: bool = True
                                ) -> Iterator[Tuple[int, List[str]]]:
   """WikiExtractor: yields ``(offset of <doc>, lines)`` per article, title
   dropped. A ``<doc>`` with no ``</doc>`` ends at the next ``<doc>`` or at the
   end of the file and is counted as ``unterminated_wiki_docs``. An article
-  longer than ``max_doc_bytes`` is yielded in parts."""
+  longer than ``max_doc_bytes`` is yielded in parts. An article with no line
+  but its title is counted as ``empty_documents_dropped``. Non-blank lines
+  outside every ``<doc>`` are counted as ``lines_outside_wiki_docs``; when
+  not ``at_file_start``, the lines before the first ``<doc>`` are the tail of
+  the previous range's article and are skipped."""
   claim = None
   doc: Optional[List[str]] = None
   size = 0
   title_pending = False
+  parts = 0  # parts of the current article already yielded
+
+  def end_article():
+    if doc:
+      return True
+    if not parts:
+      count("empty_documents_dropped", 1)
+    return False
+
   for offset, text in lines:
     if _DOC_OPEN.match(text):
       if doc is not None:
         count("unterminated_wiki_docs", 1)
-        if doc:
+        if end_article():
           yield claim, doc
-      claim, doc, size, title_pending = offset, [], 0, True
+      claim, doc, size, title_pending, parts = offset, [], 0, True, 0
     elif doc is not None:
       if _DOC_CLOSE.match(text):
-        if doc:
+        if end_article():
           yield claim, doc
         doc = None
       elif text.strip():
@@ -217,38 +264,82 @@ def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
         if size >= max_doc_bytes:
           count("long_documents_split", 1)
           yield claim, doc
-          doc, size = [], 0
-    elif text.strip() and claim is not None:
+          doc, size, parts = [], 0, parts + 1
+    elif text.strip() and (claim is not None or at_file_start):
       count("lines_outside_wiki_docs", 1)
   if doc is not None:
     count("unterminated_wiki_docs", 1)
-    if doc:
+    if end_article():
       yield claim, doc
 
 
-def group_jsonl_format(lines: Iterable[Line]) -> Iterator[Tuple[int, List[str]]]:
-  """JSONL: every non-blank line is one document, claimed at its offset."""
+def group_jsonl_format(lines: Iterable[Tuple[int, Optional[str]]]
+                       ) -> Iterator[Tuple[int, Optional[List[str]]]]:
+  """JSONL: every non-blank line is one document, claimed at its offset. An
+  oversized line (text None) comes out as ``(offset, None)``."""
   for offset, text in lines:
-    if text.strip():
+    if text is None:
+      yield offset, None
+    elif text.strip():
       yield offset, [text]
 
 
-def jsonl_paragraphs(line: str, text_field: str, count: Count = _no_count
-                     ) -> Optional[List[str]]:
-  """The non-blank lines of ``text_field`` of one JSONL line, or None (counted)
-  when the line is not a JSON object with a string in that field."""
+class RecordError(ValueError):
+  """A record that cannot be used; ``reason`` names the counter."""
+
+  def __init__(self, reason: str, message: str):
+    super().__init__(message)
+    self.reason = reason
+
+
+class _NotText:
+  """Stands for an integer too long for Python's ``int`` (over 4,300 digits
+  by default): valid JSON, but never text."""
+
+
+def _parse_int(digits: str):
   try:
-    obj = json.loads(line)
+    return int(digits)
   except ValueError:
-    count("malformed_jsonl_lines", 1)
-    return None
-  if not isinstance(obj, dict) or text_field not in obj:
-    count("jsonl_lines_missing_text_field", 1)
-    return None
-  text = obj[text_field]
+    return _NotText()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def jsonl_paragraphs(line: str, text_field: str, count: Count = _no_count
+                     ) -> List[str]:
+  """The non-blank lines of ``text_field`` of one JSONL line.
+
+  Raises ``RecordError`` with reason ``malformed_jsonl_lines`` (not JSON, or
+  nested deeper than Python's parser goes, about 1,000 levels: RFC 8259 lets
+  a parser limit the depth), or ``jsonl_lines_missing_text_field`` (not an
+  object, or no string in that field). Any valid JSON object is read,
+  whatever its other fields hold (integers of any length included). Lone
+  surrogates (``"\\ud800"`` escapes, which no UTF-8 text holds) become
+  U+FFFD, counted as ``lone_surrogates_replaced``.
+  """
+  try:
+    obj = json.loads(line, parse_int=_parse_int)
+  except ValueError as e:
+    raise RecordError("malformed_jsonl_lines", "not JSON: %s" % e) from None
+  except RecursionError:
+    raise RecordError("malformed_jsonl_lines",
+                      "JSON nested too deep for Python's parser") from None
+  if not isinstance(obj, dict):
+    raise RecordError("jsonl_lines_missing_text_field",
+                      "a JSON %s, not an object" % type(obj).__name__)
+  text = obj.get(text_field)
   if not isinstance(text, str):
-    count("jsonl_lines_missing_text_field", 1)
-    return None
+    raise RecordError(
+        "jsonl_lines_missing_text_field",
+        "no field %r" % text_field if text_field not in obj else
+        "field %r holds %s, not a string" % (text_field,
+                                             type(text).__name__))
+  surrogates = len(_SURROGATE.findall(text))
+  if surrogates:
+    count("lone_surrogates_replaced", surrogates)
+    text = _SURROGATE.sub("\ufffd", text)
   return [t for t in text.splitlines() if t.strip()]
 
 
@@ -264,12 +355,43 @@ def looks_binary(head: bytes) -> bool:
   return replaced * 10 > len(head)
 
 
+def input_root(paths: Iterable[str]) -> str:
+  """The longest directory prefix (ending in ``/``, or empty) shared by
+  ``paths``: document ids are file names relative to it."""
+  paths = list(paths)
+  if not paths:
+    return ""
+  prefix = os.path.commonprefix(paths)
+  return prefix[:prefix.rfind("/") + 1]
+
+
+def match_input_root(patterns: Iterable[str]) -> str:
+  """``input_root`` of every file matching ``patterns`` (Beam's FileSystems:
+  local paths, globs, ``s3://``), spelled as the readers will see them."""
+  paths = []
+  for result in FileSystems.match(list(patterns)):
+    paths.extend(m.path for m in result.metadata_list)
+  return input_root(paths)
+
+
+def relative_name(file_name: str, root: str) -> str:
+  """``file_name`` relative to ``root``; its base name if outside it."""
+  if root and file_name.startswith(root):
+    return file_name[len(root):]
+  return file_name.rsplit("/", 1)[-1]
+
+
 class DocumentSource(filebasedsource.FileBasedSource):
-  """A splittable source of documents in one of ``FORMATS``."""
+  """A splittable source of documents in one of ``FORMATS``.
+
+  Yields ``(doc_id, lines)`` per document, and ``rejects.Rejected`` for a
+  record set aside (an oversized JSONL line; a file that cannot be read to
+  its end)."""
 
   def __init__(self, file_pattern: str, input_format: str = "lines",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES):
+               max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+               root: str = ""):
     super().__init__(file_pattern,
                      compression_type=CompressionTypes.AUTO,
                      splittable=True,
@@ -279,11 +401,25 @@ class DocumentSource(filebasedsource.FileBasedSource):
     self._format = input_format
     self._max_line_bytes = max_line_bytes
     self._max_doc_bytes = max_doc_bytes
+    self._root = root
 
   def read_records(self, file_name, offset_range_tracker):
+    start = offset_range_tracker.start_position()
+    name = relative_name(file_name, self._root)
+    position = [start]  # where reading got to, for a fault's report
+    try:
+      yield from self._read(file_name, name, offset_range_tracker, position)
+    except Exception as e:  # pylint: disable=broad-except
+      # A file that cannot be read to its end (a cut or corrupt compressed
+      # stream, an I/O error): what was read is kept, the fault reported.
+      logging.warning("cannot read %s past byte %d: %s", file_name,
+                      position[0], rejects.describe(e))
+      yield rejects.Rejected("%s:%d" % (name, position[0]), "read",
+                             "unreadable_files", rejects.describe(e))
+
+  def _read(self, file_name, name, offset_range_tracker, position):
     count = metrics.count
     start = offset_range_tracker.start_position()
-    base = os.path.basename(file_name)
     with self.open_file(file_name) as f:
       head = f.read(BINARY_PROBE_BYTES)
     if looks_binary(head):
@@ -300,16 +436,18 @@ class DocumentSource(filebasedsource.FileBasedSource):
         first = start - 1 + _skip_line(f)
       else:
         first = 0
-      raw = iter_raw_lines(
+      raw = _tracked(iter_raw_lines(
           f, first,
-          None if self._format == "jsonl" else self._max_line_bytes, count)
+          None if self._format == "jsonl" else self._max_line_bytes, count),
+                     position)
       lines = self._logical_lines(raw, at_file_start=(first == 0), count=count)
       if self._format == "lines":
         docs = group_lines_format(lines, at_file_start=(first == 0),
                                   max_doc_bytes=self._max_doc_bytes,
                                   count=count)
       elif self._format == "wikiextractor":
-        docs = group_wikiextractor_format(lines, count, self._max_doc_bytes)
+        docs = group_wikiextractor_format(lines, count, self._max_doc_bytes,
+                                          at_file_start=(first == 0))
       else:
         docs = group_jsonl_format(lines)
       last_claim, k = None, 0
@@ -318,22 +456,38 @@ class DocumentSource(filebasedsource.FileBasedSource):
           if not offset_range_tracker.try_claim(claim):
             return
           last_claim, k = claim, 0
-          yield "%s:%d" % (base, claim), doc_lines
+          doc_id = "%s:%d" % (name, claim)
         else:
           # Several documents can share one claim (lone-CR line breaks inside
           # one physical line); a suffix keeps their ids apart.
           k += 1
-          yield "%s:%d#%d" % (base, claim, k), doc_lines
+          doc_id = "%s:%d#%d" % (name, claim, k)
+        if doc_lines is None:
+          yield rejects.Rejected(
+              doc_id, "read", "oversized_lines_dropped",
+              "a JSONL line over %d bytes" % MAX_JSONL_LINE_BYTES)
+        else:
+          yield doc_id, doc_lines
 
   @staticmethod
-  def _logical_lines(raw: Iterable[Tuple[int, bytes]], at_file_start: bool,
-                     count: Count) -> Iterator[Line]:
+  def _logical_lines(raw: Iterable[Tuple[int, Optional[bytes]]],
+                     at_file_start: bool, count: Count) -> Iterator[Line]:
     for offset, data in raw:
+      if data is None:
+        yield offset, None  # an oversized JSONL line
+        continue
       if at_file_start and offset == 0 and data.startswith(_BOM):
         count("byte_order_marks_removed", 1)
         data = data[len(_BOM):]
       for text in clean_line(data, count):
         yield offset, text
+
+
+def _tracked(raw: Iterable[Tuple[int, Optional[bytes]]], position: List[int]):
+  """``raw`` lines, noting in ``position[0]`` the offset of the last one."""
+  for offset, data in raw:
+    position[0] = offset
+    yield offset, data
 
 
 def _skip_line(f) -> int:
@@ -349,24 +503,34 @@ def _skip_line(f) -> int:
 
 
 def _make_source(file_name: str, input_format: str, max_line_bytes: int,
-                 max_doc_bytes: int) -> DocumentSource:
-  return DocumentSource(file_name, input_format, max_line_bytes, max_doc_bytes)
+                 max_doc_bytes: int, root: str) -> DocumentSource:
+  return DocumentSource(file_name, input_format, max_line_bytes, max_doc_bytes,
+                        root)
 
 
 class _ParseDocument(beam.DoFn):
   """Format-specific clean-up of a raw document: JSONL objects are decoded,
-  and documents left with no text are dropped and counted."""
+  documents left with no text are dropped and counted, and records the
+  reader or the parse set aside go to the ``REJECTED`` output."""
 
   def __init__(self, input_format: str, text_field: str):
     self._format = input_format
     self._text_field = text_field
 
   def process(self, element):
+    if isinstance(element, rejects.Rejected):
+      yield rejects.tagged(element)
+      return
     doc_id, lines = element
-    if self._format == "jsonl":
-      lines = jsonl_paragraphs(lines[0], self._text_field, metrics.count)
-      if lines is None:
-        return
+    try:
+      if self._format == "jsonl":
+        lines = jsonl_paragraphs(lines[0], self._text_field, metrics.count)
+    except RecordError as e:
+      yield rejects.reject(doc_id, "parse", e.reason, str(e), lines[0])
+      return
+    except Exception as e:  # pylint: disable=broad-except
+      yield rejects.reject_exception(doc_id, "parse", e, lines[0])
+      return
     if not lines:
       metrics.count("empty_documents_dropped", 1)
       return
@@ -377,15 +541,19 @@ class _ParseDocument(beam.DoFn):
 class ReadDocuments(beam.PTransform):
   """Reads every file matching ``patterns`` as documents.
 
-  Output: ``(doc_id, [text lines])``; ``doc_id`` is ``basename:offset``
-  (with ``#k`` for the k-th extra document sharing that offset).
+  Output: a pair of PCollections, ``(documents, rejected)``: documents are
+  ``(doc_id, [text lines])`` with ``doc_id`` = ``path:offset`` (``path``
+  relative to ``root``, by default ``match_input_root(patterns)``; ``#k``
+  added for the k-th extra document sharing that offset); rejected are
+  ``rejects.Rejected``.
   """
 
   def __init__(self, patterns: List[str], input_format: str = "lines",
                text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-               desired_bundle_size: int = 1 << 20):
+               desired_bundle_size: int = 1 << 20,
+               root: Optional[str] = None):
     super().__init__()
     self._patterns = list(patterns)
     self._format = input_format
@@ -393,12 +561,17 @@ class ReadDocuments(beam.PTransform):
     self._max_line_bytes = max_line_bytes
     self._max_doc_bytes = max_doc_bytes
     self._desired_bundle_size = desired_bundle_size
+    self._root = root
 
   def expand(self, pbegin):
+    root = self._root
+    if root is None:
+      root = match_input_root(self._patterns)
     source_from_file = functools.partial(
         _make_source, input_format=self._format,
-        max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes)
-    return (
+        max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes,
+        root=root)
+    parsed = (
         pbegin
         | "Patterns" >> beam.Create(sorted(self._patterns))
         | "ReadRanges" >> filebasedsource.ReadAllFiles(
@@ -407,4 +580,7 @@ class ReadDocuments(beam.PTransform):
             desired_bundle_size=self._desired_bundle_size,
             min_bundle_size=1 << 20,
             source_from_file=source_from_file)
-        | "Parse" >> beam.ParDo(_ParseDocument(self._format, self._text_field)))
+        | "Parse" >> beam.ParDo(_ParseDocument(
+            self._format, self._text_field)).with_outputs(
+                rejects.REJECTED, main="documents"))
+    return parsed.documents, parsed[rejects.REJECTED]

@@ -10,6 +10,8 @@ from typing import Callable, List
 
 import apache_beam as beam
 
+from transforms import rejects
+
 
 Splitter = Callable[[str], str]
 
@@ -31,6 +33,8 @@ def split_paragraphs(paragraphs: List[str], splitter: Splitter) -> List[str]:
 
 
 class _SplitDoFn(beam.DoFn):
+  """Splits each document's paragraphs; a document whose split raises is set
+  aside on the ``REJECTED`` output."""
 
   def __init__(self):
     self._splitter = None
@@ -40,11 +44,17 @@ class _SplitDoFn(beam.DoFn):
 
   def process(self, element):
     doc_id, paragraphs = element
-    yield doc_id, split_paragraphs(paragraphs, self._splitter)
+    try:
+      sentences = split_paragraphs(paragraphs, self._splitter)
+    except Exception as e:  # pylint: disable=broad-except
+      yield rejects.reject_exception(doc_id, "split", e, "\n".join(paragraphs))
+      return
+    yield doc_id, sentences
 
 
 class SplitSentences(beam.PTransform):
-  """Output: ``(doc_id, [sentences])``."""
+  """Output: ``(documents, rejected)``: ``(doc_id, [sentences])`` and
+  ``rejects.Rejected``."""
 
   def __init__(self, input_format: str):
     super().__init__()
@@ -52,5 +62,8 @@ class SplitSentences(beam.PTransform):
 
   def expand(self, docs):
     if self._format == "lines":
-      return docs  # one sentence per line already
-    return docs | "Split" >> beam.ParDo(_SplitDoFn())
+      # One sentence per line already.
+      return docs, docs.pipeline | "NoRejects" >> beam.Create([])
+    split = docs | "Split" >> beam.ParDo(_SplitDoFn()).with_outputs(
+        rejects.REJECTED, main="documents")
+    return split.documents, split[rejects.REJECTED]

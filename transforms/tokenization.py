@@ -29,6 +29,7 @@ import numpy as np
 
 from transforms import metrics
 from transforms import normalization
+from transforms import rejects
 
 REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
 SENTENCE_SEPARATOR = "\n"
@@ -382,16 +383,31 @@ class _TokenizeDoFn(beam.DoFn):
         do_lower_case=do_lower_case, s3_client_kwargs=s3_client_kwargs)
 
   def process(self, batch):
-    docs, counts = tokenize_documents(batch, self._tokenizer, self._vocab)
-    for name, n in counts.items():
-      metrics.count(name, n)
-    for doc in docs:
-      metrics.observe("sentences_per_document", doc.sentence_lengths.size)
-      yield doc
+    try:
+      results = [tokenize_documents(batch, self._tokenizer, self._vocab)]
+    except Exception:  # pylint: disable=broad-except
+      # One document broke the batch: tokenize them one by one and set aside
+      # the ones that raise.
+      results = []
+      for doc in batch:
+        try:
+          results.append(tokenize_documents([doc], self._tokenizer,
+                                            self._vocab))
+        except Exception as e:  # pylint: disable=broad-except
+          yield rejects.reject_exception(doc[0], "tokenize", e,
+                                         SENTENCE_SEPARATOR.join(doc[1]))
+    for docs, counts in results:
+      for name, n in counts.items():
+        metrics.count(name, n)
+      for doc in docs:
+        metrics.observe("sentences_per_document", doc.sentence_lengths.size)
+        yield doc
 
 
 class Tokenize(beam.PTransform):
-  """Output: ``TokenizedDocument`` per document that has any token."""
+  """Output: ``(documents, rejected)``: a ``TokenizedDocument`` per document
+  that has any token, and a ``rejects.Rejected`` per document whose
+  tokenization raised."""
 
   def __init__(self, vocab_file: Optional[str], tokenizer_file: Optional[str],
                do_lower_case: bool, threads: int = 1,
@@ -401,9 +417,11 @@ class Tokenize(beam.PTransform):
                        s3_client_kwargs)
 
   def expand(self, docs):
-    return (
+    encoded = (
         docs
         # One encode_batch call per group of documents: the tokenizer's
         # per-call overhead dwarfs its per-sentence cost on short inputs.
         | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
-        | "Encode" >> beam.ParDo(_TokenizeDoFn(*self._dofn_args)))
+        | "Encode" >> beam.ParDo(_TokenizeDoFn(*self._dofn_args)).with_outputs(
+            rejects.REJECTED, main="documents"))
+    return encoded.documents, encoded[rejects.REJECTED]
