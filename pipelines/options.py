@@ -69,6 +69,12 @@ class MlmOptions(PipelineOptions):
         help="Lines longer than this are cut at whitespace into pieces "
         "(counted as long_line_pieces) so that memory stays bounded.")
     group.add_argument(
+        "--max_rejected_fraction", type=float, default=0.001,
+        help="Fail the job when more than this share of the records read is "
+        "set aside as unusable (listed in OUTPUT/_rejected/, counted by "
+        "reason in summary.json), so a wrong --input_format is not taken "
+        "for a few bad records. 1 never fails.")
+    group.add_argument(
         "--max_document_bytes", type=int, default=DEFAULT_MAX_DOCUMENT_BYTES,
         help="Documents longer than this are cut into parts at line "
         "boundaries (counted as long_documents_split).")
@@ -95,7 +101,8 @@ class MlmOptions(PipelineOptions):
     group.add_argument("--max_predictions_per_seq", type=int, default=20,
                        help="Maximum number of masked-LM predictions per sequence.")
     group.add_argument("--masked_lm_prob", type=float, default=0.15,
-                       help="Fraction of tokens to mask, in (0, 1].")
+                       help="Fraction of tokens to mask, in [0, 1] (at least one "
+                       "per sequence, as in BERT).")
     group.add_argument("--random_seed", type=int, default=12345,
                        help="Seed of every random choice; same seed, same output.")
     group.add_argument("--dupe_factor", type=int, default=10,
@@ -153,10 +160,13 @@ def validate(opts: MlmOptions) -> None:
       (opts.max_seq_length >= 5, "--max_seq_length must be at least 5 "
        "([CLS], [SEP], [SEP] and a token on each side), got %d"
        % opts.max_seq_length),
-      (0 < opts.masked_lm_prob <= 1, "--masked_lm_prob must be in (0, 1], "
+      # BERT predicts max(1, round(len x masked_lm_prob)) tokens, at most
+      # max_predictions_per_seq, and pads the prediction features to that
+      # length whatever max_seq_length is: every such value works.
+      (0 <= opts.masked_lm_prob <= 1, "--masked_lm_prob must be in [0, 1], "
        "got %g" % opts.masked_lm_prob),
-      (opts.max_predictions_per_seq >= 1, "--max_predictions_per_seq must be "
-       "at least 1, got %d" % opts.max_predictions_per_seq),
+      (opts.max_predictions_per_seq >= 0, "--max_predictions_per_seq must be "
+       "0 or more, got %d" % opts.max_predictions_per_seq),
       (opts.dupe_factor >= 1, "--dupe_factor must be at least 1, got %d"
        % opts.dupe_factor),
       (0 <= opts.short_seq_prob <= 1, "--short_seq_prob must be in [0, 1], "
@@ -170,6 +180,8 @@ def validate(opts: MlmOptions) -> None:
       (opts.max_document_bytes >= opts.max_line_bytes,
        "--max_document_bytes must be at least --max_line_bytes (%d), got %d"
        % (opts.max_line_bytes, opts.max_document_bytes)),
+      (0 <= opts.max_rejected_fraction <= 1, "--max_rejected_fraction must "
+       "be in [0, 1], got %g" % opts.max_rejected_fraction),
       (opts.tokenizer_threads >= 0, "--tokenizer_threads must be 0 or more, "
        "got %d" % opts.tokenizer_threads),
   ]
@@ -179,10 +191,6 @@ def validate(opts: MlmOptions) -> None:
   if opts.pool_dir and "://" in opts.pool_dir:
     raise UsageError("--pool_dir must be a local directory, got %s"
                      % opts.pool_dir)
-  if opts.max_predictions_per_seq > opts.max_seq_length:
-    raise UsageError("--max_predictions_per_seq (%d) cannot exceed "
-                     "--max_seq_length (%d)" % (opts.max_predictions_per_seq,
-                                                opts.max_seq_length))
 
 
 def input_patterns(opts: MlmOptions):

@@ -54,15 +54,14 @@ _DOCS = st.lists(
 
 @SETTINGS
 @given(docs=_DOCS, max_seq_length=st.integers(min_value=5, max_value=64),
-       masked_lm_prob=st.floats(min_value=0.01, max_value=1.0),
-       max_predictions=st.integers(min_value=1, max_value=30),
+       masked_lm_prob=st.floats(min_value=0.0, max_value=1.0),
+       max_predictions=st.integers(min_value=0, max_value=80),
        short_seq_prob=st.floats(min_value=0.0, max_value=1.0),
        whole_word=st.booleans(), seed=st.integers(0, 2 ** 32))
 def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
                                            max_predictions, short_seq_prob,
                                            whole_word, seed):
   CLS, SEP, MASK, VOCAB = 101, 102, 103, 1000
-  max_predictions = min(max_predictions, max_seq_length)
   tokenized = [
       TokenizedDocument("d%d" % i,
                         np.array([t for s in doc for t in s], dtype=np.uint16),
@@ -98,7 +97,8 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
       assert k <= max_predictions
       # As in BERT, a whole word that would overflow n is skipped, so with
       # whole-word masking an instance can end up with no prediction.
-      assert k >= 1 or whole_word
+      assert k >= 1 or whole_word or max_predictions == 0
+      assert masked.masked_lm_positions.shape[1] == max_predictions
       pos = masked.masked_lm_positions[r, :k].astype(int)
       assert list(pos) == sorted(set(pos))
       assert all(0 < p < n - 1 and p != la + 1 for p in pos)

@@ -266,11 +266,12 @@ def _refused(args, tmp_path, message):
 
 @pytest.mark.parametrize("extra,message", [
     (["--max_seq_length=4"], "--max_seq_length must be at least 5"),
-    (["--masked_lm_prob=0"], "--masked_lm_prob must be in (0, 1]"),
-    (["--masked_lm_prob=1.5"], "--masked_lm_prob must be in (0, 1]"),
+    (["--masked_lm_prob=1.5"], "--masked_lm_prob must be in [0, 1]"),
+    (["--masked_lm_prob=nan"], "--masked_lm_prob must be in [0, 1]"),
     (["--dupe_factor=0"], "--dupe_factor must be at least 1"),
     (["--short_seq_prob=2"], "--short_seq_prob must be in [0, 1]"),
-    (["--max_predictions_per_seq=0"], "--max_predictions_per_seq must be"),
+    (["--max_predictions_per_seq=-1"], "--max_predictions_per_seq must be"),
+    (["--max_rejected_fraction=2"], "--max_rejected_fraction must be in"),
     (["--max_seq_lenght=64"], "unknown flag --max_seq_lenght"),
     (["--pool_dir=s3://bucket/pools"], "--pool_dir must be a local directory"),
     (["--pool_shuffle=disk"], "argument --pool_shuffle: invalid choice: 'disk'"),
@@ -279,6 +280,52 @@ def _refused(args, tmp_path, message):
 def test_bad_option_values_are_refused(corpus, tmp_path, extra, message):
   _refused(["--input=" + corpus[0]] + extra, tmp_path, message)
   assert not (tmp_path / "refused_out").exists()
+
+
+@pytest.mark.parametrize("extra", [
+    # BERT's defaults with a short sequence: more predictions allowed than
+    # tokens; BERT pads the prediction features to max_predictions_per_seq.
+    ["--max_seq_length=16"],
+    ["--max_seq_length=8", "--max_predictions_per_seq=40"],
+    # BERT's num_to_predict is max(1, round(len x p)): 0 still masks one.
+    ["--masked_lm_prob=0"],
+    # No prediction at all: zero-length prediction features.
+    ["--max_predictions_per_seq=0"],
+])
+def test_command_lines_bert_accepts_work(corpus, tmp_path, extra):
+  out = str(tmp_path / "out")
+  run_cli(["--input=" + corpus[0], "--output=" + out, "--dupe_factor=1"]
+          + extra)
+  options = json.load(open(os.path.join(out, "summary.json")))["options"]
+  seq, pred = options["max_seq_length"], options["max_predictions_per_seq"]
+  examples = read_examples(out, seq, pred)
+  assert examples
+  for ex in examples:
+    assert ex["input_ids"].shape == (seq,)
+    assert ex["masked_lm_positions"].shape == (pred,)
+    assert ex["masked_lm_weights"].shape == (pred,)
+    k = int(ex["masked_lm_weights"].sum())
+    assert k == min(pred, max(1, k))  # at least one unless none allowed
+    assert not ex["masked_lm_positions"][k:].any()
+
+
+def test_cased_vocabulary_with_lower_casing_warns(corpus, tmp_path):
+  with open(VOCAB, encoding="utf-8") as f:
+    tokens = f.read().split("\n")
+  tokens[1996] = "The"  # one upper-case token makes it a cased vocabulary
+  vocab = tmp_path / "cased.txt"
+  vocab.write_text("\n".join(tokens), encoding="utf-8")
+  for flag, warned in (("--do_lower_case=true", True),
+                       ("--do_lower_case=false", False)):
+    out = str(tmp_path / flag[-4:])
+    proc = run_cli(["--input=" + corpus[0], "--output=" + out,
+                    "--dupe_factor=1", "--vocab_file=" + str(vocab), flag])
+    warnings = [l for l in proc.stderr.splitlines()
+                if l.startswith("warning:") and "upper-case" in l]
+    assert len(warnings) == int(warned), proc.stderr[-2000:]
+  plain = run_cli(["--input=" + corpus[0], "--output=" + str(tmp_path / "u"),
+                   "--dupe_factor=1"])
+  assert "upper-case" not in plain.stderr
 
 
 def test_missing_input_is_refused(corpus, tmp_path):

@@ -159,6 +159,10 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   # Chosen positions in ascending order, padded with 0.
   cols = np.arange(L, dtype=np.int32)[None, :]
   pos_sorted = np.sort(np.where(chosen, cols, L), axis=1)[:, :P]
+  if pos_sorted.shape[1] < P:
+    # More predictions allowed than positions (BERT pads them, as here).
+    pos_sorted = np.pad(pos_sorted, ((0, 0), (0, P - pos_sorted.shape[1])),
+                        constant_values=L)
   real = pos_sorted < L
   positions = np.where(real, pos_sorted, 0)
   ids = np.where(real, np.take_along_axis(tokens, positions, axis=1), 0)
