@@ -276,10 +276,11 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   summary = outputs.collect_metrics(result)
   too_many = too_many_rejected(summary, opts.max_rejected_fraction)
   if too_many:
-    print("error: %s. They are listed in %s; %s holds no complete output (no "
+    print("error: %s They are listed in %s; %s holds no complete output (no "
           "summary.json)." % (too_many, FileSystems.join(
               opts.output, REJECTED_DIR), opts.output), file=sys.stderr)
     return 1
+  outputs.remove_if_empty(FileSystems.join(opts.output, REJECTED_DIR))
   write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
   summary["input_root"] = input_root
   summary["options"] = {

@@ -10,6 +10,8 @@
 
 import json
 import logging
+import os
+import shutil
 import time
 from typing import Dict, List
 
@@ -73,6 +75,15 @@ def _delete(output_dir: str, contents: List[str]) -> None:
     FileSystems.delete(contents)
   else:
     FileSystems.delete([output_dir])
+
+
+def remove_if_empty(directory: str) -> None:
+  """Removes a local ``directory`` that holds no file (a writer that wrote
+  nothing can leave its folder behind); object stores have no folders."""
+  if "://" in directory or not os.path.isdir(directory):
+    return
+  if not any(files for _, _, files in os.walk(directory)):
+    shutil.rmtree(directory)
 
 
 def shard_list(output_dir: str) -> List[Dict[str, object]]:

@@ -213,9 +213,11 @@ def test_wikiextractor_and_jsonl_formats(tmp_path):
                    + "{broken\n" + json.dumps({"body": "Second one."}) + "\n")
   out = str(tmp_path / "jsonl_out")
   run_cli(["--input=" + str(jsonl), "--input_format=jsonl",
-           "--text_field=body", "--output=" + out, "--dupe_factor=1"])
-  counts = json.load(open(os.path.join(out, "summary.json")))["counts"]
-  assert counts["documents"] == 2 and counts["malformed_jsonl_lines"] == 1
+           "--text_field=body", "--output=" + out, "--dupe_factor=1",
+           "--max_rejected_fraction=0.5"])
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["counts"]["documents"] == 2
+  assert summary["rejected"] == {"malformed_jsonl_lines": 1}
 
 
 def test_dirty_bytes_are_repaired_and_counted(tmp_path):
