@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
@@ -167,58 +168,62 @@ def check(argv: Sequence[str]):
   return options, opts, vocab, s3_kwargs
 
 
-def pool_shuffle(opts: MlmOptions, runner: str) -> str:
-  """``--pool_shuffle=auto`` made concrete: 'files' wherever every worker can
-  see one directory, 'groupbykey' elsewhere.
-
-  On the DirectRunner the workers share this machine. On another runner, a
-  local ``--output`` already means that every worker writes into one
-  filesystem (this machine's, or a mount they share), and ``--pool_dir``
-  says so outright. A GroupByKey is the fallback: on Flink through Beam
-  2.62's job server it needs TaskManager memory in proportion to the corpus
-  (README, "Memory on Flink").
-  """
-  if opts.pool_shuffle != "auto":
-    return opts.pool_shuffle
-  if (runner == direct.LOCAL_RUNNER or opts.pool_dir
-      or "://" not in opts.output):
-    return "files"
-  return "groupbykey"
+def pool_shuffle(opts: MlmOptions) -> str:
+  """``--pool_shuffle=auto`` made concrete: 'files', on every runner. The
+  files go where every worker reaches them (``pool_directory``); a
+  GroupByKey needs memory in proportion to the corpus, on the DirectRunner
+  and on Flink through Beam 2.62's job server alike (README, "Memory on
+  Flink")."""
+  return "files" if opts.pool_shuffle == "auto" else opts.pool_shuffle
 
 
 def groupbykey_warning(opts: MlmOptions, runner: str) -> Optional[str]:
-  """What to tell the user whose pools will go through a runner's
+  """What to tell the user who sends the pools through a cluster runner's
   GroupByKey, or None."""
-  if (runner == direct.LOCAL_RUNNER
-      or pool_shuffle(opts, runner) != "groupbykey"):
+  if runner == direct.LOCAL_RUNNER or pool_shuffle(opts) != "groupbykey":
     return None
   return ("the random-next pools go through a GroupByKey of %d copies of the "
           "tokenized corpus. On Flink, Beam 2.62's runner holds each worker's "
           "share of it in the TaskManager's heap until the stage ends, so give "
           "the TaskManagers heap for about %d x the tokenized corpus / "
-          "parallelism, or pass --pool_dir=DIR, a directory this machine and "
-          "every worker mount, to gather the pools through files instead "
-          "(README, \"Memory on Flink\")."
+          "parallelism, or leave --pool_shuffle at auto to gather the pools "
+          "through files in OUTPUT/_pools (README, \"Memory on Flink\")."
           % (opts.dupe_factor, opts.dupe_factor))
 
 
 def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
-  """A new, empty directory for the pool files, or None for a GroupByKey."""
-  shuffle = pool_shuffle(opts, runner)
-  if shuffle != "files":
+  """A new directory for the pool files, or None for a GroupByKey.
+
+  In ``--pool_dir`` if given, else in ``OUTPUT/_pools``: a local folder or
+  an object-store prefix that every worker reaches, since they all write
+  the output there. On the DirectRunner with an ``s3://`` output, the
+  system's temp directory: the workers share this machine, and a local disk
+  is faster than a round trip to the store."""
+  if pool_shuffle(opts) != "files":
     return None
   parent = opts.pool_dir
   if not parent:
-    if "://" in opts.output:
+    if "://" not in opts.output:
+      parent = os.path.join(opts.output, "_pools")
+    elif runner == direct.LOCAL_RUNNER:
       parent = tempfile.gettempdir()
     else:
-      parent = os.path.join(opts.output, "_pools")
+      parent = FileSystems.join(opts.output, "_pools")
+  if "://" in parent:
+    return FileSystems.join(parent, "mlm-pools-%s" % uuid.uuid4().hex)
   os.makedirs(parent, exist_ok=True)
   return tempfile.mkdtemp(prefix="mlm-pools-", dir=parent)
 
 
 def _remove_pools(pool_dir: Optional[str], opts: MlmOptions) -> None:
   if not pool_dir:
+    return
+  if "://" in pool_dir:
+    try:
+      FileSystems.delete([pool_dir.rstrip("/") + "/"])
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("could not remove the pool files in %s: %s", pool_dir,
+                      _first_line(e))
     return
   shutil.rmtree(pool_dir, ignore_errors=True)
   parent = os.path.dirname(pool_dir)

@@ -119,25 +119,23 @@ class MlmOptions(PipelineOptions):
         "holds one pool at a time.")
     group.add_argument(
         "--pool_shuffle", choices=POOL_SHUFFLES, default="auto",
-        help="How document passes are gathered into pools. 'files': through "
-        "files in --pool_dir, so memory does not grow with the corpus (every "
-        "worker must see that directory: one machine, or a shared mount). "
-        "'groupbykey': a Beam GroupByKey; the DirectRunner keeps it in memory "
-        "(dupe_factor copies of the tokenized corpus), and on Flink, Beam "
-        "2.62's runner holds each worker's share of those copies in the "
-        "TaskManager's heap. 'auto' (default): 'files' on the DirectRunner, "
-        "and on any runner when --pool_dir is given or --output is a local "
-        "path (every worker writes there already); 'groupbykey' otherwise. "
-        "Both give the same examples.")
+        help="How document passes are gathered into pools. 'files' (what "
+        "'auto', the default, means on every runner): through files in "
+        "--pool_dir, read back one group of pools at a time, so memory does "
+        "not grow with the corpus. 'groupbykey': a Beam GroupByKey, which "
+        "needs memory for dupe_factor copies of the tokenized corpus (the "
+        "DirectRunner's, and on Flink through Beam 2.62 the TaskManagers' "
+        "heap). Both give the same examples.")
     group.add_argument(
         "--pool_dir", default=None,
-        help="A local directory for --pool_shuffle=files, the same path on "
-        "the machine that runs this command and on every worker (one machine, "
-        "or a shared mount); the run works in a new folder inside it and "
-        "removes that folder when it ends. Default: "
-        "OUTPUT/_pools for a local --output, else the system's temp "
-        "directory. The files hold each tokenized document once: about half a "
-        "byte per byte of English text.")
+        help="Where the pool files go: a directory of any filesystem Beam "
+        "knows (a local path, s3://...) that this machine and every worker "
+        "reach. The run works in a new folder inside it and removes that "
+        "folder when it ends. Default: OUTPUT/_pools (on S3 too: the "
+        "workers write the output there anyway), or the system's temp "
+        "directory on the DirectRunner when --output is not local. The "
+        "files hold dupe_factor copies of the tokenized documents: about "
+        "half a byte per byte of English text each.")
 
 
 POOL_SHUFFLES = ("auto", "files", "groupbykey")
@@ -188,9 +186,6 @@ def validate(opts: MlmOptions) -> None:
   for ok, message in checks:
     if not ok:
       raise UsageError(message)
-  if opts.pool_dir and "://" in opts.pool_dir:
-    raise UsageError("--pool_dir must be a local directory, got %s"
-                     % opts.pool_dir)
 
 
 def input_patterns(opts: MlmOptions):

@@ -240,19 +240,27 @@ def test_pools_are_hash_ranges():
 
 
 def test_pool_files_round_trip(tmp_path):
+  """Every document pass is read back, whole, from the group of pools that
+  holds its hash, with one ranged read per file."""
   from transforms import pool_files
   docs = [_doc("d%d" % i, [3 + i % 4] * (1 + i % 3), start=100 * i)
-          for i in range(40)]
+          for i in range(400)]
   docs.append(TokenizedDocument("wide", np.array([70000, 5], dtype=np.int32),
                                 np.array([2], dtype=np.int32)))
-  names = [pool_files.write_file(str(tmp_path), docs[:25], 9, 3),
-           pool_files.write_file(str(tmp_path), docs[25:], 9, 3)]
-  reader = pool_files._ReadPoolsDoFn(str(tmp_path), None, CLS, SEP, 10)
+  files = [pool_files.write_file(str(tmp_path), docs[:250], 9, 3),
+           pool_files.write_file(str(tmp_path), docs[250:], 9, 3)]
+  assert [f.records for f in files] == [750, 453]
+  reader = pool_files._ReadPoolGroupDoFn(str(tmp_path), None, CLS, SEP, 10)
   reader.setup()
+  pools, groups = 50, 7
   seen = []
-  for pool in range(5):
-    for dupe, doc in reader.entries(pool, 5, names):
-      assert instances.pool_of(9, doc.doc_id, dupe, 5) == pool
+  for group in range(groups):
+    members = pool_files.group_pools(group, groups, pools)
+    lo = instances.pool_bounds(members.start, pools)[0]
+    hi = instances.pool_bounds(members.stop - 1, pools)[1]
+    for h, dupe, doc in reader.entries(lo, hi, files):
+      assert h == instances.entry_hash(9, doc.doc_id, dupe)
+      assert instances.pool_of(9, doc.doc_id, dupe, pools) in members
       seen.append((doc.doc_id, dupe))
       original = next(d for d in docs if d.doc_id == doc.doc_id)
       assert np.array_equal(doc.ids, original.ids)
@@ -260,3 +268,34 @@ def test_pool_files_round_trip(tmp_path):
       assert np.array_equal(doc.sentence_lengths, original.sentence_lengths)
   reader.teardown()
   assert sorted(seen) == sorted((d.doc_id, k) for d in docs for k in range(3))
+
+
+def test_pool_groups_cover_every_pool_once():
+  from transforms import pool_files
+  for pools, size in ((1, 0), (7, 10 << 30), (1000, 1), (100000, 100 << 30)):
+    groups = pool_files.num_groups(pools, size)
+    members = [p for g in range(groups)
+               for p in pool_files.group_pools(g, groups, pools)]
+    assert members == list(range(pools))
+    assert all(len(pool_files.group_pools(g, groups, pools))
+               for g in range(groups))
+  assert pool_files.num_groups(100000, 100 << 30) == 1600  # 64 MB each
+  assert pool_files.num_groups(1000, 1) == pool_files.MIN_GROUPS
+
+
+def test_byte_range_holds_every_record_of_a_hash_range():
+  from transforms import pool_files
+  hashes = np.sort(np.random.default_rng(3).integers(0, 1 << 63, 1000,
+                                                     dtype=np.uint64) * 2)
+  offsets = np.arange(1000, dtype=np.uint64) * 10
+  every = pool_files.SPARSE_EVERY
+  sparse = np.zeros(-(-1000 // every), dtype=pool_files.SPARSE_DTYPE)
+  sparse["hash"], sparse["offset"] = hashes[::every], offsets[::every]
+  for lo, hi in ((0, 1 << 64), (int(hashes[100]), int(hashes[500])),
+                 (int(hashes[999]) + 1, 1 << 64), (0, int(hashes[0]))):
+    start, stop = pool_files.byte_range(sparse, 10000, lo, hi)
+    inside = np.flatnonzero((hashes >= lo) & (hashes < hi))
+    if inside.size:
+      assert start <= offsets[inside[0]] and offsets[inside[-1]] + 10 <= stop
+    # At most one sparse step too much on each side.
+    assert stop - start <= 10 * (inside.size + 2 * every)

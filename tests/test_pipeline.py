@@ -143,31 +143,41 @@ def test_pools_through_a_groupbykey_give_the_same_examples(corpus, baseline,
   assert sorted(os.listdir(own)) == ["keep.txt"]
 
 
-@pytest.mark.parametrize("runner, flags, expected", [
-    ("DirectRunner", ["--output=s3://bucket/out"], "files"),
-    ("PortableRunner", ["--output=/data/out"], "files"),
-    ("FlinkRunner", ["--output=s3://bucket/out"], "groupbykey"),
-    ("FlinkRunner", ["--output=s3://bucket/out", "--pool_dir=/mnt/shared"],
-     "files"),
+@pytest.mark.parametrize("runner, flags, shuffle, parent", [
+    ("DirectRunner", ["--output=/data/out"], "files", "/data/out/_pools"),
+    ("DirectRunner", ["--output=s3://bucket/out"], "files", "TMP"),
+    ("PortableRunner", ["--output=/data/out"], "files", "/data/out/_pools"),
+    ("FlinkRunner", ["--output=s3://bucket/out"], "files",
+     "s3://bucket/out/_pools"),
+    ("FlinkRunner", ["--output=s3://bucket/out", "--pool_dir=s3://b/tmp"],
+     "files", "s3://b/tmp"),
     ("PortableRunner", ["--output=/data/out", "--pool_shuffle=groupbykey"],
-     "groupbykey"),
+     "groupbykey", None),
 ])
-def test_auto_pool_shuffle_uses_files_where_every_worker_sees_them(
-    runner, flags, expected):
-  """A local --output means the workers share a filesystem already (Flink
-  needs that: a GroupByKey there holds the pools in TaskManager memory)."""
+def test_pool_files_go_where_every_worker_reaches_them(
+    runner, flags, shuffle, parent, tmp_path, monkeypatch):
+  """By default the pools go through files on every runner: in the output's
+  own filesystem (an object store on a cluster whose hosts share no
+  directory), or the local temp directory on the DirectRunner."""
   from apache_beam.options.pipeline_options import PipelineOptions
   from pipelines import mlm
   from pipelines.options import MlmOptions
+  monkeypatch.setattr(mlm.tempfile, "tempdir", str(tmp_path))
+  flags = [f.replace("/data", str(tmp_path)) for f in flags]
   opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
   runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
-  assert mlm.pool_shuffle(opts, runner) == expected
-  # A GroupByKey on a cluster comes with a warning about TaskManager memory.
-  warning = mlm.groupbykey_warning(opts, runner)
-  if expected == "groupbykey" and runner != mlm.direct.LOCAL_RUNNER:
-    assert warning and "--pool_dir" in warning and "TaskManager" in warning
+  assert mlm.pool_shuffle(opts) == shuffle
+  directory = mlm.pool_directory(opts, runner)
+  if parent is None:
+    assert directory is None
   else:
-    assert warning is None
+    parent = parent.replace("/data", str(tmp_path)).replace("TMP",
+                                                            str(tmp_path))
+    assert directory.startswith(parent + "/mlm-pools-"), directory
+  # Only a GroupByKey on a cluster comes with a warning about its memory.
+  warning = mlm.groupbykey_warning(opts, runner)
+  assert bool(warning) == (shuffle == "groupbykey"
+                           and runner != mlm.direct.LOCAL_RUNNER)
 
 
 @pytest.mark.parametrize("shards", [[], ["--num_shards=2"]])
@@ -275,7 +285,6 @@ def _refused(args, tmp_path, message):
     (["--max_predictions_per_seq=-1"], "--max_predictions_per_seq must be"),
     (["--max_rejected_fraction=2"], "--max_rejected_fraction must be in"),
     (["--max_seq_lenght=64"], "unknown flag --max_seq_lenght"),
-    (["--pool_dir=s3://bucket/pools"], "--pool_dir must be a local directory"),
     (["--pool_shuffle=disk"], "argument --pool_shuffle: invalid choice: 'disk'"),
     (["--max_seq_length=abc"], "argument --max_seq_length: invalid int value"),
 ])

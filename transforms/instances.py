@@ -340,12 +340,13 @@ class CreateInstances(beam.PTransform):
   """Output: ``InstanceBatch`` es covering every document and dupe pass.
 
   Two ways to gather the pools, with the same pools and the same output:
-  files in ``pool_dir``, a directory every worker can read
-  (transforms/pool_files.py), or a Beam GroupByKey (``pool_dir=None``) where
-  the workers share no directory. The GroupByKey's input is dupe_factor
-  copies of the tokenized corpus: the DirectRunner holds it in memory, and
-  Beam 2.62's Flink runner holds a worker's share of it in the TaskManager's
-  heap (README, "Memory on Flink"); the files keep memory flat on both.
+  files in ``pool_dir``, a directory of any Beam filesystem (a local folder,
+  an ``s3://`` prefix) that every worker can reach
+  (transforms/pool_files.py), or a Beam GroupByKey (``pool_dir=None``). The
+  GroupByKey's input is dupe_factor copies of the tokenized corpus: the
+  DirectRunner holds it in memory, and Beam 2.62's Flink runner holds a
+  worker's share of it in the TaskManager's heap (README, "Memory on
+  Flink"); the files keep memory flat on both.
   """
 
   def __init__(self, params: InstanceParams, cls_id: int, sep_id: int,
@@ -359,13 +360,13 @@ class CreateInstances(beam.PTransform):
     self._pool_dir = pool_dir
 
   def expand(self, docs):
-    total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
     if self._pool_dir is not None:
       # pylint: disable=import-outside-toplevel
       from transforms import pool_files
       return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
           self._params, self._cls_id, self._sep_id, self._pool_size,
-          self._pool_dir, total)
+          self._pool_dir)
+    total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
     seed, pool_size = self._params.random_seed, self._pool_size
     dupe_factor = self._params.dupe_factor
 

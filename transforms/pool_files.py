@@ -4,32 +4,47 @@ Beam's DirectRunner keeps all of a GroupByKey's data in its own process's
 memory, and Beam 2.62's Flink runner holds each worker's whole output to a
 GroupByKey in the TaskManager's heap. Grouping every document pass by pool
 that way holds dupe_factor copies of the tokenized corpus, growing with the
-corpus. Where the workers share a filesystem (one machine, or a shared
-mount), the grouping can go through a directory that every worker reads:
+corpus. Instead the grouping goes through files in a directory of any Beam
+filesystem that every worker can reach: a local folder on one machine, an
+``s3://`` prefix on a cluster whose hosts share nothing else.
 
-* ``SpillDocuments``: each worker appends the tokenized documents it makes to
-  files of about 32 MB (each document once, ``--dupe_factor`` or not), and
-  writes beside each an index with one row per dupe pass: the pass's
-  ``entry_hash``, the document's offset and size, sorted by hash. The
-  elements out are the file names.
-* A pool is a range of hashes (``instances.pool_bounds``), so its entries
-  are one run of rows in every index: ``ReadPools`` finds each pool's runs by
-  binary search, reads the documents they name and builds the pool's
-  instances, one pool at a time.
+* ``SpillDocuments``: each worker gathers the tokenized documents it makes
+  into files (about ``FILE_BYTES`` of documents each). A file holds one
+  record per document *pass* (``--dupe_factor`` records per document),
+  sorted by the pass's ``entry_hash``, each record carrying its hash; beside
+  it, a sparse index holds the hash and byte offset of every
+  ``SPARSE_EVERY``-th record. The elements out are ``SpillFile`` s: a name,
+  the number of records and of bytes.
+* A pool is a range of hashes (``instances.pool_bounds``), and a *group* of
+  consecutive pools is one too (``num_groups``: about ``GROUP_BYTES`` of
+  records, at least ``MIN_GROUPS`` groups), so a group's records are one
+  contiguous byte range of every file, found in the sparse index. A worker
+  reads that range from each file (one ranged read per file: few requests
+  on an object store), builds the group's pools one after the other and
+  moves on to the next group.
 
 The pools, their entries and so the examples are the same as through the
 GroupByKey (tests/test_instances.py runs both). Memory: a worker holds one
-file's worth of documents while writing, and one pool while reading (the
-indexes are memory-mapped); the runner holds pool ids and file names.
+file's worth of documents while writing, and one group's records while
+reading, plus the sparse indexes (16 bytes per ``SPARSE_EVERY`` records);
+the runner holds group ids and ``SpillFile`` s. Disk or object store: the
+records, ``--dupe_factor`` copies of the tokenized corpus (about half a byte
+per byte of English text each), removed after the run.
 """
 
+import collections
+import dataclasses
+import io
+import math
 import os
 import struct
 import uuid
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
@@ -38,71 +53,120 @@ from transforms import instances
 from transforms.tokenization import TokenizedDocument
 
 FILE_BYTES = 32 << 20
+GROUP_BYTES = 64 << 20
+MIN_GROUPS = 64
+SPARSE_EVERY = 64
 DATA_SUFFIX = ".docs"
 INDEX_SUFFIX = ".index.npy"
-INDEX_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8"), ("size", "<u4"),
-                        ("dupe", "<u2")])
-# A document record: doc id length, ids length (bytes), sentence count,
-# the ids' dtype as a numpy type string of 3 bytes; then the three parts.
-_HEADER = struct.Struct("<III3s")
+SPARSE_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8")])
+# A record: the pass's entry hash, the dupe pass, doc id length, ids length
+# (bytes), sentence count, the ids' dtype as a numpy type string of 3 bytes;
+# then the doc id, the ids and the sentence lengths.
+_HEADER = struct.Struct("<QHIII3s")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpillFile:
+  """One spill file: ``name`` (in the pool directory), its record count and
+  its size in bytes."""
+  name: str
+  records: int
+  size: int
 
 
 def encode_document(doc: TokenizedDocument) -> bytes:
+  """The part of a record after its hash and dupe pass."""
   doc_id = doc.doc_id.encode("utf-8")
   ids = doc.ids.tobytes()
   lengths = doc.sentence_lengths.astype("<i4", copy=False).tobytes()
-  return b"".join((_HEADER.pack(len(doc_id), len(ids), doc.sentence_lengths.size,
-                                doc.ids.dtype.str.encode("ascii")),
+  return b"".join((struct.pack("<III3s", len(doc_id), len(ids),
+                               doc.sentence_lengths.size,
+                               doc.ids.dtype.str.encode("ascii")),
                    doc_id, ids, lengths))
 
 
-def decode_document(data: bytes) -> TokenizedDocument:
-  id_len, ids_len, sentences, dtype = _HEADER.unpack_from(data)
-  start = _HEADER.size
-  doc_id = data[start:start + id_len].decode("utf-8")
-  start += id_len
-  ids = np.frombuffer(data, dtype=np.dtype(dtype.decode("ascii")),
-                      count=ids_len // np.dtype(dtype.decode("ascii")).itemsize,
-                      offset=start)
-  lengths = np.frombuffer(data, dtype="<i4", count=sentences,
-                          offset=start + ids_len)
-  return TokenizedDocument(doc_id, ids, lengths.astype(np.int32, copy=False))
+def decode_records(data: bytes, lo: int, hi: int
+                   ) -> Iterator[Tuple[int, int, TokenizedDocument]]:
+  """``(hash, dupe pass, document)`` of the records in ``data`` (whole
+  records, back to back) whose hash is in ``[lo, hi)``."""
+  view = memoryview(data)
+  pos = 0
+  while pos < len(data):
+    h, dupe, id_len, ids_len, sentences, dtype = _HEADER.unpack_from(data, pos)
+    start = pos + _HEADER.size
+    pos = start + id_len + ids_len + 4 * sentences
+    if not lo <= h < hi:
+      continue
+    dtype = np.dtype(dtype.decode("ascii"))
+    doc_id = bytes(view[start:start + id_len]).decode("utf-8")
+    start += id_len
+    ids = np.frombuffer(data, dtype=dtype, count=ids_len // dtype.itemsize,
+                        offset=start)
+    lengths = np.frombuffer(data, dtype="<i4", count=sentences,
+                            offset=start + ids_len)
+    yield h, dupe, TokenizedDocument(doc_id, ids,
+                                     lengths.astype(np.int32, copy=False))
 
 
-def write_file(directory: str, docs: List[TokenizedDocument], seed: int,
-               dupe_factor: int) -> str:
-  """Writes ``docs`` and their index; returns the files' common name."""
+def _path(directory: str, name: str) -> str:
+  return FileSystems.join(directory, name)
+
+
+def write_file(directory: str, docs: Sequence[TokenizedDocument], seed: int,
+               dupe_factor: int) -> SpillFile:
+  """Writes the records of ``docs`` (every dupe pass, sorted by hash) and
+  their sparse index into ``directory``."""
   name = uuid.uuid4().hex
-  rows = np.zeros(len(docs) * dupe_factor, dtype=INDEX_DTYPE)
+  bodies = [encode_document(doc) for doc in docs]
+  entries = sorted((instances.entry_hash(seed, doc.doc_id, dupe), i, dupe)
+                   for i, doc in enumerate(docs) for dupe in range(dupe_factor))
+  sparse = np.zeros(-(-len(entries) // SPARSE_EVERY), dtype=SPARSE_DTYPE)
   offset = 0
-  path = os.path.join(directory, name)
-  with open(path + DATA_SUFFIX, "wb") as f:
-    for i, doc in enumerate(docs):
-      record = encode_document(doc)
+  with FileSystems.create(_path(directory, name + DATA_SUFFIX),
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    for k, (h, i, dupe) in enumerate(entries):
+      if k % SPARSE_EVERY == 0:
+        sparse[k // SPARSE_EVERY] = (h, offset)
+      record = struct.pack("<QH", h, dupe) + bodies[i]
       f.write(record)
-      for dupe in range(dupe_factor):
-        rows[i * dupe_factor + dupe] = (
-            instances.entry_hash(seed, doc.doc_id, dupe), offset, len(record),
-            dupe)
       offset += len(record)
-  rows.sort(order="hash", kind="stable")
-  with open(path + INDEX_SUFFIX, "wb") as f:
-    np.save(f, rows, allow_pickle=False)
-  return name
+  buffer = io.BytesIO()
+  np.save(buffer, sparse, allow_pickle=False)
+  with FileSystems.create(_path(directory, name + INDEX_SUFFIX),
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    f.write(buffer.getvalue())
+  return SpillFile(name, len(entries), offset)
 
 
-def pool_rows(index: np.ndarray, pool: int, pools: int) -> np.ndarray:
-  """The rows of a hash-sorted index that belong to ``pool``."""
-  lo, hi = instances.pool_bounds(pool, pools)
-  hashes = index["hash"]
-  start = int(np.searchsorted(hashes, np.uint64(lo), side="left"))
-  end = (len(hashes) if hi >> 64 else
-         int(np.searchsorted(hashes, np.uint64(hi), side="left")))
-  return index[start:end]
+def byte_range(sparse: np.ndarray, size: int, lo: int, hi: int
+               ) -> Tuple[int, int]:
+  """The bytes of a file (``size`` bytes, sparse index ``sparse``) that hold
+  every record whose hash is in ``[lo, hi)``: from the last indexed record
+  below ``lo`` to the first indexed one at or above ``hi``. A few records
+  outside the range come along; ``decode_records`` drops them."""
+  hashes = sparse["hash"]
+  first = int(np.searchsorted(hashes, np.uint64(lo), side="left")) - 1
+  start = int(sparse["offset"][first]) if first >= 0 else 0
+  if hi >> 64:
+    return start, size
+  last = int(np.searchsorted(hashes, np.uint64(hi), side="left"))
+  return start, int(sparse["offset"][last]) if last < len(hashes) else size
+
+
+def num_groups(pools: int, size: int) -> int:
+  """Groups of consecutive pools: about ``GROUP_BYTES`` of the ``size``
+  bytes of records each, at least ``MIN_GROUPS`` to spread over the
+  workers, at most one per pool."""
+  return max(1, min(pools, max(MIN_GROUPS, math.ceil(size / GROUP_BYTES))))
+
+
+def group_pools(group: int, groups: int, pools: int) -> range:
+  """The pools of ``group``: a run of consecutive pools, never empty."""
+  return range(group * pools // groups, (group + 1) * pools // groups)
 
 
 class _SpillDoFn(beam.DoFn):
-  """Tokenized documents → file names (see the module docstring)."""
+  """Tokenized documents → ``SpillFile`` s (see the module docstring)."""
 
   def __init__(self, directory: str, seed: int, dupe_factor: int,
                file_bytes: int = FILE_BYTES):
@@ -114,10 +178,12 @@ class _SpillDoFn(beam.DoFn):
     self._size = 0
 
   def setup(self):
-    # The driver made it, on its own machine. If this worker's host does not
-    # share that mount, the files written here are missing elsewhere and
-    # ReadPools fails on opening them: no pool is read short.
-    os.makedirs(self._directory, exist_ok=True)
+    # The driver made a local directory on its own machine; a worker on
+    # another host makes it too. If that host does not share the mount,
+    # the files written here are missing elsewhere and ReadPools fails on
+    # opening them: no pool is read short. Object stores need no folders.
+    if "://" not in self._directory:
+      os.makedirs(self._directory, exist_ok=True)
 
   def start_bundle(self):
     self._docs, self._size = [], 0
@@ -132,15 +198,15 @@ class _SpillDoFn(beam.DoFn):
     if self._docs:
       yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
 
-  def _flush(self) -> str:
-    name = write_file(self._directory, self._docs, self._seed,
-                      self._dupe_factor)
+  def _flush(self) -> SpillFile:
+    spilled = write_file(self._directory, self._docs, self._seed,
+                         self._dupe_factor)
     self._docs, self._size = [], 0
-    return name
+    return spilled
 
 
-class _ReadPoolsDoFn(beam.DoFn):
-  """Pool id → the pool's instances, read from the files."""
+class _ReadPoolGroupDoFn(beam.DoFn):
+  """Group id → the instances of the group's pools, read from the files."""
 
   def __init__(self, directory: str, params: instances.InstanceParams,
                cls_id: int, sep_id: int, pool_size: int):
@@ -150,78 +216,85 @@ class _ReadPoolsDoFn(beam.DoFn):
     self._sep_id = sep_id
     self._pool_size = pool_size
     self._indexes: Dict[str, np.ndarray] = {}
-    self._fds: Dict[str, int] = {}
 
   def setup(self):
-    self._indexes, self._fds = {}, {}
+    self._indexes = {}
+
+  def _read(self, name: str, suffix: str, start: int = 0,
+            stop: int = -1) -> bytes:
+    with FileSystems.open(_path(self._directory, name + suffix),
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      if start:
+        f.seek(start)
+      return f.read(stop - start) if stop >= 0 else f.read()
 
   def _index(self, name: str) -> np.ndarray:
     if name not in self._indexes:
-      # Memory-mapped: a binary search touches a few pages, so the indexes
-      # of a large corpus need not fit in a worker's memory.
-      self._indexes[name] = np.load(
-          os.path.join(self._directory, name + INDEX_SUFFIX),
-          mmap_mode="r", allow_pickle=False)
-      self._fds[name] = os.open(
-          os.path.join(self._directory, name + DATA_SUFFIX), os.O_RDONLY)
+      self._indexes[name] = np.load(io.BytesIO(self._read(name, INDEX_SUFFIX)),
+                                    allow_pickle=False)
     return self._indexes[name]
 
-  def entries(self, pool: int, pools: int, names: List[str]
-              ) -> List[Tuple[int, TokenizedDocument]]:
-    out = []
-    for name in sorted(names):
-      for row in pool_rows(self._index(name), pool, pools).tolist():
-        _, offset, size, dupe = row
-        out.append((dupe, decode_document(
-            os.pread(self._fds[name], size, offset))))
-    return out
+  def entries(self, lo: int, hi: int, files: Sequence[SpillFile]
+              ) -> Iterator[Tuple[int, int, TokenizedDocument]]:
+    """``(hash, dupe pass, document)`` of every record with a hash in
+    ``[lo, hi)``, one ranged read per file."""
+    for spilled in sorted(files, key=lambda f: f.name):
+      start, stop = byte_range(self._index(spilled.name), spilled.size, lo, hi)
+      if stop > start:
+        yield from decode_records(
+            self._read(spilled.name, DATA_SUFFIX, start, stop), lo, hi)
 
-  def process(self, pool: int, names: List[str], total: int
+  def process(self, group: int, files: List[SpillFile]
               ) -> Iterator[instances.InstanceBatch]:
-    pools = instances.num_pools(total * self._params.dupe_factor,
+    pools = instances.num_pools(sum(f.records for f in files),
                                 self._pool_size)
-    yield from instances.build_pool(pool, self.entries(pool, pools, names),
-                                    self._params, self._cls_id, self._sep_id)
+    members = group_pools(group, num_groups(pools, sum(f.size for f in files)),
+                          pools)
+    lo = instances.pool_bounds(members.start, pools)[0]
+    hi = instances.pool_bounds(members.stop - 1, pools)[1]
+    by_pool = collections.defaultdict(list)
+    for h, dupe, doc in self.entries(lo, hi, files):
+      by_pool[(h * pools) >> 64].append((dupe, doc))
+    for pool in members:
+      if by_pool[pool]:
+        yield from instances.build_pool(pool, by_pool.pop(pool), self._params,
+                                        self._cls_id, self._sep_id)
 
   def teardown(self):
-    for fd in self._fds.values():
-      os.close(fd)
-    self._indexes, self._fds = {}, {}
+    self._indexes = {}
 
 
 class CreateInstancesFromFiles(beam.PTransform):
   """Tokenized documents → ``InstanceBatch`` es, the pools gathered through
-  files in ``directory`` (created if missing; the caller removes it)."""
+  files in ``directory`` (any Beam filesystem; the caller removes it)."""
 
   def __init__(self, params: instances.InstanceParams, cls_id: int,
-               sep_id: int, pool_size: int, directory: str, total):
+               sep_id: int, pool_size: int, directory: str):
     super().__init__()
     self._params = params
     self._cls_id = cls_id
     self._sep_id = sep_id
     self._pool_size = pool_size
     self._directory = directory
-    self._total = total  # PCollection: the number of documents
 
   def expand(self, docs):
-    os.makedirs(self._directory, exist_ok=True)
     params = self._params
-    names = docs | "SpillDocuments" >> beam.ParDo(_SpillDoFn(
+    files = docs | "SpillDocuments" >> beam.ParDo(_SpillDoFn(
         self._directory, params.random_seed, params.dupe_factor))
     pool_size = self._pool_size
 
-    def pool_ids(_, total):
-      return range(instances.num_pools(total * params.dupe_factor, pool_size))
+    def group_ids(_, files):
+      pools = instances.num_pools(sum(f.records for f in files), pool_size)
+      return range(num_groups(pools, sum(f.size for f in files)))
 
     return (
         docs.pipeline
         | "Start" >> beam.Impulse()
-        | "PoolIds" >> beam.FlatMap(
-            pool_ids, total=beam.pvalue.AsSingleton(self._total))
-        # Spread the pools over the workers.
+        | "GroupIds" >> beam.FlatMap(group_ids,
+                                     files=beam.pvalue.AsList(files))
+        # Spread the groups over the workers.
         | "Spread" >> beam.Reshuffle()
         | "ReadPools" >> beam.ParDo(
-            _ReadPoolsDoFn(self._directory, params, self._cls_id,
-                           self._sep_id, pool_size),
-            names=beam.pvalue.AsList(names),
-            total=beam.pvalue.AsSingleton(self._total)))
+            _ReadPoolGroupDoFn(self._directory, params, self._cls_id,
+                               self._sep_id, pool_size),
+            files=beam.pvalue.AsList(files)))
