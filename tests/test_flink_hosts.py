@@ -12,13 +12,18 @@ store. Needs root (``ip netns``), as CI runs.
 
 import glob
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 
 import boto3
+import psutil
 import pytest
 
 from runners import local_flink
-from tests.helpers import (VOCAB, digest, download_prefix, free_port,
+from tests.helpers import (REPO, VOCAB, digest, download_prefix, free_port,
                            moto_s3_server, read_examples, run_cli,
                            write_lines_corpus)
 
@@ -167,8 +172,91 @@ def test_job_on_hosts_sharing_only_s3_matches_the_direct_runner(
   assert len(ours) == 1 and ours[0]["state"] == "FINISHED", jobs
   assert len(_taskmanagers_that_worked(hosts_cluster, ours[0]["jid"])) == 2
 
-  # No pool file outside the object store and the hosts' own directories:
-  # none in this machine's temp directory, none left on S3.
+  # The pools went through files (the default), in the object store: none
+  # on any host's disk or in this machine's temp directory, and the run
+  # removed them from S3.
+  job = local_flink.rest("/jobs/" + ours[0]["jid"], hosts_cluster["rest_port"],
+                         host=hosts_cluster["address"])
+  assert any("PoolFiles" in v["name"] for v in job["vertices"])
   assert set(glob.glob(os.path.join(tempfile.gettempdir(),
                                     "mlm-pools-*"))) == temp_before
+  for host in hosts_cluster["hosts"]:
+    assert not glob.glob(os.path.join(host["dir"], "**", "*.docs"),
+                         recursive=True)
   assert not [k for k in keys if "_pools" in k]
+  left = client.list_objects_v2(Bucket="data", Prefix="output/run-1/_pools")
+  assert not left.get("Contents")
+
+
+def test_a_taskmanager_host_that_dies_fails_the_job_clearly(
+    hosts_cluster, s3_url, tmp_path):
+  """A TaskManager and its host's worker pool killed while the job runs:
+  Flink does not restart the job (runners/local_flink.py says why), the CLI
+  fails with one error line and no summary.json, and once the host is back
+  the same command gives the clean run's examples.
+
+  Deterministic: the TaskManager is frozen (SIGSTOP) once its worker pool
+  runs a Python worker for the job, the job is checked to be still running,
+  then the host's processes are killed."""
+  client = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+  client.create_bucket(Bucket="fault")
+  paths = write_lines_corpus(str(tmp_path / "corpus"), num_files=4,
+                             docs_per_file=600, seed=9)
+  for path in paths:
+    client.upload_file(path, "fault", "corpus/" + os.path.basename(path))
+  client.upload_file(VOCAB, "fault", "vocab/vocab.txt")
+  direct_out = str(tmp_path / "direct")
+  run_cli(["--input=" + ",".join(paths), "--output=" + direct_out,
+           "--dupe_factor=3"])
+  expected = digest(read_examples(direct_out))
+  args = ["--input=s3://fault/corpus/*", "--output=s3://fault/output/run-2",
+          "--vocab_file=s3://fault/vocab/vocab.txt", "--dupe_factor=3",
+          "--runner=PortableRunner",
+          "--job_endpoint=" + hosts_cluster["job_endpoint"],
+          "--parallelism=2", "--s3_endpoint_url=" + s3_url,
+          "--s3_region_name=us-east-1"]
+  log_path = str(tmp_path / "job.log")
+  roles = {p["role"]: p["pid"] for p in hosts_cluster["processes"]}
+  host = [psutil.Process(roles["taskmanager-1"]),
+          psutil.Process(roles["worker-pool-1"])]
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                            start_new_session=True)
+  try:
+    deadline = time.time() + 300
+    while not host[1].children(recursive=True):
+      assert proc.poll() is None and time.time() < deadline, open(
+          log_path).read()[-3000:]
+      time.sleep(0.05)
+    host[0].suspend()
+    jobs = local_flink.rest("/jobs/overview", hosts_cluster["rest_port"],
+                            host=hosts_cluster["address"])["jobs"]
+    assert [j["state"] for j in jobs if j["name"] == "mlm-pipeline-run-2"] == [
+        "RUNNING"]
+    for p in host:
+      os.killpg(p.pid, signal.SIGKILL)
+    proc.wait(timeout=300)
+  finally:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+      proc.wait()
+  output = open(log_path).read()
+  assert proc.returncode == 1, output[-3000:]
+  errors = [l for l in output.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "the pipeline failed" in errors[0], output[-3000:]
+  keys = [o["Key"] for o in client.list_objects_v2(
+      Bucket="fault", Prefix="output/run-2/").get("Contents", [])]
+  assert "output/run-2/summary.json" not in keys
+  assert "output/run-2/_INCOMPLETE" in keys
+
+  # The host comes back; the same command cleans up and gives the clean
+  # examples, none lost, none twice.
+  local_flink.restart_taskmanager(1)
+  run_cli(args)
+  keys = download_prefix(client, "fault", "output/run-2/",
+                         str(tmp_path / "rerun"))
+  assert "output/run-2/summary.json" in keys
+  assert not [k for k in keys if "_pools" in k or "_INCOMPLETE" in k]
+  assert digest(read_examples(str(tmp_path / "rerun"))) == expected
