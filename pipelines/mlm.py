@@ -9,9 +9,11 @@ checks the options and files, ``build(pipeline, …)`` only wires the stages.
 """
 
 import argparse
+import faulthandler
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -334,6 +336,9 @@ def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
 def main() -> None:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
+  # kill -USR1 <pid> prints every thread's stack: what a job that seems
+  # stuck is waiting for.
+  faulthandler.register(signal.SIGUSR1, all_threads=True)
   code = run()
   # Everything the run wrote is closed and its worker processes have ended;
   # the teardown would cost 6% of a 20 MB job's CPU.

@@ -22,12 +22,19 @@
   ``_WatchedSubprocessWorkerHandler`` answers every instruction still or
   later pending on a dead worker with an error response, which the
   FnApiRunner raises as the bundle's failure; it then stops the other
-  workers as after any failure.
+  workers as after any failure. Stopping a worker that never connected
+  (the job failed while it was starting) ends its control stream before it
+  opens, and a worker process still running ``STOP_GRACE_SECONDS`` after
+  it was told to stop is killed (each worker writes its pid into a folder
+  of the run, ``PID_DIR_ENV``): Beam would wait for it forever.
 """
 
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import threading
 from typing import List, Sequence
 
@@ -47,6 +54,11 @@ WORKER_MODULE = "runners.worker"
 # How often a dead worker's pending instructions are failed: the FnApiRunner
 # may push a new bundle to it after it died, until the job's failure stops it.
 _DEAD_WORKER_POLL_SECONDS = 0.2
+# How long a worker told to stop may take to end before it is killed.
+STOP_GRACE_SECONDS = 10.0
+# The folder where each worker process of a run writes its pid, in a file
+# named after its worker id (runners/worker.py).
+PID_DIR_ENV = "MLM_WORKER_PID_DIR"
 
 
 class _WatchedSubprocessWorkerHandler(
@@ -92,7 +104,40 @@ class _WatchedSubprocessWorkerHandler(
 
   def stop_worker(self):
     self._stopping.set()
+    # Beam's close() ends the control stream of a connected worker only; a
+    # worker still starting finds this end marker when it connects, and
+    # exits. (For a connected worker the marker is one too many, unread.)
+    self.control_conn.push(
+        worker_handlers.BeamFnControlServicer._DONE_MARKER)  # pylint: disable=protected-access
+    self.worker_thread.join(STOP_GRACE_SECONDS)
+    if self.worker_thread.is_alive():
+      pid = worker_pid(self.worker_id)
+      logging.warning("worker %s (pid %s) did not stop within %.0f s; "
+                      "killing it", self.worker_id, pid, STOP_GRACE_SECONDS)
+      if pid:
+        try:
+          os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+          pass
     super().stop_worker()
+
+
+def worker_pid(worker_id: str):
+  """The pid that worker ``worker_id`` of this run wrote, or None."""
+  folder = os.environ.get(PID_DIR_ENV)
+  try:
+    with open(os.path.join(folder or "", worker_id)) as f:
+      return int(f.read())
+  except (OSError, ValueError):
+    return None
+
+
+def write_worker_pid() -> None:
+  """In a worker process: notes its pid for the runner (see stop_worker)."""
+  folder, worker_id = os.environ.get(PID_DIR_ENV), os.environ.get("WORKER_ID")
+  if folder and worker_id:
+    with open(os.path.join(folder, worker_id), "w") as f:
+      f.write(str(os.getpid()))
 
 
 def fail_pending_instructions(control_conn, message: str) -> int:
@@ -146,12 +191,20 @@ class LocalRunner(PipelineRunner):
     runner = _FnApiRunner(
         provision_info=fn_runner.ExtendedProvisionInfo(provision))
     del _WatchedSubprocessWorkerHandler.deaths[:]
+    saved = os.environ.get(PID_DIR_ENV)
+    os.environ[PID_DIR_ENV] = tempfile.mkdtemp(prefix="mlm-workers-")
     try:
       return runner.run_pipeline(pipeline, options)
     except Exception as e:
       if _WatchedSubprocessWorkerHandler.deaths:
         raise RuntimeError(_WatchedSubprocessWorkerHandler.deaths[0]) from e
       raise
+    finally:
+      shutil.rmtree(os.environ[PID_DIR_ENV], ignore_errors=True)
+      if saved is None:
+        del os.environ[PID_DIR_ENV]
+      else:
+        os.environ[PID_DIR_ENV] = saved
 
 
 def exit_now(code: int) -> None:

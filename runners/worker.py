@@ -11,10 +11,11 @@ import sys
 
 from apache_beam.runners.worker import sdk_worker_main
 
-from runners.direct import exit_now
+from runners.direct import exit_now, write_worker_pid
 
 
 def main() -> None:
+  write_worker_pid()
   sdk_worker_main.main(sys.argv)
   exit_now(0)
 

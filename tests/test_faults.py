@@ -150,7 +150,14 @@ def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
     assert proc.poll() is None
     victim.kill()
     killed_at = time.time()
-    proc.wait(timeout=120)
+    try:
+      proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+      os.kill(proc.pid, signal.SIGUSR1)  # the driver prints its stacks
+      time.sleep(2)
+      with open(str(tmp_path / "log")) as f:
+        raise AssertionError("the job did not end after its worker was "
+                             "killed:\n" + f.read()[-12000:]) from None
     took = time.time() - killed_at
     with open(str(tmp_path / "log")) as f:
       stderr = f.read()
