@@ -1,13 +1,12 @@
-"""Presets for Beam's FlinkRunner (Flink 1.20, Python work in worker pools)
+"""Presets for Beam's FlinkRunner (Flink 1.19, Python work in worker pools)
 and for ``--runner=PortableRunner`` (a job server such as runners.local_flink's).
 
 Applied when ``--runner=FlinkRunner`` (all of them) or
 ``--runner=PortableRunner`` (the worker pool and the job name); every flag
 the user gives wins:
 
-* ``--flink_version=1.20``: Beam's default Flink version moves with Beam
-  releases (1.20 → 2.0 → 2.2); this project pins 1.20, which every recent
-  Beam supports.
+* ``--flink_version=1.19``: Beam's default Flink version moves with Beam
+  releases; this project's clusters (runners/flink_node.py) run 1.19.
 * ``--environment_type=EXTERNAL --environment_config=localhost:50000``: the
   Python work runs in the Beam worker pool on each TaskManager host (systemd
   on the EC2 cluster, ``runners.local_flink`` locally). The default, DOCKER,
@@ -15,15 +14,21 @@ the user gives wins:
 * ``--flink_submit_uber_jar`` when ``--flink_master`` names a host: the job
   is uploaded through Flink's REST API; no job server process is needed.
 * ``--job_name=mlm-pipeline-<output name>``: how the job shows in the UI.
+* ``--artifact_endpoint=HOST:PORT-1`` for ``--job_endpoint=HOST:PORT``: the
+  job server on a cluster host listens on every address and would tell the
+  client to stage artifacts at ``0.0.0.0``; its artifact service is on the
+  port below the job port (runners/flink_node.py starts it so).
 """
 
 import os
 import re
 from typing import List, Sequence
 
+from runners import flink_node
 from runners.direct import _flag_value, _has_flag
 
-FLINK_VERSION = "1.20"
+# The Flink of the clusters runners/ starts, locally and on EC2.
+FLINK_VERSION = flink_node.FLINK_MINOR
 WORKER_POOL = "localhost:50000"
 
 
@@ -62,6 +67,15 @@ def with_defaults(argv: Sequence[str]) -> List[str]:
 
 
 def _worker_pool_and_name(argv: List[str]) -> List[str]:
+  job_endpoint = _flag_value(argv, "--job_endpoint")
+  if (is_portable(argv) and job_endpoint and ":" in job_endpoint
+      and not _has_flag(argv, "--artifact_endpoint")):
+    # The job server answers with the address it listens on, 0.0.0.0 on a
+    # cluster's host; its artifact service is on the port below the job
+    # port (runners/flink_node.py), at the address the user gave.
+    host, port = job_endpoint.rsplit(":", 1)
+    if port.isdigit():
+      argv.append("--artifact_endpoint=%s:%d" % (host, int(port) - 1))
   if not _has_flag(argv, "--environment_type"):
     argv.append("--environment_type=EXTERNAL")
     if not _has_flag(argv, "--environment_config"):

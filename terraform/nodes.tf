@@ -20,13 +20,16 @@ data "aws_ami" "al2023" {
 }
 
 locals {
-  # Java, Flink, the venv with the pinned Beam and this project's wheel.
+  # Java, the venv with this project's wheel, Flink and the job server.
   common_script = templatefile("${path.module}/cloud-init/common.sh.tftpl", {
-    flink_version     = var.flink_version
-    beam_version      = var.beam_version
-    bucket            = aws_s3_bucket.data.bucket
-    project_wheel_key = var.project_wheel_key
-    region            = var.region
+    flink_version      = local.flink_version
+    job_server_version = local.job_server_version
+    beam_version       = local.beam_version
+    bucket             = aws_s3_bucket.data.bucket
+    project_wheel_key  = aws_s3_object.project_wheel.key
+    project_wheel_name = basename(var.project_wheel)
+    project_wheel_md5  = filemd5(var.project_wheel)
+    region             = var.region
   })
 }
 
@@ -54,9 +57,14 @@ resource "aws_instance" "jobmanager" {
   }
 
   user_data = templatefile("${path.module}/cloud-init/jobmanager.yaml.tftpl", {
-    common_script      = local.common_script
-    taskmanager_memory = var.taskmanager_memory
+    common_script     = local.common_script
+    jobmanager_memory = "1600m"
+    rest_port         = local.rest_port
+    job_port          = local.job_port
   })
+  # The wheel's checksum is in user_data: a new wheel boots new nodes.
+  user_data_replace_on_change = true
+  depends_on                  = [aws_s3_object.project_wheel]
 
   tags = { Name = "${var.name}-jobmanager", Role = "jobmanager" }
 }
@@ -86,11 +94,15 @@ resource "aws_instance" "taskmanager" {
   }
 
   user_data = templatefile("${path.module}/cloud-init/taskmanager.yaml.tftpl", {
-    common_script      = local.common_script
-    jobmanager_address = aws_instance.jobmanager.private_ip
-    taskmanager_memory = var.taskmanager_memory
-    taskmanager_slots  = var.taskmanager_slots == null ? 0 : var.taskmanager_slots
+    common_script        = local.common_script
+    jobmanager_address   = aws_instance.jobmanager.private_ip
+    taskmanager_memory   = var.taskmanager_memory
+    taskmanager_off_heap = var.taskmanager_off_heap
+    taskmanager_slots    = var.taskmanager_slots == null ? 0 : var.taskmanager_slots
+    rest_port            = local.rest_port
   })
+  user_data_replace_on_change = true
+  depends_on                  = [aws_s3_object.project_wheel]
 
   tags = { Name = "${var.name}-taskmanager-${count.index}", Role = "taskmanager" }
 }

@@ -13,19 +13,20 @@ output "taskmanager_private_ips" {
   value       = aws_instance.taskmanager[*].private_ip
 }
 
+output "job_endpoint" {
+  description = "Beam's job server on the JobManager host (its artifact service is on the port below), reachable from admin_cidr only."
+  value       = "${aws_instance.jobmanager.public_ip}:${local.job_port}"
+}
+
 output "job_command" {
-  description = "Runs a job on the cluster from the operator's machine (corpus under s3://BUCKET/corpus/)."
+  description = "Runs a job on the cluster from the operator's machine (corpus under s3://BUCKET/corpus/): the command shape tests/test_flink_hosts.py runs on the local multi-host cluster."
   value = join(" ", [
     "python -m pipelines.mlm",
     "--input='s3://${aws_s3_bucket.data.bucket}/corpus/*'",
     "--output=s3://${aws_s3_bucket.data.bucket}/output/run-1",
-    "--runner=FlinkRunner",
-    "--flink_master=http://${aws_instance.jobmanager.public_ip}:8081",
-    "--flink_submit_uber_jar",
-    "--flink_version=1.20",
-    "--environment_type=EXTERNAL",
-    "--environment_config=localhost:50000",
+    "--runner=PortableRunner",
+    "--job_endpoint=${aws_instance.jobmanager.public_ip}:${local.job_port}",
+    "--parallelism=${var.taskmanager_count * (var.taskmanager_slots == null ? 8 : var.taskmanager_slots)}",
     "--s3_region_name=${var.region}",
-    "--parallelism=${var.taskmanager_count * 8}",
   ])
 }

@@ -1,6 +1,6 @@
 resource "aws_security_group" "cluster" {
   name        = "${var.name}-cluster"
-  description = "Flink cluster: UI/REST and SSH from admin_cidr only; all traffic between members"
+  description = "Flink cluster: UI/REST, job server and SSH from admin_cidr only; all traffic between members"
   vpc_id      = local.vpc_id
 
   tags = { Name = "${var.name}-cluster" }
@@ -13,6 +13,15 @@ resource "aws_vpc_security_group_ingress_rule" "flink_ui" {
   ip_protocol       = "tcp"
   from_port         = 8081
   to_port           = 8081
+}
+
+resource "aws_vpc_security_group_ingress_rule" "job_server" {
+  security_group_id = aws_security_group.cluster.id
+  description       = "Beam job server: artifact staging (8098) and job service (8099) from the operator"
+  cidr_ipv4         = var.admin_cidr
+  ip_protocol       = "tcp"
+  from_port         = local.job_port - 1
+  to_port           = local.job_port
 }
 
 resource "aws_vpc_security_group_ingress_rule" "ssh" {

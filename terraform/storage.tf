@@ -90,3 +90,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "data" {
     }
   }
 }
+
+# The nodes install this project from the bucket at boot; the upload is a
+# resource the instances depend on, so no node boots before its wheel is
+# there.
+resource "aws_s3_object" "project_wheel" {
+  bucket      = aws_s3_bucket.data.id
+  key         = "dist/${basename(var.project_wheel)}"
+  source      = var.project_wheel
+  source_hash = filemd5(var.project_wheel)
+  kms_key_id  = aws_kms_key.data.arn
+
+  depends_on = [aws_s3_bucket_server_side_encryption_configuration.data]
+}

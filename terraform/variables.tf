@@ -116,25 +116,24 @@ variable "key_name" {
   default     = null
 }
 
-variable "flink_version" {
+variable "taskmanager_off_heap" {
   type        = string
-  description = "Flink version installed on the nodes. Beam's Python SDK supports 1.20 in every recent release."
-  default     = "1.20.3"
+  description = "Flink taskmanager.memory.task.off-heap.size: direct memory for Beam's gRPC channels to the Python workers."
+  default     = "512m"
 
   validation {
-    condition     = can(regex("^1\\.20\\.[0-9]+$", var.flink_version))
-    error_message = "flink_version must be a 1.20.x release: the pipeline pins Flink 1.20."
+    condition     = can(regex("^[0-9]+[mg]$", var.taskmanager_off_heap))
+    error_message = "taskmanager_off_heap must be a size such as 512m or 1g."
   }
 }
 
-variable "beam_version" {
+variable "project_wheel" {
   type        = string
-  description = "apache-beam version on the nodes; must equal the operator's (setup.py pins it)."
-  default     = "2.77.0"
-}
+  description = "Path, on the operator's machine, of this project's wheel (python -m pip wheel --no-deps -w dist .). The module uploads it to the bucket before any node boots; a new wheel replaces the nodes."
+  default     = "../dist/mlm_pipeline-0.1.0-py3-none-any.whl"
 
-variable "project_wheel_key" {
-  type        = string
-  description = "Key, in the cluster bucket, of this project's wheel (python -m pip wheel --no-deps -w dist . then upload). The nodes install it with the pinned Beam."
-  default     = "dist/mlm_pipeline-0.1.0-py3-none-any.whl"
+  validation {
+    condition     = endswith(var.project_wheel, ".whl") && fileexists(var.project_wheel)
+    error_message = "project_wheel must name a built .whl file: run python -m pip wheel --no-deps -w dist . in the project first."
+  }
 }

@@ -185,6 +185,17 @@ def environment(values: Dict[str, str]) -> Iterator[Dict[str, str]]:
         os.environ[k] = v
 
 
+def cluster_job_args(bucket: str, output: str, job_endpoint: str,
+                     parallelism: int, region: str) -> List[str]:
+  """The job command's flags on a Flink cluster, in the shape terraform's
+  ``job_command`` output gives for EC2 (tests/test_terraform.py checks the
+  two name the same flags): input and output on S3, Beam's job server."""
+  return ["--input=s3://%s/corpus/*" % bucket,
+          "--output=s3://%s/output/%s" % (bucket, output),
+          "--runner=PortableRunner", "--job_endpoint=" + job_endpoint,
+          "--parallelism=%d" % parallelism, "--s3_region_name=" + region]
+
+
 def _alive(pid: int) -> bool:
   try:
     os.kill(pid, 0)

@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from runners import flink, local_flink
+from runners import flink, flink_node, local_flink
 from tests.helpers import (digest, local_cluster, read_examples, run_cli,
                            write_lines_corpus)
 
@@ -61,7 +61,7 @@ def test_cluster_processes_and_rest_api(cluster):
   assert len(set(roles.values())) == 4 and all(map(_alive, roles.values()))
   overview = local_flink.rest("/overview", cluster["rest_port"])
   assert overview["taskmanagers"] == 1 and overview["slots-total"] == 2
-  assert overview["flink-version"] == local_flink.FLINK_VERSION
+  assert overview["flink-version"] == flink_node.FLINK_VERSION
   assert _port_open(local_flink.WORKER_POOL_PORT)
 
 
@@ -111,17 +111,17 @@ def test_flink_presets():
   argv = flink.with_defaults(["--runner=FlinkRunner",
                               "--flink_master=10.0.0.5:8081",
                               "--output=s3://b/output/Run 1/"])
-  assert "--flink_version=1.20" in argv  # the EC2 cluster's Flink
+  assert "--flink_version=1.19" in argv  # the clusters' Flink
   assert "--environment_type=EXTERNAL" in argv
   assert "--environment_config=localhost:50000" in argv
   assert "--flink_submit_uber_jar" in argv
   assert "--job_name=mlm-pipeline-run-1" in argv
   mine = flink.with_defaults(["--runner=FlinkRunner", "--flink_master=[local]",
                               "--environment_type=LOOPBACK",
-                              "--job_name=mine", "--flink_version=1.19"])
+                              "--job_name=mine", "--flink_version=1.20"])
   assert "--flink_submit_uber_jar" not in mine
   assert "--environment_config=localhost:50000" not in mine
-  assert mine.count("--flink_version=1.19") == 1 and "--job_name=mine" in mine
+  assert mine.count("--flink_version=1.20") == 1 and "--job_name=mine" in mine
   assert flink.with_defaults(["--runner=DirectRunner"]) == [
       "--runner=DirectRunner"]
   portable = flink.with_defaults(["--runner=PortableRunner",
@@ -131,3 +131,13 @@ def test_flink_presets():
   assert "--environment_config=localhost:50000" in portable
   assert "--job_name=mlm-pipeline-out" in portable
   assert not any(a.startswith("--flink") for a in portable)
+  # The artifact service beside the job server, at the address given (a
+  # cluster host's job server listens on 0.0.0.0 and would name that).
+  assert "--artifact_endpoint=localhost:8098" in portable
+  given = flink.with_defaults(["--runner=PortableRunner",
+                               "--job_endpoint=10.0.0.5:9099",
+                               "--artifact_endpoint=10.0.0.6:1234"])
+  assert [a for a in given if a.startswith("--artifact_endpoint")] == [
+      "--artifact_endpoint=10.0.0.6:1234"]
+  assert "--artifact_endpoint=10.0.0.5:9098" in flink.with_defaults(
+      ["--runner=PortableRunner", "--job_endpoint=10.0.0.5:9099"])

@@ -23,10 +23,10 @@ import psutil
 import pytest
 
 from runners import local_flink
-from tests.helpers import (REPO, VOCAB, digest, download_prefix,
-                           environment, free_port, local_cluster,
-                           moto_s3_server, read_examples, run_cli,
-                           write_lines_corpus)
+from tests.helpers import (REPO, VOCAB, cluster_job_args, digest,
+                           download_prefix, environment, free_port,
+                           local_cluster, moto_s3_server, read_examples,
+                           run_cli, write_lines_corpus)
 
 pytestmark = pytest.mark.flink
 
@@ -125,12 +125,10 @@ def test_job_on_hosts_sharing_only_s3_matches_the_direct_runner(
                                            "mlm-pools-*")))
   # The command shape of the EC2 cluster (terraform output job_command),
   # with the default pool settings.
-  run_cli(["--input=s3://data/corpus/*", "--output=s3://data/output/run-1",
-           "--vocab_file=s3://data/vocab/vocab.txt", "--dupe_factor=3",
-           "--runner=PortableRunner",
-           "--job_endpoint=" + hosts_cluster["job_endpoint"],
-           "--parallelism=2", "--s3_endpoint_url=" + s3_url,
-           "--s3_region_name=us-east-1"])
+  run_cli(cluster_job_args("data", "run-1", hosts_cluster["job_endpoint"], 2,
+                           "us-east-1") +
+          ["--vocab_file=s3://data/vocab/vocab.txt", "--dupe_factor=3",
+           "--s3_endpoint_url=" + s3_url])
   keys = download_prefix(client, "data", "output/run-1/",
                          str(tmp_path / "from_s3"))
   assert "output/run-1/summary.json" in keys
@@ -179,12 +177,10 @@ def test_a_taskmanager_host_that_dies_fails_the_job_clearly(
   run_cli(["--input=" + ",".join(paths), "--output=" + direct_out,
            "--dupe_factor=3"])
   expected = digest(read_examples(direct_out))
-  args = ["--input=s3://fault/corpus/*", "--output=s3://fault/output/run-2",
-          "--vocab_file=s3://fault/vocab/vocab.txt", "--dupe_factor=3",
-          "--runner=PortableRunner",
-          "--job_endpoint=" + hosts_cluster["job_endpoint"],
-          "--parallelism=2", "--s3_endpoint_url=" + s3_url,
-          "--s3_region_name=us-east-1"]
+  args = cluster_job_args("fault", "run-2", hosts_cluster["job_endpoint"], 2,
+                          "us-east-1") + [
+                              "--vocab_file=s3://fault/vocab/vocab.txt",
+                              "--dupe_factor=3", "--s3_endpoint_url=" + s3_url]
   log_path = str(tmp_path / "job.log")
   roles = {p["role"]: p["pid"] for p in hosts_cluster["processes"]}
   host = [psutil.Process(roles["taskmanager-1"]),
