@@ -1,6 +1,15 @@
-"""CreateInstances: tokenized documents → batches of unmasked NSP instances.
+"""CreateInstances: tokenized documents → batches of unmasked instances.
 
-The algorithm is google-research/bert's ``create_instances_from_document``
+How a pool's document passes become sequences is one plain function per mode
+(``ROW_BUILDERS``): with ``packing="pairs"``, segment pairs A/B for the
+sentence task, BERT's next-sentence prediction
+(``create_instances_from_document``), ALBERT's sentence-order prediction
+(``create_sop_instances_from_document``) or none
+(``create_segment_pairs_from_document``); with ``packing="doc_sentences"``
+or ``"full_sentences"``, RoBERTa's packing of whole sentences into one
+segment (``pack_doc_sentences``, ``pack_full_sentences``).
+
+The pairs follow google-research/bert's ``create_instances_from_document``
 (see the README's "How it works"), with three changes that make it
 distributable and reproducible:
 
@@ -36,7 +45,13 @@ from transforms import metrics
 from transforms.tokenization import TokenizedDocument
 
 DEFAULT_POOL_SIZE = 1000
+# The counter of instances with sentence label 1, per sentence task.
+LABEL_COUNTERS = {"nsp": "random_next_instances", "sop": "swapped_instances"}
 BATCH_SIZE = 512
+
+
+SENTENCE_TASKS = ("nsp", "sop", "none")
+PACKINGS = ("pairs", "full_sentences", "doc_sentences")
 
 
 @dataclasses.dataclass
@@ -45,6 +60,8 @@ class InstanceParams:
   short_seq_prob: float = 0.1
   dupe_factor: int = 10
   random_seed: int = 12345
+  sentence_task: str = "nsp"  # one of SENTENCE_TASKS
+  packing: str = "pairs"  # one of PACKINGS
 
   @property
   def max_num_tokens(self) -> int:
@@ -54,13 +71,18 @@ class InstanceParams:
 @dataclasses.dataclass
 class InstanceBatch:
   """Instances as rows: ``tokens[i, :lengths[i]]`` is
-  ``[CLS] A [SEP] B [SEP]`` with ``a_lengths[i]`` tokens in A; the rest of
-  the row is 0."""
+  ``[CLS] A [SEP] B [SEP]`` with ``a_lengths[i]`` tokens in A, or
+  ``[CLS] A [SEP]`` for a single segment (``lengths == a_lengths + 2``);
+  the rest of the row is 0. A packed segment may hold ``[SEP]`` between
+  documents."""
   key: Tuple[int, int]  # (pool, batch index within the pool)
   tokens: np.ndarray  # int32 [n, max_seq_length]
   lengths: np.ndarray  # int32 [n]
   a_lengths: np.ndarray  # int32 [n]
-  is_random_next: np.ndarray  # bool [n]
+  # uint8 [n]: the sentence label. NSP: 1 = B is a random next segment;
+  # SOP: 1 = A and B swapped (or, as in ALBERT, B random for a one-sentence
+  # chunk); 0 without a sentence task.
+  labels: np.ndarray
 
   def __len__(self):
     return int(self.lengths.size)
@@ -164,26 +186,16 @@ def create_instances_from_document(
   first = 0  # first sentence of the current chunk
   while first < num_sentences:
     # The chunk grows a sentence at a time until it holds ``target`` tokens
-    # or the document ends: its last sentence is the first one that gets
-    # there (a binary search over the sentence offsets).
-    last = bisect.bisect_left(offsets, offsets[first] + target, first + 1,
-                              num_sentences) - 1
+    # or the document ends (a binary search over the sentence offsets).
+    last = _chunk_end(offsets, first, target)
     chunk_sentences = last - first + 1
     a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
              else 1)
     tokens_a = ids[offsets[first]:offsets[first + a_end]]
     if chunk_sentences == 1 or rng.random() < 0.5:
       is_random_next = True
-      other = _random_other_document(doc_index, doc_ids, rng, counts)
-      other_ids, other_offsets = pool[other]
-      target_b = target - len(tokens_a)
-      start = _randint(rng, 0, len(other_offsets) - 2)
-      # Sentences from ``start`` until B holds target_b tokens or the other
-      # document ends.
-      end = bisect.bisect_left(other_offsets,
-                               other_offsets[start] + target_b, start + 1,
-                               len(other_offsets) - 1)
-      tokens_b = other_ids[other_offsets[start]:other_offsets[end]]
+      tokens_b = _random_segment(doc_index, pool, doc_ids,
+                                 target - len(tokens_a), rng, counts)
       # The unused segments go back: the next chunk starts with them.
       last = first + a_end - 1
     else:
@@ -191,11 +203,206 @@ def create_instances_from_document(
       tokens_b = ids[offsets[first + a_end]:offsets[last + 1]]
     tokens_a, tokens_b, removed = truncate_seq_pair(
         tokens_a, tokens_b, params.max_num_tokens, rng)
-    if removed:
-      counts["truncated_instances"] += 1
-      counts["truncated_tokens"] += removed
+    _count_truncation(counts, removed)
     yield tokens_a, tokens_b, is_random_next
     first = last + 1
+
+
+def _random_segment(doc_index: int, pool: Sequence[PoolDocument],
+                    doc_ids: Sequence[str], target_b: int, rng: random.Random,
+                    counts: Dict[str, int]) -> np.ndarray:
+  """BERT's random B: whole sentences of another document of the pool, from
+  a random one on, until ``target_b`` tokens or that document's end."""
+  other = _random_other_document(doc_index, doc_ids, rng, counts)
+  other_ids, other_offsets = pool[other]
+  start = _randint(rng, 0, len(other_offsets) - 2)
+  end = bisect.bisect_left(other_offsets, other_offsets[start] + target_b,
+                           start + 1, len(other_offsets) - 1)
+  return other_ids[other_offsets[start]:other_offsets[end]]
+
+
+def _chunk_end(offsets: List[int], first: int, target: int) -> int:
+  """The last sentence of the chunk that starts at sentence ``first``: the
+  first one that brings it to ``target`` tokens, or the document's last."""
+  return bisect.bisect_left(offsets, offsets[first] + target, first + 1,
+                            len(offsets) - 1) - 1
+
+
+def create_sop_instances_from_document(
+    doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
+    params: InstanceParams, counts: Dict[str, int],
+    doc_ids: Optional[Sequence[str]] = None
+) -> Iterator[Tuple[np.ndarray, np.ndarray, bool]]:
+  """ALBERT's sentence-order prediction (google-research/albert
+  ``create_pretraining_data.py`` with ``random_next_sentence=False``):
+  yields ``(tokens_a, tokens_b, label)``.
+
+  Chunks and A are BERT's (``create_instances_from_document``). B is the
+  rest of the chunk, the actual continuation of A; with probability 1/2
+  the two are swapped and the label is 1. A chunk of one sentence has no
+  continuation: ALBERT then takes B from another document, as BERT's random
+  next, and labels it 1 too (counted as ``sop_random_next``); its unused
+  segments go back as in BERT.
+  """
+  if doc_ids is None:
+    doc_ids = range(len(pool))
+  ids, offsets = pool[doc_index]
+  num_sentences = len(offsets) - 1
+  target = target_length(rng, params)
+  first = 0
+  while first < num_sentences:
+    last = _chunk_end(offsets, first, target)
+    chunk_sentences = last - first + 1
+    a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
+             else 1)
+    tokens_a = ids[offsets[first]:offsets[first + a_end]]
+    if chunk_sentences == 1:
+      label = True
+      counts["sop_random_next"] += 1
+      tokens_b = _random_segment(doc_index, pool, doc_ids,
+                                 target - len(tokens_a), rng, counts)
+      last = first + a_end - 1
+    else:
+      tokens_b = ids[offsets[first + a_end]:offsets[last + 1]]
+      label = rng.random() < 0.5
+      if label:
+        tokens_a, tokens_b = tokens_b, tokens_a
+    tokens_a, tokens_b, removed = truncate_seq_pair(
+        tokens_a, tokens_b, params.max_num_tokens, rng)
+    _count_truncation(counts, removed)
+    yield tokens_a, tokens_b, label
+    first = last + 1
+
+
+def create_segment_pairs_from_document(
+    doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
+    params: InstanceParams, counts: Dict[str, int],
+    doc_ids: Optional[Sequence[str]] = None
+) -> Iterator[Tuple[np.ndarray, Optional[np.ndarray], bool]]:
+  """Segment pairs with no sentence task: BERT's chunks and A, B always the
+  rest of the chunk (its actual continuation), no label. A one-sentence
+  chunk is a single segment, ``[CLS] A [SEP]`` (B is None), with room for
+  one more token. Yields ``(tokens_a, tokens_b, False)``."""
+  del doc_ids  # no other document is ever needed
+  ids, offsets = pool[doc_index]
+  num_sentences = len(offsets) - 1
+  target = target_length(rng, params)
+  first = 0
+  while first < num_sentences:
+    last = _chunk_end(offsets, first, target)
+    chunk_sentences = last - first + 1
+    if chunk_sentences >= 2:
+      a_end = _randint(rng, 1, chunk_sentences - 1)
+      tokens_a, tokens_b, removed = truncate_seq_pair(
+          ids[offsets[first]:offsets[first + a_end]],
+          ids[offsets[first + a_end]:offsets[last + 1]],
+          params.max_num_tokens, rng)
+    else:
+      tokens_a, _, removed = truncate_seq_pair(
+          ids[offsets[first]:offsets[last + 1]], ids[:0],
+          params.max_num_tokens + 1, rng)
+      tokens_b = None
+    _count_truncation(counts, removed)
+    yield tokens_a, tokens_b, False
+    first = last + 1
+
+
+def _count_truncation(counts: Dict[str, int], removed: int) -> None:
+  if removed:
+    counts["truncated_instances"] += 1
+    counts["truncated_tokens"] += removed
+
+
+def _sentences(doc: PoolDocument, max_tokens: int,
+               counts: Dict[str, int]) -> Iterator[np.ndarray]:
+  """The document's sentences; one longer than ``max_tokens`` comes as
+  pieces of ``max_tokens`` and a rest (``long_sentences_split``), never
+  dropped."""
+  ids, offsets = doc
+  for i in range(len(offsets) - 1):
+    sentence = ids[offsets[i]:offsets[i + 1]]
+    if sentence.size <= max_tokens:
+      yield sentence
+      continue
+    counts["long_sentences_split"] += 1
+    for start in range(0, sentence.size, max_tokens):
+      yield sentence[start:start + max_tokens]
+
+
+def pack_doc_sentences(
+    doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
+    params: InstanceParams, counts: Dict[str, int],
+    doc_ids: Optional[Sequence[str]] = None
+) -> Iterator[Tuple[np.ndarray, None, bool]]:
+  """RoBERTa's DOC-SENTENCES (Liu et al. 2019, section 4.2): contiguous
+  whole sentences of one document, as many as fit in ``max_seq_length - 2``
+  tokens (``[CLS] … [SEP]``, one segment). A sequence never crosses the
+  document's end, so the last one of a document may be short
+  (``document_end_sequences``). Deterministic: no randomness is drawn.
+  Yields ``(tokens, None, False)``."""
+  del rng, doc_ids
+  max_tokens = params.max_seq_length - 2
+  current: List[np.ndarray] = []
+  size = 0
+  for sentence in _sentences(pool[doc_index], max_tokens, counts):
+    if size + sentence.size > max_tokens:
+      yield np.concatenate(current), None, False
+      current, size = [], 0
+    current.append(sentence)
+    size += sentence.size
+  if current:
+    if size < max_tokens:
+      counts["document_end_sequences"] += 1
+    yield np.concatenate(current), None, False
+
+
+def pack_full_sentences(pool: Sequence[PoolDocument], params: InstanceParams,
+                        sep_id: int, counts: Dict[str, int]
+                        ) -> Iterator[Tuple[np.ndarray, None, bool]]:
+  """RoBERTa's FULL-SENTENCES (Liu et al. 2019, section 4.2): contiguous
+  whole sentences, as many as fit in ``max_seq_length - 2`` tokens
+  (``[CLS] … [SEP]``, one segment), crossing from one document into the
+  next with an extra ``[SEP]`` between them (``document_separators``). The
+  documents follow one another in the pool's order (a random sample of the
+  corpus, sorted), so only the pool's last sequence may be short.
+  Deterministic: no randomness is drawn. Yields ``(tokens, None, False)``."""
+  max_tokens = params.max_seq_length - 2
+  separator = np.array([sep_id], dtype=pool[0][0].dtype if pool else np.int32)
+  current: List[np.ndarray] = []
+  size = 0
+  for index, doc in enumerate(pool):
+    if index and current:
+      if size + 1 >= max_tokens:
+        yield np.concatenate(current), None, False
+        current, size = [], 0
+      else:
+        current.append(separator)
+        size += 1
+        counts["document_separators"] += 1
+    for sentence in _sentences(doc, max_tokens, counts):
+      if size + sentence.size > max_tokens:
+        if current and current[-1] is separator:
+          current.pop()  # a sequence does not end on the documents' [SEP]
+          size -= 1
+          counts["document_separators"] -= 1
+        yield np.concatenate(current), None, False
+        current, size = [], 0
+      current.append(sentence)
+      size += sentence.size
+  if current:
+    yield np.concatenate(current), None, False
+
+
+# How the entries of a pool become rows, per (packing, sentence task): a
+# function of one entry (and the pool, for random segments) ...
+DOCUMENT_ROW_BUILDERS = {
+    ("pairs", "nsp"): create_instances_from_document,
+    ("pairs", "sop"): create_sop_instances_from_document,
+    ("pairs", "none"): create_segment_pairs_from_document,
+    ("doc_sentences", "none"): pack_doc_sentences,
+}
+# ... or of the whole pool.
+POOL_ROW_BUILDERS = {("full_sentences", "none"): pack_full_sentences}
 
 
 def _random_other_document(doc_index: int, doc_ids: Sequence[str],
@@ -261,9 +468,13 @@ def instances_for_pool(pool_id: int,
   counts = _zero_counts()
   rng = random.Random(keys.stable_hash("instances", params.random_seed,
                                        pool_id))
-  for index in range(len(entries)):
-    rows.extend(create_instances_from_document(index, pool, rng, params,
-                                               counts, doc_ids))
+  mode = (params.packing, params.sentence_task)
+  if mode in POOL_ROW_BUILDERS:
+    rows.extend(POOL_ROW_BUILDERS[mode](pool, params, sep_id, counts))
+  else:
+    builder = DOCUMENT_ROW_BUILDERS[mode]
+    for index in range(len(entries)):
+      rows.extend(builder(index, pool, rng, params, counts, doc_ids))
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))
   rows = [rows[i] for i in order.tolist()]
@@ -278,19 +489,25 @@ def instances_for_pool(pool_id: int,
 
 def _zero_counts() -> Dict[str, int]:
   return {"truncated_instances": 0, "truncated_tokens": 0,
-          "random_next_from_same_document": 0}
+          "random_next_from_same_document": 0, "sop_random_next": 0,
+          "long_sentences_split": 0, "document_end_sequences": 0,
+          "document_separators": 0}
 
 
 def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
-  """Lays rows out as ``[CLS] A [SEP] B [SEP]`` in a zero-padded matrix with
-  one scatter: per row only two views are listed."""
+  """Lays rows out as ``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]`` when B
+  is None) in a zero-padded matrix with one scatter: per row only two views
+  are listed."""
   n = len(rows)
   tokens = np.zeros((n, max_seq_length), dtype=np.int32)
   a_lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=n)
-  b_lengths = np.fromiter((len(r[1]) for r in rows), dtype=np.int64, count=n)
-  is_random_next = np.fromiter((r[2] for r in rows), dtype=bool, count=n)
+  has_b = np.fromiter((r[1] is not None for r in rows), dtype=bool, count=n)
+  b_lengths = np.fromiter((0 if r[1] is None else len(r[1]) for r in rows),
+                          dtype=np.int64, count=n)
+  labels = np.fromiter((r[2] for r in rows), dtype=np.uint8, count=n)
   if n:
-    flat = np.concatenate([part for r in rows for part in r[:2]])
+    flat = np.concatenate([part for r in rows for part in r[:2]
+                           if part is not None])
     pair = a_lengths + b_lengths
     row_of = np.repeat(np.arange(n), pair)
     within = np.arange(flat.size) - np.repeat(np.cumsum(pair) - pair, pair)
@@ -299,10 +516,10 @@ def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
     rows_index = np.arange(n)
     tokens[:, 0] = cls_id
     tokens[rows_index, a_lengths + 1] = sep_id
-    tokens[rows_index, pair + 2] = sep_id
-  lengths = (a_lengths + b_lengths + 3).astype(np.int32)
+    tokens[rows_index[has_b], (pair + 2)[has_b]] = sep_id
+  lengths = (a_lengths + b_lengths + 2 + has_b).astype(np.int32)
   return InstanceBatch(key, tokens, lengths, a_lengths.astype(np.int32),
-                       is_random_next)
+                       labels)
 
 
 def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
@@ -316,8 +533,9 @@ def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
       metrics.count(name, n)
     if len(batch):
       metrics.count("instances", len(batch))
-      metrics.count("random_next_instances",
-                    int(np.count_nonzero(batch.is_random_next)))
+      if params.sentence_task != "none":
+        metrics.count(LABEL_COUNTERS[params.sentence_task],
+                      int(np.count_nonzero(batch.labels)))
       yield batch
 
 

@@ -45,7 +45,18 @@ COUNTERS = {
     "empty_sentences_dropped": "sentences that yield no token, dropped",
     # Instances
     "instances": "examples written",
-    "random_next_instances": "examples whose B is a random next segment",
+    "random_next_instances": "examples whose B is a random next segment "
+                             "(NSP label 1)",
+    "swapped_instances": "SOP examples labelled 1: A and B swapped, or B "
+                         "random for a one-sentence chunk",
+    "sop_random_next": "SOP examples of a one-sentence chunk, whose B is "
+                       "random (as ALBERT does)",
+    "long_sentences_split": "sentences longer than a packed sequence, cut "
+                            "into pieces",
+    "document_end_sequences": "doc_sentences sequences cut short by the end "
+                              "of their document",
+    "document_separators": "[SEP] tokens between documents in "
+                           "full_sentences sequences",
     "random_next_from_same_document": "random-next B taken from the same "
                                       "document (a one-document pool)",
     "truncated_instances": "pairs truncated to --max_seq_length",
@@ -55,6 +66,10 @@ COUNTERS = {
     "masked_as_mask_token": "predictions shown as [MASK]",
     "masked_kept_original": "predictions shown as the original token",
     "masked_replaced_random": "predictions shown as a random token",
+    "masked_ngrams": "n-grams masked with --max_ngram_size (each length "
+                     "counted as masked_ngrams_of_<n>_words)",
+    "masked_spans": "spans masked by --span_masking=geometric (each length "
+                    "counted as masked_spans_of_<n>_words)",
 }
 
 
