@@ -1,24 +1,33 @@
 """MaskTokens: ``InstanceBatch`` → ``MaskedBatch`` (masked-LM predictions).
 
-BERT's ``create_masked_lm_predictions``, done for a whole batch at once with
-numpy:
+``--masking=static`` masks each instance once, here; ``--masking=none``
+(``no_masking``) writes the instances unmasked, for masking at training time
+(dynamic masking, as RoBERTa, ELECTRA and ModernBERT do).
+
+Static masking is BERT's ``create_masked_lm_predictions``, done for a whole
+batch at once with numpy:
 
 * Candidates are every real position except ``[CLS]`` and ``[SEP]``. With
   whole-word masking a ``##`` piece joins the group before it (as in BERT,
   even across the first ``[SEP]``).
 * ``n = min(max_predictions_per_seq, max(1, round(len * masked_lm_prob)))``
   with round-half-to-even, like Python 3's ``round``.
-* Groups are taken in random order while they fit in ``n``; a group that
-  would overflow is skipped.
+* Which positions: one plain function per strategy. ``choose_positions``
+  (BERT: tokens or whole words, taken in random order while they fit in
+  ``n``; one that would overflow is skipped), ``choose_ngrams`` (TF Model
+  Garden's ``--max_ngram_size``: whole-word n-grams weighted 1/n) and
+  ``choose_spans`` (SpanBERT's geometric spans of whole words).
 * Each chosen position becomes ``[MASK]`` with probability 0.8, else keeps its
   token or gets a random vocabulary id (over all ids, as BERT does), 50/50.
-  Whole-word masking decides this per piece, as BERT does.
+  BERT and whole-word masking decide this per piece, as google-research/bert
+  does; n-gram masking once per n-gram, as Model Garden does, and span
+  masking once per span, as SpanBERT does (random ids are drawn per piece).
 
 Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
 import dataclasses
-from typing import Dict, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -28,12 +37,23 @@ from transforms import metrics
 from transforms.instances import InstanceBatch, segment_ids
 
 
+MASKINGS = ("static", "none")
+SPAN_MASKINGS = ("none", "geometric")
+
+
 @dataclasses.dataclass
 class MaskingParams:
   masked_lm_prob: float = 0.15
   max_predictions_per_seq: int = 20
   do_whole_word_mask: bool = False
   random_seed: int = 12345
+  masking: str = "static"  # one of MASKINGS
+  # TF Model Garden's --max_ngram_size: whole-word n-grams of 1..N words,
+  # weighted 1/n; 0 = off.
+  max_ngram_size: int = 0
+  span_masking: str = "none"  # one of SPAN_MASKINGS
+  span_p: float = 0.2  # SpanBERT's geometric p
+  max_span_length: int = 10  # in whole words
 
 
 @dataclasses.dataclass
@@ -47,7 +67,8 @@ class MaskedBatch:
   masked_lm_positions: np.ndarray  # uint16 [n, max_predictions], ascending
   masked_lm_ids: np.ndarray  # [n, max_predictions]: the original tokens
   num_predictions: np.ndarray  # int32 [n]
-  next_sentence_labels: np.ndarray  # uint8 [n]: 1 = random next
+  # uint8 [n]: the sentence label (NSP: 1 = random next; SOP: 1 = swapped)
+  next_sentence_labels: np.ndarray
 
   def __len__(self):
     return int(self.lengths.size)
@@ -76,19 +97,26 @@ def num_to_predict(lengths: np.ndarray, masked_lm_prob: float,
   return np.minimum(max_predictions, np.maximum(1, n))
 
 
-def candidates(batch: InstanceBatch) -> np.ndarray:
-  """bool [n, L]: positions that may be masked."""
+def candidates(batch: InstanceBatch,
+               special_ids: Sequence[int] = ()) -> np.ndarray:
+  """bool [n, L]: positions that may be masked: not ``[CLS]``, not a
+  ``[SEP]`` closing a segment, not padding, and no token of
+  ``special_ids`` (the ``[SEP]`` between packed documents)."""
   cols = np.arange(batch.tokens.shape[1])[None, :]
   lengths = batch.lengths[:, None]
   first_sep = (batch.a_lengths + 1)[:, None]
-  return ((cols > 0) & (cols < lengths - 1) & (cols != first_sep))
+  cand = (cols > 0) & (cols < lengths - 1) & (cols != first_sep)
+  for special in special_ids:
+    cand &= batch.tokens != special
+  return cand
 
 
 def word_groups(batch: InstanceBatch, is_continuation: np.ndarray,
-                whole_word: bool) -> Tuple[np.ndarray, np.ndarray]:
+                whole_word: bool, special_ids: Sequence[int] = ()
+                ) -> Tuple[np.ndarray, np.ndarray]:
   """``(cand, group)``: the candidate mask and, per position, the index of its
   group within its row (-1 for non-candidates)."""
-  cand = candidates(batch)
+  cand = candidates(batch, special_ids)
   starts = cand.copy()
   if whole_word:
     cont = is_continuation[batch.tokens] & cand
@@ -135,21 +163,187 @@ def choose_positions(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
   return chosen
 
 
+def _words(group_row: np.ndarray) -> List[Tuple[int, int]]:
+  """The whole words of a row as ``[begin, end)`` position ranges, from its
+  ``word_groups`` (``-1`` outside candidates), in order."""
+  words: List[Tuple[int, int]] = []
+  positions = np.flatnonzero(group_row >= 0)
+  if not positions.size:
+    return words
+  ids = group_row[positions]
+  starts = np.flatnonzero(np.diff(ids, prepend=-1))
+  ends = np.append(starts[1:], ids.size)
+  for a, b in zip(starts.tolist(), ends.tolist()):
+    words.append((int(positions[a]), int(positions[b - 1]) + 1))
+  return words
+
+
+def _runs(words: List[Tuple[int, int]]) -> List[int]:
+  """Per word, the index of the run of adjacent words it belongs to: words
+  are adjacent when nothing (no ``[SEP]``, no other position) lies between
+  them."""
+  run, runs = 0, []
+  for i, (begin, _) in enumerate(words):
+    if i and begin != words[i - 1][1]:
+      run += 1
+    runs.append(run)
+  return runs
+
+
+def choose_ngrams(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
+                  max_ngram_size: int, rng: np.random.Generator
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """``(chosen, unit, words)``: positions chosen by n-gram masking, as TF
+  Model Garden's ``create_pretraining_data.py --max_ngram_size=N`` chooses
+  them; per position the index of its n-gram in the row (-1 elsewhere); and
+  how many n-grams of 1..N words were taken (``words[k]``: k+1 words).
+
+  The units are n-grams of 1..N adjacent whole words (none spans a
+  ``[SEP]``). Until the row's budget ``n_pred`` (in pieces) is spent or no
+  n-gram is left: draw a size n with probability proportional to 1/n among
+  the sizes that still have n-grams, and take a random unused n-gram of
+  that size; drop it if it would overflow the budget or overlaps one taken
+  before. A size with more words than the budget left is dropped whole.
+  """
+  n_rows = cand.shape[0]
+  chosen = np.zeros_like(cand)
+  unit = np.full(cand.shape, -1, dtype=np.int32)
+  sizes = np.zeros(max_ngram_size, dtype=np.int64)
+  weights = 1.0 / np.arange(1, max_ngram_size + 1)
+  for r in range(n_rows):
+    words = _words(group[r])
+    if not words:
+      continue
+    runs = _runs(words)
+    pools = []
+    for size in range(1, max_ngram_size + 1):
+      grams = [(words[i][0], words[i + size - 1][1])
+               for i in range(len(words) - size + 1)
+               if runs[i] == runs[i + size - 1]]
+      pools.append([grams[k] for k in rng.permutation(len(grams)).tolist()])
+    budget, taken, units = int(n_pred[r]), 0, 0
+    row = chosen[r]
+    while taken < budget:
+      open_sizes = [k for k in range(max_ngram_size) if pools[k]]
+      if not open_sizes:
+        break
+      p = weights[open_sizes] / weights[open_sizes].sum()
+      k = open_sizes[int(rng.choice(len(open_sizes), p=p))]
+      if taken + k + 1 > budget:
+        pools[k] = []  # every n-gram of this size is too long now
+        continue
+      begin, end = pools[k].pop()
+      if taken + end - begin > budget or row[begin:end].any():
+        continue
+      row[begin:end] = True
+      unit[r, begin:end] = units
+      units += 1
+      sizes[k] += 1
+      taken += end - begin
+  return chosen, unit, sizes
+
+
+def span_length_probabilities(p: float, max_span_length: int) -> np.ndarray:
+  """SpanBERT's span lengths (Joshi et al. 2020, section 3.1): a geometric
+  distribution Geo(p) over 1..max_span_length words, renormalized (their
+  code's ``len_distrib``); with p=0.2 and 10 words the mean is 3.8."""
+  lengths = np.arange(1, max_span_length + 1)
+  probs = p * (1 - p) ** (lengths - 1)
+  return probs / probs.sum()
+
+
+def choose_spans(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
+                 span_p: float, max_span_length: int, rng: np.random.Generator
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """``(chosen, span, words)``: positions chosen by SpanBERT's span
+  masking; per position the index of its span in the row (-1 elsewhere);
+  and how many spans of 1..max_span_length words were taken.
+
+  Until the row's budget ``n_pred`` (in pieces) is spent: draw a span
+  length in whole words (``span_length_probabilities``) and an anchor, a
+  random candidate position whose word starts the span; the span takes
+  that word and the adjacent words after it, as many as the length asks,
+  while they fit in the budget and are not masked yet. An anchor already
+  masked, or whose word alone would overflow the budget, is drawn again (at
+  most 2 × the row's words times in a row without progress).
+  """
+  n_rows, width = cand.shape
+  chosen = np.zeros_like(cand)
+  span = np.full(cand.shape, -1, dtype=np.int32)
+  probs = span_length_probabilities(span_p, max_span_length)
+  sizes = np.zeros(max_span_length, dtype=np.int64)
+  for r in range(n_rows):
+    words = _words(group[r])
+    if not words:
+      continue
+    runs = _runs(words)
+    word_of = np.full(width, -1, dtype=np.int64)
+    for w, (begin, end) in enumerate(words):
+      word_of[begin:end] = w
+    positions = np.flatnonzero(cand[r])
+    budget, taken, spans, misses = int(n_pred[r]), 0, 0, 0
+    row = chosen[r]
+    while taken < budget and misses < 2 * len(words):
+      length = int(rng.choice(max_span_length, p=probs)) + 1
+      w = int(word_of[positions[int(rng.integers(positions.size))]])
+      begin, end = words[w]
+      if row[begin:end].any() or taken + end - begin > budget:
+        misses += 1
+        continue
+      last = w
+      while (last + 1 < len(words) and last + 1 - w < length
+             and runs[last + 1] == runs[w]
+             and not row[words[last + 1][0]:words[last + 1][1]].any()
+             and taken + words[last + 1][1] - begin <= budget):
+        last += 1
+      end = words[last][1]
+      row[begin:end] = True
+      span[r, begin:end] = spans
+      spans += 1
+      sizes[last - w] += 1
+      taken += end - begin
+      misses = 0
+  return chosen, span, sizes
+
+
 def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
                mask_id: int, is_continuation: np.ndarray,
-               rng: np.random.Generator) -> Tuple[MaskedBatch, Dict[str, int]]:
-  """Masks every instance of ``batch``; returns the features and counts."""
+               rng: np.random.Generator, special_ids: Sequence[int] = ()
+               ) -> Tuple[MaskedBatch, Dict[str, int]]:
+  """Masks every instance of ``batch`` with the strategy of ``params``;
+  returns the features and counts. ``special_ids``: tokens never masked
+  besides the layout's ``[CLS]`` and ``[SEP]`` s (the ``[SEP]`` between
+  packed documents)."""
+  if params.masking == "none":
+    return no_masking(batch), {}
   n, L = batch.tokens.shape
   P = params.max_predictions_per_seq
-  cand, group = word_groups(batch, is_continuation, params.do_whole_word_mask)
+  whole_word = (params.do_whole_word_mask or params.max_ngram_size > 0
+                or params.span_masking != "none")
+  cand, group = word_groups(batch, is_continuation, whole_word, special_ids)
   n_pred = num_to_predict(batch.lengths, params.masked_lm_prob, P)
-  chosen = choose_positions(cand, group, n_pred, rng)
+  # With units (n-grams, spans): one 80/10/10 decision per unit.
+  unit: Optional[np.ndarray] = None
+  unit_words = np.zeros(0, dtype=np.int64)
+  if params.span_masking == "geometric":
+    chosen, unit, unit_words = choose_spans(cand, group, n_pred, params.span_p,
+                                            params.max_span_length, rng)
+  elif params.max_ngram_size > 1:
+    chosen, unit, unit_words = choose_ngrams(cand, group, n_pred,
+                                             params.max_ngram_size, rng)
+  else:
+    chosen = choose_positions(cand, group, n_pred, rng)
 
   tokens = batch.tokens
   id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
   u = rng.random((n, L), dtype=np.float32)
   keep_or_random = rng.random((n, L), dtype=np.float32)
   random_ids = rng.integers(0, vocab_size, size=(n, L), dtype=np.int32)
+  if unit is not None:
+    # The draws at the unit's index stand for all of its positions.
+    index = np.maximum(unit, 0)
+    u = np.take_along_axis(u, index, axis=1)
+    keep_or_random = np.take_along_axis(keep_or_random, index, axis=1)
   to_mask = chosen & (u < 0.8)
   to_keep = chosen & ~to_mask & (keep_or_random < 0.5)
   to_random = chosen & ~to_mask & ~to_keep
@@ -175,14 +369,33 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
       masked_lm_positions=positions.astype(np.uint16),
       masked_lm_ids=ids.astype(id_dtype),
       num_predictions=real.sum(axis=1).astype(np.int32),
-      next_sentence_labels=batch.is_random_next.astype(np.uint8))
+      next_sentence_labels=batch.labels.astype(np.uint8))
   counts = {
       "masked_tokens": int(np.count_nonzero(chosen)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),
       "masked_kept_original": int(np.count_nonzero(to_keep)),
       "masked_replaced_random": int(np.count_nonzero(to_random)),
   }
+  if unit is not None:
+    kind = "spans" if params.span_masking == "geometric" else "ngrams"
+    counts["masked_" + kind] = int(unit_words.sum())
+    for k, n_units in enumerate(unit_words.tolist()):
+      counts["masked_%s_of_%d_words" % (kind, k + 1)] = n_units
   return masked, counts
+
+
+def no_masking(batch: InstanceBatch) -> MaskedBatch:
+  """The instances as they are, with no predictions (``--masking=none``)."""
+  n, L = batch.tokens.shape
+  id_dtype = np.int32
+  empty = np.zeros((n, 0), dtype=np.uint16)
+  return MaskedBatch(
+      key=batch.key, input_ids=batch.tokens.astype(id_dtype, copy=False),
+      lengths=batch.lengths.astype(np.int32),
+      a_lengths=batch.a_lengths.astype(np.int32),
+      masked_lm_positions=empty, masked_lm_ids=empty.astype(id_dtype),
+      num_predictions=np.zeros(n, dtype=np.int32),
+      next_sentence_labels=batch.labels.astype(np.uint8))
 
 
 def batch_rng(seed: int, key) -> np.random.Generator:
@@ -192,16 +405,18 @@ def batch_rng(seed: int, key) -> np.random.Generator:
 class _MaskDoFn(beam.DoFn):
 
   def __init__(self, params: MaskingParams, vocab_size: int, mask_id: int,
-               is_continuation: np.ndarray):
+               is_continuation: np.ndarray, special_ids: Sequence[int] = ()):
     self._params = params
     self._vocab_size = vocab_size
     self._mask_id = mask_id
     self._is_continuation = is_continuation
+    self._special_ids = tuple(special_ids)
 
   def process(self, batch: InstanceBatch):
     masked, counts = mask_batch(
         batch, self._params, self._vocab_size, self._mask_id,
-        self._is_continuation, batch_rng(self._params.random_seed, batch.key))
+        self._is_continuation, batch_rng(self._params.random_seed, batch.key),
+        self._special_ids)
     for name, n in counts.items():
       metrics.count(name, n)
     yield masked
@@ -211,9 +426,9 @@ class MaskTokens(beam.PTransform):
   """Output: ``MaskedBatch`` per ``InstanceBatch``."""
 
   def __init__(self, params: MaskingParams, vocab_size: int, mask_id: int,
-               is_continuation: np.ndarray):
+               is_continuation: np.ndarray, special_ids: Sequence[int] = ()):
     super().__init__()
-    self._args = (params, vocab_size, mask_id, is_continuation)
+    self._args = (params, vocab_size, mask_id, is_continuation, special_ids)
 
   def expand(self, batches):
     return batches | "Mask" >> beam.ParDo(_MaskDoFn(*self._args))
