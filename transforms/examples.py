@@ -1,9 +1,13 @@
 """WriteExamples: ``MaskedBatch`` → ``tf.train.Example`` records in sharded
-TFRecord files, plus the schema as tensorflow-transform metadata.
+TFRecord files (or Parquet files, see ``transforms.parquet``), plus the
+schema as tensorflow-transform metadata.
 
 The features are exactly those of google-research/bert's
 ``create_pretraining_data.py``, fixed length and zero padded, so
 ``run_pretraining.py`` and TF Model Garden's BERT loaders read them unchanged.
+ALBERT's script writes its sentence-order label under the same name,
+``next_sentence_labels``. With ``--masking=none`` the ``masked_lm_*``
+features are not written, with ``--sentence_task=none`` the label is not.
 
 Examples are serialized by a small protobuf encoder written against the
 ``tf.train.Example`` wire format, a whole batch's varints at once in numpy:
@@ -43,9 +47,15 @@ SHARD_PREFIX = "part"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def feature_lengths(max_seq_length: int, max_predictions_per_seq: int
+MASKED_FEATURES = ("masked_lm_positions", "masked_lm_ids",
+                   "masked_lm_weights")
+
+
+def feature_lengths(max_seq_length: int, max_predictions_per_seq: int,
+                    masking: str = "static", sentence_task: str = "nsp"
                     ) -> Dict[str, int]:
-  return {
+  """Each feature the records hold and its fixed length."""
+  lengths = {
       "input_ids": max_seq_length,
       "input_mask": max_seq_length,
       "segment_ids": max_seq_length,
@@ -54,12 +64,20 @@ def feature_lengths(max_seq_length: int, max_predictions_per_seq: int
       "masked_lm_weights": max_predictions_per_seq,
       "next_sentence_labels": 1,
   }
+  if masking == "none":
+    for name in MASKED_FEATURES:
+      del lengths[name]
+  if sentence_task == "none":
+    del lengths[LABEL_FEATURE]
+  return lengths
 
 
-def feature_spec(max_seq_length: int, max_predictions_per_seq: int):
+def feature_spec(max_seq_length: int, max_predictions_per_seq: int,
+                 masking: str = "static", sentence_task: str = "nsp"):
   """The ``tf.io.parse_example`` spec of the records (BERT's own)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  lengths = feature_lengths(max_seq_length, max_predictions_per_seq)
+  lengths = feature_lengths(max_seq_length, max_predictions_per_seq, masking,
+                            sentence_task)
   return {
       name: tf.io.FixedLenFeature(
           [n], tf.float32 if name in FLOAT_FEATURES else tf.int64)
@@ -155,7 +173,8 @@ _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
-def _serialize(batch: MaskedBatch) -> Tuple[bytes, List[int]]:
+def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True
+               ) -> Tuple[bytes, List[int]]:
   """The serialized ``tf.train.Example`` of every instance of ``batch``,
   back to back, and where each ends.
 
@@ -164,6 +183,8 @@ def _serialize(batch: MaskedBatch) -> Tuple[bytes, List[int]]:
   record is laid out as one row of a byte matrix, every field in columns
   wide enough for its longest form, with a mask of the bytes each row uses;
   one masked read of the matrix then gives all the records back to back.
+  ``masks``: write the ``masked_lm_*`` features; ``label``: write
+  ``next_sentence_labels``.
   """
   n = len(batch)
   if not n:
@@ -171,22 +192,26 @@ def _serialize(batch: MaskedBatch) -> Tuple[bytes, List[int]]:
   columns: List[np.ndarray] = []
   present: List[np.ndarray] = []
   features_len = np.zeros(n, dtype=np.int64)
-  for name in INT_FEATURES + (LABEL_FEATURE,):
+  names = [name for name in INT_FEATURES + (LABEL_FEATURE,)
+           if (masks or name not in MASKED_FEATURES)
+           and (label or name != LABEL_FEATURE)]
+  for name in names:
     payload, used = varint_columns(getattr(batch, name).reshape(n, -1))
     lengths = used.sum(axis=1)
     prefix, prefix_used = _PREFIXES[name].columns(lengths)
     columns += [prefix, payload]
     present += [prefix_used, used]
     features_len += prefix_used.sum(axis=1) + lengths
-  weights = np.ascontiguousarray(batch.masked_lm_weights, dtype="<f4")
-  weight_bytes = weights.view(np.uint8).reshape(n, -1)
-  weight_prefix = np.frombuffer(
-      _PREFIXES["masked_lm_weights"][weight_bytes.shape[1]], dtype=np.uint8)
-  columns += [np.broadcast_to(weight_prefix, (n, weight_prefix.size)),
-              weight_bytes]
-  present += [np.ones((n, weight_prefix.size + weight_bytes.shape[1]),
-                      dtype=bool)]
-  features_len += weight_prefix.size + weight_bytes.shape[1]
+  if masks:
+    weights = np.ascontiguousarray(batch.masked_lm_weights, dtype="<f4")
+    weight_bytes = weights.view(np.uint8).reshape(n, -1)
+    weight_prefix = np.frombuffer(
+        _PREFIXES["masked_lm_weights"][weight_bytes.shape[1]], dtype=np.uint8)
+    columns += [np.broadcast_to(weight_prefix, (n, weight_prefix.size)),
+                weight_bytes]
+    present += [np.ones((n, weight_prefix.size + weight_bytes.shape[1]),
+                        dtype=bool)]
+    features_len += weight_prefix.size + weight_bytes.shape[1]
   # The Example: field 1 tag, the varint length of the Features, then them.
   size, size_used = varint_columns(features_len[:, None])
   columns = [np.full((n, 1), 0x0A, dtype=np.uint8), size] + columns
@@ -198,9 +223,10 @@ def _serialize(batch: MaskedBatch) -> Tuple[bytes, List[int]]:
           np.cumsum(keep.sum(axis=1)).tolist())
 
 
-def serialize_batch(batch: MaskedBatch) -> List[bytes]:
+def serialize_batch(batch: MaskedBatch, masks: bool = True,
+                    label: bool = True) -> List[bytes]:
   """One serialized ``tf.train.Example`` per instance of ``batch``."""
-  out, record_ends = _serialize(batch)
+  out, record_ends = _serialize(batch, masks, label)
   records, start = [], 0
   for end in record_ends:
     records.append(out[start:end])
@@ -239,17 +265,19 @@ def frame_records(data: bytes, record_ends: List[int]) -> bytes:
   return b"".join(parts)
 
 
-def serialize_framed(batch: MaskedBatch) -> bytes:
+def serialize_framed(batch: MaskedBatch, masks: bool = True,
+                     label: bool = True) -> bytes:
   """``batch`` as a run of framed TFRecord records, ready to append to a
   shard."""
-  return frame_records(*_serialize(batch))
+  return frame_records(*_serialize(batch, masks, label))
 
 
 def shard_suffix(compression: str) -> str:
   return ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
 
 
-def schema_text(max_seq_length: int, max_predictions_per_seq: int) -> str:
+def schema_text(max_seq_length: int, max_predictions_per_seq: int,
+                masking: str = "static", sentence_task: str = "nsp") -> str:
   """The records' schema as a tensorflow-metadata ``Schema`` in text form:
   one fixed-shape, always-present INT or FLOAT feature per BERT feature
   (what tensorflow-transform writes for a ``FixedLenFeature`` spec). Built
@@ -258,7 +286,8 @@ def schema_text(max_seq_length: int, max_predictions_per_seq: int) -> str:
   from google.protobuf import text_format
   from tensorflow_metadata.proto.v0 import schema_pb2
   schema = schema_pb2.Schema()
-  lengths = feature_lengths(max_seq_length, max_predictions_per_seq)
+  lengths = feature_lengths(max_seq_length, max_predictions_per_seq, masking,
+                            sentence_task)
   for name in sorted(lengths):
     feature = schema.feature.add()
     feature.name = name
@@ -270,13 +299,15 @@ def schema_text(max_seq_length: int, max_predictions_per_seq: int) -> str:
 
 
 def write_schema(output_dir: str, max_seq_length: int,
-                 max_predictions_per_seq: int) -> str:
+                 max_predictions_per_seq: int, masking: str = "static",
+                 sentence_task: str = "nsp") -> str:
   """Writes ``transformed_metadata/schema.pbtxt`` so that
   ``tft.TFTransformOutput(output_dir).transformed_feature_spec()`` returns
   the feature spec. Goes through Beam's FileSystems, so s3:// works too."""
   path = FileSystems.join(output_dir, "transformed_metadata", "schema.pbtxt")
   with FileSystems.create(path) as f:
-    f.write(schema_text(max_seq_length, max_predictions_per_seq).encode())
+    f.write(schema_text(max_seq_length, max_predictions_per_seq, masking,
+                        sentence_task).encode())
   return path
 
 
@@ -441,24 +472,43 @@ class WriteExamples(beam.PTransform):
   ``_FramedTFRecordSink``), in the same stage (see ``_WriteShards``). With
   ``num_shards`` set, whole batches are dealt to the shards, so shard sizes
   differ by up to a batch.
+
+  ``output_format="parquet"``: Parquet shards with Hugging Face's column
+  names instead (``transforms.parquet``), through the same steps.
+  ``masking``/``sentence_task``: which features there are to write.
   """
 
   def __init__(self, output_dir: str, num_shards: int = 0,
-               compression: str = "none"):
+               compression: str = "none", output_format: str = "tfrecord",
+               masking: str = "static", sentence_task: str = "nsp"):
     super().__init__()
     self._output_dir = output_dir
     self._num_shards = num_shards
     self._compression = compression
+    self._format = output_format
+    self._masks = masking != "none"
+    self._sentence_task = sentence_task
 
   def expand(self, batches):
-    sink = _FramedTFRecordSink(
-        FileSystems.join(self._output_dir, SHARD_PREFIX),
-        file_name_suffix=shard_suffix(self._compression),
-        num_shards=self._num_shards,
-        compression_type=(CompressionTypes.GZIP
-                          if self._compression == "gzip"
-                          else CompressionTypes.UNCOMPRESSED))
+    prefix = FileSystems.join(self._output_dir, SHARD_PREFIX)
+    if self._format == "parquet":
+      # pylint: disable=import-outside-toplevel
+      from transforms import parquet
+      sink = parquet.ParquetSink(prefix, self._num_shards, self._masks,
+                                 self._sentence_task)
+      to_element = functools.partial(parquet.to_table, masks=self._masks,
+                                     sentence_task=self._sentence_task)
+    else:
+      sink = _FramedTFRecordSink(
+          prefix, file_name_suffix=shard_suffix(self._compression),
+          num_shards=self._num_shards,
+          compression_type=(CompressionTypes.GZIP
+                            if self._compression == "gzip"
+                            else CompressionTypes.UNCOMPRESSED))
+      to_element = functools.partial(
+          serialize_framed, masks=self._masks,
+          label=self._sentence_task != "none")
     return (
         batches
-        | "Serialize" >> beam.Map(serialize_framed)
+        | "Serialize" >> beam.Map(to_element)
         | "Write" >> _WriteShards(sink, self._num_shards))
