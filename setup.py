@@ -48,6 +48,11 @@ setuptools.setup(
             # oracle (imported as bert.tokenization; it needs six).
             "bert-tensorflow==1.0.4",
             "six==1.17.0",
+            # What a PyTorch user loads the Parquet output with (datasets)
+            # and batches it with (transformers' collators, in numpy: no
+            # torch needed).
+            "datasets==5.2.0",
+            "transformers==5.24.0",
         ],
         "bench": [
             "psutil==7.2.2",

@@ -1,8 +1,11 @@
-"""Raw text → BERT masked-LM pretraining TFRecords, as an Apache Beam job.
+"""Raw text → masked-LM pretraining examples (BERT, RoBERTa, ALBERT,
+ELECTRA, SpanBERT objectives) as TFRecord or Parquet shards, as an Apache
+Beam job.
 
 Usage:
   python -m pipelines.mlm --input='corpus/*.txt' --output=out/ \\
-      [--vocab_file=vocab.txt] [--dupe_factor=10 …] [Beam flags]
+      [--vocab_file=vocab.txt] [--preset=bert|roberta|albert|electra]
+      [--dupe_factor=10 …] [Beam flags]
 
 ``python -m pipelines.mlm --help`` lists every flag. ``run(argv)`` parses and
 checks the options and files, ``build(pipeline, …)`` only wires the stages.
@@ -26,9 +29,10 @@ from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
 
 from pipelines import outputs
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
-                               validate)
+                               resolve, validate)
 from runners import direct, flink
-from transforms.examples import WriteExamples, write_schema
+from transforms.examples import (WriteExamples, feature_lengths,
+                                 write_schema)
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
 from transforms.reading import ReadDocuments, match_input_root
@@ -47,12 +51,15 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   directory prefix of the matched files, see reading.input_root)."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
-      dupe_factor=opts.dupe_factor, random_seed=opts.random_seed)
+      dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
+      sentence_task=opts.sentence_task, packing=opts.packing)
   masking_params = MaskingParams(
       masked_lm_prob=opts.masked_lm_prob,
       max_predictions_per_seq=opts.max_predictions_per_seq,
       do_whole_word_mask=opts.do_whole_word_mask,
-      random_seed=opts.random_seed)
+      random_seed=opts.random_seed, masking=opts.masking,
+      max_ngram_size=opts.max_ngram_size, span_masking=opts.span_masking,
+      span_p=opts.span_p, max_span_length=opts.max_span_length)
   patterns = input_patterns(opts)
   if input_root is None:
     input_root = match_input_root(patterns)
@@ -77,10 +84,12 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
       | "MaskTokens" >> MaskTokens(
           masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
-          is_continuation=vocab.is_continuation)
+          is_continuation=vocab.is_continuation,
+          special_ids=(vocab.cls_id, vocab.sep_id))
       | "WriteExamples" >> WriteExamples(
           opts.output, num_shards=opts.num_shards,
-          compression=opts.compression))
+          compression=opts.compression, output_format=opts.output_format,
+          masking=opts.masking, sentence_task=opts.sentence_task))
 
 
 def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:
@@ -101,8 +110,10 @@ def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:
 def _help_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="python -m pipelines.mlm",
-      description="Turn raw text into BERT masked-LM + next-sentence "
-      "pretraining examples (sharded TFRecords). Beam flags such as "
+      description="Turn raw text into masked-LM pretraining examples "
+      "(BERT's by default; RoBERTa, ALBERT, ELECTRA and SpanBERT objectives "
+      "by flag or --preset) as sharded TFRecord or Parquet files. Beam "
+      "flags such as "
       "--runner, --direct_num_workers, --flink_master or --s3_endpoint_url "
       "pass through to Beam.")
   MlmOptions._add_argparse_args(parser)  # pylint: disable=protected-access
@@ -144,6 +155,7 @@ def check(argv: Sequence[str]):
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
   options = PipelineOptions(list(argv))
   opts = options.view_as(MlmOptions)
+  resolve(opts)
   validate(opts)
   FileSystems.set_options(options)
   for pattern in input_patterns(opts):
@@ -288,7 +300,12 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
               opts.output, REJECTED_DIR), opts.output), file=sys.stderr)
     return 1
   outputs.remove_if_empty(FileSystems.join(opts.output, REJECTED_DIR))
-  write_schema(opts.output, opts.max_seq_length, opts.max_predictions_per_seq)
+  summary["format"] = opts.output_format
+  summary["features"] = output_features(opts)
+  if opts.output_format == "tfrecord":
+    write_schema(opts.output, opts.max_seq_length,
+                 opts.max_predictions_per_seq, opts.masking,
+                 opts.sentence_task)
   summary["input_root"] = input_root
   summary["options"] = {
       name: getattr(opts, name)
@@ -311,6 +328,21 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
                                                          REJECTED_DIR))
                if rejected else "", path)
   return 0
+
+
+def output_features(opts: MlmOptions) -> Dict[str, str]:
+  """What each record holds, for summary.json: TFRecord features with their
+  fixed length, or Parquet columns with their Arrow type."""
+  if opts.output_format == "parquet":
+    # pylint: disable=import-outside-toplevel
+    from transforms import parquet
+    return {f.name: str(f.type) for f in parquet.schema(
+        opts.masking != "none", opts.sentence_task)}
+  return {name: "int64[%d]" % n if name != "masked_lm_weights"
+          else "float32[%d]" % n
+          for name, n in feature_lengths(
+              opts.max_seq_length, opts.max_predictions_per_seq, opts.masking,
+              opts.sentence_task).items()}
 
 
 def _by_reason(rejected: Dict[str, int]) -> str:

@@ -11,7 +11,8 @@ import os
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.instances import DEFAULT_POOL_SIZE
+from transforms.instances import DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS
+from transforms.masking import MASKINGS, SPAN_MASKINGS
 from transforms.reading import (DEFAULT_MAX_DOCUMENT_BYTES,
                                 DEFAULT_MAX_LINE_BYTES, FORMATS)
 
@@ -29,6 +30,48 @@ def parse_bool(value) -> bool:
   if text in ("false", "0", "no", "n", "off"):
     return False
   raise argparse.ArgumentTypeError("expected true or false, got %r" % value)
+
+
+OUTPUT_FORMATS = ("tfrecord", "parquet")
+
+# What each objective's paper and reference code use; --preset=NAME sets
+# these, and any flag given on the command line wins. Flags that are not
+# listed keep their defaults (BERT's).
+PRESETS = {
+    # Devlin et al. 2019; google-research/bert create_pretraining_data.py.
+    "bert": {"sentence_task": "nsp", "packing": "pairs", "masking": "static",
+             "max_seq_length": 128},
+    # Liu et al. 2019, sections 4.1-4.2 and Table 2: no NSP, FULL-SENTENCES,
+    # dynamic masking, sequences of 512 tokens.
+    "roberta": {"sentence_task": "none", "packing": "full_sentences",
+                "masking": "none", "max_seq_length": 512},
+    # Lan et al. 2020; google-research/albert create_pretraining_data.py
+    # (random_next_sentence=False, ngram=3, do_whole_word_mask=True,
+    # max_seq_length=512).
+    "albert": {"sentence_task": "sop", "packing": "pairs", "masking": "static",
+               "max_ngram_size": 3, "do_whole_word_mask": True,
+               "max_seq_length": 512},
+    # Clark et al. 2020; google-research/electra build_pretraining_dataset.py:
+    # no sentence task, segment pairs of 128 tokens, masking in the trainer.
+    "electra": {"sentence_task": "none", "packing": "pairs",
+                "masking": "none", "max_seq_length": 128},
+}
+# The defaults of the flags a preset may set (None in argparse, so that a
+# flag given on the command line can be told from one left out).
+# --dupe_factor's default is 10, or 1 with --masking=none: the trainer masks
+# each epoch anew, so copies would only repeat the same sequences.
+BASE_DEFAULTS = {"sentence_task": "nsp", "packing": "pairs",
+                 "masking": "static", "max_ngram_size": 0,
+                 "do_whole_word_mask": False, "max_seq_length": 128}
+
+
+def preset_help() -> str:
+  """Each preset's expansion, for --help and the README."""
+  return "; ".join(
+      "%s = %s" % (name, " ".join("--%s=%s" % (k, str(v).lower()
+                                               if isinstance(v, bool) else v)
+                                  for k, v in flags.items()))
+      for name, flags in PRESETS.items())
 
 
 class MlmOptions(PipelineOptions):
@@ -63,6 +106,12 @@ class MlmOptions(PipelineOptions):
     group.add_argument(
         "--compression", default="none", choices=("none", "gzip"),
         help="Compression of the TFRecord shards (gzip: .tfrecord.gz).")
+    group.add_argument(
+        "--output_format", default="tfrecord", choices=OUTPUT_FORMATS,
+        help="tfrecord: BERT's tf.train.Example features. parquet: "
+        "zstd-compressed Parquet shards with Hugging Face's column names "
+        "(input_ids, attention_mask, token_type_ids, labels, "
+        "next_sentence_label / sentence_order_label), for PyTorch trainers.")
     flag(group, "--overwrite", "Replace the contents of a non-empty --output.")
     group.add_argument(
         "--max_line_bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
@@ -95,9 +144,48 @@ class MlmOptions(PipelineOptions):
         help="Threads of the tokenizer in each worker. 1 keeps Beam's worker "
         "count honest; 0 lets tokenizers use every core.")
 
+    group = parser.add_argument_group(
+        "objective (defaults: BERT's; a preset sets several at once)")
+    group.add_argument(
+        "--preset", default=None, choices=sorted(PRESETS),
+        help="Set the objective flags as a paper's reference code does; "
+        "flags given explicitly win. " + preset_help() + ".")
+    group.add_argument(
+        "--sentence_task", default=None, choices=SENTENCE_TASKS,
+        help="nsp (default): BERT's next-sentence prediction, B is random "
+        "half the time. sop: ALBERT's sentence-order prediction, B is the "
+        "real continuation, swapped half the time. none: no sentence label.")
+    group.add_argument(
+        "--packing", default=None, choices=PACKINGS,
+        help="pairs (default): BERT's segments A and B. full_sentences / "
+        "doc_sentences: RoBERTa's, whole sentences packed up to "
+        "--max_seq_length in one segment, across document boundaries (with "
+        "a [SEP] between documents) or not. Packing needs "
+        "--sentence_task=none.")
+    group.add_argument(
+        "--masking", default=None, choices=MASKINGS,
+        help="static (default): mask once per dupe pass, here. none: write "
+        "no masked_lm features, for masking at training time (dynamic "
+        "masking); --dupe_factor then defaults to 1.")
+    group.add_argument(
+        "--max_ngram_size", type=int, default=None,
+        help="Mask whole-word n-grams of 1..N words, weighted 1/n (TF Model "
+        "Garden's flag, ALBERT's ngram); implies whole-word masking. 0 or "
+        "1 (default 0): single words or pieces.")
+    group.add_argument(
+        "--span_masking", default="none", choices=SPAN_MASKINGS,
+        help="geometric: SpanBERT's spans of whole words, lengths drawn from "
+        "a geometric distribution (--span_p) up to --max_span_length, one "
+        "80/10/10 decision per span.")
+    group.add_argument("--span_p", type=float, default=0.2,
+                       help="p of the span lengths' geometric distribution.")
+    group.add_argument("--max_span_length", type=int, default=10,
+                       help="Longest span, in whole words.")
+
     group = parser.add_argument_group("instances and masking (as BERT)")
-    group.add_argument("--max_seq_length", type=int, default=128,
-                       help="Maximum sequence length, [CLS] and [SEP]s included.")
+    group.add_argument("--max_seq_length", type=int, default=None,
+                       help="Maximum sequence length, [CLS] and [SEP]s "
+                       "included (default 128).")
     group.add_argument("--max_predictions_per_seq", type=int, default=20,
                        help="Maximum number of masked-LM predictions per sequence.")
     group.add_argument("--masked_lm_prob", type=float, default=0.15,
@@ -105,12 +193,13 @@ class MlmOptions(PipelineOptions):
                        "per sequence, as in BERT).")
     group.add_argument("--random_seed", type=int, default=12345,
                        help="Seed of every random choice; same seed, same output.")
-    group.add_argument("--dupe_factor", type=int, default=10,
-                       help="Passes over the input, each with different masks.")
+    group.add_argument("--dupe_factor", type=int, default=None,
+                       help="Passes over the input, each with different masks "
+                       "(default 10, or 1 with --masking=none).")
     group.add_argument("--short_seq_prob", type=float, default=0.1,
                        help="Probability of a shorter target length, in [0, 1].")
     flag(group, "--do_whole_word_mask", "Mask whole words: all WordPieces of a word "
-         "together.")
+         "together (default false).", default=None)
     group.add_argument(
         "--random_next_pool_size", type=int, default=DEFAULT_POOL_SIZE,
         help="Document passes per random-next pool: B of a random-next pair "
@@ -143,6 +232,48 @@ POOL_SHUFFLES = ("auto", "files", "groupbykey")
 
 class UsageError(Exception):
   """A problem with the command line or its files, found before any work."""
+
+
+def resolve(opts: MlmOptions) -> None:
+  """Fills in the objective flags left out (None): from ``--preset``, then
+  from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
+  ``--masking=none``. A preset's choice of what static masking masks is
+  dropped when ``--masking=none`` is asked for."""
+  preset = dict(PRESETS.get(opts.preset or "", {}))
+  if opts.masking == "none":
+    for name in MASKING_CHOICES:
+      preset.pop(name, None)
+  for name, default in BASE_DEFAULTS.items():
+    if getattr(opts, name) is None:
+      setattr(opts, name, preset.get(name, default))
+  if opts.dupe_factor is None:
+    opts.dupe_factor = 1 if opts.masking == "none" else 10
+
+
+# Flags that choose what static masking masks, with their "off" values.
+MASKING_CHOICES = {"max_ngram_size": 0, "do_whole_word_mask": False,
+                   "span_masking": "none"}
+
+
+def objective_errors(opts: MlmOptions):
+  """The combinations of objective flags that cannot work, as messages."""
+  if opts.packing != "pairs" and opts.sentence_task != "none":
+    yield ("--packing=%s makes one segment per sequence, so there is no "
+           "sentence pair for --sentence_task=%s: pass --sentence_task=none "
+           "(or --packing=pairs)" % (opts.packing, opts.sentence_task))
+  if opts.masking == "none":
+    for name, off in MASKING_CHOICES.items():
+      if getattr(opts, name) not in (off, 1 if name == "max_ngram_size"
+                                     else off):
+        yield ("--%s chooses what static masking masks; with --masking=none "
+               "nothing is masked here (the trainer masks): drop it or pass "
+               "--masking=static" % name)
+  if opts.max_ngram_size > 1 and opts.span_masking != "none":
+    yield ("--max_ngram_size and --span_masking=%s are two ways to choose "
+           "masked words: pass one" % opts.span_masking)
+  if opts.output_format == "parquet" and opts.compression != "none":
+    yield ("--compression applies to TFRecord shards; Parquet shards are "
+           "always zstd-compressed: drop --compression")
 
 
 def validate(opts: MlmOptions) -> None:
@@ -182,10 +313,18 @@ def validate(opts: MlmOptions) -> None:
        "be in [0, 1], got %g" % opts.max_rejected_fraction),
       (opts.tokenizer_threads >= 0, "--tokenizer_threads must be 0 or more, "
        "got %d" % opts.tokenizer_threads),
+      (opts.max_ngram_size >= 0, "--max_ngram_size must be 0 (off) or more, "
+       "got %d" % opts.max_ngram_size),
+      (0 < opts.span_p <= 1, "--span_p must be in (0, 1], got %g"
+       % opts.span_p),
+      (opts.max_span_length >= 1, "--max_span_length must be at least 1, "
+       "got %d" % opts.max_span_length),
   ]
   for ok, message in checks:
     if not ok:
       raise UsageError(message)
+  for message in objective_errors(opts):
+    raise UsageError(message)
 
 
 def input_patterns(opts: MlmOptions):

@@ -73,13 +73,16 @@ def shard_files(output_dir: str) -> List[str]:
 
 
 def read_examples(output_dir: str, max_seq_length: int = 128,
-                  max_predictions_per_seq: int = 20) -> List[Dict[str, np.ndarray]]:
-  """Parses every record with BERT's fixed-length feature spec."""
+                  max_predictions_per_seq: int = 20, masking: str = "static",
+                  sentence_task: str = "nsp") -> List[Dict[str, np.ndarray]]:
+  """Parses every record with BERT's fixed-length feature spec (less the
+  features that ``masking``/``sentence_task`` leave out)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from transforms.examples import feature_spec  # pylint: disable=import-outside-toplevel
   files = shard_files(output_dir)
   compression = "GZIP" if files and files[0].endswith(".gz") else ""
-  spec = feature_spec(max_seq_length, max_predictions_per_seq)
+  spec = feature_spec(max_seq_length, max_predictions_per_seq, masking,
+                      sentence_task)
   out = []
   dataset = tf.data.TFRecordDataset(files, compression_type=compression)
   for records in dataset.batch(4096):
@@ -88,6 +91,16 @@ def read_examples(output_dir: str, max_seq_length: int = 128,
     for i in range(len(records)):
       out.append({k: v[i] for k, v in parsed.items()})
   return out
+
+
+def read_parquet_rows(output_dir: str) -> List[Dict[str, np.ndarray]]:
+  """Every row of a run's Parquet shards, each column as a numpy array."""
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  rows = []
+  for path in shard_files(output_dir):
+    for row in pq.read_table(path).to_pylist():
+      rows.append({k: np.asarray(v) for k, v in row.items()})
+  return rows
 
 
 def digest(examples: List[Dict[str, np.ndarray]]) -> str:

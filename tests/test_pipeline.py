@@ -161,10 +161,11 @@ def test_pool_files_go_where_every_worker_reaches_them(
   directory), or the local temp directory on the DirectRunner."""
   from apache_beam.options.pipeline_options import PipelineOptions
   from pipelines import mlm
-  from pipelines.options import MlmOptions
+  from pipelines.options import MlmOptions, resolve
   monkeypatch.setattr(mlm.tempfile, "tempdir", str(tmp_path))
   flags = [f.replace("/data", str(tmp_path)) for f in flags]
   opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
+  resolve(opts)
   runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
   assert mlm.pool_shuffle(opts) == shuffle
   directory = mlm.pool_directory(opts, runner)
