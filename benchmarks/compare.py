@@ -3,6 +3,7 @@
 Usage:
   python -m benchmarks.compare --generate_mb=20 --workers=1,2
   python -m benchmarks.compare --corpus=wiki.txt --workers=1,2,4 --no_reference
+  python -m benchmarks.compare --modes=all --no_reference --repeat=3
 
 Runs, one after the other on the same input and settings:
   * ``tokenizer``: ``tokenizers``' standard BERT WordPiece alone
@@ -16,6 +17,11 @@ Runs, one after the other on the same input and settings:
 and prints text MB/s (total and per CPU-second), instances/s, CPU seconds,
 wall seconds and peak RSS (summed over the process tree, sampled every
 0.1 s), with ratios against the reference and against one worker.
+
+With ``--modes``, the pipeline runs once per objective mode instead (one
+worker, the same corpus, ``--max_seq_length`` and ``--dupe_factor`` for
+all, so that the work per pass compares), and the table gives each mode's
+CPU time against BERT's (``MODES``).
 """
 
 import argparse
@@ -39,6 +45,23 @@ DEFAULT_VOCAB = os.path.join(REPO, "pipelines", "vocab",
 REFERENCE_PACKAGES = ["tensorflow==2.21.0", "tf-keras==2.21.0",
                       "sentencepiece==0.2.3", "absl-py", "gin-config"]
 REFERENCE_NO_DEPS = ["tf-models-official==2.20.0"]
+
+
+# Each mode's flags on top of the common ones (--max_seq_length,
+# --dupe_factor and the rest are the same for every mode).
+MODES = {
+    "bert": [],
+    "sop": ["--sentence_task=sop"],
+    "ngram": ["--max_ngram_size=3"],
+    "span": ["--span_masking=geometric"],
+    "albert": ["--preset=albert"],
+    "pairs_none": ["--sentence_task=none"],
+    "doc_sentences": ["--sentence_task=none", "--packing=doc_sentences"],
+    "full_sentences": ["--sentence_task=none", "--packing=full_sentences"],
+    "roberta": ["--preset=roberta"],
+    "electra": ["--preset=electra"],
+    "bert_parquet": ["--output_format=parquet"],
+}
 
 
 def generate_corpus(path: str, megabytes: float, seed: int = 0) -> None:
@@ -162,15 +185,17 @@ def run_reference(python: str, corpus: str, vocab: str, args, workdir: str):
   return result
 
 
-def run_pipeline(corpus: str, vocab: str, workers: int, args, workdir: str):
-  out = os.path.join(workdir, "pipeline_%d" % workers)
-  log = os.path.join(workdir, "pipeline_%d.log" % workers)
+def run_pipeline(corpus: str, vocab: str, workers: int, args, workdir: str,
+                 mode: str = "bert"):
+  out = os.path.join(workdir, "pipeline_%s_%d" % (mode, workers))
+  log = os.path.join(workdir, "pipeline_%s_%d.log" % (mode, workers))
   cmd = [sys.executable, "-m", "pipelines.mlm", "--input=" + corpus,
          "--output=" + out, "--overwrite", "--vocab_file=" + vocab,
-         "--max_seq_length=%d" % args.max_seq_length,
          "--max_predictions_per_seq=%d" % args.max_predictions_per_seq,
-         "--dupe_factor=%d" % args.dupe_factor,
-         "--direct_num_workers=%d" % workers]
+         "--direct_num_workers=%d" % workers] + MODES[mode] + [
+             # After the mode's flags: the same length and passes for all.
+             "--max_seq_length=%d" % args.max_seq_length,
+             "--dupe_factor=%d" % args.dupe_factor]
   if workers > 1:
     cmd.append("--direct_running_mode=multi_processing")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -179,6 +204,19 @@ def run_pipeline(corpus: str, vocab: str, workers: int, args, workdir: str):
     result["instances"] = json.load(f)["counts"]["instances"]
   shutil.rmtree(out, ignore_errors=True)
   return result
+
+
+def _best(runs) -> List[Dict]:
+  """Each configuration's fastest round (CPU and wall) and highest memory."""
+  rows = []
+  for (name, workers), results in runs.items():
+    best = dict(results[0])
+    best.update(cpu_s=min(r["cpu_s"] for r in results),
+                wall_s=min(r["wall_s"] for r in results),
+                peak_rss_mb=max(r["peak_rss_mb"] for r in results),
+                cpu_s_all=[round(r["cpu_s"], 1) for r in results])
+    rows.append(dict(best, name=name, workers=workers))
+  return rows
 
 
 def table(rows, mb: float) -> str:
@@ -200,6 +238,19 @@ def table(rows, mb: float) -> str:
         "%.1fx" % (ref["cpu_s"] / r["cpu_s"]) if ref and r is not ref else "-",
         "%.2fx" % (one["wall_s"] / r["wall_s"])
         if one and r["name"] == "pipeline" else "-"))
+  return "\n".join(lines)
+
+
+def mode_table(rows) -> str:
+  bert = next((r for r in rows if r["name"] == "bert"), None)
+  lines = ["| mode | flags | CPU s | wall s | instances | peak RSS MB | CPU "
+           "vs bert |", "|" + "---|" * 7]
+  for r in rows:
+    lines.append("| %s | %s | %.1f | %.1f | {:,} | %.0f | %s |".format(
+        r["instances"]) % (
+            r["name"], " ".join(MODES[r["name"]]) or "(defaults)", r["cpu_s"],
+            r["wall_s"], r["peak_rss_mb"],
+            "%.2fx" % (r["cpu_s"] / bert["cpu_s"]) if bert else "-"))
   return "\n".join(lines)
 
 
@@ -227,7 +278,13 @@ def main(argv=None):
                       "each run's fastest round (for shared, noisy "
                       "machines).")
   parser.add_argument("--json", help="Also write the results here.")
+  parser.add_argument("--modes", default=None,
+                      help="Comma-separated objective modes (%s) or 'all': "
+                      "compare them instead of worker counts." % ", ".join(
+                          MODES))
   args = parser.parse_args(argv)
+  modes = (list(MODES) if args.modes == "all" else
+           args.modes.split(",") if args.modes else None)
 
   workdir = tempfile.mkdtemp(prefix="mlm-bench-")
   corpus = args.corpus
@@ -244,6 +301,23 @@ def main(argv=None):
   # them, and the table keeps each one's fastest round (CPU and wall) and
   # its highest memory.
   runs: Dict[tuple, List[Dict[str, float]]] = {}
+  if modes:
+    for round_index in range(args.repeat):
+      for mode in modes:
+        r = run_pipeline(corpus, args.vocab_file, 1, args, workdir, mode)
+        runs.setdefault((mode, 1), []).append(r)
+        print("%s (round %d): %.1f s wall, %.1f CPU s" % (
+            mode, round_index + 1, r["wall_s"], r["cpu_s"]), flush=True)
+    rows = _best(runs)
+    print()
+    for row in rows:
+      print("%s: CPU s per round %s" % (row["name"], row["cpu_s_all"]))
+    print()
+    print(mode_table(rows))
+    if args.json:
+      with open(args.json, "w") as f:
+        json.dump({"corpus_mb": mb, "rows": rows}, f, indent=2)
+    return
   python = None if args.no_reference else ensure_reference(args.reference_venv)
   for round_index in range(args.repeat):
     label = " (round %d of %d)" % (round_index + 1, args.repeat) \
@@ -261,14 +335,7 @@ def main(argv=None):
       runs.setdefault(("pipeline", workers), []).append(r)
       print("pipeline, %d worker(s)%s: %.1f s wall, %.1f CPU s" % (
           workers, label, r["wall_s"], r["cpu_s"]), flush=True)
-  rows = []
-  for (name, workers), results in runs.items():
-    best = dict(results[0])
-    best.update(cpu_s=min(r["cpu_s"] for r in results),
-                wall_s=min(r["wall_s"] for r in results),
-                peak_rss_mb=max(r["peak_rss_mb"] for r in results),
-                cpu_s_all=[round(r["cpu_s"], 1) for r in results])
-    rows.append(dict(best, name=name, workers=workers))
+  rows = _best(runs)
   if args.repeat > 1:
     print()
     for row in rows:

@@ -27,7 +27,7 @@ Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -163,35 +163,58 @@ def choose_positions(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
   return chosen
 
 
-def _words(group_row: np.ndarray) -> List[Tuple[int, int]]:
-  """The whole words of a row as ``[begin, end)`` position ranges, from its
-  ``word_groups`` (``-1`` outside candidates), in order."""
-  words: List[Tuple[int, int]] = []
-  positions = np.flatnonzero(group_row >= 0)
-  if not positions.size:
-    return words
-  ids = group_row[positions]
-  starts = np.flatnonzero(np.diff(ids, prepend=-1))
-  ends = np.append(starts[1:], ids.size)
-  for a, b in zip(starts.tolist(), ends.tolist()):
-    words.append((int(positions[a]), int(positions[b - 1]) + 1))
-  return words
+@dataclasses.dataclass
+class WordTable:
+  """The whole words of each row, for n-gram and span masking: word ``w``
+  of row ``r`` is positions ``[begin[r, w], end[r, w])``; words with the
+  same ``run`` id are adjacent (nothing between them: no ``[SEP]``, no
+  padding). ``word_of`` gives each candidate position's word (-1
+  elsewhere)."""
+  begin: np.ndarray  # int64 [n, W]
+  end: np.ndarray  # int64 [n, W]
+  run: np.ndarray  # int64 [n, W]
+  count: np.ndarray  # int64 [n]: words in the row
+  word_of: np.ndarray  # int64 [n, L]
 
 
-def _runs(words: List[Tuple[int, int]]) -> List[int]:
-  """Per word, the index of the run of adjacent words it belongs to: words
-  are adjacent when nothing (no ``[SEP]``, no other position) lies between
-  them."""
-  run, runs = 0, []
-  for i, (begin, _) in enumerate(words):
-    if i and begin != words[i - 1][1]:
-      run += 1
-    runs.append(run)
-  return runs
+def word_table(cand: np.ndarray, continuation: np.ndarray) -> WordTable:
+  """Words of candidate positions: a word starts at a candidate that is not
+  a ``##`` piece (``continuation``, bool [n, L]) or that follows a
+  non-candidate, and takes the ``##`` pieces after it (as Model Garden's
+  ``_tokens_to_grams``: a word never spans a ``[SEP]``)."""
+  n, width = cand.shape
+  prev = np.zeros_like(cand)
+  prev[:, 1:] = cand[:, :-1]
+  starts = cand & (~continuation | ~prev)
+  word_of = np.cumsum(starts, axis=1) - 1
+  word_of[~cand] = -1
+  count = starts.sum(axis=1)
+  words = max(int(count.max()) if n else 0, 1)
+  begin = np.zeros((n, words), dtype=np.int64)
+  end = np.zeros((n, words), dtype=np.int64)
+  rows, cols = np.nonzero(starts)
+  begin[rows, word_of[rows, cols]] = cols
+  rows, cols = np.nonzero(cand)
+  np.maximum.at(end, (rows, word_of[rows, cols]), cols + 1)
+  run_starts = cand & ~prev
+  run_of = np.cumsum(run_starts, axis=1)
+  run = np.take_along_axis(run_of, begin, axis=1)
+  run[np.arange(words)[None, :] >= count[:, None]] = -1
+  return WordTable(begin, end, run, count.astype(np.int64), word_of)
 
 
-def choose_ngrams(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
-                  max_ngram_size: int, rng: np.random.Generator
+def _positions(table: WordTable, word_taken: np.ndarray,
+               word_unit: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """Word-level choices as ``(chosen, unit)`` over positions."""
+  of = np.maximum(table.word_of, 0)
+  inside = table.word_of >= 0
+  chosen = inside & np.take_along_axis(word_taken, of, axis=1)
+  unit = np.where(chosen, np.take_along_axis(word_unit, of, axis=1), -1)
+  return chosen, unit.astype(np.int32)
+
+
+def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
+                  rng: np.random.Generator
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(chosen, unit, words)``: positions chosen by n-gram masking, as TF
   Model Garden's ``create_pretraining_data.py --max_ngram_size=N`` chooses
@@ -199,48 +222,70 @@ def choose_ngrams(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
   how many n-grams of 1..N words were taken (``words[k]``: k+1 words).
 
   The units are n-grams of 1..N adjacent whole words (none spans a
-  ``[SEP]``). Until the row's budget ``n_pred`` (in pieces) is spent or no
-  n-gram is left: draw a size n with probability proportional to 1/n among
-  the sizes that still have n-grams, and take a random unused n-gram of
-  that size; drop it if it would overflow the budget or overlaps one taken
-  before. A size with more words than the budget left is dropped whole.
+  ``[SEP]``), each size's in a random order. Until the row's budget
+  ``n_pred`` (in pieces) is spent or no n-gram is left: draw a size n with
+  probability proportional to 1/n among the sizes that still have n-grams
+  and fit (n words are at least n pieces; Model Garden drops a size for
+  good once it does not fit, and redraws), take that size's next n-gram,
+  and keep it unless it would overflow the budget or overlaps one taken
+  before. Every row runs this loop at once, one step per round.
   """
-  n_rows = cand.shape[0]
-  chosen = np.zeros_like(cand)
-  unit = np.full(cand.shape, -1, dtype=np.int32)
-  sizes = np.zeros(max_ngram_size, dtype=np.int64)
-  weights = 1.0 / np.arange(1, max_ngram_size + 1)
-  for r in range(n_rows):
-    words = _words(group[r])
-    if not words:
-      continue
-    runs = _runs(words)
-    pools = []
-    for size in range(1, max_ngram_size + 1):
-      grams = [(words[i][0], words[i + size - 1][1])
-               for i in range(len(words) - size + 1)
-               if runs[i] == runs[i + size - 1]]
-      pools.append([grams[k] for k in rng.permutation(len(grams)).tolist()])
-    budget, taken, units = int(n_pred[r]), 0, 0
-    row = chosen[r]
-    while taken < budget:
-      open_sizes = [k for k in range(max_ngram_size) if pools[k]]
-      if not open_sizes:
-        break
-      p = weights[open_sizes] / weights[open_sizes].sum()
-      k = open_sizes[int(rng.choice(len(open_sizes), p=p))]
-      if taken + k + 1 > budget:
-        pools[k] = []  # every n-gram of this size is too long now
-        continue
-      begin, end = pools[k].pop()
-      if taken + end - begin > budget or row[begin:end].any():
-        continue
-      row[begin:end] = True
-      unit[r, begin:end] = units
-      units += 1
-      sizes[k] += 1
-      taken += end - begin
-  return chosen, unit, sizes
+  n, words = table.begin.shape
+  sizes = np.arange(max_ngram_size)  # index k: k + 1 words
+  index = np.arange(words)
+  # valid[k, r, i]: an n-gram of k + 1 words starts at word i.
+  valid = np.zeros((max_ngram_size, n, words), dtype=bool)
+  for k in sizes:
+    last = index + k
+    ok = last < table.count[:, None]
+    if k:
+      ok[:, :words - k] &= (table.run[:, :words - k] == table.run[:, k:])
+      ok[:, words - k:] = False
+    valid[k] = ok
+  keys = rng.random(valid.shape)
+  keys[~valid] = 2.0
+  order = np.argsort(keys, axis=2)
+  available = valid.sum(axis=2)
+  used = np.zeros((max_ngram_size, n), dtype=np.int64)
+  budget = n_pred.astype(np.int64)
+  taken = np.zeros(n, dtype=np.int64)
+  word_taken = np.zeros((n, words), dtype=bool)
+  word_unit = np.full((n, words), -1, dtype=np.int64)
+  units = np.zeros(n, dtype=np.int64)
+  counts = np.zeros(max_ngram_size, dtype=np.int64)
+  weights = 1.0 / (sizes + 1.0)
+  active = np.flatnonzero((budget > 0) & (table.count > 0))
+  while active.size:
+    room = budget[active] - taken[active]
+    open_sizes = ((used[:, active] < available[:, active])
+                  & (sizes[:, None] + 1 <= room[None, :]))
+    keep = open_sizes.any(axis=0)
+    active, open_sizes, room = active[keep], open_sizes[:, keep], room[keep]
+    if not active.size:
+      break
+    cumulative = np.cumsum(open_sizes * weights[:, None], axis=0)
+    draw = rng.random(active.size) * cumulative[-1]
+    k = (cumulative <= draw[None, :]).sum(axis=0)
+    start = order[k, active, used[k, active]]
+    used[k, active] += 1
+    last = start + k
+    length = table.end[active, last] - table.begin[active, start]
+    overlap = np.zeros(active.size, dtype=bool)
+    for j in range(max_ngram_size):
+      inside = j <= k
+      overlap |= inside & word_taken[active, np.minimum(start + j, words - 1)]
+    ok = (length <= room) & ~overlap
+    rows, start, k = active[ok], start[ok], k[ok]
+    for j in range(max_ngram_size):
+      inside = j <= k
+      word_taken[rows[inside], (start + j)[inside]] = True
+      word_unit[rows[inside], (start + j)[inside]] = units[rows[inside]]
+    units[rows] += 1
+    taken[rows] += length[ok]
+    np.add.at(counts, k, 1)
+    active = active[taken[active] < budget[active]]
+  chosen, unit = _positions(table, word_taken, word_unit)
+  return chosen, unit, counts
 
 
 def span_length_probabilities(p: float, max_span_length: int) -> np.ndarray:
@@ -252,8 +297,8 @@ def span_length_probabilities(p: float, max_span_length: int) -> np.ndarray:
   return probs / probs.sum()
 
 
-def choose_spans(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
-                 span_p: float, max_span_length: int, rng: np.random.Generator
+def choose_spans(table: WordTable, n_pred: np.ndarray, span_p: float,
+                 max_span_length: int, rng: np.random.Generator
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(chosen, span, words)``: positions chosen by SpanBERT's span
   masking; per position the index of its span in the row (-1 elsewhere);
@@ -261,49 +306,60 @@ def choose_spans(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
 
   Until the row's budget ``n_pred`` (in pieces) is spent: draw a span
   length in whole words (``span_length_probabilities``) and an anchor, a
-  random candidate position whose word starts the span; the span takes
+  random candidate position, whose word starts the span; the span takes
   that word and the adjacent words after it, as many as the length asks,
   while they fit in the budget and are not masked yet. An anchor already
   masked, or whose word alone would overflow the budget, is drawn again (at
-  most 2 × the row's words times in a row without progress).
+  most 2 × the row's words times in a row). Every row runs this loop at
+  once, one span per round.
   """
-  n_rows, width = cand.shape
-  chosen = np.zeros_like(cand)
-  span = np.full(cand.shape, -1, dtype=np.int32)
-  probs = span_length_probabilities(span_p, max_span_length)
-  sizes = np.zeros(max_span_length, dtype=np.int64)
-  for r in range(n_rows):
-    words = _words(group[r])
-    if not words:
-      continue
-    runs = _runs(words)
-    word_of = np.full(width, -1, dtype=np.int64)
-    for w, (begin, end) in enumerate(words):
-      word_of[begin:end] = w
-    positions = np.flatnonzero(cand[r])
-    budget, taken, spans, misses = int(n_pred[r]), 0, 0, 0
-    row = chosen[r]
-    while taken < budget and misses < 2 * len(words):
-      length = int(rng.choice(max_span_length, p=probs)) + 1
-      w = int(word_of[positions[int(rng.integers(positions.size))]])
-      begin, end = words[w]
-      if row[begin:end].any() or taken + end - begin > budget:
-        misses += 1
-        continue
-      last = w
-      while (last + 1 < len(words) and last + 1 - w < length
-             and runs[last + 1] == runs[w]
-             and not row[words[last + 1][0]:words[last + 1][1]].any()
-             and taken + words[last + 1][1] - begin <= budget):
-        last += 1
-      end = words[last][1]
-      row[begin:end] = True
-      span[r, begin:end] = spans
-      spans += 1
-      sizes[last - w] += 1
-      taken += end - begin
-      misses = 0
-  return chosen, span, sizes
+  n, words = table.begin.shape
+  cumulative = np.cumsum(span_length_probabilities(span_p, max_span_length))
+  cand_rows, cand_cols = np.nonzero(table.word_of >= 0)
+  per_row = np.bincount(cand_rows, minlength=n)
+  first = np.concatenate([[0], np.cumsum(per_row)[:-1]])
+  budget = n_pred.astype(np.int64)
+  taken = np.zeros(n, dtype=np.int64)
+  misses = np.zeros(n, dtype=np.int64)
+  word_taken = np.zeros((n, words), dtype=bool)
+  word_unit = np.full((n, words), -1, dtype=np.int64)
+  spans = np.zeros(n, dtype=np.int64)
+  counts = np.zeros(max_span_length, dtype=np.int64)
+  active = np.flatnonzero((budget > 0) & (per_row > 0))
+  while active.size:
+    want = np.searchsorted(cumulative, rng.random(active.size) * cumulative[-1],
+                           side="right") + 1
+    want = np.minimum(want, max_span_length)
+    pick = first[active] + (rng.random(active.size)
+                            * per_row[active]).astype(np.int64)
+    w = table.word_of[active, cand_cols[pick]]
+    begin = table.begin[active, w]
+    room = budget[active] - taken[active]
+    ok = ~word_taken[active, w] & (table.end[active, w] - begin <= room)
+    misses[active[~ok]] += 1
+    rows, w, begin, room, want = (active[ok], w[ok], begin[ok], room[ok],
+                                  want[ok])
+    last = w.copy()
+    growing = np.ones(rows.size, dtype=bool)
+    for j in range(1, max_span_length):
+      nxt = np.minimum(w + j, words - 1)
+      growing &= ((j < want) & (w + j < table.count[rows])
+                  & (table.run[rows, nxt] == table.run[rows, w])
+                  & ~word_taken[rows, nxt]
+                  & (table.end[rows, nxt] - begin <= room))
+      last = np.where(growing, w + j, last)
+    for j in range(max_span_length):
+      inside = w + j <= last
+      word_taken[rows[inside], (w + j)[inside]] = True
+      word_unit[rows[inside], (w + j)[inside]] = spans[rows[inside]]
+    spans[rows] += 1
+    taken[rows] += table.end[rows, last] - begin
+    misses[rows] = 0
+    np.add.at(counts, last - w, 1)
+    active = active[(taken[active] < budget[active])
+                    & (misses[active] < 2 * table.count[active])]
+  chosen, unit = _positions(table, word_taken, word_unit)
+  return chosen, unit, counts
 
 
 def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
@@ -326,11 +382,13 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   unit: Optional[np.ndarray] = None
   unit_words = np.zeros(0, dtype=np.int64)
   if params.span_masking == "geometric":
-    chosen, unit, unit_words = choose_spans(cand, group, n_pred, params.span_p,
-                                            params.max_span_length, rng)
+    chosen, unit, unit_words = choose_spans(
+        word_table(cand, is_continuation[batch.tokens]), n_pred,
+        params.span_p, params.max_span_length, rng)
   elif params.max_ngram_size > 1:
-    chosen, unit, unit_words = choose_ngrams(cand, group, n_pred,
-                                             params.max_ngram_size, rng)
+    chosen, unit, unit_words = choose_ngrams(
+        word_table(cand, is_continuation[batch.tokens]), n_pred,
+        params.max_ngram_size, rng)
   else:
     chosen = choose_positions(cand, group, n_pred, rng)
 
