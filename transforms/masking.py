@@ -194,8 +194,11 @@ def word_table(cand: np.ndarray, continuation: np.ndarray) -> WordTable:
   end = np.zeros((n, words), dtype=np.int64)
   rows, cols = np.nonzero(starts)
   begin[rows, word_of[rows, cols]] = cols
-  rows, cols = np.nonzero(cand)
-  np.maximum.at(end, (rows, word_of[rows, cols]), cols + 1)
+  # A word ends where the next position does not continue it.
+  continues = np.zeros_like(cand)
+  continues[:, :-1] = cand[:, 1:] & continuation[:, 1:] & cand[:, :-1]
+  rows, cols = np.nonzero(cand & ~continues)
+  end[rows, word_of[rows, cols]] = cols + 1
   run_starts = cand & ~prev
   run_of = np.cumsum(run_starts, axis=1)
   run = np.take_along_axis(run_of, begin, axis=1)
@@ -213,8 +216,43 @@ def _positions(table: WordTable, word_taken: np.ndarray,
   return chosen, unit.astype(np.int32)
 
 
+def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """``(row, word, i)`` for every word of ``sizes[i]`` words from
+  ``first[i]`` in row ``rows[i]``."""
+  owner = np.repeat(np.arange(rows.size), sizes)
+  offset = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+  return rows[owner], first[owner] + offset, owner
+
+
+ORDER_HEAD = 24
+
+
+def _random_order(keys: np.ndarray, head: int = ORDER_HEAD) -> np.ndarray:
+  """The indices of each row of ``keys`` (its last axis) by ascending key,
+  as ``np.argsort`` gives them, but only the first ``head`` are in order
+  (``_sort_tail`` orders the rest of a row once a caller reads past them):
+  an n-gram's random order is rarely read far."""
+  width = keys.shape[-1]
+  if width <= head:
+    return np.argsort(keys, axis=-1)
+  part = np.argpartition(keys, head, axis=-1)
+  first = np.take_along_axis(keys, part[..., :head], axis=-1)
+  inner = np.argsort(first, axis=-1)
+  part[..., :head] = np.take_along_axis(part[..., :head], inner, axis=-1)
+  return part
+
+
+def _sort_tail(order: np.ndarray, keys: np.ndarray, k: int, r: int,
+               head: int = ORDER_HEAD) -> None:
+  """Orders ``order[k, r, head:]`` by key: after ``np.argpartition`` every
+  key there is above those in front, so the row is then fully sorted."""
+  tail = order[k, r, head:]
+  order[k, r, head:] = tail[np.argsort(keys[k, r, tail])]
+
+
 def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
-                  rng: np.random.Generator
+                  rng: np.random.Generator, block: int = 24
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(chosen, unit, words)``: positions chosen by n-gram masking, as TF
   Model Garden's ``create_pretraining_data.py --max_ngram_size=N`` chooses
@@ -223,12 +261,13 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
 
   The units are n-grams of 1..N adjacent whole words (none spans a
   ``[SEP]``), each size's in a random order. Until the row's budget
-  ``n_pred`` (in pieces) is spent or no n-gram is left: draw a size n with
-  probability proportional to 1/n among the sizes that still have n-grams
-  and fit (n words are at least n pieces; Model Garden drops a size for
-  good once it does not fit, and redraws), take that size's next n-gram,
-  and keep it unless it would overflow the budget or overlaps one taken
-  before. Every row runs this loop at once, one step per round.
+  ``n_pred`` (in pieces) is spent or no n-gram is left, Model Garden draws
+  a size n with weight 1/n, drops the size for good if n words cannot fit
+  any more (n words are at least n pieces) or draws again if its n-grams
+  are used up, takes that size's next n-gram, and keeps it unless it would
+  overflow the budget or overlaps one taken before. So does this, for
+  every row at once: the draws and the n-gram each would take come
+  ``block`` steps at a time, then the steps run in order.
   """
   n, words = table.begin.shape
   sizes = np.arange(max_ngram_size)  # index k: k + 1 words
@@ -236,15 +275,15 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
   # valid[k, r, i]: an n-gram of k + 1 words starts at word i.
   valid = np.zeros((max_ngram_size, n, words), dtype=bool)
   for k in sizes:
-    last = index + k
-    ok = last < table.count[:, None]
+    ok = index + k < table.count[:, None]
     if k:
       ok[:, :words - k] &= (table.run[:, :words - k] == table.run[:, k:])
       ok[:, words - k:] = False
     valid[k] = ok
-  keys = rng.random(valid.shape)
+  keys = rng.random(valid.shape, dtype=np.float32)
   keys[~valid] = 2.0
-  order = np.argsort(keys, axis=2)
+  order = _random_order(keys)
+  tail_sorted = np.zeros((max_ngram_size, n), dtype=bool)
   available = valid.sum(axis=2)
   used = np.zeros((max_ngram_size, n), dtype=np.int64)
   budget = n_pred.astype(np.int64)
@@ -253,37 +292,50 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
   word_unit = np.full((n, words), -1, dtype=np.int64)
   units = np.zeros(n, dtype=np.int64)
   counts = np.zeros(max_ngram_size, dtype=np.int64)
-  weights = 1.0 / (sizes + 1.0)
+  cumulative = np.cumsum(1.0 / (sizes + 1.0))
   active = np.flatnonzero((budget > 0) & (table.count > 0))
   while active.size:
+    a = active.size
+    k = np.searchsorted(cumulative, rng.random((block, a)) * cumulative[-1],
+                        side="right")
+    # The pop of each draw: earlier draws of its size (in this block and
+    # before); a draw of a dropped size pops nothing that matters.
+    onehot = k[None, :, :] == sizes[:, None, None]  # [K, block, a]
+    before = np.cumsum(onehot, axis=1) - onehot
+    pop = (used[:, active][:, None, :] + before)
+    pop = np.take_along_axis(pop, k[None], axis=0)[0]  # [block, a]
+    used[:, active] += onehot.sum(axis=1)
+    has = pop < available[k, active[None, :]]
+    if words > ORDER_HEAD:
+      deep = has & (pop >= ORDER_HEAD) & ~tail_sorted[k, active[None, :]]
+      for kk, rr in set(zip(k[deep].tolist(),
+                            np.broadcast_to(active, k.shape)[deep].tolist())):
+        _sort_tail(order, keys, kk, rr)
+        tail_sorted[kk, rr] = True
+    start = order[k, active[None, :], np.minimum(pop, words - 1)]
+    length = (table.end[active[None, :], np.minimum(start + k, words - 1)]
+              - table.begin[active[None, :], start])
+    for t in range(block):
+      room = budget[active] - taken[active]
+      fits = has[t] & (length[t] <= room)
+      rows_t = active[fits]
+      if not rows_t.size:
+        continue
+      first, size = start[t][fits], k[t][fits] + 1
+      pair_rows, pair_words, owner = _spans_of(rows_t, first, size)
+      overlap = np.bincount(owner, weights=word_taken[pair_rows, pair_words],
+                            minlength=rows_t.size) > 0
+      keep = ~overlap[owner]
+      rows = rows_t[~overlap]
+      word_taken[pair_rows[keep], pair_words[keep]] = True
+      word_unit[pair_rows[keep], pair_words[keep]] = units[pair_rows[keep]]
+      units[rows] += 1
+      taken[rows] += length[t][fits][~overlap]
+      np.add.at(counts, size[~overlap] - 1, 1)
     room = budget[active] - taken[active]
-    open_sizes = ((used[:, active] < available[:, active])
-                  & (sizes[:, None] + 1 <= room[None, :]))
-    keep = open_sizes.any(axis=0)
-    active, open_sizes, room = active[keep], open_sizes[:, keep], room[keep]
-    if not active.size:
-      break
-    cumulative = np.cumsum(open_sizes * weights[:, None], axis=0)
-    draw = rng.random(active.size) * cumulative[-1]
-    k = (cumulative <= draw[None, :]).sum(axis=0)
-    start = order[k, active, used[k, active]]
-    used[k, active] += 1
-    last = start + k
-    length = table.end[active, last] - table.begin[active, start]
-    overlap = np.zeros(active.size, dtype=bool)
-    for j in range(max_ngram_size):
-      inside = j <= k
-      overlap |= inside & word_taken[active, np.minimum(start + j, words - 1)]
-    ok = (length <= room) & ~overlap
-    rows, start, k = active[ok], start[ok], k[ok]
-    for j in range(max_ngram_size):
-      inside = j <= k
-      word_taken[rows[inside], (start + j)[inside]] = True
-      word_unit[rows[inside], (start + j)[inside]] = units[rows[inside]]
-    units[rows] += 1
-    taken[rows] += length[ok]
-    np.add.at(counts, k, 1)
-    active = active[taken[active] < budget[active]]
+    still_open = ((used[:, active] < available[:, active])
+                  & (sizes[:, None] + 1 <= room[None, :])).any(axis=0)
+    active = active[(room > 0) & still_open]
   chosen, unit = _positions(table, word_taken, word_unit)
   return chosen, unit, counts
 
@@ -348,10 +400,9 @@ def choose_spans(table: WordTable, n_pred: np.ndarray, span_p: float,
                   & ~word_taken[rows, nxt]
                   & (table.end[rows, nxt] - begin <= room))
       last = np.where(growing, w + j, last)
-    for j in range(max_span_length):
-      inside = w + j <= last
-      word_taken[rows[inside], (w + j)[inside]] = True
-      word_unit[rows[inside], (w + j)[inside]] = spans[rows[inside]]
+    pair_rows, pair_words, _ = _spans_of(rows, w, last - w + 1)
+    word_taken[pair_rows, pair_words] = True
+    word_unit[pair_rows, pair_words] = spans[pair_rows]
     spans[rows] += 1
     taken[rows] += table.end[rows, last] - begin
     misses[rows] = 0
@@ -376,20 +427,23 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   P = params.max_predictions_per_seq
   whole_word = (params.do_whole_word_mask or params.max_ngram_size > 0
                 or params.span_masking != "none")
-  cand, group = word_groups(batch, is_continuation, whole_word, special_ids)
   n_pred = num_to_predict(batch.lengths, params.masked_lm_prob, P)
   # With units (n-grams, spans): one 80/10/10 decision per unit.
   unit: Optional[np.ndarray] = None
   unit_words = np.zeros(0, dtype=np.int64)
   if params.span_masking == "geometric":
     chosen, unit, unit_words = choose_spans(
-        word_table(cand, is_continuation[batch.tokens]), n_pred,
-        params.span_p, params.max_span_length, rng)
+        word_table(candidates(batch, special_ids),
+                   is_continuation[batch.tokens]),
+        n_pred, params.span_p, params.max_span_length, rng)
   elif params.max_ngram_size > 1:
     chosen, unit, unit_words = choose_ngrams(
-        word_table(cand, is_continuation[batch.tokens]), n_pred,
-        params.max_ngram_size, rng)
+        word_table(candidates(batch, special_ids),
+                   is_continuation[batch.tokens]),
+        n_pred, params.max_ngram_size, rng)
   else:
+    cand, group = word_groups(batch, is_continuation, whole_word,
+                              special_ids)
     chosen = choose_positions(cand, group, n_pred, rng)
 
   tokens = batch.tokens
