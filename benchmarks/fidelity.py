@@ -1,0 +1,204 @@
+"""The objectives beyond BERT's against references, on real text.
+
+Usage:
+  python -m benchmarks.fidelity --wikiextractor='wiki/*/wiki_*' [--dupe_factor=2]
+
+Turns WikiExtractor files into one lines-format corpus (an article a
+document, sentences split by the project's splitter), then prints one line
+per check:
+
+* n-gram masking: ``pipelines.mlm --max_ngram_size=3`` against TF Model
+  Garden's ``create_pretraining_data --max_ngram_size=3
+  --do_whole_word_mask=True`` (the reference venv of benchmarks.compare) on
+  the same text: the share of masked runs by length in words (a run: masked
+  positions next to each other, measured the same way on both outputs),
+  predictions per example and the 80/10/10 shares;
+* sentence order: ``--sentence_task=sop``'s label share against the
+  reference's next-sentence label share on the same text. ALBERT's
+  ``create_pretraining_data.py`` is not on PyPI; its chunks, A/B split and
+  one-sentence rule are BERT's, and both give label 1 to a one-sentence
+  chunk and to half of the others, so the reference's NSP label share is
+  the SOP label share ALBERT's algorithm makes (and 1 minus it the share
+  whose B is the true continuation);
+* packing: mean real tokens per example with ``--packing=full_sentences``
+  and ``doc_sentences`` at ``--max_seq_length`` 512, against the maximum.
+"""
+
+import argparse
+import collections
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+from benchmarks.compare import DEFAULT_VOCAB, REPO, ensure_reference
+
+MASK = 103
+
+
+def wikiextractor_to_lines(paths, out_path):
+  """One sentence per line, a blank line between articles (titles
+  dropped), split with the pipeline's sentence splitter."""
+  # pylint: disable=import-outside-toplevel
+  from transforms.sentences import load_splitter, split_paragraphs
+  splitter = load_splitter()
+  docs = 0
+  with open(out_path, "w", encoding="utf-8") as out:
+    for path in paths:
+      with open(path, encoding="utf-8") as f:
+        text = f.read()
+      for block in text.split("</doc>"):
+        if "<doc" not in block:
+          continue
+        body = block.split(">", 1)[1].strip().split("\n")[1:]  # no title
+        sentences = split_paragraphs(body, splitter)
+        if sentences:
+          out.write("\n".join(sentences) + "\n\n")
+          docs += 1
+  return docs
+
+
+def read(paths, masked=True, label=True, max_seq_length=128):
+  """Parsed examples of TFRecord files (BERT's features)."""
+  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf
+  from transforms.examples import feature_spec
+  spec = feature_spec(max_seq_length, 20, "static" if masked else "none",
+                      "nsp" if label else "none")
+  out = []
+  for records in tf.data.TFRecordDataset(paths).batch(4096):
+    parsed = {k: v.numpy() for k, v in tf.io.parse_example(records,
+                                                           spec).items()}
+    out.extend({k: v[i] for k, v in parsed.items()}
+               for i in range(len(records)))
+  return out
+
+
+def masking_stats(examples, continuation):
+  """Predictions per example, 80/10/10 shares and masked runs by length in
+  words (up to 4+)."""
+  runs = collections.Counter()
+  kinds = collections.Counter()
+  predictions = 0
+  for ex in examples:
+    k = int(ex["masked_lm_weights"].sum())
+    positions = ex["masked_lm_positions"][:k]
+    ids = ex["masked_lm_ids"][:k]
+    predictions += k
+    shown = ex["input_ids"][positions]
+    kinds["mask"] += int(np.count_nonzero(shown == MASK))
+    kinds["kept"] += int(np.count_nonzero((shown != MASK) & (shown == ids)))
+    kinds["random"] += int(np.count_nonzero((shown != MASK) & (shown != ids)))
+    chosen = set(positions.tolist())
+    original = ex["input_ids"].copy()
+    original[positions] = ids
+    for p in sorted(chosen):
+      if p - 1 in chosen:
+        continue
+      words, q = 0, p
+      while q in chosen:
+        words += 0 if continuation[original[q]] else 1
+        q += 1
+      runs[min(max(words, 1), 4)] += 1
+  total_runs = sum(runs.values())
+  return {"predictions_per_example": predictions / len(examples),
+          "mask": kinds["mask"] / predictions,
+          "kept": kinds["kept"] / predictions,
+          "random": kinds["random"] / predictions,
+          "runs": {n: runs[n] / total_runs for n in (1, 2, 3, 4)},
+          "examples": len(examples)}
+
+
+def run_pipeline(corpus, out, flags, vocab):
+  subprocess.run([sys.executable, "-m", "pipelines.mlm", "--input=" + corpus,
+                  "--output=" + out, "--overwrite", "--vocab_file=" + vocab]
+                 + flags, check=True, cwd=REPO, capture_output=True,
+                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  with open(os.path.join(out, "summary.json")) as f:
+    return json.load(f)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--wikiextractor", required=True,
+                      help="WikiExtractor output files (a glob).")
+  parser.add_argument("--dupe_factor", type=int, default=2)
+  parser.add_argument("--vocab_file", default=DEFAULT_VOCAB)
+  parser.add_argument("--reference_venv",
+                      default=os.path.join(REPO, ".cache", "reference-venv"))
+  args = parser.parse_args(argv)
+  work = tempfile.mkdtemp(prefix="mlm-fidelity-")
+  corpus = os.path.join(work, "corpus.txt")
+  docs = wikiextractor_to_lines(sorted(glob.glob(args.wikiextractor)), corpus)
+  print("corpus: %d articles, %.1f MB, in %s" % (
+      docs, os.path.getsize(corpus) / 1e6, work), flush=True)
+  with open(args.vocab_file, encoding="utf-8") as f:
+    vocab = [l.rstrip("\n") for l in f]
+  continuation = np.array([t.startswith("##") for t in vocab])
+  common = ["--dupe_factor=%d" % args.dupe_factor, "--max_seq_length=128",
+            "--max_predictions_per_seq=20", "--random_seed=12345"]
+
+  python = ensure_reference(args.reference_venv)
+  reference = {}
+  for name, extra in (("ngram", ["--max_ngram_size=3",
+                                 "--do_whole_word_mask=True"]),
+                      ("bert", [])):
+    out = os.path.join(work, "reference_%s.tfrecord" % name)
+    subprocess.run([python, "-m", "official.nlp.data.create_pretraining_data",
+                    "--input_file=" + corpus, "--output_file=" + out,
+                    "--vocab_file=" + args.vocab_file, "--do_lower_case=True",
+                    "--masked_lm_prob=0.15"] + common + extra, check=True,
+                   capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    reference[name] = read([out])
+
+  ours = os.path.join(work, "ngram")
+  run_pipeline(corpus, ours, common + ["--max_ngram_size=3"], args.vocab_file)
+  a = masking_stats(read(glob.glob(os.path.join(ours, "part-*"))),
+                    continuation)
+  b = masking_stats(reference["ngram"], continuation)
+  print("n-gram masking, pipeline vs Model Garden: masked runs of 1/2/3/4+ "
+        "words %s vs %s; predictions per example %.2f vs %.2f; "
+        "[MASK]/kept/random %.3f/%.3f/%.3f vs %.3f/%.3f/%.3f; examples %d "
+        "vs %d" % (
+            "/".join("%.3f" % a["runs"][n] for n in (1, 2, 3, 4)),
+            "/".join("%.3f" % b["runs"][n] for n in (1, 2, 3, 4)),
+            a["predictions_per_example"], b["predictions_per_example"],
+            a["mask"], a["kept"], a["random"], b["mask"], b["kept"],
+            b["random"], a["examples"], b["examples"]), flush=True)
+
+  sop = os.path.join(work, "sop")
+  summary = run_pipeline(corpus, sop, common + ["--sentence_task=sop"],
+                         args.vocab_file)
+  counts = summary["counts"]
+  ref_labels = np.mean([int(e["next_sentence_labels"][0])
+                        for e in reference["bert"]])
+  share = counts["swapped_instances"] / counts["instances"]
+  print("sentence order: label-1 share %.4f (one-sentence chunks %.4f) vs "
+        "the reference's label-1 share %.4f; B the true continuation in "
+        "%.4f vs %.4f" % (share, counts["sop_random_next"] / counts["instances"],
+                          ref_labels, 1 - share, 1 - ref_labels), flush=True)
+
+  for packing in ("full_sentences", "doc_sentences"):
+    out = os.path.join(work, packing)
+    summary = run_pipeline(corpus, out, [
+        "--sentence_task=none", "--packing=" + packing, "--masking=none",
+        "--max_seq_length=512", "--dupe_factor=1"], args.vocab_file)
+    examples = read(glob.glob(os.path.join(out, "part-*")), masked=False,
+                    label=False, max_seq_length=512)
+    mean = np.mean([e["input_mask"].sum() for e in examples])
+    print("%s at 512: %d examples, mean real tokens %.1f (%.1f%% of 512); "
+          "document_end_sequences %d, document_separators %d, "
+          "long_sentences_split %d" % (
+              packing, len(examples), mean, 100 * mean / 512,
+              summary["counts"]["document_end_sequences"],
+              summary["counts"]["document_separators"],
+              summary["counts"]["long_sentences_split"]), flush=True)
+
+
+if __name__ == "__main__":
+  main()
