@@ -87,7 +87,8 @@ class MlmOptions(PipelineOptions):
     group.add_argument(
         "--input", default=None,
         help="Input file pattern(s), comma separated: local paths, globs or "
-        "s3:// URLs. .gz and .bz2 files are decompressed transparently.")
+        "s3:// URLs. .gz, .bz2 and .zst files are decompressed "
+        "transparently.")
     group.add_argument(
         "--input_format", default="lines", choices=FORMATS,
         help="lines: one sentence per line, a blank line ends a document "

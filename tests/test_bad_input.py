@@ -160,13 +160,17 @@ def test_too_many_rejected_records_fail_the_job(tmp_path):
   assert len(_rejected_records(out)) == 3
 
 
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
 def test_cut_compressed_file_is_reported_and_the_job_completes(good_file,
-                                                               tmp_path):
+                                                               tmp_path,
+                                                               suffix):
   import gzip  # pylint: disable=import-outside-toplevel
+  import zstandard  # pylint: disable=import-outside-toplevel
   data = b"".join(b"Sentence %d of document %d here.\n\n" % (i, i)
                   for i in range(30000))
-  packed = gzip.compress(data)
-  cut = tmp_path / "cut.txt.gz"
+  packed = (gzip.compress(data) if suffix == ".gz"
+            else zstandard.ZstdCompressor().compress(data))
+  cut = tmp_path / ("cut.txt" + suffix)
   cut.write_bytes(packed[:len(packed) // 2])
   out = str(tmp_path / "out")
   run_cli(["--input=%s,%s" % (good_file, cut), "--output=" + out,

@@ -10,6 +10,7 @@ import os
 
 import apache_beam as beam
 import pytest
+import zstandard
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import local_test_pipeline, read_source
@@ -233,8 +234,10 @@ def test_compressed_files_read_like_plain_ones(tmp_path):
   plain = _read_all(_write(tmp_path, "c.txt", data), "lines")
   gz = _read_all(_write(tmp_path, "c.txt.gz", gzip.compress(data)), "lines")
   bz = _read_all(_write(tmp_path, "c.txt.bz2", bz2.compress(data)), "lines")
+  zst = _read_all(_write(tmp_path, "c.txt.zst",
+                         zstandard.ZstdCompressor().compress(data)), "lines")
   strip = lambda docs: sorted(d for _, d in docs)
-  assert strip(gz) == strip(plain) == strip(bz)
+  assert strip(gz) == strip(plain) == strip(bz) == strip(zst)
   # Ids are basename:offset, offsets in the decompressed stream.
   assert sorted(i.split(":")[1] for i, _ in gz) == sorted(
       i.split(":")[1] for i, _ in plain)
