@@ -166,6 +166,8 @@ def check(argv: Sequence[str]):
                        % (pattern, str(e).splitlines()[0])) from None
     if not matched:
       raise UsageError("no file matches --input pattern %r" % pattern)
+    if opts.input_format == "parquet":
+      check_parquet_column(matched[0].path, opts.text_field)
   s3_kwargs = s3_client_kwargs_from(options)
   try:
     _, vocab = load_tokenizer(
@@ -180,6 +182,22 @@ def check(argv: Sequence[str]):
           "produced: for a cased model pass --do_lower_case=false"
           % opts.vocab_file, file=sys.stderr)
   return options, opts, vocab, s3_kwargs
+
+
+def check_parquet_column(path: str, text_field: str) -> None:
+  """Raises UsageError unless ``path`` is a Parquet file with a column
+  ``text_field`` (the first file of each pattern is checked before the
+  job; another file without it is set aside during the job)."""
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  try:
+    with FileSystems.open(path) as f:
+      names = pq.ParquetFile(f).schema_arrow.names
+  except Exception as e:  # pylint: disable=broad-except
+    raise UsageError("cannot read %s as Parquet (--input_format=parquet): %s"
+                     % (path, _first_line(e))) from None
+  if text_field not in names:
+    raise UsageError("%s has no column %r (--text_field); its columns: %s"
+                     % (path, text_field, ", ".join(names))) from None
 
 
 def pool_shuffle(opts: MlmOptions) -> str:

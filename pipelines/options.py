@@ -93,10 +93,13 @@ class MlmOptions(PipelineOptions):
         "--input_format", default="lines", choices=FORMATS,
         help="lines: one sentence per line, a blank line ends a document "
         "(BERT's format). wikiextractor: WikiExtractor output, each <doc> is "
-        "a document, its title line dropped. jsonl: one JSON object per line.")
+        "a document, its title line dropped. jsonl: one JSON object per line. "
+        "parquet: one document per row of the --text_field column, files "
+        "split across workers by row groups.")
     group.add_argument(
         "--text_field", default="text",
-        help="With --input_format=jsonl: the field holding the text.")
+        help="With --input_format=jsonl or parquet: the field (column) "
+        "holding the text.")
     group.add_argument(
         "--output", default=None,
         help="Output directory (local or s3://). Receives part-*.tfrecord "

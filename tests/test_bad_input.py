@@ -258,3 +258,41 @@ def test_corrupt_vocabulary_is_refused(good_file, tmp_path):
   path.write_bytes(b"\x00\xff\xfe\x00" * 100)
   assert_refused(["--input=" + good_file, "--vocab_file=" + str(path),
                   "--output=" + str(tmp_path / "out")], "not UTF-8 text")
+
+
+def _write_parquet(path, columns, row_group_size=50):
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  pq.write_table(pa.table(columns), str(path), row_group_size=row_group_size)
+  return str(path)
+
+
+def test_parquet_input_end_to_end(tmp_path):
+  docs = sample_documents()
+  texts = [" ".join(doc) for doc in docs] * 4
+  texts[3] = None
+  good = _write_parquet(tmp_path / "a.parquet", {"content": texts})
+  # Another file whose column holds numbers: counted, dropped, the job goes on.
+  numbers = _write_parquet(tmp_path / "b.parquet", {"content": [1, 2, 3]})
+  out = str(tmp_path / "out")
+  run_cli(["--input=%s,%s" % (good, numbers), "--input_format=parquet",
+           "--text_field=content", "--output=" + out, "--dupe_factor=1"])
+  counts = _summary(out)
+  assert counts["documents_read"] == len(texts) - 1
+  assert counts["parquet_null_texts"] == 1
+  assert counts["parquet_non_string_texts"] == 3
+  assert counts["instances"] > 0
+
+
+def test_parquet_without_the_text_column_is_refused(tmp_path):
+  path = _write_parquet(tmp_path / "a.parquet", {"body": ["some text"]})
+  proc = assert_refused(["--input=" + path, "--input_format=parquet",
+                         "--output=" + str(tmp_path / "out")],
+                        "has no column 'text' (--text_field); its columns: "
+                        "body")
+  assert not (tmp_path / "out").exists(), proc.stderr
+  not_parquet = tmp_path / "plain.parquet"
+  not_parquet.write_text("just text\n")
+  assert_refused(["--input=" + str(not_parquet), "--input_format=parquet",
+                  "--output=" + str(tmp_path / "out")],
+                 "cannot read %s as Parquet" % not_parquet)

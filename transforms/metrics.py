@@ -34,6 +34,9 @@ COUNTERS = {
     "unterminated_wiki_docs": "<doc> blocks without </doc> (ended at the "
                               "next <doc> or the end of the file)",
     "lines_outside_wiki_docs": "non-blank lines outside any <doc>, ignored",
+    "parquet_null_texts": "Parquet rows whose text column is null, dropped",
+    "parquet_non_string_texts": "Parquet rows whose text column holds no "
+                                "string, dropped",
     "empty_documents_dropped": "documents with no text (an empty JSONL text, "
                                "a WikiExtractor article with only its "
                                "title) or, after tokenizing, no token",
