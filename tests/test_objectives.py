@@ -641,19 +641,3 @@ def test_ngram_masking_matches_model_garden(model_garden):
                               ("masked_replaced_random", "random")):
     assert abs(ours[ours_name] / ours["masked_tokens"]
                - ref_kinds[ref_name] / total) < 0.02, ours_name
-
-
-def test_random_order_is_argsorts_once_the_tail_is_sorted():
-  rng = np.random.default_rng(5)
-  keys = rng.random((3, 40, 70), dtype=np.float32)
-  keys[rng.random(keys.shape) < 0.3] = 2.0
-  order = masking._random_order(keys)  # pylint: disable=protected-access
-  full = np.argsort(keys, axis=-1)
-  head = masking.ORDER_HEAD
-  assert np.array_equal(np.take_along_axis(keys, order[..., :head], -1),
-                        np.take_along_axis(keys, full[..., :head], -1))
-  for k in range(3):
-    for r in range(40):
-      masking._sort_tail(order, keys, k, r)  # pylint: disable=protected-access
-  assert np.array_equal(np.take_along_axis(keys, order, -1),
-                        np.take_along_axis(keys, full, -1))

@@ -188,32 +188,41 @@ def word_table(cand: np.ndarray, continuation: np.ndarray) -> WordTable:
   starts = cand & (~continuation | ~prev)
   word_of = np.cumsum(starts, axis=1) - 1
   word_of[~cand] = -1
-  count = starts.sum(axis=1)
-  words = max(int(count.max()) if n else 0, 1)
-  begin = np.zeros((n, words), dtype=np.int64)
-  end = np.zeros((n, words), dtype=np.int64)
-  rows, cols = np.nonzero(starts)
-  begin[rows, word_of[rows, cols]] = cols
   # A word ends where the next position does not continue it.
   continues = np.zeros_like(cand)
   continues[:, :-1] = cand[:, 1:] & continuation[:, 1:] & cand[:, :-1]
-  rows, cols = np.nonzero(cand & ~continues)
-  end[rows, word_of[rows, cols]] = cols + 1
-  run_starts = cand & ~prev
-  run_of = np.cumsum(run_starts, axis=1)
-  run = np.take_along_axis(run_of, begin, axis=1)
-  run[np.arange(words)[None, :] >= count[:, None]] = -1
-  return WordTable(begin, end, run, count.astype(np.int64), word_of)
+  # Flat indices, row by row in order: one start and one end per word.
+  start_flat = np.flatnonzero(starts)
+  end_flat = np.flatnonzero(cand & ~continues)
+  start_rows = start_flat // width
+  count = np.bincount(start_rows, minlength=n)
+  rank = np.arange(start_flat.size) - np.repeat(np.cumsum(count) - count,
+                                                count)
+  words = max(int(count.max()) if n else 0, 1)
+  slot = start_rows * words + rank
+  begin = np.zeros(n * words, dtype=np.int64)
+  end = np.zeros(n * words, dtype=np.int64)
+  run = np.full(n * words, -1, dtype=np.int64)
+  begin[slot] = start_flat - start_rows * width
+  end[slot] = end_flat - start_rows * width + 1
+  # Adjacent words: no non-candidate between them.
+  run[slot] = np.cumsum(cand & ~prev, axis=1).ravel()[start_flat]
+  return WordTable(begin.reshape(n, words), end.reshape(n, words),
+                   run.reshape(n, words), count.astype(np.int64), word_of)
 
 
 def _positions(table: WordTable, word_taken: np.ndarray,
                word_unit: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   """Word-level choices as ``(chosen, unit)`` over positions."""
-  of = np.maximum(table.word_of, 0)
-  inside = table.word_of >= 0
-  chosen = inside & np.take_along_axis(word_taken, of, axis=1)
-  unit = np.where(chosen, np.take_along_axis(word_unit, of, axis=1), -1)
-  return chosen, unit.astype(np.int32)
+  chosen = np.zeros(table.word_of.shape, dtype=bool)
+  unit = np.full(table.word_of.shape, -1, dtype=np.int32)
+  rows, words = np.nonzero(word_taken)
+  first = table.begin[rows, words]
+  pos_rows, positions, owner = _spans_of(rows, first,
+                                         table.end[rows, words] - first)
+  chosen[pos_rows, positions] = True
+  unit[pos_rows, positions] = word_unit[rows, words][owner]
+  return chosen, unit
 
 
 def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
@@ -223,32 +232,6 @@ def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
   owner = np.repeat(np.arange(rows.size), sizes)
   offset = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
   return rows[owner], first[owner] + offset, owner
-
-
-ORDER_HEAD = 24
-
-
-def _random_order(keys: np.ndarray, head: int = ORDER_HEAD) -> np.ndarray:
-  """The indices of each row of ``keys`` (its last axis) by ascending key,
-  as ``np.argsort`` gives them, but only the first ``head`` are in order
-  (``_sort_tail`` orders the rest of a row once a caller reads past them):
-  an n-gram's random order is rarely read far."""
-  width = keys.shape[-1]
-  if width <= head:
-    return np.argsort(keys, axis=-1)
-  part = np.argpartition(keys, head, axis=-1)
-  first = np.take_along_axis(keys, part[..., :head], axis=-1)
-  inner = np.argsort(first, axis=-1)
-  part[..., :head] = np.take_along_axis(part[..., :head], inner, axis=-1)
-  return part
-
-
-def _sort_tail(order: np.ndarray, keys: np.ndarray, k: int, r: int,
-               head: int = ORDER_HEAD) -> None:
-  """Orders ``order[k, r, head:]`` by key: after ``np.argpartition`` every
-  key there is above those in front, so the row is then fully sorted."""
-  tail = order[k, r, head:]
-  order[k, r, head:] = tail[np.argsort(keys[k, r, tail])]
 
 
 def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
@@ -282,8 +265,7 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
     valid[k] = ok
   keys = rng.random(valid.shape, dtype=np.float32)
   keys[~valid] = 2.0
-  order = _random_order(keys)
-  tail_sorted = np.zeros((max_ngram_size, n), dtype=bool)
+  order = np.argsort(keys, axis=2)
   available = valid.sum(axis=2)
   used = np.zeros((max_ngram_size, n), dtype=np.int64)
   budget = n_pred.astype(np.int64)
@@ -306,32 +288,41 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
     pop = np.take_along_axis(pop, k[None], axis=0)[0]  # [block, a]
     used[:, active] += onehot.sum(axis=1)
     has = pop < available[k, active[None, :]]
-    if words > ORDER_HEAD:
-      deep = has & (pop >= ORDER_HEAD) & ~tail_sorted[k, active[None, :]]
-      for kk, rr in set(zip(k[deep].tolist(),
-                            np.broadcast_to(active, k.shape)[deep].tolist())):
-        _sort_tail(order, keys, kk, rr)
-        tail_sorted[kk, rr] = True
     start = order[k, active[None, :], np.minimum(pop, words - 1)]
-    length = (table.end[active[None, :], np.minimum(start + k, words - 1)]
-              - table.begin[active[None, :], start])
+    stop = np.minimum(start + k, words - 1)  # the n-gram's last word
+    first_token = table.begin[active[None, :], start]
+    end_token = table.end[active[None, :], stop]
+    length = end_token - first_token
+    # Words masked before this block, in the n-gram's range of words.
+    masked = np.cumsum(word_taken[active], axis=1)  # [a, words]
+    rows_index = np.arange(a)[None, :]
+    before = np.where(start > 0,
+                      masked[rows_index, np.maximum(start - 1, 0)], 0)
+    free = masked[rows_index, stop] - before == 0
+    # Two n-grams of the block that share a position cannot both be kept.
+    clash = ((first_token[:, None, :] < end_token[None, :, :])
+             & (first_token[None, :, :] < end_token[:, None, :]))
+    room = budget[active] - taken[active]
+    kept = np.zeros((block, a), dtype=bool)
     for t in range(block):
-      room = budget[active] - taken[active]
-      fits = has[t] & (length[t] <= room)
-      rows_t = active[fits]
-      if not rows_t.size:
-        continue
-      first, size = start[t][fits], k[t][fits] + 1
-      pair_rows, pair_words, owner = _spans_of(rows_t, first, size)
-      overlap = np.bincount(owner, weights=word_taken[pair_rows, pair_words],
-                            minlength=rows_t.size) > 0
-      keep = ~overlap[owner]
-      rows = rows_t[~overlap]
-      word_taken[pair_rows[keep], pair_words[keep]] = True
-      word_unit[pair_rows[keep], pair_words[keep]] = units[pair_rows[keep]]
-      units[rows] += 1
-      taken[rows] += length[t][fits][~overlap]
-      np.add.at(counts, size[~overlap] - 1, 1)
+      ok = has[t] & free[t] & (length[t] <= room)
+      if t:
+        ok &= ~(kept[:t] & clash[:t, t]).any(axis=0)
+      kept[t] = ok
+      room = room - np.where(ok, length[t], 0)
+    taken[active] = budget[active] - room
+    step, column = np.nonzero(kept)  # in step order
+    order_in_row = np.argsort(column, kind="stable")
+    step, column = step[order_in_row], column[order_in_row]
+    rows = active[column]
+    rank = np.arange(rows.size) - np.searchsorted(column, column)
+    unit_of = units[rows] + rank
+    units[active] += kept.sum(axis=0)
+    size = k[step, column] + 1
+    pair_rows, pair_words, owner = _spans_of(rows, start[step, column], size)
+    word_taken[pair_rows, pair_words] = True
+    word_unit[pair_rows, pair_words] = unit_of[owner]
+    counts += np.bincount(size - 1, minlength=max_ngram_size)
     room = budget[active] - taken[active]
     still_open = ((used[:, active] < available[:, active])
                   & (sizes[:, None] + 1 <= room[None, :])).any(axis=0)
