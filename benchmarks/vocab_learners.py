@@ -1,0 +1,65 @@
+"""TF Text's WordPiece learner against ``tokenizers``' WordPiece trainer, on
+the same word counts.
+
+Usage:
+  pip install -e '.[bench]'   # TF Text's learner
+  python -m benchmarks.vocab_learners --train=corpus.txt --held_out=other.txt \\
+      [--pieces=1500]
+
+Counts the words of ``--train`` (lines format) as ``pipelines.learn_vocab``
+does, learns ``--pieces`` pieces with each learner from those counts
+(``tokenizers`` takes text, so it is given each word as often as it was
+counted; ``transforms.vocabulary.learn_wordpiece``), lays both out as BERT's vocab.txt, and prints for each: seconds
+to learn, pieces per word and ``[UNK]`` share on ``--held_out``.
+"""
+
+import argparse
+import time
+
+from transforms import vocabulary
+from transforms.tokenization import build_tokenizer
+
+
+def _lines(path):
+  with open(path, encoding="utf-8") as f:
+    return [line.strip() for line in f if line.strip()]
+
+
+def evaluate(tokens, lines):
+  tokenizer = build_tokenizer(tokens, True)
+  split = vocabulary.bert_word_splitter(True)
+  unk = tokens.index("[UNK]")
+  words = pieces = unknown = 0
+  for line in lines:
+    words += len(split(line))
+    ids = tokenizer.encode(line).ids
+    pieces += len(ids)
+    unknown += ids.count(unk)
+  return pieces / words, unknown / pieces
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--train", required=True)
+  parser.add_argument("--held_out", required=True)
+  parser.add_argument("--pieces", type=int, default=1500)
+  args = parser.parse_args(argv)
+  counts = vocabulary.count_words(_lines(args.train),
+                                  vocabulary.bert_word_splitter(True))
+  word_counts = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+  held_out = _lines(args.held_out)
+  print("%d words, %d distinct" % (sum(counts.values()), len(counts)))
+  for name, learn in (("tf_text", vocabulary.learn_wordpiece_tf_text),
+                      ("tokenizers", vocabulary.learn_wordpiece)):
+    start = time.process_time()
+    learned = learn(word_counts, args.pieces)
+    seconds = time.process_time() - start
+    tokens = vocabulary.bert_layout(learned, len(vocabulary.RESERVED)
+                                    + args.pieces)
+    per_word, unknown = evaluate(tokens, held_out)
+    print("%-10s %6.2f CPU s, %d tokens, %.3f pieces per held-out word, "
+          "%.4f [UNK]" % (name, seconds, len(tokens), per_word, unknown))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,168 @@
+"""Learn a BERT WordPiece ``vocab.txt`` from a corpus, as an Apache Beam job.
+
+Usage:
+  python -m pipelines.learn_vocab --input='corpus/*.txt' --output=vocab.txt \\
+      [--input_format=lines|wikiextractor|jsonl|parquet] [--vocab_size=30522] \\
+      [--do_lower_case=true] [--max_words=1000000] [Beam flags]
+
+Reads the corpus as ``pipelines.mlm`` does (same formats, compression,
+runners), counts BERT's words in Beam (``transforms.vocabulary.CountWords``),
+then learns the pieces from the counts on this machine with ``tokenizers``'
+WordPiece trainer and writes them in BERT's layout; ``pipelines.mlm
+--vocab_file`` takes the file as it is.
+"""
+
+import argparse
+import json
+import logging
+import sys
+from typing import Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import mlm, outputs
+from pipelines.options import MlmOptions, UsageError, input_patterns
+from runners import direct
+from transforms import vocabulary
+from transforms.reading import ReadDocuments, match_input_root
+
+
+class LearnVocabOptions(PipelineOptions):
+  """The flags of ``python -m pipelines.learn_vocab`` that the MLM job does
+  not have; ``--input``, ``--input_format``, ``--text_field``, ``--output``,
+  ``--do_lower_case`` and ``--overwrite`` are ``MlmOptions``' (one flag, one
+  meaning, in both commands)."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    group = parser.add_argument_group("vocabulary")
+    group.add_argument("--vocab_size", type=int, default=30522,
+                       help="Tokens in the vocabulary, BERT's %d reserved "
+                       "slots included (BERT's: 30522)."
+                       % len(vocabulary.RESERVED))
+    group.add_argument("--max_words", type=int, default=1000000,
+                       help="Distinct words kept for learning, the most "
+                       "frequent first: what bounds the memory of the count "
+                       "and of the learner.")
+
+
+SHARED_FLAGS = ("--input", "--input_format", "--text_field", "--output",
+                "--do_lower_case", "--overwrite")
+
+
+def _help_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="python -m pipelines.learn_vocab",
+                                   description=__doc__.split("\n")[0])
+  shared = argparse.ArgumentParser(add_help=False)
+  MlmOptions._add_argparse_args(shared)  # pylint: disable=protected-access
+  group = parser.add_argument_group("input and output")
+  for action in shared._actions:  # pylint: disable=protected-access
+    if action.option_strings and action.option_strings[0] in SHARED_FLAGS:
+      help_text = ("The vocab.txt to write (local or s3://)."
+                   if action.dest == "output" else action.help)
+      group.add_argument(*action.option_strings, default=action.default,
+                         help=help_text, choices=action.choices,
+                         metavar=action.metavar)
+  LearnVocabOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+  return parser
+
+
+def check(argv: Sequence[str]):
+  """Options, checked before any work; raises UsageError."""
+  unknown = mlm._unknown_flags(argv)  # pylint: disable=protected-access
+  if unknown:
+    raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
+  options = PipelineOptions(list(argv))
+  opts = argparse.Namespace(**options.view_as(MlmOptions).get_all_options(
+      retain_unknown_options=False))
+  if not opts.input:
+    raise UsageError("--input is required (a file pattern, or several "
+                     "separated by commas)")
+  if not opts.output:
+    raise UsageError("--output is required (the vocab.txt to write)")
+  if opts.vocab_size < vocabulary.MIN_VOCAB_SIZE:
+    raise UsageError("--vocab_size must be at least %d (BERT's %d reserved "
+                     "slots and room for the pieces), got %d"
+                     % (vocabulary.MIN_VOCAB_SIZE, len(vocabulary.RESERVED),
+                        opts.vocab_size))
+  if opts.max_words < 100:
+    raise UsageError("--max_words must be at least 100, got %d"
+                     % opts.max_words)
+  FileSystems.set_options(options)
+  for pattern in input_patterns(opts):
+    matched = FileSystems.match([pattern])[0].metadata_list
+    if not matched:
+      raise UsageError("no file matches --input pattern %r" % pattern)
+    if opts.input_format == "parquet":
+      mlm.check_parquet_column(matched[0].path, opts.text_field)
+  if FileSystems.exists(opts.output) and not opts.overwrite:
+    raise UsageError("%s exists; pass --overwrite to replace it"
+                     % opts.output)
+  return options, opts
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if "--help" in argv or "-h" in argv:
+    _help_parser().print_help()
+    return 0
+  argv = direct.with_defaults(argv)
+  try:
+    options, opts = check(argv)
+  except UsageError as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 2
+  counts_path = opts.output + ".counts.json"
+  patterns = input_patterns(opts)
+  with beam.Pipeline(options=options) as pipeline:
+    docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
+        patterns, input_format=opts.input_format,
+        text_field=opts.text_field, root=match_input_root(patterns))
+    _ = rejected | "CountRejected" >> beam.Map(lambda _: None)
+    _ = (docs
+         | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
+                                                 opts.max_words)
+         | "WriteCounts" >> beam.Map(_write_json, counts_path))
+  result = pipeline.result
+  summary = outputs.collect_metrics(result)
+  with FileSystems.open(counts_path) as f:
+    word_counts = [tuple(kv) for kv in json.loads(f.read().decode("utf-8"))]
+  FileSystems.delete([counts_path])
+  try:
+    learned = vocabulary.learn_wordpiece(
+        word_counts, opts.vocab_size - len(vocabulary.RESERVED))
+  except ValueError as e:
+    print("error: %s: the input held no text (%d documents read)"
+          % (e, summary["counts"].get("documents_read", 0)), file=sys.stderr)
+    return 1
+  tokens = vocabulary.bert_layout(learned, opts.vocab_size)
+  with FileSystems.create(opts.output) as f:
+    f.write(("\n".join(tokens) + "\n").encode("utf-8"))
+  rejected_count = summary["counts"].get("rejected_records", 0)
+  logging.info(
+      "wrote %s: %d tokens (%d reserved, %d learned) from %d words, %d "
+      "distinct kept, of %d documents; %d records set aside%s",
+      opts.output, len(tokens), len(vocabulary.RESERVED),
+      len(tokens) - len(vocabulary.RESERVED),
+      summary["counts"].get("words", 0), len(word_counts),
+      summary["counts"].get("documents_read", 0), rejected_count,
+      " (%s)" % ", ".join("%s %d" % kv for kv in summary["rejected"].items())
+      if rejected_count else "")
+  return 0
+
+
+def _write_json(top, path):
+  with FileSystems.create(path) as f:
+    f.write(json.dumps(top).encode("utf-8"))
+
+
+def main() -> None:
+  logging.basicConfig(level=logging.INFO,
+                      format="%(asctime)s %(levelname)s %(message)s")
+  sys.exit(run())
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,137 @@
+"""python -m pipelines.learn_vocab: BERT's layout, a vocabulary that
+tokenizes held-out text of its source well, and the refusals."""
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO, read_examples, run_cli, sample_documents
+from transforms import vocabulary
+from transforms.tokenization import build_tokenizer
+
+SYLLABLES = ["ka", "to", "ri", "mun", "del", "sa", "ve", "lon", "tri", "pa",
+             "ne", "gor", "li", "ba", "xu", "mer", "ost", "ing", "ed", "qua"]
+
+
+def _lexicon(size=4000, seed=0):
+  rng = random.Random(seed)
+  words = set()
+  while len(words) < size:
+    words.add("".join(rng.choice(SYLLABLES)
+                      for _ in range(rng.randint(1, 4))))
+  return sorted(words)
+
+
+def _generated_documents(count, seed):
+  """Documents of pseudo-words drawn with Zipf's law from one lexicon, so
+  frequent words repeat and rare ones are built of common syllables."""
+  lexicon = _lexicon()
+  weights = [1.0 / (rank + 1) for rank in range(len(lexicon))]
+  rng = random.Random(seed)
+  docs = []
+  for _ in range(count):
+    docs.append([" ".join(rng.choices(lexicon, weights,
+                                      k=rng.randint(5, 20))).capitalize() + "."
+                 for _ in range(rng.randint(3, 12))])
+  return docs
+
+
+def _write(path, docs):
+  with open(path, "w", encoding="utf-8") as f:
+    for doc in docs:
+      f.write("\n".join(doc) + "\n\n")
+  return str(path)
+
+
+def _learn(corpus, out, extra=(), check=True):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run([sys.executable, "-m", "pipelines.learn_vocab",
+                         "--input=" + corpus, "--output=" + out] + list(extra),
+                        cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=600)
+  if check:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _pieces_and_unknowns(vocab_path, docs):
+  with open(vocab_path, encoding="utf-8") as f:
+    tokens = [line.rstrip("\n") for line in f]
+  tokenizer = build_tokenizer(tokens, True)
+  split = vocabulary.bert_word_splitter(True)
+  words = pieces = unknown = 0
+  for doc in docs:
+    for sentence in doc:
+      words += len(split(sentence))
+      ids = tokenizer.encode(sentence).ids
+      pieces += len(ids)
+      unknown += sum(1 for i in ids if i == tokens.index("[UNK]"))
+  return pieces / words, unknown / pieces
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+  """Vocabularies learned from all of a corpus and from a quarter of it."""
+  root = tmp_path_factory.mktemp("vocab")
+  train = sample_documents() + _generated_documents(1600, seed=1)
+  random.Random(2).shuffle(train)
+  full = _write(root / "full.txt", train)
+  quarter = _write(root / "quarter.txt", train[:len(train) // 4])
+  extra = ["--vocab_size=%d" % (len(vocabulary.RESERVED) + 1500)]
+  _learn(full, str(root / "full-vocab.txt"), extra)
+  _learn(quarter, str(root / "quarter-vocab.txt"), extra)
+  return root
+
+
+def test_bert_layout(learned):
+  with open(learned / "full-vocab.txt", encoding="utf-8") as f:
+    tokens = [line.rstrip("\n") for line in f]
+  assert len(tokens) <= len(vocabulary.RESERVED) + 1500
+  assert len(tokens) == len(set(tokens))
+  assert tokens[0] == "[PAD]" and tokens[1] == "[unused0]"
+  assert tokens[100:104] == ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+  assert tokens[998] == "[unused993]"
+  # The shipped BERT vocabulary has the same reserved slots.
+  with open(os.path.join(REPO, "pipelines", "vocab",
+                         "bert-base-uncased-vocab.txt"), encoding="utf-8") as f:
+    bert = [line.rstrip("\n") for line in f]
+  assert tokens[:999] == bert[:999]
+  assert any(t.startswith("##") for t in tokens[999:])
+
+
+def test_held_out_text_tokenizes_well(learned):
+  held_out = _generated_documents(200, seed=3)
+  full = _pieces_and_unknowns(learned / "full-vocab.txt", held_out)
+  quarter = _pieces_and_unknowns(learned / "quarter-vocab.txt", held_out)
+  assert full[1] < 0.01 and quarter[1] < 0.01
+  # More data, fewer pieces per word on text it has not seen.
+  assert full[0] < quarter[0], (full, quarter)
+
+
+def test_the_mlm_job_takes_the_vocabulary(learned, tmp_path):
+  out = str(tmp_path / "out")
+  run_cli(["--input=" + str(learned / "quarter.txt"), "--output=" + out,
+           "--vocab_file=" + str(learned / "full-vocab.txt"),
+           "--dupe_factor=1"])
+  assert read_examples(out)
+
+
+def test_refusals(learned, tmp_path):
+  corpus = str(learned / "quarter.txt")
+  for extra, message in (
+      (["--vocab_size=500"], "--vocab_size must be at least"),
+      (["--max_words=10"], "--max_words must be at least 100"),
+      (["--input_format=xml"], "--input_format"),
+      (["--vocab_sise=3000"], "unknown flag --vocab_sise")):
+    proc = _learn(corpus, str(tmp_path / "v.txt"), extra, check=False)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr
+    assert message in errors[0], errors
+  proc = _learn(corpus, str(learned / "full-vocab.txt"), check=False)
+  assert proc.returncode == 2 and "exists; pass --overwrite" in proc.stderr
+  proc = _learn(str(tmp_path / "none*.txt"), str(tmp_path / "v.txt"),
+                check=False)
+  assert proc.returncode == 2 and "no file matches" in proc.stderr
