@@ -235,7 +235,7 @@ def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
 
 
 def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
-                  rng: np.random.Generator, block: int = 24
+                  rng: np.random.Generator, block: int = 8
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """``(chosen, unit, words)``: positions chosen by n-gram masking, as TF
   Model Garden's ``create_pretraining_data.py --max_ngram_size=N`` chooses
