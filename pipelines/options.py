@@ -242,11 +242,15 @@ def resolve(opts: MlmOptions) -> None:
   """Fills in the objective flags left out (None): from ``--preset``, then
   from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
   ``--masking=none``. A preset's choice of what static masking masks is
-  dropped when ``--masking=none`` is asked for."""
+  dropped when ``--masking=none`` is asked for, its n-grams when
+  ``--span_masking`` is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
   if opts.masking == "none":
     for name in MASKING_CHOICES:
       preset.pop(name, None)
+  if opts.span_masking != "none":
+    # Spans asked for replace the preset's n-grams (two ways to choose).
+    preset.pop("max_ngram_size", None)
   for name, default in BASE_DEFAULTS.items():
     if getattr(opts, name) is None:
       setattr(opts, name, preset.get(name, default))

@@ -354,6 +354,10 @@ def test_presets_expand_and_explicit_flags_win():
   assert albert_dynamic.max_ngram_size == 0
   assert not albert_dynamic.do_whole_word_mask
   options.validate(albert_dynamic)
+  # Spans asked for replace the preset's n-grams.
+  albert_spans = _resolved(["--preset=albert", "--span_masking=geometric"])
+  assert albert_spans.max_ngram_size == 0 and albert_spans.sentence_task == "sop"
+  options.validate(albert_spans)
   # A flag given with the default's value still wins over the preset.
   assert _resolved(["--preset=roberta", "--max_seq_length=128"]
                    ).max_seq_length == 128
@@ -641,3 +645,18 @@ def test_ngram_masking_matches_model_garden(model_garden):
                               ("masked_replaced_random", "random")):
     assert abs(ours[ours_name] / ours["masked_tokens"]
                - ref_kinds[ref_name] / total) < 0.02, ours_name
+
+
+def test_ngrams_longer_than_every_row():
+  """Rows of two or three words with --max_ngram_size=5: no n-gram of 4 or
+  5 words exists, and nothing breaks (a short batch, a pool's last)."""
+  rows = [[CLS, 2001, 2002, SEP], [CLS, 2003, 3004, 2005, SEP],
+          [CLS, 2006, SEP, 2007, SEP]]
+  batch = _batch(rows, 8)
+  for size in (3, 4, 5, 6):
+    out, counts = masking.mask_batch(
+        batch, masking.MaskingParams(max_ngram_size=size, masked_lm_prob=1.0),
+        5000, MASK, _continuation(), np.random.default_rng(size),
+        special_ids=(CLS, SEP))
+    assert out.num_predictions.tolist() == [2, 3, 2]
+    assert counts["masked_ngrams"] >= 3

@@ -258,6 +258,8 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
   # valid[k, r, i]: an n-gram of k + 1 words starts at word i.
   valid = np.zeros((max_ngram_size, n, words), dtype=bool)
   for k in sizes:
+    if k >= words:
+      break  # no row has k + 1 words
     ok = index + k < table.count[:, None]
     if k:
       ok[:, :words - k] &= (table.run[:, :words - k] == table.run[:, k:])
