@@ -27,6 +27,7 @@ from pipelines.options import MlmOptions, UsageError, input_patterns
 from runners import direct
 from transforms import vocabulary
 from transforms.reading import ReadDocuments, match_input_root
+from transforms.rejects import REJECTED_DIR, WriteRejected
 
 
 class LearnVocabOptions(PipelineOptions):
@@ -117,10 +118,13 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   counts_path = opts.output + ".counts.json"
   patterns = input_patterns(opts)
   with beam.Pipeline(options=options) as pipeline:
+    root = match_input_root(patterns)
     docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
         patterns, input_format=opts.input_format,
-        text_field=opts.text_field, root=match_input_root(patterns))
-    _ = rejected | "CountRejected" >> beam.Map(lambda _: None)
+        text_field=opts.text_field, root=root)
+    # Records the reader sets aside are listed beside the vocabulary.
+    _ = rejected | "WriteRejected" >> WriteRejected(
+        FileSystems.split(opts.output)[0], root)
     _ = (docs
          | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
                                                  opts.max_words)
@@ -148,7 +152,9 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
       len(tokens) - len(vocabulary.RESERVED),
       summary["counts"].get("words", 0), len(word_counts),
       summary["counts"].get("documents_read", 0), rejected_count,
-      " (%s)" % ", ".join("%s %d" % kv for kv in summary["rejected"].items())
+      " (%s; listed in %s)" % (
+          ", ".join("%s %d" % kv for kv in summary["rejected"].items()),
+          FileSystems.join(FileSystems.split(opts.output)[0], REJECTED_DIR))
       if rejected_count else "")
   return 0
 

@@ -135,3 +135,17 @@ def test_refusals(learned, tmp_path):
   proc = _learn(str(tmp_path / "none*.txt"), str(tmp_path / "v.txt"),
                 check=False)
   assert proc.returncode == 2 and "no file matches" in proc.stderr
+
+
+def test_bad_records_are_listed_beside_the_vocabulary(tmp_path):
+  corpus = tmp_path / "c.jsonl"
+  good = ['{"text": "%s"}' % " ".join(doc) for doc in sample_documents()]
+  corpus.write_text("\n".join(good + ["not json at all"]) + "\n")
+  out = tmp_path / "v" / "vocab.txt"
+  out.parent.mkdir()
+  proc = _learn(str(corpus), str(out), ["--input_format=jsonl",
+                                        "--vocab_size=1300"])
+  assert "1 records set aside (malformed_jsonl_lines 1" in proc.stderr
+  [listing] = list((tmp_path / "v" / "_rejected").glob("rejected-*.jsonl"))
+  assert "malformed_jsonl_lines" in listing.read_text()
+  assert out.exists()
