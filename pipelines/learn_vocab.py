@@ -26,7 +26,8 @@ from pipelines import mlm, outputs
 from pipelines.options import MlmOptions, UsageError, input_patterns
 from runners import direct
 from transforms import vocabulary
-from transforms.reading import ReadDocuments, match_input_root
+from transforms.paths import match_input_root
+from transforms.reading import ReadDocuments
 from transforms.rejects import REJECTED_DIR, WriteRejected
 
 
@@ -96,8 +97,8 @@ def check(argv: Sequence[str]):
     matched = FileSystems.match([pattern])[0].metadata_list
     if not matched:
       raise UsageError("no file matches --input pattern %r" % pattern)
-    if opts.input_format == "parquet":
-      mlm.check_parquet_column(matched[0].path, opts.text_field)
+    mlm.check_first_file([m.path for m in matched], opts.input_format,
+                         opts.text_field)
   if FileSystems.exists(opts.output) and not opts.overwrite:
     raise UsageError("%s exists; pass --overwrite to replace it"
                      % opts.output)

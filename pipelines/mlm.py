@@ -31,15 +31,20 @@ from pipelines import outputs
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
                                resolve, validate)
 from runners import direct, flink
+from transforms import wikidump
 from transforms.examples import (WriteExamples, feature_lengths,
                                  write_schema)
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
-from transforms.reading import ReadDocuments, match_input_root
+from transforms.paths import match_input_root
+from transforms.reading import ReadDocuments
 from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
                                      load_tokenizer)
+
+# How much of a dump's start check_wikidump reads for its <mediawiki>.
+_DUMP_HEAD_BYTES = 64 << 10
 
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
@@ -48,7 +53,7 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   """Wires the stages; returns the PCollection of written shard names.
   ``pool_dir``: gather the pools through files there (see CreateInstances).
   ``input_root``: what document ids are relative to (by default the longest
-  directory prefix of the matched files, see reading.input_root)."""
+  directory prefix of the matched files, see paths.input_root)."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
@@ -166,8 +171,8 @@ def check(argv: Sequence[str]):
                        % (pattern, str(e).splitlines()[0])) from None
     if not matched:
       raise UsageError("no file matches --input pattern %r" % pattern)
-    if opts.input_format == "parquet":
-      check_parquet_column(matched[0].path, opts.text_field)
+    check_first_file([m.path for m in matched], opts.input_format,
+                     opts.text_field)
   s3_kwargs = s3_client_kwargs_from(options)
   try:
     _, vocab = load_tokenizer(
@@ -182,6 +187,37 @@ def check(argv: Sequence[str]):
           "produced: for a cased model pass --do_lower_case=false"
           % opts.vocab_file, file=sys.stderr)
   return options, opts, vocab, s3_kwargs
+
+
+def check_first_file(paths: Sequence[str], input_format: str,
+                     text_field: str) -> None:
+  """Raises UsageError when the first of a pattern's ``paths`` cannot be
+  read as ``input_format`` (Parquet: its column; dumps: its XML root), so a
+  wrong format or column fails before the job; another bad file is set aside
+  during the job."""
+  if input_format == "parquet":
+    check_parquet_column(paths[0], text_field)
+  elif input_format == "wikidump":
+    dumps = [p for p in paths if not wikidump.is_index_file(p)]
+    if not dumps:
+      raise UsageError("%s holds only multistream indexes, no dump "
+                       "(--input_format=wikidump)" % paths[0])
+    check_wikidump(dumps[0])
+
+
+def check_wikidump(path: str) -> None:
+  """Raises UsageError unless the (decompressed) start of ``path`` holds a
+  ``<mediawiki`` element, as every MediaWiki XML dump's does."""
+  try:
+    with FileSystems.open(path) as f:
+      head = f.read(_DUMP_HEAD_BYTES)
+  except Exception as e:  # pylint: disable=broad-except
+    raise UsageError("cannot read %s (--input_format=wikidump): %s"
+                     % (path, _first_line(e))) from None
+  if b"<mediawiki" not in head:
+    raise UsageError("%s does not look like a MediaWiki XML dump "
+                     "(--input_format=wikidump): no <mediawiki> element in "
+                     "its first %d KiB" % (path, _DUMP_HEAD_BYTES >> 10))
 
 
 def check_parquet_column(path: str, text_field: str) -> None:

@@ -95,7 +95,9 @@ class MlmOptions(PipelineOptions):
         "(BERT's format). wikiextractor: WikiExtractor output, each <doc> is "
         "a document, its title line dropped. jsonl: one JSON object per line. "
         "parquet: one document per row of the --text_field column, files "
-        "split across workers by row groups.")
+        "split across workers by row groups. wikidump: a MediaWiki "
+        "pages-articles XML dump (.xml, .bz2 or multistream .bz2, split "
+        "across workers by its bz2 streams), one document per article.")
     group.add_argument(
         "--text_field", default="text",
         help="With --input_format=jsonl or parquet: the field (column) "

@@ -14,6 +14,7 @@ import zstandard
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import local_test_pipeline, read_source
+from transforms import paths
 from transforms import reading
 from transforms import rejects
 
@@ -149,10 +150,10 @@ def test_document_ids_are_unique_across_folders(tmp_path):
       str(tmp_path / "text" / f / "wiki_00"), "wikiextractor", root=root))
   assert ids == ["AA/wiki_00:0", "AB/wiki_00:0"]
   # The ids do not depend on where the corpus lives, nor on file order.
-  assert reading.input_root(["s3://bucket/x/text/AB/wiki_00",
+  assert paths.input_root(["s3://bucket/x/text/AB/wiki_00",
                              "s3://bucket/x/text/AA/wiki_00"]) == (
                                  "s3://bucket/x/text/")
-  assert reading.input_root(["/data/one.txt"]) == "/data/"
+  assert paths.input_root(["/data/one.txt"]) == "/data/"
   assert reading.relative_name("/data/one.txt", "/data/") == "one.txt"
 
 

@@ -40,6 +40,17 @@ COUNTERS = {
     "empty_documents_dropped": "documents with no text (an empty JSONL text, "
                                "a WikiExtractor article with only its "
                                "title) or, after tokenizing, no token",
+    "wiki_pages_read": "pages of --input_format=wikidump dumps read",
+    "wiki_pages_skipped_namespace": "dump pages outside namespace 0 "
+                                    "(talk, user, file, template … pages)",
+    "wiki_pages_skipped_redirect": "dump pages that are redirects",
+    "wiki_pages_skipped_disambiguation": "dump pages that are disambiguation "
+                                         "pages",
+    "wiki_pages_empty": "articles with no text left once markup is removed",
+    "wiki_pages_unparsed": "articles whose wikitext mwparserfromhell "
+                           "rejected, cleaned by patterns instead",
+    "wiki_pages_malformed_xml": "dump pages that are not well-formed XML, "
+                                "their text taken out by pattern",
     # Tokenizing
     "documents": "documents with at least one token",
     "sentences": "sentences with at least one token",

@@ -1,15 +1,18 @@
 """ReadDocuments: files → ``(doc_id, [text lines])``, one element per document.
 
-Three input formats:
+The input formats:
 
 * ``lines``: BERT's format. One sentence per line; a blank line (after
   Unicode ``strip()``) ends a document. File boundaries also end one.
 * ``wikiextractor``: each ``<doc …>`` … ``</doc>`` block is one document. Its
   first non-blank line is the article title and is dropped.
 * ``jsonl``: one JSON object per line; the document text is one field.
+* ``parquet``: one document per row of a column (``ParquetDocumentSource``).
+* ``wikidump``: MediaWiki XML dumps, one document per article
+  (transforms/wikidump.py).
 
-Documents are found by a splittable ``FileBasedSource``: a large file is read
-as byte ranges by several workers. Each document is *claimed* at one byte
+Documents of the first three are found by a splittable ``FileBasedSource``:
+a large file is read as byte ranges by several workers. Each document is *claimed* at one byte
 offset (``lines``: the blank line before it, or offset 0; ``wikiextractor``:
 its ``<doc`` line; ``jsonl``: its own line) and belongs to the range holding
 that offset; a reader finishes its last document past the end of its range and
@@ -42,20 +45,22 @@ an ``s3://`` prefix) nor on the order of the files.
 import functools
 import json
 import logging
-import os
 import re
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
 from transforms import rejects
+from transforms import wikidump
+from transforms.paths import match_input_root, relative_name
 
-FORMATS = ("lines", "wikiextractor", "jsonl", "parquet")
+FORMATS = ("lines", "wikiextractor", "jsonl", "parquet", "wikidump")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+# Formats whose sources split compressed files themselves.
+_OWN_SPLITTING = ("parquet", "wikidump")
 DEFAULT_MAX_DOCUMENT_BYTES = 8 << 20
 BINARY_PROBE_BYTES = 8192
 MAX_JSONL_LINE_BYTES = 64 << 20
@@ -355,32 +360,6 @@ def looks_binary(head: bytes) -> bool:
   return replaced * 10 > len(head)
 
 
-def input_root(paths: Iterable[str]) -> str:
-  """The longest directory prefix (ending in ``/``, or empty) shared by
-  ``paths``: document ids are file names relative to it."""
-  paths = list(paths)
-  if not paths:
-    return ""
-  prefix = os.path.commonprefix(paths)
-  return prefix[:prefix.rfind("/") + 1]
-
-
-def match_input_root(patterns: Iterable[str]) -> str:
-  """``input_root`` of every file matching ``patterns`` (Beam's FileSystems:
-  local paths, globs, ``s3://``), spelled as the readers will see them."""
-  paths = []
-  for result in FileSystems.match(list(patterns)):
-    paths.extend(m.path for m in result.metadata_list)
-  return input_root(paths)
-
-
-def relative_name(file_name: str, root: str) -> str:
-  """``file_name`` relative to ``root``; its base name if outside it."""
-  if root and file_name.startswith(root):
-    return file_name[len(root):]
-  return file_name.rsplit("/", 1)[-1]
-
-
 class DocumentSource(filebasedsource.FileBasedSource):
   """A splittable source of documents in one of ``FORMATS``.
 
@@ -581,6 +560,8 @@ def _make_source(file_name: str, input_format: str, max_line_bytes: int,
                  max_doc_bytes: int, root: str, text_field: str = "text"):
   if input_format == "parquet":
     return ParquetDocumentSource(file_name, text_field, root)
+  if input_format == "wikidump":
+    return wikidump.WikiDumpSource(file_name, root)
   return DocumentSource(file_name, input_format, max_line_bytes, max_doc_bytes,
                         root)
 
@@ -653,8 +634,10 @@ class ReadDocuments(beam.PTransform):
         | "Patterns" >> beam.Create(sorted(self._patterns))
         | "ReadRanges" >> filebasedsource.ReadAllFiles(
             splittable=True,
+            # Parquet and dumps are split by byte ranges even when .bz2:
+            # their sources find their own row groups and bz2 streams.
             compression_type=(CompressionTypes.UNCOMPRESSED
-                              if self._format == "parquet"
+                              if self._format in _OWN_SPLITTING
                               else CompressionTypes.AUTO),
             desired_bundle_size=self._desired_bundle_size,
             min_bundle_size=1 << 20,

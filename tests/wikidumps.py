@@ -1,0 +1,110 @@
+"""Writes small MediaWiki XML dumps for the tests, in the export schema 0.11
+(https://www.mediawiki.org/xml/export-0.11.xsd): plain XML, single-stream
+bz2, and Wikimedia's multistream layout with its index.
+
+The multistream layout, as Wikimedia's dumps have it: one bz2 stream for the
+``<mediawiki>``/``<siteinfo>`` header, one stream per ``pages_per_stream``
+pages, one stream for the closing tag; the index is bz2-compressed text, one
+line ``offset:page_id:title`` per page, ``offset`` being the byte offset of
+the page's stream in the dump.
+"""
+
+import bz2
+import dataclasses
+from typing import List, Optional, Sequence
+from xml.sax.saxutils import escape, quoteattr
+
+NAMESPACES = [(-2, "Media"), (-1, "Special"), (0, ""), (1, "Talk"),
+              (2, "User"), (6, "File"), (10, "Template"), (14, "Category")]
+
+
+@dataclasses.dataclass
+class WikiPage:
+  title: str
+  text: str
+  namespace: int = 0
+  redirect: Optional[str] = None
+  page_id: int = 0
+
+
+def header(namespaces=NAMESPACES, lang: str = "en") -> str:
+  lines = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" '
+           'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+           'version="0.11" xml:lang="%s">' % lang,
+           "  <siteinfo>", "    <sitename>Wikipedia</sitename>",
+           "    <dbname>%swiki</dbname>" % lang,
+           "    <case>first-letter</case>", "    <namespaces>"]
+  for key, name in namespaces:
+    if name:
+      lines.append('      <namespace key="%d" case="first-letter">%s'
+                   '</namespace>' % (key, escape(name)))
+    else:
+      lines.append('      <namespace key="%d" case="first-letter" />' % key)
+  lines += ["    </namespaces>", "  </siteinfo>", ""]
+  return "\n".join(lines)
+
+
+FOOTER = "</mediawiki>\n"
+
+
+def page_xml(page: WikiPage) -> str:
+  lines = ["  <page>", "    <title>%s</title>" % escape(page.title),
+           "    <ns>%d</ns>" % page.namespace, "    <id>%d</id>" % page.page_id]
+  if page.redirect is not None:
+    lines.append("    <redirect title=%s />" % quoteattr(page.redirect))
+  lines += ["    <revision>", "      <id>%d</id>" % (page.page_id * 10),
+            "      <timestamp>2026-01-01T00:00:00Z</timestamp>",
+            "      <contributor>", "        <username>Test</username>",
+            "        <id>1</id>", "      </contributor>",
+            "      <model>wikitext</model>", "      <format>text/x-wiki</format>",
+            '      <text bytes="%d" xml:space="preserve">%s</text>'
+            % (len(page.text.encode()), escape(page.text)),
+            "    </revision>", "  </page>", ""]
+  return "\n".join(lines)
+
+
+def numbered(pages: Sequence[WikiPage]) -> List[WikiPage]:
+  """``pages`` with ids 1, 2, … where they have none."""
+  return [dataclasses.replace(p, page_id=p.page_id or i + 1)
+          for i, p in enumerate(pages)]
+
+
+def dump_text(pages: Sequence[WikiPage], **kwargs) -> str:
+  return header(**kwargs) + "".join(map(page_xml, numbered(pages))) + FOOTER
+
+
+def write_plain(path: str, pages: Sequence[WikiPage], **kwargs) -> None:
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(dump_text(pages, **kwargs))
+
+
+def write_single_stream_bz2(path: str, pages: Sequence[WikiPage]) -> None:
+  with open(path, "wb") as f:
+    f.write(bz2.compress(dump_text(pages).encode("utf-8")))
+
+
+def write_multistream(path: str, pages: Sequence[WikiPage],
+                      index_path: Optional[str] = None,
+                      pages_per_stream: int = 100) -> List[int]:
+  """Writes the dump (and its index when ``index_path`` is given); returns
+  the byte offset of every stream."""
+  pages = numbered(pages)
+  streams = [header()]
+  groups = [pages[i:i + pages_per_stream]
+            for i in range(0, len(pages), pages_per_stream)]
+  streams += ["".join(map(page_xml, group)) for group in groups]
+  streams.append(FOOTER)
+  offsets, index_lines, offset = [], [], 0
+  with open(path, "wb") as f:
+    for i, text in enumerate(streams):
+      data = bz2.compress(text.encode("utf-8"))
+      offsets.append(offset)
+      if 0 < i <= len(groups):
+        index_lines += ["%d:%d:%s" % (offset, p.page_id, p.title)
+                        for p in groups[i - 1]]
+      f.write(data)
+      offset += len(data)
+  if index_path is not None:
+    with open(index_path, "wb") as f:
+      f.write(bz2.compress(("\n".join(index_lines) + "\n").encode("utf-8")))
+  return offsets

@@ -1,0 +1,647 @@
+"""Wikipedia's own dumps as documents, without WikiExtractor.
+
+Reads MediaWiki ``pages-articles`` XML dumps (export schema 0.10/0.11,
+https://www.mediawiki.org/xml/export-0.11.xsd): ``<mediawiki>``, a
+``<siteinfo>`` header naming the namespaces, then one ``<page>`` per page with
+its ``<title>``, ``<ns>``, ``<redirect title=…/>`` when it is one, and the
+wikitext of its revision in ``<revision><text>``.
+
+One document per article: namespace 0 only; redirects and disambiguation
+pages skipped; the wikitext turned into paragraphs of plain text
+(``wikitext_paragraphs``), which the sentence stage then splits.
+
+How a file is split across workers (``WikiDumpSource``):
+
+* ``.bz2`` — plain or *multistream*. A multistream dump
+  (``…-pages-articles-multistream.xml.bz2``) is a concatenation of bz2
+  streams: the first holds the header, each next one 100 pages. Each stream is
+  claimed at its byte offset, so byte ranges of one file go to different
+  workers and none decompresses what it does not own. A range finds its first
+  stream with the index (``…-multistream-index.txt.bz2`` beside the dump,
+  lines ``offset:page_id:title``) when there is one, and otherwise by scanning
+  the compressed bytes for a stream header (``BZh`` + level + the block magic
+  ``0x314159265359``); each further stream starts where the previous one
+  ended. A single-stream ``.bz2`` is one stream: one worker reads it.
+* Plain ``.xml``: each page is claimed at the offset of its ``<page>`` tag.
+* Other compressions (``.gz``, ``.zst``): one worker reads the whole file.
+
+Pages are cut out of the decompressed bytes one at a time (``PageSplitter``),
+so memory per worker is bounded by one page (a page over
+``MAX_PAGE_BYTES`` is set aside as ``oversized_wiki_pages``).
+
+Counters: ``wiki_pages_read`` (every page claimed), ``wiki_pages_skipped_
+namespace``, ``wiki_pages_skipped_redirect``, ``wiki_pages_skipped_
+disambiguation``, ``wiki_pages_empty`` (an article with no text left),
+``wiki_pages_unparsed`` (wikitext mwparserfromhell rejected: kept through a
+plainer regex clean-up), ``wiki_pages_malformed_xml`` (a page that is not
+well-formed XML: its text taken out by pattern).
+
+Document ids are ``path:offset#k``: the offset of the page's bz2 stream (of
+its ``<page>`` tag in plain XML), ``#k`` for the k-th page of a stream.
+"""
+
+import bisect
+import bz2
+import functools
+import html
+import logging
+import re
+import xml.etree.ElementTree as ET
+from typing import (Callable, FrozenSet, Iterator, List, NamedTuple, Optional,
+                    Tuple)
+
+from apache_beam.io import filebasedsource
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from transforms import metrics
+from transforms import rejects
+from transforms.paths import relative_name
+
+# Wikipedia's own limit on a page's wikitext is 2 MiB; escaped as XML with its
+# revision metadata a page stays far below this.
+MAX_PAGE_BYTES = 32 << 20
+# Compressed bytes fed to the decompressor at a time.
+_CHUNK = 1 << 18
+# The start of a bz2 stream: "BZh", the block size 1-9, then the first
+# block's magic (pi in BCD), or the end-of-stream magic for an empty stream.
+_STREAM_HEADER = re.compile(rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)")
+_HEADER_BYTES = 10
+_SITEINFO_BYTES = 1 << 20
+_PAGE_OPEN = b"<page>"
+_PAGE_CLOSE = b"</page>"
+
+# Namespaces whose links show nothing in an article's text (English names
+# and aliases; each dump's own names are read from its <siteinfo>).
+HIDDEN_LINK_NAMESPACES = frozenset({"file", "image", "media", "category"})
+_HIDDEN_NAMESPACE_KEYS = ("-2", "6", "14")  # Media, File, Category
+# An interlanguage link: [[de:Paris]], [[zh-min-nan:Paris]].
+_LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
+
+# Templates that mark a disambiguation page (English Wikipedia's
+# Template:Disambiguation and its redirects and variants), or the magic word.
+_DISAMBIGUATION = re.compile(
+    r"\{\{\s*(?:disambiguation|disambig|disamb|dab|dbig|hndis|geodis|"
+    r"numberdis|letter-numbercombdisambig|mathdab|schooldis|shipindex)"
+    r"\s*(?:\||\}\})|__DISAMBIG__", re.IGNORECASE)
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+_REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?(?:</ref\s*>|\Z)",
+                  re.DOTALL | re.IGNORECASE)
+# Templates ({{…}}) and tables ({|…|}, whose delimiters start a line).
+_BLOCK_TOKEN = re.compile(r"\{\{|\}\}|^[ \t]*\{\||^[ \t]*\|\}", re.MULTILINE)
+_MAGIC_WORD = re.compile(r"__[A-Z]+__")
+_LEFTOVER_QUOTES = re.compile(r"'{2,}")
+_EMPTY_PARENTHESES = re.compile(r"\(\s*[,;:]?\s*\)")
+_SPACE_BEFORE_PUNCTUATION = re.compile(r" +(?=[,.;:!?)])")
+_SPACES = re.compile(r"[ \t]{2,}")
+# Tags whose contents are not article text.
+DROPPED_TAGS = frozenset({
+    "ref", "references", "math", "chem", "ce", "score", "timeline", "gallery",
+    "imagemap", "graph", "syntaxhighlight", "source", "table", "templatedata",
+    "templatestyles", "mapframe", "maplink", "inputbox", "categorytree",
+    "includeonly", "hiero", "charinsert", "indicator", "section"})
+# A list item (*, #) or a definition term (;), dropped as WikiExtractor
+# drops them; indented lines (:) are kept.
+_LIST_MARK = "\x00"
+_LIST_MARKUP = ("*", "#", ";")
+
+Count = Callable[[str, int], None]
+
+
+def _no_count(name: str, n: int = 1) -> None:
+  del name, n
+
+
+class Page(NamedTuple):
+  """One ``<page>`` of a dump. ``namespace`` is its ``<ns>`` ("0" for
+  articles), ``text`` the wikitext of its revision."""
+  title: str
+  namespace: str
+  redirect: bool
+  text: str
+
+
+# --- Pages out of the XML ---------------------------------------------------
+
+
+class PageSplitter:
+  """Cuts a dump's decompressed bytes, fed in pieces, into ``<page>`` …
+  ``</page>`` byte strings (no text of a page holds a literal ``<page>``: the
+  XML escapes every ``<``). Bytes before the first ``<page>`` (the header, or
+  the tail of a page that began before a reader's range) are skipped.
+
+  ``feed`` yields ``(offset, page)``, ``offset`` counting the bytes fed
+  before the page's ``<page>`` tag; a page over ``max_page_bytes`` comes out
+  as ``(offset, None)`` once its end is found, its bytes dropped as they
+  come."""
+
+  def __init__(self, max_page_bytes: int = MAX_PAGE_BYTES):
+    self._max = max_page_bytes
+    self._buf = bytearray()
+    self._base = 0  # offset of self._buf[0] in the bytes fed
+    self._page_start = None  # offset of the open page's <page>
+    self._oversized = False
+    self._searched = 0  # self._buf[:_searched] holds no end tag
+
+  @property
+  def open_page_start(self) -> Optional[int]:
+    """Offset of a page begun and not yet ended, or None."""
+    return self._page_start
+
+  def feed(self, data: bytes) -> Iterator[Tuple[int, Optional[bytes]]]:
+    self._buf += data
+    while True:
+      if self._page_start is None:
+        i = self._buf.find(_PAGE_OPEN)
+        if i < 0:
+          # Keep what could be the start of a split <page> tag.
+          keep = len(_PAGE_OPEN) - 1
+          drop = max(0, len(self._buf) - keep)
+          del self._buf[:drop]
+          self._base += drop
+          return
+        del self._buf[:i]
+        self._base += i
+        self._page_start = self._base
+        self._searched = 0
+      j = self._buf.find(_PAGE_CLOSE, max(0, self._searched))
+      if j < 0:
+        self._searched = max(0, len(self._buf) - len(_PAGE_CLOSE) + 1)
+        if len(self._buf) > self._max:
+          # Too big to hold: drop its bytes, remember it was oversized.
+          self._oversized = True
+          drop = self._searched
+          del self._buf[:drop]
+          self._base += drop
+          self._searched = 0
+        return
+      end = j + len(_PAGE_CLOSE)
+      oversized = self._oversized or end > self._max
+      page = None if oversized else bytes(self._buf[:end])
+      start = self._page_start
+      del self._buf[:end]
+      self._base += end
+      self._page_start, self._oversized, self._searched = None, False, 0
+      yield start, page
+
+
+_TEXT = re.compile(rb"<text\b[^>]*?(?:/>|>(.*?)(?:</text>|\Z))", re.DOTALL)
+_FIELD = {name: re.compile(rb"<%s>(.*?)</%s>" % (name, name), re.DOTALL)
+          for name in (b"title", b"ns")}
+
+
+def parse_page(xml: bytes, count: Count = _no_count) -> Page:
+  """The fields of one ``<page>`` element (its bytes, as ``PageSplitter``
+  cuts them). A page that is not well-formed XML (``wiki_pages_malformed_
+  xml``) has its fields taken out by pattern, the text's XML entities
+  resolved. Raises ``ValueError`` when no ``<text>`` can be found at all."""
+  try:
+    element = ET.fromstring(xml)
+  except ET.ParseError:
+    count("wiki_pages_malformed_xml", 1)
+    return _parse_page_by_pattern(xml)
+  return Page(title=element.findtext("title") or "",
+              namespace=(element.findtext("ns") or "0").strip(),
+              redirect=element.find("redirect") is not None,
+              text=element.findtext("revision/text") or "")
+
+
+def _parse_page_by_pattern(xml: bytes) -> Page:
+  def field(name):
+    m = _FIELD[name].search(xml)
+    return html.unescape(m.group(1).decode("utf-8", "replace")) if m else ""
+  text = _TEXT.search(xml)
+  if text is None:
+    raise ValueError("a <page> without a <text> element")
+  return Page(title=field(b"title"), namespace=field(b"ns").strip() or "0",
+              redirect=b"<redirect" in xml,
+              text=html.unescape((text.group(1) or b"").decode(
+                  "utf-8", "replace")))
+
+
+def is_disambiguation(wikitext: str) -> bool:
+  """Whether the page is a disambiguation page (its template or
+  ``__DISAMBIG__``)."""
+  return _DISAMBIGUATION.search(wikitext) is not None
+
+
+def hidden_link_namespaces(siteinfo_xml: bytes) -> FrozenSet[str]:
+  """Lower-cased names of the Media, File and Category namespaces a
+  ``<siteinfo>`` element declares, with the English names and aliases."""
+  names = set(HIDDEN_LINK_NAMESPACES)
+  try:
+    element = ET.fromstring(siteinfo_xml)
+  except ET.ParseError:
+    return frozenset(names)
+  for namespace in element.iter():
+    if (namespace.tag.rsplit("}", 1)[-1] == "namespace"
+        and namespace.get("key") in _HIDDEN_NAMESPACE_KEYS
+        and namespace.text):
+      names.add(namespace.text.strip().lower())
+  return frozenset(names)
+
+
+# --- Wikitext to text -------------------------------------------------------
+
+
+def drop_templates_and_tables(text: str) -> str:
+  """``text`` without its templates (``{{…}}``, nested) and tables
+  (``{|`` … ``|}`` at line starts). An opener never closed is taken as text,
+  as MediaWiki shows it."""
+  tokens = [(m.start(), m.end(), m.group().strip()) for m in
+            _BLOCK_TOKEN.finditer(text)]
+  out, stack, keep_from, i = [], [], 0, 0
+  outer = None  # (token index, end) of the outermost open block
+  while i < len(tokens):
+    start, end, token = tokens[i]
+    if token in ("{{", "{|"):
+      if not stack:
+        out.append(text[keep_from:start])
+        outer = (i, end)
+      stack.append(token)
+    elif stack:
+      opener = "{{" if token == "}}" else "{|"
+      if opener in stack:
+        while stack.pop() != opener:
+          pass
+        if not stack:
+          keep_from = end
+    i += 1
+    if i == len(tokens) and stack:
+      # The outermost opener never closes: drop the opener, read on.
+      i, keep_from = outer[0] + 1, outer[1]
+      stack = []
+  out.append(text[keep_from:])
+  return "".join(out)
+
+
+def _link_is_hidden(title: str, hidden: FrozenSet[str]) -> bool:
+  if ":" not in title or title.startswith(":"):
+    return False
+  prefix = title.split(":", 1)[0].strip().lower()
+  return prefix in hidden or _LANGUAGE_PREFIX.match(prefix) is not None
+
+
+def _render(nodes, hidden: FrozenSet[str], out: List[str]) -> None:
+  # pylint: disable=import-outside-toplevel
+  from mwparserfromhell import nodes as mw
+  for node in nodes:
+    if isinstance(node, mw.Text):
+      out.append(node.value)
+    elif isinstance(node, mw.Wikilink):
+      title = str(node.title)
+      if _link_is_hidden(title, hidden):
+        continue
+      if node.text is not None:
+        _render(node.text.nodes, hidden, out)
+      else:
+        shown = []
+        _render(node.title.nodes, hidden, shown)
+        # [[:Category:X]] links to the page and shows its title.
+        out.append("".join(shown).lstrip(":"))
+    elif isinstance(node, mw.ExternalLink):
+      if node.title is not None:
+        _render(node.title.nodes, hidden, out)
+    elif isinstance(node, mw.Tag):
+      markup = node.wiki_markup
+      tag = str(node.tag).strip().lower()
+      if markup in _LIST_MARKUP and tag in ("li", "dt"):
+        out.append(_LIST_MARK)
+      elif tag == "br":
+        out.append(" ")
+      elif tag not in DROPPED_TAGS and node.contents is not None:
+        _render(node.contents.nodes, hidden, out)
+    elif isinstance(node, mw.HTMLEntity):
+      out.append(node.normalize())
+    elif isinstance(node, mw.Heading):
+      # Section headings are dropped; the heading's line ends a paragraph.
+      out.append("\n")
+    # Templates, arguments and comments show nothing.
+
+
+def _plain_by_pattern(text: str) -> str:
+  """A rougher clean-up for wikitext the parser rejects."""
+  text = re.sub(r"\[\[[^\]|]*:[^\]]*\]\]", "", text)  # files, categories
+  text = re.sub(r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]", r"\1", text)
+  text = re.sub(r"\[https?://\S+\s*([^\]]*)\]", r"\1", text)
+  text = re.sub(r"^=+.*?=+\s*$", "", text, flags=re.MULTILINE)
+  text = re.sub(r"^[*#;].*$", "", text, flags=re.MULTILINE)
+  text = re.sub(r"<[^>]*>", "", text)
+  return html.unescape(text)
+
+
+def wikitext_paragraphs(wikitext: str,
+                        hidden: FrozenSet[str] = HIDDEN_LINK_NAMESPACES,
+                        count: Count = _no_count,
+                        parse: Optional[Callable] = None) -> List[str]:
+  """The paragraphs of plain text an article's wikitext shows, in order.
+
+  Removed: comments, references, templates, tables, files and images,
+  categories and interlanguage links (links into ``hidden`` namespaces or
+  with a language-code prefix), section headings, list items (``*``, ``#``,
+  ``;`` lines), HTML tags (their text kept, except ``DROPPED_TAGS``) and
+  bold/italic quotes. Kept: the text of links (``[[Paris|the capital]]`` →
+  ``the capital``, ``[[Paris]]`` → ``Paris``) and of external links, indented
+  lines. The structure is parsed by ``mwparserfromhell`` (``parse``); text it
+  rejects is cleaned by patterns instead and counted as
+  ``wiki_pages_unparsed``.
+  """
+  text = drop_templates_and_tables(_REF.sub("", _COMMENT.sub("", wikitext)))
+  if parse is None:
+    import mwparserfromhell  # pylint: disable=import-outside-toplevel
+    parse = mwparserfromhell.parse
+  try:
+    out = []
+    _render(parse(text).nodes, hidden, out)
+    rendered = "".join(out)
+  except Exception:  # pylint: disable=broad-except
+    count("wiki_pages_unparsed", 1)
+    rendered = _plain_by_pattern(text)
+  paragraphs = []
+  for line in rendered.split("\n"):
+    if line.startswith(_LIST_MARK):
+      continue
+    line = _MAGIC_WORD.sub("", line.replace(_LIST_MARK, ""))
+    line = _LEFTOVER_QUOTES.sub("", line)
+    line = _EMPTY_PARENTHESES.sub("", line)
+    line = _SPACES.sub(" ", _SPACE_BEFORE_PUNCTUATION.sub("", line)).strip()
+    line = line.lstrip(":").strip()
+    if not line or line[0] in "|!{}" or not any(c.isalnum() for c in line):
+      continue
+    paragraphs.append(line)
+  return paragraphs
+
+
+def article_paragraphs(page: Page, hidden: FrozenSet[str] = HIDDEN_LINK_NAMESPACES,
+                       count: Count = _no_count) -> Optional[List[str]]:
+  """The paragraphs of an article, or None for a page that is none (counted
+  by why: another namespace, a redirect, a disambiguation page, no text)."""
+  if page.namespace != "0":
+    count("wiki_pages_skipped_namespace", 1)
+    return None
+  if page.redirect:
+    count("wiki_pages_skipped_redirect", 1)
+    return None
+  if is_disambiguation(page.text):
+    count("wiki_pages_skipped_disambiguation", 1)
+    return None
+  paragraphs = wikitext_paragraphs(page.text, hidden, count)
+  if not paragraphs:
+    count("wiki_pages_empty", 1)
+    return None
+  return paragraphs
+
+
+# --- Streams of a multistream .bz2 ------------------------------------------
+
+
+def index_path_for(dump_path: str) -> Optional[str]:
+  """Where a multistream dump's index lies by Wikimedia's naming
+  (``…-multistream.xml.bz2`` → ``…-multistream-index.txt.bz2``,
+  ``…-multistream1.xml-p1p41242.bz2`` → ``…-multistream-index1.txt-p1p41242
+  .bz2``), or None for a name that is not a multistream dump's."""
+  head, _, name = dump_path.rpartition("/")
+  if "multistream" not in name or ".xml" not in name:
+    return None
+  name = name.replace("multistream", "multistream-index", 1)
+  name = name.replace(".xml", ".txt", 1)
+  return head + "/" + name if head else name
+
+
+def is_index_file(path: str) -> bool:
+  """Whether ``path`` is named as a multistream index (not a dump)."""
+  name = path.rpartition("/")[2]
+  return "-index" in name and ".txt" in name
+
+
+@functools.lru_cache(maxsize=16)
+def stream_offsets(index_path: str) -> Tuple[int, ...]:
+  """The distinct stream offsets an index lists (lines
+  ``offset:page_id:title``), ascending. Cached: each worker process reads an
+  index once. Raises ``OSError``/``ValueError`` for an unreadable index."""
+  offsets = []
+  with FileSystems.open(index_path,
+                        compression_type=CompressionTypes.AUTO) as f:
+    while True:
+      line = f.readline()
+      if not line:
+        break
+      if not line.strip():
+        continue
+      offset = int(line.split(b":", 1)[0])
+      if not offsets or offset != offsets[-1]:
+        offsets.append(offset)
+  offsets.sort()
+  return tuple(offsets)
+
+
+def find_stream_start(f, start: int, stop: int) -> Optional[int]:
+  """The first offset in ``[start, stop)`` of the seekable binary file ``f``
+  where a bz2 stream header begins, by scanning; None when there is none."""
+  f.seek(start)
+  position, tail = start, b""
+  while position < stop:
+    block = f.read(_CHUNK)
+    if not block:
+      return None
+    data = tail + block
+    m = _STREAM_HEADER.search(data)
+    if m is not None:
+      found = position - len(tail) + m.start()
+      return found if found < stop else None
+    tail = data[-(_HEADER_BYTES - 1):]
+    position += len(block)
+  return None
+
+
+@functools.lru_cache(maxsize=64)
+def hidden_namespaces_of(file_name: str) -> FrozenSet[str]:
+  """``hidden_link_namespaces`` of a dump's ``<siteinfo>`` (read from its
+  first MiB, decompressed), or the English names when it has none there.
+  Cached: each worker reads a file's header once."""
+  with FileSystems.open(file_name,
+                        compression_type=CompressionTypes.AUTO) as f:
+    head = f.read(_SITEINFO_BYTES)
+  start, end = head.find(b"<siteinfo>"), head.find(b"</siteinfo>")
+  if start < 0 or end < start:
+    return HIDDEN_LINK_NAMESPACES
+  return hidden_link_namespaces(head[start:end + len(b"</siteinfo>")])
+
+
+# --- The source -------------------------------------------------------------
+
+
+class WikiDumpSource(filebasedsource.FileBasedSource):
+  """Articles of MediaWiki XML dumps, split across workers as the module
+  docstring says. Yields ``(doc_id, paragraphs)`` per article and
+  ``rejects.Rejected`` for a page set aside (oversized, no ``<text>``, its
+  conversion raised) or a file that cannot be read to its end."""
+
+  def __init__(self, file_pattern: str, root: str = "",
+               max_page_bytes: int = MAX_PAGE_BYTES,
+               use_index: bool = True):
+    super().__init__(file_pattern,
+                     compression_type=CompressionTypes.UNCOMPRESSED,
+                     splittable=True, validate=False)
+    self._root = root
+    self._max_page_bytes = max_page_bytes
+    self._use_index = use_index
+
+  def read_records(self, file_name, offset_range_tracker):
+    start = offset_range_tracker.start_position() or 0
+    name = relative_name(file_name, self._root)
+    if is_index_file(file_name):
+      if start == 0:
+        logging.info("%s is a multistream index, not a dump: used by its "
+                     "dump, not read as one", file_name)
+      return
+    position = [start]
+    try:
+      hidden = hidden_namespaces_of(file_name)
+      k, last_claim = 0, None
+      for claim, page in self._pages(file_name, offset_range_tracker,
+                                     position):
+        k = k + 1 if claim == last_claim else 0
+        last_claim = claim
+        doc_id = "%s:%d" % (name, claim) + ("#%d" % k if k else "")
+        metrics.count("wiki_pages_read", 1)
+        if page is None:
+          yield rejects.Rejected(
+              doc_id, "read", "oversized_wiki_pages",
+              "a <page> over %d bytes" % self._max_page_bytes)
+          continue
+        try:
+          paragraphs = article_paragraphs(parse_page(page, metrics.count),
+                                          hidden, metrics.count)
+        except Exception as e:  # pylint: disable=broad-except
+          yield rejects.Rejected(
+              doc_id, "read", "wiki_page_error", rejects.describe(e),
+              page[:rejects.SAMPLE_CHARS].decode("utf-8", "replace"))
+          continue
+        if paragraphs is not None:
+          yield doc_id, paragraphs
+    except Exception as e:  # pylint: disable=broad-except
+      logging.warning("cannot read %s past byte %d: %s", file_name,
+                      position[0], rejects.describe(e))
+      yield rejects.Rejected("%s:%d" % (name, position[0]), "read",
+                             "unreadable_files", rejects.describe(e))
+
+  def _pages(self, file_name, tracker, position
+             ) -> Iterator[Tuple[int, Optional[bytes]]]:
+    """``(claim, page bytes)`` of each page this range owns."""
+    kind = CompressionTypes.detect_compression_type(file_name)
+    if kind == CompressionTypes.BZIP2:
+      yield from self._bz2_pages(file_name, tracker, position)
+    elif kind == CompressionTypes.UNCOMPRESSED:
+      yield from self._plain_pages(file_name, tracker, position)
+    else:
+      yield from self._whole_file_pages(file_name, kind, tracker, position)
+
+  def _plain_pages(self, file_name, tracker, position):
+    start = tracker.start_position() or 0
+    splitter = PageSplitter(self._max_page_bytes)
+    with FileSystems.open(file_name, compression_type=(
+        CompressionTypes.UNCOMPRESSED)) as f:
+      f.seek(start)
+      while True:
+        block = f.read(_CHUNK)
+        for offset, page in splitter.feed(block):
+          position[0] = start + offset
+          if not tracker.try_claim(start + offset):
+            return
+          yield start + offset, page
+        if not block:
+          return
+
+  def _whole_file_pages(self, file_name, kind, tracker, position):
+    # gzip and zstd streams cannot be entered midway: the range holding
+    # offset 0 reads the whole file.
+    if (tracker.start_position() or 0) > 0 or not tracker.try_claim(0):
+      return
+    splitter = PageSplitter(self._max_page_bytes)
+    with FileSystems.open(file_name, compression_type=kind) as f:
+      while True:
+        block = f.read(_CHUNK)
+        for offset, page in splitter.feed(block):
+          position[0] = offset
+          yield offset, page
+        if not block:
+          return
+
+  def _first_stream(self, f, file_name, start, stop) -> Optional[int]:
+    if start == 0:
+      return 0
+    index = index_path_for(file_name) if self._use_index else None
+    if index is not None and FileSystems.exists(index):
+      try:
+        offsets = stream_offsets(index)
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("cannot use the index %s (%s): scanning %s for its "
+                        "streams instead", index, rejects.describe(e),
+                        file_name)
+      else:
+        i = bisect.bisect_left(offsets, start)
+        if i == len(offsets) or offsets[i] >= stop:
+          # The index ends before the dump's last streams (the closing
+          # tag's) or lists none in this range: no page starts here.
+          return None
+        return offsets[i]
+    return find_stream_start(f, start, stop)
+
+  def _bz2_pages(self, file_name, tracker, position):
+    start = tracker.start_position() or 0
+    stop = tracker.stop_position()
+    splitter = PageSplitter(self._max_page_bytes)
+    with FileSystems.open(file_name, compression_type=(
+        CompressionTypes.UNCOMPRESSED)) as f:
+      stream = self._first_stream(f, file_name, start, stop)
+      scanned = stream is not None and stream > 0
+      fed = 0  # decompressed bytes fed to the splitter
+      stream_starts = []  # (fed when the stream began, its offset)
+      while stream is not None:
+        claimed = tracker.try_claim(stream)
+        if not claimed and splitter.open_page_start is None:
+          return
+        position[0] = stream
+        f.seek(stream)
+        decompressor = bz2.BZ2Decompressor()
+        stream_starts.append((fed, stream))
+        length = 0
+        while not decompressor.eof:
+          block = f.read(_CHUNK)
+          if not block:
+            if length == 0:
+              return  # the end of the file
+            raise EOFError("the bz2 stream at byte %d ends before its "
+                           "end-of-stream marker (a cut file?)" % stream)
+          try:
+            data = decompressor.decompress(block)
+          except OSError:
+            if not (scanned and length == 0):
+              raise
+            # Stream-header bytes inside compressed data, not a stream:
+            # look further (about one chance in 2**72 per byte).
+            stream = find_stream_start(f, stream + 1, stop)
+            if stream is None or not tracker.try_claim(stream):
+              return
+            position[0] = stream
+            f.seek(stream)
+            decompressor = bz2.BZ2Decompressor()
+            stream_starts[-1] = (fed, stream)
+            continue
+          length += len(block)
+          for offset, page in splitter.feed(data):
+            # The page belongs to the stream where its <page> tag lies.
+            j = bisect.bisect_right(stream_starts, (offset, float("inf")))
+            owner = stream_starts[j - 1][1]
+            if owner == stream and not claimed:
+              return  # a page of a stream another range owns
+            yield owner, page
+            if not claimed:
+              return  # the page begun in our last stream is complete
+          fed += len(data)
+        scanned = False
+        stream = stream + length - len(decompressor.unused_data)
+        if splitter.open_page_start is None:
+          stream_starts.clear()
