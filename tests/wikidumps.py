@@ -11,7 +11,7 @@ the page's stream in the dump.
 
 import bz2
 import dataclasses
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
 
 NAMESPACES = [(-2, "Media"), (-1, "Special"), (0, ""), (1, "Talk"),
@@ -89,19 +89,30 @@ def write_multistream(path: str, pages: Sequence[WikiPage],
   """Writes the dump (and its index when ``index_path`` is given); returns
   the byte offset of every stream."""
   pages = numbered(pages)
-  streams = [header()]
+  return write_multistream_xml(
+      path, header(), [(p.page_id, p.title, page_xml(p)) for p in pages],
+      index_path, pages_per_stream)
+
+
+def write_multistream_xml(path: str, header_xml: str,
+                          pages: Sequence[Tuple[int, str, str]],
+                          index_path: Optional[str] = None,
+                          pages_per_stream: int = 100) -> List[int]:
+  """The multistream layout of ``header_xml`` and ``pages`` (``(page_id,
+  title, <page> XML)``), closed by ``</mediawiki>``; returns the byte offset
+  of every stream."""
   groups = [pages[i:i + pages_per_stream]
             for i in range(0, len(pages), pages_per_stream)]
-  streams += ["".join(map(page_xml, group)) for group in groups]
-  streams.append(FOOTER)
+  streams = ([header_xml] + ["".join(xml for _, _, xml in group)
+                             for group in groups] + [FOOTER])
   offsets, index_lines, offset = [], [], 0
   with open(path, "wb") as f:
     for i, text in enumerate(streams):
       data = bz2.compress(text.encode("utf-8"))
       offsets.append(offset)
       if 0 < i <= len(groups):
-        index_lines += ["%d:%d:%s" % (offset, p.page_id, p.title)
-                        for p in groups[i - 1]]
+        index_lines += ["%d:%d:%s" % (offset, page_id, title)
+                        for page_id, title, _ in groups[i - 1]]
       f.write(data)
       offset += len(data)
   if index_path is not None:

@@ -90,9 +90,11 @@ _REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?(?:</ref\s*>|\Z)",
                   re.DOTALL | re.IGNORECASE)
 # Templates ({{…}}) and tables ({|…|}, whose delimiters start a line).
 _BLOCK_TOKEN = re.compile(r"\{\{|\}\}|^[ \t]*\{\||^[ \t]*\|\}", re.MULTILINE)
+# [[target]] or [[target|text]] with no namespace and no nested link.
+_SIMPLE_LINK = re.compile(r"\[\[([^\[\]|:]*)(?:\|([^\[\]]*))?\]\]")
 _MAGIC_WORD = re.compile(r"__[A-Z]+__")
 _LEFTOVER_QUOTES = re.compile(r"'{2,}")
-_EMPTY_PARENTHESES = re.compile(r"\(\s*[,;:]?\s*\)")
+_EMPTY_PARENTHESES = re.compile(r"\([ \t]*[,;:]?[ \t]*\)")
 _SPACE_BEFORE_PUNCTUATION = re.compile(r" +(?=[,.;:!?)])")
 _SPACES = re.compile(r"[ \t]{2,}")
 # Tags whose contents are not article text.
@@ -283,9 +285,14 @@ def _link_is_hidden(title: str, hidden: FrozenSet[str]) -> bool:
   return prefix in hidden or _LANGUAGE_PREFIX.match(prefix) is not None
 
 
+@functools.lru_cache(maxsize=1)
+def _node_types():
+  from mwparserfromhell import nodes  # pylint: disable=import-outside-toplevel
+  return nodes
+
+
 def _render(nodes, hidden: FrozenSet[str], out: List[str]) -> None:
-  # pylint: disable=import-outside-toplevel
-  from mwparserfromhell import nodes as mw
+  mw = _node_types()
   for node in nodes:
     if isinstance(node, mw.Text):
       out.append(node.value)
@@ -320,6 +327,18 @@ def _render(nodes, hidden: FrozenSet[str], out: List[str]) -> None:
     # Templates, arguments and comments show nothing.
 
 
+@functools.lru_cache(maxsize=1)
+def _parser():
+  import mwparserfromhell  # pylint: disable=import-outside-toplevel
+  # Bold and italic quotes are left as text (and removed afterwards):
+  # parsing them is the tokenizer's slowest path.
+  return functools.partial(mwparserfromhell.parse, skip_style_tags=True)
+
+
+def _link_text(m: re.Match) -> str:
+  return m.group(1) if m.group(2) is None else m.group(2)
+
+
 def _plain_by_pattern(text: str) -> str:
   """A rougher clean-up for wikitext the parser rejects."""
   text = re.sub(r"\[\[[^\]|]*:[^\]]*\]\]", "", text)  # files, categories
@@ -343,14 +362,18 @@ def wikitext_paragraphs(wikitext: str,
   ``;`` lines), HTML tags (their text kept, except ``DROPPED_TAGS``) and
   bold/italic quotes. Kept: the text of links (``[[Paris|the capital]]`` →
   ``the capital``, ``[[Paris]]`` → ``Paris``) and of external links, indented
-  lines. The structure is parsed by ``mwparserfromhell`` (``parse``); text it
-  rejects is cleaned by patterns instead and counted as
-  ``wiki_pages_unparsed``.
+  lines. Comments, references, templates, tables and links into the main
+  namespace are resolved by patterns first; the rest of the structure is
+  parsed by ``mwparserfromhell`` (``parse``; bold and italic quotes left
+  as text, then removed). Text the parser rejects is cleaned by patterns
+  instead and counted as ``wiki_pages_unparsed``.
   """
   text = drop_templates_and_tables(_REF.sub("", _COMMENT.sub("", wikitext)))
+  # Links into the main namespace, most of an article's markup, are resolved
+  # here: building mwparserfromhell's node tree costs several times more.
+  text = _SIMPLE_LINK.sub(_link_text, text)
   if parse is None:
-    import mwparserfromhell  # pylint: disable=import-outside-toplevel
-    parse = mwparserfromhell.parse
+    parse = _parser()
   try:
     out = []
     _render(parse(text).nodes, hidden, out)
@@ -358,15 +381,15 @@ def wikitext_paragraphs(wikitext: str,
   except Exception:  # pylint: disable=broad-except
     count("wiki_pages_unparsed", 1)
     rendered = _plain_by_pattern(text)
+  # Each pattern works within a line (none crosses a newline).
+  rendered = _LEFTOVER_QUOTES.sub("", _MAGIC_WORD.sub("", rendered))
+  rendered = _EMPTY_PARENTHESES.sub("", rendered)
+  rendered = _SPACES.sub(" ", _SPACE_BEFORE_PUNCTUATION.sub("", rendered))
   paragraphs = []
   for line in rendered.split("\n"):
     if line.startswith(_LIST_MARK):
       continue
-    line = _MAGIC_WORD.sub("", line.replace(_LIST_MARK, ""))
-    line = _LEFTOVER_QUOTES.sub("", line)
-    line = _EMPTY_PARENTHESES.sub("", line)
-    line = _SPACES.sub(" ", _SPACE_BEFORE_PUNCTUATION.sub("", line)).strip()
-    line = line.lstrip(":").strip()
+    line = line.replace(_LIST_MARK, "").strip().lstrip(":").strip()
     if not line or line[0] in "|!{}" or not any(c.isalnum() for c in line):
       continue
     paragraphs.append(line)
