@@ -35,6 +35,11 @@ setuptools.setup(
         "numpy>=1.26",
         # TFRecord checksums (already among Beam's own dependencies).
         "google-crc32c==1.9.0",
+        # The live progress bar (pipelines/progress.py).
+        "tqdm==4.70.1",
+        # pipelines.report's plots and two-sample tests.
+        "matplotlib==3.11.2",
+        "scipy==1.17.1",
     ],
     extras_require={
         "test": [

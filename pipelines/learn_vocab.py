@@ -2,7 +2,7 @@
 
 Usage:
   python -m pipelines.learn_vocab --input='corpus/*.txt' --output=vocab.txt \\
-      [--input_format=lines|wikiextractor|jsonl|parquet] [--vocab_size=30522] \\
+      [--input_format=lines|wikiextractor|jsonl|parquet|wikidump] [--vocab_size=30522] \\
       [--do_lower_case=true] [--max_words=1000000] [Beam flags]
 
 Reads the corpus as ``pipelines.mlm`` does (same formats, compression,

@@ -56,7 +56,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
 from transforms import rejects
-from transforms.paths import relative_name
+from transforms.paths import counting_input_bytes, relative_name
 
 # Wikipedia's own limit on a page's wikitext is 2 MiB; escaped as XML with its
 # revision metadata a page stays far below this.
@@ -511,6 +511,7 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
     self._max_page_bytes = max_page_bytes
     self._use_index = use_index
 
+  @counting_input_bytes
   def read_records(self, file_name, offset_range_tracker):
     start = offset_range_tracker.start_position() or 0
     name = relative_name(file_name, self._root)
