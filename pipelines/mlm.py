@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import uuid
 from typing import Dict, List, Optional, Sequence
 
@@ -28,6 +29,7 @@ from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
                                                   StandardOptions)
 
 from pipelines import outputs
+from pipelines import progress
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
                                resolve, validate)
 from runners import direct, flink
@@ -314,6 +316,7 @@ def _failed(output: str, reason: str) -> int:
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the job; returns the process exit status."""
+  started = time.monotonic()
   argv = list(sys.argv[1:] if argv is None else argv)
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
@@ -335,13 +338,28 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   input_root = match_input_root(input_patterns(opts))
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
         input_root=input_root)
+  total_bytes = input_bytes(input_patterns(opts))
+  shown = None if opts.quiet else progress_source(runner, options)
+  live = (progress.Progress(total_bytes, shown,
+                            log_seconds=opts.progress_seconds)
+          if shown is not None else None)
+  if live is not None and live.is_bar:
+    # Beam's INFO lines (each worker's start, each shard renamed) would
+    # scroll the bar away; its warnings still show.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
   try:
+    if live is not None:
+      live.start()
     result = pipeline.run()
     state = result.wait_until_finish()
   except Exception as e:  # pylint: disable=broad-except
     logging.debug("pipeline failure", exc_info=True)
     return _failed(opts.output, _first_line(e))
   finally:
+    if live is not None:
+      live.stop()
+    if isinstance(shown, progress.FileTally):
+      shown.close()
     _remove_pools(pool_dir, opts)
   if str(state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % state)
@@ -381,7 +399,26 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
                                         FileSystems.join(opts.output,
                                                          REJECTED_DIR))
                if rejected else "", path)
+  lost = progress.lost_text_warning(counts, opts.input_format)
+  if lost:
+    print(lost, file=sys.stderr)
+  print(progress.summary_line(counts, total_bytes,
+                              time.monotonic() - started), file=sys.stderr)
   return 0
+
+
+def input_bytes(patterns: Sequence[str]) -> int:
+  """The size of every file the patterns match, in bytes."""
+  return sum(m.size_in_bytes for result in FileSystems.match(list(patterns))
+             for m in result.metadata_list)
+
+
+def progress_source(runner: str, options: PipelineOptions):
+  """Where live progress comes from on ``runner``: the workers' tally files
+  on the DirectRunner, Flink's REST API on Flink; None elsewhere."""
+  if runner == direct.LOCAL_RUNNER:
+    return progress.FileTally()
+  return flink.progress_source(runner, options)
 
 
 def output_features(opts: MlmOptions) -> Dict[str, str]:

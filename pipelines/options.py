@@ -119,6 +119,13 @@ class MlmOptions(PipelineOptions):
         "(input_ids, attention_mask, token_type_ids, labels, "
         "next_sentence_label / sentence_order_label), for PyTorch trainers.")
     flag(group, "--overwrite", "Replace the contents of a non-empty --output.")
+    flag(group, "--quiet", "No live progress (a bar on a terminal, a "
+         "progress: line every --progress_seconds otherwise); the closing "
+         "summary line and warnings stay.")
+    group.add_argument(
+        "--progress_seconds", type=float, default=30.0,
+        help="Seconds between progress: lines when stderr is not a terminal "
+        "(a log, CI).")
     group.add_argument(
         "--max_line_bytes", type=int, default=DEFAULT_MAX_LINE_BYTES,
         help="Lines longer than this are cut at whitespace into pieces "
@@ -291,6 +298,9 @@ def validate(opts: MlmOptions) -> None:
   if not opts.input or not [p for p in opts.input.split(",") if p.strip()]:
     raise UsageError("--input is required (a file pattern, or several "
                      "separated by commas)")
+  if opts.progress_seconds <= 0:
+    raise UsageError("--progress_seconds must be positive, got %g"
+                     % opts.progress_seconds)
   if not opts.output:
     raise UsageError("--output is required (a directory)")
   if not opts.vocab_file and not opts.tokenizer_file:

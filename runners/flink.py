@@ -83,3 +83,13 @@ def _worker_pool_and_name(argv: List[str]) -> List[str]:
   if not _has_flag(argv, "--job_name"):
     argv.append("--job_name=" + job_name(_flag_value(argv, "--output") or ""))
   return argv
+
+
+def progress_source(runner: str, options):
+  """Live progress of a job on Flink (see pipelines/progress.py); None for
+  other runners."""
+  del options
+  if runner.lower() not in ("flinkrunner", "flink", "portablerunner",
+                            "portable"):
+    return None
+  return None

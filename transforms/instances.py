@@ -522,6 +522,13 @@ def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
                        labels)
 
 
+def instance_tokens(batch: InstanceBatch) -> int:
+  """Tokens of A and B in the batch's instances (``[CLS]``/``[SEP]`` not
+  counted): the text the examples keep."""
+  has_b = batch.lengths > batch.a_lengths + 2
+  return int((batch.lengths.astype(np.int64) - 2 - has_b).sum())
+
+
 def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
                params: InstanceParams, cls_id: int, sep_id: int
                ) -> Iterator[InstanceBatch]:
@@ -533,6 +540,7 @@ def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
       metrics.count(name, n)
     if len(batch):
       metrics.count("instances", len(batch))
+      metrics.count("instance_tokens", instance_tokens(batch))
       if params.sentence_task != "none":
         metrics.count(LABEL_COUNTERS[params.sentence_task],
                       int(np.count_nonzero(batch.labels)))

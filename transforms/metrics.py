@@ -4,7 +4,13 @@
 number in the summary and the Beam metric of the same name always agree.
 """
 
+import collections
 import functools
+import json
+import os
+import threading
+import time
+from typing import Dict
 
 from apache_beam.metrics import Metrics
 
@@ -14,6 +20,8 @@ NAMESPACE = "mlm"
 # all of them, zeros included, so a reader can tell "none" from "not counted".
 COUNTERS = {
     # Reading
+    "input_bytes": "bytes of input read (of compressed files, the "
+                   "compressed bytes; counted as each byte range is done)",
     "documents_read": "documents found by the reader (before tokenizing)",
     "byte_order_marks_removed": "UTF-8 byte order marks removed at file starts",
     "crlf_line_endings": "lines whose CR of a CRLF ending was removed",
@@ -75,6 +83,8 @@ COUNTERS = {
                            "full_sentences sequences",
     "random_next_from_same_document": "random-next B taken from the same "
                                       "document (a one-document pool)",
+    "instance_tokens": "tokens of A and B in the examples written (the "
+                       "text kept; [CLS] and [SEP] not counted)",
     "truncated_instances": "pairs truncated to --max_seq_length",
     "truncated_tokens": "tokens removed by that truncation",
     # Masking
@@ -100,9 +110,63 @@ def _distribution(name: str):
 
 
 def count(name: str, n: int = 1) -> None:
-  """Adds ``n`` to the counter ``mlm/name``."""
+  """Adds ``n`` to the counter ``mlm/name`` (and to the live progress
+  tally, for the counters in ``PROGRESS_COUNTERS``)."""
   if n:
     _counter(name).inc(int(n))
+    if name in PROGRESS_COUNTERS and os.environ.get(PROGRESS_DIR_ENV):
+      _tally(name, int(n))
+
+
+# Live progress (pipelines/progress.py). Beam's metrics reach the launching
+# process only when a bundle ends, and on the DirectRunner in batch a stage
+# runs as one bundle per worker: they say nothing until a stage is over. So
+# each worker process also keeps a tally of a few counters, which a thread of
+# its own writes, once a second when it changed, to a file of the process's
+# in the folder the launcher names in this variable; the launcher sums the
+# files.
+PROGRESS_DIR_ENV = "MLM_PROGRESS_DIR"
+PROGRESS_COUNTERS = ("input_bytes", "documents_read", "instances",
+                     "rejected_records")
+_PROGRESS_SECONDS = 1.0
+_progress = {"counts": collections.Counter(), "dirty": False,
+             "writer": None}
+_progress_lock = threading.Lock()
+
+
+def _tally(name: str, n: int) -> None:
+  with _progress_lock:
+    _progress["counts"][name] += n
+    _progress["dirty"] = True
+    if _progress["writer"] is None:
+      _progress["writer"] = threading.Thread(
+          target=_write_progress_forever, name="mlm-progress", daemon=True)
+      _progress["writer"].start()
+
+
+def _write_progress_forever() -> None:
+  while True:
+    time.sleep(_PROGRESS_SECONDS)
+    with _progress_lock:
+      if not _progress["dirty"]:
+        continue
+      _progress["dirty"] = False
+      counts = dict(_progress["counts"])
+    directory = os.environ.get(PROGRESS_DIR_ENV)
+    if directory:
+      write_progress(directory, counts)
+
+
+def write_progress(directory: str, counts: Dict[str, int]) -> None:
+  """Replaces this process's progress file in ``directory`` (written
+  aside, then renamed: a reader never sees half a file)."""
+  path = os.path.join(directory, "%d.json" % os.getpid())
+  try:
+    with open(path + ".tmp", "w") as f:
+      json.dump(counts, f)
+    os.replace(path + ".tmp", path)
+  except OSError:
+    pass  # progress is best effort; the job's own metrics are exact
 
 
 def observe(name: str, value: int) -> None:

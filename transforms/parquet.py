@@ -81,7 +81,9 @@ class _ParquetFile:
 
   def __init__(self, handle, table_schema: pa.Schema):
     self._handle = handle
-    self._writer = pq.ParquetWriter(handle, table_schema, compression="zstd")
+    # Page checksums let a reader (pipelines.inspect) tell corrupt pages.
+    self._writer = pq.ParquetWriter(handle, table_schema, compression="zstd",
+                                    write_page_checksum=True)
     self._pending: List[pa.Table] = []
     self._rows = 0
 

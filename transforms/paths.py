@@ -6,10 +6,13 @@ not depend on where the corpus lives (a local folder or an ``s3://`` prefix)
 nor on the order of the files.
 """
 
+import functools
 import os
 from typing import Iterable
 
 from apache_beam.io.filesystems import FileSystems
+
+from transforms import metrics
 
 
 def input_root(paths: Iterable[str]) -> str:
@@ -36,3 +39,25 @@ def relative_name(file_name: str, root: str) -> str:
   if root and file_name.startswith(root):
     return file_name[len(root):]
   return file_name.rsplit("/", 1)[-1]
+
+
+def range_bytes(file_name: str, start: int, stop: int) -> int:
+  """Bytes of ``file_name`` in ``[start, stop)``, ``stop`` clipped to the
+  file's size (a compressed file is read as one range to infinity)."""
+  matched = FileSystems.match([file_name])[0].metadata_list
+  size = matched[0].size_in_bytes if matched else 0
+  return max(0, min(stop, size) - start)
+
+
+def counting_input_bytes(read_records):
+  """Decorates a ``FileBasedSource.read_records`` to count its byte range as
+  ``input_bytes`` once the range is done (the live progress's measure)."""
+  @functools.wraps(read_records)
+  def wrapper(self, file_name, offset_range_tracker):
+    start = offset_range_tracker.start_position() or 0
+    stop = offset_range_tracker.stop_position()
+    try:
+      yield from read_records(self, file_name, offset_range_tracker)
+    finally:
+      metrics.count("input_bytes", range_bytes(file_name, start, stop))
+  return wrapper

@@ -55,7 +55,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from transforms import metrics
 from transforms import rejects
 from transforms import wikidump
-from transforms.paths import match_input_root, relative_name
+from transforms.paths import (counting_input_bytes, match_input_root,
+                              relative_name)
 
 FORMATS = ("lines", "wikiextractor", "jsonl", "parquet", "wikidump")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -382,6 +383,7 @@ class DocumentSource(filebasedsource.FileBasedSource):
     self._max_doc_bytes = max_doc_bytes
     self._root = root
 
+  @counting_input_bytes
   def read_records(self, file_name, offset_range_tracker):
     start = offset_range_tracker.start_position()
     name = relative_name(file_name, self._root)
@@ -526,6 +528,7 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
     self._text_field = text_field
     self._root = root
 
+  @counting_input_bytes
   def read_records(self, file_name, offset_range_tracker):
     import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
     name = relative_name(file_name, self._root)

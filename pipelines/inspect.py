@@ -1,0 +1,174 @@
+"""Check an output and print examples decoded back to text.
+
+Usage:
+  python -m pipelines.inspect OUTPUT [--num=5] [--shard=part-00003-of-00008.tfrecord]
+      [--vocab_file=…] [--no_validate] [Beam's S3 flags: --s3_endpoint_url=…]
+
+``OUTPUT`` is what ``pipelines.mlm --output`` wrote (a local folder or an
+``s3://`` prefix, TFRecord or Parquet), or one plain TFRecord file such as
+google-research/bert's ``create_pretraining_data.py`` writes.
+
+First every shard is validated (``pipelines.records.validate``): each
+record's CRCs, its features against the schema in ``summary.json``, its
+values (ids in the vocabulary, ``[CLS]`` … ``[SEP]``, segments, masked
+positions, labels), each shard's size, and the number of records against the
+instances ``summary.json`` counts. Then the first ``--num`` examples (of
+``--shard`` when given) are printed with the vocabulary ``summary.json``
+records (``--vocab_file`` overrides it): segments A and B, each masked
+position as ``{shown→original}``, and the sentence label.
+
+Exit status: 0 when everything holds; 1 with one ``error:`` line naming the
+shard and the record when anything is invalid; 2 for a bad flag or an output
+that cannot be opened.
+"""
+
+import argparse
+import sys
+from typing import List, Optional, Sequence
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import records
+from pipelines.options import DEFAULT_VOCAB
+
+LABELS = {
+    "nsp": ("next sentence", {0: "B follows A", 1: "B is random"}),
+    "sop": ("sentence order", {0: "in order", 1: "swapped"}),
+}
+
+
+def detokenize(tokens: Sequence[str]) -> str:
+  """WordPiece tokens as text: ``##`` pieces joined to the piece before."""
+  words: List[str] = []
+  for token in tokens:
+    if token.startswith("##") and words:
+      words[-1] += token[2:]
+    else:
+      words.append(token)
+  return " ".join(words)
+
+
+def render(example: records.Example, vocab: Sequence[str],
+           sentence_task: str) -> List[str]:
+  """The lines that show one example: header, A, B, masked predictions."""
+  def token(i):
+    return vocab[i] if 0 <= i < len(vocab) else "<id %d>" % i
+  shown = [token(i) for i in example.input_ids]
+  masked = dict(zip(example.masked_positions.tolist(),
+                    example.masked_ids.tolist()))
+  marked = list(shown)
+  for position, original in masked.items():
+    marked[position] = "{%s→%s}" % (shown[position], token(original))
+  header = "%s record %d: %d tokens" % (example.shard, example.index,
+                                        len(shown))
+  if example.label is not None and sentence_task in LABELS:
+    name, meaning = LABELS[sentence_task]
+    header += ", %s label %d (%s)" % (name, example.label,
+                                      meaning.get(example.label, "?"))
+  lines = [header]
+  segments = example.segment_ids
+  body = range(1, len(shown) - 1)  # without [CLS] and the last [SEP]
+  a = [marked[i] for i in body if segments[i] == 0]
+  b = [marked[i] for i in body if segments[i] == 1]
+  if b and a:
+    a = a[:-1]  # the [SEP] that ends A
+  lines.append("  A: " + detokenize(a))
+  if b or sentence_task != "none":
+    lines.append("  B: " + detokenize(b))
+  if masked:
+    kinds = []
+    for position, original in masked.items():
+      if example.input_ids[position] == original:
+        kinds.append("kept")
+      elif shown[position] == "[MASK]":
+        kinds.append("[MASK]")
+      else:
+        kinds.append("random")
+    lines.append("  %d masked: %s" % (len(masked), ", ".join(
+        "%d %s" % (kinds.count(k), k) for k in ("[MASK]", "random", "kept")
+        if k in kinds)))
+  return lines
+
+
+def vocab_path(output: records.Output, override: Optional[str]) -> str:
+  if override:
+    return override
+  options = output.options
+  return options.get("tokenizer_file") or options.get("vocab_file") or (
+      DEFAULT_VOCAB)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  # pylint: disable=import-outside-toplevel
+  from pipelines.mlm import s3_client_kwargs_from
+  from transforms.tokenization import VocabularyError, load_tokenizer
+  parser = argparse.ArgumentParser(
+      prog="python -m pipelines.inspect",
+      description=__doc__.split("\n")[0])
+  parser.add_argument("output")
+  parser.add_argument("--num", type=int, default=5,
+                      help="Examples to print (0: none).")
+  parser.add_argument("--shard", default=None,
+                      help="Print (and check only) this shard, by name.")
+  parser.add_argument("--vocab_file", default=None,
+                      help="The vocabulary (or tokenizer.json) to decode "
+                      "with, instead of the one summary.json records.")
+  parser.add_argument("--no_validate", action="store_true",
+                      help="Only print examples.")
+  args, beam_args = parser.parse_known_args(argv)
+  if args.num < 0:
+    parser.error("--num must be 0 or more")
+  options = PipelineOptions(beam_args)
+  FileSystems.set_options(options)
+  try:
+    output = records.open_output(args.output)
+  except records.InvalidOutput as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 2
+  names = [s["path"] for s in output.shards]
+  if args.shard is not None and args.shard not in names:
+    print("error: no shard %r in %s (it has %s)" % (
+        args.shard, args.output, ", ".join(names) or "none"), file=sys.stderr)
+    return 2
+  path = vocab_path(output, args.vocab_file)
+  try:
+    kind = "tokenizer_file" if path.endswith(".json") else "vocab_file"
+    _, vocab = load_tokenizer(**{kind: path},
+                              s3_client_kwargs=s3_client_kwargs_from(options))
+  except VocabularyError as e:
+    print("error: %s (pass --vocab_file)" % e, file=sys.stderr)
+    return 2
+  if not args.no_validate:
+    try:
+      checked = records.validate(
+          output, vocab.size, vocab.cls_id, vocab.sep_id,
+          None if args.shard is None else [args.shard])
+    except records.InvalidOutput as e:
+      print("error: %s" % e, file=sys.stderr)
+      return 1
+    total = sum(n for n, _ in checked.values())
+    for name, (n, size) in checked.items():
+      print("%s: %d records, %.1f MB, valid" % (name, n, size / 1e6))
+    print("%d shards, %d records: every record's checksums, features and "
+          "values hold%s" % (len(checked), total, "" if args.shard else
+                              ", and the count matches summary.json"))
+  if args.num and names:
+    print()
+    printed = 0
+    try:
+      for shard in [args.shard] if args.shard else names:
+        for example in records.examples(output, shard):
+          if printed == args.num:
+            break
+          print("\n".join(render(example, vocab.tokens,
+                                 output.sentence_task)))
+          printed += 1
+    except records.InvalidOutput as e:
+      print("error: %s" % e, file=sys.stderr)
+      return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

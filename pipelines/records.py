@@ -1,0 +1,342 @@
+"""A finished output read back: its summary, its shards, its examples.
+
+Used by ``pipelines.inspect`` and ``pipelines.report``. Works on local and
+``s3://`` outputs (Beam's FileSystems) and on both output formats:
+
+* TFRecord shards (``part-*.tfrecord[.gz]``): each record's framing is
+  checked (its length's and its data's masked CRC-32C, as TFRecord writes
+  them), then the ``tf.train.Example`` parsed;
+* Parquet shards (``part-*.parquet``): read by pyarrow, which checks the
+  pages' CRC-32 (the pipeline writes them).
+
+Every example comes out in one shape, ``Example``, whatever the format.
+A plain TFRecord file of google-research/bert's ``create_pretraining_data.py``
+(no ``summary.json``) reads as an output of one shard with BERT's features.
+"""
+
+import dataclasses
+import io
+import json
+import struct
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import google_crc32c
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+SUMMARY = "summary.json"
+IGNORE_INDEX = -100  # transforms.parquet's label of unmasked positions
+LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+
+class InvalidOutput(Exception):
+  """Something in an output does not hold; the message names the shard and
+  the record (``shard``, ``record`` when known)."""
+
+  def __init__(self, message: str, shard: str = "", record: int = -1):
+    where = shard + (" record %d" % record if record >= 0 else "")
+    super().__init__(("%s: %s" % (where, message)) if where else message)
+    self.shard, self.record = shard, record
+
+
+@dataclasses.dataclass
+class Example:
+  """One example, unpadded: ``input_ids`` and ``segment_ids`` are ``[L]``
+  (``[CLS] A [SEP] B [SEP]`` as shown to the model); ``masked_positions``
+  and ``masked_ids`` (the original token at each) are ``[P]``, empty
+  without static masks; ``label`` is the NSP/SOP label or None."""
+  shard: str
+  index: int
+  input_ids: np.ndarray
+  segment_ids: np.ndarray
+  masked_positions: np.ndarray
+  masked_ids: np.ndarray
+  label: Optional[int]
+
+
+@dataclasses.dataclass
+class Output:
+  """What an output's ``summary.json`` says (a default one for a plain
+  TFRecord file of BERT's script)."""
+  path: str  # the directory, or the file itself for a plain TFRecord file
+  summary: Dict
+  shards: List[Dict]  # {"path": name, "bytes": n}, as summary.json lists
+
+  @property
+  def format(self) -> str:
+    return self.summary.get("format", "tfrecord")
+
+  @property
+  def options(self) -> Dict:
+    return self.summary.get("options", {})
+
+  @property
+  def sentence_task(self) -> str:
+    return self.options.get("sentence_task", "nsp")
+
+  @property
+  def features(self) -> Dict[str, str]:
+    return self.summary.get("features", {})
+
+  def shard_path(self, name: str) -> str:
+    if self.path.endswith(name):
+      return self.path
+    return FileSystems.join(self.path, name)
+
+
+def open_output(path: str) -> Output:
+  """The output at ``path``: a directory with ``summary.json``, or one
+  TFRecord file (BERT's script's). Raises ``InvalidOutput``."""
+  path = path.rstrip("/")
+  summary_path = FileSystems.join(path, SUMMARY)
+  if FileSystems.exists(summary_path):
+    try:
+      with FileSystems.open(summary_path) as f:
+        summary = json.loads(f.read().decode("utf-8"))
+    except (ValueError, OSError) as e:
+      raise InvalidOutput("cannot read %s: %s" % (summary_path, e)) from None
+    return Output(path, summary, list(summary.get("shards", [])))
+  matched = FileSystems.match([path])[0].metadata_list
+  if len(matched) == 1 and not FileSystems.exists(path + "/"):
+    name = path.rsplit("/", 1)[-1]
+    return Output(path, {"format": "tfrecord"},
+                  [{"path": name, "bytes": matched[0].size_in_bytes}])
+  raise InvalidOutput("%s holds no %s (not a finished output of "
+                      "pipelines.mlm) and is no TFRecord file" % (path,
+                                                                   SUMMARY))
+
+
+# --- TFRecord --------------------------------------------------------------
+
+
+def masked_crc(data: bytes) -> int:
+  """TFRecord's masked CRC-32C."""
+  crc = google_crc32c.value(data)
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord_frames(f, shard: str) -> Iterator[bytes]:
+  """The records of a TFRecord stream ``f``, each frame's CRCs checked.
+  Raises ``InvalidOutput`` naming the record for a bad length CRC, a bad
+  data CRC or a cut record."""
+  index = 0
+  while True:
+    header = f.read(12)
+    if not header:
+      return
+    if len(header) < 12:
+      raise InvalidOutput("the file ends inside a record's header", shard,
+                          index)
+    length, = _U64.unpack(header[:8])
+    if _U32.unpack(header[8:])[0] != masked_crc(header[:8]):
+      raise InvalidOutput("the length's CRC does not match (a corrupt or "
+                          "not a TFRecord file)", shard, index)
+    data = f.read(length)
+    footer = f.read(4)
+    if len(data) < length or len(footer) < 4:
+      raise InvalidOutput("the file ends inside the record (%d of %d bytes)"
+                          % (len(data), length), shard, index)
+    if _U32.unpack(footer)[0] != masked_crc(data):
+      raise InvalidOutput("the data's CRC does not match (corrupt bytes)",
+                          shard, index)
+    yield data
+    index += 1
+
+
+def _parse_example(data: bytes) -> Dict[str, np.ndarray]:
+  from tensorflow.core.example import example_pb2  # pylint: disable=import-outside-toplevel
+  example = example_pb2.Example.FromString(data)
+  out = {}
+  for name, feature in example.features.feature.items():
+    kind = feature.WhichOneof("kind")
+    if kind == "int64_list":
+      out[name] = np.array(feature.int64_list.value, dtype=np.int64)
+    elif kind == "float_list":
+      out[name] = np.array(feature.float_list.value, dtype=np.float32)
+    else:
+      out[name] = np.array(feature.bytes_list.value if kind else [],
+                           dtype=object)
+  return out
+
+
+def _declared_lengths(output: Output) -> Dict[str, int]:
+  """``{feature: length}`` from summary.json's ``int64[128]``-style types;
+  BERT's seven features, lengths unknown (0), for a plain file."""
+  if not output.features:
+    return {name: 0 for name in (
+        "input_ids", "input_mask", "segment_ids", "masked_lm_positions",
+        "masked_lm_ids", "masked_lm_weights", "next_sentence_labels")}
+  return {name: int(kind.split("[")[1].rstrip("]"))
+          for name, kind in output.features.items()}
+
+
+def _tfrecord_example(features: Dict[str, np.ndarray], declared, shard, index
+                      ) -> Example:
+  missing = sorted(set(declared) - set(features))
+  extra = sorted(set(features) - set(declared))
+  if missing or extra:
+    raise InvalidOutput("features %s missing, %s unexpected" % (
+        missing or "none", extra or "none"), shard, index)
+  for name, length in declared.items():
+    if length and len(features[name]) != length:
+      raise InvalidOutput("%s has %d values, the schema says %d" % (
+          name, len(features[name]), length), shard, index)
+  mask = features["input_mask"]
+  n = int(mask.sum())
+  if not np.array_equal(mask, (np.arange(len(mask)) < n).astype(mask.dtype)):
+    raise InvalidOutput("input_mask is not ones then zeros", shard, index)
+  positions = features.get("masked_lm_positions", np.zeros(0, np.int64))
+  weights = features.get("masked_lm_weights", np.zeros(0, np.float32))
+  ids = features.get("masked_lm_ids", np.zeros(0, np.int64))
+  if np.any((weights != 0) & (weights != 1)):
+    raise InvalidOutput("masked_lm_weights holds values other than 0 and 1",
+                        shard, index)
+  real = weights > 0
+  label = features.get("next_sentence_labels")
+  return Example(shard, index, features["input_ids"][:n],
+                 features["segment_ids"][:n], positions[real], ids[real],
+                 int(label[0]) if label is not None and len(label) else None)
+
+
+def _tfrecord_examples(output: Output, shard: str) -> Iterator[Example]:
+  path = output.shard_path(shard)
+  declared = _declared_lengths(output)
+  compression = (CompressionTypes.GZIP if shard.endswith(".gz")
+                 else CompressionTypes.UNCOMPRESSED)
+  with FileSystems.open(path, compression_type=compression) as f:
+    for index, data in enumerate(tfrecord_frames(f, shard)):
+      try:
+        features = _parse_example(data)
+      except Exception as e:  # pylint: disable=broad-except
+        raise InvalidOutput("not a tf.train.Example: %s" % e, shard,
+                            index) from None
+      yield _tfrecord_example(features, declared, shard, index)
+
+
+# --- Parquet ---------------------------------------------------------------
+
+
+def _parquet_examples(output: Output, shard: str) -> Iterator[Example]:
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  path = output.shard_path(shard)
+  with FileSystems.open(path, compression_type=(
+      CompressionTypes.UNCOMPRESSED)) as f:
+    data = f.read()
+  try:
+    parquet = pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True)
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("not a Parquet file: %s" % e, shard) from None
+  names = parquet.schema_arrow.names
+  if output.features and sorted(names) != sorted(output.features):
+    raise InvalidOutput("columns %s, summary.json says %s" % (
+        names, sorted(output.features)), shard)
+  label_column = next((c for c in LABEL_COLUMNS if c in names), None)
+  index = 0
+  for group in range(parquet.metadata.num_row_groups):
+    try:
+      table = parquet.read_row_group(group).to_pydict()
+    except Exception as e:  # pylint: disable=broad-except
+      raise InvalidOutput("row group %d cannot be read: %s" % (group, e),
+                          shard, index) from None
+    for i in range(len(table["input_ids"])):
+      ids = np.array(table["input_ids"][i], dtype=np.int64)
+      segments = np.array(table["token_type_ids"][i], dtype=np.int64)
+      if len(segments) != len(ids) or len(table["attention_mask"][i]) != len(
+          ids):
+        raise InvalidOutput("input_ids, attention_mask and token_type_ids "
+                            "differ in length", shard, index)
+      positions = np.zeros(0, np.int64)
+      originals = np.zeros(0, np.int64)
+      if "labels" in table:
+        labels = np.array(table["labels"][i], dtype=np.int64)
+        if len(labels) != len(ids):
+          raise InvalidOutput("labels and input_ids differ in length", shard,
+                              index)
+        positions = np.flatnonzero(labels != IGNORE_INDEX)
+        originals = labels[positions]
+      label = table[label_column][i] if label_column else None
+      yield Example(shard, index, ids, segments, positions, originals,
+                    None if label is None else int(label))
+      index += 1
+
+
+def examples(output: Output, shard: str) -> Iterator[Example]:
+  """Every example of one shard, in order; raises ``InvalidOutput`` at the
+  first record that cannot be read."""
+  if output.format == "parquet":
+    return _parquet_examples(output, shard)
+  return _tfrecord_examples(output, shard)
+
+
+# --- Checks ----------------------------------------------------------------
+
+
+def check_example(example: Example, vocab_size: int, cls_id: int,
+                  sep_id: int) -> Optional[str]:
+  """Why ``example`` is not one the pipeline makes, or None: ids outside
+  the vocabulary, no ``[CLS]`` first or ``[SEP]`` last, segment ids not 0
+  then 1, masked positions outside the sequence, on ``[CLS]``/``[SEP]``,
+  repeated or unsorted, a label other than 0 or 1."""
+  ids, n = example.input_ids, len(example.input_ids)
+  if n == 0:
+    return "no tokens"
+  if ids.min() < 0 or ids.max() >= vocab_size:
+    return "input_ids outside the vocabulary (0..%d)" % (vocab_size - 1)
+  if ids[0] != cls_id or ids[-1] != sep_id:
+    return "input_ids do not start with [CLS] and end with [SEP]"
+  segments = example.segment_ids
+  if np.any((segments != 0) & (segments != 1)) or np.any(
+      np.diff(segments) < 0):
+    return "segment_ids are not zeros then ones"
+  positions = example.masked_positions
+  if len(positions):
+    if positions.min() < 1 or positions.max() >= n:
+      return "masked positions outside the sequence (1..%d)" % (n - 1)
+    if np.any(np.diff(positions) <= 0):
+      return "masked positions repeated or out of order"
+    if np.any(example.masked_ids < 0) or np.any(
+        example.masked_ids >= vocab_size):
+      return "masked original ids outside the vocabulary"
+  if example.label not in (None, 0, 1):
+    return "sentence label %r is neither 0 nor 1" % example.label
+  return None
+
+
+def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
+             shards: Optional[List[str]] = None) -> Dict[str, Tuple[int, int]]:
+  """Checks every record of ``shards`` (default all): frames, features,
+  ``check_example``; each shard's size against summary.json and, over all
+  shards, the record count against its ``instances``. Returns ``{shard:
+  (records, bytes)}``; raises ``InvalidOutput`` at the first fault."""
+  result = {}
+  names = [s["path"] for s in output.shards]
+  for shard in output.shards:
+    name = shard["path"]
+    if shards is not None and name not in shards:
+      continue
+    path = output.shard_path(name)
+    matched = FileSystems.match([path])[0].metadata_list
+    if not matched:
+      raise InvalidOutput("listed in summary.json but missing", name)
+    size = matched[0].size_in_bytes
+    if shard.get("bytes") is not None and size != shard["bytes"]:
+      raise InvalidOutput("%d bytes, summary.json says %d" % (
+          size, shard["bytes"]), name)
+    count = 0
+    for example in examples(output, name):
+      reason = check_example(example, vocab_size, cls_id, sep_id)
+      if reason:
+        raise InvalidOutput(reason, name, example.index)
+      count += 1
+    result[name] = (count, size)
+  expected = output.summary.get("counts", {}).get("instances")
+  if shards is None and expected is not None and names:
+    total = sum(r for r, _ in result.values())
+    if total != expected:
+      raise InvalidOutput("%d records in the shards, summary.json counts %d "
+                          "instances" % (total, expected))
+  return result
+

@@ -1,0 +1,458 @@
+"""Statistics of an output, with plots; two outputs compared.
+
+Usage:
+  python -m pipelines.report OUTPUT [--compare=OTHER] [--html=report.html]
+      [--plots_dir=DIR] [--sample=100000] [--seed=0] [--vocab_file=…]
+      [Beam's S3 flags: --s3_endpoint_url=…]
+
+``OUTPUT`` and ``OTHER`` are outputs of ``pipelines.mlm`` (TFRecord or
+Parquet, local or ``s3://``) or plain TFRecord files such as
+google-research/bert's ``create_pretraining_data.py`` writes.
+
+Statistics (``statistics``): sequence lengths, masked-LM predictions per
+example, how predictions are shown (``[MASK]`` / a random token / the
+original: BERT's 80/10/10), the sentence label's share, the lengths of runs
+of consecutive masked tokens (whole words, n-grams, spans), the most
+frequently masked tokens, the unknown-token rate and the shard sizes.
+
+Each distribution is drawn with matplotlib into a PNG in ``--plots_dir``
+(the two outputs side by side with ``--compare``), and ``--html`` writes one
+self-contained page that embeds them (base64) with the tables. With
+``--compare`` every statistic has a difference and a two-sample test:
+Kolmogorov-Smirnov (``scipy.stats.ks_2samp``) for the numeric distributions,
+chi-squared homogeneity (``scipy.stats.chi2_contingency``) for the shares;
+a p-value below 0.01 is flagged as a difference.
+
+Large outputs are sampled (``--sample`` examples, read from shards taken in
+a random order from ``--seed``, each shard read from its start), so a report
+on 100 GB reads about ``--sample`` examples' worth, not the whole output.
+"""
+
+import argparse
+import base64
+import collections
+import dataclasses
+import html
+import json
+import os
+import random
+import sys
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import records
+
+TOP_TOKENS = 20
+P_FLAG = 0.01
+SHOWN_KINDS = ("[MASK]", "random", "original")
+
+
+@dataclasses.dataclass
+class Statistics:
+  """What ``statistics`` measures over a sample of examples."""
+  examples: int
+  sequence_lengths: np.ndarray  # [examples], tokens incl. [CLS]/[SEP]
+  predictions: np.ndarray  # [examples], masked-LM predictions
+  shown: Dict[str, int]  # SHOWN_KINDS → predictions
+  labels: Dict[int, int]  # sentence label → examples (empty without)
+  run_lengths: np.ndarray  # lengths of runs of consecutive masked tokens
+  masked_tokens: Dict[str, int]  # original token → predictions
+  tokens: int  # text tokens (originals restored; [CLS]/[SEP]/[PAD] not)
+  unknown_tokens: int  # [UNK] among them
+  shard_bytes: Dict[str, int]  # every shard of the output, sampled or not
+
+  @property
+  def unknown_rate(self) -> float:
+    return self.unknown_tokens / self.tokens if self.tokens else 0.0
+
+  def summary(self) -> Dict[str, object]:
+    """The headline numbers (what the tables show)."""
+    predictions = max(1, int(self.predictions.sum()))
+    labelled = max(1, sum(self.labels.values()))
+    return {
+        "examples": self.examples,
+        "mean_sequence_length": _mean(self.sequence_lengths),
+        "mean_predictions": _mean(self.predictions),
+        "share_[MASK]": self.shown["[MASK]"] / predictions,
+        "share_random": self.shown["random"] / predictions,
+        "share_original": self.shown["original"] / predictions,
+        "share_label_1": (self.labels.get(1, 0) / labelled
+                          if self.labels else None),
+        "mean_masked_run_length": _mean(self.run_lengths),
+        "unknown_token_rate": self.unknown_rate,
+        "shards": len(self.shard_bytes),
+        "bytes": sum(self.shard_bytes.values()),
+    }
+
+
+def _mean(values: np.ndarray) -> Optional[float]:
+  return float(values.mean()) if len(values) else None
+
+
+def masked_runs(positions: np.ndarray) -> List[int]:
+  """Lengths of the runs of consecutive positions in sorted ``positions``:
+  ``[3, 4, 5, 9, 12, 13]`` → ``[3, 1, 2]``."""
+  if not len(positions):
+    return []
+  breaks = np.flatnonzero(np.diff(positions) != 1)
+  ends = np.concatenate([breaks, [len(positions) - 1]])
+  starts = np.concatenate([[0], breaks + 1])
+  return (ends - starts + 1).tolist()
+
+
+def statistics(examples: Sequence[records.Example], vocab: Sequence[str],
+               shard_bytes: Dict[str, int], mask_id: int, unk_id: int,
+               special_ids: Sequence[int]) -> Statistics:
+  """The statistics of ``examples`` (``vocab`` in id order)."""
+  lengths, predictions, runs = [], [], []
+  shown = collections.Counter({k: 0 for k in SHOWN_KINDS})
+  labels = collections.Counter()
+  masked = collections.Counter()
+  tokens = unknown = 0
+  special = np.array(sorted(set(special_ids)))
+  for example in examples:
+    ids = example.input_ids
+    lengths.append(len(ids))
+    positions, originals = example.masked_positions, example.masked_ids
+    predictions.append(len(positions))
+    if len(positions):
+      at = ids[positions]
+      is_mask = at == mask_id
+      kept = at == originals
+      shown["[MASK]"] += int(is_mask.sum())
+      shown["original"] += int((kept & ~is_mask).sum())
+      shown["random"] += int((~kept & ~is_mask).sum())
+      runs.extend(masked_runs(positions))
+      masked.update(vocab[i] if 0 <= i < len(vocab) else str(i)
+                    for i in originals.tolist())
+      restored = ids.copy()
+      restored[positions] = originals
+    else:
+      restored = ids
+    text = restored[~np.isin(restored, special)]
+    tokens += len(text)
+    unknown += int((text == unk_id).sum())
+    if example.label is not None:
+      labels[example.label] += 1
+  return Statistics(
+      examples=len(lengths), sequence_lengths=np.array(lengths, np.int64),
+      predictions=np.array(predictions, np.int64), shown=dict(shown),
+      labels=dict(labels), run_lengths=np.array(runs, np.int64),
+      masked_tokens=dict(masked), tokens=tokens, unknown_tokens=unknown,
+      shard_bytes=dict(shard_bytes))
+
+
+def sample_examples(output: records.Output, limit: int, seed: int
+                    ) -> List[records.Example]:
+  """Up to ``limit`` examples: shards in a random order (``seed``), each
+  read from its start, until ``limit`` are read."""
+  shards = [s["path"] for s in output.shards]
+  random.Random(seed).shuffle(shards)
+  out: List[records.Example] = []
+  for shard in shards:
+    for example in records.examples(output, shard):
+      if len(out) >= limit:
+        return out
+      out.append(example)
+  return out
+
+
+# --- Two-sample tests --------------------------------------------------------
+
+
+def compare(a: Statistics, b: Statistics) -> List[Dict[str, object]]:
+  """One row per statistic: both values, the difference, the test and its
+  p-value (None where a test does not apply)."""
+  # pylint: disable=import-outside-toplevel
+  from scipy import stats
+  rows = []
+
+  def numeric(name, x, y):
+    p = (float(stats.ks_2samp(x, y).pvalue) if len(x) and len(y)
+         else None)
+    rows.append(_row(name, _mean(x), _mean(y), "Kolmogorov-Smirnov", p))
+
+  def shares(name, table, key_a, key_b):
+    p = None
+    table = np.array(table, dtype=np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] > 1 and np.all(table.sum(axis=1) > 0):
+      p = float(stats.chi2_contingency(table).pvalue)
+    rows.append(_row(name, key_a, key_b, "chi-squared", p))
+
+  numeric("sequence length (mean)", a.sequence_lengths, b.sequence_lengths)
+  numeric("predictions per example (mean)", a.predictions, b.predictions)
+  numeric("masked run length (mean)", a.run_lengths, b.run_lengths)
+  pa_, pb_ = (max(1, sum(s.shown.values())) for s in (a, b))
+  shares("shown as [MASK] / random / original",
+         [[a.shown[k] for k in SHOWN_KINDS], [b.shown[k] for k in SHOWN_KINDS]],
+         "/".join("%.3f" % (a.shown[k] / pa_) for k in SHOWN_KINDS),
+         "/".join("%.3f" % (b.shown[k] / pb_) for k in SHOWN_KINDS))
+  if a.labels or b.labels:
+    la, lb = (max(1, sum(s.labels.values())) for s in (a, b))
+    shares("sentence label 1 (share)",
+           [[a.labels.get(0, 0), a.labels.get(1, 0)],
+            [b.labels.get(0, 0), b.labels.get(1, 0)]],
+           a.labels.get(1, 0) / la, b.labels.get(1, 0) / lb)
+  shares("unknown-token rate",
+         [[a.tokens - a.unknown_tokens, a.unknown_tokens],
+          [b.tokens - b.unknown_tokens, b.unknown_tokens]],
+         a.unknown_rate, b.unknown_rate)
+  top = [t for t, _ in collections.Counter(
+      {**{k: 0 for k in b.masked_tokens}, **a.masked_tokens}).most_common(
+          TOP_TOKENS)]
+  shares("most masked tokens (top %d of the first)" % TOP_TOKENS,
+         [[a.masked_tokens.get(t, 0) for t in top],
+          [b.masked_tokens.get(t, 0) for t in top]], ", ".join(top[:5]),
+         ", ".join(t for t, _ in collections.Counter(
+             b.masked_tokens).most_common(5)))
+  return rows
+
+
+def _row(name, a, b, test, p):
+  difference = (b - a if isinstance(a, float) and isinstance(b, float)
+                else None)
+  return {"statistic": name, "output": a, "other": b,
+          "difference": difference, "test": test, "p_value": p,
+          "differs": p is not None and p < P_FLAG}
+
+
+# --- Plots -------------------------------------------------------------------
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
+  """One PNG per statistic in ``directory`` (every output in ``data`` side
+  by side, by name); returns ``{title: path}``."""
+  plt = _pyplot()
+  os.makedirs(directory, exist_ok=True)
+  names = list(data)
+  paths = {}
+
+  def save(fig, stem, title):
+    path = os.path.join(directory, stem + ".png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths[title] = path
+
+  def histogram(stem, title, attribute, xlabel):
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    values = [getattr(data[n], attribute) for n in names]
+    top = max([int(v.max()) for v in values if len(v)] or [1])
+    bins = np.arange(0, top + 2) - 0.5 if top <= 60 else 50
+    for name, v in zip(names, values):
+      if len(v):
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.5, density=True,
+                label="%s (mean %.2f)" % (name, v.mean()))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share")
+    ax.set_title(title)
+    ax.legend()
+    save(fig, stem, title)
+
+  def bars(stem, title, keys, values_of, ylabel="share", rotate=False):
+    fig, ax = plt.subplots(figsize=(7 if not rotate else 9, 3.6))
+    width = 0.8 / len(names)
+    x = np.arange(len(keys))
+    for i, name in enumerate(names):
+      ax.bar(x + i * width - 0.4 + width / 2, values_of(data[name]), width,
+             label=name)
+    ax.set_xticks(x)
+    ax.set_xticklabels(keys, rotation=60 if rotate else 0,
+                       ha="right" if rotate else "center")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    save(fig, stem, title)
+
+  histogram("sequence_lengths", "Sequence length", "sequence_lengths",
+            "tokens per example ([CLS] and [SEP] included)")
+  histogram("predictions", "Masked-LM predictions per example",
+            "predictions", "predictions")
+  bars("shown", "How predictions are shown (BERT: 80/10/10)",
+       list(SHOWN_KINDS), lambda s: [s.shown[k] / max(1, sum(
+           s.shown.values())) for k in SHOWN_KINDS])
+  if any(s.labels for s in data.values()):
+    bars("labels", "Sentence label (NSP: 1 = random B; SOP: 1 = swapped)",
+         ["0", "1"], lambda s: [s.labels.get(k, 0) / max(1, sum(
+             s.labels.values())) for k in (0, 1)])
+  histogram("masked_runs", "Runs of consecutive masked tokens "
+            "(words, n-grams, spans)", "run_lengths", "tokens per run")
+  first = data[names[0]]
+  top = [t for t, _ in collections.Counter(first.masked_tokens).most_common(
+      TOP_TOKENS)]
+  if top:
+    bars("masked_tokens", "Most frequently masked tokens (of %s)" % names[0],
+         top, lambda s: [s.masked_tokens.get(t, 0) / max(1, sum(
+             s.masked_tokens.values())) for t in top], rotate=True)
+  bars("unknown", "Unknown-token rate ([UNK] among text tokens)", ["[UNK]"],
+       lambda s: [s.unknown_rate])
+  fig, ax = plt.subplots(figsize=(7, 3.6))
+  for name in names:
+    sizes = sorted(data[name].shard_bytes.values())
+    ax.plot(np.arange(1, len(sizes) + 1), np.array(sizes) / 1e6, "o-",
+            label="%s (%d shards)" % (name, len(sizes)))
+  ax.set_xlabel("shard (by size)")
+  ax.set_ylabel("MB")
+  ax.set_title("Shard sizes")
+  ax.legend()
+  save(fig, "shard_sizes", "Shard sizes")
+  return paths
+
+
+# --- Page --------------------------------------------------------------------
+
+
+def _cell(value) -> str:
+  if value is None:
+    return "–"
+  if isinstance(value, float):
+    return "%.4g" % value
+  return html.escape(str(value))
+
+
+def html_page(data: Dict[str, Statistics], images: Dict[str, str],
+              comparison: Optional[List[Dict]]) -> str:
+  """One self-contained page: the tables and every plot, embedded."""
+  names = list(data)
+  parts = ["<!DOCTYPE html><html><head><meta charset=\"utf-8\">",
+           "<title>mlm-pipeline report</title><style>body{font-family:"
+           "sans-serif;max-width:60em;margin:2em auto}table{border-collapse:"
+           "collapse}td,th{border:1px solid #ccc;padding:.2em .6em;"
+           "text-align:right}.differs{background:#fdd}</style></head><body>",
+           "<h1>Report: %s</h1>" % html.escape(" vs ".join(names))]
+  parts.append("<h2>Summary</h2><table><tr><th>statistic</th>%s</tr>" % "".join(
+      "<th>%s</th>" % html.escape(n) for n in names))
+  summaries = {n: data[n].summary() for n in names}
+  for key in summaries[names[0]]:
+    parts.append("<tr><td>%s</td>%s</tr>" % (html.escape(key), "".join(
+        "<td>%s</td>" % _cell(summaries[n][key]) for n in names)))
+  parts.append("</table>")
+  if comparison is not None:
+    parts.append("<h2>Differences and two-sample tests</h2><table><tr>"
+                 "<th>statistic</th><th>%s</th><th>%s</th><th>difference</th>"
+                 "<th>test</th><th>p-value</th></tr>" % tuple(
+                     html.escape(n) for n in names))
+    for row in comparison:
+      parts.append("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                   "<td>%s</td><td>%s</td></tr>" % (
+                       ' class="differs"' if row["differs"] else "",
+                       html.escape(row["statistic"]), _cell(row["output"]),
+                       _cell(row["other"]), _cell(row["difference"]),
+                       html.escape(row["test"]), _cell(row["p_value"])))
+    parts.append("</table><p>Highlighted: p &lt; %g, the two differ.</p>"
+                 % P_FLAG)
+  parts.append("<h2>Plots</h2>")
+  for title, path in images.items():
+    with open(path, "rb") as f:
+      encoded = base64.b64encode(f.read()).decode("ascii")
+    parts.append("<h3>%s</h3><img alt=\"%s\" src=\"data:image/png;base64,%s\">"
+                 % (html.escape(title), html.escape(title), encoded))
+  parts.append("</body></html>")
+  return "\n".join(parts)
+
+
+# --- Command line ------------------------------------------------------------
+
+
+def _load(path: str, limit: int, seed: int, vocab_override: Optional[str],
+          s3_kwargs) -> Statistics:
+  # pylint: disable=import-outside-toplevel
+  from pipelines.inspect import vocab_path
+  from transforms.tokenization import load_tokenizer
+  output = records.open_output(path)
+  vocab_file = vocab_path(output, vocab_override)
+  kind = "tokenizer_file" if vocab_file.endswith(".json") else "vocab_file"
+  _, vocab = load_tokenizer(**{kind: vocab_file}, s3_client_kwargs=s3_kwargs)
+  examples = sample_examples(output, limit, seed)
+  return statistics(examples, vocab.tokens,
+                    {s["path"]: s.get("bytes") or 0 for s in output.shards},
+                    vocab.mask_id, vocab.unk_id,
+                    (vocab.cls_id, vocab.sep_id, 0))
+
+
+def _name(path: str) -> str:
+  return os.path.basename(path.rstrip("/")) or path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  # pylint: disable=import-outside-toplevel
+  from pipelines.mlm import s3_client_kwargs_from
+  from transforms.tokenization import VocabularyError
+  parser = argparse.ArgumentParser(prog="python -m pipelines.report",
+                                   description=__doc__.split("\n")[0])
+  parser.add_argument("output")
+  parser.add_argument("--compare", default=None,
+                      help="Another output (or BERT's TFRecord file).")
+  parser.add_argument("--html", default=None,
+                      help="Write one self-contained HTML page here.")
+  parser.add_argument("--plots_dir", default=None,
+                      help="Where the PNGs go (default: beside --html, else "
+                      "./report_plots).")
+  parser.add_argument("--sample", type=int, default=100_000,
+                      help="Examples read per output at most.")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--vocab_file", default=None,
+                      help="Decode with this vocabulary (both outputs).")
+  parser.add_argument("--json", default=None,
+                      help="Also write the statistics and tests here.")
+  args, beam_args = parser.parse_known_args(argv)
+  if args.sample < 1:
+    parser.error("--sample must be at least 1")
+  options = PipelineOptions(beam_args)
+  FileSystems.set_options(options)
+  s3_kwargs = s3_client_kwargs_from(options)
+  data = {}
+  try:
+    for path in [args.output] + ([args.compare] if args.compare else []):
+      name = _name(path)
+      if name in data:
+        name = path
+      data[name] = _load(path, args.sample, args.seed, args.vocab_file,
+                         s3_kwargs)
+  except (records.InvalidOutput, VocabularyError) as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 1 if isinstance(e, records.InvalidOutput) and e.shard else 2
+  comparison = compare(*data.values()) if args.compare else None
+  plots_dir = args.plots_dir or (
+      os.path.splitext(args.html)[0] + "_plots" if args.html
+      else "report_plots")
+  images = plots(data, plots_dir)
+  names = list(data)
+  summaries = {n: data[n].summary() for n in names}
+  width = max(len(k) for k in summaries[names[0]])
+  print("%-*s  %s" % (width, "statistic", "  ".join(
+      "%14s" % n[:14] for n in names)))
+  for key in summaries[names[0]]:
+    print("%-*s  %s" % (width, key, "  ".join(
+        "%14s" % _cell(summaries[n][key]) for n in names)))
+  if comparison:
+    print()
+    for row in comparison:
+      print("%s %s: p = %s (%s)" % ("DIFFERS" if row["differs"] else "same   ",
+                                     row["statistic"], _cell(row["p_value"]),
+                                     row["test"]))
+  print("\nplots: %s" % plots_dir)
+  if args.html:
+    with open(args.html, "w", encoding="utf-8") as f:
+      f.write(html_page(data, images, comparison))
+    print("page: %s" % args.html)
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump({"statistics": summaries, "comparison": comparison}, f,
+                indent=1, default=str)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

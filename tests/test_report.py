@@ -1,0 +1,205 @@
+"""python -m pipelines.report: exact statistics of a small output written
+here record by record, and the report's page as a browser would read it."""
+
+import base64
+import html.parser
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipelines import records
+from pipelines import report
+from tests.helpers import REPO, VOCAB, load_vocab_list, run_cli, write_lines_corpus
+
+SEQ, PRED = 8, 3
+
+
+def _example(tokens, segments, positions, originals, label):
+  """One BERT-format tf.train.Example, padded to SEQ / PRED."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  vocab = {t: i for i, t in enumerate(load_vocab_list())}
+  ids = [vocab[t] for t in tokens]
+  n = len(ids)
+
+  def ints(values, size):
+    return tf.train.Feature(int64_list=tf.train.Int64List(
+        value=list(values) + [0] * (size - len(values))))
+
+  weights = [1.0] * len(positions) + [0.0] * (PRED - len(positions))
+  return tf.train.Example(features=tf.train.Features(feature={
+      "input_ids": ints(ids, SEQ), "input_mask": ints([1] * n, SEQ),
+      "segment_ids": ints(segments, SEQ),
+      "masked_lm_positions": ints(positions, PRED),
+      "masked_lm_ids": ints([vocab[t] for t in originals], PRED),
+      "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
+          value=weights)),
+      "next_sentence_labels": ints([label], 1)})).SerializeToString()
+
+
+@pytest.fixture(name="known")
+def _known(tmp_path):
+  """Three examples whose statistics are worked out by hand below."""
+  from transforms.examples import frame_records  # pylint: disable=import-outside-toplevel
+  raw = [
+      # "the [MASK] dog": "cat"→[MASK], "sat"→"dog" (random); a run of 2.
+      _example(["[CLS]", "the", "[MASK]", "dog", "[SEP]", "on", "[SEP]"],
+               [0, 0, 0, 0, 0, 1, 1], [2, 3], ["cat", "sat"], 1),
+      # "mat" shown as itself (kept); a run of 1.
+      _example(["[CLS]", "a", "mat", "[SEP]", "[UNK]", "[SEP]"],
+               [0, 0, 0, 0, 1, 1], [2], ["mat"], 0),
+      # No prediction, one [UNK].
+      _example(["[CLS]", "[UNK]", "is", "[SEP]"], [0, 0, 0, 0], [], [], 0),
+  ]
+  out = tmp_path / "known"
+  out.mkdir()
+  data = b"".join(raw)
+  framed = frame_records(data, list(np.cumsum([len(r) for r in raw])))
+  (out / "part-00000-of-00001.tfrecord").write_bytes(framed)
+  (out / "summary.json").write_text(json.dumps({
+      "format": "tfrecord", "counts": {"instances": 3},
+      "features": {"input_ids": "int64[8]", "input_mask": "int64[8]",
+                   "segment_ids": "int64[8]",
+                   "masked_lm_positions": "int64[3]",
+                   "masked_lm_ids": "int64[3]",
+                   "masked_lm_weights": "float32[3]",
+                   "next_sentence_labels": "int64[1]"},
+      "options": {"vocab_file": VOCAB, "sentence_task": "nsp"},
+      "shards": [{"path": "part-00000-of-00001.tfrecord",
+                  "bytes": len(framed)}]}))
+  return str(out)
+
+
+def test_statistics_of_a_known_output_are_exact(known):
+  from transforms.tokenization import load_tokenizer  # pylint: disable=import-outside-toplevel
+  _, vocab = load_tokenizer(vocab_file=VOCAB)
+  output = records.open_output(known)
+  examples = report.sample_examples(output, 10, 0)
+  stats = report.statistics(examples, vocab.tokens, {"a": 10, "b": 30},
+                            vocab.mask_id, vocab.unk_id,
+                            (vocab.cls_id, vocab.sep_id, 0))
+  assert stats.examples == 3
+  assert stats.sequence_lengths.tolist() == [7, 6, 4]
+  assert stats.predictions.tolist() == [2, 1, 0]
+  assert stats.shown == {"[MASK]": 1, "random": 1, "original": 1}
+  assert stats.labels == {1: 1, 0: 2}
+  assert sorted(stats.run_lengths.tolist()) == [1, 2]
+  assert stats.masked_tokens == {"cat": 1, "sat": 1, "mat": 1}
+  # Text tokens with the originals restored: the cat sat on / a mat [UNK] /
+  # [UNK] is.
+  assert (stats.tokens, stats.unknown_tokens) == (4 + 3 + 2, 2)
+  summary = stats.summary()
+  assert summary["mean_sequence_length"] == pytest.approx(17 / 3)
+  assert summary["share_label_1"] == pytest.approx(1 / 3)
+  assert summary["unknown_token_rate"] == pytest.approx(2 / 9)
+  assert summary["bytes"] == 40 and summary["shards"] == 2
+
+
+def test_masked_runs():
+  assert report.masked_runs(np.array([3, 4, 5, 9, 12, 13])) == [3, 1, 2]
+  assert report.masked_runs(np.array([], np.int64)) == []
+
+
+def test_sampling_reads_no_more_than_asked(known):
+  output = records.open_output(known)
+  assert len(report.sample_examples(output, 2, 0)) == 2
+
+
+class _Page(html.parser.HTMLParser):
+  def __init__(self):
+    super().__init__()
+    self.images, self.rows, self.differs = [], 0, 0
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag == "img":
+      self.images.append(attrs["src"])
+    if tag == "tr":
+      self.rows += 1
+      if attrs.get("class") == "differs":
+        self.differs += 1
+
+
+def _report(*args):
+  return subprocess.run([sys.executable, "-m", "pipelines.report"]
+                        + list(args), cwd=REPO, capture_output=True,
+                        text=True, timeout=600,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module", name="pair")
+def _pair(tmp_path_factory):
+  base = tmp_path_factory.mktemp("report")
+  corpus = write_lines_corpus(str(base / "corpus"), num_files=2,
+                              docs_per_file=25, seed=9)
+  outs = {}
+  for name, flags in {"seed1": ["--random_seed=1"],
+                      "seed2": ["--random_seed=2"],
+                      "heavy": ["--random_seed=3", "--masked_lm_prob=0.3",
+                                "--max_predictions_per_seq=40"]}.items():
+    outs[name] = str(base / name)
+    run_cli(["--input=" + ",".join(corpus), "--output=" + outs[name],
+             "--dupe_factor=3", "--num_shards=2"] + flags)
+  return outs
+
+
+def _decode_images(page):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  sizes = []
+  for src in page.images:
+    assert src.startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+    image.load()
+    sizes.append(image.size)
+  return sizes
+
+
+def test_compare_page_embeds_every_plot_and_flags_real_differences(
+    pair, tmp_path):
+  page_path = str(tmp_path / "report.html")
+  proc = _report(pair["seed1"], "--compare=" + pair["heavy"],
+                 "--html=" + page_path, "--json=" + str(tmp_path / "r.json"))
+  assert proc.returncode == 0, proc.stderr
+  page = _Page()
+  page.feed(open(page_path, encoding="utf-8").read())
+  sizes = _decode_images(page)
+  # Sequence lengths, predictions, shown, labels, runs, top tokens, [UNK],
+  # shard sizes: each a 7x3.6 (top tokens 9x3.6) inch figure at 100 dpi.
+  assert len(sizes) == 8
+  assert all(h == 360 and w in (700, 900) for w, h in sizes)
+  assert len(os.listdir(str(tmp_path / "report_plots"))) == 8
+  result = json.load(open(str(tmp_path / "r.json")))
+  by_name = {r["statistic"]: r for r in result["comparison"]}
+  # Twice the masking rate: more predictions per example, told apart.
+  assert by_name["predictions per example (mean)"]["differs"]
+  assert page.differs >= 1
+
+
+def test_two_seeds_of_one_configuration_look_the_same(pair, tmp_path):
+  proc = _report(pair["seed1"], "--compare=" + pair["seed2"],
+                 "--json=" + str(tmp_path / "r.json"),
+                 "--plots_dir=" + str(tmp_path / "plots"))
+  assert proc.returncode == 0, proc.stderr
+  result = json.load(open(str(tmp_path / "r.json")))
+  tests = {r["statistic"]: r["p_value"] for r in result["comparison"]}
+  assert tests["predictions per example (mean)"] > 0.01
+  assert tests["shown as [MASK] / random / original"] > 0.01
+
+
+def test_a_plain_tfrecord_file_works_as_the_other(pair, tmp_path):
+  shard = sorted(p for p in os.listdir(pair["seed2"]) if p.startswith(
+      "part-"))[0]
+  proc = _report(pair["seed1"], "--compare=" + os.path.join(
+      pair["seed2"], shard), "--plots_dir=" + str(tmp_path / "plots"))
+  assert proc.returncode == 0, proc.stderr
+  assert shard[:14] in proc.stdout
+
+
+def test_a_missing_output_is_one_error_line(tmp_path):
+  proc = _report(str(tmp_path / "nothing"))
+  assert proc.returncode == 2
+  assert [l for l in proc.stderr.splitlines() if l.startswith("error:")]
