@@ -339,9 +339,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
         input_root=input_root)
   total_bytes = input_bytes(input_patterns(opts))
-  shown = None if opts.quiet else progress_source(runner, options)
+  shown = progress_source(runner, options, opts.quiet)
   live = (progress.Progress(total_bytes, shown,
-                            log_seconds=opts.progress_seconds)
+                            log_seconds=opts.progress_seconds,
+                            display=not opts.quiet)
           if shown is not None else None)
   if live is not None and live.is_bar:
     # Beam's INFO lines (each worker's start, each shard renamed) would
@@ -413,11 +414,13 @@ def input_bytes(patterns: Sequence[str]) -> int:
              for m in result.metadata_list)
 
 
-def progress_source(runner: str, options: PipelineOptions):
+def progress_source(runner: str, options: PipelineOptions, quiet: bool):
   """Where live progress comes from on ``runner``: the workers' tally files
-  on the DirectRunner, Flink's REST API on Flink; None elsewhere."""
+  on the DirectRunner (none with ``quiet``), Flink's REST API on a Flink
+  cluster (polled with ``quiet`` too, for the job id and UI address it
+  prints); None elsewhere."""
   if runner == direct.LOCAL_RUNNER:
-    return progress.FileTally()
+    return None if quiet else progress.FileTally()
   return flink.progress_source(runner, options)
 
 

@@ -26,6 +26,7 @@ from transforms import metrics
 
 LOG_SECONDS = 30.0
 BAR_SECONDS = 0.5
+QUIET_POLL_SECONDS = 2.0
 Counts = Dict[str, int]
 
 
@@ -78,7 +79,10 @@ def progress_line(counts: Counts, total_bytes: int, elapsed: float) -> str:
             "{:,} instances".format(counts.get("instances", 0))]
   if counts.get("rejected_records"):
     parts.append("{:,} set aside".format(counts["rejected_records"]))
-  parts += ["%.1f MB/s" % (rate / 1e6), "elapsed " + _duration(elapsed)]
+  if counts.get("stages"):
+    parts.append("%d/%d stages done" % (counts.get("stages_done", 0),
+                                        counts["stages"]))
+  parts += ["%.2f MB/s" % (rate / 1e6), "elapsed " + _duration(elapsed)]
   if rate > 0 and total_bytes > done:
     parts.append("ETA " + _duration((total_bytes - done) / rate))
   return ", ".join(parts)
@@ -102,12 +106,14 @@ class Progress:
 
   def __init__(self, total_bytes: int, read_counts: Callable[[], Counts],
                stream: TextIO = sys.stderr, tty: Optional[bool] = None,
-               log_seconds: float = LOG_SECONDS):
+               log_seconds: float = LOG_SECONDS, display: bool = True):
     self._total = total_bytes
     self._read = read_counts
     self._stream = stream
-    self._tty = stream.isatty() if tty is None else tty
-    self._interval = BAR_SECONDS if self._tty else log_seconds
+    self._display = display
+    self._tty = (stream.isatty() if tty is None else tty) and display
+    self._interval = (BAR_SECONDS if self._tty else
+                      log_seconds if display else QUIET_POLL_SECONDS)
     self._done = threading.Event()
     self._thread = None
     self._bar = None
@@ -140,6 +146,8 @@ class Progress:
       counts = self._read()
     except Exception:  # pylint: disable=broad-except
       return  # a source that cannot answer now (Flink starting) may later
+    if not self._display:
+      return  # polled only for what the source prints (Flink's job id)
     if self._bar is not None:
       self._bar.n = min(counts.get("input_bytes", 0), self._total)
       postfix = "{:,} docs, {:,} instances".format(
@@ -177,7 +185,7 @@ def summary_line(counts: Counts, input_bytes: int, seconds: float) -> str:
   """The run in one line: documents, instances, records set aside, wall
   time and input MB/s."""
   return ("done: {:,} documents, {:,} instances, {:,} records set aside, "
-          "{:.1f} s, {:.1f} MB/s ({:.1f} MB of input)").format(
+          "{:.1f} s, {:.2f} MB/s ({:.1f} MB of input)").format(
               counts.get("documents", 0), counts.get("instances", 0),
               counts.get("rejected_records", 0), seconds,
               input_bytes / 1e6 / seconds if seconds > 0 else 0.0,

@@ -20,9 +20,14 @@ the user gives wins:
   port below the job port (runners/flink_node.py starts it so).
 """
 
+import base64
+import json
 import os
 import re
-from typing import List, Sequence
+import sys
+import time
+import urllib.request
+from typing import Dict, List, Optional, Sequence
 
 from runners import flink_node
 from runners.direct import _flag_value, _has_flag
@@ -85,11 +90,117 @@ def _worker_pool_and_name(argv: List[str]) -> List[str]:
   return argv
 
 
-def progress_source(runner: str, options):
-  """Live progress of a job on Flink (see pipelines/progress.py); None for
-  other runners."""
-  del options
+
+# --- Live progress over Flink's REST API ------------------------------------
+
+# Beam's Flink runner keeps every Beam metric of a job in one Flink
+# accumulator, whose value is the JSON form of Beam's MonitoringInfo protos
+# (apache/beam PR 11369): user counters have this URN, their labels name the
+# namespace and the counter, and the payload is the sum as a base64 varint.
+METRICS_ACCUMULATOR = "__metricscontainers"
+USER_COUNTER_URN = "beam:metric:user:sum_int64:v1"
+REST_PORT = 8081
+TERMINAL_STATES = ("FINISHED", "FAILED", "CANCELED", "SUSPENDED")
+
+
+def _varint(data: bytes) -> int:
+  value = shift = 0
+  for byte in data:
+    value |= (byte & 0x7F) << shift
+    shift += 7
+    if byte < 0x80:
+      break
+  return value
+
+
+def metric_counts(accumulators: Dict, namespace: str = "mlm") -> Dict[str, int]:
+  """``{counter: sum}`` of a namespace's user counters, from the answer of
+  ``GET /jobs/<id>/accumulators``. In batch, Flink holds a stage's counts
+  once its tasks finish."""
+  counts: Dict[str, int] = {}
+  for accumulator in accumulators.get("user-task-accumulators", []):
+    if accumulator.get("name") != METRICS_ACCUMULATOR:
+      continue
+    value = accumulator.get("value", "")
+    value = json.loads(value[value.index("{"):]) if "{" in value else {}
+    for metric in value.get("metrics", {}).get("attempted", []):
+      labels = metric.get("labels", {})
+      if (metric.get("urn") == USER_COUNTER_URN
+          and labels.get("NAMESPACE") == namespace):
+        name = labels.get("NAME", "")
+        counts[name] = counts.get(name, 0) + _varint(
+            base64.b64decode(metric.get("payload", "")))
+  return counts
+
+
+class RestProgress:
+  """Live progress of the job named ``job_name`` on the Flink cluster whose
+  REST API is at ``rest_url`` (``http://host:port``): its counters, and how
+  many of its stages (Flink vertices) are done. The first call that finds
+  the job prints its id and Flink UI address to ``stream``."""
+
+  def __init__(self, rest_url: str, job_name: str, stream=sys.stderr):
+    self.rest_url = rest_url.rstrip("/")
+    self.job_name = job_name
+    self._stream = stream
+    self._since = time.time()
+    self.job_id: Optional[str] = None
+
+  def _get(self, path: str) -> Dict:
+    with urllib.request.urlopen(self.rest_url + path, timeout=5) as r:
+      return json.loads(r.read() or b"{}")
+
+  def find_job(self) -> Optional[str]:
+    if self.job_id is None:
+      # Ours: under its name and still going (an earlier run of the same
+      # output is finished), or finished but started after this run began
+      # (a job faster than the first poll).
+      jobs = [j for j in self._get("/jobs/overview").get("jobs", [])
+              if j.get("name") == self.job_name
+              and (j.get("state") not in TERMINAL_STATES
+                   or j.get("start-time", 0) >= self._since * 1000)]
+      if not jobs:
+        return None
+      self.job_id = max(jobs, key=lambda j: j["start-time"])["jid"]
+      print("Flink job %s: %s/#/job/running/%s/overview" % (
+          self.job_id, self.rest_url, self.job_id), file=self._stream,
+            flush=True)
+    return self.job_id
+
+  def __call__(self) -> Dict[str, int]:
+    job = self.find_job()
+    if job is None:
+      return {}
+    counts = metric_counts(self._get("/jobs/%s/accumulators" % job))
+    vertices = self._get("/jobs/" + job).get("vertices", [])
+    counts["stages"] = len(vertices)
+    counts["stages_done"] = sum(1 for v in vertices
+                                if v.get("status") == "FINISHED")
+    return counts
+
+
+def rest_url(options) -> Optional[str]:
+  """Where the cluster's REST API is: ``--flink_master``, or the host of
+  ``--job_endpoint`` on Flink's default port; None for a Flink started for
+  the job alone (``[auto]``, ``[local]``)."""
+  values = options.get_all_options()
+  master = values.get("flink_master") or ""
+  if master and not master.startswith("["):
+    return master if "://" in master else "http://" + master
+  endpoint = values.get("job_endpoint") or ""
+  if ":" in endpoint and not endpoint.startswith("["):
+    return "http://%s:%d" % (endpoint.rsplit(":", 1)[0], REST_PORT)
+  return None
+
+
+def progress_source(runner: str, options) -> Optional[RestProgress]:
+  """Live progress of a job on a Flink cluster (pipelines/progress.py);
+  None for other runners and for a Flink without a REST address."""
   if runner.lower() not in ("flinkrunner", "flink", "portablerunner",
                             "portable"):
     return None
-  return None
+  url = rest_url(options)
+  name = options.get_all_options().get("job_name")
+  if url is None or not name:
+    return None
+  return RestProgress(url, name)

@@ -7,6 +7,8 @@ Flink schedules it on the TaskManager, and its Python work runs in the
 worker pool (the EXTERNAL environment), as on the EC2 cluster.
 """
 
+import base64
+import json
 import os
 import socket
 
@@ -88,8 +90,20 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   # through files in OUTPUT/_pools (removed after the run), as on the
   # DirectRunner.
   files_out = str(tmp_path / "on_flink")
-  run_cli(flink + ["--output=" + files_out])
+  proc = run_cli(flink + ["--output=" + files_out, "--progress_seconds=1",
+                          "--flink_master=localhost:%d"
+                          % cluster["rest_port"]])
   assert digest(read_examples(files_out)) == expected
+  # Live progress from Flink's REST API: the job's id and UI address once
+  # it is found, then progress lines with its stages.
+  jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
+  [job] = [j for j in jobs if j["name"] == "mlm-pipeline-on-flink"]
+  assert ("Flink job %s: http://localhost:%d/#/job/running/%s/overview"
+          % (job["jid"], cluster["rest_port"], job["jid"])) in proc.stderr
+  shown = [l for l in proc.stderr.splitlines() if l.startswith("progress: ")
+           and " stages done" in l]
+  assert shown, proc.stderr[-3000:]
+  assert proc.stderr.splitlines()[-1].startswith("done: ")
   # Flink ran it: the JobManager lists the job, finished, under its name.
   names = _vertex_names(cluster, "mlm-pipeline-on-flink")
   assert any("PoolFiles" in n for n in names), names
@@ -105,6 +119,43 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   assert digest(read_examples(gbk_out)) == expected
   names = _vertex_names(cluster, "mlm-pipeline-on-flink-gbk")
   assert any("GroupPools" in n for n in names), names
+
+
+def test_flink_metrics_are_read_from_the_accumulator_beam_keeps():
+  """The shape Beam's Flink runner gives ``GET /jobs/<id>/accumulators``
+  (seen on this cluster): user counters as base64 varints."""
+  def counter(name, value, namespace="mlm"):
+    payload, out = value, bytearray()
+    while payload >= 0x80:
+      out.append((payload & 0x7F) | 0x80)
+      payload >>= 7
+    out.append(payload)
+    return {"urn": "beam:metric:user:sum_int64:v1",
+            "type": "beam:metrics:sum_int64:v1",
+            "payload": base64.b64encode(bytes(out)).decode(),
+            "labels": {"NAMESPACE": namespace, "NAME": name,
+                       "PTRANSFORM": "ref_AppliedPTransform_Read_3"}}
+  value = {"metrics": {"attempted": [
+      counter("documents_read", 103), counter("documents_read", 97),
+      counter("input_bytes", 2_071_509), counter("other", 5, "beam"),
+      {"urn": "beam:metric:pardo_execution_time:start_bundle_msecs:v1",
+       "type": "beam:metrics:sum_int64:v1", "payload": "AA==",
+       "labels": {"PTRANSFORM": "fn/write/ref_PCollection_PCollection_22:0"}}
+  ]}}
+  answer = {"job-accumulators": [], "user-task-accumulators": [
+      {"name": "__metricscontainers", "type": "MetricsAccumulator",
+       "value": json.dumps(value, indent=2)}]}
+  assert flink.metric_counts(answer) == {"documents_read": 200,
+                                         "input_bytes": 2_071_509}
+
+
+def test_flink_rest_address():
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  def url(*args):
+    return flink.rest_url(PipelineOptions(list(args)))
+  assert url("--flink_master=jm:8082") == "http://jm:8082"
+  assert url("--job_endpoint=10.0.0.5:8099") == "http://10.0.0.5:8081"
+  assert url("--flink_master=[auto]") is None
 
 
 def test_flink_presets():

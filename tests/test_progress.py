@@ -123,11 +123,11 @@ def test_lines_say_what_they_count():
                                  "rejected_records": 2},
                                 100_000_000, 10.0)
   assert line == ("25.0/100.0 MB (25%), 1,234 documents, 5,678 instances, "
-                  "2 set aside, 2.5 MB/s, elapsed 0:10, ETA 0:30")
+                  "2 set aside, 2.50 MB/s, elapsed 0:10, ETA 0:30")
   assert progress.summary_line({"documents": 3, "instances": 40,
                                 "rejected_records": 1}, 5_000_000, 2.0) == (
       "done: 3 documents, 40 instances, 1 records set aside, 2.0 s, "
-      "2.5 MB/s (5.0 MB of input)")
+      "2.50 MB/s (5.0 MB of input)")
   assert progress.lost_text_warning({"instance_tokens": 10,
                                      "truncated_tokens": 9}, "lines") is None
   assert "no sentence breaks" in progress.lost_text_warning(
