@@ -63,6 +63,9 @@ class Statistics:
   tokens: int  # text tokens (originals restored; [CLS]/[SEP]/[PAD] not)
   unknown_tokens: int  # [UNK] among them
   shard_bytes: Dict[str, int]  # every shard of the output, sampled or not
+  # Independent document passes behind the examples (documents times
+  # --dupe_factor, from summary.json; None for a plain file): see compare.
+  units: Optional[int] = None
 
   @property
   def unknown_rate(self) -> float:
@@ -164,25 +167,51 @@ def sample_examples(output: records.Output, limit: int, seed: int
 
 
 def compare(a: Statistics, b: Statistics) -> List[Dict[str, object]]:
-  """One row per statistic: both values, the difference, the test and its
-  p-value (None where a test does not apply)."""
+  """One row per statistic: both values, the difference, the test, its
+  effective sample sizes and p-value (None where a test does not apply).
+
+  The examples of one document pass are not independent: BERT draws one
+  target length per document and pass, and they share the document's text.
+  Counting each example as an observation makes two seeds of the same job
+  "differ" (p < 1e-15 on 103 Wikipedia articles). So each test counts at
+  most one observation per document pass (``Statistics.units``: documents
+  times ``--dupe_factor``, from summary.json; for a plain file, the other
+  output's) — a conservative bound, as if all examples of a pass were
+  alike. How a prediction is shown is drawn per masked run, so those shares
+  count runs."""
   # pylint: disable=import-outside-toplevel
   from scipy import stats
   rows = []
+  units_a = a.units or b.units
+  units_b = b.units or a.units
+
+  def effective(n, units):
+    return min(n, units) if units else n
 
   def numeric(name, x, y):
-    p = (float(stats.ks_2samp(x, y).pvalue) if len(x) and len(y)
-         else None)
-    rows.append(_row(name, _mean(x), _mean(y), "Kolmogorov-Smirnov", p))
+    p = na = nb = None
+    if len(x) and len(y):
+      na, nb = effective(len(x), units_a), effective(len(y), units_b)
+      d = stats.ks_2samp(x, y).statistic
+      p = float(stats.kstwobign.sf(d * np.sqrt(na * nb / (na + nb))))
+    rows.append(_row(name, _mean(x), _mean(y), "Kolmogorov-Smirnov", p,
+                     na, nb))
 
-  def shares(name, table, key_a, key_b):
-    p = None
+  def shares(name, table, key_a, key_b, n_a, n_b):
     table = np.array(table, dtype=np.float64)
     table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] > 1 and np.all(table.sum(axis=1) > 0):
-      p = float(stats.chi2_contingency(table).pvalue)
-    rows.append(_row(name, key_a, key_b, "chi-squared", p))
+    p = None
+    totals = table.sum(axis=1)
+    if table.shape[1] > 1 and np.all(totals > 0):
+      # Each row scaled to its effective number of observations.
+      scale = np.array([min(1.0, n_a / totals[0]),
+                        min(1.0, n_b / totals[1])])[:, None]
+      p = float(stats.chi2_contingency(table * scale).pvalue)
+    rows.append(_row(name, key_a, key_b, "chi-squared", p,
+                     int(min(n_a, totals[0])) if len(totals) else None,
+                     int(min(n_b, totals[1])) if len(totals) > 1 else None))
 
+  big = float("inf")
   numeric("sequence length (mean)", a.sequence_lengths, b.sequence_lengths)
   numeric("predictions per example (mean)", a.predictions, b.predictions)
   numeric("masked run length (mean)", a.run_lengths, b.run_lengths)
@@ -190,17 +219,19 @@ def compare(a: Statistics, b: Statistics) -> List[Dict[str, object]]:
   shares("shown as [MASK] / random / original",
          [[a.shown[k] for k in SHOWN_KINDS], [b.shown[k] for k in SHOWN_KINDS]],
          "/".join("%.3f" % (a.shown[k] / pa_) for k in SHOWN_KINDS),
-         "/".join("%.3f" % (b.shown[k] / pb_) for k in SHOWN_KINDS))
+         "/".join("%.3f" % (b.shown[k] / pb_) for k in SHOWN_KINDS),
+         len(a.run_lengths) or big, len(b.run_lengths) or big)
   if a.labels or b.labels:
     la, lb = (max(1, sum(s.labels.values())) for s in (a, b))
     shares("sentence label 1 (share)",
            [[a.labels.get(0, 0), a.labels.get(1, 0)],
             [b.labels.get(0, 0), b.labels.get(1, 0)]],
-           a.labels.get(1, 0) / la, b.labels.get(1, 0) / lb)
+           a.labels.get(1, 0) / la, b.labels.get(1, 0) / lb,
+           units_a or big, units_b or big)
   shares("unknown-token rate",
          [[a.tokens - a.unknown_tokens, a.unknown_tokens],
           [b.tokens - b.unknown_tokens, b.unknown_tokens]],
-         a.unknown_rate, b.unknown_rate)
+         a.unknown_rate, b.unknown_rate, units_a or big, units_b or big)
   top = [t for t, _ in collections.Counter(
       {**{k: 0 for k in b.masked_tokens}, **a.masked_tokens}).most_common(
           TOP_TOKENS)]
@@ -208,16 +239,17 @@ def compare(a: Statistics, b: Statistics) -> List[Dict[str, object]]:
          [[a.masked_tokens.get(t, 0) for t in top],
           [b.masked_tokens.get(t, 0) for t in top]], ", ".join(top[:5]),
          ", ".join(t for t, _ in collections.Counter(
-             b.masked_tokens).most_common(5)))
+             b.masked_tokens).most_common(5)), units_a or big,
+         units_b or big)
   return rows
 
 
-def _row(name, a, b, test, p):
+def _row(name, a, b, test, p, n_a=None, n_b=None):
   difference = (b - a if isinstance(a, float) and isinstance(b, float)
                 else None)
   return {"statistic": name, "output": a, "other": b,
           "difference": difference, "test": test, "p_value": p,
-          "differs": p is not None and p < P_FLAG}
+          "effective_n": [n_a, n_b], "differs": p is not None and p < P_FLAG}
 
 
 # --- Plots -------------------------------------------------------------------
@@ -230,26 +262,26 @@ def _pyplot():
   return plt
 
 
+def _integer_ticks():
+  from matplotlib.ticker import MaxNLocator  # pylint: disable=import-outside-toplevel
+  return MaxNLocator(integer=True)
+
+
 def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
   """One PNG per statistic in ``directory`` (every output in ``data`` side
-  by side, by name); returns ``{title: path}``."""
+  by side, by name), plus ``overview.png`` with the six main ones; returns
+  ``{title: path}`` (the overview not included)."""
   plt = _pyplot()
   os.makedirs(directory, exist_ok=True)
   names = list(data)
-  paths = {}
+  first = data[names[0]]
+  top = [t for t, _ in collections.Counter(first.masked_tokens).most_common(
+      TOP_TOKENS)]
 
-  def save(fig, stem, title):
-    path = os.path.join(directory, stem + ".png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    paths[title] = path
-
-  def histogram(stem, title, attribute, xlabel):
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+  def histogram(ax, title, attribute, xlabel):
     values = [getattr(data[n], attribute) for n in names]
-    top = max([int(v.max()) for v in values if len(v)] or [1])
-    bins = np.arange(0, top + 2) - 0.5 if top <= 60 else 50
+    highest = max([int(v.max()) for v in values if len(v)] or [1])
+    bins = np.arange(0, highest + 2) - 0.5 if highest <= 60 else 50
     for name, v in zip(names, values):
       if len(v):
         ax.hist(v, bins=bins, histtype="step", linewidth=1.5, density=True,
@@ -257,11 +289,9 @@ def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
     ax.set_xlabel(xlabel)
     ax.set_ylabel("share")
     ax.set_title(title)
-    ax.legend()
-    save(fig, stem, title)
+    ax.legend(fontsize="small")
 
-  def bars(stem, title, keys, values_of, ylabel="share", rotate=False):
-    fig, ax = plt.subplots(figsize=(7 if not rotate else 9, 3.6))
+  def bars(ax, title, keys, values_of, rotate=False):
     width = 0.8 / len(names)
     x = np.arange(len(keys))
     for i, name in enumerate(names):
@@ -270,43 +300,72 @@ def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
     ax.set_xticks(x)
     ax.set_xticklabels(keys, rotation=60 if rotate else 0,
                        ha="right" if rotate else "center")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("share")
     ax.set_title(title)
-    ax.legend()
-    save(fig, stem, title)
+    ax.legend(fontsize="small")
 
-  histogram("sequence_lengths", "Sequence length", "sequence_lengths",
-            "tokens per example ([CLS] and [SEP] included)")
-  histogram("predictions", "Masked-LM predictions per example",
-            "predictions", "predictions")
-  bars("shown", "How predictions are shown (BERT: 80/10/10)",
-       list(SHOWN_KINDS), lambda s: [s.shown[k] / max(1, sum(
-           s.shown.values())) for k in SHOWN_KINDS])
+  def shard_sizes(ax, title):
+    for name in names:
+      sizes = sorted(data[name].shard_bytes.values())
+      ax.plot(np.arange(1, len(sizes) + 1), np.array(sizes) / 1e6, "o-",
+              label="%s (%d shards)" % (name, len(sizes)))
+    ax.set_xlabel("shard (by size)")
+    ax.xaxis.set_major_locator(_integer_ticks())
+    ax.set_ylabel("MB")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+
+  def share(counts, keys):
+    total = max(1, sum(counts.values()))
+    return [counts.get(k, 0) / total for k in keys]
+
+  panels = [
+      ("sequence_lengths", "Sequence length", lambda ax, t: histogram(
+          ax, t, "sequence_lengths",
+          "tokens per example ([CLS] and [SEP] included)"), 7),
+      ("predictions", "Masked-LM predictions per example",
+       lambda ax, t: histogram(ax, t, "predictions", "predictions"), 7),
+      ("shown", "How predictions are shown (BERT: 80/10/10)",
+       lambda ax, t: bars(ax, t, list(SHOWN_KINDS),
+                          lambda s: share(s.shown, SHOWN_KINDS)), 7),
+  ]
   if any(s.labels for s in data.values()):
-    bars("labels", "Sentence label (NSP: 1 = random B; SOP: 1 = swapped)",
-         ["0", "1"], lambda s: [s.labels.get(k, 0) / max(1, sum(
-             s.labels.values())) for k in (0, 1)])
-  histogram("masked_runs", "Runs of consecutive masked tokens "
-            "(words, n-grams, spans)", "run_lengths", "tokens per run")
-  first = data[names[0]]
-  top = [t for t, _ in collections.Counter(first.masked_tokens).most_common(
-      TOP_TOKENS)]
+    panels.append(("labels", "Sentence label (NSP: 1 = random B; SOP: 1 = "
+                   "swapped)", lambda ax, t: bars(
+                       ax, t, ["0", "1"], lambda s: share(s.labels, (0, 1))),
+                   7))
+  panels.append(("masked_runs", "Runs of consecutive masked tokens",
+                 lambda ax, t: histogram(ax, t, "run_lengths",
+                                         "tokens per run"), 7))
   if top:
-    bars("masked_tokens", "Most frequently masked tokens (of %s)" % names[0],
-         top, lambda s: [s.masked_tokens.get(t, 0) / max(1, sum(
-             s.masked_tokens.values())) for t in top], rotate=True)
-  bars("unknown", "Unknown-token rate ([UNK] among text tokens)", ["[UNK]"],
-       lambda s: [s.unknown_rate])
-  fig, ax = plt.subplots(figsize=(7, 3.6))
-  for name in names:
-    sizes = sorted(data[name].shard_bytes.values())
-    ax.plot(np.arange(1, len(sizes) + 1), np.array(sizes) / 1e6, "o-",
-            label="%s (%d shards)" % (name, len(sizes)))
-  ax.set_xlabel("shard (by size)")
-  ax.set_ylabel("MB")
-  ax.set_title("Shard sizes")
-  ax.legend()
-  save(fig, "shard_sizes", "Shard sizes")
+    panels.append(("masked_tokens", "Most frequently masked tokens (of %s)"
+                   % names[0], lambda ax, t: bars(
+                       ax, t, top, lambda s: share(s.masked_tokens, top),
+                       rotate=True), 9))
+  panels.append(("unknown", "Unknown-token rate ([UNK] among text tokens)",
+                 lambda ax, t: bars(ax, t, ["[UNK]"],
+                                    lambda s: [s.unknown_rate]), 7))
+  panels.append(("shard_sizes", "Shard sizes", shard_sizes, 7))
+
+  paths = {}
+  for stem, title, draw, width in panels:
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    draw(ax, title)
+    path = os.path.join(directory, stem + ".png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths[title] = path
+  main = [p for p in panels if p[0] not in ("masked_tokens", "unknown")][:6]
+  fig, axes = plt.subplots(2, 3, figsize=(18, 8))
+  for ax, (_, title, draw, _) in zip(axes.flat, main):
+    draw(ax, title)
+  for ax in list(axes.flat)[len(main):]:
+    ax.axis("off")
+  fig.suptitle(" vs ".join(names))
+  fig.tight_layout()
+  fig.savefig(os.path.join(directory, "overview.png"), dpi=80)
+  plt.close(fig)
   return paths
 
 
@@ -341,17 +400,23 @@ def html_page(data: Dict[str, Statistics], images: Dict[str, str],
   if comparison is not None:
     parts.append("<h2>Differences and two-sample tests</h2><table><tr>"
                  "<th>statistic</th><th>%s</th><th>%s</th><th>difference</th>"
-                 "<th>test</th><th>p-value</th></tr>" % tuple(
-                     html.escape(n) for n in names))
+                 "<th>test</th><th>effective n</th><th>p-value</th></tr>"
+                 % tuple(html.escape(n) for n in names))
     for row in comparison:
       parts.append("<tr%s><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
-                   "<td>%s</td><td>%s</td></tr>" % (
+                   "<td>%s</td><td>%s</td><td>%s</td></tr>" % (
                        ' class="differs"' if row["differs"] else "",
                        html.escape(row["statistic"]), _cell(row["output"]),
                        _cell(row["other"]), _cell(row["difference"]),
-                       html.escape(row["test"]), _cell(row["p_value"])))
-    parts.append("</table><p>Highlighted: p &lt; %g, the two differ.</p>"
-                 % P_FLAG)
+                       html.escape(row["test"]),
+                       " / ".join(_cell(n) for n in row["effective_n"]),
+                       _cell(row["p_value"])))
+    parts.append("</table><p>Highlighted: p &lt; %g, the two differ. The "
+                 "examples of one document pass share its text and its "
+                 "target length, so each test counts at most one "
+                 "observation per document pass (effective n: documents "
+                 "times --dupe_factor, from summary.json): without that, "
+                 "two seeds of one job look different.</p>" % P_FLAG)
   parts.append("<h2>Plots</h2>")
   for title, path in images.items():
     with open(path, "rb") as f:
@@ -375,10 +440,27 @@ def _load(path: str, limit: int, seed: int, vocab_override: Optional[str],
   kind = "tokenizer_file" if vocab_file.endswith(".json") else "vocab_file"
   _, vocab = load_tokenizer(**{kind: vocab_file}, s3_client_kwargs=s3_kwargs)
   examples = sample_examples(output, limit, seed)
-  return statistics(examples, vocab.tokens,
-                    {s["path"]: s.get("bytes") or 0 for s in output.shards},
-                    vocab.mask_id, vocab.unk_id,
-                    (vocab.cls_id, vocab.sep_id, 0))
+  result = statistics(examples, vocab.tokens,
+                      {s["path"]: s.get("bytes") or 0
+                       for s in output.shards},
+                      vocab.mask_id, vocab.unk_id,
+                      (vocab.cls_id, vocab.sep_id, 0))
+  result.units = document_passes(output, result.examples)
+  return result
+
+
+def document_passes(output: records.Output, sampled: int) -> Optional[int]:
+  """Documents times ``--dupe_factor`` (summary.json), scaled to the share
+  of the examples sampled; None when the output does not say."""
+  documents = output.summary.get("counts", {}).get("documents")
+  dupe = output.options.get("dupe_factor")
+  instances = output.summary.get("counts", {}).get("instances")
+  if not documents or not dupe:
+    return None
+  passes = documents * dupe
+  if instances and sampled < instances:
+    passes = max(1, round(passes * sampled / instances))
+  return passes
 
 
 def _name(path: str) -> str:

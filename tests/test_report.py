@@ -171,7 +171,11 @@ def test_compare_page_embeds_every_plot_and_flags_real_differences(
   # shard sizes: each a 7x3.6 (top tokens 9x3.6) inch figure at 100 dpi.
   assert len(sizes) == 8
   assert all(h == 360 and w in (700, 900) for w, h in sizes)
-  assert len(os.listdir(str(tmp_path / "report_plots"))) == 8
+  # The same PNGs beside the page, and the six main ones in one picture.
+  assert sorted(os.listdir(str(tmp_path / "report_plots"))) == sorted(
+      ["sequence_lengths.png", "predictions.png", "shown.png", "labels.png",
+       "masked_runs.png", "masked_tokens.png", "unknown.png",
+       "shard_sizes.png", "overview.png"])
   result = json.load(open(str(tmp_path / "r.json")))
   by_name = {r["statistic"]: r for r in result["comparison"]}
   # Twice the masking rate: more predictions per example, told apart.
@@ -188,6 +192,13 @@ def test_two_seeds_of_one_configuration_look_the_same(pair, tmp_path):
   tests = {r["statistic"]: r["p_value"] for r in result["comparison"]}
   assert tests["predictions per example (mean)"] > 0.01
   assert tests["shown as [MASK] / random / original"] > 0.01
+  assert tests["sentence label 1 (share)"] > 0.01
+  # One observation per document pass: documents x --dupe_factor 3.
+  documents = json.load(open(os.path.join(pair["seed1"], "summary.json")))[
+      "counts"]["documents"]
+  lengths = next(r for r in result["comparison"]
+                 if r["statistic"] == "sequence length (mean)")
+  assert lengths["effective_n"] == [documents * 3, documents * 3]
 
 
 def test_a_plain_tfrecord_file_works_as_the_other(pair, tmp_path):
