@@ -2,12 +2,14 @@
 pipeline from S3 to S3 through Beam's AWS filesystem and smart-open."""
 
 import os
+import subprocess
+import sys
 
 import boto3
 import botocore
 import pytest
 
-from tests.helpers import (VOCAB, digest, download_prefix, environment,
+from tests.helpers import (REPO, VOCAB, digest, download_prefix, environment,
                            moto_s3_server, read_examples, run_cli,
                            write_lines_corpus)
 
@@ -85,6 +87,25 @@ def test_s3_to_s3_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
     assert all("URI" not in g["Grantee"] for g in grants)
     checked += 1
   assert checked >= 1
+
+  # inspect and report read the output where it is, with the vocabulary
+  # summary.json names (on S3 too).
+  shown = {}
+  for tool, args in (("inspect", ["--num=1"]),
+                     ("report", ["--plots_dir=" + str(tmp_path / "plots")])):
+    proc_tool = subprocess.run(
+        [sys.executable, "-m", "pipelines." + tool, "s3://corpus/out"] + args
+        + _s3_flags(s3_server), cwd=REPO, capture_output=True, text=True,
+        timeout=300, env=dict(os.environ, **s3_env, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc_tool.returncode == 0, proc_tool.stderr[-3000:]
+    assert FAKE_SECRET not in proc_tool.stdout + proc_tool.stderr
+    shown[tool] = proc_tool.stdout
+  records = len(read_examples(local))
+  assert (" %d records: every record's checksums, features and values hold"
+          % records) in shown["inspect"]
+  assert " record 0: " in shown["inspect"]
+  assert "examples" in shown["report"]
+  assert os.path.exists(str(tmp_path / "plots" / "overview.png"))
 
   # No credential in logs or in the summary.
   with open(tmp_path / "from_s3" / "summary.json") as f:
