@@ -403,8 +403,10 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   lost = progress.lost_text_warning(counts, opts.input_format)
   if lost:
     print(lost, file=sys.stderr)
-  print(progress.summary_line(counts, total_bytes,
-                              time.monotonic() - started), file=sys.stderr)
+  print(progress.summary_line(
+      counts, total_bytes, time.monotonic() - started,
+      "%s; listed in %s" % (_by_reason(summary["rejected"]), FileSystems.join(
+          opts.output, REJECTED_DIR)) if rejected else ""), file=sys.stderr)
   return 0
 
 

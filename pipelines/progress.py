@@ -181,13 +181,16 @@ class Progress:
     self.stop()
 
 
-def summary_line(counts: Counts, input_bytes: int, seconds: float) -> str:
-  """The run in one line: documents, instances, records set aside, wall
-  time and input MB/s."""
-  return ("done: {:,} documents, {:,} instances, {:,} records set aside, "
+def summary_line(counts: Counts, input_bytes: int, seconds: float,
+                 rejected_detail: str = "") -> str:
+  """The run in one line: documents, instances, records set aside (with
+  ``rejected_detail`` in parentheses: by reason, where listed), wall time
+  and input MB/s."""
+  return ("done: {:,} documents, {:,} instances, {:,} records set aside{}, "
           "{:.1f} s, {:.2f} MB/s ({:.1f} MB of input)").format(
               counts.get("documents", 0), counts.get("instances", 0),
-              counts.get("rejected_records", 0), seconds,
+              counts.get("rejected_records", 0),
+              " (%s)" % rejected_detail if rejected_detail else "", seconds,
               input_bytes / 1e6 / seconds if seconds > 0 else 0.0,
               input_bytes / 1e6)
 
