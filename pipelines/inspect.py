@@ -158,12 +158,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     printed = 0
     try:
       for shard in [args.shard] if args.shard else names:
+        if printed == args.num:
+          break  # no more shard is opened
         for example in records.examples(output, shard):
-          if printed == args.num:
-            break
           print("\n".join(render(example, vocab.tokens,
                                  output.sentence_task)))
           printed += 1
+          if printed == args.num:
+            break
     except records.InvalidOutput as e:
       print("error: %s" % e, file=sys.stderr)
       return 1

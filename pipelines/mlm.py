@@ -344,10 +344,12 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
                             log_seconds=opts.progress_seconds,
                             display=not opts.quiet)
           if shown is not None else None)
+  beam_logger = logging.getLogger("apache_beam")
+  beam_level = beam_logger.level
   if live is not None and live.is_bar:
     # Beam's INFO lines (each worker's start, each shard renamed) would
     # scroll the bar away; its warnings still show.
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    beam_logger.setLevel(logging.WARNING)
   try:
     if live is not None:
       live.start()
@@ -359,6 +361,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   finally:
     if live is not None:
       live.stop()
+    beam_logger.setLevel(beam_level)
     if isinstance(shown, progress.FileTally):
       shown.close()
     _remove_pools(pool_dir, opts)

@@ -171,6 +171,7 @@ class Progress:
     if self._thread is not None:
       self._thread.join()
     if self._bar is not None:
+      metrics.flush_progress()  # this process's own share (in_memory)
       self._show()  # what the workers wrote last
       self._bar.close()
 

@@ -15,7 +15,6 @@ A plain TFRecord file of google-research/bert's ``create_pretraining_data.py``
 """
 
 import dataclasses
-import io
 import json
 import struct
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -224,11 +223,16 @@ def _parquet_examples(output: Output, shard: str) -> Iterator[Example]:
   path = output.shard_path(shard)
   with FileSystems.open(path, compression_type=(
       CompressionTypes.UNCOMPRESSED)) as f:
-    data = f.read()
-  try:
-    parquet = pq.ParquetFile(io.BytesIO(data), page_checksum_verification=True)
-  except Exception as e:  # pylint: disable=broad-except
-    raise InvalidOutput("not a Parquet file: %s" % e, shard) from None
+    # Read through the seekable stream: only the footer and the row groups
+    # read are fetched (a whole shard is not downloaded for a few rows).
+    try:
+      parquet = pq.ParquetFile(f, page_checksum_verification=True)
+    except Exception as e:  # pylint: disable=broad-except
+      raise InvalidOutput("not a Parquet file: %s" % e, shard) from None
+    yield from _parquet_rows(parquet, output, shard)
+
+
+def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
   names = parquet.schema_arrow.names
   if output.features and sorted(names) != sorted(output.features):
     raise InvalidOutput("columns %s, summary.json says %s" % (

@@ -444,7 +444,7 @@ def _load(path: str, limit: int, seed: int, vocab_override: Optional[str],
                       {s["path"]: s.get("bytes") or 0
                        for s in output.shards},
                       vocab.mask_id, vocab.unk_id,
-                      (vocab.cls_id, vocab.sep_id, 0))
+                      (vocab.cls_id, vocab.sep_id))
   result.units = document_passes(output, result.examples)
   return result
 
@@ -498,8 +498,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     for path in [args.output] + ([args.compare] if args.compare else []):
       name = _name(path)
-      if name in data:
-        name = path
+      if name in data:  # two outputs in folders of one name
+        name = "%s (2)" % name
       data[name] = _load(path, args.sample, args.seed, args.vocab_file,
                          s3_kwargs)
   except (records.InvalidOutput, VocabularyError) as e:

@@ -100,7 +100,7 @@ def _worker_pool_and_name(argv: List[str]) -> List[str]:
 METRICS_ACCUMULATOR = "__metricscontainers"
 USER_COUNTER_URN = "beam:metric:user:sum_int64:v1"
 REST_PORT = 8081
-TERMINAL_STATES = ("FINISHED", "FAILED", "CANCELED", "SUSPENDED")
+CLOCK_SLACK = 5.0  # seconds
 
 
 def _varint(data: bytes) -> int:
@@ -152,13 +152,13 @@ class RestProgress:
 
   def find_job(self) -> Optional[str]:
     if self.job_id is None:
-      # Ours: under its name and still going (an earlier run of the same
-      # output is finished), or finished but started after this run began
-      # (a job faster than the first poll).
+      # Ours: under its name and started after this run began (an earlier
+      # run of the same output may still be going). The JobManager's clock
+      # may be a little behind this machine's.
       jobs = [j for j in self._get("/jobs/overview").get("jobs", [])
               if j.get("name") == self.job_name
-              and (j.get("state") not in TERMINAL_STATES
-                   or j.get("start-time", 0) >= self._since * 1000)]
+              and j.get("start-time", 0)
+              >= (self._since - CLOCK_SLACK) * 1000]
       if not jobs:
         return None
       self.job_id = max(jobs, key=lambda j: j["start-time"])["jid"]

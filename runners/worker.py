@@ -12,11 +12,15 @@ import sys
 from apache_beam.runners.worker import sdk_worker_main
 
 from runners.direct import exit_now, write_worker_pid
+from transforms import metrics
 
 
 def main() -> None:
   write_worker_pid()
   sdk_worker_main.main(sys.argv)
+  # The last second of the live progress tally, which the launcher reads
+  # once more when the job is done.
+  metrics.flush_progress()
   exit_now(0)
 
 

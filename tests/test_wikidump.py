@@ -350,3 +350,63 @@ def test_a_file_that_is_no_dump_is_refused_before_work(tmp_path):
   assert proc.returncode == 2
   errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "MediaWiki XML dump" in errors[0], proc.stderr
+
+
+def test_a_stream_header_across_the_range_end_is_found(monkeypatch, tmp_path):
+  header = b"BZh91AY&SY"
+  path = tmp_path / "scan.bin"
+  path.write_bytes(b"x" * 100 + header + b"y" * 50)
+  monkeypatch.setattr(wikidump, "_CHUNK", 51)
+  with open(path, "rb") as f:
+    # The header starts at 100, inside [0, 102); its last byte is at 109.
+    assert wikidump.find_stream_start(f, 0, 102) == 100
+    assert wikidump.find_stream_start(f, 0, 100) is None
+    assert wikidump.find_stream_start(f, 101, 200) is None
+
+
+@pytest.mark.parametrize("bundle_size", [None, 700])
+def test_a_corrupt_stream_is_set_aside_and_the_rest_read(dumps, tmp_path,
+                                                         bundle_size):
+  with open(dumps["multistream"], "rb") as f:
+    data = bytearray(f.read())
+  offsets = dumps["offsets"]
+  bad = offsets[3]
+  for i in range(bad + 20, bad + 60):  # inside its compressed blocks
+    data[i] ^= 0x55
+  path = tmp_path / "bad-pages-articles-multistream.xml.bz2"
+  path.write_bytes(bytes(data))
+  out = _read(str(path), bundle_size, use_index=False)
+  rejected = [e for e in out if isinstance(e, rejects.Rejected)]
+  assert [(r.reason, r.doc_id.rsplit(":", 1)[1]) for r in rejected] == [
+      ("corrupt_wiki_streams", str(bad))]
+  kept = {int(e[0].split(":")[1].split("#")[0]) for e in out
+          if not isinstance(e, rejects.Rejected)}
+  whole = {int(doc_id.split(":")[1].split("#")[0])
+           for doc_id, _ in _read(dumps["multistream"])}
+  assert kept == whole - {bad}
+
+
+def test_an_index_cut_short_still_reads_every_stream(dumps, tmp_path):
+  import bz2  # pylint: disable=import-outside-toplevel
+  with bz2.open(dumps["index"], "rt") as f:
+    lines = f.read().splitlines()
+  directory = tmp_path / "short"
+  directory.mkdir()
+  dump = directory / os.path.basename(dumps["multistream"])
+  dump.write_bytes(open(dumps["multistream"], "rb").read())
+  index = directory / os.path.basename(dumps["index"])
+  index.write_bytes(bz2.compress(("\n".join(lines[:len(lines) // 3])
+                                  + "\n").encode()))
+  assert _articles(_read(str(dump), 700)) == _articles(
+      _read(dumps["multistream"]))
+
+
+def test_thousands_of_unclosed_templates_are_text():
+  text = "{{ a " * 20000
+  assert wikidump.drop_templates_and_tables(text) == " a " * 20000
+  assert wikidump.drop_templates_and_tables(
+      "x {{a {{b}} c}} y {{d {{e}} f") == "x  y d  f"
+  # A table starts a line; a closer without an opener is text.
+  assert wikidump.drop_templates_and_tables("a }} b {| c\n|} d") == (
+      "a }} b {| c\n|} d")
+  assert wikidump.drop_templates_and_tables("a\n{| c\n|-\n|}\nd") == "a\n\nd"

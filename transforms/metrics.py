@@ -130,12 +130,18 @@ PROGRESS_COUNTERS = ("input_bytes", "documents_read", "instances",
                      "rejected_records")
 _PROGRESS_SECONDS = 1.0
 _progress = {"counts": collections.Counter(), "dirty": False,
-             "writer": None}
+             "writer": None, "directory": None}
 _progress_lock = threading.Lock()
 
 
 def _tally(name: str, n: int) -> None:
+  directory = os.environ.get(PROGRESS_DIR_ENV)
   with _progress_lock:
+    if directory != _progress["directory"]:
+      # Another run in this process (the launcher runs the only worker of
+      # an in_memory job itself): its tally starts from zero.
+      _progress["counts"] = collections.Counter()
+      _progress["directory"] = directory
     _progress["counts"][name] += n
     _progress["dirty"] = True
     if _progress["writer"] is None:
@@ -147,14 +153,19 @@ def _tally(name: str, n: int) -> None:
 def _write_progress_forever() -> None:
   while True:
     time.sleep(_PROGRESS_SECONDS)
-    with _progress_lock:
-      if not _progress["dirty"]:
-        continue
-      _progress["dirty"] = False
-      counts = dict(_progress["counts"])
-    directory = os.environ.get(PROGRESS_DIR_ENV)
-    if directory:
-      write_progress(directory, counts)
+    flush_progress()
+
+
+def flush_progress() -> None:
+  """Writes this process's tally now if it changed (a worker about to
+  exit, the launcher before its last look)."""
+  with _progress_lock:
+    if not _progress["dirty"] or not _progress["directory"]:
+      return
+    _progress["dirty"] = False
+    counts = dict(_progress["counts"])
+    directory = _progress["directory"]
+  write_progress(directory, counts)
 
 
 def write_progress(directory: str, counts: Dict[str, int]) -> None:

@@ -59,5 +59,8 @@ def counting_input_bytes(read_records):
     try:
       yield from read_records(self, file_name, offset_range_tracker)
     finally:
-      metrics.count("input_bytes", range_bytes(file_name, start, stop))
+      try:
+        metrics.count("input_bytes", range_bytes(file_name, start, stop))
+      except Exception:  # pylint: disable=broad-except
+        pass  # a file gone or unreachable now: the progress skips it
   return wrapper

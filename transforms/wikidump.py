@@ -27,7 +27,9 @@ How a file is split across workers (``WikiDumpSource``):
 
 Pages are cut out of the decompressed bytes one at a time (``PageSplitter``),
 so memory per worker is bounded by one page (a page over
-``MAX_PAGE_BYTES`` is set aside as ``oversized_wiki_pages``).
+``MAX_PAGE_BYTES`` is set aside as ``oversized_wiki_pages``). A bz2 stream
+that cannot be decompressed is set aside as one ``corrupt_wiki_streams``
+record (its pages are lost) and reading goes on at the next stream header.
 
 Counters: ``wiki_pages_read`` (every page claimed), ``wiki_pages_skipped_
 namespace``, ``wiki_pages_skipped_redirect``, ``wiki_pages_skipped_
@@ -113,6 +115,11 @@ Count = Callable[[str, int], None]
 
 def _no_count(name: str, n: int = 1) -> None:
   del name, n
+
+
+class CorruptStream(NamedTuple):
+  """A bz2 stream that cannot be decompressed: its pages are lost."""
+  error: str
 
 
 class Page(NamedTuple):
@@ -250,31 +257,36 @@ def hidden_link_namespaces(siteinfo_xml: bytes) -> FrozenSet[str]:
 def drop_templates_and_tables(text: str) -> str:
   """``text`` without its templates (``{{…}}``, nested) and tables
   (``{|`` … ``|}`` at line starts). An opener never closed is taken as text,
-  as MediaWiki shows it."""
-  tokens = [(m.start(), m.end(), m.group().strip()) for m in
-            _BLOCK_TOKEN.finditer(text)]
-  out, stack, keep_from, i = [], [], 0, 0
-  outer = None  # (token index, end) of the outermost open block
-  while i < len(tokens):
-    start, end, token = tokens[i]
-    if token in ("{{", "{|"):
-      if not stack:
-        out.append(text[keep_from:start])
-        outer = (i, end)
-      stack.append(token)
-    elif stack:
-      opener = "{{" if token == "}}" else "{|"
-      if opener in stack:
-        while stack.pop() != opener:
-          pass
-        if not stack:
-          keep_from = end
-    i += 1
-    if i == len(tokens) and stack:
-      # The outermost opener never closes: drop the opener, read on.
-      i, keep_from = outer[0] + 1, outer[1]
-      stack = []
-  out.append(text[keep_from:])
+  as MediaWiki shows it (its own ``{{`` dropped). One pass: every closed
+  pair is a span to drop; the spans are merged at the end."""
+  drop = []  # (start, end) spans to remove
+  stack = []  # open blocks: (opener, start, end of the opener)
+  open_count = {"{{": 0, "{|": 0}
+  for m in _BLOCK_TOKEN.finditer(text):
+    token = m.group().strip()
+    if token in open_count:
+      stack.append((token, m.start(), m.end()))
+      open_count[token] += 1
+      continue
+    opener = "{{" if token == "}}" else "{|"
+    if not open_count[opener]:
+      continue  # a closer without an opener is text
+    while True:  # blocks left open inside this one go with it
+      kind, start, _ = stack.pop()
+      open_count[kind] -= 1
+      if kind == opener:
+        break
+    drop.append((start, m.end()))
+  drop.extend((start, end) for _, start, end in stack)
+  if not drop:
+    return text
+  drop.sort()
+  out, position = [], 0
+  for start, end in drop:
+    if start > position:
+      out.append(text[position:start])
+    position = max(position, end)
+  out.append(text[position:])
   return "".join(out)
 
 
@@ -438,6 +450,10 @@ def is_index_file(path: str) -> bool:
   return "-index" in name and ".txt" in name
 
 
+# Indexes that could not be read, by path: each worker tries one once.
+_UNREADABLE_INDEXES = set()
+
+
 @functools.lru_cache(maxsize=16)
 def stream_offsets(index_path: str) -> Tuple[int, ...]:
   """The distinct stream offsets an index lists (lines
@@ -464,7 +480,8 @@ def find_stream_start(f, start: int, stop: int) -> Optional[int]:
   where a bz2 stream header begins, by scanning; None when there is none."""
   f.seek(start)
   position, tail = start, b""
-  while position < stop:
+  # A header that starts just before stop may end past it: read that far.
+  while position < stop + _HEADER_BYTES - 1:
     block = f.read(_CHUNK)
     if not block:
       return None
@@ -483,13 +500,41 @@ def hidden_namespaces_of(file_name: str) -> FrozenSet[str]:
   """``hidden_link_namespaces`` of a dump's ``<siteinfo>`` (read from its
   first MiB, decompressed), or the English names when it has none there.
   Cached: each worker reads a file's header once."""
-  with FileSystems.open(file_name,
-                        compression_type=CompressionTypes.AUTO) as f:
-    head = f.read(_SITEINFO_BYTES)
+  try:
+    head = _head(file_name)
+  except Exception as e:  # pylint: disable=broad-except
+    # The pages are read (or set aside) on their own; links just fall back
+    # to the English names.
+    logging.warning("cannot read the <siteinfo> of %s (%s): hiding links "
+                    "into the English namespace names", file_name,
+                    rejects.describe(e))
+    return HIDDEN_LINK_NAMESPACES
   start, end = head.find(b"<siteinfo>"), head.find(b"</siteinfo>")
   if start < 0 or end < start:
     return HIDDEN_LINK_NAMESPACES
   return hidden_link_namespaces(head[start:end + len(b"</siteinfo>")])
+
+
+def _head(file_name: str) -> bytes:
+  """The first ``_SITEINFO_BYTES`` of a dump, decompressed; of a ``.bz2``,
+  of its first stream only (a corrupt later stream must not matter)."""
+  if CompressionTypes.detect_compression_type(file_name) != (
+      CompressionTypes.BZIP2):
+    with FileSystems.open(file_name,
+                          compression_type=CompressionTypes.AUTO) as f:
+      return f.read(_SITEINFO_BYTES)
+  decompressor, head = bz2.BZ2Decompressor(), b""
+  with FileSystems.open(file_name, compression_type=(
+      CompressionTypes.UNCOMPRESSED)) as f:
+    while not decompressor.eof and len(head) < _SITEINFO_BYTES:
+      block = f.read(_CHUNK)
+      if not block:
+        break
+      head += decompressor.decompress(block, _SITEINFO_BYTES - len(head))
+      while (not decompressor.eof and not decompressor.needs_input
+             and len(head) < _SITEINFO_BYTES):
+        head += decompressor.decompress(b"", _SITEINFO_BYTES - len(head))
+  return head
 
 
 # --- The source -------------------------------------------------------------
@@ -529,6 +574,13 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
         k = k + 1 if claim == last_claim else 0
         last_claim = claim
         doc_id = "%s:%d" % (name, claim) + ("#%d" % k if k else "")
+        if isinstance(page, CorruptStream):
+          logging.warning("cannot decompress the bz2 stream at byte %d of "
+                          "%s: %s", claim, file_name, page.error)
+          yield rejects.Rejected("%s:%d" % (name, claim), "read",
+                                 "corrupt_wiki_streams", page.error)
+          k, last_claim = 0, None
+          continue
         metrics.count("wiki_pages_read", 1)
         if page is None:
           yield rejects.Rejected(
@@ -594,23 +646,25 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
           return
 
   def _first_stream(self, f, file_name, start, stop) -> Optional[int]:
+    """The first stream at or after ``start`` (before ``stop``)."""
     if start == 0:
       return 0
     index = index_path_for(file_name) if self._use_index else None
-    if index is not None and FileSystems.exists(index):
+    if (index is not None and index not in _UNREADABLE_INDEXES
+        and FileSystems.exists(index)):
       try:
         offsets = stream_offsets(index)
       except Exception as e:  # pylint: disable=broad-except
+        _UNREADABLE_INDEXES.add(index)
         logging.warning("cannot use the index %s (%s): scanning %s for its "
                         "streams instead", index, rejects.describe(e),
                         file_name)
       else:
         i = bisect.bisect_left(offsets, start)
-        if i == len(offsets) or offsets[i] >= stop:
-          # The index ends before the dump's last streams (the closing
-          # tag's) or lists none in this range: no page starts here.
-          return None
-        return offsets[i]
+        if i < len(offsets):
+          return offsets[i] if offsets[i] < stop else None
+        # Past the index's last stream: the closing tag's stream, or
+        # streams an index cut short (or stale) does not list. Scan.
     return find_stream_start(f, start, stop)
 
   def _bz2_pages(self, file_name, tracker, position):
@@ -620,7 +674,6 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
     with FileSystems.open(file_name, compression_type=(
         CompressionTypes.UNCOMPRESSED)) as f:
       stream = self._first_stream(f, file_name, start, stop)
-      scanned = stream is not None and stream > 0
       fed = 0  # decompressed bytes fed to the splitter
       stream_starts = []  # (fed when the stream began, its offset)
       while stream is not None:
@@ -641,18 +694,23 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
                            "end-of-stream marker (a cut file?)" % stream)
           try:
             data = decompressor.decompress(block)
-          except OSError:
-            if not (scanned and length == 0):
-              raise
-            # Stream-header bytes inside compressed data, not a stream:
-            # look further (about one chance in 2**72 per byte).
+          except OSError as e:
+            # A corrupt stream (or, about once in 2**72 bytes scanned,
+            # header bytes inside another stream): set aside as one record,
+            # and the range reads on from the next stream header.
+            if not claimed:
+              return  # another range's stream: it reports it
+            yield stream, CorruptStream(rejects.describe(e))
+            splitter = PageSplitter(self._max_page_bytes)
+            fed, stream_starts = 0, []
             stream = find_stream_start(f, stream + 1, stop)
             if stream is None or not tracker.try_claim(stream):
               return
             position[0] = stream
             f.seek(stream)
             decompressor = bz2.BZ2Decompressor()
-            stream_starts[-1] = (fed, stream)
+            stream_starts.append((fed, stream))
+            length = 0
             continue
           length += len(block)
           for offset, page in splitter.feed(data):
@@ -665,7 +723,6 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
             if not claimed:
               return  # the page begun in our last stream is complete
           fed += len(data)
-        scanned = False
         stream = stream + length - len(decompressor.unused_data)
         if splitter.open_page_start is None:
           stream_starts.clear()
