@@ -30,7 +30,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import records
-from pipelines.options import DEFAULT_VOCAB
 
 LABELS = {
     "nsp": ("next sentence", {0: "B follows A", 1: "B is random"}),
@@ -91,18 +90,10 @@ def render(example: records.Example, vocab: Sequence[str],
   return lines
 
 
-def vocab_path(output: records.Output, override: Optional[str]) -> str:
-  if override:
-    return override
-  options = output.options
-  return options.get("tokenizer_file") or options.get("vocab_file") or (
-      DEFAULT_VOCAB)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
   # pylint: disable=import-outside-toplevel
   from pipelines.mlm import s3_client_kwargs_from
-  from transforms.tokenization import VocabularyError, load_tokenizer
+  from transforms.tokenization import VocabularyError
   parser = argparse.ArgumentParser(
       prog="python -m pipelines.inspect",
       description=__doc__.split("\n")[0])
@@ -131,11 +122,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("error: no shard %r in %s (it has %s)" % (
         args.shard, args.output, ", ".join(names) or "none"), file=sys.stderr)
     return 2
-  path = vocab_path(output, args.vocab_file)
   try:
-    kind = "tokenizer_file" if path.endswith(".json") else "vocab_file"
-    _, vocab = load_tokenizer(**{kind: path},
-                              s3_client_kwargs=s3_client_kwargs_from(options))
+    vocab = records.vocabulary(output, args.vocab_file,
+                               s3_client_kwargs_from(options))
   except VocabularyError as e:
     print("error: %s (pass --vocab_file)" % e, file=sys.stderr)
     return 2

@@ -108,6 +108,23 @@ def open_output(path: str) -> Output:
                                                                    SUMMARY))
 
 
+def vocabulary(output: Output, override: Optional[str] = None,
+               s3_client_kwargs: Optional[dict] = None):
+  """The ``transforms.tokenization.Vocabulary`` to decode ``output`` with:
+  ``override`` (a ``vocab.txt`` or a ``tokenizer.json``), else the one its
+  summary.json records, else BERT's bundled one. Raises
+  ``VocabularyError``."""
+  # pylint: disable=import-outside-toplevel
+  from pipelines.options import DEFAULT_VOCAB
+  from transforms.tokenization import load_tokenizer
+  options = output.options
+  path = override or options.get("tokenizer_file") or options.get(
+      "vocab_file") or DEFAULT_VOCAB
+  kind = "tokenizer_file" if path.endswith(".json") else "vocab_file"
+  _, vocab = load_tokenizer(**{kind: path}, s3_client_kwargs=s3_client_kwargs)
+  return vocab
+
+
 # --- TFRecord --------------------------------------------------------------
 
 

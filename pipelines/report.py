@@ -433,12 +433,8 @@ def html_page(data: Dict[str, Statistics], images: Dict[str, str],
 def _load(path: str, limit: int, seed: int, vocab_override: Optional[str],
           s3_kwargs) -> Statistics:
   # pylint: disable=import-outside-toplevel
-  from pipelines.inspect import vocab_path
-  from transforms.tokenization import load_tokenizer
   output = records.open_output(path)
-  vocab_file = vocab_path(output, vocab_override)
-  kind = "tokenizer_file" if vocab_file.endswith(".json") else "vocab_file"
-  _, vocab = load_tokenizer(**{kind: vocab_file}, s3_client_kwargs=s3_kwargs)
+  vocab = records.vocabulary(output, vocab_override, s3_kwargs)
   examples = sample_examples(output, limit, seed)
   result = statistics(examples, vocab.tokens,
                       {s["path"]: s.get("bytes") or 0

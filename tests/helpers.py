@@ -125,7 +125,12 @@ def read_source(path: str, fmt: str, bundle_size: int = None, **kwargs):
   """Documents of one file through DocumentSource: whole, or range by range
   as Beam would split it into bundles of ``bundle_size`` bytes."""
   from transforms import reading  # pylint: disable=import-outside-toplevel
-  source = reading.DocumentSource(path, fmt, **kwargs)
+  return read_ranges(reading.DocumentSource(path, fmt, **kwargs), bundle_size)
+
+
+def read_ranges(source, bundle_size: int = None):
+  """Every element a ``FileBasedSource`` yields: whole, or range by range as
+  Beam would split it into bundles of ``bundle_size`` bytes."""
   if bundle_size is None:
     return list(source.read(source.get_range_tracker(None, None)))
   out = []

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from tests import wikidumps
-from tests.helpers import run_cli, sample_documents, shard_files
+from tests.helpers import read_ranges, run_cli, sample_documents, shard_files
 from tests.wikidumps import WikiPage
 from transforms import rejects
 from transforms import wikidump
@@ -196,15 +196,7 @@ EXPECTED_SKIPS = {"wiki_pages_skipped_redirect": 6,
 
 def _read(path, bundle_size=None, **kwargs):
   """Every element the source yields, range by range when ``bundle_size``."""
-  source = wikidump.WikiDumpSource(path, **kwargs)
-  if bundle_size is None:
-    return list(source.read(source.get_range_tracker(None, None)))
-  out = []
-  for bundle in source.split(desired_bundle_size=bundle_size):
-    tracker = bundle.source.get_range_tracker(bundle.start_position,
-                                              bundle.stop_position)
-    out.extend(bundle.source.read(tracker))
-  return out
+  return read_ranges(wikidump.WikiDumpSource(path, **kwargs), bundle_size)
 
 
 def _articles(elements):

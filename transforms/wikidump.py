@@ -684,7 +684,7 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
         f.seek(stream)
         decompressor = bz2.BZ2Decompressor()
         stream_starts.append((fed, stream))
-        length = 0
+        length, corrupt = 0, False
         while not decompressor.eof:
           block = f.read(_CHUNK)
           if not block:
@@ -701,17 +701,8 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
             if not claimed:
               return  # another range's stream: it reports it
             yield stream, CorruptStream(rejects.describe(e))
-            splitter = PageSplitter(self._max_page_bytes)
-            fed, stream_starts = 0, []
-            stream = find_stream_start(f, stream + 1, stop)
-            if stream is None or not tracker.try_claim(stream):
-              return
-            position[0] = stream
-            f.seek(stream)
-            decompressor = bz2.BZ2Decompressor()
-            stream_starts.append((fed, stream))
-            length = 0
-            continue
+            corrupt = True
+            break
           length += len(block)
           for offset, page in splitter.feed(data):
             # The page belongs to the stream where its <page> tag lies.
@@ -723,6 +714,12 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
             if not claimed:
               return  # the page begun in our last stream is complete
           fed += len(data)
+        if corrupt:
+          # A page begun before it is lost with it; start afresh.
+          splitter = PageSplitter(self._max_page_bytes)
+          fed, stream_starts = 0, []
+          stream = find_stream_start(f, stream + 1, stop)
+          continue
         stream = stream + length - len(decompressor.unused_data)
         if splitter.open_page_start is None:
           stream_starts.clear()
