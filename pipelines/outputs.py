@@ -22,7 +22,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines.options import UsageError
 from transforms import metrics
 from transforms import rejects
-from transforms.examples import SHARD_PREFIX
+from transforms.examples import SHARD_PREFIX, SHARD_RECORDS_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
 SUMMARY = "summary.json"
@@ -101,12 +101,16 @@ def collect_metrics(result) -> Dict[str, Dict]:
       metrics.NAMESPACE))
   counts: Dict[str, int] = {name: 0 for name in metrics.COUNTERS}
   rejected: Dict[str, int] = {}
+  shard_records: Dict[str, int] = {}
   for c in query["counters"]:
     value = c.committed if c.committed is not None else c.attempted
     name = c.key.metric.name
     if name.startswith(rejects.REASON_PREFIX):
       reason = name[len(rejects.REASON_PREFIX):]
       rejected[reason] = rejected.get(reason, 0) + int(value or 0)
+    elif name.startswith(SHARD_RECORDS_PREFIX):
+      shard = name[len(SHARD_RECORDS_PREFIX):]
+      shard_records[shard] = shard_records.get(shard, 0) + int(value or 0)
     else:
       counts[name] = counts.get(name, 0) + int(value or 0)
   dists: Dict[str, Dict] = {}
@@ -125,13 +129,20 @@ def collect_metrics(result) -> Dict[str, Dict]:
     agg["mean"] = agg["sum"] / agg["count"]
   return {"counts": dict(sorted(counts.items())),
           "rejected": dict(sorted(rejected.items())),
-          "distributions": dict(sorted(dists.items()))}
+          "distributions": dict(sorted(dists.items())),
+          "shard_records": shard_records}
 
 
 def finish(output_dir: str, summary: Dict) -> str:
   """Writes summary.json, then removes the _INCOMPLETE marker."""
   summary = dict(summary)
   summary["shards"] = shard_list(output_dir)
+  # Each shard's records, as its writer counted them (pipelines.inspect
+  # checks them).
+  records = summary.pop("shard_records", {})
+  if records:  # counters of zero are not kept: an empty shard has none
+    for shard in summary["shards"]:
+      shard["records"] = records.get(shard["path"], 0)
   path = FileSystems.join(output_dir, SUMMARY)
   with FileSystems.create(path) as f:
     f.write(json.dumps(summary, indent=2, sort_keys=True).encode("utf-8"))

@@ -329,8 +329,9 @@ def check_example(example: Example, vocab_size: int, cls_id: int,
 def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
              shards: Optional[List[str]] = None) -> Dict[str, Tuple[int, int]]:
   """Checks every record of ``shards`` (default all): frames, features,
-  ``check_example``; each shard's size against summary.json and, over all
-  shards, the record count against its ``instances``. Returns ``{shard:
+  ``check_example``; each shard's size and record count against
+  summary.json and, over all shards, the record count against its
+  ``instances``. Returns ``{shard:
   (records, bytes)}``; raises ``InvalidOutput`` at the first fault."""
   result = {}
   names = [s["path"] for s in output.shards]
@@ -352,6 +353,9 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
       if reason:
         raise InvalidOutput(reason, name, example.index)
       count += 1
+    if shard.get("records") is not None and count != shard["records"]:
+      raise InvalidOutput("%d records, summary.json says %d (as its writer "
+                          "counted them)" % (count, shard["records"]), name)
     result[name] = (count, size)
   expected = output.summary.get("counts", {}).get("instances")
   if shards is None and expected is not None and names:

@@ -99,6 +99,11 @@ def test_every_format_and_mode_is_read(outputs, name, expect):
     assert "label" not in proc.stdout.split("records")[-1]
 
 
+def read_examples_of(path):
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return list(tf.data.TFRecordDataset([path]))
+
+
 def _copy(outputs, name, tmp_path):
   out = str(tmp_path / name)
   shutil.copytree(outputs[name], out)
@@ -151,6 +156,22 @@ def test_a_missing_shard_and_a_wrong_count_are_found(outputs, tmp_path):
   out = _copy(outputs, "tfrecord", tmp_path)
   os.remove(_shard(out))
   assert "missing" in _error_line(inspect(out, check=1))
+  # Each shard's records as its writer counted them, in summary.json.
+  out = _copy(outputs, "tfrecord", tmp_path / "per_shard")
+  summary_path = os.path.join(out, "summary.json")
+  summary = json.load(open(summary_path))
+  counts = {s["path"]: s["records"] for s in summary["shards"]}
+  assert sum(counts.values()) == summary["counts"]["instances"]
+  assert counts == {os.path.basename(p): len(read_examples_of(p))
+                    for p in shard_files(out)}
+  biggest = os.path.basename(_shard(out))
+  for shard in summary["shards"]:
+    if shard["path"] == biggest:
+      shard["records"] -= 1
+  json.dump(summary, open(summary_path, "w"))
+  line = _error_line(inspect(out, check=1))
+  assert biggest in line and "summary.json says %d" % (
+      counts[biggest] - 1) in line
   out = _copy(outputs, "parquet", tmp_path / "count")
   summary_path = os.path.join(out, "summary.json")
   summary = json.load(open(summary_path))

@@ -34,6 +34,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms import metrics
 from transforms.masking import MaskedBatch
 
 INT_FEATURES = ("input_ids", "input_mask", "segment_ids",
@@ -42,6 +43,8 @@ FLOAT_FEATURES = ("masked_lm_weights",)
 LABEL_FEATURE = "next_sentence_labels"
 FEATURE_NAMES = INT_FEATURES + FLOAT_FEATURES + (LABEL_FEATURE,)
 SHARD_PREFIX = "part"
+# Counter prefix of each shard's record count (outputs.collect_metrics).
+SHARD_RECORDS_PREFIX = "shard_records/"
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -351,6 +354,7 @@ class _WriteBundleDoFn(beam.DoFn):
     self._sink = sink
     self._temp_dir = temp_dir
     self._writer = None
+    self._records = 0
 
   def setup(self):
     _make_temp_dir(self._temp_dir)
@@ -359,35 +363,51 @@ class _WriteBundleDoFn(beam.DoFn):
     self._writer = None
 
   def process(self, element):
+    records, value = element
     if self._writer is None:
       self._writer = self._sink.open_writer(self._temp_dir,
                                             uuid.uuid4().hex)
-    self._writer.write(element)
+      self._records = 0
+    self._writer.write(value)
+    self._records += records
 
   def finish_bundle(self):
     if self._writer is not None:
       name, self._writer = self._writer.close(), None
-      yield WindowedValue(name, MIN_TIMESTAMP, [GlobalWindow()])
+      yield WindowedValue((name, self._records), MIN_TIMESTAMP,
+                          [GlobalWindow()])
 
 
 def _write_keyed(element, sink, temp_dir):
-  """One shard's elements (``num_shards`` set) into one temporary file."""
+  """One shard's elements (``num_shards`` set) into one temporary file;
+  yields ``(file name, records)``."""
   _make_temp_dir(temp_dir)
   writer = sink.open_writer(temp_dir, uuid.uuid4().hex)
-  for value in element[1]:
+  records = 0
+  for n, value in element[1]:
     writer.write(value)
-  yield writer.close()
+    records += n
+  yield writer.close(), records
 
 
-def _finalize(unused_element, sink, temp_dir, names, min_shards):
+def _finalize(unused_element, sink, temp_dir, written, min_shards):
   """Renames the temporary files to the final shard names (an empty shard
   if there were none), then removes ``temp_dir``: Beam's ``FileBasedSink``
-  steps, as ``iobase.Write`` runs them."""
-  names = list(names)
+  steps, as ``iobase.Write`` runs them. Counts each final shard's records
+  as ``SHARD_RECORDS_PREFIX + name`` (summary.json lists them with the
+  shards): ``finalize_write`` gives the i-th of the sorted temporary files
+  the i-th shard name."""
+  written = list(written)
   _make_temp_dir(temp_dir)
-  for _ in range(min_shards - len(names)):
-    names.append(sink.open_writer(temp_dir, uuid.uuid4().hex).close())
+  for _ in range(min_shards - len(written)):
+    written.append((sink.open_writer(temp_dir, uuid.uuid4().hex).close(), 0))
+  names = [name for name, _ in written]
+  records = dict(written)
   sink.pre_finalize(temp_dir, names)
+  for i, name in enumerate(sorted(names)):
+    shard = sink._get_final_name(i, len(names))  # pylint: disable=protected-access
+    metrics.count(SHARD_RECORDS_PREFIX + shard.rsplit("/", 1)[-1],
+                  records[name])
   yield from sink.finalize_write(temp_dir, names, None)
 
 
@@ -510,5 +530,6 @@ class WriteExamples(beam.PTransform):
           label=self._sentence_task != "none")
     return (
         batches
-        | "Serialize" >> beam.Map(to_element)
+        | "Serialize" >> beam.Map(lambda batch: (len(batch),
+                                                 to_element(batch)))
         | "Write" >> _WriteShards(sink, self._num_shards))
