@@ -8,6 +8,7 @@ copy-paste. Beam's own flags (``--runner``, ``--direct_num_workers``,
 
 import argparse
 import os
+from typing import List
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -347,5 +348,9 @@ def validate(opts: MlmOptions) -> None:
     raise UsageError(message)
 
 
-def input_patterns(opts: MlmOptions):
-  return [p.strip() for p in opts.input.split(",") if p.strip()]
+def input_patterns(opts: MlmOptions) -> List[str]:
+  """The ``--input`` patterns, local ones made absolute: a Flink worker
+  runs in a directory of its own, where a relative path finds nothing
+  (document ids do not change: they are relative to the input root)."""
+  return [p if "://" in p else os.path.abspath(p)
+          for p in (p.strip() for p in opts.input.split(",")) if p]

@@ -15,8 +15,8 @@ import socket
 import pytest
 
 from runners import flink, flink_node, local_flink
-from tests.helpers import (digest, local_cluster, read_examples, run_cli,
-                           write_lines_corpus)
+from tests.helpers import (REPO, digest, local_cluster, read_examples,
+                           run_cli, write_lines_corpus)
 
 pytestmark = pytest.mark.flink
 
@@ -82,7 +82,10 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   run_cli(["--input=" + ",".join(corpus), "--output=" + direct_out,
            "--dupe_factor=2"])
   expected = digest(read_examples(direct_out))
-  flink = ["--input=" + ",".join(corpus), "--dupe_factor=2",
+  # Relative paths, as a user types them: the workers run elsewhere, so the
+  # job makes them absolute (the ids, relative to the input root, agree).
+  relative = [os.path.relpath(p, REPO) for p in corpus]
+  flink = ["--input=" + ",".join(relative), "--dupe_factor=2",
            "--runner=PortableRunner",
            "--job_endpoint=" + cluster["job_endpoint"],
            "--parallelism=2"]
