@@ -32,6 +32,7 @@ records, ``--dupe_factor`` copies of the tokenized corpus (about half a byte
 per byte of English text each), removed after the run.
 """
 
+import array
 import collections
 import dataclasses
 import io
@@ -112,30 +113,60 @@ def _path(directory: str, name: str) -> str:
   return FileSystems.join(directory, name)
 
 
+class SpillBuffer:
+  """The records of one spill file as they are gathered: each document's
+  encoding once (``encode_document``) and the hash of each of its passes.
+  ``size``: the bytes held, about what the file will hold per pass."""
+
+  def __init__(self, seed: int, dupe_factor: int):
+    self._seed = seed
+    self._dupe_factor = dupe_factor
+    self._bodies: List[bytes] = []
+    self._hashes = array.array("Q")
+    self.size = 0
+
+  def add(self, doc: TokenizedDocument) -> None:
+    self._bodies.append(encode_document(doc))
+    self._hashes.extend(instances.entry_hash(self._seed, doc.doc_id, dupe)
+                        for dupe in range(self._dupe_factor))
+    self.size += len(self._bodies[-1]) + 8 * self._dupe_factor
+
+  def write(self, directory: str) -> SpillFile:
+    """Writes the records (every pass, sorted by hash; equal hashes by
+    document then pass) and their sparse index into ``directory``."""
+    name = uuid.uuid4().hex
+    hashes = np.frombuffer(self._hashes, dtype=np.uint64)
+    entries = np.argsort(hashes, kind="stable")
+    sparse = np.zeros(-(-entries.size // SPARSE_EVERY), dtype=SPARSE_DTYPE)
+    offset = 0
+    with FileSystems.create(_path(directory, name + DATA_SUFFIX),
+                            compression_type=CompressionTypes.UNCOMPRESSED
+                            ) as f:
+      for k, entry in enumerate(entries.tolist()):
+        h = int(hashes[entry])
+        if k % SPARSE_EVERY == 0:
+          sparse[k // SPARSE_EVERY] = (h, offset)
+        body = self._bodies[entry // self._dupe_factor]
+        f.write(struct.pack("<QH", h, entry % self._dupe_factor))
+        f.write(body)
+        offset += 10 + len(body)
+    buffer = io.BytesIO()
+    np.save(buffer, sparse, allow_pickle=False)
+    with FileSystems.create(_path(directory, name + INDEX_SUFFIX),
+                            compression_type=CompressionTypes.UNCOMPRESSED
+                            ) as f:
+      f.write(buffer.getvalue())
+    return SpillFile(name, int(entries.size), offset)
+
+
 def write_file(directory: str, docs: Sequence[TokenizedDocument], seed: int,
                dupe_factor: int) -> SpillFile:
   """Writes the records of ``docs`` (every dupe pass, sorted by hash) and
   their sparse index into ``directory``."""
-  name = uuid.uuid4().hex
-  bodies = [encode_document(doc) for doc in docs]
-  entries = sorted((instances.entry_hash(seed, doc.doc_id, dupe), i, dupe)
-                   for i, doc in enumerate(docs) for dupe in range(dupe_factor))
-  sparse = np.zeros(-(-len(entries) // SPARSE_EVERY), dtype=SPARSE_DTYPE)
-  offset = 0
-  with FileSystems.create(_path(directory, name + DATA_SUFFIX),
-                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    for k, (h, i, dupe) in enumerate(entries):
-      if k % SPARSE_EVERY == 0:
-        sparse[k // SPARSE_EVERY] = (h, offset)
-      record = struct.pack("<QH", h, dupe) + bodies[i]
-      f.write(record)
-      offset += len(record)
-  buffer = io.BytesIO()
-  np.save(buffer, sparse, allow_pickle=False)
-  with FileSystems.create(_path(directory, name + INDEX_SUFFIX),
-                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    f.write(buffer.getvalue())
-  return SpillFile(name, len(entries), offset)
+  buffer = SpillBuffer(seed, dupe_factor)
+  for doc in docs:
+    buffer.add(doc)
+  return buffer.write(directory)
 
 
 def byte_range(sparse: np.ndarray, size: int, lo: int, hi: int
@@ -166,7 +197,11 @@ def group_pools(group: int, groups: int, pools: int) -> range:
 
 
 class _SpillDoFn(beam.DoFn):
-  """Tokenized documents → ``SpillFile`` s (see the module docstring)."""
+  """Tokenized documents → ``SpillFile`` s (see the module docstring).
+
+  A document is encoded as it arrives and only its bytes and the hashes of
+  its passes are kept (``SpillBuffer``), so a worker holds about
+  ``file_bytes`` while it gathers a file, not the documents' objects."""
 
   def __init__(self, directory: str, seed: int, dupe_factor: int,
                file_bytes: int = FILE_BYTES):
@@ -174,8 +209,7 @@ class _SpillDoFn(beam.DoFn):
     self._seed = seed
     self._dupe_factor = dupe_factor
     self._file_bytes = file_bytes
-    self._docs: List[TokenizedDocument] = []
-    self._size = 0
+    self._buffer = SpillBuffer(seed, dupe_factor)
 
   def setup(self):
     # The driver made a local directory on its own machine; a worker on
@@ -186,22 +220,20 @@ class _SpillDoFn(beam.DoFn):
       os.makedirs(self._directory, exist_ok=True)
 
   def start_bundle(self):
-    self._docs, self._size = [], 0
+    self._buffer = SpillBuffer(self._seed, self._dupe_factor)
 
   def process(self, doc: TokenizedDocument):
-    self._docs.append(doc)
-    self._size += doc.ids.nbytes + doc.sentence_lengths.nbytes + 64
-    if self._size >= self._file_bytes:
+    self._buffer.add(doc)
+    if self._buffer.size >= self._file_bytes:
       yield self._flush()
 
   def finish_bundle(self):
-    if self._docs:
+    if self._buffer.size:
       yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
 
   def _flush(self) -> SpillFile:
-    spilled = write_file(self._directory, self._docs, self._seed,
-                         self._dupe_factor)
-    self._docs, self._size = [], 0
+    spilled = self._buffer.write(self._directory)
+    self._buffer = SpillBuffer(self._seed, self._dupe_factor)
     return spilled
 
 
