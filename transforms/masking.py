@@ -191,38 +191,35 @@ def word_table(cand: np.ndarray, continuation: np.ndarray) -> WordTable:
   # A word ends where the next position does not continue it.
   continues = np.zeros_like(cand)
   continues[:, :-1] = cand[:, 1:] & continuation[:, 1:] & cand[:, :-1]
-  # Flat indices, row by row in order: one start and one end per word.
-  start_flat = np.flatnonzero(starts)
-  end_flat = np.flatnonzero(cand & ~continues)
-  start_rows = start_flat // width
-  count = np.bincount(start_rows, minlength=n)
-  rank = np.arange(start_flat.size) - np.repeat(np.cumsum(count) - count,
-                                                count)
+  # Row by row in order, one start and one end per word: the first
+  # count[r] slots of row r.
+  count = starts.sum(axis=1)
   words = max(int(count.max()) if n else 0, 1)
-  slot = start_rows * words + rank
-  begin = np.zeros(n * words, dtype=np.int64)
-  end = np.zeros(n * words, dtype=np.int64)
-  run = np.full(n * words, -1, dtype=np.int64)
-  begin[slot] = start_flat - start_rows * width
-  end[slot] = end_flat - start_rows * width + 1
+  slots = np.arange(words)[None, :] < count[:, None]
+  begin = np.zeros((n, words), dtype=np.int64)
+  end = np.zeros((n, words), dtype=np.int64)
+  run = np.full((n, words), -1, dtype=np.int64)
+  begin[slots] = np.flatnonzero(starts) % width
+  end[slots] = np.flatnonzero(cand & ~continues) % width + 1
   # Adjacent words: no non-candidate between them.
-  run[slot] = np.cumsum(cand & ~prev, axis=1).ravel()[start_flat]
-  return WordTable(begin.reshape(n, words), end.reshape(n, words),
-                   run.reshape(n, words), count.astype(np.int64), word_of)
+  run[slots] = np.cumsum(cand & ~prev, axis=1)[starts]
+  return WordTable(begin, end, run, count.astype(np.int64), word_of)
 
 
 def _positions(table: WordTable, word_taken: np.ndarray,
                word_unit: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-  """Word-level choices as ``(chosen, unit)`` over positions."""
-  chosen = np.zeros(table.word_of.shape, dtype=bool)
-  unit = np.full(table.word_of.shape, -1, dtype=np.int32)
-  rows, words = np.nonzero(word_taken)
-  first = table.begin[rows, words]
-  pos_rows, positions, owner = _spans_of(rows, first,
-                                         table.end[rows, words] - first)
-  chosen[pos_rows, positions] = True
-  unit[pos_rows, positions] = word_unit[rows, words][owner]
-  return chosen, unit
+  """Word-level choices as ``(chosen, unit)`` over positions: each
+  candidate position looks up its word (``word_of``)."""
+  word = np.maximum(table.word_of, 0)
+  chosen = np.take_along_axis(word_taken, word, axis=1) & (table.word_of >= 0)
+  unit = np.where(chosen, np.take_along_axis(word_unit, word, axis=1), -1)
+  return chosen, unit.astype(np.int32)
+
+
+def _nonzero(mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """``np.nonzero`` of a 2-D mask, in the same order, several times faster
+  (numpy's 2-D nonzero is slow for its size)."""
+  return np.divmod(np.flatnonzero(mask), mask.shape[1])
 
 
 def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
@@ -232,6 +229,56 @@ def _spans_of(rows: np.ndarray, first: np.ndarray, sizes: np.ndarray
   owner = np.repeat(np.arange(rows.size), sizes)
   offset = np.arange(owner.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
   return rows[owner], first[owner] + offset, owner
+
+
+def _draw_starts(valid: np.ndarray, popped: np.ndarray, k: np.ndarray,
+                 active: np.ndarray, has: np.ndarray, count: np.ndarray,
+                 rng: np.random.Generator, rounds: int = 3) -> np.ndarray:
+  """int64 [block, a]: for each draw ``has`` marks, the first word of an
+  n-gram of ``k + 1`` words of row ``active[column]``, uniform among the
+  starts ``valid`` for that size and not ``popped`` yet (then marked
+  popped); 0 where ``has`` is False.
+
+  This is the next n-gram of a random order of each size's n-grams, as
+  Model Garden shuffles them, drawn lazily: a row takes a few of its
+  n-grams, so shuffling them all (an argsort of every row) cost more than
+  the rest of the choice. Each draw is uniform over the whole row's starts
+  and drawn again when it is not valid or taken (by an earlier block, or
+  by an earlier step of this one, which wins); after ``rounds`` tries the
+  few draws left pick among their free starts directly. Equal draws are
+  settled by step order, never by value, so the starts each size pops are
+  a uniform sample without replacement, as the shuffle's prefix is.
+  """
+  steps, columns = _nonzero(has)  # step order first
+  start = np.zeros(has.shape, dtype=np.int64)
+  if not steps.size:
+    return start
+  _, n, words = valid.shape
+  sizes, rows = k[steps, columns], active[columns]
+  span = count[rows] - sizes  # starts that leave room for the n-gram
+  pending = np.arange(steps.size)
+  for _ in range(rounds):
+    s, r = sizes[pending], rows[pending]
+    i = np.minimum((rng.random(pending.size) * span[pending]).astype(np.int64),
+                   span[pending] - 1)
+    ok = np.flatnonzero(valid[s, r, i] & ~popped[s, r, i])
+    # The first of equal draws (in step order) takes the start.
+    _, first = np.unique((s[ok] * n + r[ok]) * words + i[ok],
+                         return_index=True)
+    won = ok[first]
+    popped[s[won], r[won], i[won]] = True
+    start[steps[pending[won]], columns[pending[won]]] = i[won]
+    left = np.ones(pending.size, dtype=bool)
+    left[won] = False
+    pending = pending[left]
+    if not pending.size:
+      return start
+  for j in pending.tolist():
+    free = np.flatnonzero(valid[sizes[j], rows[j]] & ~popped[sizes[j], rows[j]])
+    i = int(free[rng.integers(free.size)])
+    popped[sizes[j], rows[j], i] = True
+    start[steps[j], columns[j]] = i
+  return start
 
 
 def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
@@ -265,9 +312,7 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
       ok[:, :words - k] &= (table.run[:, :words - k] == table.run[:, k:])
       ok[:, words - k:] = False
     valid[k] = ok
-  keys = rng.random(valid.shape, dtype=np.float32)
-  keys[~valid] = 2.0
-  order = np.argsort(keys, axis=2)
+  popped = np.zeros_like(valid)
   available = valid.sum(axis=2)
   used = np.zeros((max_ngram_size, n), dtype=np.int64)
   budget = n_pred.astype(np.int64)
@@ -290,7 +335,7 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
     pop = np.take_along_axis(pop, k[None], axis=0)[0]  # [block, a]
     used[:, active] += onehot.sum(axis=1)
     has = pop < available[k, active[None, :]]
-    start = order[k, active[None, :], np.minimum(pop, words - 1)]
+    start = _draw_starts(valid, popped, k, active, has, table.count, rng)
     stop = np.minimum(start + k, words - 1)  # the n-gram's last word
     first_token = table.begin[active[None, :], start]
     end_token = table.end[active[None, :], stop]
@@ -313,7 +358,7 @@ def choose_ngrams(table: WordTable, n_pred: np.ndarray, max_ngram_size: int,
       kept[t] = ok
       room = room - np.where(ok, length[t], 0)
     taken[active] = budget[active] - room
-    step, column = np.nonzero(kept)  # in step order
+    step, column = _nonzero(kept)  # in step order
     order_in_row = np.argsort(column, kind="stable")
     step, column = step[order_in_row], column[order_in_row]
     rows = active[column]
@@ -360,7 +405,7 @@ def choose_spans(table: WordTable, n_pred: np.ndarray, span_p: float,
   """
   n, words = table.begin.shape
   cumulative = np.cumsum(span_length_probabilities(span_p, max_span_length))
-  cand_rows, cand_cols = np.nonzero(table.word_of >= 0)
+  cand_rows, cand_cols = _nonzero(table.word_of >= 0)
   per_row = np.bincount(cand_rows, minlength=n)
   first = np.concatenate([[0], np.cumsum(per_row)[:-1]])
   budget = n_pred.astype(np.int64)
