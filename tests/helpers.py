@@ -146,9 +146,16 @@ def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess
   ``error:`` line, which holds ``message``."""
   proc = run_cli(args, check=False)
   assert proc.returncode == 2, proc.stderr
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1 and message in errors[0], proc.stderr
+  assert message in one_error_line(proc.stderr), proc.stderr
   return proc
+
+
+def one_error_line(stderr: str) -> str:
+  """The one ``error:`` line of a command's ``stderr`` (fails the test if
+  there is none or more than one)."""
+  errors = [l for l in stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1, stderr
+  return errors[0]
 
 
 def local_test_pipeline():

@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import (REPO, VOCAB, load_vocab_list, read_examples,
-                           run_cli, shard_files, write_lines_corpus)
+from tests.helpers import (REPO, VOCAB, load_vocab_list, one_error_line,
+                           read_examples, run_cli, shard_files,
+                           write_lines_corpus)
 
 
 def inspect(*args, check=None):
@@ -23,12 +24,6 @@ def inspect(*args, check=None):
   if check is not None:
     assert proc.returncode == check, proc.stdout + proc.stderr
   return proc
-
-
-def _error_line(proc):
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1, proc.stderr
-  return errors[0]
 
 
 @pytest.fixture(scope="module", name="outputs")
@@ -122,7 +117,7 @@ def test_a_flipped_byte_is_found_with_its_shard_and_record(outputs, tmp_path):
   data[len(data) // 2] ^= 0x40
   open(path, "wb").write(bytes(data))
   proc = inspect(out, check=1)
-  line = _error_line(proc)
+  line = one_error_line(proc.stderr)
   assert os.path.basename(path) in line and " record " in line
   assert "CRC" in line
 
@@ -132,7 +127,7 @@ def test_a_cut_shard_is_found(outputs, tmp_path):
   path = _shard(out)
   data = open(path, "rb").read()
   open(path, "wb").write(data[:-7])
-  line = _error_line(inspect(out, check=1))
+  line = one_error_line(inspect(out, check=1).stderr)
   # The size differs from summary.json's before any record is read.
   assert os.path.basename(path) in line and "summary.json says" in line
 
@@ -148,14 +143,14 @@ def test_a_cut_record_is_found_when_the_size_is_not_recorded(outputs,
   for shard in summary["shards"]:
     shard["bytes"] = None
   json.dump(summary, open(summary_path, "w"))
-  line = _error_line(inspect(out, check=1))
+  line = one_error_line(inspect(out, check=1).stderr)
   assert "ends inside the record" in line and " record " in line
 
 
 def test_a_missing_shard_and_a_wrong_count_are_found(outputs, tmp_path):
   out = _copy(outputs, "tfrecord", tmp_path)
   os.remove(_shard(out))
-  assert "missing" in _error_line(inspect(out, check=1))
+  assert "missing" in one_error_line(inspect(out, check=1).stderr)
   # Each shard's records as its writer counted them, in summary.json.
   out = _copy(outputs, "tfrecord", tmp_path / "per_shard")
   summary_path = os.path.join(out, "summary.json")
@@ -169,7 +164,7 @@ def test_a_missing_shard_and_a_wrong_count_are_found(outputs, tmp_path):
     if shard["path"] == biggest:
       shard["records"] -= 1
   json.dump(summary, open(summary_path, "w"))
-  line = _error_line(inspect(out, check=1))
+  line = one_error_line(inspect(out, check=1).stderr)
   assert biggest in line and "summary.json says %d" % (
       counts[biggest] - 1) in line
   out = _copy(outputs, "parquet", tmp_path / "count")
@@ -178,7 +173,7 @@ def test_a_missing_shard_and_a_wrong_count_are_found(outputs, tmp_path):
   summary["counts"]["instances"] += 1
   json.dump(summary, open(summary_path, "w"))
   assert "counts %d instances" % summary["counts"]["instances"] in (
-      _error_line(inspect(out, check=1)))
+      one_error_line(inspect(out, check=1).stderr))
 
 
 def test_a_record_with_values_no_run_makes_is_found(outputs, tmp_path):
@@ -202,7 +197,7 @@ def test_a_record_with_values_no_run_makes_is_found(outputs, tmp_path):
     if shard["path"] == os.path.basename(path):
       shard["bytes"] = len(framed)
   json.dump(summary, open(summary_path, "w"))
-  line = _error_line(inspect(out, check=1))
+  line = one_error_line(inspect(out, check=1).stderr)
   assert "%s record 2" % os.path.basename(path) in line
   assert "masked positions" in line
 
@@ -213,7 +208,7 @@ def test_a_corrupt_parquet_page_is_found(outputs, tmp_path):
   data = bytearray(open(path, "rb").read())
   data[200] ^= 0xFF  # inside the first column chunk's first page
   open(path, "wb").write(bytes(data))
-  line = _error_line(inspect(out, check=1))
+  line = one_error_line(inspect(out, check=1).stderr)
   assert os.path.basename(path) in line
 
 
@@ -225,10 +220,11 @@ def test_a_plain_tfrecord_file_of_berts_script_is_read(outputs, tmp_path):
 
 
 def test_bad_arguments(outputs, tmp_path):
-  assert "no summary.json" in _error_line(inspect(str(tmp_path), check=2))
-  assert "no shard" in _error_line(inspect(outputs["tfrecord"],
-                                           "--shard=part-9", check=2))
+  assert "no summary.json" in one_error_line(
+      inspect(str(tmp_path), check=2).stderr)
+  assert "no shard" in one_error_line(inspect(outputs["tfrecord"],
+                                           "--shard=part-9", check=2).stderr)
   assert inspect(outputs["tfrecord"], "--num=-1").returncode == 2
   proc = inspect(outputs["tfrecord"], "--vocab_file=" + str(
       tmp_path / "nope.txt"), check=2)
-  assert "nope.txt" in _error_line(proc)
+  assert "nope.txt" in one_error_line(proc.stderr)

@@ -14,7 +14,8 @@ import pytest
 
 from pipelines import records
 from pipelines import report
-from tests.helpers import REPO, VOCAB, load_vocab_list, run_cli, write_lines_corpus
+from tests.helpers import (REPO, VOCAB, load_vocab_list, one_error_line,
+                           run_cli, write_lines_corpus)
 
 SEQ, PRED = 8, 3
 
@@ -213,4 +214,4 @@ def test_a_plain_tfrecord_file_works_as_the_other(pair, tmp_path):
 def test_a_missing_output_is_one_error_line(tmp_path):
   proc = _report(str(tmp_path / "nothing"))
   assert proc.returncode == 2
-  assert [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  one_error_line(proc.stderr)

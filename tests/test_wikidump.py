@@ -11,7 +11,8 @@ import random
 import pytest
 
 from tests import wikidumps
-from tests.helpers import read_ranges, run_cli, sample_documents, shard_files
+from tests.helpers import (one_error_line, read_ranges, run_cli,
+                           sample_documents, shard_files)
 from tests.wikidumps import WikiPage
 from transforms import rejects
 from transforms import wikidump
@@ -340,8 +341,7 @@ def test_a_file_that_is_no_dump_is_refused_before_work(tmp_path):
   proc = run_cli(["--input=" + str(path), "--input_format=wikidump",
                   "--output=" + str(tmp_path / "out")], check=False)
   assert proc.returncode == 2
-  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-  assert len(errors) == 1 and "MediaWiki XML dump" in errors[0], proc.stderr
+  assert "MediaWiki XML dump" in one_error_line(proc.stderr), proc.stderr
 
 
 def test_a_stream_header_across_the_range_end_is_found(monkeypatch, tmp_path):
