@@ -64,6 +64,7 @@ SPARSE_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8")])
 # (bytes), sentence count, the ids' dtype as a numpy type string of 3 bytes;
 # then the doc id, the ids and the sentence lengths.
 _HEADER = struct.Struct("<QHIII3s")
+_PASS = struct.Struct("<QH")  # the header's first two fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,14 +143,14 @@ class SpillBuffer:
     with FileSystems.create(_path(directory, name + DATA_SUFFIX),
                             compression_type=CompressionTypes.UNCOMPRESSED
                             ) as f:
-      for k, entry in enumerate(entries.tolist()):
-        h = int(hashes[entry])
+      for k, (entry, h) in enumerate(zip(entries.tolist(),
+                                         hashes[entries].tolist())):
         if k % SPARSE_EVERY == 0:
           sparse[k // SPARSE_EVERY] = (h, offset)
         body = self._bodies[entry // self._dupe_factor]
-        f.write(struct.pack("<QH", h, entry % self._dupe_factor))
+        f.write(_PASS.pack(h, entry % self._dupe_factor))
         f.write(body)
-        offset += 10 + len(body)
+        offset += _PASS.size + len(body)
     buffer = io.BytesIO()
     np.save(buffer, sparse, allow_pickle=False)
     with FileSystems.create(_path(directory, name + INDEX_SUFFIX),
