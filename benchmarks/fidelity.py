@@ -21,7 +21,10 @@ per check:
   the SOP label share ALBERT's algorithm makes (and 1 minus it the share
   whose B is the true continuation);
 * packing: mean real tokens per example with ``--packing=full_sentences``
-  and ``doc_sentences`` at ``--max_seq_length`` 512, against the maximum.
+  and ``doc_sentences`` at ``--max_seq_length`` 512, against the most that
+  any packing of contiguous whole sentences can reach on the same text (the
+  sentences tokenized by Model Garden's ``FullTokenizer`` in the reference
+  venv, the fewest sequences found by dynamic programming).
 """
 
 import argparse
@@ -113,6 +116,74 @@ def masking_stats(examples, continuation):
           "examples": len(examples)}
 
 
+# Run in the reference venv: each article's sentence lengths in wordpieces,
+# by Model Garden's own tokenizer (the reference, not the pipeline's).
+_SENTENCE_LENGTHS = """
+import json, sys
+from official.nlp.tools import tokenization
+tokenizer = tokenization.FullTokenizer(sys.argv[2], do_lower_case=True)
+docs, doc = [], []
+with open(sys.argv[1], encoding="utf-8") as f:
+  for line in f:
+    line = line.strip()
+    if not line:
+      if doc:
+        docs.append(doc)
+      doc = []
+      continue
+    n = len(tokenizer.tokenize(line))
+    if n:
+      doc.append(n)
+if doc:
+  docs.append(doc)
+json.dump(docs, sys.stdout)
+"""
+
+
+def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
+  """The highest mean real tokens per sequence (``[CLS]``, ``[SEP]`` and
+  the ``[SEP]`` between documents counted) that sequences of contiguous
+  whole sentences reach: the fewest sequences covering ``docs`` (lists of
+  sentence lengths in tokens; a sentence longer than the room comes as
+  pieces), by dynamic programming over every feasible last sequence. With
+  ``cross_documents`` a sequence runs on into the next document, one
+  ``[SEP]`` between them; without, it ends with its document. Returns
+  ``(sequences, mean real tokens)``."""
+  room = max_seq_length - 2
+  groups = docs if not cross_documents else [
+      [n for doc in docs for n in doc]]
+  starts = [] if not cross_documents else [
+      i > 0 and j == 0 for i, doc in enumerate(docs)
+      for j, _ in enumerate(_pieces(doc, room))]
+  sequences = tokens = 0
+  for group in groups:
+    units = _pieces(group, room)
+    count = len(units)
+    best = [0] + [None] * count  # fewest sequences covering units[:k]
+    used = [0] * (count + 1)     # their real tokens
+    for end in range(1, count + 1):
+      size = 0
+      for first in range(end - 1, -1, -1):
+        size += units[first] + (1 if starts and first < end - 1 and
+                                starts[first + 1] else 0)
+        if size > room:
+          break
+        if best[first] is not None and (
+            best[end] is None or best[first] + 1 < best[end]):
+          best[end] = best[first] + 1
+          used[end] = used[first] + size + 2
+    sequences += best[count]
+    tokens += used[count]
+  return sequences, tokens / sequences
+
+
+def _pieces(lengths, room):
+  out = []
+  for n in lengths:
+    out.extend([room] * (n // room) + ([n % room] if n % room else []))
+  return out
+
+
 def run_pipeline(corpus, out, flags, vocab):
   subprocess.run([sys.executable, "-m", "pipelines.mlm", "--input=" + corpus,
                   "--output=" + out, "--overwrite", "--vocab_file=" + vocab]
@@ -183,6 +254,10 @@ def main(argv=None):
         "%.4f vs %.4f" % (share, counts["sop_random_next"] / counts["instances"],
                           ref_labels, 1 - share, 1 - ref_labels), flush=True)
 
+  lengths = json.loads(subprocess.run(
+      [python, "-c", _SENTENCE_LENGTHS, corpus, args.vocab_file], check=True,
+      capture_output=True, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")).stdout)
   for packing in ("full_sentences", "doc_sentences"):
     out = os.path.join(work, packing)
     summary = run_pipeline(corpus, out, [
@@ -191,10 +266,14 @@ def main(argv=None):
     examples = read(glob.glob(os.path.join(out, "part-*")), masked=False,
                     label=False, max_seq_length=512)
     mean = np.mean([e["input_mask"].sum() for e in examples])
+    best_count, best_mean = whole_sentence_ceiling(
+        lengths, 512, packing == "full_sentences")
     print("%s at 512: %d examples, mean real tokens %.1f (%.1f%% of 512); "
-          "document_end_sequences %d, document_separators %d, "
-          "long_sentences_split %d" % (
-              packing, len(examples), mean, 100 * mean / 512,
+          "whole-sentence ceiling %d sequences of %.1f (%.1f%% of 512), the "
+          "pipeline at %.1f%% of it; document_end_sequences %d, "
+          "document_separators %d, long_sentences_split %d" % (
+              packing, len(examples), mean, 100 * mean / 512, best_count,
+              best_mean, 100 * best_mean / 512, 100 * mean / best_mean,
               summary["counts"]["document_end_sequences"],
               summary["counts"]["document_separators"],
               summary["counts"]["long_sentences_split"]), flush=True)

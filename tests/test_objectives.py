@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks import fidelity
 from pipelines import options
 from tests.helpers import (REPO, VOCAB, assert_refused, digest,
                            load_vocab_list, read_examples, read_parquet_rows,
@@ -150,6 +151,15 @@ def test_doc_sentences_packs_whole_sentences_of_one_document():
       assert set(starts.tolist()) <= set(offsets)
   assert counts["long_sentences_split"] >= 1
   assert counts["document_end_sequences"] >= 1
+  # As few sequences as any packing of whole sentences can make (a
+  # dynamic program over every feasible cut, not the greedy rule).
+  made = sum(len(list(instances.pack_doc_sentences(i, pool, None, params,
+                                                   _zero())))
+             for i in range(len(pool)))
+  fewest, _ = fidelity.whole_sentence_ceiling(
+      [np.diff(offsets).tolist() for _, offsets in pool], 32,
+      cross_documents=False)
+  assert made == fewest
 
 
 def test_full_sentences_crosses_documents_with_a_separator():
@@ -174,8 +184,12 @@ def test_full_sentences_crosses_documents_with_a_separator():
   for i in sep_at:
     assert stream[i - 1] // 100000 + 1 == stream[i + 1] // 100000
   assert len(sep_at) < len(pool) - 1 or len(set(doc_of.tolist())) == len(pool)
-  # Sequences are full: on average within a sentence of the maximum.
-  assert np.mean([len(s) for s in seqs]) > 62 - 30
+  # Sequences are full: as few as any packing of whole sentences with
+  # separators can make (a dynamic program over every feasible cut).
+  fewest, _ = fidelity.whole_sentence_ceiling(
+      [np.diff(offsets).tolist() for _, offsets in pool], 64,
+      cross_documents=True)
+  assert len(seqs) == fewest
 
 
 def _batch(rows, width, labels=None):
