@@ -16,8 +16,13 @@ server with the pipeline's default pool settings (the pools go through
 files in ``OUTPUT/_pools`` on S3), and prints per corpus: wall seconds,
 MB/s, instances, and the peak resident memory of each TaskManager JVM, of
 each worker pool with the Python workers it starts (where the DoFns run),
-and of the job server, sampled every 0.2 s. ``--one_host`` runs the old
-layout instead: one TaskManager, one worker pool, local files.
+and of the job server, sampled every 0.2 s. Each corpus runs on a cluster
+started for it, so that a row shows what its corpus needs: a TaskManager
+keeps the classes of the jobs before until a full garbage collection
+unloads them (metaspace, capped by ``taskmanager.memory.jvm-metaspace.size``),
+which ``--same_cluster`` (every corpus on one cluster, in turn) shows.
+``--one_host`` runs the old layout instead: one TaskManager, one worker
+pool, local files.
 """
 
 import argparse
@@ -155,6 +160,36 @@ def _cancel_running_jobs(cluster: Dict) -> None:
       rest("/jobs/%s?mode=cancel" % job["jid"], method="PATCH")
 
 
+def _run_on_cluster(corpora: List[str], taskmanagers: int, args,
+                    workdir: str) -> List[Dict]:
+  """Starts a local cluster, runs each corpus on it in turn, stops it."""
+  print("starting the local cluster: %d TaskManager(s) of %s, %d slot(s) "
+        "each, %s" % (taskmanagers, args.taskmanager_memory, args.slots,
+                      "one host" if args.one_host else "one host each"),
+        flush=True)
+  cluster = local_flink.start(taskmanagers=taskmanagers, slots=args.slots,
+                              taskmanager_memory=args.taskmanager_memory,
+                              taskmanager_off_heap=args.taskmanager_off_heap,
+                              hosts=not args.one_host)
+  rows: List[Dict] = []
+  try:
+    if args.one_host:
+      for corpus in corpora:
+        rows.append(run_one(corpus, cluster, args, workdir, None))
+        print("%s: %.1f s" % (corpus, rows[-1]["wall_s"]), flush=True)
+    else:
+      with local_s3.server(local_flink.HOSTS_BRIDGE_ADDRESS) as url:
+        client = _s3_client(url)
+        client.create_bucket(Bucket=BUCKET)
+        client.upload_file(args.vocab_file, BUCKET, "vocab/vocab.txt")
+        for corpus in corpora:
+          rows.append(run_one(corpus, cluster, args, workdir, url))
+          print("%s: %.1f s" % (corpus, rows[-1]["wall_s"]), flush=True)
+  finally:
+    local_flink.stop()
+  return rows
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group()
@@ -165,6 +200,10 @@ def main(argv=None):
   parser.add_argument("--one_host", action="store_true",
                       help="One TaskManager and worker pool on this "
                       "machine's own network, local files (no root needed).")
+  parser.add_argument("--same_cluster", action="store_true",
+                      help="Run every corpus on one cluster, one job after "
+                      "another (what a long-lived session cluster holds "
+                      "from job to job), instead of each on a fresh one.")
   parser.add_argument("--taskmanagers", type=int, default=2)
   parser.add_argument("--taskmanager_memory", default="1536m")
   parser.add_argument("--taskmanager_off_heap", default="256m")
@@ -198,32 +237,16 @@ def main(argv=None):
       generate_corpus(path, float(mb))
       corpora.append(path)
   taskmanagers = 1 if args.one_host else args.taskmanagers
-  print("starting the local cluster: %d TaskManager(s) of %s, %d slot(s) "
-        "each, %s" % (taskmanagers, args.taskmanager_memory, args.slots,
-                      "one host" if args.one_host else "one host each"),
-        flush=True)
   saved = {k: os.environ.get(k) for k in S3_ENV}
   os.environ.update(S3_ENV)  # the worker pools inherit it
-  cluster = local_flink.start(taskmanagers=taskmanagers, slots=args.slots,
-                              taskmanager_memory=args.taskmanager_memory,
-                              taskmanager_off_heap=args.taskmanager_off_heap,
-                              hosts=not args.one_host)
   rows: List[Dict] = []
   try:
-    if args.one_host:
-      for corpus in corpora:
-        rows.append(run_one(corpus, cluster, args, workdir, None))
-        print("%s: %.1f s" % (corpus, rows[-1]["wall_s"]), flush=True)
-    else:
-      with local_s3.server(local_flink.HOSTS_BRIDGE_ADDRESS) as url:
-        client = _s3_client(url)
-        client.create_bucket(Bucket=BUCKET)
-        client.upload_file(args.vocab_file, BUCKET, "vocab/vocab.txt")
-        for corpus in corpora:
-          rows.append(run_one(corpus, cluster, args, workdir, url))
-          print("%s: %.1f s" % (corpus, rows[-1]["wall_s"]), flush=True)
+    # Each corpus on a cluster of its own, so that a row shows what its
+    # corpus needs; with --same_cluster one cluster runs them in turn.
+    for batch in ([corpora] if args.same_cluster else
+                  [[c] for c in corpora]):
+      rows.extend(_run_on_cluster(batch, taskmanagers, args, workdir))
   finally:
-    local_flink.stop()
     for k, v in saved.items():
       if v is None:
         os.environ.pop(k, None)
@@ -237,7 +260,9 @@ def main(argv=None):
             args.slots, args.parallelism, args.dupe_factor,
             args.random_next_pool_size, args.pool_shuffle,
             "one host, local files" if args.one_host else
-            "a host per TaskManager, S3 only"))
+            "a host per TaskManager, S3 only") + (
+                ", one cluster for all" if args.same_cluster else
+                ", a fresh cluster per corpus"))
   roles = sorted(rows[0]["peaks_mb"]) if rows else []
   print("| corpus MB | wall s | MB/s | instances | %s |" % " | ".join(
       "%s peak RSS MB" % r for r in roles))
