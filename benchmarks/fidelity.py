@@ -21,10 +21,11 @@ per check:
   the SOP label share ALBERT's algorithm makes (and 1 minus it the share
   whose B is the true continuation);
 * packing: mean real tokens per example with ``--packing=full_sentences``
-  and ``doc_sentences`` at ``--max_seq_length`` 512, against the most that
-  any packing of contiguous whole sentences can reach on the same text (the
-  sentences tokenized by Model Garden's ``FullTokenizer`` in the reference
-  venv, the fewest sequences found by dynamic programming).
+  and ``doc_sentences`` at ``--max_seq_length`` 512, against the fewest
+  sequences that any packing of contiguous whole sentences can make of the
+  same text in file order (the sentences tokenized by Model Garden's
+  ``FullTokenizer`` in the reference venv, the count found by dynamic
+  programming).
 """
 
 import argparse
@@ -141,9 +142,11 @@ json.dump(docs, sys.stdout)
 
 
 def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
-  """The highest mean real tokens per sequence (``[CLS]``, ``[SEP]`` and
-  the ``[SEP]`` between documents counted) that sequences of contiguous
-  whole sentences reach: the fewest sequences covering ``docs`` (lists of
+  """The fewest sequences of contiguous whole sentences covering ``docs``
+  in their order, and the mean real tokens per sequence (``[CLS]``,
+  ``[SEP]`` and the ``[SEP]`` between documents counted) of one such
+  packing (others with as few sequences may keep a ``[SEP]`` or so more;
+  a tenth of a token per sequence on Wikipedia) — covering ``docs`` (lists of
   sentence lengths in tokens; a sentence longer than the room comes as
   pieces), by dynamic programming over every feasible last sequence. With
   ``cross_documents`` a sequence runs on into the next document, one
