@@ -142,49 +142,38 @@ json.dump(docs, sys.stdout)
 
 
 def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
-  """The fewest sequences of contiguous whole sentences covering ``docs``
-  in their order, and the mean real tokens per sequence (``[CLS]``,
-  ``[SEP]`` and the ``[SEP]`` between documents counted) of one such
-  packing (others with as few sequences may keep a ``[SEP]`` or so more;
-  a tenth of a token per sequence on Wikipedia) — covering ``docs`` (lists of
-  sentence lengths in tokens; a sentence longer than the room comes as
-  pieces), by dynamic programming over every feasible last sequence. With
-  ``cross_documents`` a sequence runs on into the next document, one
-  ``[SEP]`` between them; without, it ends with its document. Returns
-  ``(sequences, mean real tokens)``."""
+  """The fewest sequences of contiguous whole sentences that cover ``docs``
+  (lists of sentence lengths in tokens, in their order; a sentence longer
+  than ``max_seq_length - 2`` counts as pieces of that size), found by
+  dynamic programming over every feasible cut. With ``cross_documents`` a
+  sequence runs on into the next document with a ``[SEP]`` between them;
+  without, it ends with its document. Returns ``(sequences, mean real
+  tokens)``, the mean (``[CLS]``, ``[SEP]`` and separators counted) of one
+  packing with that few sequences; another as short may keep a document
+  ``[SEP]`` more (about a tenth of a token per sequence on Wikipedia)."""
   room = max_seq_length - 2
-  groups = docs if not cross_documents else [
-      [n for doc in docs for n in doc]]
-  starts = [] if not cross_documents else [
-      i > 0 and j == 0 for i, doc in enumerate(docs)
-      for j, _ in enumerate(_pieces(doc, room))]
+  pieces = [[p for n in doc for p in [room] * (n // room) + [n % room] if p]
+            for doc in docs]
+  # (length, the [SEP] it brings when it is not its sequence's first)
+  groups = ([[(n, 1 if i and j == 0 else 0)
+              for i, doc in enumerate(pieces) for j, n in enumerate(doc)]]
+            if cross_documents else [[(n, 0) for n in doc] for doc in pieces])
   sequences = tokens = 0
-  for group in groups:
-    units = _pieces(group, room)
-    count = len(units)
-    best = [0] + [None] * count  # fewest sequences covering units[:k]
-    used = [0] * (count + 1)     # their real tokens
-    for end in range(1, count + 1):
-      size = 0
-      for first in range(end - 1, -1, -1):
-        size += units[first] + (1 if starts and first < end - 1 and
-                                starts[first + 1] else 0)
+  for units in groups:
+    best = [0] * (len(units) + 1)  # the fewest sequences covering units[:k]
+    used = [0] * (len(units) + 1)  # and their real tokens
+    for end in range(1, len(units) + 1):
+      size = units[end - 1][0]  # the last unit alone always fits
+      best[end], used[end] = best[end - 1] + 1, used[end - 1] + size + 2
+      for first in range(end - 2, -1, -1):
+        size += units[first][0] + units[first + 1][1]
         if size > room:
           break
-        if best[first] is not None and (
-            best[end] is None or best[first] + 1 < best[end]):
-          best[end] = best[first] + 1
-          used[end] = used[first] + size + 2
-    sequences += best[count]
-    tokens += used[count]
+        if best[first] + 1 < best[end]:
+          best[end], used[end] = best[first] + 1, used[first] + size + 2
+    sequences += best[-1]
+    tokens += used[-1]
   return sequences, tokens / sequences
-
-
-def _pieces(lengths, room):
-  out = []
-  for n in lengths:
-    out.extend([room] * (n // room) + ([n % room] if n % room else []))
-  return out
 
 
 def run_pipeline(corpus, out, flags, vocab):

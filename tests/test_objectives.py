@@ -137,9 +137,11 @@ def test_doc_sentences_packs_whole_sentences_of_one_document():
   params = instances.InstanceParams(max_seq_length=32, packing="doc_sentences",
                                     sentence_task="none")
   counts = _zero()
+  made = 0
   for index, (ids, offsets) in enumerate(pool):
     seqs = [a for a, b, _ in instances.pack_doc_sentences(
         index, pool, None, params, counts)]
+    made += len(seqs)
     assert all(b is None for _, b, _ in instances.pack_doc_sentences(
         index, pool, None, params, _zero()))
     assert all(0 < len(s) <= 30 for s in seqs)
@@ -153,9 +155,6 @@ def test_doc_sentences_packs_whole_sentences_of_one_document():
   assert counts["document_end_sequences"] >= 1
   # As few sequences as any packing of whole sentences can make (a
   # dynamic program over every feasible cut, not the greedy rule).
-  made = sum(len(list(instances.pack_doc_sentences(i, pool, None, params,
-                                                   _zero())))
-             for i in range(len(pool)))
   fewest, _ = fidelity.whole_sentence_ceiling(
       [np.diff(offsets).tolist() for _, offsets in pool], 32,
       cross_documents=False)
