@@ -21,11 +21,13 @@ per check:
   the SOP label share ALBERT's algorithm makes (and 1 minus it the share
   whose B is the true continuation);
 * packing: mean real tokens per example with ``--packing=full_sentences``
-  and ``doc_sentences`` at ``--max_seq_length`` 512, against the fewest
+  and ``doc_sentences`` at ``--max_seq_length`` 512, against RoBERTa's own
+  packer (fairseq's ``TokenBlockDataset`` slicing, ``break_mode=complete``
+  and ``complete_doc``) on the same sentences, and against the fewest
   sequences that any packing of contiguous whole sentences can make of the
-  same text in file order (the sentences tokenized by Model Garden's
-  ``FullTokenizer`` in the reference venv, the count found by dynamic
-  programming).
+  same text in file order (the count found by dynamic programming). Both
+  take the sentences' lengths from Model Garden's ``FullTokenizer`` in the
+  reference venv.
 """
 
 import argparse
@@ -176,6 +178,81 @@ def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
   return sequences, tokens / sequences
 
 
+# RoBERTa's packers as its authors ran them: fairseq's TokenBlockDataset
+# slices a stream of sentence sizes into blocks with the Cython function
+# below, ``break_mode="complete"`` for FULL-SENTENCES and ``"complete_doc"``
+# for DOC-SENTENCES (Liu et al. 2019 trained RoBERTa with fairseq). The
+# package (its Python side needs hydra and omegaconf versions that do not
+# import on Python 3.11) is built from PyPI's source into a folder of its
+# own, and only that compiled module is loaded, by its path.
+FAIRSEQ = "fairseq==0.12.2"
+# Loaded in a process of its own: the module imports torch at its top and
+# never uses it, so an empty module of that name stands in for the 3 GB of
+# CUDA wheels PyPI's torch would bring.
+_FAIRSEQ_BLOCKS = """
+import glob, importlib.util, json, os, sys
+import numpy as np
+target = sys.argv[1]
+sys.path.insert(0, os.path.join(target, "_torch_stub"))
+path, = glob.glob(os.path.join(target, "fairseq", "data",
+                               "token_block_utils_fast.*.so"))
+spec = importlib.util.spec_from_file_location("token_block_utils_fast", path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+sizes, break_mode, block_size, separator = json.load(sys.stdin)
+slices = module._get_slice_indices_fast(
+    np.array(sizes, dtype=np.int64), break_mode, block_size, separator)
+json.dump(slices.tolist(), sys.stdout)
+"""
+
+
+def ensure_fairseq(target: str) -> str:
+  """Builds fairseq's source release from PyPI (``FAIRSEQ``, without its
+  dependencies; about 40 s, once) into ``target``. Returns ``target``.
+  Raises ``subprocess.CalledProcessError`` if pip cannot build it."""
+  if not glob.glob(os.path.join(target, "fairseq", "data",
+                                "token_block_utils_fast.*.so")):
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "--no-deps", "--no-binary=fairseq", "--target", target,
+                    FAIRSEQ], check=True)
+  stub = os.path.join(target, "_torch_stub", "torch")
+  os.makedirs(stub, exist_ok=True)
+  with open(os.path.join(stub, "__init__.py"), "w") as f:
+    f.write("# fairseq's token_block_utils_fast imports torch, unused.\n")
+  return target
+
+
+def fairseq_blocks(docs, max_seq_length, cross_documents, target):
+  """Real tokens of each sequence fairseq's packer makes of ``docs`` (lists
+  of sentence lengths in tokens, in order), ``[CLS]`` and the last
+  ``[SEP]`` counted, as RoBERTa's paper lays a sequence out: blocks of at
+  most ``max_seq_length - 2`` tokens of whole sentences. With
+  ``cross_documents`` (``break_mode="complete"``) a document ends with a
+  one-token separator, a unit like a sentence (fairseq may so end or begin a
+  block with it); without (``"complete_doc"``) a zero-size unit ends a
+  document and no block crosses it. A sentence longer than a block is
+  given in pieces, as the pipeline splits it (fairseq keeps it whole, over
+  length). Every size and the block size go in doubled, which leaves each
+  decision as it was: ``complete_doc`` drops a block of one token, an
+  empty line in fairseq's data (only its ``</s>``), where here it would be a
+  real one-token sentence. ``target`` is ``ensure_fairseq``'s folder.
+  Returns a list of ints."""
+  room = max_seq_length - 2
+  separator = 1 if cross_documents else 0
+  sizes = []
+  for i, doc in enumerate(docs):
+    if i:
+      sizes.append(2 * separator)
+    sizes.extend(2 * p for n in doc
+                 for p in [room] * (n // room) + [n % room] if p)
+  proc = subprocess.run(
+      [sys.executable, "-c", _FAIRSEQ_BLOCKS, target],
+      input=json.dumps([sizes, "complete" if cross_documents else
+                        "complete_doc", 2 * room, 2 * separator]),
+      capture_output=True, text=True, check=True)
+  return [(end - start) // 2 + 2 for start, end in json.loads(proc.stdout)]
+
+
 def run_pipeline(corpus, out, flags, vocab):
   subprocess.run([sys.executable, "-m", "pipelines.mlm", "--input=" + corpus,
                   "--output=" + out, "--overwrite", "--vocab_file=" + vocab]
@@ -193,6 +270,9 @@ def main(argv=None):
   parser.add_argument("--vocab_file", default=DEFAULT_VOCAB)
   parser.add_argument("--reference_venv",
                       default=os.path.join(REPO, ".cache", "reference-venv"))
+  parser.add_argument("--fairseq",
+                      default=os.path.join(REPO, ".cache", "tools", "fairseq"),
+                      help="Where fairseq's packer is built (once).")
   args = parser.parse_args(argv)
   work = tempfile.mkdtemp(prefix="mlm-fidelity-")
   corpus = os.path.join(work, "corpus.txt")
@@ -246,6 +326,7 @@ def main(argv=None):
         "%.4f vs %.4f" % (share, counts["sop_random_next"] / counts["instances"],
                           ref_labels, 1 - share, 1 - ref_labels), flush=True)
 
+  fairseq = ensure_fairseq(args.fairseq)
   lengths = json.loads(subprocess.run(
       [python, "-c", _SENTENCE_LENGTHS, corpus, args.vocab_file], check=True,
       capture_output=True, text=True,
@@ -260,11 +341,18 @@ def main(argv=None):
     mean = np.mean([e["input_mask"].sum() for e in examples])
     best_count, best_mean = whole_sentence_ceiling(
         lengths, 512, packing == "full_sentences")
+    blocks = fairseq_blocks(lengths, 512, packing == "full_sentences",
+                            fairseq)
     print("%s at 512: %d examples, mean real tokens %.1f (%.1f%% of 512); "
-          "whole-sentence ceiling %d sequences of %.1f (%.1f%% of 512), the "
-          "pipeline at %.1f%% of it; document_end_sequences %d, "
-          "document_separators %d, long_sentences_split %d" % (
-              packing, len(examples), mean, 100 * mean / 512, best_count,
+          "fairseq's break_mode=%s %d sequences of %.1f (%.1f%% of 512), "
+          "the pipeline at %.1f%% of it; whole-sentence ceiling %d "
+          "sequences of %.1f (%.1f%% of 512), the pipeline at %.1f%% of it; "
+          "document_end_sequences %d, document_separators %d, "
+          "long_sentences_split %d" % (
+              packing, len(examples), mean, 100 * mean / 512,
+              "complete" if packing == "full_sentences" else "complete_doc",
+              len(blocks), np.mean(blocks), 100 * np.mean(blocks) / 512,
+              100 * mean / np.mean(blocks), best_count,
               best_mean, 100 * best_mean / 512, 100 * mean / best_mean,
               summary["counts"]["document_end_sequences"],
               summary["counts"]["document_separators"],
