@@ -22,7 +22,7 @@ per check:
   whose B is the true continuation);
 * packing: mean real tokens per example with ``--packing=full_sentences``
   and ``doc_sentences`` at ``--max_seq_length`` 512, against RoBERTa's own
-  packer (fairseq's ``TokenBlockDataset`` slicing, ``break_mode=complete``
+  packer (fairseq 0.8.0's ``TokenBlockDataset``, ``break_mode=complete``
   and ``complete_doc``) on the same sentences, and against the fewest
   sequences that any packing of contiguous whole sentences can make of the
   same text in file order (the count found by dynamic programming). Both
@@ -33,10 +33,13 @@ per check:
 import argparse
 import collections
 import glob
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 import numpy as np
@@ -178,79 +181,107 @@ def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
   return sequences, tokens / sequences
 
 
-# RoBERTa's packers as its authors ran them: fairseq's TokenBlockDataset
-# slices a stream of sentence sizes into blocks with the Cython function
-# below, ``break_mode="complete"`` for FULL-SENTENCES and ``"complete_doc"``
-# for DOC-SENTENCES (Liu et al. 2019 trained RoBERTa with fairseq). The
-# package (its Python side needs hydra and omegaconf versions that do not
-# import on Python 3.11) is built from PyPI's source into a folder of its
-# own, and only that compiled module is loaded, by its path.
-FAIRSEQ = "fairseq==0.12.2"
-# Loaded in a process of its own: the module imports torch at its top and
-# never uses it, so an empty module of that name stands in for the 3 GB of
-# CUDA wheels PyPI's torch would bring.
+# RoBERTa's packers as its authors published them: fairseq's
+# TokenBlockDataset cuts a stream of sentence sizes into blocks,
+# ``break_mode="complete"`` for FULL-SENTENCES and ``"complete_doc"`` for
+# DOC-SENTENCES. fairseq 0.8.0 is the release that brought RoBERTa (Liu et
+# al. 2019) and its pretraining recipe; its TokenBlockDataset is plain
+# Python (later releases moved the loop into Cython, which needs a
+# compiler). Its three modules are taken unchanged from PyPI's source
+# release; the rest of the package (CUDA kernels, hydra) is not needed:
+# fairseq.data's __init__ here exports only the two names the module
+# imports, and torch, which the two modes never call, is a stand-in
+# whose Dataset is a plain class (PyPI's torch brings 3 GB of CUDA wheels).
+FAIRSEQ = "fairseq==0.8.0"
+FAIRSEQ_SHA256 = (
+    "55dfedb630ba76ac6c25bf443fd624ce78e097b4820fdc3b1c6d2b153e9f212e")
+_FAIRSEQ_MODULES = ("token_block_dataset.py", "fairseq_dataset.py",
+                    "plasma_utils.py")
+_FAIRSEQ_STAND_INS = {
+    "fairseq/__init__.py": "",
+    "fairseq/data/__init__.py":
+        "from fairseq.data.fairseq_dataset import FairseqDataset\n"
+        "from fairseq.data import plasma_utils\n",
+    "torch/__init__.py": "from torch import utils\n",
+    "torch/utils/__init__.py": "from torch.utils import data\n",
+    "torch/utils/data/__init__.py": "class Dataset:\n  pass\n",
+}
+# Run in a process of its own, so that the stand-in torch never meets the
+# tests' own imports.
 _FAIRSEQ_BLOCKS = """
-import glob, importlib.util, json, os, sys
-import numpy as np
-target = sys.argv[1]
-sys.path.insert(0, os.path.join(target, "_torch_stub"))
-path, = glob.glob(os.path.join(target, "fairseq", "data",
-                               "token_block_utils_fast.*.so"))
-spec = importlib.util.spec_from_file_location("token_block_utils_fast", path)
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from fairseq.data.token_block_dataset import TokenBlockDataset
 sizes, break_mode, block_size, separator = json.load(sys.stdin)
-slices = module._get_slice_indices_fast(
-    np.array(sizes, dtype=np.int64), break_mode, block_size, separator)
-json.dump(slices.tolist(), sys.stdout)
+blocks = TokenBlockDataset([None] * len(sizes), sizes, block_size, pad=1,
+                           eos=2, break_mode=break_mode,
+                           document_sep_len=separator)
+json.dump(blocks.slice_indices.tolist(), sys.stdout)
 """
 
 
 def ensure_fairseq(target: str) -> str:
-  """Builds fairseq's source release from PyPI (``FAIRSEQ``, without its
-  dependencies; about 40 s, once) into ``target``. Returns ``target``.
-  Raises ``subprocess.CalledProcessError`` if pip cannot build it."""
-  if not glob.glob(os.path.join(target, "fairseq", "data",
-                                "token_block_utils_fast.*.so")):
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "--no-deps", "--no-binary=fairseq", "--target", target,
-                    FAIRSEQ], check=True)
-  stub = os.path.join(target, "_torch_stub", "torch")
-  os.makedirs(stub, exist_ok=True)
-  with open(os.path.join(stub, "__init__.py"), "w") as f:
-    f.write("# fairseq's token_block_utils_fast imports torch, unused.\n")
-  return target
+  """Downloads fairseq's source release from PyPI (``FAIRSEQ``, 216 kB,
+  checked against ``FAIRSEQ_SHA256``; once) and lays out in ``target`` its
+  TokenBlockDataset with what it imports (module docstring above). Returns
+  the folder to put on ``sys.path``. Raises ``subprocess.CalledProcessError``
+  if pip cannot download it, ``ValueError`` if its digest differs."""
+  source = os.path.join(target, "src")
+  if os.path.exists(os.path.join(source, "fairseq", "data",
+                                 _FAIRSEQ_MODULES[0])):
+    return source
+  subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
+                  "--no-deps", "--no-binary=fairseq", "--dest", target,
+                  FAIRSEQ], check=True)
+  archive = os.path.join(target, "fairseq-0.8.0.tar.gz")
+  with open(archive, "rb") as f:
+    if hashlib.sha256(f.read()).hexdigest() != FAIRSEQ_SHA256:
+      raise ValueError("%s is not PyPI's %s" % (archive, FAIRSEQ))
+  work = source + ".partial"
+  shutil.rmtree(work, ignore_errors=True)
+  with tarfile.open(archive) as tar:
+    for name in _FAIRSEQ_MODULES:
+      member = tar.extractfile("fairseq-0.8.0/fairseq/data/" + name)
+      os.makedirs(os.path.join(work, "fairseq", "data"), exist_ok=True)
+      with open(os.path.join(work, "fairseq", "data", name), "wb") as f:
+        f.write(member.read())
+  for path, text in _FAIRSEQ_STAND_INS.items():
+    os.makedirs(os.path.dirname(os.path.join(work, path)), exist_ok=True)
+    with open(os.path.join(work, path), "w", encoding="utf-8") as f:
+      f.write(text)
+  os.replace(work, source)
+  return source
 
 
-def fairseq_blocks(docs, max_seq_length, cross_documents, target):
+def fairseq_blocks(docs, max_seq_length, cross_documents, source):
   """Real tokens of each sequence fairseq's packer makes of ``docs`` (lists
   of sentence lengths in tokens, in order), ``[CLS]`` and the last
-  ``[SEP]`` counted, as RoBERTa's paper lays a sequence out: blocks of at
-  most ``max_seq_length - 2`` tokens of whole sentences. With
-  ``cross_documents`` (``break_mode="complete"``) a document ends with a
-  one-token separator, a unit like a sentence (fairseq may so end or begin a
-  block with it); without (``"complete_doc"``) a zero-size unit ends a
-  document and no block crosses it. A sentence longer than a block is
-  given in pieces, as the pipeline splits it (fairseq keeps it whole, over
-  length). Every size and the block size go in doubled, which leaves each
-  decision as it was: ``complete_doc`` drops a block of one token, an
-  empty line in fairseq's data (only its ``</s>``), where here it would be a
-  real one-token sentence. ``target`` is ``ensure_fairseq``'s folder.
+  ``[SEP]`` counted, in the layout of RoBERTa's paper and of the pipeline:
+  blocks of at most ``max_seq_length - 2`` tokens of whole sentences, no
+  token after each sentence. With ``cross_documents``
+  (``break_mode="complete"``) a document ends with a one-token separator, a
+  unit like a sentence (fairseq may so end or begin a block with it);
+  without (``"complete_doc"``) a zero-size unit ends a document (the
+  ``document_sep_len`` fairseq documents for sentences without ``</s>``)
+  and no block crosses it. fairseq's own masked-LM data instead ends every
+  sentence with ``</s>``, which changes where blocks end. A sentence longer
+  than a block is given in pieces, as the pipeline splits it (fairseq keeps
+  it whole, over length). ``source`` is ``ensure_fairseq``'s folder.
   Returns a list of ints."""
   room = max_seq_length - 2
   separator = 1 if cross_documents else 0
   sizes = []
   for i, doc in enumerate(docs):
     if i:
-      sizes.append(2 * separator)
-    sizes.extend(2 * p for n in doc
-                 for p in [room] * (n // room) + [n % room] if p)
+      sizes.append(separator)
+    sizes.extend(p for n in doc for p in [room] * (n // room) + [n % room]
+                 if p)
   proc = subprocess.run(
-      [sys.executable, "-c", _FAIRSEQ_BLOCKS, target],
+      [sys.executable, "-c", _FAIRSEQ_BLOCKS, source],
       input=json.dumps([sizes, "complete" if cross_documents else
-                        "complete_doc", 2 * room, 2 * separator]),
+                        "complete_doc", room, separator]),
       capture_output=True, text=True, check=True)
-  return [(end - start) // 2 + 2 for start, end in json.loads(proc.stdout)]
+  return [end - start + 2 for start, end in json.loads(proc.stdout)]
 
 
 def run_pipeline(corpus, out, flags, vocab):
