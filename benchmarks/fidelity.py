@@ -33,7 +33,6 @@ per check:
 import argparse
 import collections
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -188,10 +187,11 @@ def whole_sentence_ceiling(docs, max_seq_length, cross_documents):
 # al. 2019) and its pretraining recipe; its TokenBlockDataset is plain
 # Python (later releases moved the loop into Cython, which needs a
 # compiler). Its three modules are taken unchanged from PyPI's source
-# release; the rest of the package (CUDA kernels, hydra) is not needed:
-# fairseq.data's __init__ here exports only the two names the module
-# imports, and torch, which the two modes never call, is a stand-in
-# whose Dataset is a plain class (PyPI's torch brings 3 GB of CUDA wheels).
+# release; the rest of the package (its models, tasks and C++ BLEU
+# extension) is not needed: fairseq.data's __init__ here exports only the
+# two names the module imports, and torch, which the two modes never call,
+# is a stand-in whose Dataset is a plain class (PyPI's torch brings 3 GB of
+# CUDA wheels).
 FAIRSEQ = "fairseq==0.8.0"
 FAIRSEQ_SHA256 = (
     "55dfedb630ba76ac6c25bf443fd624ce78e097b4820fdc3b1c6d2b153e9f212e")
@@ -221,61 +221,88 @@ json.dump(blocks.slice_indices.tolist(), sys.stdout)
 
 
 def ensure_fairseq(target: str) -> str:
-  """Downloads fairseq's source release from PyPI (``FAIRSEQ``, 216 kB,
-  checked against ``FAIRSEQ_SHA256``; once) and lays out in ``target`` its
-  TokenBlockDataset with what it imports (module docstring above). Returns
-  the folder to put on ``sys.path``. Raises ``subprocess.CalledProcessError``
-  if pip cannot download it, ``ValueError`` if its digest differs."""
+  """Downloads fairseq's source release from PyPI (``FAIRSEQ``, 216 kB, once)
+  into ``target`` and lays out there its TokenBlockDataset with what it
+  imports (the comment above). pip checks the archive against
+  ``FAIRSEQ_SHA256`` before it unpacks or runs anything of it, and fetches
+  it again if a copy left in ``target`` differs. Safe to call from several
+  processes at once. Returns the folder to put on ``sys.path``. Raises
+  ``subprocess.CalledProcessError`` if pip cannot fetch it or the digest
+  differs."""
   source = os.path.join(target, "src")
   if os.path.exists(os.path.join(source, "fairseq", "data",
                                  _FAIRSEQ_MODULES[0])):
     return source
-  subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
-                  "--no-deps", "--no-binary=fairseq", "--dest", target,
-                  FAIRSEQ], check=True)
-  archive = os.path.join(target, "fairseq-0.8.0.tar.gz")
-  with open(archive, "rb") as f:
-    if hashlib.sha256(f.read()).hexdigest() != FAIRSEQ_SHA256:
-      raise ValueError("%s is not PyPI's %s" % (archive, FAIRSEQ))
-  work = source + ".partial"
-  shutil.rmtree(work, ignore_errors=True)
-  with tarfile.open(archive) as tar:
-    for name in _FAIRSEQ_MODULES:
-      member = tar.extractfile("fairseq-0.8.0/fairseq/data/" + name)
-      os.makedirs(os.path.join(work, "fairseq", "data"), exist_ok=True)
-      with open(os.path.join(work, "fairseq", "data", name), "wb") as f:
-        f.write(member.read())
-  for path, text in _FAIRSEQ_STAND_INS.items():
-    os.makedirs(os.path.dirname(os.path.join(work, path)), exist_ok=True)
-    with open(os.path.join(work, path), "w", encoding="utf-8") as f:
-      f.write(text)
-  os.replace(work, source)
+  os.makedirs(target, exist_ok=True)
+  work = tempfile.mkdtemp(prefix="src.", dir=target)
+  try:
+    requirements = os.path.join(work, "requirements.txt")
+    with open(requirements, "w", encoding="utf-8") as f:
+      f.write("%s --hash=sha256:%s\n" % (FAIRSEQ, FAIRSEQ_SHA256))
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
+                    "--no-deps", "--no-binary=fairseq", "--require-hashes",
+                    "--dest", target, "-r", requirements], check=True)
+    os.remove(requirements)
+    archive = os.path.join(target, "fairseq-0.8.0.tar.gz")
+    os.makedirs(os.path.join(work, "fairseq", "data"))
+    with tarfile.open(archive) as tar:
+      for name in _FAIRSEQ_MODULES:
+        member = tar.extractfile("fairseq-0.8.0/fairseq/data/" + name)
+        with open(os.path.join(work, "fairseq", "data", name), "wb") as f:
+          f.write(member.read())
+    for path, text in _FAIRSEQ_STAND_INS.items():
+      os.makedirs(os.path.dirname(os.path.join(work, path)), exist_ok=True)
+      with open(os.path.join(work, path), "w", encoding="utf-8") as f:
+        f.write(text)
+    # A folder left without the module by an older layout goes; one that
+    # another process has just completed stays, and this copy is dropped.
+    if not os.path.exists(os.path.join(source, "fairseq", "data",
+                                       _FAIRSEQ_MODULES[0])):
+      shutil.rmtree(source, ignore_errors=True)
+      try:
+        os.rename(work, source)
+      except OSError:
+        if not os.path.exists(os.path.join(source, "fairseq", "data",
+                                           _FAIRSEQ_MODULES[0])):
+          raise
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
   return source
 
 
 def fairseq_blocks(docs, max_seq_length, cross_documents, source):
   """Real tokens of each sequence fairseq's packer makes of ``docs`` (lists
   of sentence lengths in tokens, in order), ``[CLS]`` and the last
-  ``[SEP]`` counted, in the layout of RoBERTa's paper and of the pipeline:
-  blocks of at most ``max_seq_length - 2`` tokens of whole sentences, no
-  token after each sentence. With ``cross_documents``
-  (``break_mode="complete"``) a document ends with a one-token separator, a
-  unit like a sentence (fairseq may so end or begin a block with it);
-  without (``"complete_doc"``) a zero-size unit ends a document (the
-  ``document_sep_len`` fairseq documents for sentences without ``</s>``)
-  and no block crosses it. fairseq's own masked-LM data instead ends every
-  sentence with ``</s>``, which changes where blocks end. A sentence longer
-  than a block is given in pieces, as the pipeline splits it (fairseq keeps
-  it whole, over length). ``source`` is ``ensure_fairseq``'s folder.
-  Returns a list of ints."""
+  ``[SEP]`` counted, in the pipeline's layout (the paper does not say what,
+  if anything, follows each sentence): blocks of at most
+  ``max_seq_length - 2`` tokens of whole sentences, no token after each
+  sentence. fairseq's own masked-LM data instead ends every sentence with
+  ``</s>``, which changes where blocks end.
+
+  With ``cross_documents`` (``break_mode="complete"``) a document ends with
+  a one-token separator, a unit like a sentence, so fairseq may end or begin
+  a block with it (the pipeline drops a separator at a sequence's edge);
+  when a block ends exactly full before a separator and the next piece
+  fills a block alone, the separator is a block of its own, counted here as
+  3 tokens. Without (``"complete_doc"``) a zero-size unit ends a document
+  (the ``document_sep_len`` fairseq documents for sentences without
+  ``</s>``) and no block crosses it. A sentence longer than a block is given
+  in pieces, as the pipeline splits it, so fairseq never sees one (it would
+  keep it whole, over length); documents without a sentence are left out,
+  as the pipeline leaves them out. ``source`` is ``ensure_fairseq``'s
+  folder. Returns a list of ints, empty when no document has a sentence."""
   room = max_seq_length - 2
   separator = 1 if cross_documents else 0
   sizes = []
-  for i, doc in enumerate(docs):
-    if i:
+  for doc in docs:
+    if not any(doc):
+      continue
+    if sizes:
       sizes.append(separator)
     sizes.extend(p for n in doc for p in [room] * (n // room) + [n % room]
                  if p)
+  if not sizes:
+    return []
   proc = subprocess.run(
       [sys.executable, "-c", _FAIRSEQ_BLOCKS, source],
       input=json.dumps([sizes, "complete" if cross_documents else
