@@ -79,8 +79,10 @@ def test_a_terminal_shows_a_progress_bar_then_the_summary_line(corpus,
 
 
 def test_a_log_gets_progress_lines_and_quiet_turns_them_off(corpus, tmp_path):
+  # The job runs about half a second on this corpus, no more: a line every
+  # 10 ms leaves no doubt that some fall inside it (at 0.5 s one may not).
   proc = run_cli(["--input=" + ",".join(corpus), "--output=" + str(
-      tmp_path / "a"), "--dupe_factor=3", "--progress_seconds=0.5"])
+      tmp_path / "a"), "--dupe_factor=3", "--progress_seconds=0.01"])
   lines = proc.stderr.splitlines()
   shown = [l for l in lines if l.startswith("progress: ")]
   assert shown, proc.stderr[-3000:]
@@ -88,7 +90,7 @@ def test_a_log_gets_progress_lines_and_quiet_turns_them_off(corpus, tmp_path):
              for l in shown)
   assert lines[-1].startswith("done: ")
   proc = run_cli(["--input=" + ",".join(corpus), "--output=" + str(
-      tmp_path / "b"), "--dupe_factor=3", "--progress_seconds=0.5",
+      tmp_path / "b"), "--dupe_factor=3", "--progress_seconds=0.01",
                   "--quiet"])
   assert not [l for l in proc.stderr.splitlines()
               if l.startswith("progress: ")]
