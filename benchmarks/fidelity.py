@@ -230,9 +230,10 @@ def ensure_fairseq(target: str) -> str:
   ``subprocess.CalledProcessError`` if pip cannot fetch it or the digest
   differs."""
   source = os.path.join(target, "src")
-  if os.path.exists(os.path.join(source, "fairseq", "data",
-                                 _FAIRSEQ_MODULES[0])):
+  module = os.path.join(source, "fairseq", "data", _FAIRSEQ_MODULES[0])
+  if os.path.exists(module):
     return source
+  release = FAIRSEQ.replace("==", "-")
   os.makedirs(target, exist_ok=True)
   work = tempfile.mkdtemp(prefix="src.", dir=target)
   try:
@@ -243,11 +244,11 @@ def ensure_fairseq(target: str) -> str:
                     "--no-deps", "--no-binary=fairseq", "--require-hashes",
                     "--dest", target, "-r", requirements], check=True)
     os.remove(requirements)
-    archive = os.path.join(target, "fairseq-0.8.0.tar.gz")
+    archive = os.path.join(target, release + ".tar.gz")
     os.makedirs(os.path.join(work, "fairseq", "data"))
     with tarfile.open(archive) as tar:
       for name in _FAIRSEQ_MODULES:
-        member = tar.extractfile("fairseq-0.8.0/fairseq/data/" + name)
+        member = tar.extractfile("%s/fairseq/data/%s" % (release, name))
         with open(os.path.join(work, "fairseq", "data", name), "wb") as f:
           f.write(member.read())
     for path, text in _FAIRSEQ_STAND_INS.items():
@@ -256,14 +257,12 @@ def ensure_fairseq(target: str) -> str:
         f.write(text)
     # A folder left without the module by an older layout goes; one that
     # another process has just completed stays, and this copy is dropped.
-    if not os.path.exists(os.path.join(source, "fairseq", "data",
-                                       _FAIRSEQ_MODULES[0])):
+    if not os.path.exists(module):
       shutil.rmtree(source, ignore_errors=True)
       try:
         os.rename(work, source)
       except OSError:
-        if not os.path.exists(os.path.join(source, "fairseq", "data",
-                                           _FAIRSEQ_MODULES[0])):
+        if not os.path.exists(module):
           raise
   finally:
     shutil.rmtree(work, ignore_errors=True)
@@ -330,7 +329,7 @@ def main(argv=None):
                       default=os.path.join(REPO, ".cache", "reference-venv"))
   parser.add_argument("--fairseq",
                       default=os.path.join(REPO, ".cache", "tools", "fairseq"),
-                      help="Where fairseq's packer is built (once).")
+                      help="Where fairseq's packer is laid out (once).")
   args = parser.parse_args(argv)
   work = tempfile.mkdtemp(prefix="mlm-fidelity-")
   corpus = os.path.join(work, "corpus.txt")

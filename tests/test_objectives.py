@@ -214,6 +214,15 @@ def _sample_pool():
   return pool
 
 
+def _packing_pools(max_seq_length):
+  """The pools both packings are compared with fairseq's on: the sample
+  text, and 300 random documents with sentences of up to
+  ``max_seq_length + 10`` tokens (some split)."""
+  return (_sample_pool(),
+          _pool(300, random.Random(max_seq_length),
+                max_len=max_seq_length + 10)[0])
+
+
 def _pack(pool, packing, max_seq_length, fairseq):
   """Real tokens of each sequence the pipeline's packer and fairseq's make
   of ``pool``, and the packer's counters."""
@@ -233,9 +242,7 @@ def _pack(pool, packing, max_seq_length, fairseq):
 
 @pytest.mark.parametrize("max_seq_length", [16, 32, 64, 128])
 def test_doc_sentences_cuts_where_fairseq_cuts(fairseq, max_seq_length):
-  for pool in (_sample_pool(),
-               _pool(300, random.Random(max_seq_length),
-                     max_len=max_seq_length + 10)[0]):
+  for pool in _packing_pools(max_seq_length):
     ours, reference, counts = _pack(pool, "doc_sentences", max_seq_length,
                                     fairseq)
     # Sequence by sequence, the same sentences as break_mode="complete_doc",
@@ -247,9 +254,7 @@ def test_doc_sentences_cuts_where_fairseq_cuts(fairseq, max_seq_length):
 
 @pytest.mark.parametrize("max_seq_length", [16, 32, 64, 128])
 def test_full_sentences_fills_as_fairseq_does(fairseq, max_seq_length):
-  for pool in (_sample_pool(),
-               _pool(300, random.Random(max_seq_length),
-                     max_len=max_seq_length + 10)[0]):
+  for pool in _packing_pools(max_seq_length):
     ours, reference, counts = _pack(pool, "full_sentences", max_seq_length,
                                     fairseq)
     # (Tokens, order and separators sequence by sequence:
