@@ -151,8 +151,12 @@ class MlmOptions(PipelineOptions):
         "--tokenizer_file", default=None,
         help="A Hugging Face tokenizer.json to use instead of --vocab_file. "
         "Its vocabulary must hold [CLS], [SEP], [MASK] and [UNK].")
-    flag(group, "--do_lower_case", "Lower-case and strip accents (uncased models).",
-         default=True)
+    # None: left out, told apart from an explicit value (see resolve and
+    # transforms.tokenization.load_tokenizer).
+    flag(group, "--do_lower_case", "Lower-case and strip accents (uncased models). "
+         "Default true, as in BERT; with --tokenizer_file, what the file's "
+         "normalizer does (a value that contradicts it is refused).",
+         default=None)
     group.add_argument(
         "--tokenizer_threads", type=int, default=1,
         help="Threads of the tokenizer in each worker. 1 keeps Beam's worker "
@@ -251,7 +255,8 @@ class UsageError(Exception):
 def resolve(opts: MlmOptions) -> None:
   """Fills in the objective flags left out (None): from ``--preset``, then
   from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
-  ``--masking=none``. A preset's choice of what static masking masks is
+  ``--masking=none``; ``--do_lower_case`` is true, as in BERT, unless a
+  ``--tokenizer_file`` is to decide it. A preset's choice of what static masking masks is
   dropped when ``--masking=none`` is asked for, its n-grams when
   ``--span_masking`` is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
@@ -266,6 +271,10 @@ def resolve(opts: MlmOptions) -> None:
       setattr(opts, name, preset.get(name, default))
   if opts.dupe_factor is None:
     opts.dupe_factor = 1 if opts.masking == "none" else 10
+  if opts.do_lower_case is None and not opts.tokenizer_file:
+    opts.do_lower_case = True  # BERT's default
+  # With --tokenizer_file a --do_lower_case left out stays None: the file's
+  # normalizer decides once the file is read (pipelines.mlm.check).
 
 
 # Flags that choose what static masking masks, with their "off" values.

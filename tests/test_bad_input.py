@@ -296,3 +296,90 @@ def test_parquet_without_the_text_column_is_refused(tmp_path):
   assert_refused(["--input=" + str(not_parquet), "--input_format=parquet",
                   "--output=" + str(tmp_path / "out")],
                  "cannot read %s as Parquet" % not_parquet)
+
+
+def _tokenizer_json(tmp_path, lowercase):
+  """The bundled vocabulary in tokenizers' BERT configuration, its
+  normalizer lower-casing or not."""
+  # pylint: disable=import-outside-toplevel
+  from tests.helpers import VOCAB
+  from transforms.tokenization import build_tokenizer
+  with open(VOCAB, encoding="utf-8") as f:
+    tokens = f.read().split("\n")[:-1]
+  path = tmp_path / ("%s.json" % ("uncased" if lowercase else "cased"))
+  path.write_text(build_tokenizer(tokens, lowercase).to_str())
+  return str(path)
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_do_lower_case_contradicting_the_tokenizer_file_is_refused(
+    good_file, tmp_path, lowercase):
+  tokenizer_file = _tokenizer_json(tmp_path, lowercase)
+  out = tmp_path / "out"
+  flag = "--do_lower_case=%s" % str(not lowercase).lower()
+  proc = assert_refused(
+      ["--input=" + good_file, "--tokenizer_file=" + tokenizer_file,
+       "--output=" + str(out), flag],
+      "the normalizer of tokenizer file %s %s its input, but %s" % (
+          tokenizer_file, "lower-cases" if lowercase
+          else "does not lower-case", flag))
+  assert "Traceback" not in proc.stderr
+  assert not out.exists()
+
+
+TWO_SENTENCES = "The Quick brown Fox jumps.\nHello World, says Alice.\n"
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_tokenizer_file_decides_do_lower_case(tmp_path, lowercase):
+  """--do_lower_case left out: summary.json records what the file's
+  normalizer does, and the tokens are the file's (no masking, so
+  input_ids are the text's tokens)."""
+  # pylint: disable=import-outside-toplevel
+  from transforms.tokenization import load_tokenizer
+  tokenizer_file = _tokenizer_json(tmp_path, lowercase)
+  corpus = tmp_path / "two.txt"
+  corpus.write_text(TWO_SENTENCES)
+  out = str(tmp_path / "out")
+  proc = run_cli(["--input=" + str(corpus), "--output=" + out,
+                  "--tokenizer_file=" + tokenizer_file, "--preset=roberta",
+                  "--max_seq_length=128", "--short_seq_prob=0"])
+  assert "upper-case" not in proc.stderr and "capitals" not in proc.stderr
+  with open(os.path.join(out, "summary.json")) as f:
+    options = json.load(f)["options"]
+  assert options["do_lower_case"] is lowercase
+  tokenizer, vocab = load_tokenizer(tokenizer_file=tokenizer_file)
+  expected = [vocab.cls_id]
+  for sentence in TWO_SENTENCES.splitlines():
+    expected += tokenizer.encode(sentence, add_special_tokens=False).ids
+  expected.append(vocab.sep_id)
+  [example] = read_examples(out, 128, masking="none", sentence_task="none")
+  ids = example["input_ids"][:len(expected)].tolist()
+  assert ids == expected and not example["input_ids"][len(expected):].any()
+  words = [vocab.tokens[i] for i in ids]
+  if lowercase:
+    assert words[1:3] == ["the", "quick"] and vocab.unk_id not in ids
+  else:  # an uncased vocabulary has no "The": what the file makes of it
+    assert words[1:4] == ["[UNK]", "[UNK]", "brown"]
+
+
+def test_cased_vocabulary_in_a_lower_casing_tokenizer_file_warns(good_file,
+                                                                 tmp_path):
+  """Words with capitals that the file's lower-casing normalizer can never
+  produce: one warning line, and the job runs."""
+  # pylint: disable=import-outside-toplevel
+  from tests.helpers import VOCAB
+  from transforms.tokenization import build_tokenizer
+  with open(VOCAB, encoding="utf-8") as f:
+    tokens = f.read().split("\n")[:-1]
+  for i in range(2000, 2050):
+    tokens[i] = tokens[i].capitalize()
+  path = tmp_path / "tokenizer.json"
+  path.write_text(build_tokenizer(tokens, True).to_str())
+  out = str(tmp_path / "out")
+  proc = run_cli(["--input=" + good_file, "--output=" + out,
+                  "--tokenizer_file=" + str(path), "--dupe_factor=1"])
+  warnings = [l for l in proc.stderr.splitlines()
+              if l.startswith("warning:") and "capitals" in l]
+  assert len(warnings) == 1, proc.stderr[-2000:]
+  assert str(path) in warnings[0]

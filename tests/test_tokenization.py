@@ -368,3 +368,143 @@ def test_vocabulary_over_http(tmp_path):
   finally:
     server.shutdown()
     server.server_close()
+
+
+def _with_normalizer(normalizer):
+  from tokenizers import Tokenizer, models
+  tokenizer = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1},
+                                         unk_token="[UNK]"))
+  if normalizer is not None:
+    tokenizer.normalizer = normalizer
+  return tokenizer
+
+
+def test_normalizer_lowercases():
+  """Judged on real tokenizers objects: BertNormalizer's lowercase, a
+  Lowercase, a Sequence holding one, and none."""
+  from tokenizers import normalizers as n
+  for normalizer, lowercases in (
+      (None, False),
+      (n.BertNormalizer(lowercase=True), True),
+      (n.BertNormalizer(lowercase=False), False),
+      (n.BertNormalizer(lowercase=False, strip_accents=True), False),
+      (n.Lowercase(), True),
+      (n.Sequence([n.NFD(), n.Lowercase(), n.StripAccents()]), True),
+      (n.Sequence([n.NFKC(), n.Sequence([n.Strip(), n.Lowercase()])]), True),
+      (n.Sequence([n.NFD(), n.StripAccents()]), False),
+      (n.NFKC(), False),
+      (n.Sequence([]), False)):
+    assert tokenization.normalizer_lowercases(
+        _with_normalizer(normalizer)) is lowercases, normalizer
+  cased, _ = tokenization.load_tokenizer(vocab_file=VOCAB, do_lower_case=False)
+  uncased, _ = tokenization.load_tokenizer(vocab_file=VOCAB)
+  assert not tokenization.normalizer_lowercases(cased)
+  assert tokenization.normalizer_lowercases(uncased)
+
+
+def _tokenizer_file(tmp_path, tokens, lowercase, name="tokenizer.json"):
+  path = tmp_path / name
+  path.write_text(tokenization.build_tokenizer(tokens, lowercase).to_str())
+  return str(path)
+
+
+def test_tokenizer_file_decides_do_lower_case(tmp_path, loaded):
+  """Left out, --do_lower_case is what the file's normalizer does; given,
+  it must agree with it. A vocab.txt follows the flag (true by default)."""
+  tokens = loaded[1].tokens
+  for lowercase in (True, False):
+    path = _tokenizer_file(tmp_path, tokens, lowercase)
+    tokenizer, vocab = tokenization.load_tokenizer(tokenizer_file=path)
+    assert vocab.lower_case is lowercase
+    assert _tokens(tokenizer, "Hello")[0] == ("hello" if lowercase
+                                              else "[UNK]")
+    _, vocab = tokenization.load_tokenizer(tokenizer_file=path,
+                                           do_lower_case=lowercase)
+    assert vocab.lower_case is lowercase
+    does = "lower-cases" if lowercase else "does not lower-case"
+    with pytest.raises(tokenization.VocabularyError) as raised:
+      tokenization.load_tokenizer(tokenizer_file=path,
+                                  do_lower_case=not lowercase)
+    message = str(raised.value)
+    assert message.startswith("the normalizer of tokenizer file %s %s its "
+                              "input, but --do_lower_case=%s" % (
+                                  path, does, str(not lowercase).lower()))
+    assert "\n" not in message
+  assert tokenization.load_tokenizer(vocab_file=VOCAB)[1].lower_case is True
+  assert tokenization.load_tokenizer(
+      vocab_file=VOCAB, do_lower_case=False)[1].lower_case is False
+
+
+def _capitalized(tokens, count):
+  """``tokens`` with the first ``count`` plain words from id 2000 on
+  capitalized ("the" → "The")."""
+  tokens = list(tokens)
+  changed = 0
+  for i in range(2000, len(tokens)):
+    if changed == count:
+      break
+    if tokens[i].isalpha() and tokens[i].capitalize() not in tokens:
+      tokens[i] = tokens[i].capitalize()
+      changed += 1
+  return tokens
+
+
+@pytest.mark.parametrize("count, lowercase, warned", [
+    (0, True, False),
+    (tokenization.CASED_WORDS_HANDFUL, True, False),
+    (tokenization.CASED_WORDS_HANDFUL + 1, True, True),
+    (200, True, True),
+    (200, False, False),
+])
+def test_cased_vocabulary_in_a_tokenizer_file_warns(tmp_path, loaded, count,
+                                                    lowercase, warned):
+  tokens = _capitalized(loaded[1].tokens, count)
+  path = _tokenizer_file(tmp_path, tokens, lowercase)
+  tokenizer, vocab = tokenization.load_tokenizer(tokenizer_file=path)
+  assert len(tokenization.upper_case_words(tokenizer, vocab)) == count
+  warning = tokenization.cased_vocabulary_warning(tokenizer, vocab, path,
+                                                  tokenizer_file=True)
+  if not warned:
+    assert warning is None
+    return
+  assert warning.startswith("warning: the normalizer of tokenizer file %s "
+                            "lower-cases its input, but its vocabulary holds "
+                            "%d whole words with capitals" % (path, count))
+  assert "\n" not in warning
+
+
+def test_cased_vocab_txt_warning_is_unchanged(tmp_path, loaded):
+  """A vocab.txt with one upper-case token warns as before."""
+  tokens = _capitalized(loaded[1].tokens, 1)
+  path = tmp_path / "vocab.txt"
+  path.write_text("\n".join(tokens) + "\n")
+  for lower, warned in ((True, True), (False, False)):
+    tokenizer, vocab = tokenization.load_tokenizer(vocab_file=str(path),
+                                                   do_lower_case=lower)
+    warning = tokenization.cased_vocabulary_warning(
+        tokenizer, vocab, str(path), tokenizer_file=False)
+    assert (warning is not None) is warned
+  assert warning is None
+  tokenizer, vocab = loaded
+  assert tokenization.cased_vocabulary_warning(
+      tokenizer, vocab, VOCAB, tokenizer_file=False) is None
+
+
+def test_upper_case_words_reads_tokens_as_the_decoder_writes_them():
+  """Continuation pieces, bracketed specials, byte-level symbols (Ġ is a
+  space, Ċ a newline, not capitals) are not words with capitals; a
+  byte-level "ĠThe" and "ÃĦ" (Ä) are."""
+  from tokenizers import Tokenizer, decoders, models
+  tokens = ["[UNK]", "<Mask>", "[Foo]", "Ġ", "Ċ", "ĠThe", "Ġthe", "ÃĦ",
+            "##The", "The", "U2", "Ġ."]
+  tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, [],
+                                   unk_token="[UNK]"))
+  tokenizer.decoder = decoders.ByteLevel()
+  vocab = tokenization.Vocabulary(
+      tokens=tokens, cls_id=0, sep_id=0, mask_id=0, unk_id=0,
+      is_continuation=np.array([t.startswith("##") for t in tokens]))
+  assert tokenization.upper_case_words(tokenizer, vocab) == [
+      "ĠThe", "ÃĦ", "The"]
+  tokenizer.decoder = None  # written as they are: Ġ and Ċ are letters
+  assert tokenization.upper_case_words(tokenizer, vocab) == [
+      "Ġ", "Ċ", "ĠThe", "Ġthe", "ÃĦ", "The"]

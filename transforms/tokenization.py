@@ -13,7 +13,9 @@ than their Unicode tables); tests/test_tokenization.py checks the result
 against BERT's own tokenization.py (PyPI ``bert-tensorflow``).
 
 Any ``tokenizer.json`` can be used instead (``--tokenizer_file``); it runs
-with its own normalizer and pre-tokenizer, but its special added tokens
+with its own normalizer (whether that lower-cases is what ``--do_lower_case``
+then records, and a contradicting flag is refused: ``load_tokenizer``) and
+pre-tokenizer, but its special added tokens
 ([CLS], [MASK], ...) are not matched in the text, so that raw text never
 yields a special token's id. Both files are read through smart-open, so
 local paths, ``s3://`` and ``https://`` all work.
@@ -74,6 +76,9 @@ class Vocabulary:
   unk_id: int
   is_continuation: np.ndarray  # bool per id: a "##" word piece
   sentence_separator_id: int = -1  # see load_tokenizer
+  # Whether the tokenizer lower-cases its input (see load_tokenizer): what
+  # --do_lower_case really does, recorded in summary.json.
+  lower_case: Optional[bool] = None
 
   @property
   def size(self) -> int:
@@ -199,6 +204,10 @@ class BertTokenizer:
     self._wordpiece = _wordpiece(tokens)
     self._wordpiece.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
 
+  @property
+  def do_lower_case(self) -> bool:
+    return self._lower
+
   def normalize(self, text: str) -> str:
     return normalization.normalize(text, self._lower)
 
@@ -273,22 +282,69 @@ def parse_tokenizer_json(text: str, path: str):
   return tokenizer, tokens
 
 
+# Upper-case text that a lower-casing normalizer turns into its lower-case
+# form: ASCII, Latin-1 with accents, Greek and Cyrillic letters.
+_CASE_PROBE = ("THE QUICK BROWN FOX JUMPS OVER A LAZY DOG "
+               "\u00c0\u00c9\u00d6 \u0391\u0392\u0393 \u0410\u0411\u0412")
+
+
+def normalizer_lowercases(tokenizer) -> bool:
+  """Whether ``tokenizer`` lower-cases text before its model sees it.
+
+  ``tokenizer``: a ``tokenizers.Tokenizer``, judged by its ``normalizer``
+  (a BertNormalizer with ``lowercase=True``, a Lowercase, a Sequence that
+  holds one, a SentencePiece charsmap that case-folds: true; no normalizer,
+  or one without such a step: false), or a ``BertTokenizer`` (its
+  ``do_lower_case``). The normalizer is run rather than its settings read,
+  so every kind is judged alike: it lower-cases when the upper-case letters
+  of ``_CASE_PROBE`` come out as their lower-case forms do.
+  """
+  if isinstance(tokenizer, BertTokenizer):
+    return tokenizer.do_lower_case
+  normalizer = tokenizer.normalizer
+  if normalizer is None:
+    return False
+  return (normalizer.normalize_str(_CASE_PROBE)
+          == normalizer.normalize_str(_CASE_PROBE.lower()))
+
+
+def _lower_case_word(lowercases: bool) -> str:
+  return "lower-cases" if lowercases else "does not lower-case"
+
+
 def load_tokenizer(vocab_file: Optional[str] = None,
                    tokenizer_file: Optional[str] = None,
-                   do_lower_case: bool = True,
+                   do_lower_case: Optional[bool] = None,
                    s3_client_kwargs: Optional[dict] = None):
   """Returns ``(tokenizer, Vocabulary)``; raises VocabularyError with a
-  message naming the file and the problem."""
+  message naming the file and the problem.
+
+  ``do_lower_case``: with ``vocab_file``, whether BERT's rules lower-case
+  (None: true, as in BERT). With ``tokenizer_file`` the file's normalizer
+  decides (``normalizer_lowercases``); None takes what it does, and a value
+  that contradicts it raises VocabularyError (the output would not be cased
+  as asked). ``Vocabulary.lower_case`` says what the tokenizer does.
+  """
   from tokenizers import AddedToken  # pylint: disable=import-outside-toplevel
   if tokenizer_file:
     tokenizer, tokens = parse_tokenizer_json(
         read_text(tokenizer_file, s3_client_kwargs), tokenizer_file)
     prefix = getattr(tokenizer.model, "continuing_subword_prefix", None) or "##"
     path = tokenizer_file
+    lower_case = normalizer_lowercases(tokenizer)
+    if do_lower_case is not None and do_lower_case != lower_case:
+      raise VocabularyError(
+          "the normalizer of tokenizer file %s %s its input, but "
+          "--do_lower_case=%s asks for the opposite: leave --do_lower_case "
+          "out (the file decides) or use a tokenizer file whose normalizer "
+          "%s" % (tokenizer_file, _lower_case_word(lower_case),
+                  str(do_lower_case).lower(),
+                  _lower_case_word(do_lower_case)))
   else:
     text = read_text(vocab_file, s3_client_kwargs)
     tokens = parse_vocab(text, vocab_file)
-    tokenizer = BertTokenizer(tokens, do_lower_case)
+    lower_case = True if do_lower_case is None else do_lower_case
+    tokenizer = BertTokenizer(tokens, lower_case)
     prefix = "##"
     path = vocab_file
   ids = {}
@@ -314,8 +370,68 @@ def load_tokenizer(vocab_file: Optional[str] = None,
       sentence_separator_id=separator_id,
       is_continuation=np.array(
           [t.startswith(prefix) and len(t) > len(prefix) for t in tokens],
-          dtype=bool))
+          dtype=bool), lower_case=lower_case)
   return tokenizer, vocab
+
+
+# A tokenizer file's vocabulary may hold a few capitalized words that are no
+# sign of a cased model (names in added tokens, byte-level leftovers); more
+# than this many whole words with capitals are.
+CASED_WORDS_HANDFUL = 5
+
+
+def upper_case_words(tokenizer, vocab: Vocabulary) -> List[str]:
+  """The tokens of ``vocab`` that are whole words with a capital letter, in
+  id order: not a continuation piece, not a bracketed ``[X]`` or ``<x>``
+  special token, and, as the tokenizer's decoder writes the token
+  (byte-level ``ĠThe`` as " The", SentencePiece ``▁The`` as "The"; the
+  token itself without a decoder), letters only, one of them upper-case.
+  A lower-casing normalizer never produces them."""
+  decoder = getattr(tokenizer, "decoder", None)
+  words = []
+  for i, token in enumerate(vocab.tokens):
+    if vocab.is_continuation[i] or (token[:1], token[-1:]) in (
+        ("[", "]"), ("<", ">")):
+      continue
+    text = token
+    if decoder is not None:
+      try:
+        text = decoder.decode([token])
+      except Exception:  # pylint: disable=broad-except
+        pass  # undecodable: judged as it is written
+    text = text.strip()
+    if text.isalpha() and text != text.lower():
+      words.append(token)
+  return words
+
+
+def cased_vocabulary_warning(tokenizer, vocab: Vocabulary, path: str,
+                             tokenizer_file: bool) -> Optional[str]:
+  """A ``warning:`` line when ``tokenizer`` lower-cases its input but
+  ``vocab`` (read from ``path``) is a cased model's, or None.
+
+  A ``vocab.txt`` is cased when any token but the bracketed ones has an
+  upper-case letter (``Vocabulary.has_upper_case``; BERT's uncased
+  vocabularies have none); a tokenizer file's when more than
+  ``CASED_WORDS_HANDFUL`` whole words have a capital
+  (``upper_case_words``)."""
+  if not vocab.lower_case:
+    return None
+  if not tokenizer_file:
+    if not vocab.has_upper_case:
+      return None
+    return ("warning: --do_lower_case is true (the default, as in BERT) but "
+            "the vocabulary %s holds upper-case tokens, so they can never be "
+            "produced: for a cased model pass --do_lower_case=false" % path)
+  words = upper_case_words(tokenizer, vocab)
+  if len(words) <= CASED_WORDS_HANDFUL:
+    return None
+  return ("warning: the normalizer of tokenizer file %s lower-cases its "
+          "input, but its vocabulary holds %d whole words with capitals (%s, "
+          "...), which can never be produced: a cased model's vocabulary "
+          "wants a normalizer that keeps case (BertNormalizer with "
+          "lowercase=false, no Lowercase)"
+          % (path, len(words), ", ".join(words[:5])))
 
 
 def limit_threads(threads: int) -> None:
