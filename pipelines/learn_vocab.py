@@ -10,19 +10,30 @@ runners), counts BERT's words in Beam (``transforms.vocabulary.CountWords``),
 then learns the pieces from the counts on this machine with ``tokenizers``'
 WordPiece trainer and writes them in BERT's layout; ``pipelines.mlm
 --vocab_file`` takes the file as it is.
+
+An existing ``--output`` is replaced only with ``--overwrite``. Every failure
+is one ``error:`` line and a non-zero exit status (2 for a bad flag, input
+or output path, found before any work; 1 when the job fails), and leaves no
+partial file: the vocabulary is written under a temporary name beside
+``--output`` and renamed into place when complete (``pipelines.cli``), and
+the word counts the job hands over go to a temporary file that is always
+removed.
 """
 
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
+import uuid
 from typing import Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import mlm, outputs
+from pipelines import cli, mlm, outputs
 from pipelines.options import MlmOptions, UsageError, input_patterns
 from runners import direct
 from transforms import vocabulary
@@ -62,8 +73,13 @@ def _help_parser() -> argparse.ArgumentParser:
   group = parser.add_argument_group("input and output")
   for action in shared._actions:  # pylint: disable=protected-access
     if action.option_strings and action.option_strings[0] in SHARED_FLAGS:
-      help_text = ("The vocab.txt to write (local or s3://)."
-                   if action.dest == "output" else action.help)
+      help_text = {
+          "output": "The vocab.txt to write (local or s3://).",
+          "overwrite": "Replace an existing --output (without it, an "
+                       "existing file is refused before any work).",
+          "do_lower_case": "Lower-case and strip accents (uncased models; "
+                           "default true, as in BERT).",
+      }.get(action.dest, action.help)
       group.add_argument(*action.option_strings, default=action.default,
                          help=help_text, choices=action.choices,
                          metavar=action.metavar)
@@ -92,20 +108,30 @@ def check(argv: Sequence[str]):
   if opts.max_words < 100:
     raise UsageError("--max_words must be at least 100, got %d"
                      % opts.max_words)
+  if opts.do_lower_case is None:
+    opts.do_lower_case = True  # BERT's default (MlmOptions leaves it None)
   FileSystems.set_options(options)
   for pattern in input_patterns(opts):
-    matched = FileSystems.match([pattern])[0].metadata_list
+    try:
+      matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # pylint: disable=broad-except
+      raise UsageError("cannot list --input pattern %r: %s"
+                       % (pattern, cli.first_line(e, last=True))) from None
     if not matched:
       raise UsageError("no file matches --input pattern %r" % pattern)
+    if all(os.path.isdir(m.path) for m in matched):
+      raise UsageError("--input pattern %r matches only folders: give a "
+                       "pattern of the files to read, such as '%s/*'"
+                       % (pattern, pattern.rstrip("/")))
     mlm.check_first_file([m.path for m in matched], opts.input_format,
                          opts.text_field)
-  if FileSystems.exists(opts.output) and not opts.overwrite:
-    raise UsageError("%s exists; pass --overwrite to replace it"
-                     % opts.output)
+  cli.check_writable(opts.output, "--output", overwrite=bool(opts.overwrite))
   return options, opts
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the command; returns its exit status. A failure it does not
+  foresee raises (``main`` makes it one ``error:`` line)."""
   argv = list(sys.argv[1:] if argv is None else argv)
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
@@ -114,37 +140,46 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   try:
     options, opts = check(argv)
   except UsageError as e:
-    print("error: %s" % e, file=sys.stderr)
+    cli.error(str(e))
     return 2
-  counts_path = opts.output + ".counts.json"
-  patterns = input_patterns(opts)
-  with beam.Pipeline(options=options) as pipeline:
-    root = match_input_root(patterns)
-    docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
-        patterns, input_format=opts.input_format,
-        text_field=opts.text_field, root=root)
-    # Records the reader sets aside are listed beside the vocabulary.
-    _ = rejected | "WriteRejected" >> WriteRejected(
-        FileSystems.split(opts.output)[0], root)
-    _ = (docs
-         | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
-                                                 opts.max_words)
-         | "WriteCounts" >> beam.Map(_write_json, counts_path))
-  result = pipeline.result
-  summary = outputs.collect_metrics(result)
-  with FileSystems.open(counts_path) as f:
-    word_counts = [tuple(kv) for kv in json.loads(f.read().decode("utf-8"))]
-  FileSystems.delete([counts_path])
+  # The counts go from the job to this process through a file beside the
+  # output (every worker reaches it), under a temporary name, always removed.
+  counts_path = "%s%scounts-%s.json" % (opts.output, cli.TEMP_INFIX,
+                                         uuid.uuid4().hex[:12])
+  rejected_dir = FileSystems.join(FileSystems.split(opts.output)[0],
+                                  REJECTED_DIR)
+  try:
+    try:
+      result = _count_words(options, opts, counts_path)
+    except Exception as e:  # pylint: disable=broad-except
+      logging.debug("the word count failed", exc_info=True)
+      _remove_beam_temp(rejected_dir)
+      cli.error("the word count failed (%s); %s was not written"
+                % (cli.first_line(e, last=True), opts.output))
+      return 1
+    summary = outputs.collect_metrics(result)
+    with FileSystems.open(counts_path) as f:
+      word_counts = [tuple(kv) for kv in json.loads(f.read().decode("utf-8"))]
+  finally:
+    _delete_quietly(counts_path)
+    _remove_if_empty(rejected_dir)
   try:
     learned = vocabulary.learn_wordpiece(
         word_counts, opts.vocab_size - len(vocabulary.RESERVED))
   except ValueError as e:
-    print("error: %s: the input held no text (%d documents read)"
-          % (e, summary["counts"].get("documents_read", 0)), file=sys.stderr)
+    rejected = summary["counts"].get("rejected_records", 0)
+    cli.error("%s: the input held no text (%d documents read%s)" % (
+        e, summary["counts"].get("documents_read", 0),
+        ", %d records set aside, listed in %s" % (rejected, rejected_dir)
+        if rejected else ""))
     return 1
   tokens = vocabulary.bert_layout(learned, opts.vocab_size)
-  with FileSystems.create(opts.output) as f:
-    f.write(("\n".join(tokens) + "\n").encode("utf-8"))
+  try:
+    cli.write_file(opts.output, ("\n".join(tokens) + "\n").encode("utf-8"))
+  except Exception as e:  # pylint: disable=broad-except
+    cli.error("cannot write %s: %s; nothing was written there"
+              % (opts.output, cli.first_line(e)))
+    return 1
   rejected_count = summary["counts"].get("rejected_records", 0)
   logging.info(
       "wrote %s: %d tokens (%d reserved, %d learned) from %d words, %d "
@@ -160,16 +195,69 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   return 0
 
 
+def _count_words(options, opts, counts_path: str):
+  """Runs the Beam job that writes the most frequent words' counts to
+  ``counts_path``; returns its result. Raises what the job raised."""
+  patterns = input_patterns(opts)
+  with beam.Pipeline(options=options) as pipeline:
+    root = match_input_root(patterns)
+    docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
+        patterns, input_format=opts.input_format,
+        text_field=opts.text_field, root=root)
+    # Records the reader sets aside are listed beside the vocabulary.
+    _ = rejected | "WriteRejected" >> WriteRejected(
+        FileSystems.split(opts.output)[0], root)
+    _ = (docs
+         | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
+                                                 opts.max_words)
+         | "WriteCounts" >> beam.Map(_write_json, counts_path))
+  return pipeline.result
+
+
 def _write_json(top, path):
-  with FileSystems.create(path) as f:
-    f.write(json.dumps(top).encode("utf-8"))
+  cli.write_file(path, json.dumps(top).encode("utf-8"))
 
 
-def main() -> None:
+def _delete_quietly(path: str) -> None:
+  try:
+    if FileSystems.exists(path):
+      FileSystems.delete([path])
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not remove %s: %s", path, cli.first_line(e))
+
+
+def _remove_beam_temp(folder: str) -> None:
+  """Removes the ``beam-temp-*`` files a failed job's listing of set-aside
+  records left in ``folder``."""
+  try:
+    if "://" not in folder:
+      if os.path.isdir(folder):
+        for name in os.listdir(folder):
+          if name.startswith("beam-temp-"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+      return
+    left = FileSystems.match([FileSystems.join(folder, "beam-temp-*")])
+    paths = [m.path for m in left[0].metadata_list]
+    if paths:
+      FileSystems.delete(paths)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not remove the temporary files in %s: %s", folder,
+                    cli.first_line(e))
+
+
+def _remove_if_empty(folder: str) -> None:
+  """Removes a local ``folder`` the job made but left empty (no record was
+  set aside); an object store has no empty folders."""
+  if "://" not in folder and os.path.isdir(folder) and not os.listdir(folder):
+    os.rmdir(folder)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
-  sys.exit(run())
+  cli.one_line_logs()
+  return cli.run_command(run, argv, what="learn_vocab")
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

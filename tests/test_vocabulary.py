@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, read_examples, run_cli, sample_documents
+from tests.helpers import (REPO, one_error_line, read_examples, run_cli,
+                           sample_documents)
 from transforms import vocabulary
 from transforms.tokenization import build_tokenizer
 
@@ -149,3 +150,86 @@ def test_bad_records_are_listed_beside_the_vocabulary(tmp_path):
   [listing] = list((tmp_path / "v" / "_rejected").glob("rejected-*.jsonl"))
   assert "malformed_jsonl_lines" in listing.read_text()
   assert out.exists()
+
+
+def _learn_with_file_limit(corpus, out, limit_bytes, extra=()):
+  """learn_vocab with every file it writes limited to ``limit_bytes``
+  (RLIMIT_FSIZE, which binds root too): a write past it fails with EFBIG
+  (Python ignores SIGXFSZ), as on a full disk."""
+  import resource  # pylint: disable=import-outside-toplevel
+
+  def limit():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "pipelines.learn_vocab",
+                         "--input=" + corpus, "--output=" + out,
+                         "--vocab_size=%d" % (len(vocabulary.RESERVED) + 300)]
+                        + list(extra), cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=600, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("words", ["many", "few"])
+def test_a_full_disk_is_one_error_line_and_leaves_nothing(tmp_path, words):
+  """Many distinct words: the job's word counts cannot be written; few: the
+  counts fit but the vocabulary does not. Either way one error line, exit
+  1, and the folder holds what it held (the former vocabulary, unchanged,
+  with --overwrite), no partial file."""
+  corpus = tmp_path / "corpus.txt"
+  if words == "many":
+    _write(corpus, _generated_documents(300, seed=4))
+  else:
+    corpus.write_text("ka to ri.\nmun del sa.\n\nve lon tri pa ne.\n")
+  folder = tmp_path / "out"
+  folder.mkdir()
+  out = folder / "vocab.txt"
+  proc = _learn_with_file_limit(str(corpus), str(out), 4096)
+  assert proc.returncode == 1, proc.stderr[-3000:]
+  assert "File too large" in one_error_line(proc.stderr)
+  assert "Traceback" not in proc.stderr
+  assert os.listdir(folder) == []
+  out.write_text("[PAD]\nformer\n")
+  proc = _learn_with_file_limit(str(corpus), str(out), 4096, ["--overwrite"])
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  one_error_line(proc.stderr)
+  assert os.listdir(folder) == ["vocab.txt"]
+  assert out.read_text() == "[PAD]\nformer\n"
+
+
+def test_bad_paths_are_one_error_line_before_any_work(learned, tmp_path):
+  """Unwritable output (under a regular file: refused as root too), a
+  folder as output or input, missing and cut input: one error line, no
+  traceback, nothing written."""
+  corpus = str(learned / "quarter.txt")
+  regular = tmp_path / "regular"
+  regular.write_text("a file\n")
+  cut = tmp_path / "cut.txt.gz"
+  import gzip  # pylint: disable=import-outside-toplevel
+  packed = gzip.compress(b"Some text here. And more of it.\n" * 2000)
+  cut.write_bytes(packed[:len(packed) // 2])
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  for inp, out, code, message in (
+      (corpus, str(regular / "vocab.txt"), 2, "is not a folder"),
+      (corpus, str(folder), 2, "is a folder"),
+      (str(tmp_path / "missing.txt"), str(tmp_path / "v.txt"), 2,
+       "no file matches"),
+      (str(folder), str(tmp_path / "v.txt"), 2, "matches only folders"),
+      (str(cut), str(tmp_path / "v.txt"), 1,
+       "the input held no text (0 documents read, 1 records set aside")):
+    proc = _learn(inp, out, check=False)
+    assert proc.returncode == code, proc.stderr[-3000:]
+    assert message in one_error_line(proc.stderr), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "v.txt")
+  assert regular.read_text() == "a file\n" and os.listdir(folder) == []
+
+
+def test_help_says_overwrite_is_needed():
+  proc = subprocess.run([sys.executable, "-m", "pipelines.learn_vocab",
+                         "--help"], cwd=REPO, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0
+  text = " ".join(proc.stdout.split())
+  assert "--overwrite" in text
+  assert "Replace an existing --output (without it, an existing file is " \
+         "refused before any work)." in text
