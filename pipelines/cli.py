@@ -16,6 +16,7 @@ Used by ``pipelines.learn_vocab``, ``pipelines.inspect`` and
   lost connection) leaves the former file or none, never a partial one.
 """
 
+import argparse
 import errno
 import logging
 import os
@@ -63,6 +64,16 @@ def run_command(main: Callable[[Optional[Sequence[str]]], int],
     logging.debug("%s failed", what, exc_info=True)
     error("%s failed: %s" % (what, first_line(e, last=True)))
     return 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse's parser whose refusals (a bad or missing argument) are one
+  ``error:`` line naming the problem and exit status 2, not its usage
+  text."""
+
+  def error(self, message: str):
+    error("%s (see %s --help)" % (message, self.prog))
+    sys.exit(2)
 
 
 class _OneLineRecords(logging.Filter):

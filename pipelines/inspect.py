@@ -18,18 +18,20 @@ records (``--vocab_file`` overrides it): segments A and B, each masked
 position as ``{shown→original}``, and the sentence label.
 
 Exit status: 0 when everything holds; 1 with one ``error:`` line naming the
-shard and the record when anything is invalid; 2 for a bad flag or an output
-that cannot be opened.
+shard and the record when anything is invalid (a shard that cannot be read,
+a corrupt record), or any other failure, also one ``error:`` line; 2 for a
+bad flag or an output that cannot be opened (missing, an unreadable or
+malformed ``summary.json``, a vocabulary that cannot be loaded). Nothing is
+written.
 """
 
-import argparse
 import sys
 from typing import List, Optional, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import records
+from pipelines import cli, records
 
 LABELS = {
     "nsp": ("next sentence", {0: "B follows A", 1: "B is random"}),
@@ -91,10 +93,12 @@ def render(example: records.Example, vocab: Sequence[str],
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the command; returns its exit status. A failure it does not
+  foresee raises (``__main__`` makes it one ``error:`` line)."""
   # pylint: disable=import-outside-toplevel
   from pipelines.mlm import s3_client_kwargs_from
   from transforms.tokenization import VocabularyError
-  parser = argparse.ArgumentParser(
+  parser = cli.ArgumentParser(
       prog="python -m pipelines.inspect",
       description=__doc__.split("\n")[0])
   parser.add_argument("output")
@@ -115,18 +119,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     output = records.open_output(args.output)
   except records.InvalidOutput as e:
-    print("error: %s" % e, file=sys.stderr)
+    cli.error(str(e))
     return 2
   names = [s["path"] for s in output.shards]
   if args.shard is not None and args.shard not in names:
-    print("error: no shard %r in %s (it has %s)" % (
-        args.shard, args.output, ", ".join(names) or "none"), file=sys.stderr)
+    cli.error("no shard %r in %s (it has %s)" % (
+        args.shard, args.output, ", ".join(names) or "none"))
     return 2
   try:
     vocab = records.vocabulary(output, args.vocab_file,
                                s3_client_kwargs_from(options))
   except VocabularyError as e:
-    print("error: %s (pass --vocab_file)" % e, file=sys.stderr)
+    cli.error("%s (pass --vocab_file)" % e)
     return 2
   if not args.no_validate:
     try:
@@ -134,7 +138,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           output, vocab.size, vocab.cls_id, vocab.sep_id,
           None if args.shard is None else [args.shard])
     except records.InvalidOutput as e:
-      print("error: %s" % e, file=sys.stderr)
+      cli.error(str(e))
       return 1
     total = sum(n for n, _ in checked.values())
     for name, (n, size) in checked.items():
@@ -156,10 +160,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           if printed == args.num:
             break
     except records.InvalidOutput as e:
-      print("error: %s" % e, file=sys.stderr)
+      cli.error(str(e))
       return 1
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.run_command(main, what="inspect"))

@@ -16,7 +16,9 @@ A plain TFRecord file of google-research/bert's ``create_pretraining_data.py``
 
 import dataclasses
 import json
+import re
 import struct
+import zlib
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import google_crc32c
@@ -91,14 +93,27 @@ def open_output(path: str) -> Output:
   TFRecord file (BERT's script's). Raises ``InvalidOutput``."""
   path = path.rstrip("/")
   summary_path = FileSystems.join(path, SUMMARY)
-  if FileSystems.exists(summary_path):
+  try:
+    has_summary = FileSystems.exists(summary_path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("cannot read %s: %s" % (summary_path,
+                                                _one_line(e))) from None
+  if has_summary:
     try:
       with FileSystems.open(summary_path) as f:
         summary = json.loads(f.read().decode("utf-8"))
-    except (ValueError, OSError) as e:
-      raise InvalidOutput("cannot read %s: %s" % (summary_path, e)) from None
+    except Exception as e:  # pylint: disable=broad-except
+      raise InvalidOutput("cannot read %s: %s" % (summary_path,
+                                                  _one_line(e))) from None
+    problem = summary_problem(summary)
+    if problem:
+      raise InvalidOutput("%s is not a summary of pipelines.mlm: %s"
+                          % (summary_path, problem))
     return Output(path, summary, list(summary.get("shards", [])))
-  matched = FileSystems.match([path])[0].metadata_list
+  try:
+    matched = FileSystems.match([path])[0].metadata_list
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("cannot read %s: %s" % (path, _one_line(e))) from None
   if len(matched) == 1 and not FileSystems.exists(path + "/"):
     name = path.rsplit("/", 1)[-1]
     return Output(path, {"format": "tfrecord"},
@@ -106,6 +121,42 @@ def open_output(path: str) -> Output:
   raise InvalidOutput("%s holds no %s (not a finished output of "
                       "pipelines.mlm) and is no TFRecord file" % (path,
                                                                    SUMMARY))
+
+
+def _one_line(e: BaseException) -> str:
+  """``e`` as ``Type: message``, its message cut to its last non-empty line
+  (Beam wraps errors in text with their traceback)."""
+  lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+  return "%s: %s" % (type(e).__name__, lines[-1]) if lines else type(
+      e).__name__
+
+
+def summary_problem(summary) -> Optional[str]:
+  """What makes ``summary`` (summary.json, parsed) unusable for reading an
+  output back, or None: it is not an object; ``shards`` is not a list of
+  ``{"path": name, ...}``; ``options``, ``counts`` or ``features`` is not an
+  object; a feature's type is not of the form ``int64[128]``."""
+  if not isinstance(summary, dict):
+    return "not a JSON object"
+  for name in ("options", "counts", "features"):
+    if not isinstance(summary.get(name, {}), dict):
+      return "%r is not an object" % name
+  shards = summary.get("shards", [])
+  if not isinstance(shards, list) or not all(
+      isinstance(s, dict) and isinstance(s.get("path"), str) and s["path"]
+      for s in shards):
+    return "'shards' is not a list of {\"path\": name, ...}"
+  for shard in shards:
+    for key in ("bytes", "records"):
+      if shard.get(key) is not None and not isinstance(shard[key], int):
+        return "shard %s has %s %r, not a number" % (shard["path"], key,
+                                                     shard[key])
+  if summary.get("format", "tfrecord") == "tfrecord":
+    for name, kind in summary.get("features", {}).items():
+      if not (isinstance(kind, str) and re.fullmatch(r"\w+\[\d+\]", kind)):
+        return "feature %s has type %r, not one like int64[128]" % (name,
+                                                                    kind)
+  return None
 
 
 def vocabulary(output: Output, override: Optional[str] = None,
@@ -196,6 +247,10 @@ def _tfrecord_example(features: Dict[str, np.ndarray], declared, shard, index
   if missing or extra:
     raise InvalidOutput("features %s missing, %s unexpected" % (
         missing or "none", extra or "none"), shard, index)
+  absent = [n for n in ("input_ids", "input_mask", "segment_ids")
+            if n not in features]
+  if absent:
+    raise InvalidOutput("no %s feature" % ", ".join(absent), shard, index)
   for name, length in declared.items():
     if length and len(features[name]) != length:
       raise InvalidOutput("%s has %d values, the schema says %d" % (
@@ -222,14 +277,30 @@ def _tfrecord_examples(output: Output, shard: str) -> Iterator[Example]:
   declared = _declared_lengths(output)
   compression = (CompressionTypes.GZIP if shard.endswith(".gz")
                  else CompressionTypes.UNCOMPRESSED)
-  with FileSystems.open(path, compression_type=compression) as f:
-    for index, data in enumerate(tfrecord_frames(f, shard)):
+  try:
+    f = FileSystems.open(path, compression_type=compression)
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("cannot be opened: %s" % _one_line(e), shard) from None
+  with f:
+    frames = tfrecord_frames(f, shard)
+    index = 0
+    while True:
+      try:
+        data = next(frames)
+      except StopIteration:
+        return
+      except (OSError, EOFError, zlib.error) as e:
+        # A shard that cannot be read on (an I/O error, a corrupt or cut
+        # gzip stream).
+        raise InvalidOutput("cannot be read: %s" % _one_line(e), shard,
+                            index) from None
       try:
         features = _parse_example(data)
       except Exception as e:  # pylint: disable=broad-except
         raise InvalidOutput("not a tf.train.Example: %s" % e, shard,
                             index) from None
       yield _tfrecord_example(features, declared, shard, index)
+      index += 1
 
 
 # --- Parquet ---------------------------------------------------------------
@@ -238,8 +309,12 @@ def _tfrecord_examples(output: Output, shard: str) -> Iterator[Example]:
 def _parquet_examples(output: Output, shard: str) -> Iterator[Example]:
   import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
   path = output.shard_path(shard)
-  with FileSystems.open(path, compression_type=(
-      CompressionTypes.UNCOMPRESSED)) as f:
+  try:
+    f = FileSystems.open(path, compression_type=(
+        CompressionTypes.UNCOMPRESSED))
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("cannot be opened: %s" % _one_line(e), shard) from None
+  with f:
     # Read through the seekable stream: only the footer and the row groups
     # read are fetched (a whole shard is not downloaded for a few rows).
     try:
@@ -254,6 +329,10 @@ def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
   if output.features and sorted(names) != sorted(output.features):
     raise InvalidOutput("columns %s, summary.json says %s" % (
         names, sorted(output.features)), shard)
+  absent = [c for c in ("input_ids", "attention_mask", "token_type_ids")
+            if c not in names]
+  if absent:
+    raise InvalidOutput("no %s column" % ", ".join(absent), shard)
   label_column = next((c for c in LABEL_COLUMNS if c in names), None)
   index = 0
   for group in range(parquet.metadata.num_row_groups):
@@ -340,7 +419,11 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
     if shards is not None and name not in shards:
       continue
     path = output.shard_path(name)
-    matched = FileSystems.match([path])[0].metadata_list
+    try:
+      matched = FileSystems.match([path])[0].metadata_list
+    except Exception as e:  # pylint: disable=broad-except
+      raise InvalidOutput("cannot be listed: %s" % _one_line(e),
+                          name) from None
     if not matched:
       raise InvalidOutput("listed in summary.json but missing", name)
     size = matched[0].size_in_bytes

@@ -228,3 +228,59 @@ def test_bad_arguments(outputs, tmp_path):
   proc = inspect(outputs["tfrecord"], "--vocab_file=" + str(
       tmp_path / "nope.txt"), check=2)
   assert "nope.txt" in one_error_line(proc.stderr)
+
+
+def _edit_summary(out, edit):
+  path = os.path.join(out, "summary.json")
+  with open(path) as f:
+    summary = json.load(f)
+  with open(path, "w") as f:
+    f.write(edit(summary))
+
+
+def _summary_folder(out):
+  os.remove(os.path.join(out, "summary.json"))
+  os.mkdir(os.path.join(out, "summary.json"))
+
+
+def _shard_folder(out):
+  path = _shard(out)
+  os.remove(path)
+  os.mkdir(path)
+
+
+def _corrupt_gzip(out):
+  path = _shard(out)
+  data = bytearray(open(path, "rb").read())
+  for i in range(len(data) // 3, len(data) // 3 + 64):
+    data[i] ^= 0xA5
+  open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("name, break_it, flags, code, message", [
+    ("tfrecord", lambda out: _edit_summary(out, lambda s: "[]"), [], 2,
+     "is not a summary of pipelines.mlm: not a JSON object"),
+    ("tfrecord", lambda out: _edit_summary(out, lambda s: "{\"shards\": "),
+     [], 2, "cannot read"),
+    ("tfrecord", lambda out: _edit_summary(out, lambda s: json.dumps(
+        dict(s, shards="part-0"))), [], 2, "'shards' is not a list"),
+    ("tfrecord", lambda out: _edit_summary(out, lambda s: json.dumps(
+        dict(s, features={"input_ids": "int64"}))), [], 2,
+     "feature input_ids has type 'int64'"),
+    ("tfrecord", _summary_folder, [], 2, "cannot read"),
+    ("tfrecord", _shard_folder, ["--no_validate"], 1, "cannot be opened"),
+    ("parquet", _shard_folder, ["--no_validate"], 1, "cannot be opened"),
+    ("sop_span", _corrupt_gzip, [], 1, ".tfrecord.gz record "),
+    ("tfrecord", lambda out: None, ["--num=many"], 2,
+     "argument --num: invalid int value"),
+])
+def test_every_failure_is_one_error_line(outputs, tmp_path, name, break_it,
+                                         flags, code, message):
+  """Unreadable and malformed summaries, unreadable shards, a corrupt gzip
+  stream, a bad flag: exactly one error: line, no traceback."""
+  out = _copy(outputs, name, tmp_path)
+  break_it(out)
+  proc = inspect(out, *flags)
+  assert proc.returncode == code, proc.stderr
+  assert message in one_error_line(proc.stderr), proc.stderr
+  assert "Traceback" not in proc.stderr
