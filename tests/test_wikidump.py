@@ -2,6 +2,7 @@
 
 The dumps are written by tests/wikidumps.py from wikitext written here."""
 
+import bz2
 import collections
 import gzip
 import json
@@ -379,7 +380,6 @@ def test_a_corrupt_stream_is_set_aside_and_the_rest_read(dumps, tmp_path,
 
 
 def test_an_index_cut_short_still_reads_every_stream(dumps, tmp_path):
-  import bz2  # pylint: disable=import-outside-toplevel
   with bz2.open(dumps["index"], "rt") as f:
     lines = f.read().splitlines()
   directory = tmp_path / "short"
@@ -402,3 +402,149 @@ def test_thousands_of_unclosed_templates_are_text():
   assert wikidump.drop_templates_and_tables("a }} b {| c\n|} d") == (
       "a }} b {| c\n|} d")
   assert wikidump.drop_templates_and_tables("a\n{| c\n|-\n|}\nd") == "a\n\nd"
+
+
+# --- A multistream index that does not fit its dump -------------------------
+
+DUMP_NAME = "testwiki-pages-articles-multistream.xml.bz2"
+
+
+def _many_pages(n, tag):
+  """``n`` short articles of lengths that vary, so that two dumps of
+  different ``tag`` have their streams at different offsets."""
+  return [WikiPage("%s %d" % (tag, i), "'''%s %d''' is article %d. %s" % (
+      tag, i, i, "It has a sentence more. " * (i % 17))) for i in range(n)]
+
+
+@pytest.fixture(name="indexed", scope="module")
+def _indexed(tmp_path_factory):
+  """One 4,500-page multistream dump (100 pages a stream), in folders that
+  each hold it with another index beside it, named as ``index_path_for``
+  expects: ``own`` its own, ``none`` no index, ``other`` the index of
+  another dump of 4,500 pages, ``shifted+3`` and ``shifted-3`` its own with
+  every offset moved by 3 bytes."""
+  root = tmp_path_factory.mktemp("indexes")
+  index_name = wikidump.index_path_for(DUMP_NAME)
+  paths = {}
+  for kind in ("own", "none", "other", "shifted+3", "shifted-3", "another"):
+    (root / kind).mkdir()
+    paths[kind] = str(root / kind / DUMP_NAME)
+  wikidumps.write_multistream(paths["own"], _many_pages(4500, "Page"),
+                              str(root / "own" / index_name))
+  wikidumps.write_multistream(paths["another"], _many_pages(4500, "Other"),
+                              str(root / "other" / index_name))
+  data = open(paths["own"], "rb").read()
+  for kind in ("none", "other", "shifted+3", "shifted-3"):
+    with open(paths[kind], "wb") as f:
+      f.write(data)
+  own_index = wikidumps.read_index(str(root / "own" / index_name))
+  for shift in (3, -3):
+    wikidumps.write_index(str(root / ("shifted%+d" % shift) / index_name),
+                          [(offset + shift, rest) for offset, rest in
+                           own_index])
+  return paths
+
+
+@pytest.fixture(name="scanned", scope="module")
+def _scanned(indexed):
+  """The articles of the ``indexed`` dump read without an index, by
+  bundle size."""
+  reads = {}
+
+  def read(bundle_size):
+    if bundle_size not in reads:
+      reads[bundle_size] = _articles(_read(indexed["none"], bundle_size))
+    return reads[bundle_size]
+  return read
+
+
+@pytest.mark.parametrize("bundle_size", [None, 4000, 30000])
+@pytest.mark.parametrize("kind", ["other", "shifted+3", "shifted-3", "own"])
+def test_an_index_that_does_not_fit_its_dump_is_set_aside(
+    indexed, scanned, kind, bundle_size, monkeypatch, caplog):
+  # A fresh worker process: nothing known of any index yet.
+  monkeypatch.setattr(wikidump, "_INDEX_CHECKS", {})
+  wikidump.stream_offsets.cache_clear()
+  assert len(scanned(bundle_size)) == 4500
+  counts = collections.Counter()
+  monkeypatch.setattr(wikidump.metrics, "count",
+                      lambda name, n=1: counts.update({name: n}))
+  with caplog.at_level("WARNING"):
+    out = _read(indexed[kind], bundle_size)
+  assert not [e for e in out if isinstance(e, rejects.Rejected)]
+  # The same articles under the same ids as a read without any index.
+  assert _articles(out) == scanned(bundle_size)
+  index = wikidump.index_path_for(indexed[kind])
+  said = [r.getMessage() for r in caplog.records if index in r.getMessage()]
+  if kind == "own":
+    assert not said and not counts["wiki_indexes_not_matching_dump"]
+    assert wikidump._INDEX_CHECKS[(index, indexed[kind])].offsets
+  else:
+    # Said once, by name, for the whole read; nothing blamed on the dump.
+    assert len(said) == 1 and "does not fit" in said[0], said
+    assert counts["wiki_indexes_not_matching_dump"] == 1
+    assert not counts["corrupt_wiki_streams"]
+
+
+def test_an_index_is_checked_at_the_offset_a_range_uses(indexed, scanned,
+                                                        monkeypatch, caplog):
+  # An index whose sampled offsets fit but one other does not: the range
+  # that would start there finds it and scans instead.
+  monkeypatch.setattr(wikidump, "_INDEX_CHECKS", {})
+  monkeypatch.setattr(wikidump, "INDEX_SAMPLE", 2)  # the first and the last
+  directory = os.path.dirname(indexed["none"])
+  index = wikidump.index_path_for(indexed["own"])
+  lines = wikidumps.read_index(index)
+  offsets = sorted({offset for offset, _ in lines})
+  # The first stream of the range that starts mid-file.
+  middle = os.path.getsize(indexed["own"]) // 2 // 4000 * 4000
+  wrong = min(offset for offset in offsets if offset >= middle)
+  assert offsets[0] < wrong < offsets[-1]
+  partial = os.path.join(directory, "..", "partial")
+  os.makedirs(partial, exist_ok=True)
+  dump = os.path.join(partial, DUMP_NAME)
+  with open(dump, "wb") as f:
+    f.write(open(indexed["own"], "rb").read())
+  wikidumps.write_index(wikidump.index_path_for(dump), [
+      (offset + 5 if offset == wrong else offset, rest)
+      for offset, rest in lines])
+  wikidump.stream_offsets.cache_clear()
+  with caplog.at_level("WARNING"):
+    out = _read(dump, 4000)
+  assert _articles(out) == scanned(4000)
+  assert [r for r in caplog.records if "does not fit" in r.getMessage()
+          and "offset %d " % (wrong + 5) in r.getMessage()]
+
+
+def test_a_stream_header_is_recognised_where_it_begins(tmp_path):
+  path = tmp_path / "streams.bz2"
+  first, empty = bz2.compress(b"<page>x</page>"), bz2.compress(b"")
+  path.write_bytes(first + empty + b"BZh0" + b"\0" * 20)
+  with open(path, "rb") as f:
+    assert wikidump.is_stream_start(f, 0)
+    assert wikidump.is_stream_start(f, len(first))  # an empty stream
+    for offset in (1, len(first) - 1, len(first) + len(empty), 10 ** 9, -1):
+      assert not wikidump.is_stream_start(f, offset), offset
+    assert wikidump.first_misfit(f, (0, len(first))) is None
+    assert wikidump.first_misfit(f, (0, 3, len(first))) == 3
+
+
+def test_a_dump_read_with_another_dumps_index_says_so_in_its_summary(
+    dumps, tmp_path):
+  directory = tmp_path / "mismatched"
+  directory.mkdir()
+  dump = directory / os.path.basename(dumps["multistream"])
+  dump.write_bytes(open(dumps["multistream"], "rb").read())
+  # The index of the same pages written 5 to a stream instead of 7.
+  wikidumps.write_multistream(str(tmp_path / "other.xml.bz2"), _pages(),
+                              wikidump.index_path_for(str(dump)),
+                              pages_per_stream=5)
+  out = str(tmp_path / "out")
+  run_cli(["--input=" + str(dump), "--input_format=wikidump",
+           "--output=" + out, "--direct_num_workers=2",
+           "--direct_running_mode=multi_processing"])
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["counts"]["wiki_indexes_not_matching_dump"] == 1
+  assert summary["counts"]["documents_read"] == 60
+  assert summary["rejected"] == {}

@@ -27,13 +27,21 @@ class WikiPage:
   page_id: int = 0
 
 
-def header(namespaces=NAMESPACES, lang: str = "en") -> str:
+def header(namespaces=NAMESPACES, lang: str = "en",
+           dbname: Optional[str] = None, base: Optional[str] = None,
+           xml_lang: bool = True) -> str:
+  """The ``<mediawiki>`` opening and ``<siteinfo>``: ``lang`` as the
+  element's ``xml:lang`` (unless not ``xml_lang``), ``<dbname>`` ``dbname``
+  (``lang`` + "wiki" by default), ``<base>`` when given."""
   lines = ['<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" '
            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-           'version="0.11" xml:lang="%s">' % lang,
+           'version="0.11"%s>' % (' xml:lang="%s"' % lang if xml_lang else ""),
            "  <siteinfo>", "    <sitename>Wikipedia</sitename>",
-           "    <dbname>%swiki</dbname>" % lang,
-           "    <case>first-letter</case>", "    <namespaces>"]
+           "    <dbname>%s</dbname>" % escape(
+               lang + "wiki" if dbname is None else dbname)]
+  if base is not None:
+    lines.append("    <base>%s</base>" % escape(base))
+  lines += ["    <case>first-letter</case>", "    <namespaces>"]
   for key, name in namespaces:
     if name:
       lines.append('      <namespace key="%d" case="first-letter">%s'
@@ -92,6 +100,20 @@ def write_multistream(path: str, pages: Sequence[WikiPage],
   return write_multistream_xml(
       path, header(), [(p.page_id, p.title, page_xml(p)) for p in pages],
       index_path, pages_per_stream)
+
+
+def read_index(path: str) -> List[Tuple[int, str]]:
+  """The lines of a multistream index: ``(offset, "page_id:title")``."""
+  with bz2.open(path, "rt", encoding="utf-8") as f:
+    return [(int(line.split(":", 1)[0]), line.rstrip("\n").split(":", 1)[1])
+            for line in f if line.strip()]
+
+
+def write_index(path: str, lines: Sequence[Tuple[int, str]]) -> None:
+  """A multistream index of ``(offset, "page_id:title")`` lines."""
+  with open(path, "wb") as f:
+    f.write(bz2.compress("".join("%d:%s\n" % line for line in lines)
+                         .encode("utf-8")))
 
 
 def write_multistream_xml(path: str, header_xml: str,

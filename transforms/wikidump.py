@@ -8,7 +8,11 @@ wikitext of its revision in ``<revision><text>``.
 
 One document per article: namespace 0 only; redirects and disambiguation
 pages skipped; the wikitext turned into paragraphs of plain text
-(``wikitext_paragraphs``), which the sentence stage then splits.
+(``wikitext_paragraphs``), which the sentence stage then splits. Links into
+the File, Media and Category namespaces show nothing under any name
+MediaWiki accepts for the wiki's language (``hidden_link_namespaces``, from
+``wiki_namespace_aliases.json``); ``<nowiki>`` and ``<pre>`` keep their text
+literally (``protect_literals``).
 
 How a file is split across workers (``WikiDumpSource``):
 
@@ -21,7 +25,13 @@ How a file is split across workers (``WikiDumpSource``):
   lines ``offset:page_id:title``) when there is one, and otherwise by scanning
   the compressed bytes for a stream header (``BZh`` + level + the block magic
   ``0x314159265359``); each further stream starts where the previous one
-  ended. A single-stream ``.bz2`` is one stream: one worker reads it.
+  ended. An index is trusted only where it fits its dump: a few of its
+  offsets (``first_misfit``), and the one a range is about to use, must be
+  where a stream header begins. One that does not fit (another dump's, or
+  shifted) is said once, by the range at byte 0, as a warning and
+  ``wiki_indexes_not_matching_dump``, and the dump is scanned instead: no
+  page is lost to it. A single-stream ``.bz2`` is one stream: one worker
+  reads it.
 * Plain ``.xml``: each page is claimed at the offset of its ``<page>`` tag.
 * Other compressions (``.gz``, ``.zst``): one worker reads the whole file.
 
@@ -36,7 +46,9 @@ namespace``, ``wiki_pages_skipped_redirect``, ``wiki_pages_skipped_
 disambiguation``, ``wiki_pages_empty`` (an article with no text left),
 ``wiki_pages_unparsed`` (wikitext mwparserfromhell rejected: kept through a
 plainer regex clean-up), ``wiki_pages_malformed_xml`` (a page that is not
-well-formed XML: its text taken out by pattern).
+well-formed XML: its text taken out by pattern), ``wiki_indexes_not_
+matching_dump`` (a multistream index whose offsets are not the dump's
+streams: not used).
 
 Document ids are ``path:offset#k``: the offset of the page's bz2 stream (of
 its ``<page>`` tag in plain XML), ``#k`` for the k-th page of a stream.
@@ -46,11 +58,13 @@ import bisect
 import bz2
 import functools
 import html
+import json
 import logging
+import os
 import re
 import xml.etree.ElementTree as ET
-from typing import (Callable, FrozenSet, Iterator, List, NamedTuple, Optional,
-                    Tuple)
+from typing import (Callable, Dict, FrozenSet, Iterator, List, NamedTuple,
+                    Optional, Tuple)
 
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
@@ -73,10 +87,27 @@ _SITEINFO_BYTES = 1 << 20
 _PAGE_OPEN = b"<page>"
 _PAGE_CLOSE = b"</page>"
 
-# Namespaces whose links show nothing in an article's text (English names
-# and aliases; each dump's own names are read from its <siteinfo>).
+# Namespaces whose links show nothing in an article's text, by English names
+# and aliases (as ``namespace_key`` writes them). Each dump adds the names its
+# <siteinfo> declares and those MediaWiki gives its language
+# (``hidden_link_namespaces``).
 HIDDEN_LINK_NAMESPACES = frozenset({"file", "image", "media", "category"})
 _HIDDEN_NAMESPACE_KEYS = ("-2", "6", "14")  # Media, File, Category
+# The names and aliases of those namespaces in every language MediaWiki has,
+# made by tests/tools/make_namespace_aliases.py from MediaWiki's own files
+# (the file names the release).
+NAMESPACE_ALIASES_PATH = os.path.join(os.path.dirname(__file__),
+                                      "wiki_namespace_aliases.json")
+# MediaWiki's title whitespace (MediaWikiTitleCodec::splitTitleString): runs of
+# these are one space; bidi marks are dropped.
+_TITLE_SPACES = re.compile(
+    "[ _\xa0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+_BIDI_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]+")
+# <dbname> of a Wikimedia wiki: the language code (its dashes as
+# underscores) and the project.
+_DBNAME = re.compile(r"^([a-z][a-z0-9_]*?)(?:wiki|wiktionary|wikibooks|"
+                     r"wikinews|wikiquote|wikisource|wikiversity|wikivoyage)$")
+_MEDIAWIKI_LANG = re.compile(rb"<mediawiki\b[^>]*?\sxml:lang=[\"']([^\"']+)")
 # An interlanguage link: [[de:Paris]], [[zh-min-nan:Paris]].
 _LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
 
@@ -87,7 +118,19 @@ _DISAMBIGUATION = re.compile(
     r"numberdis|letter-numbercombdisambig|mathdab|schooldis|shipindex)"
     r"\s*(?:\||\}\})|__DISAMBIG__", re.IGNORECASE)
 
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+# A comment, or the opening of a tag whose contents MediaWiki shows literally
+# (CoreTagHooks::nowiki and ::pre); its end is looked for on its own.
+_COMMENT_OR_LITERAL = re.compile(r"<!--|<(nowiki|pre)(?=[\s/>])",
+                                 re.IGNORECASE)
+_LITERAL_CLOSE = {name: re.compile(r"</%s\s*>" % name, re.IGNORECASE)
+                  for name in ("nowiki", "pre")}
+# CoreTagHooks::pre drops <nowiki> tags inside a <pre>, keeping their text.
+_NOWIKI_IN_PRE = re.compile(r"<nowiki>(.*?)</nowiki>", re.IGNORECASE | re.DOTALL)
+# Where the k-th literal stands while the rest is cleaned up: private-use
+# characters, which no pattern below and no parser node changes (as
+# MediaWiki's own strip markers stand in for them).
+_LITERAL_MARK = "\ue000%d\ue001"
+_LITERAL_MARKS = re.compile("\ue000(\\d+)\ue001")
 _REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?(?:</ref\s*>|\Z)",
                   re.DOTALL | re.IGNORECASE)
 # Templates ({{…}}) and tables ({|…|}, whose delimiters start a line).
@@ -235,23 +278,172 @@ def is_disambiguation(wikitext: str) -> bool:
   return _DISAMBIGUATION.search(wikitext) is not None
 
 
-def hidden_link_namespaces(siteinfo_xml: bytes) -> FrozenSet[str]:
-  """Lower-cased names of the Media, File and Category namespaces a
-  ``<siteinfo>`` element declares, with the English names and aliases."""
+def namespace_key(name: str) -> str:
+  """``name`` as MediaWiki compares namespace names: bidi marks dropped,
+  spaces and underscores (and the other title whitespace) one space, no
+  space at either end, lower case (``MediaWikiTitleCodec::
+  splitTitleString``, ``Language::getNsIndex``)."""
+  return _TITLE_SPACES.sub(" ", _BIDI_MARKS.sub("", name)).strip().lower()
+
+
+class NamespaceNames(NamedTuple):
+  """``wiki_namespace_aliases.json``: ``languages`` maps a MediaWiki
+  language code to the ``namespace_key`` of every name and alias of the
+  Media, File and Category namespaces in it (English's left out: always
+  hidden); ``codes`` maps other codes a dump may give (deprecated, BCP 47)
+  to MediaWiki's; ``by_name`` maps each name to the languages that have
+  it."""
+  languages: Dict[str, FrozenSet[str]]
+  codes: Dict[str, str]
+  by_name: Dict[str, FrozenSet[str]]
+  source: str
+
+
+@functools.lru_cache(maxsize=1)
+def namespace_names() -> NamespaceNames:
+  """The data file, read once per process. Raises ``OSError`` or
+  ``ValueError`` when it is missing or not what the generator writes."""
+  with open(NAMESPACE_ALIASES_PATH, encoding="utf-8") as f:
+    data = json.load(f)
+  languages = {
+      code: frozenset(namespace_key(n) for names in by_key.values()
+                      for n in names)
+      for code, by_key in data["languages"].items()}
+  by_name = {}
+  for code, names in languages.items():
+    for name in names:
+      by_name.setdefault(name, set()).add(code)
+  return NamespaceNames(
+      languages=languages, codes=data["codes"],
+      by_name={n: frozenset(c) for n, c in by_name.items()},
+      source=data["source"])
+
+
+def _language_codes(site: ET.Element, language: Optional[str]) -> List[str]:
+  """The codes a dump gives its language by, most trusted first: the
+  ``xml:lang`` of its ``<mediawiki>`` (``language``: the content language,
+  as ``XmlDumpWriter`` writes it), the host of ``<base>``
+  (``de.wikipedia.org``) and ``<dbname>`` (``dewiki``, ``zh_yuewiki``)."""
+  codes = [language] if language else []
+  base = _child_text(site, "base")
+  m = re.match(r"^[a-z]+://([a-z0-9-]+)\.", base)
+  if m:
+    codes.append(m.group(1))
+  m = _DBNAME.match(_child_text(site, "dbname"))
+  if m:
+    codes.append(m.group(1).replace("_", "-"))
+  return [c.strip().lower() for c in codes]
+
+
+def _child_text(element: ET.Element, name: str) -> str:
+  for child in element:
+    if child.tag.rsplit("}", 1)[-1] == name:
+      return (child.text or "").strip()
+  return ""
+
+
+def hidden_link_namespaces(siteinfo_xml: bytes,
+                           language: Optional[str] = None) -> FrozenSet[str]:
+  """The names (as ``namespace_key`` writes them) of the Media, File and
+  Category namespaces of the dump whose ``<siteinfo>`` element is
+  ``siteinfo_xml``: English's canonical names and aliases, the names its
+  ``<siteinfo>`` declares, and every name and alias MediaWiki gives them in
+  the wiki's language (``namespace_names``; a dump lists no aliases).
+
+  The language is the first code of ``_language_codes`` the data has
+  (``language`` is the ``xml:lang`` of ``<mediawiki>``). A dump none of
+  whose codes the data has takes the names of every language that names one
+  of these namespaces as its ``<siteinfo>`` does. Malformed XML gives the
+  English names (and ``language``'s)."""
   names = set(HIDDEN_LINK_NAMESPACES)
+  data = namespace_names()
   try:
-    element = ET.fromstring(siteinfo_xml)
+    site = ET.fromstring(siteinfo_xml)
   except ET.ParseError:
-    return frozenset(names)
-  for namespace in element.iter():
+    site = ET.Element("siteinfo")
+  declared = set()
+  for namespace in site.iter():
     if (namespace.tag.rsplit("}", 1)[-1] == "namespace"
         and namespace.get("key") in _HIDDEN_NAMESPACE_KEYS
-        and namespace.text):
-      names.add(namespace.text.strip().lower())
+        and namespace.text and namespace_key(namespace.text)):
+      declared.add(namespace_key(namespace.text))
+  names |= declared
+  for code in _language_codes(site, language):
+    code = data.codes.get(code, code)
+    if code in data.languages:
+      return frozenset(names | data.languages[code])
+  for name in declared:
+    for code in data.by_name.get(name, ()):
+      names |= data.languages[code]
   return frozenset(names)
 
 
 # --- Wikitext to text -------------------------------------------------------
+
+
+def protect_literals(wikitext: str) -> Tuple[str, List[str]]:
+  """``wikitext`` without its comments, each ``<nowiki>…</nowiki>`` and
+  ``<pre>…</pre>`` replaced by a mark (``_LITERAL_MARK`` % k) that no later
+  pass changes, and the literals: the text each shows. That is its
+  characters as written, HTML entities decoded (``html.unescape``): MediaWiki
+  1.39's ``CoreTagHooks::nowiki`` and ``::pre`` escape only ``<`` and ``>``
+  and leave entities for the browser to decode, and ``pre`` drops the
+  ``<nowiki>`` tags inside it. Templates, links, quotes, tables, tags and
+  magic words inside are text.
+
+  Scanned left to right as MediaWiki's preprocessor does, so what opens
+  first wins: a comment inside ``<nowiki>`` is text, a ``<nowiki>`` inside a
+  comment is gone. Tag names are case-insensitive and may carry attributes;
+  ``<nowiki/>`` shows nothing. An opening tag whose closing tag never comes
+  is text; a comment that never ends runs to the end. The private-use
+  characters U+E000 and U+E001, which the marks are made of, are removed
+  from ``wikitext`` first."""
+  text = wikitext.replace("\ue000", "").replace("\ue001", "")
+  out, literals, position, unclosed = [], [], 0, set()
+  search_from = 0
+  while True:
+    m = _COMMENT_OR_LITERAL.search(text, search_from)
+    if m is None:
+      break
+    if m.group(1) is None:  # a comment
+      end = text.find("-->", m.end())
+      out.append(text[position:m.start()])
+      position = search_from = len(text) if end < 0 else end + 3
+      continue
+    name = m.group(1).lower()
+    tag_end = text.find(">", m.end())
+    if tag_end < 0:
+      break  # no tag at all from here on
+    if text[tag_end - 1] == "/":  # <nowiki/>
+      literal, end = "", tag_end + 1
+    else:
+      close = (None if name in unclosed
+               else _LITERAL_CLOSE[name].search(text, tag_end + 1))
+      if close is None:
+        # Text, and so is every later opening of the same tag (MediaWiki's
+        # preprocessor remembers it too, which keeps this linear).
+        unclosed.add(name)
+        search_from = m.end()
+        continue
+      literal, end = text[tag_end + 1:close.start()], close.end()
+      if name == "pre":
+        literal = _NOWIKI_IN_PRE.sub(r"\1", literal)
+      literal = html.unescape(literal)
+    out.append(text[position:m.start()])
+    if literal:
+      out.append(_LITERAL_MARK % len(literals))
+      literals.append(literal)
+    position = search_from = end
+  out.append(text[position:])
+  return "".join(out), literals
+
+
+def restore_literals(text: str, literals: List[str]) -> str:
+  """``text`` with the marks of ``protect_literals`` replaced by their
+  literals (a mark whose markup was dropped is simply gone)."""
+  if not literals:
+    return text
+  return _LITERAL_MARKS.sub(lambda m: literals[int(m.group(1))], text)
 
 
 def drop_templates_and_tables(text: str) -> str:
@@ -291,9 +483,15 @@ def drop_templates_and_tables(text: str) -> str:
 
 
 def _link_is_hidden(title: str, hidden: FrozenSet[str]) -> bool:
+  """Whether ``[[title…]]`` shows nothing: a link into a ``hidden``
+  namespace (compared as ``namespace_key`` writes names) or an
+  interlanguage link. A leading colon (after spaces, as
+  ``Parser::handleInternalLinks2`` trims them) makes it an ordinary,
+  visible link."""
+  title = title.lstrip(" ")
   if ":" not in title or title.startswith(":"):
     return False
-  prefix = title.split(":", 1)[0].strip().lower()
+  prefix = namespace_key(title.split(":", 1)[0])
   return prefix in hidden or _LANGUAGE_PREFIX.match(prefix) is not None
 
 
@@ -317,8 +515,10 @@ def _render(nodes, hidden: FrozenSet[str], out: List[str]) -> None:
       else:
         shown = []
         _render(node.title.nodes, hidden, shown)
-        # [[:Category:X]] links to the page and shows its title.
-        out.append("".join(shown).lstrip(":"))
+        # [[:Category:X]] links to the page and shows its title, less the
+        # colon (and the spaces before it).
+        shown = "".join(shown).lstrip(" ")
+        out.append(shown[1:] if shown.startswith(":") else shown)
     elif isinstance(node, mw.ExternalLink):
       if node.title is not None:
         _render(node.title.nodes, hidden, out)
@@ -373,14 +573,18 @@ def wikitext_paragraphs(wikitext: str,
   with a language-code prefix), section headings, list items (``*``, ``#``,
   ``;`` lines), HTML tags (their text kept, except ``DROPPED_TAGS``) and
   bold/italic quotes. Kept: the text of links (``[[Paris|the capital]]`` →
-  ``the capital``, ``[[Paris]]`` → ``Paris``) and of external links, indented
-  lines. Comments, references, templates, tables and links into the main
-  namespace are resolved by patterns first; the rest of the structure is
+  ``the capital``, ``[[Paris]]`` → ``Paris``, ``[[:Category:X]]`` →
+  ``Category:X``) and of external links, indented lines, and the contents of
+  ``<nowiki>`` and ``<pre>`` as they are written (``protect_literals``: set
+  aside before any pattern runs, put back last; the line breaks in them end
+  paragraphs). Comments, references, templates, tables and links into the
+  main namespace are resolved by patterns first; the rest of the structure is
   parsed by ``mwparserfromhell`` (``parse``; bold and italic quotes left
   as text, then removed). Text the parser rejects is cleaned by patterns
   instead and counted as ``wiki_pages_unparsed``.
   """
-  text = drop_templates_and_tables(_REF.sub("", _COMMENT.sub("", wikitext)))
+  text, literals = protect_literals(wikitext)
+  text = drop_templates_and_tables(_REF.sub("", text))
   # Links into the main namespace, most of an article's markup, are resolved
   # here: building mwparserfromhell's node tree costs several times more.
   text = _SIMPLE_LINK.sub(_link_text, text)
@@ -402,9 +606,13 @@ def wikitext_paragraphs(wikitext: str,
     if line.startswith(_LIST_MARK):
       continue
     line = line.replace(_LIST_MARK, "").strip().lstrip(":").strip()
-    if not line or line[0] in "|!{}" or not any(c.isalnum() for c in line):
-      continue
-    paragraphs.append(line)
+    if not line or line[0] in "|!{}":
+      continue  # markup left over, judged before the literals are back
+    # A literal's own line breaks end paragraphs, as other lines' do.
+    for paragraph in restore_literals(line, literals).split("\n"):
+      paragraph = paragraph.strip()
+      if any(c.isalnum() for c in paragraph):
+        paragraphs.append(paragraph)
   return paragraphs
 
 
@@ -450,8 +658,22 @@ def is_index_file(path: str) -> bool:
   return "-index" in name and ".txt" in name
 
 
-# Indexes that could not be read, by path: each worker tries one once.
-_UNREADABLE_INDEXES = set()
+class IndexCheck(NamedTuple):
+  """What a worker found of a dump's index: ``offsets`` to use, or None when
+  the index cannot be read or does not fit the dump (which is then scanned
+  for its streams); ``misfit``, an offset it lists where no bz2 stream
+  begins."""
+  offsets: Optional[Tuple[int, ...]]
+  misfit: Optional[int] = None
+
+
+# Each (index, dump) pair as this worker process found it: an index is read
+# and checked once per process.
+_INDEX_CHECKS: Dict[Tuple[str, str], IndexCheck] = {}
+# How many of an index's offsets are checked before any is used: the first,
+# the last and evenly spaced ones between. Each costs a seek and a read of
+# the dump (on object stores, a ranged request).
+INDEX_SAMPLE = 4
 
 
 @functools.lru_cache(maxsize=16)
@@ -473,6 +695,36 @@ def stream_offsets(index_path: str) -> Tuple[int, ...]:
         offsets.append(offset)
   offsets.sort()
   return tuple(offsets)
+
+
+def is_stream_start(f, offset: int) -> bool:
+  """Whether a bz2 stream header (``_STREAM_HEADER``: ``BZh``, the level
+  ``1``-``9``, then the block magic ``0x314159265359`` or, for an empty
+  stream, the end-of-stream magic ``0x177245385090``) begins at byte
+  ``offset`` of the seekable binary file ``f``. False past its end."""
+  if offset < 0:
+    return False
+  f.seek(offset)
+  return _STREAM_HEADER.match(f.read(_HEADER_BYTES)) is not None
+
+
+def first_misfit(f, offsets: Tuple[int, ...],
+                 sample: Optional[int] = None) -> Optional[int]:
+  """The first of ``sample`` (``INDEX_SAMPLE`` by default) of ``offsets``
+  (the first, the last and evenly spaced ones between) where no bz2 stream
+  begins in ``f``, or None when every one does. An index of another dump,
+  or one whose offsets are shifted, fails at its first offset already,
+  almost surely."""
+  sample = INDEX_SAMPLE if sample is None else sample
+  n = len(offsets)
+  if not n:
+    return None
+  picks = sorted({round(k * (n - 1) / max(1, sample - 1))
+                  for k in range(min(sample, n))})
+  for i in picks:
+    if not is_stream_start(f, offsets[i]):
+      return offsets[i]
+  return None
 
 
 def find_stream_start(f, start: int, stop: int) -> Optional[int]:
@@ -497,9 +749,11 @@ def find_stream_start(f, start: int, stop: int) -> Optional[int]:
 
 @functools.lru_cache(maxsize=64)
 def hidden_namespaces_of(file_name: str) -> FrozenSet[str]:
-  """``hidden_link_namespaces`` of a dump's ``<siteinfo>`` (read from its
-  first MiB, decompressed), or the English names when it has none there.
-  Cached: each worker reads a file's header once."""
+  """``hidden_link_namespaces`` of a dump's ``<siteinfo>`` and the
+  ``xml:lang`` of its ``<mediawiki>`` (read from its first MiB,
+  decompressed), or the English names when its head cannot be read.
+  Cached: each worker reads a file's header once. Raises what
+  ``namespace_names`` raises."""
   try:
     head = _head(file_name)
   except Exception as e:  # pylint: disable=broad-except
@@ -510,9 +764,12 @@ def hidden_namespaces_of(file_name: str) -> FrozenSet[str]:
                     rejects.describe(e))
     return HIDDEN_LINK_NAMESPACES
   start, end = head.find(b"<siteinfo>"), head.find(b"</siteinfo>")
+  m = _MEDIAWIKI_LANG.search(head, 0, start if start >= 0 else len(head))
+  language = m.group(1).decode("ascii", "replace") if m else None
   if start < 0 or end < start:
-    return HIDDEN_LINK_NAMESPACES
-  return hidden_link_namespaces(head[start:end + len(b"</siteinfo>")])
+    return hidden_link_namespaces(b"<siteinfo/>", language)
+  return hidden_link_namespaces(head[start:end + len(b"</siteinfo>")],
+                                language)
 
 
 def _head(file_name: str) -> bytes:
@@ -535,6 +792,16 @@ def _head(file_name: str) -> bytes:
              and len(head) < _SITEINFO_BYTES):
         head += decompressor.decompress(b"", _SITEINFO_BYTES - len(head))
   return head
+
+
+def _report_misfit(index: str, file_name: str, offset: int) -> None:
+  """One warning and one ``wiki_indexes_not_matching_dump`` for an index
+  that does not fit its dump (nothing is lost: the dump is scanned)."""
+  logging.warning("the index %s does not fit %s: no bz2 stream begins at "
+                  "its offset %d (the index of another dump?); scanning %s "
+                  "for its streams instead", index, file_name, offset,
+                  file_name)
+  metrics.count("wiki_indexes_not_matching_dump", 1)
 
 
 # --- The source -------------------------------------------------------------
@@ -566,8 +833,10 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
                      "dump, not read as one", file_name)
       return
     position = [start]
+    # Outside the try: a missing namespace data file is an installation
+    # fault, not the dump's.
+    hidden = hidden_namespaces_of(file_name)
     try:
-      hidden = hidden_namespaces_of(file_name)
       k, last_claim = 0, None
       for claim, page in self._pages(file_name, offset_range_tracker,
                                      position):
@@ -646,26 +915,54 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
           return
 
   def _first_stream(self, f, file_name, start, stop) -> Optional[int]:
-    """The first stream at or after ``start`` (before ``stop``)."""
-    if start == 0:
-      return 0
+    """The first stream at or after ``start`` (before ``stop``): the
+    index's next offset when the index fits the dump (``_index``) and a
+    stream begins there, else found by scanning."""
     index = index_path_for(file_name) if self._use_index else None
-    if (index is not None and index not in _UNREADABLE_INDEXES
-        and FileSystems.exists(index)):
+    check = self._index(f, file_name, index) if index else IndexCheck(None)
+    if start == 0:
+      # The range at byte 0 has no use for the index, but it alone says
+      # that the index does not fit: once for the job, not once per worker.
+      if check.misfit is not None:
+        _report_misfit(index, file_name, check.misfit)
+      return 0
+    if check.offsets is not None:
+      i = bisect.bisect_left(check.offsets, start)
+      if i < len(check.offsets):
+        offset = check.offsets[i]
+        # The offset this range is about to rely on, checked too. A misfit
+        # the sample missed is said here, once per worker that meets it.
+        if is_stream_start(f, offset):
+          return offset if offset < stop else None
+        _INDEX_CHECKS[(index, file_name)] = IndexCheck(None)
+        _report_misfit(index, file_name, offset)
+      # Past the index's last stream: the closing tag's stream, or streams
+      # an index cut short (or stale) does not list. Scan.
+    return find_stream_start(f, start, stop)
+
+  @staticmethod
+  def _index(f, file_name, index) -> IndexCheck:
+    """``index`` read and its offsets checked against the dump ``f``
+    (``first_misfit``), once per worker process. No index there is none to
+    use; one that cannot be read is said so (once per process) and not
+    used."""
+    key = (index, file_name)
+    if key not in _INDEX_CHECKS:
+      if not FileSystems.exists(index):
+        _INDEX_CHECKS[key] = IndexCheck(None)
+        return _INDEX_CHECKS[key]
       try:
         offsets = stream_offsets(index)
       except Exception as e:  # pylint: disable=broad-except
-        _UNREADABLE_INDEXES.add(index)
         logging.warning("cannot use the index %s (%s): scanning %s for its "
                         "streams instead", index, rejects.describe(e),
                         file_name)
+        _INDEX_CHECKS[key] = IndexCheck(None)
       else:
-        i = bisect.bisect_left(offsets, start)
-        if i < len(offsets):
-          return offsets[i] if offsets[i] < stop else None
-        # Past the index's last stream: the closing tag's stream, or
-        # streams an index cut short (or stale) does not list. Scan.
-    return find_stream_start(f, start, stop)
+        misfit = first_misfit(f, offsets)
+        _INDEX_CHECKS[key] = IndexCheck(None if misfit is not None
+                                        else offsets, misfit)
+    return _INDEX_CHECKS[key]
 
   def _bz2_pages(self, file_name, tracker, position):
     start = tracker.start_position() or 0
