@@ -1,18 +1,118 @@
-"""Document ids name files relative to the input root.
+"""The input files of a job, matched once, and the names documents get.
 
-``input_root`` is the longest directory prefix of every matched file, so
-``text/AA/wiki_00`` and ``text/AB/wiki_00`` get distinct ids while the ids do
-not depend on where the corpus lives (a local folder or an ``s3://`` prefix)
-nor on the order of the files.
+``match_files`` turns ``--input`` patterns into the list of files the job
+reads, once, before the pipeline starts: the readers take those paths as
+they are and never treat them as patterns again (a file named ``doc[1].txt``
+is that file, not a glob that matches ``doc1.txt``).
+
+Document ids name files relative to the input root: ``input_root`` is the
+longest directory prefix of every matched file, so ``text/AA/wiki_00`` and
+``text/AB/wiki_00`` get distinct ids while the ids do not depend on where the
+corpus lives (a local folder or an ``s3://`` prefix) nor on the order of the
+files.
+
+Pattern syntax is Beam's (``FileSystem.translate_pattern``): ``*`` within
+one folder, ``**`` across folders (``DIR/**/*.txt`` needs at least one folder
+below ``DIR``; ``DIR/**`` takes every file below it), ``?`` and ``[…]`` as in
+fnmatch.
 """
 
 import functools
 import os
-from typing import Iterable
+import re
+from typing import Iterable, List, NamedTuple, Sequence
 
+from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+class InputError(ValueError):
+  """An ``--input`` pattern that cannot be read as asked: it matches nothing,
+  names a folder, or cannot be listed. The message says which and why."""
+
+
+class InputFile(NamedTuple):
+  """One matched file: its path as the filesystem spells it, its size in
+  bytes."""
+  path: str
+  size: int
+
+
+def match_files(patterns: Sequence[str]) -> List[InputFile]:
+  """Every file the ``patterns`` match, each once, sorted by path.
+
+  A file matched by several patterns is listed once. Raises ``InputError``
+  for a pattern that matches nothing, a folder given as a pattern (a local
+  directory, or an ``s3://`` prefix that holds objects below it), or a
+  listing that fails."""
+  files = {}
+  for pattern in patterns:
+    try:
+      matched = FileSystems.match([pattern])[0].metadata_list
+    except Exception as e:  # pylint: disable=broad-except
+      raise InputError("cannot list --input pattern %r: %s"
+                       % (pattern, _first_line(e))) from None
+    if not matched or (len(matched) == 1 and _is_local_dir(matched[0].path)):
+      if not _GLOB_CHARS.search(pattern) and _holds_files(pattern):
+        folder = pattern.rstrip("/")
+        raise InputError(
+            "--input %r is a folder, not a file: give a pattern of the files "
+            "to read, '%s/*' for those in it or '%s/**' for every file below "
+            "it" % (pattern, folder, folder))
+      raise InputError("no file matches --input pattern %r" % pattern)
+    for m in matched:
+      if _is_local_dir(m.path):
+        continue  # a folder matched by a glob: its files are not asked for
+      files[m.path] = InputFile(m.path, m.size_in_bytes)
+  if not files:
+    raise InputError("--input %s matches only folders, no file"
+                     % ", ".join(repr(p) for p in patterns))
+  return [files[p] for p in sorted(files)]
+
+
+def _is_local_dir(path: str) -> bool:
+  return "://" not in path and os.path.isdir(path)
+
+
+def _holds_files(pattern: str) -> bool:
+  """Whether ``pattern`` (no glob characters) is a folder holding files."""
+  if _is_local_dir(pattern):
+    return True
+  try:
+    below = FileSystems.match([pattern.rstrip("/") + "/**"], limits=[1])
+    return bool(below[0].metadata_list)
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def pattern_matches(pattern: str, path: str) -> bool:
+  """Whether ``path`` would be matched by ``pattern`` under Beam's pattern
+  syntax (the file need not exist). Local patterns are compared as
+  absolute paths."""
+  if "://" not in pattern:
+    pattern = os.path.abspath(pattern) + ("/" if pattern.endswith("/") else "")
+    path = os.path.abspath(path)
+  if pattern.endswith("/"):
+    pattern += "*"
+  return re.match(FileSystem.translate_pattern(pattern), path) is not None
+
+
+def is_below(path: str, folder: str) -> bool:
+  """Whether ``path`` lies inside ``folder`` (local paths compared
+  absolute and with links resolved; object-store paths as strings)."""
+  if "://" in folder or "://" in path:
+    return path.startswith(folder.rstrip("/") + "/")
+  path, folder = os.path.realpath(path), os.path.realpath(folder)
+  return os.path.commonpath([path, folder]) == folder
+
+
+def _first_line(e: Exception) -> str:
+  lines = [l for l in str(e).splitlines() if l.strip()]
+  return lines[-1] if lines else type(e).__name__
 
 
 def input_root(paths: Iterable[str]) -> str:
@@ -26,12 +126,8 @@ def input_root(paths: Iterable[str]) -> str:
 
 
 def match_input_root(patterns: Iterable[str]) -> str:
-  """``input_root`` of every file matching ``patterns`` (Beam's FileSystems:
-  local paths, globs, ``s3://``), spelled as the readers will see them."""
-  paths = []
-  for result in FileSystems.match(list(patterns)):
-    paths.extend(m.path for m in result.metadata_list)
-  return input_root(paths)
+  """``input_root`` of every file matching ``patterns``."""
+  return input_root(f.path for f in match_files(list(patterns)))
 
 
 def relative_name(file_name: str, root: str) -> str:
@@ -43,9 +139,9 @@ def relative_name(file_name: str, root: str) -> str:
 
 def range_bytes(file_name: str, start: int, stop: int) -> int:
   """Bytes of ``file_name`` in ``[start, stop)``, ``stop`` clipped to the
-  file's size (a compressed file is read as one range to infinity)."""
-  matched = FileSystems.match([file_name])[0].metadata_list
-  size = matched[0].size_in_bytes if matched else 0
+  file's size (a compressed file is read as one range to infinity). The
+  name is a path, never matched as a pattern."""
+  size = FileSystems.metadata(file_name).size_in_bytes
   return max(0, min(stop, size) - start)
 
 

@@ -46,17 +46,20 @@ import functools
 import json
 import logging
 import re
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import apache_beam as beam
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.range_trackers import OffsetRangeTracker
+from apache_beam.io.restriction_trackers import OffsetRange
 
 from transforms import metrics
 from transforms import rejects
 from transforms import wikidump
-from transforms.paths import (counting_input_bytes, match_input_root,
-                              relative_name)
+from transforms.paths import (InputFile, counting_input_bytes, input_root,
+                              match_files, relative_name)
 
 FORMATS = ("lines", "wikiextractor", "jsonl", "parquet", "wikidump")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -599,24 +602,65 @@ class _ParseDocument(beam.DoFn):
     yield doc_id, lines
 
 
+def file_ranges(files: Sequence[InputFile], desired_bundle_size: int,
+                min_bundle_size: int, split_compressed: bool
+                ) -> Iterator[Tuple[str, int, int]]:
+  """``(path, start, stop)`` byte ranges that cover each file once.
+
+  A file Beam reads through a decompressor (``.gz``, ``.bz2``, … by its
+  name) is one range to ``OFFSET_INFINITY`` unless ``split_compressed``
+  (Parquet and dumps, whose sources find their own row groups and bz2
+  streams). An empty file has no range: it holds no document."""
+  for f in files:
+    compressed = (CompressionTypes.detect_compression_type(f.path)
+                  != CompressionTypes.UNCOMPRESSED)
+    if compressed and not split_compressed:
+      yield f.path, 0, OffsetRangeTracker.OFFSET_INFINITY
+      continue
+    for split in OffsetRange(0, f.size).split(desired_bundle_size,
+                                              min_bundle_size):
+      yield f.path, split.start, split.stop
+
+
+class _ReadRange(beam.DoFn):
+  """Reads one byte range of one file with the format's source. The path is
+  the file's own name, never matched again as a pattern (a file named
+  ``doc[1].txt`` is read as itself)."""
+
+  def __init__(self, source_from_file: Callable[[str], object]):
+    self._source_from_file = source_from_file
+
+  def process(self, element):
+    path, start, stop = element
+    source = self._source_from_file(path)
+    yield from source.read_records(path, OffsetRangeTracker(start, stop))
+
+
 class ReadDocuments(beam.PTransform):
-  """Reads every file matching ``patterns`` as documents.
+  """Reads every file matching ``patterns`` as documents, each file once.
 
   Output: a pair of PCollections, ``(documents, rejected)``: documents are
   ``(doc_id, [text lines])`` with ``doc_id`` = ``path:offset`` (``path``
-  relative to ``root``, by default ``match_input_root(patterns)``; ``#k``
+  relative to ``root``, by default the input root of the files; ``#k``
   added for the k-th extra document sharing that offset); rejected are
   ``rejects.Rejected``.
+
+  Args:
+    patterns: ``--input`` patterns, matched once when the graph is built
+      (``paths.match_files``), unless ``files`` gives the match already made.
+    files: the ``paths.InputFile`` list to read, as ``match_files`` made it.
+  Raises ``paths.InputError`` (when matching) as ``match_files`` does.
   """
 
-  def __init__(self, patterns: List[str], input_format: str = "lines",
+  def __init__(self, patterns: Sequence[str] = (), input_format: str = "lines",
                text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
                desired_bundle_size: int = 1 << 20,
-               root: Optional[str] = None):
+               root: Optional[str] = None,
+               files: Optional[Sequence[InputFile]] = None):
     super().__init__()
-    self._patterns = list(patterns)
+    self._files = list(files) if files is not None else match_files(patterns)
     self._format = input_format
     self._text_field = text_field
     self._max_line_bytes = max_line_bytes
@@ -627,24 +671,21 @@ class ReadDocuments(beam.PTransform):
   def expand(self, pbegin):
     root = self._root
     if root is None:
-      root = match_input_root(self._patterns)
+      root = input_root(f.path for f in self._files)
     source_from_file = functools.partial(
         _make_source, input_format=self._format,
         max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes,
         root=root, text_field=self._text_field)
+    ranges = list(file_ranges(
+        self._files, self._desired_bundle_size, min_bundle_size=1 << 20,
+        split_compressed=self._format in _OWN_SPLITTING))
     parsed = (
         pbegin
-        | "Patterns" >> beam.Create(sorted(self._patterns))
-        | "ReadRanges" >> filebasedsource.ReadAllFiles(
-            splittable=True,
-            # Parquet and dumps are split by byte ranges even when .bz2:
-            # their sources find their own row groups and bz2 streams.
-            compression_type=(CompressionTypes.UNCOMPRESSED
-                              if self._format in _OWN_SPLITTING
-                              else CompressionTypes.AUTO),
-            desired_bundle_size=self._desired_bundle_size,
-            min_bundle_size=1 << 20,
-            source_from_file=source_from_file)
+        | "Ranges" >> beam.Create(ranges)
+        # Spreads the ranges over the workers (Create alone would give them
+        # to one).
+        | "Spread" >> beam.Reshuffle()
+        | "ReadRanges" >> beam.ParDo(_ReadRange(source_from_file))
         | "Parse" >> beam.ParDo(_ParseDocument(
             self._format, self._text_field)).with_outputs(
                 rejects.REJECTED, main="documents"))
