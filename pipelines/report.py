@@ -26,13 +26,21 @@ a p-value below 0.01 is flagged as a difference.
 Large outputs are sampled (``--sample`` examples, read from shards taken in
 a random order from ``--seed``, each shard read from its start), so a report
 on 100 GB reads about ``--sample`` examples' worth, not the whole output.
+
+What the report writes (``--html``, ``--json``, the PNGs) is checked before
+any output is read: a path that cannot be written is refused, and so is one
+that exists unless ``--overwrite`` is given. Each file is written under a
+temporary name beside it and renamed into place when whole
+(``pipelines.cli``). Every failure is one ``error:`` line: exit status 2 for
+a bad flag, an output path refused or an output that cannot be opened, 1
+for a corrupt record or any other failure.
 """
 
-import argparse
 import base64
 import collections
 import dataclasses
 import html
+import io
 import json
 import os
 import random
@@ -43,9 +51,14 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import records
+from pipelines import cli, records
+from pipelines.options import UsageError
 
 TOP_TOKENS = 20
+# Every PNG ``plots`` may write (which ones depends on the outputs).
+PLOT_FILES = ("sequence_lengths.png", "predictions.png", "shown.png",
+              "labels.png", "masked_runs.png", "masked_tokens.png",
+              "unknown.png", "shard_sizes.png", "overview.png")
 P_FLAG = 0.01
 SHOWN_KINDS = ("[MASK]", "random", "original")
 
@@ -353,8 +366,7 @@ def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
     draw(ax, title)
     path = os.path.join(directory, stem + ".png")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path, 100)
     paths[title] = path
   main = [p for p in panels if p[0] not in ("masked_tokens", "unknown")][:6]
   fig, axes = plt.subplots(2, 3, figsize=(18, 8))
@@ -364,9 +376,37 @@ def plots(data: Dict[str, Statistics], directory: str) -> Dict[str, str]:
     ax.axis("off")
   fig.suptitle(" vs ".join(names))
   fig.tight_layout()
-  fig.savefig(os.path.join(directory, "overview.png"), dpi=80)
-  plt.close(fig)
+  _save(plt, fig, os.path.join(directory, "overview.png"), 80)
   return paths
+
+
+def _save(plt, fig, path: str, dpi: int) -> None:
+  """``fig`` as a PNG at ``path``, written whole (``cli.write_file``)."""
+  assert os.path.basename(path) in PLOT_FILES, path
+  data = io.BytesIO()
+  try:
+    fig.savefig(data, format="png", dpi=dpi)
+  finally:
+    plt.close(fig)
+  cli.write_file(path, data.getvalue())
+
+
+def check_destinations(html_path: Optional[str], json_path: Optional[str],
+                       plots_dir: str, overwrite: bool) -> None:
+  """Raises ``UsageError`` (one line) when a file the report would write
+  cannot be written, or exists and ``overwrite`` is false: ``--html``,
+  ``--json``, the PNGs in ``plots_dir``. Nothing is created."""
+  for path, flag in ((html_path, "--html"), (json_path, "--json")):
+    if path:
+      cli.check_writable(path, flag, overwrite=overwrite)
+  cli.check_writable(plots_dir, "--plots_dir", directory=True)
+  if not overwrite:
+    present = [name for name in PLOT_FILES
+               if os.path.lexists(os.path.join(plots_dir, name))]
+    if present:
+      raise UsageError("%s already holds plots (%s); pass --overwrite to "
+                       "replace them, or another --plots_dir"
+                       % (plots_dir, ", ".join(present)))
 
 
 # --- Page --------------------------------------------------------------------
@@ -464,11 +504,13 @@ def _name(path: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the command; returns its exit status. A failure it does not
+  foresee raises (``__main__`` makes it one ``error:`` line)."""
   # pylint: disable=import-outside-toplevel
   from pipelines.mlm import s3_client_kwargs_from
   from transforms.tokenization import VocabularyError
-  parser = argparse.ArgumentParser(prog="python -m pipelines.report",
-                                   description=__doc__.split("\n")[0])
+  parser = cli.ArgumentParser(prog="python -m pipelines.report",
+                              description=__doc__.split("\n")[0])
   parser.add_argument("output")
   parser.add_argument("--compare", default=None,
                       help="Another output (or BERT's TFRecord file).")
@@ -484,9 +526,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="Decode with this vocabulary (both outputs).")
   parser.add_argument("--json", default=None,
                       help="Also write the statistics and tests here.")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="Replace an existing --html, --json or plots in "
+                      "--plots_dir (without it they are refused before any "
+                      "work).")
   args, beam_args = parser.parse_known_args(argv)
   if args.sample < 1:
     parser.error("--sample must be at least 1")
+  plots_dir = args.plots_dir or (
+      os.path.splitext(args.html)[0] + "_plots" if args.html
+      else "report_plots")
+  try:
+    check_destinations(args.html, args.json, plots_dir, args.overwrite)
+  except UsageError as e:
+    cli.error(str(e))
+    return 2
   options = PipelineOptions(beam_args)
   FileSystems.set_options(options)
   s3_kwargs = s3_client_kwargs_from(options)
@@ -499,12 +553,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       data[name] = _load(path, args.sample, args.seed, args.vocab_file,
                          s3_kwargs)
   except (records.InvalidOutput, VocabularyError) as e:
-    print("error: %s" % e, file=sys.stderr)
+    cli.error(str(e))
     return 1 if isinstance(e, records.InvalidOutput) and e.shard else 2
   comparison = compare(*data.values()) if args.compare else None
-  plots_dir = args.plots_dir or (
-      os.path.splitext(args.html)[0] + "_plots" if args.html
-      else "report_plots")
   images = plots(data, plots_dir)
   names = list(data)
   summaries = {n: data[n].summary() for n in names}
@@ -522,15 +573,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      row["test"]))
   print("\nplots: %s" % plots_dir)
   if args.html:
-    with open(args.html, "w", encoding="utf-8") as f:
-      f.write(html_page(data, images, comparison))
+    cli.write_file(args.html, html_page(data, images, comparison).encode(
+        "utf-8"))
     print("page: %s" % args.html)
   if args.json:
-    with open(args.json, "w", encoding="utf-8") as f:
-      json.dump({"statistics": summaries, "comparison": comparison}, f,
-                indent=1, default=str)
+    cli.write_file(args.json, json.dumps(
+        {"statistics": summaries, "comparison": comparison}, indent=1,
+        default=str).encode("utf-8"))
   return 0
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.run_command(main, what="report"))

@@ -215,3 +215,94 @@ def test_a_missing_output_is_one_error_line(tmp_path):
   proc = _report(str(tmp_path / "nothing"))
   assert proc.returncode == 2
   one_error_line(proc.stderr)
+
+
+def _report_limited(limit_bytes, *args):
+  """The report with every file it writes limited to ``limit_bytes``
+  (RLIMIT_FSIZE, which binds root too): a write past it fails with EFBIG,
+  as on a full disk."""
+  import resource  # pylint: disable=import-outside-toplevel
+
+  def limit():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+  return subprocess.run([sys.executable, "-m", "pipelines.report"]
+                        + list(args), cwd=REPO, capture_output=True,
+                        text=True, timeout=600, preexec_fn=limit,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+def _files_below(folder):
+  return sorted(os.path.relpath(os.path.join(d, f), folder)
+                for d, _, files in os.walk(folder) for f in files)
+
+
+def test_bad_destinations_are_refused_before_any_work(known, tmp_path):
+  """Unwritable places (under a regular file: refused as root too), a
+  folder where a file goes and the reverse, existing files without
+  --overwrite: one error line, exit 2, nothing written."""
+  regular = tmp_path / "regular"
+  regular.write_text("a file\n")
+  folder = tmp_path / "folder"
+  folder.mkdir()
+  page = tmp_path / "page.html"
+  page.write_text("former page")
+  plots = tmp_path / "plots"
+  plots.mkdir()
+  (plots / "overview.png").write_bytes(b"former plot")
+  fresh = str(tmp_path / "fresh")
+  for flags, message in (
+      (["--html=%s/r.html" % regular], "is not a folder"),
+      (["--json=%s" % folder, "--plots_dir=" + fresh], "is a folder"),
+      (["--plots_dir=%s" % regular], "is a file, not a folder"),
+      (["--html=%s" % page], "page.html exists; pass --overwrite"),
+      (["--plots_dir=%s" % plots], "already holds plots (overview.png)"),
+      (["--sample=0", "--plots_dir=" + fresh], "--sample must be at least"),
+      (["--sample=x", "--plots_dir=" + fresh], "argument --sample"),
+      (["--vocab_file=%s/none.txt" % tmp_path, "--plots_dir=" + fresh],
+       "none.txt")):
+    proc = _report(known, *flags)
+    assert proc.returncode == 2, (flags, proc.stderr)
+    assert message in one_error_line(proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+  assert page.read_text() == "former page"
+  assert _files_below(str(plots)) == ["overview.png"]
+  assert _files_below(str(folder)) == [] and not os.path.exists(fresh)
+  assert regular.read_text() == "a file\n"
+
+
+def test_a_malformed_summary_is_one_error_line(known, tmp_path):
+  with open(os.path.join(known, "summary.json"), "w") as f:
+    f.write("[1, 2]")
+  proc = _report(known, "--plots_dir=" + str(tmp_path / "plots"))
+  assert proc.returncode == 2
+  assert "not a JSON object" in one_error_line(proc.stderr)
+  assert "Traceback" not in proc.stderr
+
+
+def test_a_full_disk_is_one_error_line_and_leaves_no_partial_file(known,
+                                                                  tmp_path):
+  """The first PNG does not fit: one error line, exit 1, no file half
+  written (nor a temporary one left); with room, --overwrite replaces a
+  former report whole."""
+  work = tmp_path / "work"  # the known output is in tmp_path
+  work.mkdir()
+  plots = work / "plots"
+  page = work / "r.html"
+  args = [known, "--plots_dir=" + str(plots), "--html=" + str(page),
+          "--json=" + str(work / "r.json")]
+  proc = _report_limited(4096, *args)
+  assert proc.returncode == 1, proc.stderr
+  assert "File too large" in one_error_line(proc.stderr)
+  assert "Traceback" not in proc.stderr
+  assert _files_below(str(work)) == []
+  assert _report(*args).returncode == 0
+  before = open(page, "rb").read()
+  proc = _report_limited(len(before) - 1, *(args + ["--overwrite"]))
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  assert "File too large" in one_error_line(proc.stderr)
+  assert open(page, "rb").read() == before  # the former page, whole
+  assert not [f for f in _files_below(str(work)) if "incomplete" in f]
+  proc = _report(*(args + ["--overwrite"]))
+  assert proc.returncode == 0, proc.stderr
+  assert sorted(_files_below(str(work))) == sorted(
+      ["r.html", "r.json"] + ["plots/" + f for f in os.listdir(plots)])
