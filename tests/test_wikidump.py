@@ -5,6 +5,7 @@ The dumps are written by tests/wikidumps.py from wikitext written here."""
 import bz2
 import collections
 import gzip
+import importlib.util
 import json
 import os
 import random
@@ -548,3 +549,181 @@ def test_a_dump_read_with_another_dumps_index_says_so_in_its_summary(
   assert summary["counts"]["wiki_indexes_not_matching_dump"] == 1
   assert summary["counts"]["documents_read"] == 60
   assert summary["rejected"] == {}
+
+
+# --- Namespace names of every language --------------------------------------
+
+# The Media, File and Category namespaces as these wikis' <siteinfo> names
+# them (their dumps list no aliases).
+SITE_NAMESPACES = {
+    "de": [(-2, "Medium"), (0, ""), (6, "Datei"), (14, "Kategorie")],
+    "fr": [(-2, "Média"), (0, ""), (6, "Fichier"), (14, "Catégorie")],
+    "es": [(-2, "Medio"), (0, ""), (6, "Archivo"), (14, "Categoría")],
+    "ru": [(-2, "Медиа"), (0, ""), (6, "Файл"), (14, "Категория")],
+}
+
+
+def _alias_data():
+  with open(wikidump.NAMESPACE_ALIASES_PATH, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _accepted_names(lang):
+  """Every name MediaWiki accepts for the three namespaces on a wiki in
+  ``lang``: the data file, made from MediaWiki's own Messages*.php, with
+  English's."""
+  data = _alias_data()
+  return sorted({n for names in data["always"].values() for n in names}
+                | {n for names in data["languages"][lang].values()
+                   for n in names})
+
+
+def _spellings(name):
+  """Ways a link may write a namespace name that MediaWiki reads as it:
+  any case (Language::lc), underscores for spaces, spaces around it
+  (MediaWikiTitleCodec::splitTitleString)."""
+  return sorted({name, name.lower(), name.upper(),
+                 name[0].swapcase() + name[1:], name.replace(" ", "_"),
+                 " %s " % name, name + "_"})
+
+
+def test_the_alias_data_is_mediawikis():
+  data = _alias_data()
+  assert data["source"].startswith("MediaWiki 1.39.17:")
+  assert data["always"] == {"-2": ["Media"], "6": ["File", "Image"],
+                            "14": ["Category"]}
+  languages = data["languages"]
+  assert len(languages) > 350
+  # The names a German, Spanish, French and Russian editor writes.
+  assert languages["de"] == {"-2": ["Medium"], "6": ["Bild", "Datei"],
+                             "14": ["Kategorie"]}
+  assert {"Imagen", "Archivo"} <= set(languages["es"]["6"])
+  assert "Fichier" in languages["fr"]["6"]
+  assert {"Изображение", "Файл"} <= set(languages["ru"]["6"])
+  assert data["codes"]["als"] == "gsw"
+
+
+@pytest.mark.parametrize("lang", sorted(SITE_NAMESPACES))
+def test_file_and_category_links_under_every_name_leave_no_text(lang,
+                                                                tmp_path):
+  lines, expected = [], []
+  for name in _accepted_names(lang):
+    for spelled in _spellings(name):
+      for link in ("[[%s:Hamburg.jpg|mini|links|Hafen von Hamburg]]",
+                   "[[%s:Hafen von Hamburg]]", "[[ %s:Hafen|Hamburg]]"):
+        lines.append("Satz %d %s und [[Hamburg|die Stadt]] endet." % (
+            len(lines), link % spelled))
+        expected.append("Satz %d und die Stadt endet." % len(expected))
+  path = str(tmp_path / ("%swiki-pages-articles.xml" % lang))
+  wikidumps.write_plain(path, [WikiPage("Hamburg", "\n".join(lines))],
+                        namespaces=SITE_NAMESPACES[lang], lang=lang)
+  wikidump.hidden_namespaces_of.cache_clear()
+  [(_, paragraphs)] = _read(path)
+  assert paragraphs == expected
+
+
+@pytest.mark.parametrize("lang", sorted(SITE_NAMESPACES))
+def test_a_leading_colon_makes_a_visible_link(lang):
+  hidden = wikidump.hidden_link_namespaces(b"<siteinfo/>", lang)
+  category = SITE_NAMESPACES[lang][3][1]
+  # Parser::handleInternalLinks2: spaces trimmed, then a colon forces an
+  # ordinary link, shown as its title less the colon.
+  assert wikidump.wikitext_paragraphs(
+      "Siehe [[:%s:Hamburg]] und [[ :%s:Hafen|den Hafen]]." % (
+          category, category), hidden) == [
+              "Siehe %s:Hamburg und den Hafen." % category]
+  # A colon that names no namespace is part of an ordinary title.
+  assert wikidump.wikitext_paragraphs(
+      "[[Star Wars: Episode I|Episode I]] bleibt.", hidden) == [
+          "Episode I bleibt."]
+
+
+@pytest.mark.parametrize("header, hides_bild", [
+    # xml:lang of <mediawiki>, as XmlDumpWriter writes the content language.
+    (dict(lang="de", dbname="mywiki"), True),
+    # No xml:lang: <base>'s host, then <dbname>.
+    (dict(lang="en", xml_lang=False, dbname="mywiki",
+          base="https://de.wikipedia.org/wiki/Wikipedia:Hauptseite"), True),
+    (dict(lang="en", xml_lang=False, dbname="dewiki"), True),
+    # A deprecated code (LanguageCode): als is Alemannic, gsw.
+    (dict(lang="als", xml_lang=False), True),
+    # No code the data has: the languages whose File is called Datei.
+    (dict(lang="xx", namespaces=SITE_NAMESPACES["de"]), True),
+    # English: Bild is no namespace there.
+    (dict(lang="en"), False),
+])
+def test_a_dumps_language_is_found_in_its_head(header, hides_bild, tmp_path):
+  path = str(tmp_path / "somewiki-pages-articles.xml")
+  wikidumps.write_plain(path, [WikiPage("A", "a")], **header)
+  wikidump.hidden_namespaces_of.cache_clear()
+  hidden = wikidump.hidden_namespaces_of(path)
+  assert wikidump.HIDDEN_LINK_NAMESPACES <= hidden
+  assert ("bild" in hidden) == hides_bild
+
+
+def test_every_languages_names_are_hidden_on_its_wiki():
+  data = _alias_data()
+  for lang, by_key in data["languages"].items():
+    hidden = wikidump.hidden_link_namespaces(b"<siteinfo/>", lang)
+    for name in {n for names in by_key.values() for n in names}:
+      for spelled in _spellings(name):
+        assert wikidump._link_is_hidden(spelled + ":X", hidden), (lang,
+                                                                  spelled)
+  # The BCP 47 codes a dump's xml:lang may hold reach MediaWiki's.
+  assert "датотека" in wikidump.hidden_link_namespaces(b"<siteinfo/>",
+                                                      "sr-Cyrl")
+
+
+def _load_generator():
+  spec = importlib.util.spec_from_file_location(
+      "make_namespace_aliases", os.path.join(
+          os.path.dirname(__file__), "tools", "make_namespace_aliases.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_the_alias_generator_resolves_as_mediawiki_does(tmp_path):
+  # A MediaWiki tree of four languages, written as its files are.
+  messages = tmp_path / "languages" / "messages"
+  messages.mkdir(parents=True)
+  (messages / "MessagesEn.php").write_text(
+      "<?php\n$namespaceNames = [\n\tNS_MEDIA => 'Media',\n"
+      "\tNS_FILE => 'File',\n\tNS_CATEGORY => 'Category',\n];\n"
+      "$namespaceAliases = [\n\t'Image' => NS_FILE,\n"
+      "\t'Image_talk' => NS_FILE_TALK,\n];\n")
+  (messages / "MessagesAa.php").write_text(
+      "<?php\n$namespaceNames = [\n\tNS_FILE => 'Aa_file', // a comment\n"
+      "];\n$namespaceAliases = [\n\t\"Aa_\\\"old\\\"\" => NS_FILE,\n];\n")
+  (messages / "MessagesAb.php").write_text(
+      "<?php\n$fallback = 'aa';\n$namespaceNames = [ NS_CATEGORY => 'X' ];\n"
+      "$namespaceNames = [ NS_CATEGORY => 'Ab_cat' ];\n")
+  (messages / "MessagesAb_latn.php").write_text(
+      "<?php\n$fallback = 'ab';\n$namespaceNames = [ NS_FILE => 'Latin' ];\n")
+  converters = tmp_path / "includes" / "language" / "converters"
+  converters.mkdir(parents=True)
+  (converters / "AbConverter.php").write_text(
+      "<?php\nclass AbConverter extends LanguageConverter {\n"
+      "\tpublic function getMainCode(): string {\n\t\treturn 'ab';\n\t}\n"
+      "\tpublic function getLanguageVariants(): array {\n"
+      "\t\treturn [ 'ab', 'ab-latn' ];\n\t}\n}\n")
+  (tmp_path / "includes" / "Defines.php").write_text(
+      "<?php\ndefine( 'MW_VERSION', '9.9.9' );\n")
+  (tmp_path / "includes" / "language" / "LanguageCode.php").write_text(
+      "<?php\nclass LanguageCode {\n"
+      "\tprivate const DEPRECATED_LANGUAGE_CODE_MAPPING = [\n"
+      "\t\t'old' => 'aa',\n\t];\n"
+      "\tprivate const NON_STANDARD_LANGUAGE_CODE_MAPPING = [\n"
+      "\t\t'ab-latn' => 'ab-Latn-XY',\n\t];\n}\n")
+  data = _load_generator().build(str(tmp_path), "a test tree")
+  assert data["source"].startswith("MediaWiki 9.9.9:")
+  assert data["codes"] == {"old": "aa", "ab-latn-xy": "ab-latn"}
+  languages = data["languages"]
+  assert languages["aa"] == {"6": ["Aa \"old\"", "Aa file"]}
+  # Its fallback's names where it has none, every alias along the
+  # sequence, the last of two assignments, its variant's name.
+  assert languages["ab"] == {"6": ["Aa \"old\"", "Aa file", "Latin"],
+                             "14": ["Ab cat"]}
+  # A $fallback list is not followed further: aa is not in ab-latn's.
+  assert languages["ab-latn"] == {"6": ["Latin"], "14": ["Ab cat"]}
+  assert "en" not in languages
