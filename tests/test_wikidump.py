@@ -10,6 +10,7 @@ import json
 import os
 import random
 
+import mwparserfromhell
 import pytest
 
 from tests import wikidumps
@@ -727,3 +728,69 @@ def test_the_alias_generator_resolves_as_mediawiki_does(tmp_path):
   # A $fallback list is not followed further: aa is not in ab-latn's.
   assert languages["ab-latn"] == {"6": ["Latin"], "14": ["Ab cat"]}
   assert "en" not in languages
+
+
+# --- <nowiki> and <pre> keep their text --------------------------------------
+
+
+def _lines(text):
+  """Non-blank lines, their runs of spaces made one (the reader collapses
+  spaces that markup leaves; the characters are what is compared)."""
+  return [" ".join(line.split()) for line in text.split("\n") if line.strip()]
+
+
+@pytest.mark.parametrize("wikitext", [
+    "<nowiki>{{cite web}}</nowiki>",
+    "See <nowiki>{{cite web|url=x}}</nowiki> for the template.",
+    "A <nowiki>[[not a link]]</nowiki> here.",
+    "<nowiki>[[Paris|the capital]] and [[File:X.jpg|thumb|x]]</nowiki>",
+    "<nowiki>'''x'''</nowiki> and <nowiki>''y''</nowiki>",
+    "Entities: <nowiki>&lt;b&gt; &amp; &eacute; &#233; &#xE9; &foo;</nowiki>",
+    "<nowiki><!-- not a comment --></nowiki> shown",
+    "<nowiki><ref>not a reference</ref></nowiki>",
+    "<NoWiki>[[a]]</NOWIKI> and <nowiki foo=\"bar\">[[b]]</nowiki >",
+    "[[Paris]]<nowiki/>ian and [[Paris]]<nowiki />s",
+    "<nowiki>__NOTOC__ ~~~~ * x # y</nowiki>",
+    "<nowiki>{| a table |}</nowiki> after",
+    "Before <nowiki>a\n\nb</nowiki> after",
+    "[[Paris|<nowiki>the [[capital]]</nowiki>]] of France",
+    "'''<nowiki>bold</nowiki>''' and (<nowiki>{{x}}</nowiki>)",
+    "a <!-- <nowiki>x</nowiki> --> b",
+    "{{template|<nowiki>x</nowiki>}}text",
+    "<nowiki>unclosed [[link]] stays",
+    "<pre>{{x}} [[y]] '''z''' &lt;tag&gt;</pre>",
+    "<pre>line one\nline two</pre>",
+])
+def test_nowiki_and_pre_show_their_text_as_mediawiki_does(wikitext):
+  # The reference: mwparserfromhell's strip_code, which keeps the contents
+  # of <nowiki> and <pre> as written, entities decoded.
+  expected = _lines(mwparserfromhell.parse(wikitext).strip_code())
+  assert [" ".join(p.split())
+          for p in wikidump.wikitext_paragraphs(wikitext)] == expected
+
+
+def test_nowiki_inside_pre_is_dropped_as_mediawiki_does():
+  # CoreTagHooks::pre (MediaWiki 1.39.17) removes <nowiki> tags inside a
+  # <pre>, keeping their text; strip_code keeps the tags.
+  assert wikidump.wikitext_paragraphs(
+      "<pre>a <nowiki>[[b]]</nowiki> c</pre>") == ["a [[b]] c"]
+
+
+def test_nowiki_is_kept_when_the_parser_gives_up():
+  def refuse(_):
+    raise ValueError("the parser gives up")
+
+  assert wikidump.wikitext_paragraphs(
+      "<nowiki>{{x}} [[y]] <b>z</b></nowiki> and [[w|v]]",
+      parse=refuse) == ["{{x}} [[y]] <b>z</b> and v"]
+
+
+def test_literals_are_set_aside_before_any_pattern():
+  text, literals = wikidump.protect_literals(
+      "a<!--c--><nowiki>{{t}}</nowiki>\ue000b<pre/>c<nowiki></nowiki>d")
+  assert literals == ["{{t}}"]
+  assert text == "a\ue0000\ue001bcd"
+  assert wikidump.restore_literals(text, literals) == "a{{t}}bcd"
+  # Thousands of unclosed tags are text, read in linear time.
+  text = "<nowiki>a" * 20000 + "<pre>b" * 20000
+  assert wikidump.protect_literals(text) == (text, [])
