@@ -548,7 +548,9 @@ def test_a_dump_read_with_another_dumps_index_says_so_in_its_summary(
   with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
     summary = json.load(f)
   assert summary["counts"]["wiki_indexes_not_matching_dump"] == 1
-  assert summary["counts"]["documents_read"] == 60
+  # Every page read, every article kept, nothing set aside.
+  assert summary["counts"]["wiki_pages_read"] == len(_pages())
+  assert summary["counts"]["documents"] == 60
   assert summary["rejected"] == {}
 
 
