@@ -20,6 +20,7 @@ fnmatch.
 import functools
 import os
 import re
+import warnings
 from typing import Iterable, List, NamedTuple, Sequence
 
 from apache_beam.io.filesystem import FileSystem
@@ -45,7 +46,9 @@ class InputFile(NamedTuple):
 def match_files(patterns: Sequence[str]) -> List[InputFile]:
   """Every file the ``patterns`` match, each once, sorted by path.
 
-  A file matched by several patterns is listed once. Raises ``InputError``
+  A file matched by several patterns is listed once. A pattern that
+  matches nothing but is the name of a file (``doc[1].txt``) is that file.
+  Raises ``InputError``
   for a pattern that matches nothing, a folder given as a pattern (a local
   directory, or an ``s3://`` prefix that holds objects below it), or a
   listing that fails."""
@@ -56,6 +59,10 @@ def match_files(patterns: Sequence[str]) -> List[InputFile]:
     except Exception as e:  # pylint: disable=broad-except
       raise InputError("cannot list --input pattern %r: %s"
                        % (pattern, _first_line(e))) from None
+    if not matched and _GLOB_CHARS.search(pattern) and _is_file(pattern):
+      # A file whose name holds glob characters, named as itself (as a
+      # shell passes a glob that matches nothing): that file.
+      matched = [FileSystems.get_filesystem(pattern).metadata(pattern)]
     if not matched or (len(matched) == 1 and _is_local_dir(matched[0].path)):
       if not _GLOB_CHARS.search(pattern) and _holds_files(pattern):
         folder = pattern.rstrip("/")
@@ -78,6 +85,13 @@ def _is_local_dir(path: str) -> bool:
   return "://" not in path and os.path.isdir(path)
 
 
+def _is_file(path: str) -> bool:
+  try:
+    return FileSystems.exists(path) and not _is_local_dir(path)
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
 def _holds_files(pattern: str) -> bool:
   """Whether ``pattern`` (no glob characters) is a folder holding files."""
   if _is_local_dir(pattern):
@@ -87,6 +101,24 @@ def _holds_files(pattern: str) -> bool:
     return bool(below[0].metadata_list)
   except Exception:  # pylint: disable=broad-except
     return False
+
+
+def escape_glob(path: str) -> str:
+  """``path`` as a pattern that matches only itself: each ``*``, ``?`` and
+  ``[`` in brackets (Beam's pattern syntax has no other quoting)."""
+  return re.sub(r"([*?\[])", r"[\1]", path)
+
+
+def match_below(folder: str, tail: str = "**") -> List[InputFile]:
+  """The files below ``folder`` (a path, never a pattern, whatever
+  characters it holds) that match the pattern ``tail``."""
+  pattern = escape_glob(folder.rstrip("/") + "/") + tail
+  with warnings.catch_warnings():
+    # An escaped "[" reads "[[]", which Python's re flags as a possible
+    # nested set in some future version; today it is the literal "[".
+    warnings.simplefilter("ignore", FutureWarning)
+    matched = FileSystems.match([pattern])[0].metadata_list
+  return [InputFile(m.path, m.size_in_bytes) for m in matched]
 
 
 def pattern_matches(pattern: str, path: str) -> bool:
@@ -141,7 +173,8 @@ def range_bytes(file_name: str, start: int, stop: int) -> int:
   """Bytes of ``file_name`` in ``[start, stop)``, ``stop`` clipped to the
   file's size (a compressed file is read as one range to infinity). The
   name is a path, never matched as a pattern."""
-  size = FileSystems.metadata(file_name).size_in_bytes
+  size = FileSystems.get_filesystem(file_name).metadata(
+      file_name).size_in_bytes
   return max(0, min(stop, size) - start)
 
 
