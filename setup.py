@@ -22,7 +22,10 @@ setuptools.setup(
         # Beam's worker pool runs it for each task (runners/external_worker.py).
         "mlm-external-worker=runners.external_worker:main"]},
     package_data={"pipelines": ["vocab/*"],
-                  "runners": ["flink_job_server_artifacts.txt"]},
+                  "runners": ["flink_job_server_artifacts.txt"],
+                  # File/Category namespace names of every language
+                  # (tests/tools/make_namespace_aliases.py).
+                  "transforms": ["wiki_namespace_aliases.json"]},
     install_requires=[
         "apache-beam[aws]==" + APACHE_BEAM,
         "tensorflow==2.21.0",

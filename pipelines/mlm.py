@@ -21,15 +21,33 @@ import sys
 import tempfile
 import time
 import uuid
-from typing import Dict, List, Optional, Sequence
+
+
+def _interrupted_while_starting(signum, frame) -> None:
+  del frame
+  os.write(2, b"error: interrupted by %s while starting; nothing was written\n"
+           % signal.Signals(signum).name.encode())
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+if __name__ == "__main__":
+  # Importing Beam and TensorFlow takes seconds; until run() installs its
+  # watch, a Ctrl-C or SIGTERM ends the process with one line, not a
+  # traceback.
+  for _signal in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signal, _interrupted_while_starting)
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
                                                   StandardOptions)
 
+from pipelines import interrupts
 from pipelines import outputs
 from pipelines import progress
+from pipelines.output_lock import OutputBusy, OutputLock
+from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
                                resolve, validate)
 from runners import direct, flink
@@ -38,12 +56,14 @@ from transforms.examples import (WriteExamples, feature_lengths,
                                  write_schema)
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
-from transforms.paths import match_input_root
+from transforms import metrics
+from transforms import paths
+from transforms.paths import InputError, InputFile, input_root, match_files
 from transforms.reading import ReadDocuments
 from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
-                                     load_tokenizer)
+                                     cased_vocabulary_warning, load_tokenizer)
 
 # How much of a dump's start check_wikidump reads for its <mediawiki>.
 _DUMP_HEAD_BYTES = 64 << 10
@@ -51,11 +71,14 @@ _DUMP_HEAD_BYTES = 64 << 10
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs: Optional[dict] = None,
-          pool_dir: Optional[str] = None, input_root: Optional[str] = None):
+          pool_dir: Optional[str] = None, input_root: Optional[str] = None,
+          files: Optional[List[InputFile]] = None):
   """Wires the stages; returns the PCollection of written shard names.
   ``pool_dir``: gather the pools through files there (see CreateInstances).
   ``input_root``: what document ids are relative to (by default the longest
-  directory prefix of the matched files, see paths.input_root)."""
+  directory prefix of the matched files, see paths.input_root).
+  ``files``: the input files as ``check`` matched them (matched here from
+  ``--input`` if not given)."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
@@ -67,12 +90,13 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
       random_seed=opts.random_seed, masking=opts.masking,
       max_ngram_size=opts.max_ngram_size, span_masking=opts.span_masking,
       span_p=opts.span_p, max_span_length=opts.max_span_length)
-  patterns = input_patterns(opts)
+  if files is None:
+    files = match_files(input_patterns(opts))
   if input_root is None:
-    input_root = match_input_root(patterns)
+    input_root = paths.input_root(f.path for f in files)
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
-      patterns, input_format=opts.input_format, text_field=opts.text_field,
-      max_line_bytes=opts.max_line_bytes,
+      files=files, input_format=opts.input_format,
+      text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
       max_doc_bytes=opts.max_document_bytes, root=input_root)
   docs, split_rejects = docs | "SplitSentences" >> SplitSentences(
       opts.input_format)
@@ -154,9 +178,19 @@ def _unknown_flags(argv: Sequence[str]) -> List[str]:
   return [a for a in unknown if a.startswith("--")]
 
 
-def check(argv: Sequence[str]):
+class Checked(NamedTuple):
+  """What ``check`` found: the parsed options, the vocabulary, the S3
+  settings for smart-open, and the input files, matched once."""
+  options: PipelineOptions
+  opts: MlmOptions
+  vocab: Vocabulary
+  s3_client_kwargs: Optional[dict]
+  files: List[InputFile]
+
+
+def check(argv: Sequence[str]) -> Checked:
   """Parses and checks everything that can be checked before the pipeline
-  starts. Returns ``(options, mlm_options, vocab, s3_client_kwargs)``."""
+  starts. Raises ``UsageError`` with the one line to print."""
   unknown = _unknown_flags(argv)
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
@@ -165,30 +199,32 @@ def check(argv: Sequence[str]):
   resolve(opts)
   validate(opts)
   FileSystems.set_options(options)
-  for pattern in input_patterns(opts):
-    try:
-      matched = FileSystems.match([pattern])[0].metadata_list
-    except Exception as e:  # pylint: disable=broad-except
-      raise UsageError("cannot list --input pattern %r: %s"
-                       % (pattern, str(e).splitlines()[0])) from None
-    if not matched:
-      raise UsageError("no file matches --input pattern %r" % pattern)
-    check_first_file([m.path for m in matched], opts.input_format,
-                     opts.text_field)
+  outputs.check_output_path(opts.output)
+  try:
+    files = match_files(input_patterns(opts))
+  except InputError as e:
+    raise UsageError(str(e)) from None
+  outputs.refuse_reading_own_files(input_patterns(opts), files, opts.output,
+                                   opts.pool_dir)
+  check_first_file([f.path for f in files], opts.input_format,
+                   opts.text_field)
   s3_kwargs = s3_client_kwargs_from(options)
   try:
-    _, vocab = load_tokenizer(
+    tokenizer, vocab = load_tokenizer(
         vocab_file=None if opts.tokenizer_file else opts.vocab_file,
         tokenizer_file=opts.tokenizer_file, do_lower_case=opts.do_lower_case,
         s3_client_kwargs=s3_kwargs)
   except VocabularyError as e:
     raise UsageError(str(e)) from None
-  if opts.do_lower_case and vocab.has_upper_case and not opts.tokenizer_file:
-    print("warning: --do_lower_case is true (the default, as in BERT) but the "
-          "vocabulary %s holds upper-case tokens, so they can never be "
-          "produced: for a cased model pass --do_lower_case=false"
-          % opts.vocab_file, file=sys.stderr)
-  return options, opts, vocab, s3_kwargs
+  # What the tokenizer really does (a tokenizer file's normalizer decides
+  # when --do_lower_case is left out): the workers and summary.json use it.
+  opts.do_lower_case = vocab.lower_case
+  warning = cased_vocabulary_warning(
+      tokenizer, vocab, opts.tokenizer_file or opts.vocab_file,
+      tokenizer_file=bool(opts.tokenizer_file))
+  if warning:
+    print(warning, file=sys.stderr)
+  return Checked(options, opts, vocab, s3_kwargs, files)
 
 
 def check_first_file(paths: Sequence[str], input_format: str,
@@ -261,31 +297,36 @@ def groupbykey_warning(opts: MlmOptions, runner: str) -> Optional[str]:
           % (opts.dupe_factor, opts.dupe_factor))
 
 
-def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
-  """A new directory for the pool files, or None for a GroupByKey.
+def pool_directory(opts: MlmOptions, runner: str) -> Tuple[Optional[str],
+                                                         Optional[str]]:
+  """A new directory for the pool files, or None for a GroupByKey; and the
+  folder made to hold it (``OUTPUT/_pools``), or None if it was there.
 
   In ``--pool_dir`` if given, else in ``OUTPUT/_pools``: a local folder or
   an object-store prefix that every worker reaches, since they all write
-  the output there. On the DirectRunner with an ``s3://`` output, the
-  system's temp directory: the workers share this machine, and a local disk
-  is faster than a round trip to the store."""
+  the output there. On the DirectRunner with an ``s3://`` output, the run's
+  temporary folder (pipelines/scratch.py): the workers share this machine,
+  and a local disk is faster than a round trip to the store."""
   if pool_shuffle(opts) != "files":
-    return None
+    return None, None
   parent = opts.pool_dir
   if not parent:
     if "://" not in opts.output:
-      parent = os.path.join(opts.output, "_pools")
+      parent = os.path.join(opts.output, outputs.POOLS_DIR)
     elif runner == direct.LOCAL_RUNNER:
       parent = tempfile.gettempdir()
     else:
-      parent = FileSystems.join(opts.output, "_pools")
+      parent = FileSystems.join(opts.output, outputs.POOLS_DIR)
   if "://" in parent:
-    return FileSystems.join(parent, "mlm-pools-%s" % uuid.uuid4().hex)
+    return FileSystems.join(parent, "mlm-pools-%s" % uuid.uuid4().hex), None
+  made = None if os.path.isdir(parent) else parent
   os.makedirs(parent, exist_ok=True)
-  return tempfile.mkdtemp(prefix="mlm-pools-", dir=parent)
+  return tempfile.mkdtemp(prefix="mlm-pools-", dir=parent), made
 
 
-def _remove_pools(pool_dir: Optional[str], opts: MlmOptions) -> None:
+def _remove_pools(pool_dir: Optional[str], made: Optional[str]) -> None:
+  """Removes the run's pool directory, and ``made``, the folder made to
+  hold it, if it is empty then: never a folder the run did not make."""
   if not pool_dir:
     return
   if "://" in pool_dir:
@@ -296,9 +337,11 @@ def _remove_pools(pool_dir: Optional[str], opts: MlmOptions) -> None:
                       _first_line(e))
     return
   shutil.rmtree(pool_dir, ignore_errors=True)
-  parent = os.path.dirname(pool_dir)
-  if not opts.pool_dir and not os.listdir(parent):
-    os.rmdir(parent)  # OUTPUT/_pools, made by this run
+  if made:
+    try:
+      os.rmdir(made)
+    except OSError:
+      pass  # not empty: another run's pools are in it
 
 
 def _first_line(e: Exception) -> str:
@@ -315,30 +358,108 @@ def _failed(output: str, reason: str) -> int:
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
-  """Runs the job; returns the process exit status."""
+  """Runs the job; returns the process exit status. SIGINT and SIGTERM end
+  it from the start (pipelines/interrupts.py)."""
   started = time.monotonic()
   argv = list(sys.argv[1:] if argv is None else argv)
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
     return 0
+  output = [None]  # set once the output is marked _INCOMPLETE
+  watch = interrupts.InterruptWatch(lambda name: _interrupted(name, output[0]))
+  watch.install()
+  try:
+    return _checked_run(argv, started, watch, output)
+  finally:
+    watch.uninstall()
+
+
+def _interrupted(signal_name: str, output: Optional[str]) -> str:
+  if output is None:
+    return ("error: interrupted by %s before the job started; nothing was "
+            "written" % signal_name)
+  return ("error: interrupted by %s: the job was stopped and its processes "
+          "ended; %s holds no complete output (%s marks it); run the same "
+          "command again to clean up and start over"
+          % (signal_name, output, outputs.INCOMPLETE_MARKER))
+
+
+def _checked_run(argv: List[str], started: float,
+                 watch: interrupts.InterruptWatch, marked: List) -> int:
   argv = flink.with_defaults(direct.with_defaults(argv))
   try:
-    options, opts, vocab, s3_kwargs = check(argv)
-    outputs.prepare(opts.output, opts.overwrite)
+    checked = check(argv)
   except UsageError as e:
     print("error: %s" % e, file=sys.stderr)
     return 2
+  output = checked.opts.output
+  lock = OutputLock(output, checked.s3_client_kwargs)
+  made_output = "://" not in output and not os.path.exists(output)
+  watch.add(lock.release)
+  try:
+    lock.acquire()
+  except OutputBusy as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    print("error: cannot write to --output %s: %s" % (output, _first_line(e)),
+          file=sys.stderr)
+    return 1
+  scratch = ScratchDir()
+  try:
+    try:
+      outputs.prepare(output, checked.opts.overwrite)
+    except UsageError as e:
+      print("error: %s" % e, file=sys.stderr)
+      return 2
+    except Exception as e:  # pylint: disable=broad-except
+      print("error: cannot write to --output %s: %s"
+            % (output, _first_line(e)), file=sys.stderr)
+      return 1
+    marked[0] = output
+    made_output = False
+    scratch.enter()
+    watch.add(scratch.exit)
+    return _run_job(checked, started, watch)
+  finally:
+    scratch.exit()
+    lock.release()
+    if made_output:
+      try:
+        os.rmdir(output)  # made for the lock; the run wrote nothing
+      except OSError:
+        pass
 
-  pipeline = beam.Pipeline(options=options)
+
+def _run_job(checked: Checked, started: float,
+             watch: interrupts.InterruptWatch) -> int:
+  """Runs the pipeline in the prepared output; returns the exit status."""
+  options, opts, vocab, s3_kwargs, files = checked
   runner = options.view_as(StandardOptions).runner
   warning = groupbykey_warning(opts, runner)
   if warning:
     logging.warning(warning)
-  pool_dir = pool_directory(opts, runner)
-  input_root = match_input_root(input_patterns(opts))
+  pool_dir, made_pool_parent = pool_directory(opts, runner)
+  # An interrupt stops the workers first, then removes the pools: in the
+  # order added, before the scratch folder and the lock (added earlier, so
+  # these go first).
+  watch.add_first(lambda: _remove_pools(pool_dir, made_pool_parent))
+  watch.add_first(interrupts.stop_descendants)
+  try:
+    return _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
+                         pool_dir)
+  finally:
+    _remove_pools(pool_dir, made_pool_parent)
+
+
+def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
+                  pool_dir) -> int:
+  pipeline = beam.Pipeline(options=options)
+  runner = options.view_as(StandardOptions).runner
+  root = input_root(f.path for f in files)
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
-        input_root=input_root)
-  total_bytes = input_bytes(input_patterns(opts))
+        input_root=root, files=files)
+  total_bytes = sum(f.size for f in files)
   shown = progress_source(runner, options, opts.quiet)
   live = (progress.Progress(total_bytes, shown,
                             log_seconds=opts.progress_seconds,
@@ -364,7 +485,6 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     beam_logger.setLevel(beam_level)
     if isinstance(shown, progress.FileTally):
       shown.close()
-    _remove_pools(pool_dir, opts)
   if str(state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % state)
 
@@ -382,12 +502,18 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     write_schema(opts.output, opts.max_seq_length,
                  opts.max_predictions_per_seq, opts.masking,
                  opts.sentence_task)
-  summary["input_root"] = input_root
+  summary["input_root"] = root
+  summary["input_files"] = {"count": len(files), "bytes": total_bytes,
+                            "paths": [f.path for f in files]}
   summary["options"] = {
       name: getattr(opts, name)
       for name in sorted(vars(_help_parser().parse_args([])))}
-  summary["runner"] = options.view_as(StandardOptions).runner
-  path = outputs.finish(opts.output, summary)
+  summary["runner"] = runner
+  try:
+    path = outputs.finish(opts.output, summary)
+  except Exception as e:  # pylint: disable=broad-except
+    return _failed(opts.output, "writing %s: %s" % (outputs.SUMMARY,
+                                                    _first_line(e)))
   counts = summary["counts"]
   if not counts.get("instances"):
     print("error: no examples were made: %d documents had any token (%d "
@@ -411,12 +537,6 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
       "%s; listed in %s" % (_by_reason(summary["rejected"]), FileSystems.join(
           opts.output, REJECTED_DIR)) if rejected else ""), file=sys.stderr)
   return 0
-
-
-def input_bytes(patterns: Sequence[str]) -> int:
-  """The size of every file the patterns match, in bytes."""
-  return sum(m.size_in_bytes for result in FileSystems.match(list(patterns))
-             for m in result.metadata_list)
 
 
 def progress_source(runner: str, options: PipelineOptions, quiet: bool):
@@ -451,10 +571,14 @@ def _by_reason(rejected: Dict[str, int]) -> str:
 
 def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
   """Why the share of records set aside is over ``max_fraction``, or None.
-  The share is ``rejected_records / (documents_read + rejected_records)``."""
+  The share is ``rejected_records`` over every record read:
+  ``documents_read`` (which counts the documents set aside too) plus the
+  files and streams set aside whole (``metrics.FILE_REJECT_REASONS``)."""
   counts = summary["counts"]
   rejected = counts.get("rejected_records", 0)
-  seen = counts.get("documents_read", 0) + rejected
+  seen = counts.get("documents_read", 0) + sum(
+      n for reason, n in summary["rejected"].items()
+      if reason in metrics.FILE_REJECT_REASONS)
   if not rejected or rejected <= max_fraction * seen:
     return None
   return ("%d of %d records (%.1f%%) were set aside, more than "
@@ -471,6 +595,8 @@ def main() -> None:
   # stuck is waiting for.
   faulthandler.register(signal.SIGUSR1, all_threads=True)
   code = run()
+  # An interrupt's clean-up, once begun, ends the process itself.
+  interrupts.hold_if_ending()
   # Everything the run wrote is closed and its worker processes have ended;
   # the teardown would cost 6% of a 20 MB job's CPU.
   direct.exit_now(code)

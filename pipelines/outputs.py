@@ -1,10 +1,14 @@
 """The output directory's life cycle: refuse, clean, mark, summarize.
 
+* A run holds the output's lock (``_LOCK``, pipelines/output_lock.py) from
+  before it looks at the directory until it ends.
 * A non-empty ``--output`` is refused unless ``--overwrite`` is given.
 * A run writes ``_INCOMPLETE`` first and removes it last, after
   ``summary.json`` (the manifest: shard list with sizes, counts, options). A
-  directory that holds ``_INCOMPLETE`` is an interrupted run of this tool:
-  the next run removes it without needing ``--overwrite``.
+  directory with ``_INCOMPLETE`` at its top is an interrupted run of this
+  tool: the next run removes it without needing ``--overwrite``.
+* Only what this tool writes is ever removed (``own_entry``): a directory
+  that holds anything else is refused, with or without ``--overwrite``.
 * Everything goes through Beam's FileSystems, so s3:// works like a path.
 """
 
@@ -13,19 +17,28 @@ import logging
 import os
 import shutil
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import UsageError
+from pipelines.output_lock import LOCK_NAME
 from transforms import metrics
+from transforms import paths
 from transforms import rejects
 from transforms.examples import SHARD_PREFIX, SHARD_RECORDS_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
 SUMMARY = "summary.json"
+POOLS_DIR = "_pools"
+SCHEMA_DIR = "transformed_metadata"
+# The top-level names pipelines.mlm writes besides its shards (own_entry).
+OWN_NAMES = frozenset([INCOMPLETE_MARKER, LOCK_NAME, SUMMARY, POOLS_DIR,
+                       SCHEMA_DIR, rejects.REJECTED_DIR])
+# Beam's file sinks write each shard in a folder named so, then rename it.
+_BEAM_TEMP_PREFIX = "beam-temp-"
 
 
 def _dir(path: str) -> str:
@@ -37,29 +50,81 @@ def list_contents(output_dir: str) -> List[str]:
   if not FileSystems.exists(output_dir) and not output_dir.startswith("s3://"):
     return []
   try:
-    result = FileSystems.match([_dir(output_dir) + "**"])[0]
+    return sorted(f.path for f in paths.match_below(output_dir))
   except BeamIOError:
     return []
-  return sorted(m.path for m in result.metadata_list)
+
+
+def check_output_path(output_dir: str) -> None:
+  """Raises ``UsageError`` for an ``--output`` holding ``*``, ``?`` or
+  ``[``: Beam's file sinks match their own temporary files by patterns
+  made from it, and would fail at the end of the job."""
+  bad = sorted(set(output_dir) & set("*?["))
+  if bad:
+    raise UsageError("--output %s holds %s, which Beam's file writers read as "
+                     "a pattern; choose a folder name without *, ? or ["
+                     % (output_dir, " and ".join(repr(c) for c in bad)))
+
+
+def own_entry(name: str) -> bool:
+  """Whether ``name``, an entry at the top of an output directory, is one
+  that pipelines.mlm writes: shards, ``summary.json``, ``_rejected/``,
+  ``transformed_metadata/``, ``_pools/``, the markers, and the temporary
+  folders Beam's writers use while they write."""
+  return (name in OWN_NAMES or name.startswith(SHARD_PREFIX + "-")
+          or name.startswith(_BEAM_TEMP_PREFIX))
+
+
+def _top_name(output_dir: str, path: str) -> str:
+  return path[len(_dir(output_dir)):].split("/", 1)[0]
+
+
+def top_entries(output_dir: str) -> Dict[str, str]:
+  """The entries at the top of ``output_dir``, each name with one path of
+  it: on a local disk its files and folders (empty ones too), on an object
+  store the first name of each key below it."""
+  if "://" not in output_dir:
+    if not os.path.isdir(output_dir):
+      return {}
+    return {name: os.path.join(output_dir, name)
+            for name in sorted(os.listdir(output_dir))}
+  entries: Dict[str, str] = {}
+  for path in list_contents(output_dir):
+    entries.setdefault(_top_name(output_dir, path), path)
+  return entries
 
 
 def prepare(output_dir: str, overwrite: bool) -> None:
-  """Checks and readies the output directory, before any work starts."""
-  contents = list_contents(output_dir)
-  if contents:
-    interrupted = any(p.endswith("/" + INCOMPLETE_MARKER) for p in contents)
-    if interrupted:
-      logging.warning("%s holds an interrupted run (%s present); removing it",
-                      output_dir, INCOMPLETE_MARKER)
-    elif not overwrite:
+  """Checks and readies the output directory, before any work starts.
+
+  An empty or new directory gets the ``_INCOMPLETE`` marker. A directory
+  that holds a finished or interrupted output of this tool (its
+  ``_INCOMPLETE`` at the top level) is cleared of what this tool writes
+  (``own_entry``), with ``--overwrite`` for a finished one. Anything else in
+  it is never deleted: raises ``UsageError`` naming it. The caller holds the
+  output's lock (``output_lock``), whose file is left alone."""
+  entries = top_entries(output_dir)
+  entries.pop(LOCK_NAME, None)
+  if entries:
+    interrupted = INCOMPLETE_MARKER in entries
+    foreign = [path for name, path in entries.items() if not own_entry(name)]
+    if not interrupted and not overwrite:
       raise UsageError(
-          "output directory %s is not empty (%d files, e.g. %s); pass "
+          "output directory %s is not empty (%d entries, e.g. %s); pass "
           "--overwrite to replace its contents, or choose another --output"
-          % (output_dir, len(contents), contents[0]))
+          % (output_dir, len(entries), next(iter(entries.values()))))
+    if foreign:
+      raise UsageError(
+          "output directory %s holds %d entries that pipelines.mlm does not "
+          "write (e.g. %s); they are never deleted: move them away or choose "
+          "another --output" % (output_dir, len(foreign), foreign[0]))
+    if interrupted:
+      logging.warning("%s holds an interrupted run (%s present); removing "
+                      "what it wrote", output_dir, INCOMPLETE_MARKER)
     else:
-      logging.info("--overwrite: removing %d files from %s", len(contents),
+      logging.info("--overwrite: removing %s from %s", ", ".join(entries),
                    output_dir)
-    _delete(output_dir, contents)
+    _delete(output_dir, list(entries))
   if not output_dir.startswith("s3://"):
     try:
       FileSystems.mkdirs(output_dir)
@@ -70,11 +135,46 @@ def prepare(output_dir: str, overwrite: bool) -> None:
             % int(time.time()))
 
 
-def _delete(output_dir: str, contents: List[str]) -> None:
-  if output_dir.startswith("s3://"):
-    FileSystems.delete(contents)
-  else:
-    FileSystems.delete([output_dir])
+def _delete(output_dir: str, names: List[str]) -> None:
+  """Deletes the top-level entries ``names`` of ``output_dir`` (files and
+  folders; on an object store every key below each)."""
+  if "://" in output_dir:
+    FileSystems.delete([p for p in list_contents(output_dir)
+                        if _top_name(output_dir, p) in names])
+    return
+  for name in names:
+    path = os.path.join(output_dir, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+
+
+def refuse_reading_own_files(patterns: Sequence[str], files: Sequence[str],
+                             output_dir: str, pool_dir: Optional[str]) -> None:
+  """Raises ``UsageError`` when the input would take in the job's own
+  files: a matched file below ``--output`` or ``--pool_dir``, or a pattern
+  that matches where the job writes (its ``_INCOMPLETE`` marker, say) even
+  though nothing is there yet. The job would train on its own marker, or
+  on the output of its last run."""
+  places = [("--output", output_dir)]
+  if pool_dir:
+    places.append(("--pool_dir", pool_dir))
+  for flag, place in places:
+    for f in files:
+      path = getattr(f, "path", f)
+      if paths.is_below(path, place):
+        raise UsageError(
+            "--input matches %s, which is below %s=%s: the job would read "
+            "its own output; narrow the pattern or write elsewhere"
+            % (path, flag, place))
+    probe = FileSystems.join(place, INCOMPLETE_MARKER)
+    for pattern in patterns:
+      if paths.pattern_matches(pattern, probe):
+        raise UsageError(
+            "--input pattern %r also matches the files the job writes in "
+            "%s=%s (such as %s): the job would read its own output; narrow "
+            "the pattern or write elsewhere" % (pattern, flag, place, probe))
 
 
 def remove_if_empty(directory: str) -> None:
@@ -87,9 +187,8 @@ def remove_if_empty(directory: str) -> None:
 
 
 def shard_list(output_dir: str) -> List[Dict[str, object]]:
-  result = FileSystems.match([FileSystems.join(output_dir, SHARD_PREFIX + "-*")])
-  return [{"path": m.path.rsplit("/", 1)[-1], "bytes": m.size_in_bytes}
-          for m in sorted(result[0].metadata_list, key=lambda m: m.path)]
+  return [{"path": f.path.rsplit("/", 1)[-1], "bytes": f.size}
+          for f in sorted(paths.match_below(output_dir, SHARD_PREFIX + "-*"))]
 
 
 def collect_metrics(result) -> Dict[str, Dict]:

@@ -168,7 +168,7 @@ def test_pool_files_go_where_every_worker_reaches_them(
   resolve(opts)
   runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
   assert mlm.pool_shuffle(opts) == shuffle
-  directory = mlm.pool_directory(opts, runner)
+  directory, _ = mlm.pool_directory(opts, runner)
   if parent is None:
     assert directory is None
   else:
@@ -365,10 +365,10 @@ def test_non_empty_output_is_refused_and_left_alone(corpus, tmp_path):
   _refused(["--input=" + corpus[0], "--output=" + str(out)], tmp_path,
            "is not empty")
   assert os.listdir(out) == ["precious.txt"]
-  run_cli(["--input=" + corpus[0], "--output=" + str(out), "--overwrite",
-           "--dupe_factor=1"])
-  assert "precious.txt" not in os.listdir(out)
-  assert "summary.json" in os.listdir(out)
+  # --overwrite replaces this tool's output only, never another file.
+  _refused(["--input=" + corpus[0], "--output=" + str(out), "--overwrite"],
+           tmp_path, "does not write")
+  assert os.listdir(out) == ["precious.txt"]
 
 
 def test_interrupted_run_is_cleaned_up(corpus, tmp_path):

@@ -1,0 +1,246 @@
+"""The output directory is the job's alone: one run at a time holds it, only
+what this tool writes is ever deleted, and nothing the job creates is left
+in the temporary directory."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines import output_lock, outputs, scratch
+from tests.helpers import (REPO, assert_refused, one_error_line, run_cli,
+                           write_lines_corpus)
+
+ARGS = ["--dupe_factor=1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  return write_lines_corpus(str(tmp_path_factory.mktemp("corpus")),
+                            num_files=2, docs_per_file=10)
+
+
+def _input(corpus):
+  return "--input=" + ",".join(corpus)
+
+
+def _tree(root):
+  """Every file below ``root`` with its text."""
+  found = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        found[os.path.relpath(path, root)] = f.read()
+  return found
+
+
+# --- Never delete what the job did not write --------------------------------
+
+
+def test_an_incomplete_marker_below_the_top_is_not_an_interrupted_run(
+    corpus, tmp_path):
+  parent = tmp_path / "parent"
+  (parent / "old_run").mkdir(parents=True)
+  (parent / "old_run" / "_INCOMPLETE").write_text("a run started")
+  (parent / "photos").mkdir()
+  (parent / "photos" / "precious.txt").write_text("keep me")
+  before = _tree(str(parent))
+  assert_refused([_input(corpus), "--output=%s" % parent] + ARGS,
+                 "is not empty")
+  assert_refused([_input(corpus), "--output=%s" % parent, "--overwrite"]
+                 + ARGS, "does not write")
+  assert _tree(str(parent)) == before
+
+
+def test_overwrite_removes_only_this_tools_output(corpus, tmp_path):
+  out = tmp_path / "out"
+  run_cli([_input(corpus), "--output=%s" % out, "--num_shards=3"] + ARGS)
+  # A second run with --overwrite replaces it: fewer shards, none left over.
+  run_cli([_input(corpus), "--output=%s" % out, "--overwrite",
+           "--num_shards=1"] + ARGS)
+  assert sorted(os.listdir(out)) == ["part-00000-of-00001.tfrecord",
+                                     "summary.json", "transformed_metadata"]
+  # A file of someone else's beside it: --overwrite refuses, deletes nothing.
+  (out / "notes.txt").write_text("mine")
+  before = _tree(str(out))
+  proc = assert_refused([_input(corpus), "--output=%s" % out, "--overwrite"]
+                        + ARGS, "does not write")
+  assert "notes.txt" in one_error_line(proc.stderr)
+  assert _tree(str(out)) == before
+
+
+def test_overwrite_of_a_home_directory_deletes_nothing(corpus, tmp_path):
+  home = tmp_path / "home"
+  (home / ".ssh").mkdir(parents=True)
+  (home / ".ssh" / "id_ed25519").write_text("secret")
+  (home / "thesis.tex").write_text("years of work")
+  before = _tree(str(home))
+  assert_refused([_input(corpus), "--output=%s" % home, "--overwrite"] + ARGS,
+                 "never deleted")
+  assert _tree(str(home)) == before
+
+
+def test_an_interrupted_run_beside_other_files_is_refused(corpus, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "_INCOMPLETE").write_text("a run started")
+  (out / "part-00000-of-00002.tfrecord").write_bytes(b"half a shard")
+  (out / "precious.txt").write_text("keep me")
+  before = _tree(str(out))
+  assert_refused([_input(corpus), "--output=%s" % out] + ARGS,
+                 "precious.txt")
+  assert _tree(str(out)) == before
+  # Without the stranger, the interrupted run is cleared and redone.
+  (out / "precious.txt").unlink()
+  run_cli([_input(corpus), "--output=%s" % out] + ARGS)
+  assert "summary.json" in os.listdir(out)
+  assert "part-00000-of-00002.tfrecord" not in os.listdir(out)
+
+
+def test_own_entries():
+  for name in ("part-00000-of-00004.tfrecord", "part-00001-of-00002.parquet",
+               "summary.json", "_rejected", "transformed_metadata", "_pools",
+               "_INCOMPLETE", "_LOCK", "beam-temp-part-0a1b"):
+    assert outputs.own_entry(name), name
+  for name in ("precious.txt", "photos", "partner.txt", ".ssh", "summary"):
+    assert not outputs.own_entry(name), name
+
+
+def test_an_output_name_with_glob_characters_is_refused(corpus, tmp_path):
+  assert_refused([_input(corpus), "--output=%s" % (tmp_path / "run[1]")]
+                 + ARGS, "pattern")
+  assert not (tmp_path / "run[1]").exists()
+
+
+def test_an_unwritable_output_is_one_error_line(corpus, tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  proc = run_cli([_input(corpus), "--output=%s" % (blocker / "out")] + ARGS,
+                 check=False)
+  assert proc.returncode != 0
+  assert "cannot write to --output" in one_error_line(proc.stderr)
+  assert "Traceback" not in proc.stderr
+
+
+# --- Nothing left in the temporary directory -----------------------------
+
+
+def test_nothing_is_left_in_the_temporary_directory(corpus, tmp_path):
+  tmp = tmp_path / "tmp"
+  tmp.mkdir()
+  # Left by runs that were SIGKILLed: one whose process is gone, one whose
+  # process (this test) is alive.
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True)
+  stale = tmp / ("%s%s-abc" % (scratch.PREFIX, dead.stdout.strip()))
+  (stale / "beam-pipeline-temp1").mkdir(parents=True)
+  live = tmp / ("%s%d-def" % (scratch.PREFIX, os.getpid()))
+  live.mkdir()
+  (tmp / "someone-elses.txt").write_text("keep")
+  run_cli([_input(corpus), "--output=%s" % (tmp_path / "out"),
+           "--direct_num_workers=2", "--dupe_factor=1"],
+          env={"TMPDIR": str(tmp)})
+  assert sorted(os.listdir(tmp)) == sorted([live.name, "someone-elses.txt"])
+
+
+def test_scratch_dir_unit(tmp_path):
+  box = scratch.ScratchDir(str(tmp_path))
+  path = box.enter()
+  assert os.environ["TMPDIR"] == path and os.path.isdir(path)
+  open(os.path.join(path, "f"), "w").close()
+  box.exit()
+  box.exit()  # twice: a signal watcher and the main thread may both call it
+  assert os.listdir(tmp_path) == []
+  assert os.environ.get("TMPDIR") != path
+
+
+# --- One run per output at a time ---------------------------------------
+
+
+def _start(args, log):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
+                          cwd=REPO, env=env, stdout=log, stderr=log,
+                          start_new_session=True)
+
+
+def _wait_for(predicate, timeout=120.0):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if predicate():
+      return True
+    time.sleep(0.05)
+  return False
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_a_second_run_of_the_same_output_is_refused(corpus, tmp_path,
+                                                     overwrite):
+  """The first run is frozen (SIGSTOP) once it holds the lock, so the second
+  surely starts while it runs; thawed, it finishes unharmed."""
+  out = tmp_path / "out"
+  lock = out / output_lock.LOCK_NAME
+  with open(str(tmp_path / "first.log"), "w") as log:
+    first = _start([_input(corpus), "--output=%s" % out] + ARGS, log)
+    try:
+      assert _wait_for(lambda: lock.exists() and lock.stat().st_size > 0)
+      os.killpg(first.pid, signal.SIGSTOP)
+      before = _tree(str(out))
+      proc = assert_refused([_input(corpus), "--output=%s" % out] + overwrite
+                            + ARGS, "in use by a running job")
+      assert "pid %d" % first.pid in proc.stderr
+      assert _tree(str(out)) == before
+      os.killpg(first.pid, signal.SIGCONT)
+      assert first.wait(timeout=300) == 0
+    finally:
+      try:
+        os.killpg(first.pid, signal.SIGKILL)
+      except ProcessLookupError:
+        pass
+      first.wait()
+  assert "summary.json" in os.listdir(out)
+  assert output_lock.LOCK_NAME not in os.listdir(out)
+
+
+def test_a_lock_whose_holder_was_killed_is_taken_over(corpus, tmp_path):
+  out = tmp_path / "out"
+  out.mkdir()
+  holder = subprocess.Popen(
+      [sys.executable, "-c",
+       "import sys, time; sys.path.insert(0, %r)\n"
+       "from pipelines import output_lock\n"
+       "output_lock.OutputLock(%r).acquire()\n"
+       "print('held', flush=True); time.sleep(600)" % (REPO, str(out))],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(output_lock.OutputBusy, match="pid %d" % holder.pid):
+      output_lock.OutputLock(str(out)).acquire()
+  finally:
+    holder.kill()
+    holder.wait()
+  # SIGKILL releases it: the file is left, the lock is not.
+  assert (out / output_lock.LOCK_NAME).exists()
+  run_cli([_input(corpus), "--output=%s" % out] + ARGS)
+  assert "summary.json" in os.listdir(out)
+  assert output_lock.LOCK_NAME not in os.listdir(out)
+
+
+def test_holder_gone_unit():
+  now = time.time()
+  me = output_lock.holder_description("x")
+  assert not output_lock.holder_gone(me, now)
+  dead = subprocess.run([sys.executable, "-c", "pass"], check=True)
+  del dead
+  gone = dict(me, pid=2 ** 22 + 17)  # above the kernel's pid_max default
+  assert output_lock.holder_gone(gone, now)
+  reused = dict(me, process_start="1")  # the pid now names a later process
+  assert output_lock.holder_gone(reused, now)
+  elsewhere = dict(me, host="another-host", boot_id="b")
+  assert not output_lock.holder_gone(elsewhere, now + 60)
+  assert output_lock.holder_gone(elsewhere,
+                                 now + output_lock.STALE_SECONDS + 1)
