@@ -95,6 +95,7 @@ def test_wikiextractor_counts_every_dropped_piece():
       lines, lambda n, k=1: counts.update({n: k})))
   assert [d for _, d in docs] == [["Text."]]
   assert counts == {"lines_outside_wiki_docs": 2, "empty_documents_dropped": 2,
+                    "documents_read": 2,
                     "unterminated_wiki_docs": 1}
   # Not at the file start, the lines before the first <doc> are the tail of
   # the previous range's article (that range counts them), not strays.
@@ -332,7 +333,9 @@ def test_parquet_nulls_and_non_strings_are_counted(tmp_path):
   values = ["text", None, 3, "more", None]
   assert list(reading.parquet_texts(values, lambda n, k=1: counts.update(
       {n: k}))) == [(0, "text"), (3, "more")]
-  assert counts == {"parquet_null_texts": 2, "parquet_non_string_texts": 1}
+  # Each dropped row is a document record read: documents_read counts it.
+  assert counts == {"parquet_null_texts": 2, "parquet_non_string_texts": 1,
+                    "documents_read": 3}
 
 
 def test_parquet_without_the_column_is_set_aside(tmp_path):

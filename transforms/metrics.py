@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from typing import Dict
+from typing import Dict, Tuple
 
 from apache_beam.metrics import Metrics
 
@@ -22,7 +22,12 @@ COUNTERS = {
     # Reading
     "input_bytes": "bytes of input read (of compressed files, the "
                    "compressed bytes; counted as each byte range is done)",
-    "documents_read": "documents found by the reader (before tokenizing)",
+    "documents_read": "document records the readers found (a JSONL "
+                      "line, a Parquet row, a dump page, a part of a split "
+                      "document …), before anything is dropped or set "
+                      "aside: documents_read = documents + dropped (by "
+                      "reason, DROP_REASONS) + records set aside (by "
+                      "reason, all but FILE_REJECT_REASONS)",
     "byte_order_marks_removed": "UTF-8 byte order marks removed at file starts",
     "crlf_line_endings": "lines whose CR of a CRLF ending was removed",
     "lone_cr_line_breaks": "lone CR characters read as line breaks",
@@ -57,6 +62,10 @@ COUNTERS = {
     "wiki_pages_empty": "articles with no text left once markup is removed",
     "wiki_pages_unparsed": "articles whose wikitext mwparserfromhell "
                            "rejected, cleaned by patterns instead",
+    "wiki_indexes_not_matching_dump": "multistream indexes whose offsets "
+                                      "are not where the dump's bz2 streams "
+                                      "begin (not used: the dump is "
+                                      "scanned)",
     "wiki_pages_malformed_xml": "dump pages that are not well-formed XML, "
                                 "their text taken out by pattern",
     # Tokenizing
@@ -97,6 +106,35 @@ COUNTERS = {
     "masked_spans": "spans masked by --span_masking=geometric (each length "
                     "counted as masked_spans_of_<n>_words)",
 }
+
+
+# Counters of document records dropped on purpose, each counted in
+# documents_read too (document_balance).
+DROP_REASONS = ("empty_documents_dropped", "parquet_null_texts",
+                "parquet_non_string_texts", "wiki_pages_skipped_namespace",
+                "wiki_pages_skipped_redirect",
+                "wiki_pages_skipped_disambiguation", "wiki_pages_empty")
+# Reasons of records set aside that stand for a file or a part of one (a
+# file that cannot be read on, a corrupt bz2 stream), not for a document:
+# the documents lost in them were never read.
+FILE_REJECT_REASONS = ("unreadable_files", "corrupt_wiki_streams")
+
+
+def document_balance(counts: Dict[str, int], rejected: Dict[str, int]
+                     ) -> Tuple[int, int, Dict[str, int]]:
+  """Checks the identity every reader keeps: ``(documents_read, accounted,
+  terms)``, where ``accounted`` = documents (kept) + each reason in
+  ``DROP_REASONS`` + each reason of ``rejected`` (summary.json's "rejected")
+  that is not in ``FILE_REJECT_REASONS``, and ``terms`` lists the non-zero
+  parts. The two numbers are equal for a run whose counters are whole."""
+  terms = {"documents": counts.get("documents", 0)}
+  for reason in DROP_REASONS:
+    terms[reason] = counts.get(reason, 0)
+  for reason, n in rejected.items():
+    if reason not in FILE_REJECT_REASONS:
+      terms["rejected/" + reason] = n
+  terms = {k: v for k, v in terms.items() if v}
+  return counts.get("documents_read", 0), sum(terms.values()), terms
 
 
 @functools.lru_cache(maxsize=None)

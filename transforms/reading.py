@@ -249,6 +249,8 @@ def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
     if doc:
       return True
     if not parts:
+      # A document record, dropped here: read, and dropped.
+      count("documents_read", 1)
       count("empty_documents_dropped", 1)
     return False
 
@@ -486,30 +488,39 @@ def _skip_line(f) -> int:
       return consumed
 
 
-def parquet_row_group_offsets(parquet_file) -> List[int]:
-  """Where each row group of a ``pyarrow.parquet.ParquetFile`` starts, in
-  bytes: its first column chunk's dictionary page, or data page when it has
-  none (the Parquet format puts a row group's pages before its metadata,
-  so the offsets grow)."""
+def parquet_row_group_offsets(parquet_file) -> List[Tuple[int, int]]:
+  """``(offset, group)`` for each row group of a ``pyarrow.parquet.
+  ParquetFile`` that holds rows, sorted by offset: where the group's first
+  column chunk starts in bytes (its dictionary page, or data page when it
+  has none). An empty row group is left out: it holds nothing to read, and
+  writers give it offsets of 0 (pyarrow's ``ParquetWriter`` given an empty
+  table does), out of order with the rest. The sort makes the claims grow
+  whatever order the footer lists the groups in."""
   offsets = []
-  for i in range(parquet_file.metadata.num_row_groups):
-    column = parquet_file.metadata.row_group(i).column(0)
+  metadata = parquet_file.metadata
+  for i in range(metadata.num_row_groups):
+    group = metadata.row_group(i)
+    if group.num_rows == 0:
+      continue
+    column = group.column(0)
     offset = column.data_page_offset
     if column.has_dictionary_page and column.dictionary_page_offset:
       offset = min(offset, column.dictionary_page_offset)
-    offsets.append(offset)
-  return offsets
+    offsets.append((offset, i))
+  return sorted(offsets)
 
 
 def parquet_texts(values, count: Count = _no_count
                   ) -> Iterator[Tuple[int, str]]:
   """``(row, text)`` for each string value of a column's row group; a null
   (``parquet_null_texts``) or a non-string value (``parquet_non_string_texts``)
-  is counted and dropped."""
+  is counted as read and dropped."""
   for row, value in enumerate(values):
     if value is None:
+      count("documents_read", 1)
       count("parquet_null_texts", 1)
     elif not isinstance(value, str):
+      count("documents_read", 1)
       count("parquet_non_string_texts", 1)
     else:
       yield row, value
@@ -540,8 +551,7 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
     try:
       with self.open_file(file_name) as f:
         parquet_file = pq.ParquetFile(f)
-        for group, offset in enumerate(parquet_row_group_offsets(
-            parquet_file)):
+        for offset, group in parquet_row_group_offsets(parquet_file):
           if offset < start:
             continue
           if not offset_range_tracker.try_claim(offset):
@@ -553,7 +563,8 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
             paragraphs = [t for t in text.splitlines() if t.strip()]
             if paragraphs:
               yield "%s:%d#%d" % (name, offset, row), paragraphs
-            else:
+            else:  # a document record, read and dropped here
+              metrics.count("documents_read", 1)
               metrics.count("empty_documents_dropped", 1)
     except Exception as e:  # pylint: disable=broad-except
       logging.warning("cannot read %s past byte %d: %s", file_name, claimed,
@@ -598,7 +609,6 @@ class _ParseDocument(beam.DoFn):
     if not lines:
       metrics.count("empty_documents_dropped", 1)
       return
-    metrics.count("documents_read", 1)
     yield doc_id, lines
 
 
@@ -625,7 +635,9 @@ def file_ranges(files: Sequence[InputFile], desired_bundle_size: int,
 class _ReadRange(beam.DoFn):
   """Reads one byte range of one file with the format's source. The path is
   the file's own name, never matched again as a pattern (a file named
-  ``doc[1].txt`` is read as itself)."""
+  ``doc[1].txt`` is read as itself). Every document record the source gives
+  (a document, or one set aside) counts as ``documents_read``; records the
+  sources drop themselves count there as they drop them."""
 
   def __init__(self, source_from_file: Callable[[str], object]):
     self._source_from_file = source_from_file
@@ -633,7 +645,11 @@ class _ReadRange(beam.DoFn):
   def process(self, element):
     path, start, stop = element
     source = self._source_from_file(path)
-    yield from source.read_records(path, OffsetRangeTracker(start, stop))
+    for record in source.read_records(path, OffsetRangeTracker(start, stop)):
+      if not (isinstance(record, rejects.Rejected)
+              and record.reason in metrics.FILE_REJECT_REASONS):
+        metrics.count("documents_read", 1)
+      yield record
 
 
 class ReadDocuments(beam.PTransform):

@@ -866,6 +866,9 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
           continue
         if paragraphs is not None:
           yield doc_id, paragraphs
+        else:
+          # A page read and dropped (article_paragraphs counted why).
+          metrics.count("documents_read", 1)
     except Exception as e:  # pylint: disable=broad-except
       logging.warning("cannot read %s past byte %d: %s", file_name,
                       position[0], rejects.describe(e))
