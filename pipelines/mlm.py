@@ -447,13 +447,13 @@ def _run_job(checked: Checked, started: float,
   watch.add_first(interrupts.stop_descendants)
   try:
     return _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                         pool_dir)
+                         pool_dir, watch)
   finally:
     _remove_pools(pool_dir, made_pool_parent)
 
 
 def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                  pool_dir) -> int:
+                  pool_dir, watch) -> int:
   pipeline = beam.Pipeline(options=options)
   runner = options.view_as(StandardOptions).runner
   root = input_root(f.path for f in files)
@@ -461,6 +461,8 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
         input_root=root, files=files)
   total_bytes = sum(f.size for f in files)
   shown = progress_source(runner, options, opts.quiet)
+  if isinstance(shown, flink.RestProgress):
+    watch.add_first(shown.cancel)  # a job on a cluster ends with its launcher
   live = (progress.Progress(total_bytes, shown,
                             log_seconds=opts.progress_seconds,
                             display=not opts.quiet)

@@ -167,6 +167,21 @@ class RestProgress:
             flush=True)
     return self.job_id
 
+  def cancel(self) -> bool:
+    """Cancels this run's job on the cluster (Flink's ``PATCH
+    /jobs/:jobid?mode=cancel``), as Ctrl-C on the launcher asks: the job
+    would otherwise run on without it. Returns whether it was asked."""
+    try:
+      job = self.find_job()
+      if job is None:
+        return False
+      request = urllib.request.Request(
+          "%s/jobs/%s?mode=cancel" % (self.rest_url, job), method="PATCH")
+      with urllib.request.urlopen(request, timeout=5):
+        return True
+    except (OSError, ValueError):
+      return False
+
   def __call__(self) -> Dict[str, int]:
     job = self.find_job()
     if job is None:

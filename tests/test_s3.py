@@ -138,3 +138,106 @@ def test_s3_missing_inputs_and_vocab_are_refused(s3_server, s3_env, bucket):
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert FAKE_SECRET not in proc.stderr
+
+
+def _lock_kwargs(url):
+  return {"endpoint_url": url, "region_name": "us-east-1"}
+
+
+def test_s3_output_lock_admits_one_run(s3_server, s3_env, bucket):
+  from pipelines import output_lock  # pylint: disable=import-outside-toplevel
+  client, _ = bucket
+  first = output_lock.OutputLock("s3://corpus/locked", _lock_kwargs(s3_server))
+  first.acquire()
+  try:
+    second = output_lock.OutputLock("s3://corpus/locked",
+                                    _lock_kwargs(s3_server))
+    with pytest.raises(output_lock.OutputBusy, match="pid %d" % os.getpid()):
+      second.acquire()
+    # The command line is refused too, naming the holder; nothing is touched.
+    proc = run_cli(["--input=s3://corpus/in/*.txt",
+                    "--output=s3://corpus/locked",
+                    "--vocab_file=s3://corpus/vocab/vocab.txt", "--overwrite"]
+                   + _s3_flags(s3_server), env=s3_env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "in use by a running job" in proc.stderr
+  finally:
+    first.release()
+  assert "Contents" not in client.list_objects_v2(Bucket="corpus",
+                                                  Prefix="locked/")
+  second.acquire()  # free again
+  second.release()
+
+
+def test_s3_output_lock_is_taken_over_only_from_a_gone_holder(
+    s3_server, s3_env, bucket):
+  import json  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  from pipelines import output_lock  # pylint: disable=import-outside-toplevel
+  client, _ = bucket
+  me = output_lock.holder_description("someone-else")
+  key = "stale/" + output_lock.LOCK_NAME
+  cases = [
+      # Another machine, its heartbeat fresh: still running.
+      (dict(me, host="elsewhere", boot_id="b"), False),
+      # Another machine, silent for longer than STALE_SECONDS: gone.
+      (dict(me, host="elsewhere", boot_id="b",
+            heartbeat=time.time() - output_lock.STALE_SECONDS - 5), True),
+      # This machine, a process that no longer exists: gone.
+      (dict(me, pid=2 ** 22 + 17), True),
+  ]
+  for holder, gone in cases:
+    client.put_object(Bucket="corpus", Key=key,
+                      Body=json.dumps(holder).encode())
+    lock = output_lock.OutputLock("s3://corpus/stale", _lock_kwargs(s3_server))
+    if gone:
+      lock.acquire()
+      body = json.loads(client.get_object(Bucket="corpus", Key=key)["Body"]
+                        .read())
+      assert body["run_id"] == lock.run_id
+      lock.release()
+    else:
+      with pytest.raises(output_lock.OutputBusy, match="elsewhere"):
+        lock.acquire()
+  client.delete_object(Bucket="corpus", Key=key)
+
+
+def test_s3_output_lock_two_at_once_one_wins(s3_server, s3_env, bucket):
+  import threading  # pylint: disable=import-outside-toplevel
+  from pipelines import output_lock  # pylint: disable=import-outside-toplevel
+  for attempt in range(5):
+    locks = [output_lock.OutputLock("s3://corpus/race%d" % attempt,
+                                    _lock_kwargs(s3_server))
+             for _ in range(2)]
+    outcomes = []
+    start = threading.Barrier(2)
+
+    def take(lock):
+      start.wait()
+      try:
+        lock.acquire()
+        outcomes.append("held")
+      except output_lock.OutputBusy:
+        outcomes.append("busy")
+
+    threads = [threading.Thread(target=take, args=(l,)) for l in locks]
+    for t in threads:
+      t.start()
+    for t in threads:
+      t.join()
+    assert sorted(outcomes) == ["busy", "held"]
+    for lock in locks:
+      lock.release()
+
+
+def test_s3_output_leaves_the_temporary_directory_as_it_was(
+    s3_server, s3_env, bucket, tmp_path):
+  """The pool files of an s3:// output on the DirectRunner go to a local
+  temporary folder of the run's own; the (empty) TMPDIR itself stays."""
+  tmp = tmp_path / "tmp"
+  tmp.mkdir()
+  run_cli(["--input=s3://corpus/in/*.txt", "--output=s3://corpus/tmpcheck",
+           "--vocab_file=s3://corpus/vocab/vocab.txt", "--dupe_factor=1",
+           "--direct_num_workers=2"] + _s3_flags(s3_server),
+          env=dict(s3_env, TMPDIR=str(tmp)))
+  assert tmp.is_dir() and os.listdir(tmp) == []
