@@ -365,27 +365,38 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
     return 0
-  output = [None]  # set once the output is marked _INCOMPLETE
-  watch = interrupts.InterruptWatch(lambda name: _interrupted(name, output[0]))
+  state = _RunState()
+  watch = interrupts.InterruptWatch(state.interrupted)
   watch.install()
   try:
-    return _checked_run(argv, started, watch, output)
+    return _checked_run(argv, started, watch, state)
   finally:
     watch.uninstall()
 
 
-def _interrupted(signal_name: str, output: Optional[str]) -> str:
-  if output is None:
-    return ("error: interrupted by %s before the job started; nothing was "
-            "written" % signal_name)
-  return ("error: interrupted by %s: the job was stopped and its processes "
-          "ended; %s holds no complete output (%s marks it); run the same "
-          "command again to clean up and start over"
-          % (signal_name, output, outputs.INCOMPLETE_MARKER))
+class _RunState:
+  """How far the run got, for the line an interrupt prints."""
+
+  def __init__(self):
+    self.output: Optional[str] = None  # set once marked _INCOMPLETE
+    self.finished = False  # summary.json written, the marker removed
+
+  def interrupted(self, signal_name: str) -> str:
+    if self.output is None:
+      return ("error: interrupted by %s before the job started; nothing was "
+              "written" % signal_name)
+    if self.finished:
+      return ("error: interrupted by %s as the job ended; %s was already "
+              "complete (its %s is written)" % (signal_name, self.output,
+                                                outputs.SUMMARY))
+    return ("error: interrupted by %s: the job was stopped and its processes "
+            "ended; %s holds no complete output (%s marks it); run the same "
+            "command again to clean up and start over"
+            % (signal_name, self.output, outputs.INCOMPLETE_MARKER))
 
 
 def _checked_run(argv: List[str], started: float,
-                 watch: interrupts.InterruptWatch, marked: List) -> int:
+                 watch: interrupts.InterruptWatch, state: "_RunState") -> int:
   argv = flink.with_defaults(direct.with_defaults(argv))
   try:
     checked = check(argv)
@@ -416,11 +427,11 @@ def _checked_run(argv: List[str], started: float,
       print("error: cannot write to --output %s: %s"
             % (output, _first_line(e)), file=sys.stderr)
       return 1
-    marked[0] = output
+    state.output = output
     made_output = False
     scratch.enter()
     watch.add(scratch.exit)
-    return _run_job(checked, started, watch)
+    return _run_job(checked, started, watch, state)
   finally:
     scratch.exit()
     lock.release()
@@ -432,7 +443,7 @@ def _checked_run(argv: List[str], started: float,
 
 
 def _run_job(checked: Checked, started: float,
-             watch: interrupts.InterruptWatch) -> int:
+             watch: interrupts.InterruptWatch, state: _RunState) -> int:
   """Runs the pipeline in the prepared output; returns the exit status."""
   options, opts, vocab, s3_kwargs, files = checked
   runner = options.view_as(StandardOptions).runner
@@ -447,13 +458,14 @@ def _run_job(checked: Checked, started: float,
   watch.add_first(interrupts.stop_descendants)
   try:
     return _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                         pool_dir, watch)
+                         pool_dir, watch, state)
   finally:
     _remove_pools(pool_dir, made_pool_parent)
 
 
 def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                  pool_dir, watch) -> int:
+                  pool_dir, watch, state) -> int:
+  """Builds and runs the pipeline, then writes summary.json."""
   pipeline = beam.Pipeline(options=options)
   runner = options.view_as(StandardOptions).runner
   root = input_root(f.path for f in files)
@@ -477,7 +489,7 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
     if live is not None:
       live.start()
     result = pipeline.run()
-    state = result.wait_until_finish()
+    final_state = result.wait_until_finish()
   except Exception as e:  # pylint: disable=broad-except
     logging.debug("pipeline failure", exc_info=True)
     return _failed(opts.output, _first_line(e))
@@ -487,8 +499,8 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
     beam_logger.setLevel(beam_level)
     if isinstance(shown, progress.FileTally):
       shown.close()
-  if str(state).split(".")[-1] not in ("DONE", "None"):
-    return _failed(opts.output, "it ended in state %s" % state)
+  if str(final_state).split(".")[-1] not in ("DONE", "None"):
+    return _failed(opts.output, "it ended in state %s" % final_state)
 
   summary = outputs.collect_metrics(result)
   too_many = too_many_rejected(summary, opts.max_rejected_fraction)
@@ -516,6 +528,7 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
   except Exception as e:  # pylint: disable=broad-except
     return _failed(opts.output, "writing %s: %s" % (outputs.SUMMARY,
                                                     _first_line(e)))
+  state.finished = True
   counts = summary["counts"]
   if not counts.get("instances"):
     print("error: no examples were made: %d documents had any token (%d "

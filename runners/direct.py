@@ -11,6 +11,7 @@
   as threads of one Python process, which the GIL serializes.
 * In ``multi_processing`` mode the worker processes run ``runners.worker``:
   Beam's SDK harness, then an exit that skips the interpreter's teardown.
+  They ignore SIGINT: Ctrl-C is the launcher's to handle.
   The FnApiRunner stops its workers one after the other and waits for each
   process to end, so each worker's teardown (half a second) was added to
   the job's wall time.
@@ -169,8 +170,12 @@ class _FnApiRunner(fn_runner.FnApiRunner):
                                                       WORKER_MODULE)
         # Beam starts the command through a shell; with ``exec`` the worker
         # is that process itself, so a signal to it (or its death) is the
-        # worker's, and no orphaned worker outlives a killed shell.
-        env.payload = ("exec " + command).encode("utf-8")
+        # worker's, and no orphaned worker outlives a killed shell. The
+        # worker ignores SIGINT (an ignored signal stays ignored across
+        # exec): a terminal's Ctrl-C reaches the whole process group, and
+        # the launcher, not each worker with a traceback, ends the job
+        # (pipelines/interrupts.py stops the workers).
+        env.payload = ("trap '' INT; exec " + command).encode("utf-8")
     return super().run_via_runner_api(pipeline_proto, options)
 
 
