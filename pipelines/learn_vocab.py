@@ -36,6 +36,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import cli, mlm, outputs
 from pipelines.options import MlmOptions, UsageError, input_patterns
 from runners import direct
+from transforms import paths
 from transforms import vocabulary
 from transforms.paths import match_input_root
 from transforms.reading import ReadDocuments
@@ -87,6 +88,29 @@ def _help_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def refuse_reading_own_output(patterns: Sequence[str],
+                              files: Sequence[paths.InputFile],
+                              output: str) -> None:
+  """Raises ``UsageError`` when the input would take in what this command
+  writes: the vocabulary, its word counts, or the records set aside beside
+  it (``--input='corpus/**' --output=corpus/vocab.txt`` read its own last
+  vocabulary as text)."""
+  folder = FileSystems.split(output)[0]
+  written = [output, output + ".counts.json",
+             FileSystems.join(folder, REJECTED_DIR, "rejected.jsonl")]
+  for f in files:
+    if f.path in written[:2] or paths.is_below(
+        f.path, FileSystems.join(folder, REJECTED_DIR)):
+      raise UsageError("--input matches %s, which this command writes: "
+                       "narrow the pattern or write elsewhere" % f.path)
+  for pattern in patterns:
+    for path in written:
+      if paths.pattern_matches(pattern, path):
+        raise UsageError("--input pattern %r also matches %s, which this "
+                         "command writes: narrow the pattern or write "
+                         "elsewhere" % (pattern, path))
+
+
 def check(argv: Sequence[str]):
   """Options, checked before any work; raises UsageError."""
   unknown = mlm._unknown_flags(argv)  # pylint: disable=protected-access
@@ -111,20 +135,13 @@ def check(argv: Sequence[str]):
   if opts.do_lower_case is None:
     opts.do_lower_case = True  # BERT's default (MlmOptions leaves it None)
   FileSystems.set_options(options)
-  for pattern in input_patterns(opts):
-    try:
-      matched = FileSystems.match([pattern])[0].metadata_list
-    except Exception as e:  # pylint: disable=broad-except
-      raise UsageError("cannot list --input pattern %r: %s"
-                       % (pattern, cli.first_line(e, last=True))) from None
-    if not matched:
-      raise UsageError("no file matches --input pattern %r" % pattern)
-    if all(os.path.isdir(m.path) for m in matched):
-      raise UsageError("--input pattern %r matches only folders: give a "
-                       "pattern of the files to read, such as '%s/*'"
-                       % (pattern, pattern.rstrip("/")))
-    mlm.check_first_file([m.path for m in matched], opts.input_format,
-                         opts.text_field)
+  try:
+    files = paths.match_files(input_patterns(opts))
+  except paths.InputError as e:
+    raise UsageError(str(e)) from None
+  refuse_reading_own_output(input_patterns(opts), files, opts.output)
+  mlm.check_first_file([f.path for f in files], opts.input_format,
+                       opts.text_field)
   cli.check_writable(opts.output, "--output", overwrite=bool(opts.overwrite))
   return options, opts
 

@@ -213,7 +213,7 @@ def test_bad_paths_are_one_error_line_before_any_work(learned, tmp_path):
       (corpus, str(folder), 2, "is a folder"),
       (str(tmp_path / "missing.txt"), str(tmp_path / "v.txt"), 2,
        "no file matches"),
-      (str(folder), str(tmp_path / "v.txt"), 2, "matches only folders"),
+      (str(folder), str(tmp_path / "v.txt"), 2, "is a folder, not a file"),
       (str(cut), str(tmp_path / "v.txt"), 1,
        "the input held no text (0 documents read, 1 records set aside")):
     proc = _learn(inp, out, check=False)
@@ -233,3 +233,22 @@ def test_help_says_overwrite_is_needed():
   assert "--overwrite" in text
   assert "Replace an existing --output (without it, an existing file is " \
          "refused before any work)." in text
+
+
+def test_learn_vocab_never_reads_what_it_writes(tmp_path):
+  """``--input='corpus/**' --output=corpus/vocab.txt``: the second run would
+  read the first one's vocabulary as text. Refused before any work."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from tests.helpers import REPO, one_error_line  # pylint: disable=import-outside-toplevel
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  (corpus / "a.txt").write_text("Some words here.\n\nAnd more words there.\n")
+  proc = subprocess.run(
+      [sys.executable, "-m", "pipelines.learn_vocab",
+       "--input=%s/**" % corpus, "--output=%s/vocab.txt" % corpus],
+      cwd=REPO, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert proc.returncode == 2, proc.stderr
+  assert "which this command writes" in one_error_line(proc.stderr)
+  assert sorted(os.listdir(corpus)) == ["a.txt"]
