@@ -93,10 +93,15 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   # through files in OUTPUT/_pools (removed after the run), as on the
   # DirectRunner.
   files_out = str(tmp_path / "on_flink")
+  tmp = tmp_path / "tmp"
+  tmp.mkdir()
   proc = run_cli(flink + ["--output=" + files_out, "--progress_seconds=1",
                           "--flink_master=localhost:%d"
-                          % cluster["rest_port"]])
+                          % cluster["rest_port"]], env={"TMPDIR": str(tmp)})
   assert digest(read_examples(files_out)) == expected
+  # Nothing of the submission is left in the temporary directory (Beam's
+  # submission_environment_dependencies.txt folder was).
+  assert os.listdir(tmp) == []
   # Live progress from Flink's REST API: the job's id and UI address once
   # it is found, then progress lines with its stages.
   jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
@@ -195,3 +200,52 @@ def test_flink_presets():
       "--artifact_endpoint=10.0.0.6:1234"]
   assert "--artifact_endpoint=10.0.0.5:9098" in flink.with_defaults(
       ["--runner=PortableRunner", "--job_endpoint=10.0.0.5:9099"])
+
+
+def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
+  """The launcher's Ctrl-C ends the job on the cluster too, not only the
+  launcher: Flink lists it CANCELED."""
+  import signal  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  import time  # pylint: disable=import-outside-toplevel
+  corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
+                              docs_per_file=200, seed=6)
+  out = str(tmp_path / "cancelled")
+  name = "mlm-pipeline-cancelled"
+  args = ["--input=" + ",".join(corpus), "--output=" + out,
+          "--dupe_factor=5", "--runner=PortableRunner",
+          "--job_endpoint=" + cluster["job_endpoint"], "--parallelism=2",
+          "--flink_master=localhost:%d" % cluster["rest_port"], "--quiet"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
+                          cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True,
+                          start_new_session=True)
+
+  def job(states):
+    jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
+    return [j for j in jobs if j["name"] == name and j["state"] in states]
+
+  try:
+    deadline = time.monotonic() + 180
+    while not job({"RUNNING"}):
+      assert time.monotonic() < deadline and proc.poll() is None, (
+          proc.stderr.read() if proc.poll() is not None else "no job")
+      time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    proc.wait()
+  assert proc.returncode == 130, stderr
+  assert "interrupted by SIGINT" in stderr
+  deadline = time.monotonic() + 60
+  while not job({"CANCELED"}):
+    assert time.monotonic() < deadline, local_flink.rest(
+        "/jobs/overview", cluster["rest_port"])
+    time.sleep(0.5)
+  assert "_INCOMPLETE" in os.listdir(out)
