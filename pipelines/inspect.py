@@ -11,8 +11,11 @@ google-research/bert's ``create_pretraining_data.py`` writes.
 First every shard is validated (``pipelines.records.validate``): each
 record's CRCs, its features against the schema in ``summary.json``, its
 values (ids in the vocabulary, ``[CLS]`` … ``[SEP]``, segments, masked
-positions, labels), each shard's size, and the number of records against the
-instances ``summary.json`` counts. Then the first ``--num`` examples (of
+positions, labels), each shard's size, the number of records against the
+instances ``summary.json`` counts, and that its document counters add up
+(``documents_read`` = documents kept + dropped + set aside, the identity
+``transforms.metrics.document_balance`` states; not checked for a summary
+written before those counters). Then the first ``--num`` examples (of
 ``--shard`` when given) are printed with the vocabulary ``summary.json``
 records (``--vocab_file`` overrides it): segments A and B, each masked
 position as ``{shown→original}``, and the sentence label.
@@ -146,6 +149,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("%d shards, %d records: every record's checksums, features and "
           "values hold%s" % (len(checked), total, "" if args.shard else
                               ", and the count matches summary.json"))
+    balance = records.document_balance(output.summary)
+    if balance is not None:
+      read, _, terms = balance
+      print("summary.json: %d documents read = %d kept + %d dropped or set "
+            "aside" % (read, terms.get("documents", 0),
+                       read - terms.get("documents", 0)))
   if args.num and names:
     print()
     printed = 0

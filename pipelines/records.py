@@ -26,6 +26,8 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import metrics
+
 SUMMARY = "summary.json"
 IGNORE_INDEX = -100  # transforms.parquet's label of unmasked positions
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
@@ -410,7 +412,8 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
   """Checks every record of ``shards`` (default all): frames, features,
   ``check_example``; each shard's size and record count against
   summary.json and, over all shards, the record count against its
-  ``instances``. Returns ``{shard:
+  ``instances``; then that its document counters add up
+  (``balance_problem``). Returns ``{shard:
   (records, bytes)}``; raises ``InvalidOutput`` at the first fault."""
   result = {}
   names = [s["path"] for s in output.shards]
@@ -446,5 +449,46 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
     if total != expected:
       raise InvalidOutput("%d records in the shards, summary.json counts %d "
                           "instances" % (total, expected))
+  problem = balance_problem(output.summary)
+  if problem:
+    raise InvalidOutput(problem)
   return result
 
+
+def document_balance(summary: Dict) -> Optional[Tuple[int, int, Dict]]:
+  """``transforms.metrics.document_balance`` of summary.json's "counts"
+  and "rejected": ``(documents_read, accounted, terms)``; None for a
+  summary without ``documents_read`` or ``documents`` (a plain TFRecord
+  file, or an output of a version that did not count them). Raises
+  ``InvalidOutput`` for a counter that is not a number."""
+  counts = summary.get("counts", {})
+  if "documents_read" not in counts or "documents" not in counts:
+    return None
+  rejected = summary.get("rejected", {})
+  if not isinstance(rejected, dict):
+    raise InvalidOutput("summary.json's 'rejected' is not an object")
+  used = [(name, counts.get(name)) for name in
+          ("documents_read", "documents") + metrics.DROP_REASONS]
+  used += [("rejected/" + reason, n) for reason, n in rejected.items()]
+  for name, value in used:
+    if value is not None and (isinstance(value, bool)
+                              or not isinstance(value, int)):
+      raise InvalidOutput("summary.json counts %s as %r, not a number"
+                          % (name, value))
+  return metrics.document_balance(counts, rejected)
+
+
+def balance_problem(summary: Dict) -> Optional[str]:
+  """Why summary.json's counters break the identity every run keeps
+  (``documents_read`` = documents kept + dropped + set aside, see
+  ``transforms.metrics.document_balance``), or None: they hold, or the
+  summary predates them. Raises ``InvalidOutput`` as
+  ``document_balance``."""
+  balance = document_balance(summary)
+  if balance is None or balance[0] == balance[1]:
+    return None
+  read, accounted, terms = balance
+  return ("summary.json counts %d documents_read, but the documents kept, "
+          "dropped and set aside add up to %d (%s): a counter is missing or "
+          "counted twice" % (read, accounted, ", ".join(
+              "%s %d" % term for term in terms.items()) or "none"))

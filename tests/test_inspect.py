@@ -284,3 +284,38 @@ def test_every_failure_is_one_error_line(outputs, tmp_path, name, break_it,
   assert proc.returncode == code, proc.stderr
   assert message in one_error_line(proc.stderr), proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_the_document_counters_are_checked_to_add_up(outputs, tmp_path):
+  """documents_read = documents kept + dropped + set aside
+  (transforms.metrics.document_balance): a real output's summary holds
+  it; one more document read than accounted for is an error naming both
+  numbers."""
+  out = outputs["tfrecord"]
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    counts = json.load(f)["counts"]
+  read, kept = counts["documents_read"], counts["documents"]
+  assert read == 24 and kept == 24  # 2 files of 12 documents, all kept
+  proc = inspect(out, "--num=0", check=0)
+  assert "summary.json: 24 documents read = 24 kept + 0 dropped or set " \
+      "aside" in proc.stdout
+  out = _copy(outputs, "tfrecord", tmp_path)
+  _edit_summary(out, lambda s: json.dumps(dict(s, counts=dict(
+      s["counts"], documents_read=s["counts"]["documents_read"] + 1))))
+  proc = inspect(out, "--num=0", check=1)
+  line = one_error_line(proc.stderr)
+  assert "summary.json counts 25 documents_read" in line
+  assert "add up to 24 (documents 24)" in line
+  assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("missing", ["documents_read", "documents"])
+def test_a_summary_without_the_document_counters_is_not_balanced(
+    outputs, tmp_path, missing):
+  """Summaries written before documents_read counted every record (or
+  without these counters at all) are read as before."""
+  out = _copy(outputs, "parquet", tmp_path)
+  _edit_summary(out, lambda s: json.dumps(dict(s, counts={
+      k: v for k, v in s["counts"].items() if k != missing})))
+  proc = inspect(out, "--num=0", check=0)
+  assert "documents read" not in proc.stdout
