@@ -528,14 +528,6 @@ def test_counts_do_not_depend_on_how_a_file_is_split(corpus, bundle_size):
     assert _counts_by_ranges(path, input_format, bundle_size) == whole
 
 
-_EMPTY_ARTICLE_BUG = (
-    "transforms/reading.py group_wikiextractor_format counts an article with "
-    "only its title (documents_read, empty_documents_dropped) in end_article "
-    "before the range claims it: a range reading past its end to finish its "
-    "last article counts the next range's title-only articles too")
-
-
-@pytest.mark.xfail(strict=True, reason=_EMPTY_ARTICLE_BUG)
 @pytest.mark.parametrize("bundle_size", [1, 5, 20])
 def test_title_only_wikiextractor_articles_count_once_whatever_the_split(
     tmp_path, bundle_size):
@@ -549,14 +541,12 @@ def test_title_only_wikiextractor_articles_count_once_whatever_the_split(
   assert _counts_by_ranges(str(path), "wikiextractor", bundle_size) == whole
 
 
-@pytest.mark.xfail(strict=True, reason=_EMPTY_ARTICLE_BUG)
 def test_title_only_wikiextractor_article_after_a_range_end_counts_once(
     tmp_path):
-  """In the job: a file of 2 MiB or more is read as ranges of 1 MiB, and
-  the title-only article just past the first range's end is counted by
-  both ranges (documents_read 4 of 3 articles; the identity still balances,
-  with empty_documents_dropped 2). Stray lines (ignored, never tokenized)
-  fill the file."""
+  """In the job: a file of 2 MiB or more is read as ranges of 1 MiB; the
+  title-only article just past the first range's end was counted by both
+  ranges (documents_read 4 of 3 articles, empty_documents_dropped 2, still
+  balanced). Stray lines (ignored, never tokenized) fill the file."""
   stray = "".join("stray line %04d %s\n" % (i, "x" * 1000)
                   for i in range(1100))
   (tmp_path / "in").mkdir()
@@ -569,10 +559,6 @@ def test_title_only_wikiextractor_article_after_a_range_end_counts_once(
   assert_balanced(summary, 3, {"documents": 2, "empty_documents_dropped": 1})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "transforms/reading.py ParquetDocumentSource.read_records sets a file "
-    "without the text column aside from every range that claims one of its "
-    "row groups (read_row_group raises in each), not once per file"))
 @pytest.mark.parametrize("bundle_size", [1, 100])
 def test_a_parquet_file_without_the_column_is_set_aside_once(
     tmp_path, bundle_size):

@@ -41,7 +41,10 @@ def test_readers_never_crash_and_splits_agree(data, fmt, bundle_size):
     ids = [doc_id for doc_id, _ in whole]
     assert len(ids) == len(set(ids))
     for _, lines in whole:
-      assert lines and all(isinstance(t, str) and "\n" not in t for t in lines)
+      # A WikiExtractor article with only its title comes out empty (the
+      # parse step drops it); every other document has lines.
+      assert lines or fmt == "wikiextractor"
+      assert all(isinstance(t, str) and "\n" not in t for t in lines)
       if fmt != "jsonl":
         assert all(t.strip() for t in lines)
 

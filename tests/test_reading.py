@@ -93,9 +93,10 @@ def test_wikiextractor_counts_every_dropped_piece():
                  "</doc>", '<doc id="3">', "Unterminated title only")
   docs = list(reading.group_wikiextractor_format(
       lines, lambda n, k=1: counts.update({n: k})))
-  assert [d for _, d in docs] == [["Text."]]
-  assert counts == {"lines_outside_wiki_docs": 2, "empty_documents_dropped": 2,
-                    "documents_read": 2,
+  assert [d for _, d in docs] == [[], ["Text."], []]
+  # Articles with only a title come out empty, for the range that claims
+  # them to count (read, then dropped by _ParseDocument).
+  assert counts == {"lines_outside_wiki_docs": 2,
                     "unterminated_wiki_docs": 1}
   # Not at the file start, the lines before the first <doc> are the tail of
   # the previous range's article (that range counts them), not strays.

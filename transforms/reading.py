@@ -235,7 +235,8 @@ def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
   dropped. A ``<doc>`` with no ``</doc>`` ends at the next ``<doc>`` or at the
   end of the file and is counted as ``unterminated_wiki_docs``. An article
   longer than ``max_doc_bytes`` is yielded in parts. An article with no line
-  but its title is counted as ``empty_documents_dropped``. Non-blank lines
+  but its title is yielded with no lines (``_ParseDocument`` drops it as
+  ``empty_documents_dropped``). Non-blank lines
   outside every ``<doc>`` are counted as ``lines_outside_wiki_docs``; when
   not ``at_file_start``, the lines before the first ``<doc>`` are the tail of
   the previous range's article and are skipped."""
@@ -246,13 +247,11 @@ def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
   parts = 0  # parts of the current article already yielded
 
   def end_article():
-    if doc:
-      return True
-    if not parts:
-      # A document record, dropped here: read, and dropped.
-      count("documents_read", 1)
-      count("empty_documents_dropped", 1)
-    return False
+    # An article with only its title is yielded empty, claimed like any
+    # other (so a range that reads past its end does not count the next
+    # range's), then counted read and dropped; the empty end of an article
+    # already yielded in parts is nothing more.
+    return bool(doc) or not parts
 
   for offset, text in lines:
     if _DOC_OPEN.match(text):
@@ -548,15 +547,20 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
     name = relative_name(file_name, self._root)
     start = offset_range_tracker.start_position() or 0
     claimed = start
+    in_group = False  # a fault before any row group is the whole file's
     try:
       with self.open_file(file_name) as f:
         parquet_file = pq.ParquetFile(f)
+        names = parquet_file.schema_arrow.names
+        if self._text_field not in names:
+          raise ValueError("no column %r (--text_field); its columns: %s"
+                           % (self._text_field, ", ".join(names)))
         for offset, group in parquet_row_group_offsets(parquet_file):
           if offset < start:
             continue
           if not offset_range_tracker.try_claim(offset):
             return
-          claimed = offset
+          claimed, in_group = offset, True
           column = parquet_file.read_row_group(
               group, columns=[self._text_field]).column(0)
           for row, text in parquet_texts(column.to_pylist(), metrics.count):
@@ -567,6 +571,8 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
               metrics.count("documents_read", 1)
               metrics.count("empty_documents_dropped", 1)
     except Exception as e:  # pylint: disable=broad-except
+      if not in_group and start > 0:
+        return  # every range of the file meets it: the first one reports
       logging.warning("cannot read %s past byte %d: %s", file_name, claimed,
                       rejects.describe(e))
       yield rejects.Rejected("%s:%d" % (name, claimed), "read",
