@@ -11,7 +11,8 @@ resource "aws_iam_role" "node" {
   })
 }
 
-# The nodes may use the cluster bucket and its key, and nothing else.
+# The nodes may use the cluster bucket and its key, and nothing else (besides
+# Systems Manager's managed policy below).
 resource "aws_iam_role_policy" "bucket_only" {
   name = "${var.name}-bucket-only"
   role = aws_iam_role.node.id
@@ -39,6 +40,16 @@ resource "aws_iam_role_policy" "bucket_only" {
       }
     ]
   })
+}
+
+data "aws_partition" "current" {}
+
+# The SSM agent (preinstalled on Amazon Linux 2023) registers the node with
+# Systems Manager, through which the operator forwards ports and opens
+# shells: no inbound port, no SSH key needed.
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  role       = aws_iam_role.node.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 resource "aws_iam_instance_profile" "node" {

@@ -1,4 +1,6 @@
-# Amazon Linux 2023, newest x86_64 image, looked up at plan time.
+# Amazon Linux 2023, newest x86_64 image, looked up at plan time. It ships
+# the SSM agent, which the operator's port forwarding goes through. The nodes
+# sit in the private subnet (network.tf) and get no public IP.
 data "aws_ami" "al2023" {
   most_recent = true
   owners      = ["amazon"]
@@ -34,14 +36,13 @@ locals {
 }
 
 resource "aws_instance" "jobmanager" {
-  #checkov:skip=CKV_AWS_88:The operator reaches the Flink UI on its public IP; inbound is limited to admin_cidr by the security group.
   ami                         = data.aws_ami.al2023.id
   instance_type               = var.jobmanager_instance_type
   subnet_id                   = local.subnet_id
   vpc_security_group_ids      = [aws_security_group.cluster.id]
   iam_instance_profile        = aws_iam_instance_profile.node.name
   key_name                    = var.key_name
-  associate_public_ip_address = true
+  associate_public_ip_address = false
   monitoring                  = true
   ebs_optimized               = true
 
@@ -64,13 +65,14 @@ resource "aws_instance" "jobmanager" {
   })
   # The wheel's checksum is in user_data: a new wheel boots new nodes.
   user_data_replace_on_change = true
-  depends_on                  = [aws_s3_object.project_wheel]
+  # Not before the way out for the boot's downloads (NAT gateway, S3
+  # endpoint) and the operator's way in (SSM) are there.
+  depends_on = [aws_s3_object.project_wheel, aws_route_table_association.private, aws_vpc_endpoint.s3, aws_iam_role_policy_attachment.ssm_core]
 
   tags = { Name = "${var.name}-jobmanager", Role = "jobmanager" }
 }
 
 resource "aws_instance" "taskmanager" {
-  #checkov:skip=CKV_AWS_88:TaskManagers need a public IP to download Flink and Python packages at boot (no NAT gateway); inbound is limited to the cluster and admin_cidr.
   count                       = var.taskmanager_count
   ami                         = data.aws_ami.al2023.id
   instance_type               = var.taskmanager_instance_type
@@ -78,7 +80,7 @@ resource "aws_instance" "taskmanager" {
   vpc_security_group_ids      = [aws_security_group.cluster.id]
   iam_instance_profile        = aws_iam_instance_profile.node.name
   key_name                    = var.key_name
-  associate_public_ip_address = true
+  associate_public_ip_address = false
   monitoring                  = true
   ebs_optimized               = true
 
@@ -102,7 +104,9 @@ resource "aws_instance" "taskmanager" {
     rest_port            = local.rest_port
   })
   user_data_replace_on_change = true
-  depends_on                  = [aws_s3_object.project_wheel]
+  # Not before the way out for the boot's downloads (NAT gateway, S3
+  # endpoint) and the operator's way in (SSM) are there.
+  depends_on = [aws_s3_object.project_wheel, aws_route_table_association.private, aws_vpc_endpoint.s3, aws_iam_role_policy_attachment.ssm_core]
 
   tags = { Name = "${var.name}-taskmanager-${count.index}", Role = "taskmanager" }
 }

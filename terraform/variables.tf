@@ -15,25 +15,15 @@ variable "name" {
   }
 }
 
-variable "admin_cidr" {
-  type        = string
-  description = "The only network allowed to reach the Flink UI/REST port (8081) and SSH, e.g. your office or home address as x.x.x.x/32."
-
-  validation {
-    condition     = can(cidrhost(var.admin_cidr, 0)) && var.admin_cidr != "0.0.0.0/0"
-    error_message = "admin_cidr must be a valid IPv4 CIDR and must not be 0.0.0.0/0."
-  }
-}
-
 variable "vpc_id" {
   type        = string
-  description = "An existing VPC to use. Null creates a new VPC with one public subnet."
+  description = "An existing VPC to use. Null creates a new VPC: a private subnet for the nodes, a public one for its NAT gateway, and an S3 gateway endpoint."
   default     = null
 }
 
 variable "subnet_id" {
   type        = string
-  description = "A subnet of vpc_id with a route to the internet (nodes download Flink and Python packages). Required with vpc_id."
+  description = "A private subnet of vpc_id (no public IPs on launch) whose route table sends 0.0.0.0/0 to a NAT gateway: the nodes download Java, Python packages, Flink and the job server at boot and reach Systems Manager. Required with vpc_id."
   default     = null
 
   validation {
@@ -55,7 +45,7 @@ variable "vpc_cidr" {
 
 variable "availability_zone" {
   type        = string
-  description = "Availability zone of the subnet created when vpc_id is null; null lets AWS choose."
+  description = "Availability zone of the subnets (and NAT gateway) created when vpc_id is null; null lets AWS choose."
   default     = null
 }
 
@@ -112,7 +102,7 @@ variable "root_volume_gb" {
 
 variable "key_name" {
   type        = string
-  description = "An existing EC2 key pair for SSH (port 22 from admin_cidr only). Null: no key, no SSH port."
+  description = "An existing EC2 key pair for SSH through Systems Manager (outputs.tf prints the tunnel command; no port is opened). Null: Session Manager only."
   default     = null
 }
 
