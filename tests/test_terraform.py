@@ -1,7 +1,9 @@
 """Offline checks of terraform/: every file parses with HashiCorp's HCL
 parser, checkov finds nothing (each skip justified next to its resource),
 and the module keeps its promises (typed, described variables; no keys; no
-public ingress)."""
+inbound rule from any address range and no public IP on a node: the
+operator comes in through Systems Manager port forwarding, whose commands
+`terraform output` prints)."""
 
 import glob
 import json
@@ -87,8 +89,9 @@ def test_a_parse_error_fails_the_check(hcl_modules, tmp_path):
 
 def test_checkov_passes_offline(checkov):
   env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
+  # Without --quiet: the report lists the passed checks too.
   proc = subprocess.run([checkov, "-d", TERRAFORM, "--skip-download",
-                         "--quiet", "-o", "json"], env=env,
+                         "-o", "json"], env=env,
                         capture_output=True, text=True, timeout=600)
   report = json.loads(proc.stdout)
   report = report[0] if isinstance(report, list) else report
@@ -97,6 +100,17 @@ def test_checkov_passes_offline(checkov):
   assert summary["failed"] == 0, [
       (c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
   assert summary["passed"] > 50
+  # No public IP on either kind of node, checked by checkov itself.
+  passed = {(c["check_id"], re.sub(r"\[\d+\]$", "", c["resource"]))
+            for c in report["results"]["passed_checks"]}
+  for node in ("aws_instance.jobmanager", "aws_instance.taskmanager"):
+    assert ("CKV_AWS_88", node) in passed, node
+
+
+# checkov's checks of what the internet can reach: public IPs on instances
+# and subnets, and ingress from anywhere to SSH, RDP, HTTP or every port.
+EXPOSURE_CHECKS = {"CKV_AWS_88", "CKV_AWS_130", "CKV_AWS_24", "CKV_AWS_25",
+                   "CKV_AWS_260", "CKV_AWS_277"}
 
 
 def test_every_skip_is_justified_inline():
@@ -106,6 +120,7 @@ def test_every_skip_is_justified_inline():
         if "checkov:skip" in line:
           match = re.search(r"#checkov:skip=(CKV2?_AWS_\d+):(.{20,})", line)
           assert match, "unjustified skip in %s: %s" % (path, line.strip())
+          assert match.group(1) not in EXPOSURE_CHECKS, line.strip()
 
 
 def test_variables_are_typed_and_described(hcl_modules):
@@ -117,12 +132,17 @@ def test_variables_are_typed_and_described(hcl_modules):
                         os.path.join(TERRAFORM, "variables.tf")], env=env,
                        capture_output=True, text=True, check=True).stdout
   variables = json.loads(out)["variable"]
-  assert {"admin_cidr", "taskmanager_count", "vpc_id", "subnet_id",
+  assert {"taskmanager_count", "vpc_id", "subnet_id",
           "key_name", "jobmanager_instance_type", "taskmanager_instance_type",
           "root_volume_gb"} <= set(variables)
   for name, (spec,) in variables.items():
     assert spec.get("type") and spec.get("description"), name
-  assert "validation" in variables["admin_cidr"][0]
+  # Nothing is opened to an address range any more, so there is none to
+  # give: terraform refuses -var admin_cidr=... as an undeclared variable.
+  assert "admin_cidr" not in variables
+  text = "".join(open(p).read() for p in glob.glob(
+      os.path.join(TERRAFORM, "**", "*"), recursive=True) if os.path.isfile(p))
+  assert "admin_cidr" not in text
 
 
 def test_no_keys_and_no_public_ingress():
@@ -132,13 +152,256 @@ def test_no_keys_and_no_public_ingress():
   for forbidden in ("aws_access_key_id", "aws_secret_access_key",
                     "public-read", "/etc/environment"):
     assert forbidden not in lowered
-  # 0.0.0.0/0 appears only as egress and as the internet route.
-  security = open(os.path.join(TERRAFORM, "security.tf")).read()
-  for block in re.findall(r'resource "aws_vpc_security_group_ingress_rule".*?\n}',
-                          security, re.S):
-    assert "0.0.0.0/0" not in block
   assert "http_tokens   = \"required\"" in open(
       os.path.join(TERRAFORM, "nodes.tf")).read()
+
+
+# --- No open door: no inbound rule from an address range, no public IP ------
+
+def _parse_json(modules, path):
+  env = _node_env(NODE_PATH=modules)
+  script = ("const {parse}=require('@cdktf/hcl2json');"
+            "parse('f.tf', require('fs').readFileSync(process.argv[1],'utf8'))"
+            ".then(j=>console.log(JSON.stringify(j)))")
+  return json.loads(subprocess.run(["node", "-e", script, path], env=env,
+                                   capture_output=True, text=True,
+                                   check=True).stdout)
+
+
+def _config(modules, paths):
+  """The blocks of several .tf files as one: {"resource": {type: {name:
+  [body]}}, "data": ..., "output": {name: [body]}, "locals": {name: expr}}."""
+  merged = {"resource": {}, "data": {}, "output": {}, "variable": {},
+            "locals": {}}
+  for path in paths:
+    parsed = _parse_json(modules, path)
+    for kind in ("resource", "data"):
+      for rtype, named in parsed.get(kind, {}).items():
+        merged[kind].setdefault(rtype, {}).update(named)
+    for kind in ("output", "variable"):
+      merged[kind].update(parsed.get(kind, {}))
+    for block in parsed.get("locals", []):
+      merged["locals"].update(block)
+  return merged
+
+
+def _bodies(config, rtype):
+  """(name, body) of every resource of a type."""
+  return [(name, body) for name, bodies in
+          config["resource"].get(rtype, {}).items() for body in bodies]
+
+
+# An ingress source that is an address range (or a list of them).
+RANGE_SOURCES = {
+    "aws_security_group": ("cidr_blocks", "ipv6_cidr_blocks",
+                           "prefix_list_ids"),
+    "aws_security_group_rule": ("cidr_blocks", "ipv6_cidr_blocks",
+                                "prefix_list_ids"),
+    "aws_vpc_security_group_ingress_rule": ("cidr_ipv4", "cidr_ipv6",
+                                            "prefix_list_id"),
+}
+
+
+def _range_ingress(config):
+  """Every inbound rule whose source is an address range, in any of the
+  three ways the AWS provider writes one; each rule must name a security
+  group (or self) as its source instead."""
+  found = []
+  def check(where, rule, keys, group_keys):
+    ranges = [k for k in keys if rule.get(k) not in (None, [], "")]
+    if ranges or not any(rule.get(k) for k in group_keys):
+      found.append((where, ranges or "no security group source"))
+  for kind in ("aws_security_group", "aws_default_security_group"):
+    for name, body in _bodies(config, kind):
+      for rule in body.get("ingress", []):
+        check("%s.%s" % (kind, name), rule, RANGE_SOURCES["aws_security_group"],
+              ("security_groups", "self"))
+      for block in body.get("dynamic", []):
+        if "ingress" in block:
+          found.append(("%s.%s" % (kind, name), "dynamic ingress"))
+  for name, body in _bodies(config, "aws_security_group_rule"):
+    if body.get("type") != "egress":
+      check("aws_security_group_rule." + name, body,
+            RANGE_SOURCES["aws_security_group_rule"],
+            ("source_security_group_id", "self"))
+  for name, body in _bodies(config, "aws_vpc_security_group_ingress_rule"):
+    check("aws_vpc_security_group_ingress_rule." + name, body,
+          RANGE_SOURCES["aws_vpc_security_group_ingress_rule"],
+          ("referenced_security_group_id",))
+  return found
+
+
+def _public_addresses(config):
+  """Every way a node could get a public address: a public IP asked for by
+  an instance or launch template, an Elastic IP on an instance, a subnet
+  that hands out public IPs (unless it holds only a NAT gateway)."""
+  found = []
+  for kind in ("aws_instance", "aws_spot_instance_request"):
+    for name, body in _bodies(config, kind):
+      if body.get("associate_public_ip_address") not in (None, False):
+        found.append("%s.%s" % (kind, name))
+  for name, body in _bodies(config, "aws_launch_template"):
+    for nic in body.get("network_interfaces", []):
+      if nic.get("associate_public_ip_address") not in (None, False, "false"):
+        found.append("aws_launch_template." + name)
+  for name, body in _bodies(config, "aws_eip"):
+    if body.get("instance") or body.get("network_interface"):
+      found.append("aws_eip." + name)
+  for name, _ in _bodies(config, "aws_eip_association"):
+    found.append("aws_eip_association." + name)
+  nat_subnets = {body.get("subnet_id", "") for _, body in
+                 _bodies(config, "aws_nat_gateway")}
+  instance_subnets = {body.get("subnet_id", "") for kind in
+                      ("aws_instance", "aws_launch_template")
+                      for _, body in _bodies(config, kind)}
+  for name, body in _bodies(config, "aws_subnet"):
+    if body.get("map_public_ip_on_launch"):
+      ref = "aws_subnet.%s" % name
+      if (not any(ref in s for s in nat_subnets)
+          or any(ref in s for s in instance_subnets)):
+        found.append(ref)
+  return found
+
+
+@pytest.fixture(scope="module")
+def module(hcl_modules):
+  return _config(hcl_modules, _tf_files())
+
+
+def test_no_inbound_rule_from_an_address_range(module):
+  assert _range_ingress(module) == []
+  # What is left inbound: cluster members, by security group.
+  (rule,) = [b for _, b in _bodies(module,
+                                   "aws_vpc_security_group_ingress_rule")]
+  assert rule["referenced_security_group_id"] == rule["security_group_id"]
+  for _, body in _bodies(module, "aws_default_security_group"):
+    assert "ingress" not in body and "egress" not in body
+
+
+def test_the_ingress_check_finds_every_form(hcl_modules, tmp_path):
+  forms = {
+      "sg_block": 'resource "aws_security_group" "x" {\n  ingress {\n'
+                  '    from_port = 8081\n    to_port = 8081\n    protocol = "tcp"\n'
+                  '    cidr_blocks = ["203.0.113.7/32"]\n  }\n}\n',
+      "sg_block_v6": 'resource "aws_security_group" "x" {\n  ingress {\n'
+                     '    ipv6_cidr_blocks = ["::/0"]\n  }\n}\n',
+      "sg_block_prefix_list": 'resource "aws_security_group" "x" {\n'
+                              '  ingress {\n    prefix_list_ids = '
+                              '[aws_ec2_managed_prefix_list.office.id]\n'
+                              '  }\n}\n',
+      "sg_dynamic": 'resource "aws_security_group" "x" {\n'
+                    '  dynamic "ingress" {\n    for_each = var.cidrs\n'
+                    '    content {\n      cidr_blocks = [ingress.value]\n'
+                    '    }\n  }\n}\n',
+      "sg_rule": 'resource "aws_security_group_rule" "x" {\n'
+                 '  type = "ingress"\n  cidr_blocks = [var.admin_cidr]\n}\n',
+      "sg_rule_v6": 'resource "aws_security_group_rule" "x" {\n'
+                    '  type = "ingress"\n  ipv6_cidr_blocks = ["::/0"]\n}\n',
+      "vpc_rule": 'resource "aws_vpc_security_group_ingress_rule" "x" {\n'
+                  '  cidr_ipv4 = var.admin_cidr\n}\n',
+      "vpc_rule_v6": 'resource "aws_vpc_security_group_ingress_rule" "x" {\n'
+                     '  cidr_ipv6 = "::/0"\n}\n',
+      "vpc_rule_prefix_list": 'resource "aws_vpc_security_group_ingress_rule"'
+                              ' "x" {\n  prefix_list_id = "pl-123"\n}\n',
+  }
+  for name, text in forms.items():
+    path = tmp_path / (name + ".tf")
+    path.write_text(text)
+    assert _range_ingress(_config(hcl_modules, [str(path)])), name
+  # Egress to anywhere and ingress from a security group are not inbound
+  # doors.
+  fine = tmp_path / "fine.tf"
+  fine.write_text(
+      'resource "aws_security_group_rule" "out" {\n  type = "egress"\n'
+      '  cidr_blocks = ["0.0.0.0/0"]\n}\n'
+      'resource "aws_security_group_rule" "in" {\n  type = "ingress"\n'
+      '  source_security_group_id = aws_security_group.c.id\n}\n'
+      'resource "aws_security_group" "c" {\n  ingress {\n    self = true\n'
+      '  }\n}\n')
+  assert _range_ingress(_config(hcl_modules, [str(fine)])) == []
+
+
+def test_no_node_has_a_public_address(module):
+  assert _public_addresses(module) == []
+  for name in ("jobmanager", "taskmanager"):
+    (body,) = module["resource"]["aws_instance"][name]
+    assert body["associate_public_ip_address"] is False, name
+    assert body["subnet_id"] == "${local.subnet_id}", name
+    assert body["iam_instance_profile"] == (
+        "${aws_iam_instance_profile.node.name}")
+    # Not booted before the NAT route and the S3 endpoint are there.
+    for dep in ("aws_route_table_association.private",
+                "aws_vpc_endpoint.s3"):
+      assert "${%s}" % dep in body["depends_on"], (name, dep)
+
+
+def test_the_public_address_check_finds_every_form(hcl_modules, tmp_path):
+  forms = {
+      "instance": 'resource "aws_instance" "x" {\n'
+                  '  associate_public_ip_address = true\n}\n',
+      "launch_template": 'resource "aws_launch_template" "x" {\n'
+                         '  network_interfaces {\n'
+                         '    associate_public_ip_address = true\n  }\n}\n',
+      "eip": 'resource "aws_eip" "x" {\n  instance = aws_instance.n.id\n}\n',
+      "eip_association": 'resource "aws_eip_association" "x" {\n'
+                         '  instance_id = aws_instance.n.id\n}\n',
+      "subnet": 'resource "aws_subnet" "x" {\n'
+                '  map_public_ip_on_launch = true\n}\n'
+                'resource "aws_instance" "n" {\n'
+                '  subnet_id = aws_subnet.x.id\n}\n',
+  }
+  for name, text in forms.items():
+    path = tmp_path / (name + ".tf")
+    path.write_text(text)
+    assert _public_addresses(_config(hcl_modules, [str(path)])), name
+
+
+def test_nodes_sit_in_a_private_subnet_behind_a_nat_gateway(module):
+  res = module["resource"]
+  # The nodes' subnet is the private one, or a given subnet that is checked
+  # not to hand out public IPs.
+  assert module["locals"]["subnet_id"] == (
+      "${local.create_vpc ? aws_subnet.private[0].id"
+      " : data.aws_subnet.given[0].id}")
+  (given,) = module["data"]["aws_subnet"]["given"]
+  (post,) = given["lifecycle"][0]["postcondition"]
+  assert "!self.map_public_ip_on_launch" in post["condition"]
+  for name in ("public", "private"):
+    (subnet,) = res["aws_subnet"][name]
+    assert subnet["map_public_ip_on_launch"] is False, name
+  (private,) = res["aws_subnet"]["private"]
+  assert private["availability_zone"] == (
+      "${aws_subnet.public[0].availability_zone}")
+  # The private subnet's only way out is the NAT gateway, which sits in the
+  # public subnet; S3 goes through the (free) gateway endpoint.
+  (table,) = res["aws_route_table"]["private"]
+  (route,) = table["route"]
+  assert route == {"cidr_block": "0.0.0.0/0",
+                   "nat_gateway_id": "${aws_nat_gateway.this[0].id}"}
+  (assoc,) = res["aws_route_table_association"]["private"]
+  assert assoc["subnet_id"] == "${aws_subnet.private[0].id}"
+  assert assoc["route_table_id"] == "${aws_route_table.private[0].id}"
+  (nat,) = res["aws_nat_gateway"]["this"]
+  assert nat["subnet_id"] == "${aws_subnet.public[0].id}"
+  (s3,) = res["aws_vpc_endpoint"]["s3"]
+  assert s3["vpc_endpoint_type"] == "Gateway"
+  assert s3["service_name"] == "com.amazonaws.${var.region}.s3"
+  assert s3["route_table_ids"] == ["${aws_route_table.private[0].id}"]
+
+
+def test_nodes_register_with_systems_manager(module):
+  res = module["resource"]
+  (attachment,) = res["aws_iam_role_policy_attachment"]["ssm_core"]
+  assert attachment["role"] == "${aws_iam_role.node.name}"
+  assert attachment["policy_arn"].endswith(
+      ":iam::aws:policy/AmazonSSMManagedInstanceCore")
+  (profile,) = res["aws_iam_instance_profile"]["node"]
+  assert profile["role"] == "${aws_iam_role.node.name}"
+  # Amazon Linux 2023, which ships the SSM agent.
+  (ami,) = module["data"]["aws_ami"]["al2023"]
+  assert ami["owners"] == ["amazon"]
+  assert any(f["values"] == ["al2023-ami-2023.*-x86_64"]
+             for f in ami["filter"])
 
 
 # --- cloud-init: the EC2 nodes run what the local multi-host cluster runs ---
@@ -329,3 +592,135 @@ def test_job_command_is_the_shape_the_multi_host_test_runs():
   shape = cluster_job_args("b", "run", "h:8099", 2, "r")
   assert flags == {a.split("=", 1)[0] for a in shape}
   assert "python -m pipelines.mlm" in block
+
+
+# --- terraform output: how the operator gets in ------------------------------
+
+STUBS = {
+    "aws_instance__jobmanager": {"id": "i-0123456789abcdef0",
+                                 "private_ip": "10.42.1.10"},
+    "aws_instance__taskmanager": [{"id": "i-0aaaaaaaaaaaaaaa1",
+                                   "private_ip": "10.42.1.11"},
+                                  {"id": "i-0aaaaaaaaaaaaaaa2",
+                                   "private_ip": "10.42.1.12"}],
+    "aws_s3_bucket__data": {"bucket": "mlm-flink-data-test"},
+}
+OUTPUT_VARS = {"region": "us-east-1", "taskmanager_count": 2,
+               "taskmanager_slots": None, "key_name": None}
+
+
+def _outputs(terraform, workdir, **variables):
+  """``terraform output`` of terraform/outputs.tf, evaluated by the
+  terraform CLI with the resources it names replaced by fixed values
+  (STUBS) and versions.tf's locals: what an apply would print."""
+  text = open(os.path.join(TERRAFORM, "outputs.tf")).read()
+  refs = set()
+  def stub(match):
+    refs.add("%s__%s" % match.groups())
+    return "local.stub_%s__%s" % match.groups()
+  text = re.sub(r"(?<![\w.])(aws_\w+)\.(\w+)", stub, text)
+  assert refs <= set(STUBS), refs - set(STUBS)
+  names = set(re.findall(r"\bvar\.(\w+)", text))
+  assert names <= set(OUTPUT_VARS), names - set(OUTPUT_VARS)
+  values = dict(OUTPUT_VARS, **variables)
+  locals_ = ["  stub_%s = %s" % (k, json.dumps(v)) for k, v in STUBS.items()]
+  locals_ += ["  %s = %s" % (k, v if v.isdigit() else json.dumps(v))
+              for k, v in _locals().items()]
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "outputs.tf"), "w") as f:
+    f.write(text)
+  with open(os.path.join(workdir, "stubs.tf"), "w") as f:
+    f.write("locals {\n%s\n}\n" % "\n".join(locals_))
+    for name in sorted(names):
+      f.write('variable "%s" {\n  type = any\n  default = null\n}\n' % name)
+  with open(os.path.join(workdir, "test.auto.tfvars.json"), "w") as f:
+    json.dump({k: values[k] for k in names}, f)
+  env = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
+  for cmd in (["init", "-input=false"],
+              ["apply", "-auto-approve", "-input=false"]):
+    proc = subprocess.run([terraform] + cmd, cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+  out = subprocess.run([terraform, "output", "-json"], cwd=workdir, env=env,
+                       check=True, capture_output=True, text=True)
+  return {k: v["value"] for k, v in json.loads(out.stdout).items()}
+
+
+def _listening_ports():
+  """{what: port} the JobManager host serves, as the module starts it:
+  Flink's REST port, and the ports of the job server that runners.flink_node
+  starts with the module's job port."""
+  versions = _locals()
+  args = flink_node.parser().parse_args(
+      ["job-server", "--node_dir=/n", "--cache_dir=/c",
+       "--job_port=" + versions["job_port"]])
+  argv = flink_node.role_command(args, {"JAVA_HOME": "/j",
+                                        "MLM_JOB_SERVER": "/s"})
+  flags = dict(a[2:].split("=", 1) for a in argv if a.startswith("--"))
+  return {"flink_rest_ui": int(versions["rest_port"]),
+          "job_server": int(flags["job-port"]),
+          "artifact_service": int(flags["artifact-port"]),
+          "expansion_service": int(flags["expansion-port"])}
+
+
+def test_nodes_get_the_ports_the_outputs_forward():
+  text = open(os.path.join(TERRAFORM, "nodes.tf")).read()
+  block = re.search(r'jobmanager\.yaml\.tftpl", \{(.*?)\}\)', text,
+                    re.S).group(1)
+  assert re.search(r"\brest_port\s*=\s*local\.rest_port\n", block)
+  assert re.search(r"\bjob_port\s*=\s*local\.job_port\n", block)
+
+
+def _terraform():
+  terraform = shutil.which("terraform")
+  if not terraform:
+    pytest.fail("terraform is not on PATH; the outputs are evaluated by it")
+  return terraform
+
+
+def test_outputs_print_the_port_forwarding_commands(tmp_path):
+  out = _outputs(_terraform(), str(tmp_path / "no-key"))
+  ports = _listening_ports()
+  assert ports == {"flink_rest_ui": 8081, "job_server": 8099,
+                   "artifact_service": 8098, "expansion_service": 8097}
+  # One Session Manager port forward per port the JobManager host serves,
+  # to the same port on the operator's machine.
+  assert out["port_forward_commands"] == {
+      name: "aws ssm start-session --region us-east-1 "
+            "--target i-0123456789abcdef0 "
+            "--document-name AWS-StartPortForwardingSession "
+            "--parameters portNumber=%d,localPortNumber=%d" % (port, port)
+      for name, port in ports.items()}
+  # Without a key pair there is no SSH tunnel (terraform leaves a null
+  # output out).
+  assert out.get("ssh_tunnel_command") is None
+  assert out["flink_ui_url"] == "http://localhost:8081"
+  assert out["job_endpoint"] == "localhost:8099"
+  assert out["jobmanager_instance_id"] == "i-0123456789abcdef0"
+  # Every address the job command's client uses is a forwarded port on
+  # localhost: the job server, its artifact service (runners/flink.py
+  # derives it) and the REST API that live progress reads.
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from runners import flink
+  argv = shlex.split(out["job_command"])
+  assert argv[:3] == ["python", "-m", "pipelines.mlm"]
+  flags = flink.with_defaults(argv[3:])
+  assert "--job_endpoint=localhost:8099" in flags
+  assert "--artifact_endpoint=localhost:8098" in flags
+  assert flink.rest_url(PipelineOptions(flags)) == "http://localhost:8081"
+  # Nothing printed points at a public address.
+  assert "public" not in json.dumps(out).lower()
+
+
+def test_with_a_key_one_ssh_tunnel_through_ssm_carries_every_port(tmp_path):
+  out = _outputs(_terraform(), str(tmp_path / "key"), key_name="ops")
+  argv = shlex.split(out["ssh_tunnel_command"])
+  assert argv[:4] == ["ssh", "-N", "-i", "~/.ssh/ops.pem"]
+  assert argv[-1] == "ec2-user@i-0123456789abcdef0"
+  options = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
+  assert options == [
+      "ProxyCommand=aws ssm start-session --region us-east-1 --target %h "
+      "--document-name AWS-StartSSHSession --parameters portNumber=%p"]
+  forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
+  assert forwards == {"%d:localhost:%d" % (p, p)
+                      for p in _listening_ports().values()}
