@@ -24,10 +24,14 @@ output "port_forward_commands" {
 }
 
 output "ssh_tunnel_command" {
-  description = "With key_name: every port of port_forward_commands in one SSH tunnel, SSH itself carried by Session Manager (no port 22 open). Null without a key pair."
+  description = "With key_name: every port of port_forward_commands in one SSH tunnel that stays up while idle (keepalives), SSH itself carried by Session Manager (no port 22 open). Null without a key pair."
   value = var.key_name == null ? null : join(" ", concat(
-    ["ssh -N -i ~/.ssh/${var.key_name}.pem",
-    "-o ProxyCommand='aws ssm start-session --region ${var.region} --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'"],
+    [
+      "ssh -N -i ~/.ssh/${var.key_name}.pem",
+      # Keepalives: Session Manager ends a session idle for its idle timeout.
+      "-o ServerAliveInterval=60",
+      "-o ProxyCommand='aws ssm start-session --region ${var.region} --target %h --document-name AWS-StartSSHSession --parameters portNumber=%p'",
+    ],
     [for port in values(local.forwarded_ports) : "-L ${port}:localhost:${port}"],
     ["ec2-user@${aws_instance.jobmanager.id}"],
   ))

@@ -719,6 +719,7 @@ def test_with_a_key_one_ssh_tunnel_through_ssm_carries_every_port(tmp_path):
   assert argv[-1] == "ec2-user@i-0123456789abcdef0"
   options = [argv[i + 1] for i, a in enumerate(argv) if a == "-o"]
   assert options == [
+      "ServerAliveInterval=60",
       "ProxyCommand=aws ssm start-session --region us-east-1 --target %h "
       "--document-name AWS-StartSSHSession --parameters portNumber=%p"]
   forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
