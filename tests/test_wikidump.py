@@ -332,7 +332,9 @@ def test_dump_to_tfrecords_with_its_counts(dumps, tmp_path):
   assert counts["wiki_pages_read"] == len(_pages())
   for name, value in EXPECTED_SKIPS.items():
     assert counts[name] == value, name
-  assert counts["documents_read"] == 60
+  # Every page is a document record read; the skipped ones are dropped.
+  assert counts["documents_read"] == len(_pages())
+  assert counts["documents"] == 60
   assert counts["wiki_pages_unparsed"] == 0
   assert counts["instances"] > 0 and shard_files(out)
   assert summary["rejected"] == {}
