@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import random
 
 import apache_beam as beam
 import pytest
@@ -412,3 +413,51 @@ def test_parquet_with_an_empty_row_group_through_the_cli(tmp_path):
   assert summary["counts"]["documents_read"] == 30
   assert summary["rejected"] == {}
   assert not os.path.exists(os.path.join(out, rejects.REJECTED_DIR))
+
+
+@pytest.mark.parametrize("fmt", ["lines", "wikiextractor", "jsonl"])
+def test_cr_only_line_endings_read_as_lf_in_every_split(tmp_path, fmt):
+  """Old Mac text (lines ended by a lone CR): every document read once in
+  any split, as the same text with LF endings is (same offsets, one byte
+  per ending). Reading treated the whole file as one line, and a range
+  after the first skipped 'the rest of its line', the whole file."""
+  rng = random.Random(11)
+  docs = []
+  for d in range(300):
+    sentences = ["Sentence %d of document %d says %s." % (
+        s, d, " ".join(rng.choice(["alpha", "beta", "gamma"])
+                       for _ in range(rng.randint(1, 12))))
+                 for s in range(rng.randint(1, 6))]
+    docs.append(sentences)
+  if fmt == "lines":
+    text = "\n\n".join("\n".join(d) for d in docs) + "\n"
+  elif fmt == "wikiextractor":
+    text = "".join('<doc id="%d">\nTitle %d\n%s\n</doc>\n' % (
+        i, i, "\n".join(d)) for i, d in enumerate(docs))
+  else:
+    text = "".join(json.dumps({"text": " ".join(d)}) + "\n" for d in docs)
+  lf = _write(tmp_path, "lf.txt", text.encode())
+  cr = _write(tmp_path, "cr.txt", text.replace("\n", "\r").encode())
+  crlf = _write(tmp_path, "crlf.txt", text.replace("\n", "\r\n").encode())
+  def read(path, bundle_size=None):  # ids without the file's name
+    return sorted((i.split(":", 1)[1], d)
+                  for i, d in read_source(path, fmt, bundle_size))
+
+  expected = read(lf)
+  assert len(expected) == len(docs)
+  for bundle_size in (None, 1000, 4096, 100000):
+    assert read(cr, bundle_size) == expected, bundle_size
+    got = read_source(crlf, fmt, bundle_size)
+    assert sorted(d for _, d in got) == sorted(d for _, d in expected)
+    assert len({i for i, _ in got}) == len(docs)
+
+
+def test_line_endings_are_counted_once_each(tmp_path):
+  counts = collections.Counter()
+  path = _write(tmp_path, "mixed.txt", b"a\r\nb\rc\nd\r\r\ne")
+  with open(path, "rb") as f:
+    lines = list(reading.iter_raw_lines(
+        f, 0, 1 << 20, lambda n, k=1: counts.update({n: k})))
+  assert lines == [(0, b"a"), (3, b"b"), (5, b"c"), (7, b"d"), (9, b""),
+                   (11, b"e")]
+  assert counts == {"crlf_line_endings": 2, "lone_cr_line_breaks": 2}

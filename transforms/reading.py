@@ -85,17 +85,25 @@ def _no_count(name: str, n: int = 1) -> None:
   del name, n
 
 
+_EOL = re.compile(b"[\r\n]")
+
+
 def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
                    count: Count = _no_count) -> Iterator[Tuple[int, bytes]]:
   """Yields ``(offset, bytes)`` for each line of ``f`` from its current
   position, which is file offset ``start``.
 
-  Newlines are stripped. With ``max_line_bytes``, a longer line is yielded in
-  pieces cut at whitespace (or at a UTF-8 character boundary), each with its
-  own offset, and counted as ``long_line_pieces``. Without it (JSONL), a line
-  over ``MAX_JSONL_LINE_BYTES`` is skipped and yielded as ``(offset, None)``,
-  for the caller to set aside. Raises ``EOFError`` at the end of a compressed
-  stream that is cut short (``check_stream_end``), before its last line.
+  A line ends at LF, CRLF or a lone CR (old Mac text: a file of CR-only
+  lines is as many lines, not one line that a range split would cut);
+  the ending is stripped and a CRLF or lone CR counted
+  (``crlf_line_endings``, ``lone_cr_line_breaks``). With
+  ``max_line_bytes``, a longer line is yielded in pieces cut at whitespace
+  (or at a UTF-8 character boundary), each with its own offset, and counted
+  as ``long_line_pieces``. Without it (JSONL), a line over
+  ``MAX_JSONL_LINE_BYTES`` is skipped and yielded as ``(offset, None)``,
+  for the caller to set aside. Raises ``EOFError`` at the end of a
+  compressed stream that is cut short (``check_stream_end``), before its
+  last line.
   """
   buf = b""
   pos = 0  # start of the current line in buf
@@ -103,12 +111,20 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
   eof = False
   limit = max_line_bytes or MAX_JSONL_LINE_BYTES
   while True:
-    nl = buf.find(b"\n", pos, pos + limit + 1)
-    if nl >= 0:
-      yield offset, buf[pos:nl]
-      offset += nl + 1 - pos
-      pos = nl + 1
-    elif len(buf) - pos > limit:
+    m = _EOL.search(buf, pos, pos + limit + 1)
+    if m and (buf[m.start()] != 13 or m.start() + 1 < len(buf) or eof):
+      end = m.start()
+      after = end + 1
+      if buf[end] == 13:  # CR: CRLF, or a lone CR
+        if after < len(buf) and buf[after] == 10:
+          after += 1
+          count("crlf_line_endings", 1)
+        else:
+          count("lone_cr_line_breaks", 1)
+      yield offset, buf[pos:end]
+      offset += after - pos
+      pos = after
+    elif not m and len(buf) - pos > limit:
       if max_line_bytes:
         cut = _cut_point(buf[pos:pos + limit + 1], limit)
         count("long_line_pieces", 1)
@@ -125,10 +141,13 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
           eof = not chunk
           if eof:
             check_stream_end(f)
-          nl = chunk.find(b"\n")
-          if nl >= 0:
-            offset += nl + 1
-            buf = chunk[nl + 1:]
+          nl = _EOL.search(chunk)
+          if nl:
+            skip = nl.start() + 1
+            if chunk[nl.start()] == 13 and chunk[skip:skip + 1] == b"\n":
+              skip += 1
+            offset += skip
+            buf = chunk[skip:]
             break
           offset += len(chunk)
     elif not eof:
@@ -169,8 +188,10 @@ def _cut_point(buf: bytes, limit: int) -> int:
 
 
 def clean_line(raw: bytes, count: Count = _no_count) -> List[str]:
-  """Decodes one physical line into its logical lines, repairing and counting
-  CR, NUL and invalid UTF-8."""
+  """Decodes one line (its ending already cut by ``iter_raw_lines``),
+  repairing and counting NUL bytes and invalid UTF-8. Returns one logical
+  line, or several where the line still holds a CR (a caller that did not
+  split at CRs)."""
   if raw.endswith(b"\r"):
     raw = raw[:-1]
     count("crlf_line_endings", 1)
@@ -476,15 +497,30 @@ def _tracked(raw: Iterable[Tuple[int, Optional[bytes]]], position: List[int]):
 
 
 def _skip_line(f) -> int:
-  """Reads past the next newline; returns how many bytes were consumed."""
+  """Reads past the end of the current line (LF, CRLF or a lone CR, as
+  ``iter_raw_lines`` ends lines) and leaves ``f`` there; returns how many
+  bytes that is. ``f`` must be seekable (only uncompressed files are read
+  from a range's middle)."""
+  base = f.tell()
   consumed = 0
   while True:
-    chunk = f.readline(_BLOCK)
+    chunk = f.read(_BLOCK)
     if not chunk:
-      return consumed
-    consumed += len(chunk)
-    if chunk.endswith(b"\n"):
-      return consumed
+      break
+    m = _EOL.search(chunk)
+    if m is None:
+      consumed += len(chunk)
+      continue
+    end = m.start() + 1
+    if chunk[m.start()] == 13:
+      if end == len(chunk):
+        end += 1 if f.read(1) == b"\n" else 0
+      elif chunk[end] == 10:
+        end += 1
+    consumed += end
+    break
+  f.seek(base + consumed)
+  return consumed
 
 
 def parquet_row_group_offsets(parquet_file) -> List[Tuple[int, int]]:
