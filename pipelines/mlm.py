@@ -419,7 +419,10 @@ def _checked_run(argv: List[str], started: float,
   scratch = ScratchDir()
   try:
     try:
-      outputs.prepare(output, checked.opts.overwrite)
+      stale = outputs.check_prepare(output, checked.opts.overwrite)
+      # From here an interrupt leaves the output marked _INCOMPLETE.
+      state.output = output
+      outputs.mark_and_clear(output, stale)
     except UsageError as e:
       print("error: %s" % e, file=sys.stderr)
       return 2
@@ -427,7 +430,6 @@ def _checked_run(argv: List[str], started: float,
       print("error: cannot write to --output %s: %s"
             % (output, _first_line(e)), file=sys.stderr)
       return 1
-    state.output = output
     made_output = False
     scratch.enter()
     watch.add(scratch.exit)

@@ -15,6 +15,7 @@
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from typing import Dict, List, Optional, Sequence
@@ -66,13 +67,44 @@ def check_output_path(output_dir: str) -> None:
                      % (output_dir, " and ".join(repr(c) for c in bad)))
 
 
+# Shard names as Beam's file sinks make them here: part-NNNNN-of-NNNNN with
+# the format's suffix (transforms/examples.py, transforms/parquet.py).
+_SHARD_NAME = re.compile(r"^%s-\d{5,}-of-\d{5,}(\.tfrecord(\.gz)?|\.parquet)$"
+                         % re.escape(SHARD_PREFIX))
+
+
 def own_entry(name: str) -> bool:
   """Whether ``name``, an entry at the top of an output directory, is one
-  that pipelines.mlm writes: shards, ``summary.json``, ``_rejected/``,
-  ``transformed_metadata/``, ``_pools/``, the markers, and the temporary
-  folders Beam's writers use while they write."""
-  return (name in OWN_NAMES or name.startswith(SHARD_PREFIX + "-")
+  that pipelines.mlm writes: shards (``part-00000-of-00004.tfrecord``),
+  ``summary.json``, ``_rejected/``, ``transformed_metadata/``, ``_pools/``,
+  the markers, and the temporary folders Beam's writers use while they
+  write. (``summary.json`` is also checked to be this tool's, by
+  ``foreign_entries``.)"""
+  return (name in OWN_NAMES or bool(_SHARD_NAME.match(name))
           or name.startswith(_BEAM_TEMP_PREFIX))
+
+
+def is_own_summary(path: str) -> bool:
+  """Whether ``path`` is a summary.json this tool wrote (a JSON object with
+  its ``counts``, ``options`` and ``shards``), not someone else's file of
+  that name."""
+  try:
+    with FileSystems.open(path) as f:
+      value = json.loads(f.read(16 << 20).decode("utf-8"))
+  except Exception:  # pylint: disable=broad-except
+    return False
+  return isinstance(value, dict) and {"counts", "options", "shards"} <= set(
+      value)
+
+
+def foreign_entries(output_dir: str, entries: Dict[str, str]) -> List[str]:
+  """Paths of the ``entries`` (``top_entries``) this tool did not write."""
+  foreign = [path for name, path in entries.items() if not own_entry(name)]
+  summary = entries.get(SUMMARY)
+  if summary is not None and not is_own_summary(
+      FileSystems.join(output_dir, SUMMARY)):
+    foreign.append(summary)
+  return foreign
 
 
 def _top_name(output_dir: str, path: str) -> str:
@@ -94,37 +126,47 @@ def top_entries(output_dir: str) -> Dict[str, str]:
   return entries
 
 
-def prepare(output_dir: str, overwrite: bool) -> None:
-  """Checks and readies the output directory, before any work starts.
+def check_prepare(output_dir: str, overwrite: bool) -> List[str]:
+  """Checks the output directory before any work; returns the top-level
+  entries ``clear`` will remove (an earlier or interrupted output of this
+  tool).
 
-  An empty or new directory gets the ``_INCOMPLETE`` marker. A directory
-  that holds a finished or interrupted output of this tool (its
-  ``_INCOMPLETE`` at the top level) is cleared of what this tool writes
-  (``own_entry``), with ``--overwrite`` for a finished one. Anything else in
-  it is never deleted: raises ``UsageError`` naming it. The caller holds the
-  output's lock (``output_lock``), whose file is left alone."""
+  An empty or new directory needs nothing. A directory that holds a
+  finished output of this tool needs ``--overwrite``; one that holds an
+  interrupted run (``_INCOMPLETE`` at its top level) does not. Anything
+  this tool did not write is never deleted: raises ``UsageError`` naming
+  it. The caller holds the output's lock (``output_lock``), whose file is
+  left alone."""
   entries = top_entries(output_dir)
   entries.pop(LOCK_NAME, None)
-  if entries:
-    interrupted = INCOMPLETE_MARKER in entries
-    foreign = [path for name, path in entries.items() if not own_entry(name)]
-    if not interrupted and not overwrite:
-      raise UsageError(
-          "output directory %s is not empty (%d entries, e.g. %s); pass "
-          "--overwrite to replace its contents, or choose another --output"
-          % (output_dir, len(entries), next(iter(entries.values()))))
-    if foreign:
-      raise UsageError(
-          "output directory %s holds %d entries that pipelines.mlm does not "
-          "write (e.g. %s); they are never deleted: move them away or choose "
-          "another --output" % (output_dir, len(foreign), foreign[0]))
-    if interrupted:
-      logging.warning("%s holds an interrupted run (%s present); removing "
-                      "what it wrote", output_dir, INCOMPLETE_MARKER)
-    else:
-      logging.info("--overwrite: removing %s from %s", ", ".join(entries),
-                   output_dir)
-    _delete(output_dir, list(entries))
+  if not entries:
+    return []
+  interrupted = INCOMPLETE_MARKER in entries
+  if not interrupted and not overwrite:
+    raise UsageError(
+        "output directory %s is not empty (%d entries, e.g. %s); pass "
+        "--overwrite to replace its contents, or choose another --output"
+        % (output_dir, len(entries), next(iter(entries.values()))))
+  foreign = foreign_entries(output_dir, entries)
+  if foreign:
+    raise UsageError(
+        "output directory %s holds %d entries that pipelines.mlm does not "
+        "write (e.g. %s); they are never deleted: move them away or choose "
+        "another --output" % (output_dir, len(foreign), foreign[0]))
+  if interrupted:
+    logging.warning("%s holds an interrupted run (%s present); removing "
+                    "what it wrote", output_dir, INCOMPLETE_MARKER)
+  else:
+    logging.info("--overwrite: removing %s from %s", ", ".join(entries),
+                 output_dir)
+  return list(entries)
+
+
+def mark_and_clear(output_dir: str, names: List[str]) -> None:
+  """Marks ``output_dir`` ``_INCOMPLETE``, then removes ``names`` (from
+  ``check_prepare``), ``summary.json`` first: an interruption at any point
+  leaves a directory that says it is incomplete, never one that looks
+  finished with part of its shards gone."""
   if not output_dir.startswith("s3://"):
     try:
       FileSystems.mkdirs(output_dir)
@@ -133,6 +175,11 @@ def prepare(output_dir: str, overwrite: bool) -> None:
   with FileSystems.create(FileSystems.join(output_dir, INCOMPLETE_MARKER)) as f:
     f.write(b"a run of pipelines.mlm started at %d and has not finished\n"
             % int(time.time()))
+  names = [n for n in names if n != INCOMPLETE_MARKER]
+  if SUMMARY in names:
+    _delete(output_dir, [SUMMARY])
+    names.remove(SUMMARY)
+  _delete(output_dir, names)
 
 
 def _delete(output_dir: str, names: List[str]) -> None:

@@ -106,8 +106,50 @@ def test_own_entries():
                "summary.json", "_rejected", "transformed_metadata", "_pools",
                "_INCOMPLETE", "_LOCK", "beam-temp-part-0a1b"):
     assert outputs.own_entry(name), name
-  for name in ("precious.txt", "photos", "partner.txt", ".ssh", "summary"):
+  for name in ("precious.txt", "photos", "partner.txt", ".ssh", "summary",
+               "part-1-intro.tex", "part-00000-of-00004.tex",
+               "part-00000.tfrecord"):
     assert not outputs.own_entry(name), name
+
+
+def test_overwrite_leaves_files_named_like_ours_but_not_ours(corpus, tmp_path):
+  """A thesis folder: part-1-intro.tex, part-2-methods.tex and a
+  summary.json of its own. --overwrite deleted all three."""
+  out = tmp_path / "thesis"
+  out.mkdir()
+  (out / "part-1-intro.tex").write_text("\\section{Intro}")
+  (out / "part-2-methods.tex").write_text("\\section{Methods}")
+  before = _tree(str(out))
+  assert_refused([_input(corpus), "--output=%s" % out, "--overwrite"] + ARGS,
+                 "never deleted")
+  assert _tree(str(out)) == before
+  (out / "part-1-intro.tex").unlink()
+  (out / "part-2-methods.tex").unlink()
+  (out / "summary.json").write_text('{"chapters": 5}')
+  before = _tree(str(out))
+  assert_refused([_input(corpus), "--output=%s" % out, "--overwrite"] + ARGS,
+                 "summary.json")
+  assert _tree(str(out)) == before
+
+
+def test_clearing_an_old_output_marks_it_first(corpus, tmp_path, monkeypatch):
+  """An interrupt while an earlier output is removed leaves a directory
+  that says it is incomplete: the marker goes first, summary.json next."""
+  out = tmp_path / "out"
+  run_cli([_input(corpus), "--output=%s" % out, "--num_shards=3"] + ARGS)
+  names = outputs.check_prepare(str(out), overwrite=True)
+  assert sorted(names) == sorted(os.listdir(out))
+  deleted = []
+
+  def interrupted_delete(output_dir, which):
+    deleted.append(list(which))
+    raise KeyboardInterrupt  # stopped after the first deletion
+
+  monkeypatch.setattr(outputs, "_delete", interrupted_delete)
+  with pytest.raises(KeyboardInterrupt):
+    outputs.mark_and_clear(str(out), names)
+  assert deleted == [["summary.json"]]
+  assert "_INCOMPLETE" in os.listdir(out)
 
 
 def test_an_output_name_with_glob_characters_is_refused(corpus, tmp_path):
