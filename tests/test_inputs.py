@@ -150,3 +150,27 @@ def test_match_files_unit(tmp_path):
                                    str(tmp_path / "o" / "_INCOMPLETE"))
   assert [f.path for f in paths.match_below(str(tmp_path), "x[[]*")] == [
       str(tmp_path / "x[1].txt")]
+
+
+def test_brackets_in_a_folder_name_given_literally(tmp_path):
+  """``data[2024]/*`` matches nothing as a character class; taken
+  literally, it is that folder's files."""
+  _write_docs(str(tmp_path / "data[2024]" / "a.txt"), _two_docs(0))
+  found = paths.match_files([str(tmp_path / "data[2024]" / "*")])
+  assert [f.path for f in found] == [str(tmp_path / "data[2024]" / "a.txt")]
+
+
+def test_a_file_seen_through_a_link_is_read_once(tmp_path):
+  _write_docs(str(tmp_path / "c" / "a.txt"), _two_docs(0))
+  os.symlink(str(tmp_path / "c"), str(tmp_path / "link"))
+  found = paths.match_files([str(tmp_path / "c" / "*.txt"),
+                             str(tmp_path / "link" / "*.txt")])
+  assert len(found) == 1
+
+
+def test_brackets_that_also_name_a_file_are_warned_about(tmp_path, caplog):
+  _write_docs(str(tmp_path / "br[ack]" / "x.txt"), _two_docs(0))
+  _write_docs(str(tmp_path / "brk" / "y.txt"), _two_docs(1))
+  found = paths.match_files([str(tmp_path / "br[ack]" / "*")])
+  assert [f.path for f in found] == [str(tmp_path / "brk" / "y.txt")]
+  assert "character class" in caplog.text and "br[ack]/x.txt" in caplog.text

@@ -18,10 +18,11 @@ fnmatch.
 """
 
 import functools
+import logging
 import os
 import re
 import warnings
-from typing import Iterable, List, NamedTuple, Sequence
+from typing import Dict, Iterable, List, NamedTuple, Sequence
 
 from apache_beam.io.filesystem import FileSystem
 from apache_beam.io.filesystems import FileSystems
@@ -46,19 +47,21 @@ class InputFile(NamedTuple):
 def match_files(patterns: Sequence[str]) -> List[InputFile]:
   """Every file the ``patterns`` match, each once, sorted by path.
 
-  A file matched by several patterns is listed once. A pattern that
-  matches nothing but is the name of a file (``doc[1].txt``) is that file.
-  Raises ``InputError``
-  for a pattern that matches nothing, a folder given as a pattern (a local
-  directory, or an ``s3://`` prefix that holds objects below it), or a
-  listing that fails."""
-  files = {}
+  A file matched by several patterns, or by two spellings of it (a folder
+  and a link to it), is listed once, under the first name found. ``[…]``
+  is a character class; a pattern that matches nothing is tried with its
+  ``[`` taken literally (``data[2024]/*``), and a pattern whose brackets
+  would also name other files literally is warned about. Raises
+  ``InputError`` for a pattern that matches nothing, a folder given as a
+  pattern (a local directory, or an ``s3://`` prefix that holds objects
+  below it), or a listing that fails."""
+  files: Dict[str, InputFile] = {}
   for pattern in patterns:
-    try:
-      matched = FileSystems.match([pattern])[0].metadata_list
-    except Exception as e:  # pylint: disable=broad-except
-      raise InputError("cannot list --input pattern %r: %s"
-                       % (pattern, _first_line(e))) from None
+    matched = _match(pattern)
+    if not matched and "[" in pattern:
+      matched = _match(_literal_brackets(pattern))
+    elif "[" in pattern:
+      _warn_if_brackets_also_name(pattern, matched)
     if not matched and _GLOB_CHARS.search(pattern) and _is_file(pattern):
       # A file whose name holds glob characters, named as itself (as a
       # shell passes a glob that matches nothing): that file.
@@ -74,11 +77,37 @@ def match_files(patterns: Sequence[str]) -> List[InputFile]:
     for m in matched:
       if _is_local_dir(m.path):
         continue  # a folder matched by a glob: its files are not asked for
-      files[m.path] = InputFile(m.path, m.size_in_bytes)
+      key = m.path if "://" in m.path else os.path.realpath(m.path)
+      if key not in files:
+        files[key] = InputFile(m.path, m.size_in_bytes)
   if not files:
     raise InputError("--input %s matches only folders, no file"
                      % ", ".join(repr(p) for p in patterns))
-  return [files[p] for p in sorted(files)]
+  return sorted(files.values())
+
+
+def _match(pattern: str):
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", FutureWarning)  # see match_below
+      return FileSystems.match([pattern])[0].metadata_list
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError("cannot list --input pattern %r: %s"
+                     % (pattern, _first_line(e))) from None
+
+
+def _literal_brackets(pattern: str) -> str:
+  return pattern.replace("[", "[[]")
+
+
+def _warn_if_brackets_also_name(pattern: str, matched) -> None:
+  literal = _match(_literal_brackets(pattern))
+  others = sorted({m.path for m in literal} - {m.path for m in matched})
+  if others:
+    logging.warning(
+        "--input pattern %r: [...] is a character class, so it reads %d "
+        "files but not %s, whose name holds the brackets; write '[[]' for a "
+        "literal '['", pattern, len(matched), others[0])
 
 
 def _is_local_dir(path: str) -> bool:
