@@ -105,6 +105,21 @@ def _running(pid: int) -> bool:
       return False
 
 
+def _ended_while_starting(signum, frame) -> None:
+  del frame
+  os.write(2, b"error: interrupted by %s while starting; nothing was written\n"
+           % signal.Signals(signum).name.encode())
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+def end_quietly_while_starting() -> None:
+  """Until a command installs its ``InterruptWatch``: SIGINT or SIGTERM ends
+  the process with one line (it has started nothing yet) instead of a
+  ``KeyboardInterrupt`` traceback from the middle of an import."""
+  for sig in SIGNALS:
+    signal.signal(sig, _ended_while_starting)
+
+
 def hold_if_ending(seconds: float = 60.0) -> None:
   """Waits while an interrupt's clean-up ends the process: a main thread
   about to exit (its job failed because its workers were stopped) leaves

@@ -20,6 +20,12 @@ the word counts the job hands over go to a temporary file that is always
 removed.
 """
 
+# pylint: disable=wrong-import-position
+from pipelines import interrupts
+
+if __name__ == "__main__":
+  interrupts.end_quietly_while_starting()  # see pipelines/mlm.py
+
 import argparse
 import json
 import logging
@@ -35,6 +41,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, mlm, outputs
 from pipelines.options import MlmOptions, UsageError, input_patterns
+from pipelines.scratch import ScratchDir
 from runners import direct
 from transforms import paths
 from transforms import vocabulary
@@ -96,10 +103,9 @@ def refuse_reading_own_output(patterns: Sequence[str],
   it (``--input='corpus/**' --output=corpus/vocab.txt`` read its own last
   vocabulary as text)."""
   folder = FileSystems.split(output)[0]
-  written = [output, output + ".counts.json",
-             FileSystems.join(folder, REJECTED_DIR, "rejected.jsonl")]
+  written = [output, FileSystems.join(folder, REJECTED_DIR, "rejected.jsonl")]
   for f in files:
-    if f.path in written[:2] or paths.is_below(
+    if paths.same_file(f.path, output) or paths.is_below(
         f.path, FileSystems.join(folder, REJECTED_DIR)):
       raise UsageError("--input matches %s, which this command writes: "
                        "narrow the pattern or write elsewhere" % f.path)
@@ -165,6 +171,25 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
                                          uuid.uuid4().hex[:12])
   rejected_dir = FileSystems.join(FileSystems.split(opts.output)[0],
                                   REJECTED_DIR)
+  scratch = ScratchDir()
+  watch = interrupts.InterruptWatch(
+      lambda name: "error: interrupted by %s: the word count was stopped; %s "
+      "was not written" % (name, opts.output),
+      [interrupts.stop_descendants, lambda: _delete_quietly(counts_path),
+       lambda: _remove_beam_temp(rejected_dir),
+       lambda: _remove_if_empty(rejected_dir), scratch.exit])
+  scratch.enter()
+  watch.install()
+  try:
+    return _learn(options, opts, counts_path, rejected_dir)
+  finally:
+    watch.uninstall()
+    scratch.exit()
+
+
+def _learn(options, opts, counts_path: str, rejected_dir: str) -> int:
+  """Counts the words, learns the vocabulary and writes it; returns the
+  exit status."""
   try:
     try:
       result = _count_words(options, opts, counts_path)
@@ -273,8 +298,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
   cli.one_line_logs()
-  return cli.run_command(run, argv, what="learn_vocab")
+  code = cli.run_command(run, argv, what="learn_vocab")
+  interrupts.hold_if_ending()
+  return code
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  # The vocabulary is written and closed: no interpreter teardown (half a
+  # second, during which a signal would find Python's default handlers).
+  direct.exit_now(main())

@@ -11,6 +11,14 @@ Usage:
 checks the options and files, ``build(pipeline, …)`` only wires the stages.
 """
 
+# pylint: disable=wrong-import-position
+from pipelines import interrupts
+
+if __name__ == "__main__":
+  # Importing Beam and TensorFlow takes seconds: until run() installs its
+  # watch, a Ctrl-C ends the process with one line, not a traceback.
+  interrupts.end_quietly_while_starting()
+
 import argparse
 import faulthandler
 import logging
@@ -21,21 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-
-
-def _interrupted_while_starting(signum, frame) -> None:
-  del frame
-  os.write(2, b"error: interrupted by %s while starting; nothing was written\n"
-           % signal.Signals(signum).name.encode())
-  os._exit(128 + signum)  # pylint: disable=protected-access
-
-
-if __name__ == "__main__":
-  # Importing Beam and TensorFlow takes seconds; until run() installs its
-  # watch, a Ctrl-C or SIGTERM ends the process with one line, not a
-  # traceback.
-  for _signal in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_signal, _interrupted_while_starting)
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -43,7 +36,6 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
                                                   StandardOptions)
 
-from pipelines import interrupts
 from pipelines import outputs
 from pipelines import progress
 from pipelines.output_lock import OutputBusy, OutputLock

@@ -181,3 +181,39 @@ def test_descendants_and_stop_processes_unit():
   finally:
     child.kill()
     child.wait()
+
+
+@pytest.mark.parametrize("sig,delay", [(signal.SIGINT, 1.0),
+                                       (signal.SIGINT, 3.0),
+                                       (signal.SIGTERM, 3.5)])
+def test_learn_vocab_ends_on_an_interrupt(corpus, tmp_path, sig, delay):
+  tmp = tmp_path / "tmp"
+  tmp.mkdir()
+  out = tmp_path / "vocab" / "vocab.txt"
+  out.parent.mkdir()
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp))
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "pipelines.learn_vocab",
+       "--input=" + ",".join(corpus), "--output=%s" % out,
+       "--vocab_size=1200", "--direct_num_workers=2"],
+      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+      text=True, start_new_session=True)
+  try:
+    time.sleep(delay)
+    os.killpg(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=END_WITHIN_SECONDS)
+    assert _wait_gone(proc.pid), _group_alive(proc.pid)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    proc.wait()
+  if proc.returncode == 0:
+    pytest.skip("the vocabulary was learned before the signal")
+  assert proc.returncode == 128 + sig, stderr
+  errors = [l for l in stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "interrupted by %s" % sig.name in errors[0]
+  assert "Traceback" not in stderr
+  assert os.listdir(out.parent) == []  # no vocabulary, nothing partial
+  assert os.listdir(tmp) == []

@@ -162,6 +162,14 @@ def pattern_matches(pattern: str, path: str) -> bool:
   return re.match(FileSystem.translate_pattern(pattern), path) is not None
 
 
+def same_file(a: str, b: str) -> bool:
+  """Whether two paths name the same file (local paths with links
+  resolved; object-store paths as strings)."""
+  if "://" in a or "://" in b:
+    return a == b
+  return os.path.realpath(a) == os.path.realpath(b)
+
+
 def is_below(path: str, folder: str) -> bool:
   """Whether ``path`` lies inside ``folder`` (local paths compared
   absolute and with links resolved; object-store paths as strings)."""
