@@ -9,7 +9,7 @@ Usage:
 
 Starts ``runners.local_flink`` with ``--hosts`` (the JobManager and the job
 server on one host, each TaskManager with its own Beam worker pool on
-another: network namespaces, so root) and a moto S3 server on the hosts'
+another: network namespaces, so root) and an S3 server (SeaweedFS) on the hosts'
 bridge (``runners.local_s3``), uploads each corpus and the vocabulary
 there, runs ``python -m pipelines.mlm`` from S3 to S3 through the job
 server with the pipeline's default pool settings (the pools go through
@@ -42,7 +42,8 @@ from benchmarks.compare import DEFAULT_VOCAB, REPO, generate_corpus
 from runners import local_flink, local_s3
 from transforms.instances import DEFAULT_POOL_SIZE
 
-# Fake keys: moto takes any; on EC2 the instance profile gives real ones.
+# Fake keys: the local server takes any; on EC2 the instance profile gives
+# real ones.
 S3_ENV = {"AWS_ACCESS_KEY_ID": "AKIAMLMBENCHMARK0000",
           "AWS_SECRET_ACCESS_KEY": "benchmark-secret-not-a-real-key",
           "AWS_DEFAULT_REGION": "us-east-1"}

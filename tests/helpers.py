@@ -182,11 +182,6 @@ def local_s3_server(host: str = "127.0.0.1"):
   return local_s3.server(host)
 
 
-# The earlier name (the server was moto's), still imported by
-# tests/test_flink_hosts.py.
-moto_s3_server = local_s3_server
-
-
 def download_prefix(client, bucket: str, prefix: str, directory: str
                     ) -> List[str]:
   """Copies every object under ``prefix`` into ``directory``; returns the

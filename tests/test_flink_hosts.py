@@ -5,7 +5,7 @@ cluster is: the JobManager and the job server on one host, each TaskManager
 on another with its own Beam worker pool on that host's ``localhost:50000``
 and its own working and temporary directories (a host is a network
 namespace with its own loopback and address). Input, vocabulary and output
-live on S3 (a moto server on this machine's side of the hosts' bridge,
+live on S3 (a SeaweedFS server on this machine's side of the hosts' bridge,
 which every host reaches), so the only thing the hosts share is the object
 store. Needs root (``ip netns``), as CI runs.
 """
@@ -25,7 +25,7 @@ import pytest
 from runners import local_flink
 from tests.helpers import (REPO, VOCAB, cluster_job_args, digest,
                            download_prefix, environment, free_port,
-                           local_cluster, moto_s3_server, read_examples,
+                           local_cluster, local_s3_server, read_examples,
                            run_cli, write_lines_corpus)
 
 pytestmark = pytest.mark.flink
@@ -69,7 +69,7 @@ def s3_url(hosts_cluster):
   # On this machine's side of the bridge: the driver and every host reach
   # it there (each host's own 127.0.0.1 is its own).
   del hosts_cluster
-  with moto_s3_server(local_flink.HOSTS_BRIDGE_ADDRESS) as url:
+  with local_s3_server(local_flink.HOSTS_BRIDGE_ADDRESS) as url:
     yield url
 
 
