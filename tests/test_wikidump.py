@@ -2,6 +2,7 @@
 
 The dumps are written by tests/wikidumps.py from wikitext written here."""
 
+import bisect
 import bz2
 import collections
 import gzip
@@ -9,6 +10,7 @@ import importlib.util
 import json
 import os
 import random
+import re
 
 import mwparserfromhell
 import pytest
@@ -406,6 +408,114 @@ def test_thousands_of_unclosed_templates_are_text():
   assert wikidump.drop_templates_and_tables("a }} b {| c\n|} d") == (
       "a }} b {| c\n|} d")
   assert wikidump.drop_templates_and_tables("a\n{| c\n|-\n|}\nd") == "a\n\nd"
+
+
+# --- Streams cut anywhere, as pbzip2 writes them -----------------------------
+
+PBZIP_NAME = "dewiki-pages-articles.xml.bz2"
+
+
+def _titled_pages(n):
+  """``n`` German articles, each one paragraph that starts with its title,
+  of lengths that vary."""
+  return [WikiPage("Seite %d" % i, "'''Seite %d''' ist ein Artikel über "
+                   "[[Hamburg|die Stadt]]. %s" % (
+                       i, "Er hat noch einen Satz. " * (i % 13)))
+          for i in range(n)]
+
+
+def _expected_reads(text, streams):
+  """``(doc id, title)`` of every page of the dump ``text`` written as
+  ``streams`` (``wikidumps.write_streams_bz2``), sorted: a page is read by
+  the range that claims the stream where its ``<page>`` tag begins, which
+  its id names (``#k``: the k-th page that begins there)."""
+  starts = [begin for begin, _ in streams]
+  expected, pages_begun = [], collections.Counter()
+  for i, m in enumerate(re.finditer(b"<page>", text)):
+    j = bisect.bisect_right(starts, m.start()) - 1
+    k = pages_begun[j]
+    pages_begun[j] += 1
+    expected.append(("%s:%d%s" % (PBZIP_NAME, streams[j][1],
+                                  "#%d" % k if k else ""), "Seite %d" % i))
+  return sorted(expected)
+
+
+def _reads(elements):
+  """``(doc id, title)`` of every article read, sorted; nothing set
+  aside."""
+  assert [e for e in elements if isinstance(e, rejects.Rejected)] == []
+  return sorted((doc_id, paragraphs[0].split(" ist ")[0])
+                for doc_id, paragraphs in elements)
+
+
+@pytest.fixture(name="titled_dump", scope="module")
+def _titled_dump():
+  """The XML of a dump of 40 articles and where each page's tags begin."""
+  text = wikidumps.dump_text(_titled_pages(40), lang="de").encode()
+  tags = {tag: [m.start() for m in re.finditer(re.escape(tag), text)]
+          for tag in (b"<page>", b"</page>", b"<title>")}
+  assert len(tags[b"<page>"]) == len(tags[b"</page>"]) == 40
+  return text, tags
+
+
+# (tag, bytes into it): where in every other page the streams are cut.
+CUTS = ([(b"<page>", k) for k in range(7)]  # before it, in "<page", after
+        + [(b"</page>", k) for k in range(8)]
+        + [(b"<title>", 3)]  # inside a page
+        + [(b"<page>", -1)])  # right before its "<"
+
+
+@pytest.mark.parametrize("tag, into", CUTS)
+@pytest.mark.parametrize("bundle_size", [None, 1, 300, 2000])
+def test_pages_of_streams_cut_mid_tag_are_read_once(titled_dump, tag, into,
+                                                    bundle_size, tmp_path):
+  """A page cut across two streams, its tags too, is read once, whatever
+  ranges the file is split into: by the range that claims the stream where
+  its ``<page>`` tag begins."""
+  text, tags = titled_dump
+  path = str(tmp_path / PBZIP_NAME)
+  streams = wikidumps.write_streams_bz2(
+      path, text, [position + into for position in tags[tag][1::2]])
+  assert len(streams) == 21
+  assert _reads(_read(path, bundle_size)) == _expected_reads(text, streams)
+
+
+@pytest.mark.parametrize("bundle_size", [None, 1, 97, 700])
+def test_a_page_tag_spread_over_streams_of_a_byte_is_read_once(
+    titled_dump, bundle_size, tmp_path):
+  """Streams of one byte each: "<", "p", "a", "g", "e" (and of "</page>"
+  too), so that a range claims a stream holding a piece of a tag only."""
+  text, tags = titled_dump
+  cuts = []
+  for tag in (b"<page>", b"</page>"):
+    for position in tags[tag][2::5]:
+      cuts += range(position, position + len(tag) + 1)
+  path = str(tmp_path / PBZIP_NAME)
+  streams = wikidumps.write_streams_bz2(path, text, cuts)
+  assert _reads(_read(path, bundle_size)) == _expected_reads(text, streams)
+
+
+def test_pbzip2_blocks_of_a_german_dump_are_read_once(tmp_path):
+  """The reviewer's case, scaled down: a German dump cut into blocks of a
+  fixed size (as ``pbzip2 -b`` cuts its input), each its own stream, the
+  cuts wherever they fall, read whole and in ranges of several sizes; and
+  random cuts, half of them inside a ``<page>`` tag."""
+  text = wikidumps.dump_text(_titled_pages(600), lang="de").encode()
+  path = str(tmp_path / PBZIP_NAME)
+  pages = [m.start() for m in re.finditer(b"<page>", text)]
+  rng = random.Random(7)
+  layouts = [range(block, len(text), block) for block in (4999, 20000)]
+  layouts += [[rng.randrange(len(text)) for _ in range(30)]
+              + [rng.choice(pages) + rng.randint(1, 5) for _ in range(30)]
+              for _ in range(2)]
+  for cuts in layouts:
+    streams = wikidumps.write_streams_bz2(path, text, cuts)
+    expected = _expected_reads(text, streams)
+    assert len(expected) == 600
+    size = os.path.getsize(path)
+    for bundle_size in (None, 997, size // 7, size // 2):
+      assert _reads(_read(path, bundle_size)) == expected, (
+          len(streams), bundle_size)
 
 
 # --- A multistream index that does not fit its dump -------------------------

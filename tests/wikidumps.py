@@ -141,3 +141,21 @@ def write_multistream_xml(path: str, header_xml: str,
     with open(index_path, "wb") as f:
       f.write(bz2.compress(("\n".join(index_lines) + "\n").encode("utf-8")))
   return offsets
+
+
+
+def write_streams_bz2(path: str, text: bytes, cuts: Sequence[int]
+                      ) -> List[Tuple[int, int]]:
+  """``text`` (a whole dump's XML) as ``pbzip2`` writes it: cut at the byte
+  positions ``cuts`` wherever they fall (inside a tag too), each piece its
+  own bz2 stream, one after another in one file. Returns, for every stream,
+  the position in ``text`` of its first byte and its byte offset in the
+  file."""
+  bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(text))) + [
+      len(text)]
+  streams, offset = [], 0
+  with open(path, "wb") as f:
+    for begin, end in zip(bounds, bounds[1:]):
+      streams.append((begin, offset))
+      offset += f.write(bz2.compress(text[begin:end]))
+  return streams

@@ -25,13 +25,16 @@ How a file is split across workers (``WikiDumpSource``):
   lines ``offset:page_id:title``) when there is one, and otherwise by scanning
   the compressed bytes for a stream header (``BZh`` + level + the block magic
   ``0x314159265359``); each further stream starts where the previous one
-  ended. An index is trusted only where it fits its dump: a few of its
-  offsets (``first_misfit``), and the one a range is about to use, must be
-  where a stream header begins. One that does not fit (another dump's, or
-  shifted) is said once, by the range at byte 0, as a warning and
-  ``wiki_indexes_not_matching_dump``, and the dump is scanned instead: no
-  page is lost to it. A single-stream ``.bz2`` is one stream: one worker
-  reads it.
+  ended. Streams need not end where pages do (``pbzip2`` writes blocks of
+  a fixed size, cut mid-tag): a page belongs to the stream where its
+  ``<page>`` tag begins, and the range claiming that stream reads on past
+  its end until the page is out. An index is trusted only where it fits its
+  dump: a few of its offsets (``first_misfit``), and the one a range is
+  about to use, must be where a stream header begins. One that does not
+  fit (another dump's, or shifted) is said once, by the range at byte 0, as
+  a warning and ``wiki_indexes_not_matching_dump``, and the dump is scanned
+  instead: no page is lost to it. A single-stream ``.bz2`` is one stream:
+  one worker reads it.
 * Plain ``.xml``: each page is claimed at the offset of its ``<page>`` tag.
 * Other compressions (``.gz``, ``.zst``): one worker reads the whole file.
 
@@ -200,6 +203,20 @@ class PageSplitter:
   def open_page_start(self) -> Optional[int]:
     """Offset of a page begun and not yet ended, or None."""
     return self._page_start
+
+  @property
+  def unfinished_start(self) -> Optional[int]:
+    """Offset of the first byte of a page not yet cut out: an open page's
+    ``<page>``, or else the bytes fed last when they may be a ``<page>`` tag
+    cut short (``<``, ``<p`` … ``<page``: the tag goes on in the bytes fed
+    next); None when the bytes fed hold neither."""
+    if self._page_start is not None:
+      return self._page_start
+    # With no page open, feed keeps fewer bytes than a tag.
+    i = self._buf.rfind(b"<")
+    if i >= 0 and _PAGE_OPEN.startswith(bytes(self._buf[i:])):
+      return self._base + i
+    return None
 
   def feed(self, data: bytes) -> Iterator[Tuple[int, Optional[bytes]]]:
     self._buf += data
@@ -968,6 +985,14 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
     return _INDEX_CHECKS[key]
 
   def _bz2_pages(self, file_name, tracker, position):
+    """``(claim, page)`` of each page whose ``<page>`` tag begins (its
+    ``<``) in a stream this range claims, wherever the page ends. Streams
+    need not end where pages do (``pbzip2`` cuts its input into blocks of
+    a fixed size, mid-tag): a page, or its ``<page>`` tag, cut across
+    streams is read by the range that claims the stream where it begins,
+    which reads on into streams it does not claim until that page is out.
+    A range whose first stream begins inside a page, or inside its tag,
+    skips to the next ``<page>`` (``PageSplitter``)."""
     start = tracker.start_position() or 0
     stop = tracker.stop_position()
     splitter = PageSplitter(self._max_page_bytes)
@@ -975,11 +1000,26 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
         CompressionTypes.UNCOMPRESSED)) as f:
       stream = self._first_stream(f, file_name, start, stop)
       fed = 0  # decompressed bytes fed to the splitter
-      stream_starts = []  # (fed when the stream began, its offset)
+      # (fed when the stream began, its offset), from the stream where the
+      # page not yet cut out begins.
+      stream_starts = []
+      unclaimed = None  # the first stream this range could not claim
+
+      def owner(offset):
+        """The stream the byte ``offset`` (of those fed) came from."""
+        j = bisect.bisect_right(stream_starts, (offset, float("inf")))
+        return stream_starts[j - 1][1]
+
       while stream is not None:
-        claimed = tracker.try_claim(stream)
-        if not claimed and splitter.open_page_start is None:
-          return
+        if unclaimed is None and not tracker.try_claim(stream):
+          unclaimed = stream
+        if unclaimed is not None:
+          # Read on only to finish a page (or a <page> tag) begun in a
+          # stream this range claimed.
+          begun = splitter.unfinished_start
+          if begun is None or owner(begun) >= unclaimed:
+            return
+        claimed = unclaimed is None
         position[0] = stream
         f.seek(stream)
         decompressor = bz2.BZ2Decompressor()
@@ -1005,14 +1045,13 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
             break
           length += len(block)
           for offset, page in splitter.feed(data):
-            # The page belongs to the stream where its <page> tag lies.
-            j = bisect.bisect_right(stream_starts, (offset, float("inf")))
-            owner = stream_starts[j - 1][1]
-            if owner == stream and not claimed:
+            # The page belongs to the stream where its <page> tag begins.
+            page_owner = owner(offset)
+            if not claimed and page_owner >= unclaimed:
               return  # a page of a stream another range owns
-            yield owner, page
+            yield page_owner, page
             if not claimed:
-              return  # the page begun in our last stream is complete
+              return  # the page begun in our last stream is out
           fed += len(data)
         if corrupt:
           # A page begun before it is lost with it; start afresh.
@@ -1021,5 +1060,5 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
           stream = find_stream_start(f, stream + 1, stop)
           continue
         stream = stream + length - len(decompressor.unused_data)
-        if splitter.open_page_start is None:
+        if splitter.unfinished_start is None:
           stream_starts.clear()
