@@ -84,7 +84,8 @@ class _OneLineRecords(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     if logging.getLogger().isEnabledFor(logging.DEBUG):
       return True
-    if record.exc_info or record.exc_text or "\n" in str(record.msg):
+    if (record.exc_info or record.exc_text
+        or "\n" in record.getMessage()):
       lines = record.getMessage().splitlines()
       record.msg, record.args = (lines[0] if lines else ""), ()
       record.exc_info = record.exc_text = record.stack_info = None

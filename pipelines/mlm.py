@@ -36,6 +36,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
                                                   StandardOptions)
 
+from pipelines import cli
 from pipelines import outputs
 from pipelines import progress
 from pipelines.output_lock import OutputBusy, OutputLock
@@ -600,6 +601,9 @@ def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
 def main() -> None:
   logging.basicConfig(level=logging.INFO,
                       format="%(asctime)s %(levelname)s %(message)s")
+  # A failing job's tracebacks (Beam logs each, the workers' too) become
+  # one log line each; the error: line says what failed.
+  cli.one_line_logs()
   # kill -USR1 <pid> prints every thread's stack: what a job that seems
   # stuck is waiting for.
   faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -7,6 +7,8 @@ half a second per worker (runners/direct.py). A harness that fails raises,
 and the process exits non-zero with the traceback as before.
 """
 
+import logging
+import os
 import sys
 
 from apache_beam.runners.worker import sdk_worker_main
@@ -14,9 +16,33 @@ from apache_beam.runners.worker import sdk_worker_main
 from runners.direct import exit_now, write_worker_pid
 from transforms import metrics
 
+# Set (to anything) in the launcher's environment to keep the workers'
+# tracebacks in their logs.
+DEBUG_LOGS_ENV = "MLM_DEBUG_WORKER_LOGS"
+
+
+def _one_line_records(make_record):
+  """A log record factory whose records are one line, without traceback:
+  a failing bundle's traceback, logged by the harness, would otherwise
+  reach the terminal once per worker; the launcher's one ``error:`` line
+  says what failed (``MLM_DEBUG_WORKER_LOGS=1`` keeps them whole)."""
+
+  def make(*args, **kwargs):
+    record = make_record(*args, **kwargs)
+    if record.exc_info or "\n" in record.getMessage():
+      lines = record.getMessage().splitlines()
+      record.msg, record.args = (lines[0] if lines else ""), ()
+      record.exc_info = record.exc_text = record.stack_info = None
+    return record
+
+  return make
+
 
 def main() -> None:
   write_worker_pid()
+  if not os.environ.get(DEBUG_LOGS_ENV):
+    logging.setLogRecordFactory(_one_line_records(
+        logging.getLogRecordFactory()))
   sdk_worker_main.main(sys.argv)
   # The last second of the live progress tally, which the launcher reads
   # once more when the job is done.

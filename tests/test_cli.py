@@ -68,6 +68,12 @@ def test_one_line_logs():
     root.setLevel(logging.INFO)
     assert handler.filter(record)
     assert record.getMessage() == "first x" and record.exc_info is None
+    # A traceback that comes in the arguments (a worker's, forwarded).
+    record = logging.LogRecord("apache_beam", logging.ERROR, "f", 1,
+                               "Worker: %s", ("Traceback:\n  line\nError",),
+                               None)
+    assert handler.filter(record)
+    assert record.getMessage() == "Worker: Traceback:"
   finally:
     root.setLevel(level)
     root.removeHandler(handler)
