@@ -17,7 +17,8 @@ reading that socket then
 4. ends the process with ``128 + signal`` (130 for SIGINT, 143 for
    SIGTERM), without waiting for any thread.
 
-A second signal while that runs ends the process at once.
+A second signal in the first two seconds of that is ignored (a double
+Ctrl-C); a later one ends the process at once.
 """
 
 import logging
@@ -35,6 +36,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 ENDING = threading.Event()
 # How long the job's processes get to end after SIGTERM before SIGKILL.
 TERMINATE_GRACE_SECONDS = 3.0
+# A second signal this soon after the first is ignored (the clean-up,
+# usually 0.1 s, finishes); a later one ends the process at once.
+SECOND_SIGNAL_GRACE_SECONDS = 2.0
 
 
 def descendants(pid: int) -> List[int]:
@@ -200,12 +204,21 @@ class InterruptWatch:
 
   @staticmethod
   def _second(reader: socket.socket, first: int) -> None:
-    try:
-      data = reader.recv(1)
-    except OSError:
-      return
-    if data:
-      os._exit(128 + first)  # pylint: disable=protected-access
+    """A second signal while the clean-up runs: ignored for
+    ``SECOND_SIGNAL_GRACE_SECONDS`` (an impatient double Ctrl-C), then it
+    ends the process at once."""
+    began = time.monotonic()
+    while True:
+      try:
+        data = reader.recv(1)
+      except OSError:
+        return
+      if not data:
+        return
+      if time.monotonic() - began >= SECOND_SIGNAL_GRACE_SECONDS:
+        os.write(2, b"error: interrupted again; ended at once, before the "
+                 b"clean-up finished\n")
+        os._exit(128 + first)  # pylint: disable=protected-access
 
   def _end(self, signum: int) -> None:
     ENDING.set()

@@ -6,21 +6,35 @@ job runs: the DirectRunner's pipeline temp folders, the workers' pid files
 submission's ``submission_environment_dependencies.txt``, the pool files of
 an ``s3://`` output on the DirectRunner. ``ScratchDir`` points ``TMPDIR``
 (and ``tempfile.tempdir``) of this process and of every process it starts at
-one folder of its own, ``mlm-run-PID-XXXX``, and removes it whole on exit,
-so nothing a job creates is left behind. A run killed with SIGKILL cannot
-clean up; the next run removes every ``mlm-run-PID-*`` folder whose process
-``PID`` is no longer alive on this machine (``sweep_stale``), and only those.
+one folder of its own, ``mlm-run-PID@HOST-XXXX``, and removes it whole on
+exit, so nothing a job creates is left behind. A run killed with SIGKILL
+cannot clean up; the next run on the same machine removes every such folder
+of that machine whose process ``PID`` is no longer alive
+(``sweep_stale``), and only those. (The workers of a killed DirectRunner
+job end with it: runners/worker.py.)
 """
 
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from typing import List, Optional
 
 PREFIX = "mlm-run-"
-_NAME = re.compile(r"^%s(\d+)-" % re.escape(PREFIX))
+_NAME = re.compile(r"^%s(\d+)@(.+)-[^-]+$" % re.escape(PREFIX))
+
+
+def _host() -> str:
+  return re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
+
+
+def folder_prefix(pid: int) -> str:
+  """The start of the name of process ``pid``'s folder on this machine:
+  ``mlm-run-PID@HOST-`` (a temporary directory shared by several machines
+  or containers holds each one's folders apart)."""
+  return "%s%d@%s-" % (PREFIX, pid, _host())
 
 
 def pid_alive(pid: int) -> bool:
@@ -44,10 +58,12 @@ def sweep_stale(parent: str) -> List[str]:
     names = os.listdir(parent)
   except OSError:
     return removed
+  host = _host()
   for name in names:
     m = _NAME.match(name)
     path = os.path.join(parent, name)
-    if m and os.path.isdir(path) and not pid_alive(int(m.group(1))):
+    if (m and m.group(2) == host and os.path.isdir(path)
+        and not pid_alive(int(m.group(1)))):
       shutil.rmtree(path, ignore_errors=True)
       if not os.path.exists(path):
         removed.append(path)
@@ -73,7 +89,7 @@ class ScratchDir:
 
   def enter(self) -> str:
     sweep_stale(self.parent)
-    self.path = tempfile.mkdtemp(prefix="%s%d-" % (PREFIX, os.getpid()),
+    self.path = tempfile.mkdtemp(prefix=folder_prefix(os.getpid()),
                                  dir=self.parent)
     self._saved_env = os.environ.get("TMPDIR")
     self._saved_tempdir = tempfile.tempdir

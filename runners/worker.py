@@ -7,8 +7,10 @@ half a second per worker (runners/direct.py). A harness that fails raises,
 and the process exits non-zero with the traceback as before.
 """
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 
 from apache_beam.runners.worker import sdk_worker_main
@@ -38,7 +40,21 @@ def _one_line_records(make_record):
   return make
 
 
+def _end_with_the_launcher() -> None:
+  """Asks Linux to SIGKILL this worker when the thread that started it
+  ends (``PR_SET_PDEATHSIG``): a launcher killed with SIGKILL left its
+  workers running for minutes. A no-op where ``prctl`` is missing."""
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+  except (AttributeError, OSError):
+    return
+  if os.getppid() == 1:  # the launcher was already gone
+    os._exit(1)  # pylint: disable=protected-access
+
+
 def main() -> None:
+  _end_with_the_launcher()
   write_worker_pid()
   if not os.environ.get(DEBUG_LOGS_ENV):
     logging.setLogRecordFactory(_one_line_records(

@@ -217,3 +217,31 @@ def test_learn_vocab_ends_on_an_interrupt(corpus, tmp_path, sig, delay):
   assert "Traceback" not in stderr
   assert os.listdir(out.parent) == []  # no vocabulary, nothing partial
   assert os.listdir(tmp) == []
+
+
+def test_workers_end_with_a_killed_launcher(corpus, tmp_path):
+  """SIGKILL to the launcher alone (an OOM kill): its DirectRunner workers
+  end with it (they ran on, orphaned, for minutes)."""
+  out = str(tmp_path / "out")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "pipelines.mlm", "--output=" + out,
+       "--input=" + ",".join(corpus), "--direct_num_workers=2",
+       "--dupe_factor=3"],
+      cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+      start_new_session=True)
+  try:
+    deadline = time.monotonic() + 120
+    while len(interrupts.descendants(proc.pid)) < 2:
+      assert time.monotonic() < deadline and proc.poll() is None
+      time.sleep(0.05)
+    time.sleep(0.5)  # the workers are at work
+    proc.kill()
+    proc.wait()
+    assert _wait_gone(proc.pid, timeout=10), _group_alive(proc.pid)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    proc.wait()

@@ -178,15 +178,21 @@ def test_nothing_is_left_in_the_temporary_directory(corpus, tmp_path):
   # process (this test) is alive.
   dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                         capture_output=True, text=True, check=True)
-  stale = tmp / ("%s%s-abc" % (scratch.PREFIX, dead.stdout.strip()))
+  stale = tmp / (scratch.folder_prefix(int(dead.stdout)) + "abc")
   (stale / "beam-pipeline-temp1").mkdir(parents=True)
-  live = tmp / ("%s%d-def" % (scratch.PREFIX, os.getpid()))
+  live = tmp / (scratch.folder_prefix(os.getpid()) + "def")
   live.mkdir()
+  # Another machine's (a TMPDIR shared between containers): its pid means
+  # nothing here.
+  elsewhere = tmp / ("%s%s@another-host-ghi" % (scratch.PREFIX,
+                                                dead.stdout.strip()))
+  elsewhere.mkdir()
   (tmp / "someone-elses.txt").write_text("keep")
   run_cli([_input(corpus), "--output=%s" % (tmp_path / "out"),
            "--direct_num_workers=2", "--dupe_factor=1"],
           env={"TMPDIR": str(tmp)})
-  assert sorted(os.listdir(tmp)) == sorted([live.name, "someone-elses.txt"])
+  assert sorted(os.listdir(tmp)) == sorted([live.name, elsewhere.name,
+                                            "someone-elses.txt"])
 
 
 def test_scratch_dir_unit(tmp_path):
