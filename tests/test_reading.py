@@ -461,3 +461,21 @@ def test_line_endings_are_counted_once_each(tmp_path):
   assert lines == [(0, b"a"), (3, b"b"), (5, b"c"), (7, b"d"), (9, b""),
                    (11, b"e")]
   assert counts == {"crlf_line_endings": 2, "lone_cr_line_breaks": 2}
+
+
+def test_empty_files_are_read_and_an_empty_parquet_is_set_aside(tmp_path):
+  _write(tmp_path, "empty.txt", b"")
+  _write(tmp_path, "empty.parquet", b"")
+  _write(tmp_path, "a.txt", b"one\n")
+  with local_test_pipeline() as p:
+    docs, rejected = p | reading.ReadDocuments(
+        [str(tmp_path / "*.txt")])
+    assert_that(docs, equal_to([("a.txt:0", ["one"])]))
+    assert_that(rejected, equal_to([]), label="no rejects")
+  with local_test_pipeline() as p:
+    docs, rejected = p | reading.ReadDocuments(
+        [str(tmp_path / "*.parquet")], input_format="parquet")
+    assert_that(docs, equal_to([]))
+    assert_that(rejected | beam.Map(lambda r: (r.doc_id, r.reason)),
+                equal_to([("empty.parquet:0", "unreadable_files")]),
+                label="set aside")

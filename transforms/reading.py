@@ -662,12 +662,17 @@ def file_ranges(files: Sequence[InputFile], desired_bundle_size: int,
   A file Beam reads through a decompressor (``.gz``, ``.bz2``, … by its
   name) is one range to ``OFFSET_INFINITY`` unless ``split_compressed``
   (Parquet and dumps, whose sources find their own row groups and bz2
-  streams). An empty file has no range: it holds no document."""
+  streams). An empty file is one empty range."""
   for f in files:
     compressed = (CompressionTypes.detect_compression_type(f.path)
                   != CompressionTypes.UNCOMPRESSED)
     if compressed and not split_compressed:
       yield f.path, 0, OffsetRangeTracker.OFFSET_INFINITY
+      continue
+    if f.size == 0:
+      # Read too, as one empty range: a text file yields nothing, while an
+      # empty Parquet file (no footer) is set aside, not skipped unsaid.
+      yield f.path, 0, 0
       continue
     for split in OffsetRange(0, f.size).split(desired_bundle_size,
                                               min_bundle_size):
