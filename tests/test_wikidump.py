@@ -822,6 +822,19 @@ def test_the_alias_generator_resolves_as_mediawiki_does(tmp_path):
       "\tpublic function getMainCode(): string {\n\t\treturn 'ab';\n\t}\n"
       "\tpublic function getLanguageVariants(): array {\n"
       "\t\treturn [ 'ab', 'ab-latn' ];\n\t}\n}\n")
+  data_dir = tmp_path / "includes" / "languages" / "data"
+  data_dir.mkdir(parents=True)
+  (data_dir / "Names.php").write_text(
+      "<?php\nnamespace MediaWiki\\Languages\\Data;\nclass Names {\n"
+      "\t/** @phpcs-require-sorted-array */\n\tpublic static $names = [\n"
+      "\t\t'aa' => 'Afar', # Afar\n\t\t'ab' => 'аԥсшәа', # Abkhaz\n"
+      "\t\t'nb' => 'norsk bokmål', # Norwegian\n\t];\n}\n")
+  config = tmp_path / "operations-mediawiki-config"
+  (config / "wmf-config").mkdir(parents=True)
+  (config / "langlist").write_text("aa\nab\nnew\n")
+  (config / "wmf-config" / "interwiki.php").write_text(
+      "<?php\nreturn [\n\t'__list:_wiki' => 'aa ab new nb jp w',\n"
+      "\t'__list:_wikivoyage' => 'aa ab new nb jp wikipedia voy',\n];\n")
   (tmp_path / "includes" / "Defines.php").write_text(
       "<?php\ndefine( 'MW_VERSION', '9.9.9' );\n")
   (tmp_path / "includes" / "language" / "LanguageCode.php").write_text(
@@ -830,7 +843,8 @@ def test_the_alias_generator_resolves_as_mediawiki_does(tmp_path):
       "\t\t'old' => 'aa',\n\t];\n"
       "\tprivate const NON_STANDARD_LANGUAGE_CODE_MAPPING = [\n"
       "\t\t'ab-latn' => 'ab-Latn-XY',\n\t];\n}\n")
-  data = _load_generator().build(str(tmp_path), "a test tree")
+  data = _load_generator().build(str(tmp_path), "a test tree", str(config),
+                                 "a test checkout")
   assert data["source"].startswith("MediaWiki 9.9.9:")
   assert data["codes"] == {"old": "aa", "ab-latn-xy": "ab-latn"}
   languages = data["languages"]
@@ -842,7 +856,102 @@ def test_the_alias_generator_resolves_as_mediawiki_does(tmp_path):
   # A $fallback list is not followed further: aa is not in ab-latn's.
   assert languages["ab-latn"] == {"6": ["Latin"], "14": ["Ab cat"]}
   assert "en" not in languages
+  # The Wikipedias' interwiki prefixes that are language editions (new,
+  # though this Names.php lacks it) or that Names.php names (nb); not jp
+  # (an alias of ja that Names.php does not name) nor w (Wikipedia).
+  assert data["interlanguage"]["prefixes"] == ["aa", "ab", "nb", "new"]
+  assert data["interlanguage"]["origin"] == "a test checkout"
+  # A language edition the interwiki map lacks: the files do not fit.
+  (config / "langlist").write_text("aa\nab\nnew\nxyz\n")
+  with pytest.raises(SystemExit, match="xyz"):
+    _load_generator().build(str(tmp_path), "a test tree", str(config))
 
+
+# --- Interlanguage links and other links with a colon ------------------------
+
+# Links whose prefix is no interwiki prefix of a Wikipedia that names a
+# language: ordinary links to main-namespace articles whose titles hold a
+# colon. mwparserfromhell's strip_code shows such a link as MediaWiki does
+# (its text, or its title): a real oracle here, as no prefix is an
+# interwiki.
+COLON_TITLES = [
+    "Die Serie [[CSI: Miami]] lief lange.",
+    "Ihr Ableger [[CSI: NY|CSI New York]] auch.",
+    "Ein Artikel über [[USA: Land]] fehlt.",
+    "[[Star Wars: Episode I|Episode I]] und [[Mission: Impossible]].",
+    "[[Talk about: it]], [[FBI: Most Wanted]] und [[Re: Zero]] bleiben.",
+]
+
+
+def _refuse(_):
+  raise ValueError("the parser gives up")
+
+
+@pytest.mark.parametrize("wikitext", COLON_TITLES)
+def test_links_whose_prefix_is_no_language_show_their_text(wikitext):
+  expected = [mwparserfromhell.parse(wikitext).strip_code().strip()]
+  assert wikidump.wikitext_paragraphs(wikitext) == expected
+  # The same when the parser gives up and patterns clean the text.
+  assert wikidump.wikitext_paragraphs(wikitext, parse=_refuse) == expected
+
+
+@pytest.mark.parametrize("wikitext, paragraphs", [
+    # At the end of an English article, as interlanguage links stood before
+    # Wikidata.
+    ("Hamburg is a city.\n\n[[de:Hamburg]]\n[[fr:Hambourg]]\n"
+     "[[zh-min-nan:Hamburg]]\n[[simple:Hamburg]]\n[[be-x-old:Гамбург]]",
+     ["Hamburg is a city."]),
+    # Any case, spaces around the colon (MediaWikiTitleCodec), an alias
+    # prefix of the map that Names.php names (nb), a text after the bar.
+    ("A [[DE : Hamburg]] B [[ nb:Oslo ]] C [[fr:Paris|Paris]] D",
+     ["A B C D"]),
+    # A leading colon makes an ordinary link, shown less the colon.
+    ("See [[:de:Hamburg]] and [[:fr:Paris|the French article]].",
+     ["See de:Hamburg and the French article."]),
+    # A prefix of the interwiki map that names no language is a link to
+    # another wiki, shown (wikt: Wiktionary, w: Wikipedia).
+    ("A [[wikt:Stadt|word]] and [[w:Hamburg]].", ["A word and w:Hamburg."]),
+])
+def test_interlanguage_links_leave_no_text(wikitext, paragraphs):
+  """MediaWiki's rule (``Parser::handleInternalLinks2``, 1.39): a link
+  ``[[prefix:Title]]`` without a leading colon whose prefix is an interwiki
+  prefix of the wiki and names a language (``LanguageNameUtils::
+  getLanguageName``: ``Names.php``) is an interlanguage link: it goes to
+  the page's language links and leaves no text. On Wikipedias those
+  prefixes are the language editions' codes and a few aliases (Wikimedia's
+  interwiki map: ``interlanguage`` in the data file). mwparserfromhell
+  knows no interwikis (it shows ``de:Hamburg``): no oracle here."""
+  assert wikidump.wikitext_paragraphs(wikitext) == paragraphs
+  assert wikidump.wikitext_paragraphs(wikitext, parse=_refuse) == paragraphs
+
+
+def test_the_interlanguage_prefixes_are_the_wikipedias():
+  data = _alias_data()["interlanguage"]
+  assert "interwiki.php" in data["source"] and "langlist" in data["source"]
+  assert "operations-mediawiki-config" in data["origin"]
+  prefixes = set(data["prefixes"])
+  assert 350 < len(prefixes) < 500
+  assert prefixes == wikidump.interlanguage_prefixes()
+  # Language editions, of three letters and more too, and the aliases of
+  # the map that Names.php names.
+  assert {"de", "en", "fr", "simple", "zh-min-nan", "be-x-old", "be-tarask",
+          "bat-smg", "roa-rup", "war", "new", "nb", "zh-cn"} <= prefixes
+  # Prefixes of the map that name no language, and prefixes of none.
+  assert not {"w", "wikt", "jp", "cz", "dk", "epo", "en-simple", "csi",
+              "usa", "fbi"} & prefixes
+
+
+def test_an_english_articles_links_through_the_reader(tmp_path):
+  path = str(tmp_path / "enwiki-pages-articles.xml")
+  wikidumps.write_plain(path, [WikiPage("CSI: Miami", (
+      "'''[[CSI: Miami]]''' is a spin-off of [[CSI: Crime Scene "
+      "Investigation|CSI]], like [[CSI: NY|CSI New York]].\n\n"
+      "[[Category:Television]]\n[[de:CSI: Miami]]\n"
+      "[[fr:Les Experts : Miami]]"))])
+  wikidump.hidden_namespaces_of.cache_clear()
+  [(_, paragraphs)] = _read(path)
+  assert paragraphs == [
+      "CSI: Miami is a spin-off of CSI, like CSI New York."]
 
 # --- <nowiki> and <pre> keep their text --------------------------------------
 

@@ -11,8 +11,11 @@ pages skipped; the wikitext turned into paragraphs of plain text
 (``wikitext_paragraphs``), which the sentence stage then splits. Links into
 the File, Media and Category namespaces show nothing under any name
 MediaWiki accepts for the wiki's language (``hidden_link_namespaces``, from
-``wiki_namespace_aliases.json``); ``<nowiki>`` and ``<pre>`` keep their text
-literally (``protect_literals``).
+``wiki_namespace_aliases.json``), nor do interlanguage links, whose prefix
+is one of the Wikipedias' language prefixes (``interlanguage_prefixes``,
+from the same file); other links with a colon (``[[CSI: Miami]]``) show
+their text; ``<nowiki>`` and ``<pre>`` keep their text literally
+(``protect_literals``).
 
 How a file is split across workers (``WikiDumpSource``):
 
@@ -111,8 +114,6 @@ _BIDI_MARKS = re.compile("[\u200e\u200f\u202a-\u202e]+")
 _DBNAME = re.compile(r"^([a-z][a-z0-9_]*?)(?:wiki|wiktionary|wikibooks|"
                      r"wikinews|wikiquote|wikisource|wikiversity|wikivoyage)$")
 _MEDIAWIKI_LANG = re.compile(rb"<mediawiki\b[^>]*?\sxml:lang=[\"']([^\"']+)")
-# An interlanguage link: [[de:Paris]], [[zh-min-nan:Paris]].
-_LANGUAGE_PREFIX = re.compile(r"^[a-z]{2,3}(?:-[a-z0-9]+)*$")
 
 # Templates that mark a disambiguation page (English Wikipedia's
 # Template:Disambiguation and its redirects and variants), or the magic word.
@@ -309,11 +310,13 @@ class NamespaceNames(NamedTuple):
   Media, File and Category namespaces in it (English's left out: always
   hidden); ``codes`` maps other codes a dump may give (deprecated, BCP 47)
   to MediaWiki's; ``by_name`` maps each name to the languages that have
-  it."""
+  it; ``interlanguage``, the prefixes of interlanguage links
+  (``interlanguage_prefixes``)."""
   languages: Dict[str, FrozenSet[str]]
   codes: Dict[str, str]
   by_name: Dict[str, FrozenSet[str]]
   source: str
+  interlanguage: FrozenSet[str]
 
 
 @functools.lru_cache(maxsize=1)
@@ -333,7 +336,22 @@ def namespace_names() -> NamespaceNames:
   return NamespaceNames(
       languages=languages, codes=data["codes"],
       by_name={n: frozenset(c) for n, c in by_name.items()},
-      source=data["source"])
+      source=data["source"],
+      interlanguage=frozenset(namespace_key(p) for p in
+                              data["interlanguage"]["prefixes"]))
+
+
+def interlanguage_prefixes() -> FrozenSet[str]:
+  """The prefixes that make ``[[prefix:Title]]`` an interlanguage link,
+  which MediaWiki leaves out of the text (``Parser::handleInternalLinks2``:
+  an interwiki prefix of the wiki that names a language). A dump carries no
+  interwiki table; these are the Wikipedias' (Wikimedia's interwiki map
+  less its prefixes that name no language: every language edition's code,
+  ``langlist``, and ``nb``, ``zh-cn``, ``zh-tw``, ``egl``), as
+  tests/tools/make_namespace_aliases.py writes them into
+  ``wiki_namespace_aliases.json``. Other prefixes with a colon are part of
+  an ordinary title (``[[CSI: Miami]]``)."""
+  return namespace_names().interlanguage
 
 
 def _language_codes(site: ET.Element, language: Optional[str]) -> List[str]:
@@ -501,15 +519,17 @@ def drop_templates_and_tables(text: str) -> str:
 
 def _link_is_hidden(title: str, hidden: FrozenSet[str]) -> bool:
   """Whether ``[[title…]]`` shows nothing: a link into a ``hidden``
-  namespace (compared as ``namespace_key`` writes names) or an
-  interlanguage link. A leading colon (after spaces, as
-  ``Parser::handleInternalLinks2`` trims them) makes it an ordinary,
-  visible link."""
+  namespace or an interlanguage link (its prefix one of
+  ``interlanguage_prefixes``), prefixes compared as ``namespace_key``
+  writes names (``MediaWikiTitleCodec::splitTitleString`` trims the spaces
+  around the colon; namespace and interwiki lookups ignore case). A leading
+  colon (after spaces, as ``Parser::handleInternalLinks2`` trims them)
+  makes it an ordinary, visible link."""
   title = title.lstrip(" ")
   if ":" not in title or title.startswith(":"):
     return False
   prefix = namespace_key(title.split(":", 1)[0])
-  return prefix in hidden or _LANGUAGE_PREFIX.match(prefix) is not None
+  return prefix in hidden or prefix in interlanguage_prefixes()
 
 
 @functools.lru_cache(maxsize=1)
@@ -568,10 +588,21 @@ def _link_text(m: re.Match) -> str:
   return m.group(1) if m.group(2) is None else m.group(2)
 
 
-def _plain_by_pattern(text: str) -> str:
+_PATTERN_LINK = re.compile(r"\[\[([^\]|]*)(?:\|([^\]]*))?\]\]")
+
+
+def _plain_by_pattern(text: str, hidden: FrozenSet[str]) -> str:
   """A rougher clean-up for wikitext the parser rejects."""
-  text = re.sub(r"\[\[[^\]|]*:[^\]]*\]\]", "", text)  # files, categories
-  text = re.sub(r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]", r"\1", text)
+
+  def link(m):
+    if _link_is_hidden(m.group(1), hidden):  # files, categories, languages
+      return ""
+    if m.group(2) is not None:
+      return m.group(2)
+    shown = m.group(1).lstrip(" ")
+    return shown[1:] if shown.startswith(":") else shown
+
+  text = _PATTERN_LINK.sub(link, text)
   text = re.sub(r"\[https?://\S+\s*([^\]]*)\]", r"\1", text)
   text = re.sub(r"^=+.*?=+\s*$", "", text, flags=re.MULTILINE)
   text = re.sub(r"^[*#;].*$", "", text, flags=re.MULTILINE)
@@ -587,11 +618,13 @@ def wikitext_paragraphs(wikitext: str,
 
   Removed: comments, references, templates, tables, files and images,
   categories and interlanguage links (links into ``hidden`` namespaces or
-  with a language-code prefix), section headings, list items (``*``, ``#``,
-  ``;`` lines), HTML tags (their text kept, except ``DROPPED_TAGS``) and
-  bold/italic quotes. Kept: the text of links (``[[Paris|the capital]]`` →
-  ``the capital``, ``[[Paris]]`` → ``Paris``, ``[[:Category:X]]`` →
-  ``Category:X``) and of external links, indented lines, and the contents of
+  with a prefix of ``interlanguage_prefixes``), section headings, list
+  items (``*``, ``#``, ``;`` lines), HTML tags (their text kept, except
+  ``DROPPED_TAGS``) and bold/italic quotes. Kept: the text of links
+  (``[[Paris|the capital]]`` → ``the capital``, ``[[Paris]]`` → ``Paris``,
+  ``[[CSI: Miami]]`` → ``CSI: Miami``, ``[[:Category:X]]`` →
+  ``Category:X``, ``[[:de:Hamburg]]`` → ``de:Hamburg``) and of external
+  links, indented lines, and the contents of
   ``<nowiki>`` and ``<pre>`` as they are written (``protect_literals``: set
   aside before any pattern runs, put back last; the line breaks in them end
   paragraphs). Comments, references, templates, tables and links into the
@@ -613,7 +646,7 @@ def wikitext_paragraphs(wikitext: str,
     rendered = "".join(out)
   except Exception:  # pylint: disable=broad-except
     count("wiki_pages_unparsed", 1)
-    rendered = _plain_by_pattern(text)
+    rendered = _plain_by_pattern(text, hidden)
   # Each pattern works within a line (none crosses a newline).
   rendered = _LEFTOVER_QUOTES.sub("", _MAGIC_WORD.sub("", rendered))
   rendered = _EMPTY_PARENTHESES.sub("", rendered)

@@ -3,14 +3,18 @@
 Usage (from the repository root):
 
   python tests/tools/make_namespace_aliases.py MEDIAWIKI_DIR \\
+      --wikimedia_config=CONFIG_DIR \\
       [--origin="where MEDIAWIKI_DIR came from"] \\
+      [--config_origin="where CONFIG_DIR came from"] \\
       > transforms/wiki_namespace_aliases.json
 
 ``MEDIAWIKI_DIR`` is a MediaWiki tree (a release, a checkout, or Debian's
 ``mediawiki`` package unpacked: ``/usr/share/mediawiki``). The committed file
 was made from MediaWiki 1.39.17 as Debian packages it (``mediawiki
 1:1.39.17-1+deb12u2``, bookworm-security), unpacked with ``apt-get download
-mediawiki`` and ``dpkg-deb -x``.
+mediawiki`` and ``dpkg-deb -x``, and from ``langlist`` and
+``wmf-config/interwiki.php`` of operations/mediawiki-config at commit
+349dc0945240da7717da209fd55129e04a4c5507 (its GitHub mirror).
 
 For every language with a ``languages/messages/Messages*.php`` file, the names
 under which a wiki in that content language accepts a link into the Media
@@ -30,6 +34,27 @@ under which a wiki in that content language accepts a link into the Media
   non-standard ones, mapped to the code the data is under (``codes``).
 * ``MediaWikiTitleCodec::splitTitleString``: underscores and spaces are one;
   ``Language::getNsIndex`` compares lower-cased names.
+
+And the prefixes that make ``[[prefix:Title]]`` an interlanguage link on a
+Wikipedia, which MediaWiki leaves out of the text (``interlanguage``).
+``Parser::handleInternalLinks2`` takes a link for one when its prefix is an
+interwiki prefix of the wiki (``MediaWikiTitleCodec::splitTitleString``; a
+leading colon makes it an ordinary link) that names a language
+(``LanguageNameUtils::getLanguageName(…, AUTONYMS, DEFINED)``: the codes of
+``languages/data/Names.php`` and ``$wgExtraLanguageNames``) or is one of
+``$wgExtraInterlanguageLinkPrefixes`` (empty on Wikipedias). A dump carries no
+interwiki table: Wikipedias' is Wikimedia's ``__list:_wiki`` of
+``wmf-config/interwiki.php`` in ``CONFIG_DIR``, a checkout of Wikimedia's
+operations/mediawiki-config (https://gerrit.wikimedia.org/r/plugins/gitiles/
+operations/mediawiki-config, mirrored at
+https://github.com/wikimedia/operations-mediawiki-config), which
+``dumpInterwiki.php`` makes from ``langlist`` (the codes of the Wikipedia
+language editions) and a few aliases (``nb``, ``zh-cn``, ``jp``, …). Of its
+prefixes those are kept that are language editions (``langlist``: each names a
+language in the MediaWiki that Wikimedia runs, even where this MediaWiki
+release's ``Names.php`` is older) or that ``Names.php`` names. Other
+projects' extra prefixes (Wikivoyage's ``wikipedia:``, Wikisource's
+``mul:``) are not included.
 
 English's names (``Media``, ``File``, ``Image``, ``Category``), which every
 fallback sequence ends with, are left out of each language's lists: the
@@ -73,10 +98,13 @@ def _php_string(token: str) -> str:
 def _array_items(source: str, variable: str) -> List[tuple]:
   """The ``key => value`` pairs of ``$variable = [ … ];`` (or ``array(
   … )``), keys and values as ``("string", s)``, ``("number", n)`` or
-  ``("name", CONSTANT)``; an empty list when the file has no such array.
+  ``("name", CONSTANT)``; an empty list when the file has no such array
+  (a class's ``public static $variable = [ … ];`` too).
   Of an array assigned twice (MessagesNds.php), the last, as PHP keeps."""
-  found = list(re.finditer(r"^\$%s\s*=\s*(\[|array\s*\()"
-                           % re.escape(variable), source, re.MULTILINE))
+  found = list(re.finditer(
+      r"^[ \t]*(?:(?:public|protected|private|static)[ \t]+)*"
+      r"\$%s\s*=\s*(\[|array\s*\()" % re.escape(variable), source,
+      re.MULTILINE))
   if not found:
     return []
   m = found[-1]
@@ -190,6 +218,40 @@ def code_mapping(mediawiki: str) -> Dict[str, str]:
   return mapping
 
 
+def language_names(mediawiki: str) -> Set[str]:
+  """The language codes MediaWiki names (``Names::$names``: its
+  ``languages/data/Names.php``, or ``includes/languages/data/Names.php``
+  where 1.39 keeps it)."""
+  for where in (("languages", "data"), ("includes", "languages", "data")):
+    path = os.path.join(mediawiki, *where, "Names.php")
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        return {key[1] for key, _ in _array_items(f.read(), "names")
+                if key[0] == "string"}
+  raise SystemExit("no languages/data/Names.php under %s" % mediawiki)
+
+
+def interlanguage_prefixes(config: str, names: Set[str]) -> List[str]:
+  """The prefixes of Wikipedias' interwiki map (``__list:_wiki`` of
+  ``wmf-config/interwiki.php`` in the operations/mediawiki-config checkout
+  ``config``) that are a language edition's code (``langlist``) or that
+  ``names`` (``language_names``) has; sorted."""
+  with open(os.path.join(config, "langlist"), encoding="utf-8") as f:
+    editions = {line.strip() for line in f if line.strip()}
+  with open(os.path.join(config, "wmf-config", "interwiki.php"),
+            encoding="utf-8") as f:
+    m = re.search(r"'__list:_wiki'\s*=>\s*'([^']*)'", f.read())
+  if m is None:
+    raise SystemExit("no '__list:_wiki' in %s/wmf-config/interwiki.php"
+                     % config)
+  prefixes = set(m.group(1).split())
+  missing = editions - prefixes
+  if missing:
+    raise SystemExit("language editions not in the interwiki map: %s"
+                     % " ".join(sorted(missing)))
+  return sorted(p for p in prefixes if p in editions or p in names)
+
+
 def _spaced(name: str) -> str:
   return re.sub(r"[ _]+", " ", name).strip()
 
@@ -212,7 +274,8 @@ def resolve(languages: Dict[str, Language], code: str) -> Dict[int, Set[str]]:
   return out
 
 
-def build(mediawiki: str, origin: str) -> dict:
+def build(mediawiki: str, origin: str, config: str,
+          config_origin: str = "") -> dict:
   paths = sorted(glob.glob(os.path.join(mediawiki, "languages", "messages",
                                         "Messages*.php")))
   if not paths:
@@ -256,6 +319,16 @@ def build(mediawiki: str, origin: str) -> dict:
       "always": {str(ns): sorted(names) for ns, names in
                  sorted(ENGLISH.items())},
       "languages": table,
+      "interlanguage": {
+          "source": ("Wikimedia operations/mediawiki-config: "
+                     "wmf-config/interwiki.php ('__list:_wiki', the "
+                     "Wikipedias' interwiki prefixes) and langlist (the "
+                     "Wikipedia language editions), with MediaWiki %s "
+                     "languages/data/Names.php" % version),
+          "origin": config_origin,
+          "prefixes": interlanguage_prefixes(config,
+                                             language_names(mediawiki)),
+      },
   }
 
 
@@ -271,10 +344,17 @@ def _first_name(languages: Dict[str, Language], code: str,
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("mediawiki", help="a MediaWiki tree")
+  parser.add_argument("--wikimedia_config", required=True,
+                      help="a checkout of Wikimedia's "
+                      "operations/mediawiki-config")
   parser.add_argument("--origin", default="",
                       help="where the tree came from (written as is)")
+  parser.add_argument("--config_origin", default="",
+                      help="where the checkout came from, its commit "
+                      "(written as is)")
   args = parser.parse_args(argv)
-  data = build(args.mediawiki, args.origin)
+  data = build(args.mediawiki, args.origin, args.wikimedia_config,
+               args.config_origin)
   json.dump(data, sys.stdout, ensure_ascii=False, indent=1, sort_keys=False)
   sys.stdout.write("\n")
 
