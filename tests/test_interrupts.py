@@ -64,13 +64,13 @@ def _group_alive(pgid):
 def test_every_interrupt_ends_the_job_cleanly(corpus, tmp_path):
   rng = random.Random(int(os.environ.get("MLM_INTERRUPT_SEED", "2312")))
   args = ["--input=" + ",".join(corpus), "--direct_num_workers=2",
-          "--dupe_factor=3"]
+          "--dupe_factor=5"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   outcomes = []
   for attempt in range(TRIES):
     out = str(tmp_path / ("out%d" % attempt))
     sig = rng.choice([signal.SIGINT, signal.SIGTERM])
-    delay = rng.uniform(0.1, 7.0)
+    delay = rng.uniform(0.1, 6.0)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipelines.mlm", "--output=" + out] + args,
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
