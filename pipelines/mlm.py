@@ -50,6 +50,7 @@ from transforms.examples import (WriteExamples, feature_lengths,
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
 from transforms import metrics
+from transforms import s3_clients
 from transforms import paths
 from transforms.paths import InputError, InputFile, input_root, match_files
 from transforms.reading import ReadDocuments
@@ -192,6 +193,7 @@ def check(argv: Sequence[str]) -> Checked:
   resolve(opts)
   validate(opts)
   FileSystems.set_options(options)
+  s3_clients.share_s3_clients()
   outputs.check_output_path(opts.output)
   try:
     files = match_files(input_patterns(opts))

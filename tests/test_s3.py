@@ -234,3 +234,40 @@ def test_s3_output_leaves_the_temporary_directory_as_it_was(
            "--direct_num_workers=2"] + _s3_flags(s3_server),
           env=dict(s3_env, TMPDIR=str(tmp)))
   assert tmp.is_dir() and os.listdir(tmp) == []
+
+
+def test_beams_s3_filesystem_shares_one_client_per_settings(s3_server, bucket):
+  """Beam builds a boto3 client for every open (transforms/s3_clients.py);
+  once shared, opens with the same settings reuse one, other settings get
+  their own, and reads and writes through the shared client still work."""
+  from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from transforms import s3_clients  # pylint: disable=import-outside-toplevel
+  assert s3_clients.share_s3_clients()
+  assert s3_clients.share_s3_clients()  # a second call changes nothing
+  here = PipelineOptions(["--s3_endpoint_url=" + s3_server,
+                          "--s3_region_name=us-east-1"])
+  other = PipelineOptions(["--s3_endpoint_url=" + s3_server,
+                           "--s3_region_name=eu-west-1"])
+  first, second = s3io.S3IO(options=here), s3io.S3IO(options=here)
+  assert first.client is not second.client  # own download state each
+  assert first.client.client is second.client.client
+  assert s3io.S3IO(options=other).client.client is not first.client.client
+  assert s3io.S3IO(options={"s3_endpoint_url": s3_server,
+                            "s3_region_name": "us-east-1"}
+                   ).client.client is first.client.client
+
+  FileSystems.set_options(here)
+  del bucket  # the bucket "corpus" made
+  path = "s3://corpus/shared-client/a.bin"
+  data = os.urandom(3 << 20)
+  with FileSystems.create(path) as f:
+    f.write(data)
+  # Two objects read at once through the one boto3 client, each from its
+  # own offset: the wrappers' download positions stay apart.
+  with FileSystems.open(path) as a, FileSystems.open(path) as b:
+    a.seek(1 << 20)
+    assert b.read(100) == data[:100]
+    assert a.read(100) == data[1 << 20:(1 << 20) + 100]
+    assert b.read(100) == data[100:200]

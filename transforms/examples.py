@@ -35,6 +35,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import metrics
+from transforms import s3_clients
 from transforms.masking import MaskedBatch
 
 INT_FEATURES = ("input_ids", "input_mask", "segment_ids",
@@ -357,6 +358,7 @@ class _WriteBundleDoFn(beam.DoFn):
     self._records = 0
 
   def setup(self):
+    s3_clients.share_s3_clients()
     _make_temp_dir(self._temp_dir)
 
   def start_bundle(self):
@@ -397,6 +399,7 @@ def _finalize(unused_element, sink, temp_dir, written, min_shards):
   as ``SHARD_RECORDS_PREFIX + name`` (summary.json lists them with the
   shards): ``finalize_write`` gives the i-th of the sorted temporary files
   the i-th shard name."""
+  s3_clients.share_s3_clients()
   written = list(written)
   _make_temp_dir(temp_dir)
   for _ in range(min_shards - len(written)):

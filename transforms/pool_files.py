@@ -50,7 +50,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import instances
+from transforms import instances, s3_clients
 from transforms.tokenization import TokenizedDocument
 
 FILE_BYTES = 32 << 20
@@ -213,6 +213,7 @@ class _SpillDoFn(beam.DoFn):
     self._buffer = SpillBuffer(seed, dupe_factor)
 
   def setup(self):
+    s3_clients.share_s3_clients()
     # The driver made a local directory on its own machine; a worker on
     # another host makes it too. If that host does not share the mount,
     # the files written here are missing elsewhere and ReadPools fails on
@@ -251,6 +252,7 @@ class _ReadPoolGroupDoFn(beam.DoFn):
     self._indexes: Dict[str, np.ndarray] = {}
 
   def setup(self):
+    s3_clients.share_s3_clients()
     self._indexes = {}
 
   def _read(self, name: str, suffix: str, start: int = 0,

@@ -57,6 +57,7 @@ from apache_beam.io.restriction_trackers import OffsetRange
 
 from transforms import metrics
 from transforms import rejects
+from transforms import s3_clients
 from transforms import wikidump
 from transforms.paths import (InputFile, counting_input_bytes, input_root,
                               match_files, relative_name)
@@ -688,6 +689,9 @@ class _ReadRange(beam.DoFn):
 
   def __init__(self, source_from_file: Callable[[str], object]):
     self._source_from_file = source_from_file
+
+  def setup(self):
+    s3_clients.share_s3_clients()
 
   def process(self, element):
     path, start, stop = element

@@ -1,0 +1,87 @@
+"""One boto3 S3 client per process and settings for Beam's S3 filesystem.
+
+Beam's ``S3FileSystem`` (apache_beam/io/aws, Beam 2.77) builds a new
+``S3IO``, and with it a new boto3 session and client, for every ``open``,
+``create``, ``metadata``, ``match`` and ``rename``. Building a client loads
+botocore's S3 service model from JSON: about 40-100 ms of CPU each time on
+the machines this project is measured on. A pipeline on S3 opens objects
+per input range, per spill file and per group of pools
+(transforms/pool_files.py), thousands of times per GB: profiled with py-spy
+on the multi-host Flink cluster (README, "Where the time goes on Flink"),
+building clients took 47% of the Python workers' busy samples.
+
+``share_s3_clients()`` makes Beam's client wrapper reuse one boto3 client per
+set of S3 settings (endpoint, region, keys, SSL) in this process. Low-level
+boto3 clients are thread-safe (boto3's guide, "Multithreading or
+multiprocessing with clients"); the wrapper's own per-download state stays
+per wrapper, as before. Every DoFn that reads or writes files calls it in
+``setup()``, and the launcher before the job; calling it again does nothing.
+"""
+
+import threading
+from typing import Dict, Tuple
+
+from apache_beam.options import pipeline_options
+
+_FIELDS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token",
+           "s3_endpoint_url", "s3_region_name", "s3_api_version",
+           "s3_verify", "s3_disable_ssl")
+_lock = threading.Lock()
+_installed = False
+
+
+def settings_key(options) -> Tuple:
+  """The S3 settings that make a client different: from PipelineOptions (its
+  S3Options view) or from a dict, as Beam's wrapper reads either."""
+  if isinstance(options, pipeline_options.PipelineOptions):
+    s3 = options.view_as(pipeline_options.S3Options)
+    values = [getattr(s3, name, None) for name in _FIELDS]
+  else:
+    values = [options.get(name) for name in _FIELDS]
+  values[-1] = bool(values[-1])  # s3_disable_ssl: unset is False
+  return tuple(values)
+
+
+def share_s3_clients() -> bool:
+  """Installs the shared client into Beam's S3 filesystem; returns False
+  where Beam's AWS extra (boto3) is not installed."""
+  global _installed  # pylint: disable=global-statement
+  with _lock:
+    if _installed:
+      return True
+    try:
+      from apache_beam.io.aws.clients.s3 import boto3_client  # pylint: disable=import-outside-toplevel
+    except ImportError:
+      return False
+    if boto3_client.boto3 is None:
+      return False
+    boto3_client.Client = _shared_client_class(boto3_client.Client)
+    _installed = True
+    return True
+
+
+def _shared_client_class(base):
+  clients: Dict[Tuple, object] = {}
+
+  class SharedClient(base):
+    """Beam's boto3 wrapper with the boto3 client of its settings shared."""
+
+    def __init__(self, options):  # pylint: disable=super-init-not-called
+      key = settings_key(options)
+      with _lock:
+        client = clients.get(key)
+      if client is None:
+        super().__init__(options)
+        with _lock:
+          clients.setdefault(key, self.client)
+        return
+      # What the wrapper's constructor sets besides the client: the state
+      # of the download it streams from (none yet).
+      self.client = client
+      self._download_request = None
+      self._download_stream = None
+      self._download_pos = 0
+
+  SharedClient.__name__ = SharedClient.__qualname__ = "SharedClient"
+  SharedClient.shared_clients = clients
+  return SharedClient
