@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ from typing import Dict, List, Optional
 
 import psutil
 
-from benchmarks.compare import DEFAULT_VOCAB, REPO, generate_corpus
+from benchmarks.compare import DEFAULT_VOCAB, REPO, Measured, generate_corpus
 from runners import local_flink, local_s3
 from transforms.instances import DEFAULT_POOL_SIZE
 
@@ -65,6 +66,75 @@ def _tree_rss(pid: int) -> int:
   return total
 
 
+class CpuMeter:
+  """CPU-seconds (user + system) of process trees, sampled: the last figure
+  seen for every process that was ever in a tree counts, so a Python worker
+  that exits between samples keeps what it used up to the sample before."""
+
+  def __init__(self, roots: Dict[str, int]):
+    self.roots = roots
+    self._seen: Dict[str, Dict[int, float]] = {r: {} for r in roots}
+    self.first_child: Dict[str, float] = {}
+    self._start_children = {r: set(self._children(pid))
+                            for r, pid in roots.items()}
+
+  @staticmethod
+  def _children(pid: int) -> List[int]:
+    try:
+      return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+      return []
+
+  def sample(self) -> None:
+    for role, pid in self.roots.items():
+      try:
+        procs = [psutil.Process(pid)] + psutil.Process(pid).children(
+            recursive=True)
+      except psutil.NoSuchProcess:
+        continue
+      for p in procs:
+        try:
+          t = p.cpu_times()
+        except psutil.NoSuchProcess:
+          continue
+        self._seen[role][p.pid] = t.user + t.system
+        if (p.pid != pid and p.pid not in self._start_children[role]
+            and role not in self.first_child):
+          self.first_child[role] = time.time()
+
+  def seconds(self) -> Dict[str, float]:
+    return {role: sum(seen.values()) for role, seen in self._seen.items()}
+
+
+def _stage_times(cluster: Dict, job_name: str, since: float) -> Dict:
+  """The job's Flink vertices (stages) from the REST API, each with its
+  start and end relative to ``since`` (the launch), and the job's own."""
+  rest = lambda path: local_flink.rest(path, cluster["rest_port"],
+                                       host=cluster["address"])
+  jobs = [j for j in rest("/jobs/overview")["jobs"] if j["name"] == job_name
+          and j["start-time"] >= (since - 5) * 1000]
+  if not jobs:
+    return {}
+  job = rest("/jobs/" + max(jobs, key=lambda j: j["start-time"])["jid"])
+  rel = lambda ms: round(ms / 1000 - since, 1) if ms and ms > 0 else None
+  return {"submitted_s": rel(job["start-time"]), "ended_s": rel(
+      job["end-time"]), "state": job["state"],
+          "stages": [{"name": v["name"][:160], "start_s": rel(v["start-time"]),
+                      "end_s": rel(v["end-time"]),
+                      "parallelism": v["parallelism"], "status": v["status"]}
+                     for v in job["vertices"]]}
+
+
+def _s3_server_pid() -> Optional[int]:
+  for child in psutil.Process().children(recursive=True):
+    try:
+      if child.name() == "weed" or "weed" in " ".join(child.cmdline()[:1]):
+        return child.pid
+    except psutil.NoSuchProcess:
+      pass
+  return None
+
+
 def run_one(corpus: str, cluster: Dict, args, workdir: str,
             s3_url: Optional[str]) -> Dict:
   """One job; returns its figures. With ``s3_url``, input, vocabulary and
@@ -73,12 +143,20 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
              if p["role"].startswith(("taskmanager", "worker-pool",
                                       "job-server"))}
   peaks = {name: 0 for name in watched}
+  cpu_roots = {p["role"]: p["pid"] for p in cluster["processes"]}
+  s3_pid = _s3_server_pid() if s3_url else None
+  if s3_pid:
+    cpu_roots["s3-server"] = s3_pid
+  meter = CpuMeter(cpu_roots)
+  meter.sample()
+  cpu_before = meter.seconds()
   done = threading.Event()
 
   def sample():
     while not done.is_set():
       for name, pid in watched.items():
         peaks[name] = max(peaks[name], _tree_rss(pid))
+      meter.sample()
       done.wait(0.2)
 
   name = os.path.basename(corpus)
@@ -92,7 +170,8 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
              "--s3_endpoint_url=" + s3_url, "--s3_region_name=us-east-1"]
   else:
     out = os.path.join(workdir, "out_" + name)
-    flags = ["--input=" + corpus, "--output=" + out, "--overwrite",
+    flags = ["--input=" + os.path.join(os.path.dirname(corpus), "*"),
+             "--output=" + out, "--overwrite",
              "--vocab_file=" + args.vocab_file]
   cmd = [sys.executable, "-m", "pipelines.mlm"] + flags + [
       "--dupe_factor=%d" % args.dupe_factor,
@@ -105,9 +184,28 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
   sampler.start()
   start = time.time()
   result = "ok"
+  marks: Dict[str, float] = {}
+
+  def copy_log(stream, f):
+    # The launcher's lines, each with the seconds since launch.
+    for line in stream:
+      now = time.time() - start
+      if "Job state changed to RUNNING" in line:
+        marks.setdefault("job_service_running_s", round(now, 1))
+      f.write("%7.2f %s" % (now, line))
+    f.flush()
+
   with open(log, "w") as f:
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, **S3_ENV))
+    copier = threading.Thread(target=copy_log, args=(proc.stdout, f),
+                              daemon=True)
+    copier.start()
+    meter.roots["launcher"] = proc.pid
+    meter._seen["launcher"] = {}  # pylint: disable=protected-access
+    meter._start_children["launcher"] = set()  # pylint: disable=protected-access
+    profiles = _start_profiles(args, cluster, workdir, name)
     try:
       rc = proc.wait(timeout=args.timeout)
       if rc != 0:
@@ -116,9 +214,30 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
       proc.kill()
       proc.wait()
       result = "no end after %d s (log %s)" % (args.timeout, log)
+    copier.join()
   wall = time.time() - start
   done.set()
   sampler.join()
+  meter.sample()
+  cpu = {role: round(s - cpu_before.get(role, 0.0), 1)
+         for role, s in meter.seconds().items()}
+  first_worker = min((t for role, t in meter.first_child.items()
+                      if role.startswith("worker-pool")), default=None)
+  try:
+    stages = _stage_times(cluster, flink_job_name(flags), start)
+  except OSError:
+    stages = {}
+  for p in profiles:
+    p.send_signal(signal.SIGINT)  # py-spy writes its file and exits
+    try:
+      p.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+      p.kill()
+      p.wait()
+  profile = profile_summary([p.args[p.args.index("-o") + 1]
+                             for p in profiles
+                             if os.path.exists(p.args[p.args.index("-o") + 1])
+                             ]) if profiles else None
   instances = None
   if result == "ok":
     if s3_url:
@@ -130,12 +249,118 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
       with open(os.path.join(out, "summary.json"), "rb") as f:
         summary = f.read()
       shutil.rmtree(out, ignore_errors=True)
-    instances = json.loads(summary)["counts"]["instances"]
+    counts = json.loads(summary)["counts"]
+    instances = counts["instances"]
   else:
+    counts = None
     _cancel_running_jobs(cluster)
   return {"corpus_mb": os.path.getsize(corpus) / 1e6, "wall_s": wall,
-          "instances": instances, "result": result,
-          "peaks_mb": {name: peak / 1e6 for name, peak in peaks.items()}}
+          "instances": instances, "result": result, "counts": counts,
+          "peaks_mb": {name: peak / 1e6 for name, peak in peaks.items()},
+          "cpu_s": cpu, "first_worker_s": (round(first_worker - start, 1)
+                                           if first_worker else None),
+          "flink": stages, "profile": profile, **marks}
+
+
+def run_direct(corpus: str, args, workdir: str, workers: int) -> Dict:
+  """The same job on the DirectRunner with ``workers`` worker processes,
+  local files: its wall and CPU seconds and its counts."""
+  out = os.path.join(workdir, "direct_" + os.path.basename(corpus))
+  cmd = [sys.executable, "-m", "pipelines.mlm",
+         "--input=" + os.path.join(os.path.dirname(corpus), "*"),
+         "--output=" + out, "--overwrite", "--vocab_file=" + args.vocab_file,
+         "--dupe_factor=%d" % args.dupe_factor,
+         "--random_next_pool_size=%d" % args.random_next_pool_size,
+         "--direct_num_workers=%d" % workers]
+  measured = Measured(cmd, log=out + ".log").run()
+  with open(os.path.join(out, "summary.json")) as f:
+    counts = json.load(f)["counts"]
+  shutil.rmtree(out, ignore_errors=True)
+  return dict(measured, counts=counts, workers=workers)
+
+
+def steady_state(rows: List[Dict], key: str = "wall_s") -> Optional[Dict]:
+  """Throughput once started, from the smallest and the largest corpus:
+  MB/s = (MB_large - MB_small) / (s_large - s_small), and the fixed start
+  the line through both gives at 0 MB."""
+  done = sorted((r for r in rows if r.get(key)), key=lambda r: r["corpus_mb"])
+  if len(done) < 2 or done[-1][key] <= done[0][key]:
+    return None
+  small, large = done[0], done[-1]
+  rate = (large["corpus_mb"] - small["corpus_mb"]) / (large[key] - small[key])
+  return {"mb_s": rate, "start_s": small[key] - small["corpus_mb"] / rate}
+
+
+# Which stage a sampled Python stack belongs to: the first of these DoFns or
+# functions found in it, innermost first.
+PROFILE_STAGES = (
+    ("read and tokenize", ("_ReadRange.", "_ParseDocument.", "_SplitDoFn.",
+                           "_TokenizeDoFn.", "_SpillDoFn.")),
+    ("instances, masking and writing", ("_ReadPoolGroupDoFn.", "_MaskDoFn.",
+                                        "_WriteBundleDoFn.", "serialize_framed",
+                                        "_finalize ", "WriteExamples.")),
+)
+IDLE_FRAMES = ("Condition.wait", "channel_spin", "_serve (", "Event.wait",
+               "select (", "poll (", "_wait_once")
+
+
+def profile_summary(paths: List[str], top: int = 8) -> Dict:
+  """py-spy's collapsed stacks (``--format raw``) of the worker pools and
+  their workers, summed: busy samples per stage (``PROFILE_STAGES``; a
+  stack in none of them that imports modules is a worker starting, the
+  rest is the SDK harness itself), and the functions with the most samples
+  of their own in each."""
+  stages: Dict[str, Dict] = {}
+  for path in paths:
+    with open(path, errors="replace") as f:
+      for line in f:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not count.isdigit():
+          continue
+        frames = stack.split(";")
+        if any(idle in frames[-1] for idle in IDLE_FRAMES):
+          continue
+        stage = next((name for name, marks in PROFILE_STAGES
+                      if any(m in frame for frame in frames for m in marks)),
+                     None)
+        if stage is None:
+          stage = ("worker start-up (imports)" if any(
+              "_find_and_load" in frame for frame in frames)
+                   else "SDK harness and gRPC")
+        entry = stages.setdefault(stage, {"samples": 0, "self": {}})
+        entry["samples"] += int(count)
+        entry["self"][frames[-1]] = entry["self"].get(frames[-1], 0) + int(
+            count)
+  total = sum(e["samples"] for e in stages.values()) or 1
+  return {name: {"share": e["samples"] / total, "samples": e["samples"],
+                 "top": sorted(e["self"].items(), key=lambda kv: -kv[1])[:top]}
+          for name, e in sorted(stages.items(), key=lambda kv: -kv[1]["samples"])}
+
+
+def flink_job_name(flags: List[str]) -> str:
+  from runners import flink  # pylint: disable=import-outside-toplevel
+  out = [f.split("=", 1)[1] for f in flags if f.startswith("--output=")][0]
+  return flink.job_name(out)
+
+
+def _start_profiles(args, cluster: Dict, workdir: str, name: str) -> List:
+  """With ``--py_spy``: py-spy records every worker pool and the Python
+  workers it starts (``--subprocesses``) for the whole job, into
+  WORKDIR/NAME.pyspy-ROLE.txt (collapsed stacks, one line per stack with
+  its sample count)."""
+  if not args.py_spy:
+    return []
+  spy = shutil.which("py-spy") or os.path.join(os.path.dirname(
+      sys.executable), "py-spy")
+  procs = []
+  for p in cluster["processes"]:
+    if p["role"].startswith("worker-pool"):
+      out = os.path.join(workdir, "%s.pyspy-%s.txt" % (name, p["role"]))
+      procs.append(subprocess.Popen(
+          [spy, "record", "--pid", str(p["pid"]), "--subprocesses",
+           "--format", "raw", "--rate", "50", "--nonblocking", "-o", out],
+          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+  return procs
 
 
 def _s3_client(url: str):
@@ -191,6 +416,12 @@ def _run_on_cluster(corpora: List[str], taskmanagers: int, args,
   return rows
 
 
+def _corpus_path(workdir: str, name: str) -> str:
+  folder = os.path.join(workdir, "corpora", name)
+  os.makedirs(folder)
+  return os.path.join(folder, name)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group()
@@ -225,16 +456,30 @@ def main(argv=None):
                       help="Seconds a job may run before it counts as "
                       "stalled and is cancelled (default %(default)s).")
   parser.add_argument("--vocab_file", default=DEFAULT_VOCAB)
+  parser.add_argument("--py_spy", action="store_true",
+                      help="Profile the Python workers with py-spy (see "
+                      "_start_profiles); the files are named in the output.")
+  parser.add_argument("--direct_baseline", action="store_true",
+                      help="Also run each corpus on the DirectRunner with "
+                      "as many worker processes as the cluster has slots, "
+                      "local files, and compare: MB/s per slot beside MB/s "
+                      "per worker core, and the counts of both runs.")
   parser.add_argument("--json", help="Also write the results here.")
   args = parser.parse_args(argv)
 
   workdir = tempfile.mkdtemp(prefix="mlm-flink-bench-")
+  # Each corpus alone in a folder named as it is (WORKDIR/corpora/NAME/NAME),
+  # as on S3 (s3://bench/corpus/NAME/NAME): the document ids, paths below
+  # that folder, and so the examples are the same on every runner.
+  corpora = []
   if args.corpus:
-    corpora = [c.strip() for c in args.corpus.split(",") if c.strip()]
+    for given in (c.strip() for c in args.corpus.split(",") if c.strip()):
+      path = _corpus_path(workdir, os.path.basename(given))
+      shutil.copyfile(given, path)
+      corpora.append(path)
   else:
-    corpora = []
     for mb in args.generate_mb.split(","):
-      path = os.path.join(workdir, "generated_%smb.txt" % mb.strip())
+      path = _corpus_path(workdir, "generated_%smb.txt" % mb.strip())
       generate_corpus(path, float(mb))
       corpora.append(path)
   taskmanagers = 1 if args.one_host else args.taskmanagers
@@ -253,6 +498,15 @@ def main(argv=None):
         os.environ.pop(k, None)
       else:
         os.environ[k] = v
+  slots = taskmanagers * args.slots
+  direct_rows: List[Dict] = []
+  if args.direct_baseline:
+    for corpus in corpora:
+      direct_rows.append(dict(run_direct(corpus, args, workdir, slots),
+                              corpus_mb=os.path.getsize(corpus) / 1e6))
+      print("%s on the DirectRunner: %.1f s" % (corpus,
+                                               direct_rows[-1]["wall_s"]),
+            flush=True)
   print()
   print("%d TaskManager(s), process size %s (task off-heap %s), %d slot(s) "
         "each, parallelism %d, dupe_factor %d, random_next_pool_size %d, "
@@ -275,9 +529,56 @@ def main(argv=None):
       continue
     print("| %.1f | %.1f | %.2f | {:,} | %s |".format(r["instances"]) % (
         r["corpus_mb"], r["wall_s"], r["corpus_mb"] / r["wall_s"], peaks))
+  for r in rows:
+    print()
+    print("%.1f MB: launch to the job service's RUNNING %s s, to the Flink "
+          "job %s s, to the first Python worker %s s, job ended %s s" % (
+              r["corpus_mb"], r.get("job_service_running_s"),
+              r["flink"].get("submitted_s"),
+              r["first_worker_s"], r["flink"].get("ended_s")))
+    print("  CPU-seconds: " + ", ".join(
+        "%s %.1f" % kv for kv in sorted(r["cpu_s"].items())))
+    for name, entry in (r.get("profile") or {}).items():
+      print("  py-spy, %s: %.0f%% of the workers' busy samples; most of their "
+            "own: %s" % (name, 100 * entry["share"], "; ".join(
+                "%s %d" % (frame[:70], n) for frame, n in entry["top"][:4])))
+    for stage in r["flink"].get("stages", []):
+      print("  stage %6s-%6s s  x%d  %s" % (stage["start_s"], stage["end_s"],
+                                          stage["parallelism"],
+                                          stage["name"][:110]))
+  if direct_rows:
+    print()
+    print("DirectRunner, %d worker processes, local files, same corpora:"
+          % slots)
+    print("| corpus MB | wall s | CPU s | MB/s per worker | same counts as "
+          "Flink |")
+    print("|---|---|---|---|---|")
+    for r, f in zip(direct_rows, rows):
+      print("| %.1f | %.1f | %.1f | %.2f | %s |" % (
+          r["corpus_mb"], r["wall_s"], r["cpu_s"],
+          r["corpus_mb"] / r["wall_s"] / slots,
+          "yes" if f.get("counts") == r["counts"] else "NO"))
+  flink_fit = steady_state([r for r in rows if r["result"] == "ok"])
+  direct_fit = steady_state(direct_rows)
+  if flink_fit:
+    print()
+    print("Flink once started: %.2f MB/s, %.3f MB/s per slot; fixed start "
+          "%.1f s (the line through the smallest and largest corpus)"
+          % (flink_fit["mb_s"], flink_fit["mb_s"] / slots,
+             flink_fit["start_s"]))
+  if direct_fit:
+    print("DirectRunner once started: %.2f MB/s, %.3f MB/s per worker; "
+          "fixed start %.1f s" % (direct_fit["mb_s"],
+                                  direct_fit["mb_s"] / slots,
+                                  direct_fit["start_s"]))
+  if flink_fit and direct_fit:
+    print("per slot / per DirectRunner worker: %.0f%%"
+          % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
   if args.json:
     with open(args.json, "w") as f:
-      json.dump(rows, f, indent=2)
+      json.dump({"flink": rows, "direct": direct_rows,
+                 "flink_steady": flink_fit, "direct_steady": direct_fit},
+                f, indent=2)
 
 
 if __name__ == "__main__":
