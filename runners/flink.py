@@ -14,6 +14,19 @@ the user gives wins:
 * ``--flink_submit_uber_jar`` when ``--flink_master`` names a host: the job
   is uploaded through Flink's REST API; no job server process is needed.
 * ``--job_name=mlm-pipeline-<output name>``: how the job shows in the UI.
+* ``--execution_mode_for_batch=BATCH_FORCED``: every exchange between
+  stages is blocking, so each stage is a failover region of its own and the
+  cluster (runners/flink_node.py: restart strategy, region failover)
+  restarts only what a lost TaskManager ran instead of failing the job.
+  Beam's Flink runner option (FlinkPipelineOptions.executionModeForBatch),
+  which Beam's Python SDK does not declare: ``FlinkBatchOptions`` does, so
+  the portable runner passes it to the job server.
+* ``--environment_cache_millis=30000``: a TaskManager keeps the job's
+  Python worker for 30 s after a stage ends, so the next stage reuses it
+  instead of starting (and importing Beam, TensorFlow's protos and this
+  project into) a new one. Beam's runner does so only where its classes come
+  from the cluster's class loader, as on the clusters runners/flink_node.py
+  starts (see UNSTAGED_JARS there).
 * ``--artifact_endpoint=HOST:PORT-1`` for ``--job_endpoint=HOST:PORT``: the
   job server on a cluster host listens on every address and would tell the
   client to stage artifacts at ``0.0.0.0``; its artifact service is on the
@@ -29,12 +42,34 @@ import time
 import urllib.request
 from typing import Dict, List, Optional, Sequence
 
+from apache_beam.options.pipeline_options import PipelineOptions
+
 from runners import flink_node
 from runners.direct import _flag_value, _has_flag
 
 # The Flink of the clusters runners/ starts, locally and on EC2.
 FLINK_VERSION = flink_node.FLINK_MINOR
 WORKER_POOL = "localhost:50000"
+ENVIRONMENT_CACHE_MS = 30000
+
+
+EXECUTION_MODES = ("PIPELINED", "BATCH_FORCED")
+
+
+class FlinkBatchOptions(PipelineOptions):
+  """Beam's Java Flink runner options that this project sets and Beam's
+  Python SDK does not declare (a declared option reaches the job server in
+  the job's options)."""
+
+  @classmethod
+  def _add_argparse_args(cls, parser):
+    parser.add_argument(
+        "--execution_mode_for_batch", choices=EXECUTION_MODES, default=None,
+        help="How a batch job's stages exchange data on Flink: BATCH_FORCED "
+        "(this project's default on Flink) writes each stage's output "
+        "before the next reads it, so a lost TaskManager restarts only the "
+        "stages it ran; PIPELINED streams between stages, one failover "
+        "region for the whole job.")
 
 
 def is_flink(argv: Sequence[str]) -> bool:
@@ -85,6 +120,10 @@ def _worker_pool_and_name(argv: List[str]) -> List[str]:
     argv.append("--environment_type=EXTERNAL")
     if not _has_flag(argv, "--environment_config"):
       argv.append("--environment_config=" + WORKER_POOL)
+  if not _has_flag(argv, "--execution_mode_for_batch"):
+    argv.append("--execution_mode_for_batch=BATCH_FORCED")
+  if not _has_flag(argv, "--environment_cache_millis"):
+    argv.append("--environment_cache_millis=%d" % ENVIRONMENT_CACHE_MS)
   if not _has_flag(argv, "--job_name"):
     argv.append("--job_name=" + job_name(_flag_value(argv, "--output") or ""))
   return argv

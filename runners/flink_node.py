@@ -62,6 +62,10 @@ WORKER_POOL_PORT = 50000
 REST_PORT = 8081
 RPC_PORT = 6123
 JOB_PORT = 8099
+# How long a job waits for a lost TaskManager host (see flink_config).
+RESTART_ATTEMPTS = 5
+RESTART_DELAY_S = 10
+SLOT_TIMEOUT_S = 60
 ROLES = ("install", "jobmanager", "job-server", "taskmanager", "worker-pool")
 
 
@@ -81,9 +85,37 @@ def flink_home(cache_dir: str) -> str:
   return os.path.join(cache_dir, "flink-%s" % FLINK_VERSION)
 
 
+# Where the job server's jars go, below its folder. Beam's job server stages
+# every jar on its own classpath with each job (PipelineResources
+# .detectClassPathResourcesToStage): 161 jars, 152 MB, uploaded to the
+# JobManager's blob server and fetched by every TaskManager for every job,
+# 12-15 s of each job's start here (README, "Where the time goes on Flink").
+# Beam 2.62's PipelineResources.isStageable leaves out any path that holds
+# "gradle/wrapper" (meant for Gradle's own wrapper jar), so jars kept below
+# such a folder are not staged. The cluster's JobManager and TaskManagers
+# have the same jars on their own classpath instead (cluster_classpath), so
+# a job needs no jar of its own: it starts without the upload, and Beam's
+# runner classes come from the cluster's class loader, which also lets the
+# runner keep a job's Python worker between stages (runners/flink.py,
+# --environment_cache_millis).
+UNSTAGED_JARS = os.path.join("gradle", "wrapper")
+
+
 def job_server_dir(cache_dir: str) -> str:
+  """The job server's jars (see UNSTAGED_JARS)."""
   return os.path.join(cache_dir, "beam-flink-job-server-%s"
-                      % JOB_SERVER_VERSION)
+                      % JOB_SERVER_VERSION, UNSTAGED_JARS)
+
+
+def cluster_classpath(job_server: str) -> str:
+  """The job server's jars that a JobManager or TaskManager adds to its own
+  classpath (through HADOOP_CLASSPATH, which Flink's scripts append after
+  Flink's own jars): all but Flink's (the cluster has its own, newer patch
+  release) and the logging bindings Flink brings."""
+  jars = sorted(name for name in os.listdir(job_server)
+                if name.endswith(".jar")
+                and not name.startswith(("flink-", "slf4j-", "log4j-")))
+  return os.pathsep.join(os.path.join(job_server, name) for name in jars)
 
 
 def ensure_distribution(cache_dir: str) -> str:
@@ -200,10 +232,24 @@ def java_home() -> Optional[str]:
 def flink_config(*, tmp_dir: str, jobmanager_address: str, address: str,
                  bind_host: str, slots: int, taskmanager_memory: str,
                  taskmanager_off_heap: str, jobmanager_memory: str,
-                 rest_port: int) -> str:
+                 rest_port: int, restart_attempts: int = RESTART_ATTEMPTS,
+                 restart_delay_s: int = RESTART_DELAY_S,
+                 slot_timeout_s: int = SLOT_TIMEOUT_S) -> str:
   """Flink's config.yaml for one node: the JobManager's (which reads the
-  jobmanager and rest keys) or a TaskManager's (``address``: the address it
-  announces). ``bind_host``: the address its servers listen on."""
+  jobmanager, rest and restart keys) or a TaskManager's (``address``: the
+  address it announces). ``bind_host``: the address its servers listen on.
+
+  Restarts (the JobManager's): jobs run their stages with blocking
+  exchanges (runners/flink.py sets Beam's ``--execution_mode_for_batch=
+  BATCH_FORCED``), so every parallel instance of a stage is a failover
+  region of its own, and a lost TaskManager restarts only the regions that
+  ran on it, or whose results it held, from their inputs (Flink's
+  ``region`` failover strategy), on the slots left or on the host once it is
+  back (systemd restarts it on EC2). A restarted region waits up to
+  ``slot_timeout_s`` for a slot. The job fails once ``restart_attempts``
+  restarts, ``restart_delay_s`` apart, found no slot: with no TaskManager
+  left and none back, after about
+  ``restart_attempts * (restart_delay_s + slot_timeout_s)`` seconds."""
   return (
       # Flink's spill files and the jars and native libraries its JVMs
       # unpack: in the node's own folder.
@@ -214,6 +260,7 @@ def flink_config(*, tmp_dir: str, jobmanager_address: str, address: str,
       "  bind-host: %s\n"
       "  rpc:\n    address: %s\n    port: %d\n"
       "  memory:\n    process:\n      size: %s\n"
+      "  execution:\n    failover-strategy: region\n"
       % (bind_host, jobmanager_address, RPC_PORT, jobmanager_memory) +
       "taskmanager:\n"
       "  bind-host: %s\n  host: %s\n"
@@ -235,14 +282,21 @@ def flink_config(*, tmp_dir: str, jobmanager_address: str, address: str,
       "rest:\n  address: %s\n  bind-address: %s\n"
       "  port: %d\n"
       "parallelism:\n  default: 1\n"
-      # A lost TaskManager fails the job at once (the CLI then says so in one
-      # error line and leaves no summary.json; the same command run again
-      # cleans up): Beam runs a batch job's stages pipelined
-      # (--execution_mode_for_batch=PIPELINED), so the job is one failover
-      # region that needs every slot back, and the slots of a dead host are
-      # gone until the host returns.
-      "restart-strategy:\n  type: none\n"
-      % (jobmanager_address, bind_host, rest_port))
+      # Exponential-delay held at a constant delay (max-backoff =
+      # initial-backoff; the multiplier must exceed 1): unlike fixed-delay it
+      # counts the failures that one lost host causes at once (every task
+      # it ran, every task reading from it) as one restart (Flink 1.19,
+      # FLIP-364), and after an hour without failures it starts counting
+      # again, so a long job survives a host lost now and then.
+      "restart-strategy:\n  type: exponential-delay\n"
+      "  exponential-delay:\n    initial-backoff: %d s\n"
+      "    max-backoff: %d s\n    backoff-multiplier: 1.5\n"
+      "    jitter-factor: 0.0\n    attempts-before-reset-backoff: %d\n"
+      "    reset-backoff-threshold: 1 h\n"
+      # Flink 1.19 reads this one as milliseconds.
+      "slot:\n  request:\n    timeout: %d\n"
+      % (jobmanager_address, bind_host, rest_port, restart_delay_s,
+         restart_delay_s, restart_attempts, slot_timeout_s * 1000))
 
 
 def node_dirs(node_dir: str) -> Dict[str, str]:
@@ -280,7 +334,9 @@ def _prepare(args: argparse.Namespace) -> Dict[str, str]:
           taskmanager_memory=args.taskmanager_memory,
           taskmanager_off_heap=args.taskmanager_off_heap,
           jobmanager_memory=args.jobmanager_memory,
-          rest_port=args.rest_port))
+          rest_port=args.rest_port, restart_attempts=args.restart_attempts,
+          restart_delay_s=args.restart_delay_s,
+          slot_timeout_s=args.slot_timeout_s))
   env = dict(os.environ, FLINK_HOME=paths["flink_home"],
              FLINK_LOG_DIR=dirs["log"], FLINK_PID_DIR=args.node_dir,
              JAVA_HOME=java, TMPDIR=dirs["tmp"])
@@ -291,6 +347,7 @@ def _prepare(args: argparse.Namespace) -> Dict[str, str]:
   env["MLM_JOB_SERVER"] = paths["job_server"]
   if "conf" in dirs:
     env["FLINK_CONF_DIR"] = dirs["conf"]
+    env["HADOOP_CLASSPATH"] = cluster_classpath(paths["job_server"])
   return env
 
 
@@ -355,6 +412,14 @@ def parser() -> argparse.ArgumentParser:
                  "memory for Beam's channels to the Python workers.")
   p.add_argument("--jobmanager_memory", default="1024m",
                  help="Flink jobmanager.memory.process.size.")
+  p.add_argument("--restart_attempts", type=int, default=RESTART_ATTEMPTS,
+                 help="JobManager: restarts of a job's failed stages before "
+                 "the job fails (see flink_config).")
+  p.add_argument("--restart_delay_s", type=int, default=RESTART_DELAY_S,
+                 help="JobManager: seconds between restarts.")
+  p.add_argument("--slot_timeout_s", type=int, default=SLOT_TIMEOUT_S,
+                 help="JobManager: seconds a restarted stage waits for "
+                 "slots, e.g. for a lost TaskManager host to come back.")
   p.add_argument("--flink_master", default="localhost:%d" % REST_PORT,
                  help="Job server: the JobManager's REST address.")
   p.add_argument("--job_host", default="0.0.0.0",

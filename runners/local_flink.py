@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from runners import flink_node
 from runners.flink_node import JOB_PORT, WORKER_POOL_PORT
@@ -105,9 +105,13 @@ def _make_hosts(count: int) -> List[Dict]:
 
 
 def _remove_hosts(count: int) -> None:
-  """Removes the namespaces (their veth ends go with them) and the bridge."""
+  """Removes the namespaces and the bridge, and the veth ends on this
+  machine's side (they go with their namespace, unless a process that was
+  in it, a zombie not yet reaped, still holds it)."""
   for i in range(count):
     subprocess.run(["ip", "netns", "delete", host_name(i)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["ip", "link", "delete", "mlmflinkv%d" % i],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   subprocess.run(["ip", "link", "delete", HOSTS_BRIDGE],
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,10 +155,14 @@ def _alive(pid: int) -> bool:
 def start(taskmanagers: int = 1, slots: int = 2,
           taskmanager_memory: str = "2g", rest_port: int = 8081,
           job_port: int = JOB_PORT, timeout: float = 120.0,
-          taskmanager_off_heap: str = "256m", hosts: bool = False) -> Dict:
+          taskmanager_off_heap: str = "256m", hosts: bool = False,
+          restart_attempts: int = flink_node.RESTART_ATTEMPTS,
+          restart_delay_s: int = flink_node.RESTART_DELAY_S,
+          slot_timeout_s: int = flink_node.SLOT_TIMEOUT_S) -> Dict:
   """Starts the cluster; returns its state (ports, pids, job endpoint).
   ``hosts``: every TaskManager, with its worker pool, on a host of its own
-  (see the module docstring)."""
+  (see the module docstring). ``restart_*``, ``slot_timeout_s``: how long a
+  job waits for a lost TaskManager (runners/flink_node.py's flink_config)."""
   state = read_state()
   if state and any(_alive(p["pid"]) for p in state["processes"]):
     raise ClusterError("a local cluster is already running (pids %s); run "
@@ -177,7 +185,10 @@ def start(taskmanagers: int = 1, slots: int = 2,
   processes: List[Dict] = []
   config = {"slots": slots, "taskmanager_memory": taskmanager_memory,
             "taskmanager_off_heap": taskmanager_off_heap,
-            "jobmanager_memory": "1024m", "rest_port": rest_port}
+            "jobmanager_memory": "1024m", "rest_port": rest_port,
+            "restart_attempts": restart_attempts,
+            "restart_delay_s": restart_delay_s,
+            "slot_timeout_s": slot_timeout_s}
   state = {"flink_home": paths["flink_home"], "rest_port": rest_port,
            "address": "localhost",
            "worker_pool": "localhost:%d" % WORKER_POOL_PORT,
@@ -224,7 +235,10 @@ def plan(taskmanagers: int, config: Dict, job_port: int,
   nodes = [{"name": "jobmanager", "role": "jobmanager", "host": 0,
             "flags": {"address": address, "bind_host": bind,
                       "jobmanager_memory": config["jobmanager_memory"],
-                      "rest_port": config["rest_port"]}}]
+                      "rest_port": config["rest_port"],
+                      "restart_attempts": config["restart_attempts"],
+                      "restart_delay_s": config["restart_delay_s"],
+                      "slot_timeout_s": config["slot_timeout_s"]}}]
   for i in range(taskmanagers):
     nodes.append({"name": "taskmanager-%d" % i, "role": "taskmanager",
                   "host": i + 1 if hosts else 0,
@@ -283,11 +297,23 @@ def restart_taskmanager(i: int, timeout: float = 120.0) -> Dict:
   """Starts TaskManager ``i`` and its host's worker pool again (after they
   died: a host back from a crash); returns the state once the JobManager
   lists every TaskManager again. Only for a cluster started with hosts."""
+  return restart_taskmanagers([i], timeout)
+
+
+def restart_taskmanagers(indices: Sequence[int],
+                         timeout: float = 120.0) -> Dict:
+  """``restart_taskmanager`` for several hosts at once (every other
+  TaskManager must be running)."""
   state = read_state()
   if not state or not state.get("hosts"):
     raise ClusterError("no local cluster with --hosts is running")
-  host = state["hosts"][i + 1]
-  roles = ("taskmanager-%d" % i, "worker-pool-%d" % i)
+  roles = {name % i: i for i in indices
+           for name in ("taskmanager-%d", "worker-pool-%d")}
+  # Just killed: give them a moment to end (and be reaped).
+  deadline = time.time() + 10
+  while time.time() < deadline and any(
+      p["role"] in roles and _alive(p["pid"]) for p in state["processes"]):
+    time.sleep(0.1)
   for p in state["processes"]:
     if p["role"] in roles and _alive(p["pid"]):
       raise ClusterError("%s is still running (pid %d)" % (p["role"],
@@ -297,6 +323,7 @@ def restart_taskmanager(i: int, timeout: float = 120.0) -> Dict:
                    int(state["job_endpoint"].rsplit(":", 1)[1]),
                    [h["address"] for h in state["hosts"]]):
     if node["name"] in roles:
+      host = state["hosts"][roles[node["name"]] + 1]
       state["processes"].append(_launch_role(state, node["name"], node["role"],
                                              host, **node["flags"]))
   _save(state)
@@ -373,6 +400,9 @@ def stop(timeout: float = 30.0) -> List[int]:
         os.killpg(pid, signal.SIGKILL)
       except OSError:
         pass
+  deadline = time.time() + 5
+  while time.time() < deadline and any(_alive(p) for p in pids):
+    time.sleep(0.1)  # _alive reaps those that were our children
   if state.get("hosts"):
     _remove_hosts(len(state["hosts"]))
   if os.path.exists(STATE_FILE):

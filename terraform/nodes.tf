@@ -62,6 +62,9 @@ resource "aws_instance" "jobmanager" {
     jobmanager_memory = "1600m"
     rest_port         = local.rest_port
     job_port          = local.job_port
+    restart_attempts  = var.host_return.restart_attempts
+    restart_delay_s   = var.host_return.restart_delay_s
+    slot_timeout_s    = var.host_return.slot_timeout_s
   })
   # The wheel's checksum is in user_data: a new wheel boots new nodes.
   user_data_replace_on_change = true

@@ -127,3 +127,22 @@ variable "project_wheel" {
     error_message = "project_wheel must name a built .whl file: run python -m pip wheel --no-deps -w dist . in the project first."
   }
 }
+
+variable "host_return" {
+  type = object({
+    restart_attempts = number
+    restart_delay_s  = number
+    slot_timeout_s   = number
+  })
+  description = "How long a job waits for a lost TaskManager host to come back (systemd restarts its services; a replaced instance rejoins): Flink restarts the job's failed stages up to restart_attempts times, restart_delay_s apart, each waiting up to slot_timeout_s for slots. A host that stays away fails the job after about restart_attempts * (restart_delay_s + slot_timeout_s) seconds. The defaults are runners/flink_node.py's."
+  default = {
+    restart_attempts = 5
+    restart_delay_s  = 10
+    slot_timeout_s   = 60
+  }
+
+  validation {
+    condition     = var.host_return.restart_attempts >= 1 && var.host_return.restart_delay_s >= 0 && var.host_return.slot_timeout_s >= 10
+    error_message = "host_return needs restart_attempts >= 1, restart_delay_s >= 0 and slot_timeout_s >= 10."
+  }
+}
