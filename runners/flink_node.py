@@ -167,11 +167,26 @@ def _fetch(url: str) -> bytes:
     return r.read()
 
 
+def _move_old_layout(lib: str) -> None:
+  """Moves a job server installed before UNSTAGED_JARS (its jars and
+  ``.complete`` in the version's folder itself) into ``lib``, instead of
+  downloading it again."""
+  old = os.path.dirname(os.path.dirname(lib))
+  if not os.path.exists(os.path.join(old, ".complete")):
+    return
+  os.makedirs(lib, exist_ok=True)
+  for name in os.listdir(old):
+    if name.endswith(".jar"):
+      os.replace(os.path.join(old, name), os.path.join(lib, name))
+  os.replace(os.path.join(old, ".complete"), os.path.join(lib, ".complete"))
+
+
 def ensure_job_server(cache_dir: str) -> str:
   """A folder with Beam's Flink job server and its dependencies (downloaded
   once); run it with ``java -cp FOLDER/*``."""
   lib = job_server_dir(cache_dir)
   done = os.path.join(lib, ".complete")
+  _move_old_layout(lib)
   if os.path.exists(done):
     return lib
   os.makedirs(lib, exist_ok=True)
@@ -284,10 +299,11 @@ def flink_config(*, tmp_dir: str, jobmanager_address: str, address: str,
       "parallelism:\n  default: 1\n"
       # Exponential-delay held at a constant delay (max-backoff =
       # initial-backoff; the multiplier must exceed 1): unlike fixed-delay it
-      # counts the failures that one lost host causes at once (every task
-      # it ran, every task reading from it) as one restart (Flink 1.19,
-      # FLIP-364), and after an hour without failures it starts counting
-      # again, so a long job survives a host lost now and then.
+      # counts the failures that come within one delay of each other (the
+      # tasks a lost host ran, those reading from it) as one restart (Flink
+      # 1.19, FLIP-364); a stage that finds a lost result only later costs
+      # another. After an hour without failures it starts counting again,
+      # so a long job survives a host lost now and then.
       "restart-strategy:\n  type: exponential-delay\n"
       "  exponential-delay:\n    initial-backoff: %d s\n"
       "    max-backoff: %d s\n    backoff-multiplier: 1.5\n"
@@ -347,7 +363,9 @@ def _prepare(args: argparse.Namespace) -> Dict[str, str]:
   env["MLM_JOB_SERVER"] = paths["job_server"]
   if "conf" in dirs:
     env["FLINK_CONF_DIR"] = dirs["conf"]
-    env["HADOOP_CLASSPATH"] = cluster_classpath(paths["job_server"])
+    env["HADOOP_CLASSPATH"] = os.pathsep.join(
+        p for p in (cluster_classpath(paths["job_server"]),
+                    os.environ.get("HADOOP_CLASSPATH")) if p)
   return env
 
 
@@ -384,6 +402,19 @@ def role_command(args: argparse.Namespace, env: Dict[str, str]) -> List[str]:
           "--container_executable=" + external_worker.executable()]
 
 
+def _at_least(low: int):
+  def whole_number(text: str) -> int:
+    try:
+      value = int(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+    if value < low:
+      raise argparse.ArgumentTypeError("must be at least %d" % low)
+    return value
+  whole_number.__name__ = "whole number"
+  return whole_number
+
+
 def parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m runners.flink_node",
                               description=__doc__.split("\n")[0])
@@ -412,12 +443,15 @@ def parser() -> argparse.ArgumentParser:
                  "memory for Beam's channels to the Python workers.")
   p.add_argument("--jobmanager_memory", default="1024m",
                  help="Flink jobmanager.memory.process.size.")
-  p.add_argument("--restart_attempts", type=int, default=RESTART_ATTEMPTS,
+  p.add_argument("--restart_attempts", type=_at_least(1),
+                 default=RESTART_ATTEMPTS,
                  help="JobManager: restarts of a job's failed stages before "
                  "the job fails (see flink_config).")
-  p.add_argument("--restart_delay_s", type=int, default=RESTART_DELAY_S,
+  p.add_argument("--restart_delay_s", type=_at_least(1),
+                 default=RESTART_DELAY_S,
                  help="JobManager: seconds between restarts.")
-  p.add_argument("--slot_timeout_s", type=int, default=SLOT_TIMEOUT_S,
+  p.add_argument("--slot_timeout_s", type=_at_least(10),
+                 default=SLOT_TIMEOUT_S,
                  help="JobManager: seconds a restarted stage waits for "
                  "slots, e.g. for a lost TaskManager host to come back.")
   p.add_argument("--flink_master", default="localhost:%d" % REST_PORT,

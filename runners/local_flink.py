@@ -236,9 +236,13 @@ def plan(taskmanagers: int, config: Dict, job_port: int,
             "flags": {"address": address, "bind_host": bind,
                       "jobmanager_memory": config["jobmanager_memory"],
                       "rest_port": config["rest_port"],
-                      "restart_attempts": config["restart_attempts"],
-                      "restart_delay_s": config["restart_delay_s"],
-                      "slot_timeout_s": config["slot_timeout_s"]}}]
+                      # (A state file of an older cluster has none.)
+                      "restart_attempts": config.get(
+                          "restart_attempts", flink_node.RESTART_ATTEMPTS),
+                      "restart_delay_s": config.get(
+                          "restart_delay_s", flink_node.RESTART_DELAY_S),
+                      "slot_timeout_s": config.get(
+                          "slot_timeout_s", flink_node.SLOT_TIMEOUT_S)}}]
   for i in range(taskmanagers):
     nodes.append({"name": "taskmanager-%d" % i, "role": "taskmanager",
                   "host": i + 1 if hosts else 0,
@@ -319,6 +323,12 @@ def restart_taskmanagers(indices: Sequence[int],
       raise ClusterError("%s is still running (pid %d)" % (p["role"],
                                                            p["pid"]))
   state["processes"] = [p for p in state["processes"] if p["role"] not in roles]
+  # The JobManager lists a dead TaskManager until its heartbeats time out:
+  # up means as many TaskManagers it had not listed before.
+  try:
+    before = _taskmanager_ids(state)
+  except OSError:
+    before = set()
   for node in plan(state["taskmanagers"], state["config"],
                    int(state["job_endpoint"].rsplit(":", 1)[1]),
                    [h["address"] for h in state["hosts"]]):
@@ -327,8 +337,20 @@ def restart_taskmanagers(indices: Sequence[int],
       state["processes"].append(_launch_role(state, node["name"], node["role"],
                                              host, **node["flags"]))
   _save(state)
+  deadline = time.time() + timeout
   _wait_until_up(state, timeout)
+  while len(_taskmanager_ids(state) - before) < len(indices):
+    if time.time() > deadline:
+      raise ClusterError("the restarted TaskManagers did not register in "
+                         "%g s; logs in %s" % (timeout, os.path.join(
+                             STATE_DIR, "log")))
+    time.sleep(0.5)
   return state
+
+
+def _taskmanager_ids(state: Dict) -> set:
+  return {tm["id"] for tm in rest("/taskmanagers", state["rest_port"],
+                                  host=state["address"])["taskmanagers"]}
 
 
 def _wait_until_up(state: Dict, timeout: float) -> None:

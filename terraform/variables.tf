@@ -134,7 +134,7 @@ variable "host_return" {
     restart_delay_s  = number
     slot_timeout_s   = number
   })
-  description = "How long a job waits for a lost TaskManager host to come back (systemd restarts its services; a replaced instance rejoins): Flink restarts the job's failed stages up to restart_attempts times, restart_delay_s apart, each waiting up to slot_timeout_s for slots. A host that stays away fails the job after about restart_attempts * (restart_delay_s + slot_timeout_s) seconds. The defaults are runners/flink_node.py's."
+  description = "How long a job waits for a lost TaskManager host to come back (systemd restarts its services; a replaced instance rejoins): Flink restarts the stages a lost host ran on the slots left or on the host once back, each restart waiting up to slot_timeout_s for a slot, restart_delay_s apart (failures within one delay count as one restart). A host that stays away only slows the job; with no TaskManager left and none back, the job fails after about restart_attempts * (restart_delay_s + slot_timeout_s) seconds. Whole numbers; the defaults are runners/flink_node.py's."
   default = {
     restart_attempts = 5
     restart_delay_s  = 10
@@ -142,7 +142,7 @@ variable "host_return" {
   }
 
   validation {
-    condition     = var.host_return.restart_attempts >= 1 && var.host_return.restart_delay_s >= 0 && var.host_return.slot_timeout_s >= 10
-    error_message = "host_return needs restart_attempts >= 1, restart_delay_s >= 0 and slot_timeout_s >= 10."
+    condition     = alltrue([for v in values(var.host_return) : floor(v) == v]) && var.host_return.restart_attempts >= 1 && var.host_return.restart_delay_s >= 1 && var.host_return.slot_timeout_s >= 10
+    error_message = "host_return needs whole numbers: restart_attempts >= 1, restart_delay_s >= 1 (Flink's smallest restart backoff) and slot_timeout_s >= 10."
   }
 }

@@ -13,6 +13,7 @@ import os
 import socket
 
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from runners import flink, flink_node, local_flink
 from tests.helpers import (REPO, digest, local_cluster, read_examples,
@@ -200,6 +201,22 @@ def test_flink_presets():
       "--artifact_endpoint=10.0.0.6:1234"]
   assert "--artifact_endpoint=10.0.0.5:9098" in flink.with_defaults(
       ["--runner=PortableRunner", "--job_endpoint=10.0.0.5:9099"])
+  # Blocking exchanges (a lost TaskManager restarts only its stages) and
+  # workers kept between stages, on both runners; a value given wins, and
+  # the job server gets it as Beam's Java option.
+  for runner in (argv, portable):
+    assert "--execution_mode_for_batch=BATCH_FORCED" in runner
+    assert "--environment_cache_millis=30000" in runner
+  own = flink.with_defaults(["--runner=PortableRunner",
+                             "--execution_mode_for_batch=PIPELINED",
+                             "--environment_cache_millis=0"])
+  assert [a for a in own if a.startswith(("--execution_mode",
+                                          "--environment_cache"))] == [
+                                              "--execution_mode_for_batch="
+                                              "PIPELINED",
+                                              "--environment_cache_millis=0"]
+  options = PipelineOptions(own).get_all_options()
+  assert options["execution_mode_for_batch"] == "PIPELINED"
 
 
 def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):

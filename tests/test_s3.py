@@ -258,8 +258,16 @@ def test_beams_s3_filesystem_shares_one_client_per_settings(s3_server, bucket):
                             "s3_region_name": "us-east-1"}
                    ).client.client is first.client.client
 
-  FileSystems.set_options(here)
   del bucket  # the bucket "corpus" made
+  before = FileSystems._pipeline_options  # pylint: disable=protected-access
+  FileSystems.set_options(here)
+  try:
+    _write_and_read_twice_at_once(FileSystems)
+  finally:
+    FileSystems.set_options(before)
+
+
+def _write_and_read_twice_at_once(FileSystems):  # pylint: disable=invalid-name
   path = "s3://corpus/shared-client/a.bin"
   data = os.urandom(3 << 20)
   with FileSystems.create(path) as f:

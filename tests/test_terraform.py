@@ -728,3 +728,18 @@ def test_with_a_key_one_ssh_tunnel_through_ssm_carries_every_port(tmp_path):
   forwards = {argv[i + 1] for i, a in enumerate(argv) if a == "-L"}
   assert forwards == {"%d:localhost:%d" % (p, p)
                       for p in _listening_ports().values()}
+
+
+def test_host_return_defaults_are_flink_nodes_and_reach_the_jobmanager():
+  """terraform's host_return defaults are runners/flink_node.py's, and
+  nodes.tf hands each of them to the JobManager's template."""
+  variables = open(os.path.join(TERRAFORM, "variables.tf")).read()
+  block = re.search(r'variable "host_return" \{.*?\n  default = \{(.*?)\}',
+                    variables, re.S).group(1)
+  defaults = {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(\d+)", block)}
+  assert defaults == {"restart_attempts": flink_node.RESTART_ATTEMPTS,
+                      "restart_delay_s": flink_node.RESTART_DELAY_S,
+                      "slot_timeout_s": flink_node.SLOT_TIMEOUT_S}
+  nodes = open(os.path.join(TERRAFORM, "nodes.tf")).read()
+  for key in defaults:
+    assert re.search(r"\b%s\s*=\s*var\.host_return\.%s\b" % (key, key), nodes)

@@ -383,6 +383,7 @@ class _WriteBundleDoFn(beam.DoFn):
 def _write_keyed(element, sink, temp_dir):
   """One shard's elements (``num_shards`` set) into one temporary file;
   yields ``(file name, records)``."""
+  s3_clients.share_s3_clients()
   _make_temp_dir(temp_dir)
   writer = sink.open_writer(temp_dir, uuid.uuid4().hex)
   records = 0

@@ -73,7 +73,8 @@ def _shared_client_class(base):
       if client is None:
         super().__init__(options)
         with _lock:
-          clients.setdefault(key, self.client)
+          # Another thread may have made one meanwhile: use that one.
+          self.client = clients.setdefault(key, self.client)
         return
       # What the wrapper's constructor sets besides the client: the state
       # of the download it streams from (none yet).
