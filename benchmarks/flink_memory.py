@@ -301,8 +301,8 @@ def steady_state(rows: List[Dict], key: str = "wall_s") -> Optional[Dict]:
   return {"mb_s": rate, "start_s": small[key] - small["corpus_mb"] / rate}
 
 
-# Which stage a sampled Python stack belongs to: the first of these DoFns or
-# functions found in it, innermost first.
+# Which stage a sampled Python stack belongs to: the first stage here with
+# one of its DoFns or functions anywhere in the stack.
 PROFILE_STAGES = (
     ("read and tokenize", ("_ReadRange.", "_ParseDocument.", "_SplitDoFn.",
                            "_TokenizeDoFn.", "_SpillDoFn.")),
@@ -427,9 +427,16 @@ def _run_on_cluster(corpora: List[str], taskmanagers: int, args,
 
 
 def _corpus_path(workdir: str, name: str) -> str:
-  folder = os.path.join(workdir, "corpora", name)
-  os.makedirs(folder)
-  return os.path.join(folder, name)
+  """WORKDIR/corpora/NAME/NAME, NAME made unique (a corpus given twice, as
+  in ``--generate_mb=5,5,5 --same_cluster``, runs under -2, -3...)."""
+  base, ext = os.path.splitext(name)
+  for n in range(1, 1000):
+    unique = name if n == 1 else "%s-%d%s" % (base, n, ext)
+    folder = os.path.join(workdir, "corpora", unique)
+    if not os.path.exists(folder):
+      os.makedirs(folder)
+      return os.path.join(folder, unique)
+  raise ValueError("too many corpora named %s" % name)
 
 
 def main(argv=None):

@@ -21,12 +21,15 @@ the user gives wins:
   Beam's Flink runner option (FlinkPipelineOptions.executionModeForBatch),
   which Beam's Python SDK does not declare: ``FlinkBatchOptions`` does, so
   the portable runner passes it to the job server.
-* ``--environment_cache_millis=30000``: a TaskManager keeps the job's
-  Python worker for 30 s after a stage ends, so the next stage reuses it
+* ``--environment_cache_millis=10000``: a TaskManager keeps the job's
+  Python worker for 10 s after a stage ends, so the next stage reuses it
   instead of starting (and importing Beam, TensorFlow's protos and this
   project into) a new one. Beam's runner does so only where its classes come
   from the cluster's class loader, as on the clusters runners/flink_node.py
-  starts (see UNSTAGED_JARS there).
+  starts (see UNSTAGED_JARS there). Longer would hold more memory: a
+  worker idles that long after its job's last stage, so jobs run back to
+  back have two per slot for those seconds (30 s held three, 1.2 GB per
+  slot, in benchmarks/flink_memory.py --same_cluster).
 * ``--artifact_endpoint=HOST:PORT-1`` for ``--job_endpoint=HOST:PORT``: the
   job server on a cluster host listens on every address and would tell the
   client to stage artifacts at ``0.0.0.0``; its artifact service is on the
@@ -50,7 +53,7 @@ from runners.direct import _flag_value, _has_flag
 # The Flink of the clusters runners/ starts, locally and on EC2.
 FLINK_VERSION = flink_node.FLINK_MINOR
 WORKER_POOL = "localhost:50000"
-ENVIRONMENT_CACHE_MS = 30000
+ENVIRONMENT_CACHE_MS = 10000
 
 
 # Flink's ExecutionMode values, which Beam's runner passes on.

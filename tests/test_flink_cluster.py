@@ -206,7 +206,7 @@ def test_flink_presets():
   # the job server gets it as Beam's Java option.
   for runner in (argv, portable):
     assert "--execution_mode_for_batch=BATCH_FORCED" in runner
-    assert "--environment_cache_millis=30000" in runner
+    assert "--environment_cache_millis=10000" in runner
   own = flink.with_defaults(["--runner=PortableRunner",
                              "--execution_mode_for_batch=PIPELINED",
                              "--environment_cache_millis=0"])
