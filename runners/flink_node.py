@@ -63,7 +63,7 @@ REST_PORT = 8081
 RPC_PORT = 6123
 JOB_PORT = 8099
 # How long a job waits for a lost TaskManager host (see flink_config).
-RESTART_ATTEMPTS = 5
+RESTART_ATTEMPTS = 10
 RESTART_DELAY_S = 10
 SLOT_TIMEOUT_S = 60
 ROLES = ("install", "jobmanager", "job-server", "taskmanager", "worker-pool")
@@ -297,6 +297,12 @@ def flink_config(*, tmp_dir: str, jobmanager_address: str, address: str,
       "rest:\n  address: %s\n  bind-address: %s\n"
       "  port: %d\n"
       "parallelism:\n  default: 1\n"
+      # A dead TaskManager is dropped after 2 missed heartbeats 5 s apart
+      # (refused: its process died) or 20 s without one (its host gone).
+      # Until then its slots are offered and deploying to them fails, each
+      # failure a restart: restart_attempts * restart_delay_s must outlast
+      # this (Flink's 10 s / 50 s would need a minute of restarts).
+      "heartbeat:\n  interval: 5000\n  timeout: 20000\n"
       # Exponential-delay held at a constant delay (max-backoff =
       # initial-backoff; the multiplier must exceed 1): unlike fixed-delay it
       # counts the failures that come within one delay of each other (the

@@ -136,7 +136,7 @@ variable "host_return" {
   })
   description = "How long a job waits for a lost TaskManager host to come back (systemd restarts its services; a replaced instance rejoins): Flink restarts the stages a lost host ran on the slots left or on the host once back, each restart waiting up to slot_timeout_s for a slot, restart_delay_s apart (failures within one delay count as one restart). A host that stays away only slows the job; with no TaskManager left and none back, the job fails after about restart_attempts * (restart_delay_s + slot_timeout_s) seconds. Whole numbers; the defaults are runners/flink_node.py's."
   default = {
-    restart_attempts = 5
+    restart_attempts = 10
     restart_delay_s  = 10
     slot_timeout_s   = 60
   }

@@ -31,7 +31,9 @@ from tests.helpers import (REPO, VOCAB, cluster_job_args, digest,
 
 pytestmark = pytest.mark.flink
 
-RESTART_ATTEMPTS = 4
+# Restarts 3 s apart outlast the 20 s in which the JobManager drops a dead
+# TaskManager (runners/flink_node.py's heartbeat settings).
+RESTART_ATTEMPTS = 10
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE1234",
              "AWS_SECRET_ACCESS_KEY": "fAkEsEcReT/do-not-print-me+0123456789",
              "AWS_DEFAULT_REGION": "us-east-1"}
@@ -49,12 +51,12 @@ def s3_keys():
 def hosts_cluster(s3_keys):
   del s3_keys
   # With every TaskManager lost, a job fails after about
-  # RESTART_ATTEMPTS * (2 + 20) s here (runners/flink_node.py's
+  # RESTART_ATTEMPTS * (3 + 10) s here (runners/flink_node.py's
   # flink_config), so that the test of that ends in minutes.
   with local_cluster(taskmanagers=2, slots=1, taskmanager_memory="1536m",
                      hosts=True, rest_port=free_port(), job_port=_job_port(),
-                     restart_attempts=RESTART_ATTEMPTS, restart_delay_s=2,
-                     slot_timeout_s=20) as state:
+                     restart_attempts=RESTART_ATTEMPTS, restart_delay_s=3,
+                     slot_timeout_s=10) as state:
     yield state
   for i in range(3):
     assert not os.path.exists("/var/run/netns/" + local_flink.host_name(i))
@@ -314,8 +316,8 @@ def test_a_taskmanager_host_that_stays_away_leaves_the_job_to_the_others(
 
 def test_every_taskmanager_host_lost_fails_the_job_clearly(
     hosts_cluster, s3_url, tmp_path):
-  """No TaskManager left and none back within the restarts (here 4, each
-  waiting 20 s for slots): the job fails, the CLI prints one error line and
+  """No TaskManager left and none back within the restarts (here 10, each
+  waiting 10 s for slots): the job fails, the CLI prints one error line and
   leaves no summary.json; once the hosts are back the same command cleans
   up and gives the clean examples."""
   args, expected, client = _fault_job(hosts_cluster, s3_url, tmp_path,

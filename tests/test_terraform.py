@@ -414,7 +414,7 @@ TEMPLATE_VALUES = {
     "region": "eu-west-1", "jobmanager_memory": "1600m", "rest_port": 8081,
     "job_port": 8099, "jobmanager_address": "10.42.1.10",
     "taskmanager_memory": "4g", "taskmanager_off_heap": "512m",
-    "taskmanager_slots": 0, "restart_attempts": 5, "restart_delay_s": 10,
+    "taskmanager_slots": 0, "restart_attempts": 10, "restart_delay_s": 10,
     "slot_timeout_s": 60,
 }
 
@@ -516,7 +516,7 @@ def test_cloud_init_starts_each_role_with_the_local_clusters_code_and_keys():
   local = local_flink.plan(2, {"slots": 2, "taskmanager_memory": "2g",
                                "taskmanager_off_heap": "256m",
                                "jobmanager_memory": "1024m",
-                               "rest_port": 8081, "restart_attempts": 5,
+                               "rest_port": 8081, "restart_attempts": 10,
                                "restart_delay_s": 10,
                                "slot_timeout_s": 60}, 8099,
                            ["10.0.0.10", "10.0.0.11", "10.0.0.12"])
