@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import psutil
 
@@ -82,11 +82,19 @@ class CpuMeter:
   that exits between samples keeps what it used up to the sample before."""
 
   def __init__(self, roots: Dict[str, int]):
-    self.roots = roots
-    self._seen: Dict[str, Dict[int, float]] = {r: {} for r in roots}
+    self.roots: Dict[str, int] = {}
+    self._seen: Dict[str, Dict[int, float]] = {}
     self.first_child: Dict[str, float] = {}
-    self._start_children = {r: set(self._children(pid))
-                            for r, pid in roots.items()}
+    self._start_children: Dict[str, set] = {}
+    for role, pid in roots.items():
+      self.add(role, pid)
+
+  def add(self, role: str, pid: int) -> None:
+    """Measures the tree of ``pid`` from now on; its children already there
+    do not count as its first child."""
+    self.roots[role] = pid
+    self._seen[role] = {}
+    self._start_children[role] = set(self._children(pid))
 
   @staticmethod
   def _children(pid: int) -> List[int]:
@@ -212,9 +220,7 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
     copier = threading.Thread(target=copy_log, args=(proc.stdout, f),
                               daemon=True)
     copier.start()
-    meter.roots["launcher"] = proc.pid
-    meter._seen["launcher"] = {}  # pylint: disable=protected-access
-    meter._start_children["launcher"] = set()  # pylint: disable=protected-access
+    meter.add("launcher", proc.pid)
     profiles = _start_profiles(args, cluster, workdir, name)
     try:
       rc = proc.wait(timeout=args.timeout)
@@ -237,17 +243,15 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
     stages = _stage_times(cluster, flink_job_name(flags), start)
   except OSError:
     stages = {}
-  for p in profiles:
+  for p, _ in profiles:
     p.send_signal(signal.SIGINT)  # py-spy writes its file and exits
     try:
       p.wait(timeout=60)
     except subprocess.TimeoutExpired:
       p.kill()
       p.wait()
-  profile = profile_summary([p.args[p.args.index("-o") + 1]
-                             for p in profiles
-                             if os.path.exists(p.args[p.args.index("-o") + 1])
-                             ]) if profiles else None
+  profile = profile_summary([out for _, out in profiles
+                             if os.path.exists(out)]) if profiles else None
   instances = None
   if result == "ok":
     if s3_url:
@@ -353,11 +357,12 @@ def flink_job_name(flags: List[str]) -> str:
   return flink.job_name(out)
 
 
-def _start_profiles(args, cluster: Dict, workdir: str, name: str) -> List:
+def _start_profiles(args, cluster: Dict, workdir: str, name: str
+                    ) -> List[Tuple[subprocess.Popen, str]]:
   """With ``--py_spy``: py-spy records every worker pool and the Python
   workers it starts (``--subprocesses``) for the whole job, into
   WORKDIR/NAME.pyspy-ROLE.txt (collapsed stacks, one line per stack with
-  its sample count)."""
+  its sample count). Returns each py-spy process with its file."""
   if not args.py_spy:
     return []
   spy = shutil.which("py-spy") or os.path.join(os.path.dirname(
@@ -366,10 +371,10 @@ def _start_profiles(args, cluster: Dict, workdir: str, name: str) -> List:
   for p in cluster["processes"]:
     if p["role"].startswith("worker-pool"):
       out = os.path.join(workdir, "%s.pyspy-%s.txt" % (name, p["role"]))
-      procs.append(subprocess.Popen(
+      procs.append((subprocess.Popen(
           [spy, "record", "--pid", str(p["pid"]), "--subprocesses",
            "--format", "raw", "--rate", "50", "--nonblocking", "-o", out],
-          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
   return procs
 
 
