@@ -28,13 +28,13 @@ malformed ``summary.json``, a vocabulary that cannot be loaded). Nothing is
 written.
 """
 
-import sys
 from typing import List, Optional, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, records
+from runners import direct
 
 LABELS = {
     "nsp": ("next sentence", {0: "B follows A", 1: "B is random"}),
@@ -175,4 +175,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run_command(main, what="inspect"))
+  # Skips the interpreter's teardown once the output is flushed: a
+  # library's C++ thread pool torn down at exit aborted this process
+  # now and then ("terminate called without an active exception").
+  direct.exit_now(cli.run_command(main, what="inspect"))

@@ -44,7 +44,6 @@ import io
 import json
 import os
 import random
-import sys
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -53,6 +52,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, records
 from pipelines.options import UsageError
+from runners import direct
 
 TOP_TOKENS = 20
 # Every PNG ``plots`` may write (which ones depends on the outputs).
@@ -584,4 +584,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(cli.run_command(main, what="report"))
+  # Skips the interpreter's teardown once the output is flushed: a
+  # library's C++ thread pool torn down at exit aborted this process
+  # now and then ("terminate called without an active exception").
+  direct.exit_now(cli.run_command(main, what="report"))
