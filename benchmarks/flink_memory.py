@@ -311,7 +311,8 @@ PROFILE_STAGES = (
     ("read and tokenize", ("_ReadRange.", "_ParseDocument.", "_SplitDoFn.",
                            "_TokenizeDoFn.", "_SpillDoFn.")),
     ("instances, masking and writing", ("_ReadPoolGroupDoFn.", "_MaskDoFn.",
-                                        "_WriteBundleDoFn.", "serialize_framed",
+                                        "_WriteBundleDoFn.", "_WriteGroupsDoFn.",
+                                        "serialize_framed",
                                         "_finalize ", "WriteExamples.")),
 )
 IDLE_FRAMES = ("Condition.wait", "channel_spin", "_serve (", "Event.wait",

@@ -24,7 +24,7 @@ import sys
 import uuid
 from typing import Callable, Optional, Sequence
 
-from pipelines.options import UsageError
+from pipelines.options import LOG_LEVELS, UsageError
 
 # What a temporary file beside an output is called: OUTPUT + this + a
 # random part (see write_file); a leftover of a killed process reads as one.
@@ -90,6 +90,24 @@ class _OneLineRecords(logging.Filter):
       record.msg, record.args = (lines[0] if lines else ""), ()
       record.exc_info = record.exc_text = record.stack_info = None
     return True
+
+
+def configure_logging(argv: Sequence[str]) -> None:
+  """Logs at ``--log_level`` (in ``argv``; ``warning`` by default: a run
+  shows the project's own lines, not Beam's INFO), one line a record
+  (``one_line_logs``). An unknown level is left for the option parser to
+  refuse."""
+  level = "warning"
+  for i, arg in enumerate(argv):
+    if arg.startswith("--log_level="):
+      level = arg.split("=", 1)[1]
+    elif arg == "--log_level" and i + 1 < len(argv):
+      level = argv[i + 1]
+  if level.lower() not in LOG_LEVELS:
+    level = "warning"
+  logging.basicConfig(level=getattr(logging, level.upper()),
+                      format="%(asctime)s %(levelname)s %(message)s")
+  one_line_logs()
 
 
 def one_line_logs() -> None:

@@ -295,9 +295,7 @@ def _remove_if_empty(folder: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  logging.basicConfig(level=logging.INFO,
-                      format="%(asctime)s %(levelname)s %(message)s")
-  cli.one_line_logs()
+  cli.configure_logging(sys.argv[1:] if argv is None else argv)
   code = cli.run_command(run, argv, what="learn_vocab")
   interrupts.hold_if_ending()
   return code

@@ -23,13 +23,10 @@ import argparse
 import faulthandler
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
-import uuid
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -39,6 +36,7 @@ from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
 from pipelines import cli
 from pipelines import outputs
 from pipelines import progress
+from pipelines import resume
 from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
@@ -50,6 +48,7 @@ from transforms.examples import (WriteExamples, feature_lengths,
 from transforms.instances import CreateInstances, InstanceParams
 from transforms.masking import MaskingParams, MaskTokens
 from transforms import metrics
+from transforms import pool_files
 from transforms import s3_clients
 from transforms import paths
 from transforms.paths import InputError, InputFile, input_root, match_files
@@ -66,13 +65,17 @@ _DUMP_HEAD_BYTES = 64 << 10
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs: Optional[dict] = None,
           pool_dir: Optional[str] = None, input_root: Optional[str] = None,
-          files: Optional[List[InputFile]] = None):
+          files: Optional[List[InputFile]] = None,
+          reuse: Optional[resume.ResumePlan] = None):
   """Wires the stages; returns the PCollection of written shard names.
   ``pool_dir``: gather the pools through files there (see CreateInstances).
   ``input_root``: what document ids are relative to (by default the longest
   directory prefix of the matched files, see paths.input_root).
   ``files``: the input files as ``check`` matched them (matched here from
-  ``--input`` if not given)."""
+  ``--input`` if not given). ``reuse``: what a stopped run finished
+  (pipelines/resume.py), with ``pool_dir`` its pool directory: a reused
+  spilled stage replaces the stages up to the pools, and the pool groups
+  whose shards are written are skipped."""
   instance_params = InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
@@ -88,6 +91,29 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
     files = match_files(input_patterns(opts))
   if input_root is None:
     input_root = paths.input_root(f.path for f in files)
+  if reuse is not None and reuse.spilled is not None:
+    batches = _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
+                             input_root, reuse)
+  else:
+    batches = _first_stages(pipeline, opts, vocab, instance_params,
+                            s3_client_kwargs, pool_dir, input_root, files)
+  return (
+      batches
+      | "MaskTokens" >> MaskTokens(
+          masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
+          is_continuation=vocab.is_continuation,
+          special_ids=(vocab.cls_id, vocab.sep_id))
+      | "WriteExamples" >> WriteExamples(
+          opts.output, num_shards=opts.num_shards,
+          compression=opts.compression, output_format=opts.output_format,
+          masking=opts.masking, sentence_task=opts.sentence_task,
+          done_dir=(FileSystems.join(pool_dir, resume.SHARDS_DIR)
+                    if pool_dir else None)))
+
+
+def _first_stages(pipeline, opts, vocab, instance_params, s3_client_kwargs,
+                  pool_dir, input_root, files):
+  """Input files → instance batches: read, split, tokenize, pool."""
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
       files=files, input_format=opts.input_format,
       text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
@@ -102,19 +128,25 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   _ = ((read_rejects, split_rejects, tokenize_rejects)
        | "GatherRejected" >> beam.Flatten()
        | "WriteRejected" >> WriteRejected(opts.output, input_root))
-  return (
-      tokenized
-      | "CreateInstances" >> CreateInstances(
-          instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-          pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
-      | "MaskTokens" >> MaskTokens(
-          masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
-          is_continuation=vocab.is_continuation,
-          special_ids=(vocab.cls_id, vocab.sep_id))
-      | "WriteExamples" >> WriteExamples(
-          opts.output, num_shards=opts.num_shards,
-          compression=opts.compression, output_format=opts.output_format,
-          masking=opts.masking, sentence_task=opts.sentence_task))
+  return tokenized | "CreateInstances" >> CreateInstances(
+      instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+      pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
+
+
+def _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
+                   input_root, reuse: resume.ResumePlan):
+  """A stopped run's spill files → instance batches of the pool groups it
+  did not write, and its records set aside written again."""
+  _ = (pipeline
+       | "ReusedRejected" >> beam.Create(
+           sorted(f.rejected for f in reuse.spilled if f.rejected))
+       | "ReadRejected" >> beam.FlatMap(resume.saved_rejected, pool_dir)
+       | "WriteRejected" >> WriteRejected(opts.output, input_root))
+  return (pipeline
+          | "ReusedSpill" >> beam.Create(reuse.spilled)
+          | "CreateInstances" >> pool_files.InstancesFromSpill(
+              instance_params, vocab.cls_id, vocab.sep_id,
+              opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
 
 
 def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:
@@ -292,31 +324,16 @@ def groupbykey_warning(opts: MlmOptions, runner: str) -> Optional[str]:
           % (opts.dupe_factor, opts.dupe_factor))
 
 
-def pool_directory(opts: MlmOptions, runner: str) -> Tuple[Optional[str],
-                                                         Optional[str]]:
-  """A new directory for the pool files, or None for a GroupByKey; and the
-  folder made to hold it (``OUTPUT/_pools``), or None if it was there.
-
-  In ``--pool_dir`` if given, else in ``OUTPUT/_pools``: a local folder or
-  an object-store prefix that every worker reaches, since they all write
-  the output there. On the DirectRunner with an ``s3://`` output, the run's
-  temporary folder (pipelines/scratch.py): the workers share this machine,
-  and a local disk is faster than a round trip to the store."""
+def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
+  """The run's directory for the pool files, or None for a GroupByKey: in
+  ``--pool_dir`` if given, else in ``resume.default_parent``; named from
+  the output (``resume.pool_directory``), so that ``--resume`` finds what a
+  stopped run left there."""
   if pool_shuffle(opts) != "files":
-    return None, None
-  parent = opts.pool_dir
-  if not parent:
-    if "://" not in opts.output:
-      parent = os.path.join(opts.output, outputs.POOLS_DIR)
-    elif runner == direct.LOCAL_RUNNER:
-      parent = tempfile.gettempdir()
-    else:
-      parent = FileSystems.join(opts.output, outputs.POOLS_DIR)
-  if "://" in parent:
-    return FileSystems.join(parent, "mlm-pools-%s" % uuid.uuid4().hex), None
-  made = None if os.path.isdir(parent) else parent
-  os.makedirs(parent, exist_ok=True)
-  return tempfile.mkdtemp(prefix="mlm-pools-", dir=parent), made
+    return None
+  parent = opts.pool_dir or resume.default_parent(
+      opts.output, runner == direct.LOCAL_RUNNER)
+  return resume.pool_directory(parent, opts.output)
 
 
 def _remove_pools(pool_dir: Optional[str], made: Optional[str]) -> None:
@@ -324,14 +341,7 @@ def _remove_pools(pool_dir: Optional[str], made: Optional[str]) -> None:
   hold it, if it is empty then: never a folder the run did not make."""
   if not pool_dir:
     return
-  if "://" in pool_dir:
-    try:
-      FileSystems.delete([pool_dir.rstrip("/") + "/"])
-    except Exception as e:  # pylint: disable=broad-except
-      logging.warning("could not remove the pool files in %s: %s", pool_dir,
-                      _first_line(e))
-    return
-  shutil.rmtree(pool_dir, ignore_errors=True)
+  resume.remove(pool_dir)
   if made:
     try:
       os.rmdir(made)
@@ -346,8 +356,9 @@ def _first_line(e: Exception) -> str:
 
 def _failed(output: str, reason: str) -> int:
   print("error: the pipeline failed (%s). %s holds no complete output (no "
-        "summary.json, an %s marker); run the same command again to retry: it "
-        "cleans up first" % (reason, output, outputs.INCOMPLETE_MARKER),
+        "summary.json, an %s marker); run the same command again to start "
+        "over (it cleans up first), or add --resume to reuse the work it "
+        "finished" % (reason, output, outputs.INCOMPLETE_MARKER),
         file=sys.stderr)
   return 1
 
@@ -375,6 +386,7 @@ class _RunState:
   def __init__(self):
     self.output: Optional[str] = None  # set once marked _INCOMPLETE
     self.finished = False  # summary.json written, the marker removed
+    self.job_done = False  # the pipeline finished
 
   def interrupted(self, signal_name: str) -> str:
     if self.output is None:
@@ -386,7 +398,8 @@ class _RunState:
                                                 outputs.SUMMARY))
     return ("error: interrupted by %s: the job was stopped and its processes "
             "ended; %s holds no complete output (%s marks it); run the same "
-            "command again to clean up and start over"
+            "command again to clean up and start over, or add --resume to "
+            "reuse the work it finished"
             % (signal_name, self.output, outputs.INCOMPLETE_MARKER))
 
 
@@ -412,9 +425,19 @@ def _checked_run(argv: List[str], started: float,
           file=sys.stderr)
     return 1
   scratch = ScratchDir()
+  opts = checked.opts
+  pool_dir = pool_directory(
+      opts, checked.options.view_as(StandardOptions).runner)
+  record = resume.run_record(option_values(opts), checked.files)
+  reuse = resume.ResumePlan()
   try:
     try:
-      stale = outputs.check_prepare(output, checked.opts.overwrite)
+      if opts.resume and pool_dir:
+        reuse = resume.plan(pool_dir, output, record,
+                            opts.random_next_pool_size)
+      stale = outputs.check_prepare(
+          output, opts.overwrite, resume=opts.resume,
+          keep=[outputs.POOLS_DIR] + reuse.shards if opts.resume else ())
       # From here an interrupt leaves the output marked _INCOMPLETE.
       state.output = output
       outputs.mark_and_clear(output, stale)
@@ -428,7 +451,7 @@ def _checked_run(argv: List[str], started: float,
     made_output = False
     scratch.enter()
     watch.add(scratch.exit)
-    return _run_job(checked, started, watch, state)
+    return _run_job(checked, started, watch, state, pool_dir, reuse, record)
   finally:
     scratch.exit()
     lock.release()
@@ -440,39 +463,68 @@ def _checked_run(argv: List[str], started: float,
 
 
 def _run_job(checked: Checked, started: float,
-             watch: interrupts.InterruptWatch, state: _RunState) -> int:
-  """Runs the pipeline in the prepared output; returns the exit status."""
-  options, opts, vocab, s3_kwargs, files = checked
+             watch: interrupts.InterruptWatch, state: _RunState,
+             pool_dir: Optional[str], reuse: resume.ResumePlan,
+             record: Dict) -> int:
+  """Runs the pipeline in the prepared output; returns the exit status.
+  The pool directory is removed when the job finishes, and kept for
+  ``--resume`` when it fails or is stopped."""
+  options, opts, vocab, _, _ = checked
   runner = options.view_as(StandardOptions).runner
   warning = groupbykey_warning(opts, runner)
   if warning:
     logging.warning(warning)
-  pool_dir, made_pool_parent = pool_directory(opts, runner)
-  # An interrupt stops the workers first, then removes the pools: in the
-  # order added, before the scratch folder and the lock (added earlier, so
-  # these go first).
-  watch.add_first(lambda: _remove_pools(pool_dir, made_pool_parent))
+  made_pool_parent = None
+  if pool_dir:
+    parent = os.path.dirname(pool_dir)
+    # OUTPUT/_pools is the run's own (a resumed run finds it there);
+    # another folder only if the run makes it.
+    if "://" not in pool_dir and (not opts.pool_dir
+                                  or not os.path.isdir(parent)):
+      made_pool_parent = parent
+    resume.prepare_pool_dir(pool_dir, reuse, record)
+  if opts.resume:
+    print("resume: %s" % reuse.describe(_groups(reuse, opts)),
+          file=sys.stderr)
+  # An interrupt stops the workers first (added first, so it runs before
+  # the scratch folder and the lock are released).
   watch.add_first(interrupts.stop_descendants)
   try:
-    return _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                         pool_dir, watch, state)
+    return _run_pipeline(checked, started, pool_dir, reuse, watch, state)
   finally:
-    _remove_pools(pool_dir, made_pool_parent)
+    if state.job_done:
+      _remove_pools(pool_dir, made_pool_parent)
 
 
-def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
-                  pool_dir, watch, state) -> int:
+def _groups(reuse: resume.ResumePlan, opts: MlmOptions) -> Optional[int]:
+  if reuse.spilled is None:
+    return None
+  return resume.num_groups(reuse.spilled, opts.random_next_pool_size)
+
+
+def option_values(opts: MlmOptions) -> Dict:
+  """Every option of the project and its value, as summary.json lists
+  them."""
+  return {name: getattr(opts, name)
+          for name in sorted(vars(_help_parser().parse_args([])))}
+
+
+def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
+                  state) -> int:
   """Builds and runs the pipeline, then writes summary.json."""
+  options, opts, vocab, s3_kwargs, files = checked
   pipeline = beam.Pipeline(options=options)
   runner = options.view_as(StandardOptions).runner
   root = input_root(f.path for f in files)
   build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
-        input_root=root, files=files)
+        input_root=root, files=files, reuse=reuse)
   total_bytes = sum(f.size for f in files)
+  reused = reuse.tally()
   shown = progress_source(runner, options, opts.quiet)
   if isinstance(shown, flink.RestProgress):
     watch.add_first(shown.cancel)  # a job on a cluster ends with its launcher
-  live = (progress.Progress(total_bytes, shown,
+  live = (progress.Progress(total_bytes - reused.counts.get("input_bytes", 0),
+                            shown,
                             log_seconds=opts.progress_seconds,
                             display=not opts.quiet)
           if shown is not None else None)
@@ -498,8 +550,10 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
       shown.close()
   if str(final_state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % final_state)
+  state.job_done = True
 
   summary = outputs.collect_metrics(result)
+  resume.add_reused(summary, reuse)
   too_many = too_many_rejected(summary, opts.max_rejected_fraction)
   if too_many:
     print("error: %s They are listed in %s; %s holds no complete output (no "
@@ -516,10 +570,10 @@ def _run_pipeline(options, opts, vocab, s3_kwargs, files, started,
   summary["input_root"] = root
   summary["input_files"] = {"count": len(files), "bytes": total_bytes,
                             "paths": [f.path for f in files]}
-  summary["options"] = {
-      name: getattr(opts, name)
-      for name in sorted(vars(_help_parser().parse_args([])))}
+  summary["options"] = option_values(opts)
   summary["runner"] = runner
+  if opts.resume:
+    summary["resumed"] = reuse.summary(_groups(reuse, opts))
   try:
     path = outputs.finish(opts.output, summary)
   except Exception as e:  # pylint: disable=broad-except
@@ -601,11 +655,10 @@ def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
 
 
 def main() -> None:
-  logging.basicConfig(level=logging.INFO,
-                      format="%(asctime)s %(levelname)s %(message)s")
-  # A failing job's tracebacks (Beam logs each, the workers' too) become
-  # one log line each; the error: line says what failed.
-  cli.one_line_logs()
+  # Beam's INFO lines only with --log_level=info. A failing job's
+  # tracebacks (Beam logs each, the workers' too) become one log line each;
+  # the error: line says what failed.
+  cli.configure_logging(sys.argv[1:])
   # kill -USR1 <pid> prints every thread's stack: what a job that seems
   # stuck is waiting for.
   faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -120,9 +120,19 @@ class MlmOptions(PipelineOptions):
         "(input_ids, attention_mask, token_type_ids, labels, "
         "next_sentence_label / sentence_order_label), for PyTorch trainers.")
     flag(group, "--overwrite", "Replace the contents of a non-empty --output.")
+    flag(group, "--resume", "Continue a run that failed or was stopped, "
+         "with the same flags and input: reuse its finished work (every "
+         "document spilled to the pool files, each shard written) and make "
+         "the rest. The examples and summary.json are those of an "
+         "uninterrupted run. With nothing to reuse the run starts over.")
     flag(group, "--quiet", "No live progress (a bar on a terminal, a "
          "progress: line every --progress_seconds otherwise); the closing "
          "summary line and warnings stay.")
+    group.add_argument(
+        "--log_level", default="warning", choices=LOG_LEVELS,
+        help="What the run logs besides its own lines (progress, warnings, "
+        "done:): info shows Beam's lines too (each stage and worker), debug "
+        "everything.")
     group.add_argument(
         "--progress_seconds", type=float, default=30.0,
         help="Seconds between progress: lines when stderr is not a terminal "
@@ -237,8 +247,9 @@ class MlmOptions(PipelineOptions):
         "--pool_dir", default=None,
         help="Where the pool files go: a directory of any filesystem Beam "
         "knows (a local path, s3://...) that this machine and every worker "
-        "reach. The run works in a new folder inside it and removes that "
-        "folder when it ends. Default: OUTPUT/_pools (on S3 too: the "
+        "reach. The run works in a folder inside it named from --output, "
+        "removed when the run finishes and kept for --resume when it fails "
+        "or is stopped. Default: OUTPUT/_pools (on S3 too: the "
         "workers write the output there anyway), or the system's temp "
         "directory on the DirectRunner when --output is not local. The "
         "files hold dupe_factor copies of the tokenized documents: about "
@@ -246,6 +257,7 @@ class MlmOptions(PipelineOptions):
 
 
 POOL_SHUFFLES = ("auto", "files", "groupbykey")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class UsageError(Exception):
@@ -355,6 +367,12 @@ def validate(opts: MlmOptions) -> None:
       raise UsageError(message)
   for message in objective_errors(opts):
     raise UsageError(message)
+  if opts.resume and opts.overwrite:
+    raise UsageError("--resume keeps a stopped run's finished work and "
+                     "--overwrite replaces the output: pass one of them")
+  if opts.resume and opts.pool_shuffle == "groupbykey":
+    raise UsageError("--resume reuses the pool files; --pool_shuffle="
+                     "groupbykey keeps nothing to reuse: drop one of them")
 
 
 def input_patterns(opts: MlmOptions) -> List[str]:

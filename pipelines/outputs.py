@@ -29,7 +29,7 @@ from pipelines.output_lock import LOCK_NAME
 from transforms import metrics
 from transforms import paths
 from transforms import rejects
-from transforms.examples import SHARD_PREFIX, SHARD_RECORDS_PREFIX
+from transforms.shards import SHARD_PREFIX, SHARD_RECORDS_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
 SUMMARY = "summary.json"
@@ -126,7 +126,8 @@ def top_entries(output_dir: str) -> Dict[str, str]:
   return entries
 
 
-def check_prepare(output_dir: str, overwrite: bool) -> List[str]:
+def check_prepare(output_dir: str, overwrite: bool, resume: bool = False,
+                  keep: Sequence[str] = ()) -> List[str]:
   """Checks the output directory before any work; returns the top-level
   entries ``clear`` will remove (an earlier or interrupted output of this
   tool).
@@ -136,12 +137,22 @@ def check_prepare(output_dir: str, overwrite: bool) -> List[str]:
   interrupted run (``_INCOMPLETE`` at its top level) does not. Anything
   this tool did not write is never deleted: raises ``UsageError`` naming
   it. The caller holds the output's lock (``output_lock``), whose file is
-  left alone."""
+  left alone.
+
+  With ``resume``, an interrupted run's ``keep`` entries (its pool files and
+  finished shards, pipelines/resume.py) stay; a finished output is refused:
+  there is nothing to resume."""
   entries = top_entries(output_dir)
   entries.pop(LOCK_NAME, None)
   if not entries:
     return []
   interrupted = INCOMPLETE_MARKER in entries
+  if resume and not interrupted and SUMMARY in entries and is_own_summary(
+      FileSystems.join(output_dir, SUMMARY)):
+    raise UsageError(
+        "--resume: %s holds a finished run (its %s); there is nothing to "
+        "resume: pass --overwrite instead of --resume to make it again"
+        % (output_dir, SUMMARY))
   if not interrupted and not overwrite:
     raise UsageError(
         "output directory %s is not empty (%d entries, e.g. %s); pass "
@@ -153,6 +164,8 @@ def check_prepare(output_dir: str, overwrite: bool) -> List[str]:
         "output directory %s holds %d entries that pipelines.mlm does not "
         "write (e.g. %s); they are never deleted: move them away or choose "
         "another --output" % (output_dir, len(foreign), foreign[0]))
+  if interrupted and resume:
+    return [name for name in entries if name not in set(keep)]
   if interrupted:
     logging.warning("%s holds an interrupted run (%s present); removing "
                     "what it wrote", output_dir, INCOMPLETE_MARKER)

@@ -5,10 +5,12 @@ import glob
 import hashlib
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
-from typing import Dict, Iterator, List
+import time
+from typing import Callable, Dict, Iterator, List
 
 import numpy as np
 
@@ -139,6 +141,41 @@ def read_ranges(source, bundle_size: int = None):
                                               bundle.stop_position)
     out.extend(bundle.source.read(tracker))
   return out
+
+
+def stop_cli_when(args: List[str], condition: Callable[[], bool], sig: int,
+                  log_path: str, env: Dict[str, str] = None,
+                  timeout: float = 300) -> bool:
+  """Runs ``python -m pipelines.mlm args`` in a process group of its own
+  (its output to ``log_path``), sends the group ``sig`` as soon as
+  ``condition()`` holds, and waits for the CLI to end. Whatever happens,
+  nothing of the group is left running. Returns whether it was stopped
+  (False: it ended before the condition held)."""
+  full_env = dict(os.environ)
+  full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  full_env.update(env or {})
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.mlm"] + list(args), cwd=REPO,
+        env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+  stopped = False
+  try:
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+      if condition():
+        os.killpg(proc.pid, sig)
+        stopped = True
+        break
+      time.sleep(0.01)
+    proc.wait(timeout=120)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+      pass
+    proc.wait()
+  return stopped and proc.returncode != 0
 
 
 def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess:

@@ -81,3 +81,49 @@ def test_framed_batch_is_tfrecord_file_content(tmp_path):
       str(tmp_path / "got.tfrecord"))]
   assert read == records + records
   assert examples.frame_records(b"", []) == b""
+
+
+def test_write_examples_writes_one_shard_per_pool_group(tmp_path):
+  """With the pools read from files, each group's batches (between its
+  GroupMarks) become one shard named after the group, written whole; an
+  empty group writes no shard; each group's record names its shard, its
+  size and what was counted for it."""
+  import json
+  import apache_beam as beam
+  from transforms import metrics
+  from transforms import shards
+  from transforms.shards import GroupMark
+  from tests.helpers import local_test_pipeline
+
+  batches = {0: [_random_batch(n=7, seed=1), _random_batch(n=5, seed=2)],
+             1: [], 2: [_random_batch(n=3, seed=3)]}
+
+  def group(g):
+    metrics.start_tally()  # as the pools' reader does for each group
+    metrics.count("instances", sum(len(b) for b in batches[g]))
+    yield GroupMark(g, 3, end=False)
+    yield from batches[g]
+    yield GroupMark(g, 3, end=True)
+
+  out, done = str(tmp_path / "out"), str(tmp_path / "done")
+  with local_test_pipeline() as p:
+    _ = (p | beam.Create([0, 1, 2]) | beam.FlatMap(group)
+         | examples.WriteExamples(out, done_dir=done))
+  for g in range(3):
+    name = "part-%05d-of-00003.tfrecord" % g
+    framed = b"".join(examples.serialize_framed(b) for b in batches[g])
+    n = sum(len(b) for b in batches[g])
+    with open(shards.group_record_path(done, g)) as f:
+      record = json.load(f)
+    if not n:  # no shard for an empty group, only its record
+      assert not (tmp_path / "out" / name).exists()
+      assert record["shard"] == "" and record["bytes"] == 0
+      continue
+    with open(tmp_path / "out" / name, "rb") as f:
+      assert f.read() == framed
+    assert record["shard"] == name and record["bytes"] == len(framed)
+    assert record["tally"]["counts"] == (
+        {"instances": n, shards.SHARD_RECORDS_PREFIX + name: n} if n
+        else {})
+  assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+      "part-00000-of-00003.tfrecord", "part-00002-of-00003.tfrecord"]

@@ -168,7 +168,7 @@ def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
     assert "worker process" in errors[0], errors[0]
     assert "summary.json" not in os.listdir(out)
     assert "_INCOMPLETE" in os.listdir(out)
-    assert "_pools" not in os.listdir(out)  # removed by the failed run
+    assert "_pools" in os.listdir(out)  # kept for --resume
     # Nothing of the job outlives it: the surviving worker was stopped.
     assert _wait_for(lambda: not _group_alive(proc.pid), timeout=10), (
         _group_alive(proc.pid))

@@ -8,16 +8,20 @@ worker pool (the EXTERNAL environment), as on the EC2 cluster.
 """
 
 import base64
+import glob
 import json
 import os
+import signal
 import socket
+import time
 
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines import resume
 from runners import flink, flink_node, local_flink
 from tests.helpers import (REPO, digest, local_cluster, read_examples,
-                           run_cli, write_lines_corpus)
+                           run_cli, stop_cli_when, write_lines_corpus)
 
 pytestmark = pytest.mark.flink
 
@@ -119,9 +123,10 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   assert not os.path.exists(os.path.join(files_out, "_pools"))
   # Only file names leave the stage that masks and writes the examples: no
   # stage of their writing starts at a side input (transforms/examples.py).
-  # (The records set aside, few, go through Beam's WriteToText.)
-  assert not any("WriteBundles" in n and "WriteRejected" not in n
-                 for n in names), names
+  # (The records set aside are written the same way, from the stages that
+  # set them aside.)
+  assert not any(("WriteBundles" in n or "WriteGroups" in n)
+                 and "WriteRejected" not in n for n in names), names
   # Through Flink's GroupByKey: the same examples.
   gbk_out = str(tmp_path / "on_flink_gbk")
   run_cli(flink + ["--output=" + gbk_out, "--pool_shuffle=groupbykey"])
@@ -297,3 +302,55 @@ def test_flink_config_restarts_lost_stages_and_drops_dead_taskmanagers():
   assert (flink_node.RESTART_ATTEMPTS * flink_node.RESTART_DELAY_S * 1000
           >= 2 * max(2 * defaults["heartbeat"]["interval"],
                      defaults["heartbeat"]["timeout"]))
+
+
+def _no_running_job(cluster):
+  jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
+  return not [j for j in jobs if j["state"] not in
+              ("FINISHED", "CANCELED", "FAILED")]
+
+
+@pytest.mark.parametrize("point", ["spilled", "shards"])
+def test_a_stopped_flink_job_resumes_to_the_clean_examples(cluster, point,
+                                                           tmp_path):
+  """Stopped (SIGTERM: the launcher cancels its Flink job) once the spilled
+  stage is done, or once some shards are written, then resumed on Flink:
+  the examples and counts of an uninterrupted DirectRunner run."""
+  corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=4,
+                              docs_per_file=3500, seed=11)
+  common = ["--input=" + ",".join(corpus), "--dupe_factor=3",
+            "--random_next_pool_size=500", "--quiet"]
+  direct_out = str(tmp_path / "direct")
+  run_cli(common + ["--output=" + direct_out])
+  with open(os.path.join(direct_out, "summary.json")) as f:
+    expected = json.load(f)["counts"]
+  out = str(tmp_path / "on_flink")
+  args = common + ["--output=" + out, "--runner=PortableRunner",
+                   "--job_endpoint=" + cluster["job_endpoint"],
+                   "--parallelism=2",
+                   "--flink_master=localhost:%d" % cluster["rest_port"]]
+
+  def reached():
+    found = glob.glob(os.path.join(out, "_pools", "mlm-pools-*"))
+    if not found:
+      return False
+    if point == "spilled":
+      return os.path.exists(os.path.join(found[0], "spilled.json"))
+    return len(glob.glob(os.path.join(found[0], resume.SHARDS_DIR,
+                                      "*.json"))) >= 3
+
+  assert stop_cli_when(args, reached, signal.SIGTERM, str(tmp_path / "log"))
+  assert "_INCOMPLETE" in os.listdir(out)
+  deadline = time.time() + 60
+  while not _no_running_job(cluster) and time.time() < deadline:
+    time.sleep(0.5)
+  assert _no_running_job(cluster)
+  proc = run_cli(args + ["--resume"])
+  assert "resume: reusing the spilled stage" in proc.stderr, proc.stderr
+  assert digest(read_examples(out)) == digest(read_examples(direct_out))
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  assert summary["counts"] == expected
+  if point == "shards":
+    assert summary["resumed"]["shards_reused"] >= 3, summary["resumed"]
+  print("Flink, stopped at %s: %s" % (point, summary["resumed"]))

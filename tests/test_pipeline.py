@@ -159,16 +159,17 @@ def test_pool_files_go_where_every_worker_reaches_them(
   """By default the pools go through files on every runner: in the output's
   own filesystem (an object store on a cluster whose hosts share no
   directory), or the local temp directory on the DirectRunner."""
+  import tempfile
   from apache_beam.options.pipeline_options import PipelineOptions
   from pipelines import mlm
   from pipelines.options import MlmOptions, resolve
-  monkeypatch.setattr(mlm.tempfile, "tempdir", str(tmp_path))
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
   flags = [f.replace("/data", str(tmp_path)) for f in flags]
   opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
   resolve(opts)
   runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
   assert mlm.pool_shuffle(opts) == shuffle
-  directory, _ = mlm.pool_directory(opts, runner)
+  directory = mlm.pool_directory(opts, runner)
   if parent is None:
     assert directory is None
   else:

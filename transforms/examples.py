@@ -18,10 +18,8 @@ TensorFlow's own parser.
 
 import functools
 import os
-import random
 import struct
-import uuid
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import apache_beam as beam
 import google_crc32c
@@ -30,22 +28,15 @@ from apache_beam.coders import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.timestamp import MIN_TIMESTAMP
-from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import metrics
-from transforms import s3_clients
 from transforms.masking import MaskedBatch
+from transforms.shards import SHARD_PREFIX, GroupMark, WriteShards
 
 INT_FEATURES = ("input_ids", "input_mask", "segment_ids",
                 "masked_lm_positions", "masked_lm_ids")
 FLOAT_FEATURES = ("masked_lm_weights",)
 LABEL_FEATURE = "next_sentence_labels"
 FEATURE_NAMES = INT_FEATURES + FLOAT_FEATURES + (LABEL_FEATURE,)
-SHARD_PREFIX = "part"
-# Counter prefix of each shard's record count (outputs.collect_metrics).
-SHARD_RECORDS_PREFIX = "shard_records/"
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -338,148 +329,6 @@ class _FramedTFRecordSink(filebasedsink.FileBasedSink):
     file_handle.write(value)
 
 
-def _make_temp_dir(temp_dir: str) -> None:
-  """Creates ``temp_dir`` where the filesystem has folders (not on S3);
-  another worker may have made it first."""
-  try:
-    FileSystems.mkdirs(temp_dir)
-  except IOError:
-    pass
-
-
-class _WriteBundleDoFn(beam.DoFn):
-  """Appends each element to this bundle's temporary file of ``sink`` in
-  ``temp_dir``; outputs the file's name when the bundle ends."""
-
-  def __init__(self, sink: filebasedsink.FileBasedSink, temp_dir: str):
-    self._sink = sink
-    self._temp_dir = temp_dir
-    self._writer = None
-    self._records = 0
-
-  def setup(self):
-    s3_clients.share_s3_clients()
-    _make_temp_dir(self._temp_dir)
-
-  def start_bundle(self):
-    self._writer = None
-
-  def process(self, element):
-    records, value = element
-    if self._writer is None:
-      self._writer = self._sink.open_writer(self._temp_dir,
-                                            uuid.uuid4().hex)
-      self._records = 0
-    self._writer.write(value)
-    self._records += records
-
-  def finish_bundle(self):
-    if self._writer is not None:
-      name, self._writer = self._writer.close(), None
-      yield WindowedValue((name, self._records), MIN_TIMESTAMP,
-                          [GlobalWindow()])
-
-
-def _write_keyed(element, sink, temp_dir):
-  """One shard's elements (``num_shards`` set) into one temporary file;
-  yields ``(file name, records)``."""
-  s3_clients.share_s3_clients()
-  _make_temp_dir(temp_dir)
-  writer = sink.open_writer(temp_dir, uuid.uuid4().hex)
-  records = 0
-  for n, value in element[1]:
-    writer.write(value)
-    records += n
-  yield writer.close(), records
-
-
-def _finalize(unused_element, sink, temp_dir, written, min_shards):
-  """Renames the temporary files to the final shard names (an empty shard
-  if there were none), then removes ``temp_dir``: Beam's ``FileBasedSink``
-  steps, as ``iobase.Write`` runs them. Counts each final shard's records
-  as ``SHARD_RECORDS_PREFIX + name`` (summary.json lists them with the
-  shards): ``finalize_write`` gives the i-th of the sorted temporary files
-  the i-th shard name."""
-  s3_clients.share_s3_clients()
-  written = list(written)
-  _make_temp_dir(temp_dir)
-  for _ in range(min_shards - len(written)):
-    written.append((sink.open_writer(temp_dir, uuid.uuid4().hex).close(), 0))
-  names = [name for name, _ in written]
-  records = dict(written)
-  sink.pre_finalize(temp_dir, names)
-  for i, name in enumerate(sorted(names)):
-    shard = sink._get_final_name(i, len(names))  # pylint: disable=protected-access
-    metrics.count(SHARD_RECORDS_PREFIX + shard.rsplit("/", 1)[-1],
-                  records[name])
-  yield from sink.finalize_write(temp_dir, names, None)
-
-
-class _WriteShards(beam.PTransform):
-  """``iobase.Write(sink)`` in another shape: the DoFn that writes the data
-  gets the temporary directory when the graph is built, not through a side
-  input.
-
-  Why: Beam's Java pipeline fuser (the Flink job server's) starts a new stage
-  at every ParDo with a side input. ``iobase.Write`` gives the writing ParDo
-  one (the temporary directory), so every serialized example would leave the
-  Python worker for the Flink TaskManager and come back to be written. Beam
-  2.62's Flink runner holds a bundle's whole output in the TaskManager's
-  heap until the bundle ends, and in batch a bundle is a worker's whole share
-  of the stage: a 200 MB corpus then needs gigabytes of heap (README, "Memory
-  on Flink"). Here the write fuses with the masking and serialization before
-  it, and only file names leave the stage.
-
-  With ``num_shards`` set, batches are dealt to the shards round robin and
-  each shard is written whole after a GroupByKey (as ``iobase.Write`` does),
-  which does send every example through the runner's shuffle.
-  """
-
-  def __init__(self, sink: filebasedsink.FileBasedSink, num_shards: int):
-    super().__init__()
-    self._sink = sink
-    self._num_shards = num_shards
-
-  def expand(self, pcoll):
-    # Beside the shards, named as the sink names it: FileSystems.split makes
-    # a local path absolute, as the paths the sink's finalize_write matches
-    # against are (a relative temp_dir would find none of its files).
-    base, _ = FileSystems.split(self._sink.file_path_prefix.get())
-    temp_dir = FileSystems.join(
-        base, "beam-temp-%s-%s" % (SHARD_PREFIX, uuid.uuid4().hex))
-    sink, num_shards = self._sink, self._num_shards
-    if num_shards:
-      names = (
-          pcoll
-          | "DealToShards" >> beam.ParDo(_DealToShards(num_shards))
-          | "GroupShards" >> beam.GroupByKey()
-          | "WriteShards" >> beam.FlatMap(_write_keyed, sink, temp_dir))
-    else:
-      names = pcoll | "WriteBundles" >> beam.ParDo(
-          _WriteBundleDoFn(sink, temp_dir))
-    return (
-        pcoll.pipeline
-        | "Once" >> beam.Create([None])
-        | "Finalize" >> beam.FlatMap(_finalize, sink, temp_dir,
-                                     beam.pvalue.AsList(names),
-                                     max(1, num_shards)))
-
-
-class _DealToShards(beam.DoFn):
-  """(shard, element), shards in turn from a random start per bundle."""
-
-  def __init__(self, num_shards: int):
-    self._num_shards = num_shards
-    self._next = 0
-
-  def start_bundle(self):
-    self._next = random.randrange(self._num_shards)
-
-  def process(self, element):
-    self._next = (self._next + 1) % self._num_shards
-    yield self._next, element
-
-
 class WriteExamples(beam.PTransform):
   """Serializes and writes the examples; output: the shard file names.
 
@@ -493,19 +342,25 @@ class WriteExamples(beam.PTransform):
 
   A batch stays one element up to the file: it is serialized and framed as
   TFRecords in one step and appended to a shard whole (see
-  ``_FramedTFRecordSink``), in the same stage (see ``_WriteShards``). With
+  ``_FramedTFRecordSink``), in the same stage (see ``WriteShards``). With
   ``num_shards`` set, whole batches are dealt to the shards, so shard sizes
   differ by up to a batch.
 
   ``output_format="parquet"``: Parquet shards with Hugging Face's column
   names instead (``transforms.parquet``), through the same steps.
   ``masking``/``sentence_task``: which features there are to write.
+  ``done_dir``: with the pools read from files (whose batches come grouped
+  between ``GroupMark`` s) and ``num_shards`` 0, one shard per pool group,
+  each recorded there when written (``_WriteGroupsDoFn``), so that a
+  resumed run reuses it.
   """
 
   def __init__(self, output_dir: str, num_shards: int = 0,
                compression: str = "none", output_format: str = "tfrecord",
-               masking: str = "static", sentence_task: str = "nsp"):
+               masking: str = "static", sentence_task: str = "nsp",
+               done_dir: Optional[str] = None):
     super().__init__()
+    self._done_dir = done_dir
     self._output_dir = output_dir
     self._num_shards = num_shards
     self._compression = compression
@@ -534,6 +389,13 @@ class WriteExamples(beam.PTransform):
           label=self._sentence_task != "none")
     return (
         batches
-        | "Serialize" >> beam.Map(lambda batch: (len(batch),
-                                                 to_element(batch)))
-        | "Write" >> _WriteShards(sink, self._num_shards))
+        | "Serialize" >> beam.Map(_serialized, to_element)
+        | "Write" >> WriteShards(sink, self._num_shards, self._done_dir))
+
+
+def _serialized(batch, to_element):
+  """``(records, what the sink appends)`` of a batch; a ``GroupMark`` as
+  it is."""
+  if isinstance(batch, GroupMark):
+    return batch
+  return len(batch), to_element(batch)

@@ -35,6 +35,7 @@ import numpy as np
 from transforms import keys
 from transforms import metrics
 from transforms.instances import InstanceBatch, segment_ids
+from transforms.shards import GroupMark
 
 
 MASKINGS = ("static", "none")
@@ -563,6 +564,9 @@ class _MaskDoFn(beam.DoFn):
     self._special_ids = tuple(special_ids)
 
   def process(self, batch: InstanceBatch):
+    if isinstance(batch, GroupMark):
+      yield batch  # for the shard writer
+      return
     masked, counts = mask_batch(
         batch, self._params, self._vocab_size, self._mask_id,
         self._is_continuation, batch_rng(self._params.random_seed, batch.key),
@@ -573,7 +577,8 @@ class _MaskDoFn(beam.DoFn):
 
 
 class MaskTokens(beam.PTransform):
-  """Output: ``MaskedBatch`` per ``InstanceBatch``."""
+  """Output: ``MaskedBatch`` per ``InstanceBatch``; an
+  ``shards.GroupMark`` passes through in its place."""
 
   def __init__(self, params: MaskingParams, vocab_size: int, mask_id: int,
                is_continuation: np.ndarray, special_ids: Sequence[int] = ()):

@@ -10,7 +10,7 @@ import json
 import os
 import threading
 import time
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 from apache_beam.metrics import Metrics
 
@@ -147,11 +147,91 @@ def _distribution(name: str):
   return Metrics.distribution(NAMESPACE, name)
 
 
+class Tally:
+  """The counters and distributions one piece of work made, kept beside
+  Beam's metrics so that a run that stops can save what its finished work
+  counted and ``--resume`` adds it back (pipelines/resume.py): a spilled
+  stage's counts with its pool files, a pool group's with its shard.
+
+  ``counts``: counter name → total. ``distributions``: name → ``[count,
+  sum, min, max]``, as Beam's distribution cells hold them. ``rejected``:
+  the records set aside (``rejects.tagged``), saved apart (not in
+  ``to_json``)."""
+
+  def __init__(self):
+    self.counts: Dict[str, int] = collections.Counter()
+    self.distributions: Dict[str, list] = {}
+    self.rejected: list = []
+
+  def __bool__(self) -> bool:
+    return bool(self.counts or self.distributions or self.rejected)
+
+  def observe(self, name: str, value: int) -> None:
+    d = self.distributions.get(name)
+    if d is None:
+      self.distributions[name] = [1, value, value, value]
+    else:
+      d[0] += 1
+      d[1] += value
+      d[2] = min(d[2], value)
+      d[3] = max(d[3], value)
+
+  def merge(self, other: "Tally") -> None:
+    self.counts.update(other.counts)
+    for name, (n, total, low, high) in other.distributions.items():
+      d = self.distributions.get(name)
+      if d is None:
+        self.distributions[name] = [n, total, low, high]
+      else:
+        d[0] += n
+        d[1] += total
+        d[2] = min(d[2], low)
+        d[3] = max(d[3], high)
+
+  def to_json(self) -> Dict:
+    return {"counts": dict(sorted(self.counts.items())),
+            "distributions": dict(sorted(self.distributions.items()))}
+
+  @staticmethod
+  def from_json(value: Dict) -> "Tally":
+    tally = Tally()
+    tally.counts.update({k: int(v) for k, v in value["counts"].items()})
+    tally.distributions = {k: [int(x) for x in v]
+                           for k, v in value["distributions"].items()}
+    return tally
+
+
+# The tally the DoFns running on this thread add to, if one is open: a
+# bundle of a fused stage runs on one thread, element by element through
+# every step, so what a step counts while a piece of work flows through it
+# lands in that work's tally.
+_thread = threading.local()
+
+
+def start_tally() -> Tally:
+  """Opens a new tally for this thread and returns it."""
+  _thread.tally = Tally()
+  return _thread.tally
+
+
+def current_tally() -> Optional[Tally]:
+  """This thread's open tally, or None."""
+  return getattr(_thread, "tally", None)
+
+
+def stop_tally() -> None:
+  _thread.tally = None
+
+
 def count(name: str, n: int = 1) -> None:
   """Adds ``n`` to the counter ``mlm/name`` (and to the live progress
-  tally, for the counters in ``PROGRESS_COUNTERS``)."""
+  tally, for the counters in ``PROGRESS_COUNTERS``, and to this thread's
+  open ``Tally``)."""
   if n:
     _counter(name).inc(int(n))
+    tally = getattr(_thread, "tally", None)
+    if tally is not None:
+      tally.counts[name] += int(n)
     if name in PROGRESS_COUNTERS and os.environ.get(PROGRESS_DIR_ENV):
       _tally(name, int(n))
 
@@ -219,5 +299,9 @@ def write_progress(directory: str, counts: Dict[str, int]) -> None:
 
 
 def observe(name: str, value: int) -> None:
-  """Records one value in the distribution ``mlm/name``."""
+  """Records one value in the distribution ``mlm/name`` (and in this
+  thread's open ``Tally``)."""
   _distribution(name).update(int(value))
+  tally = getattr(_thread, "tally", None)
+  if tally is not None:
+    tally.observe(name, int(value))

@@ -21,10 +21,11 @@ import functools
 import logging
 import os
 import re
+import uuid
 import warnings
 from typing import Dict, Iterable, List, NamedTuple, Sequence
 
-from apache_beam.io.filesystem import FileSystem
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
@@ -230,3 +231,18 @@ def counting_input_bytes(read_records):
       except Exception:  # pylint: disable=broad-except
         pass  # a file gone or unreachable now: the progress skips it
   return wrapper
+
+
+def write_whole(path: str, data: bytes) -> None:
+  """Writes ``data`` to ``path`` so that a reader finds all of it or
+  nothing: on a local disk aside, then renamed; an object store shows an
+  object only once its upload is complete."""
+  if "://" in path:
+    with FileSystems.create(
+        path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      f.write(data)
+    return
+  aside = "%s.%s.tmp" % (path, uuid.uuid4().hex)
+  with open(aside, "wb") as f:
+    f.write(data)
+  os.replace(aside, path)

@@ -36,11 +36,13 @@ import array
 import collections
 import dataclasses
 import io
+import json
 import math
 import os
 import struct
 import uuid
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import (AbstractSet, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import apache_beam as beam
 import numpy as np
@@ -50,7 +52,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import instances, s3_clients
+from transforms import (instances, metrics, paths, rejects, s3_clients,
+                        shards)
 from transforms.tokenization import TokenizedDocument
 
 FILE_BYTES = 32 << 20
@@ -59,6 +62,9 @@ MIN_GROUPS = 64
 SPARSE_EVERY = 64
 DATA_SUFFIX = ".docs"
 INDEX_SUFFIX = ".index.npy"
+REJECTED_SUFFIX = ".rejected.jsonl"
+# The spilled stage's record of its files, written once it is done.
+MANIFEST = "spilled.json"
 SPARSE_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8")])
 # A record: the pass's entry hash, the dupe pass, doc id length, ids length
 # (bytes), sentence count, the ids' dtype as a numpy type string of 3 bytes;
@@ -70,10 +76,54 @@ _PASS = struct.Struct("<QH")  # the header's first two fields
 @dataclasses.dataclass(frozen=True)
 class SpillFile:
   """One spill file: ``name`` (in the pool directory), its record count and
-  its size in bytes."""
+  its size in bytes (0 and 0 for an entry that only carries counts).
+  ``tally``: what the work up to this file counted (``metrics.Tally`` as
+  JSON), ``rejected``: the name of the file holding the records it set
+  aside, or "" — so a resumed run can reuse the stage whole
+  (pipelines/resume.py)."""
   name: str
   records: int
   size: int
+  tally: str = ""
+  rejected: str = ""
+
+
+def write_manifest(directory: str, files: Sequence[SpillFile]) -> None:
+  """Records the spilled stage as done: every ``SpillFile`` it made, in
+  ``directory``/``MANIFEST``."""
+  paths.write_whole(_path(directory, MANIFEST), json.dumps(
+      [dataclasses.asdict(f) for f in sorted(files, key=lambda f: f.name)],
+      sort_keys=True).encode("utf-8"))
+
+
+def read_manifest(directory: str) -> Optional[List[SpillFile]]:
+  """The ``SpillFile`` s ``write_manifest`` recorded in ``directory``, or
+  None when there is no readable manifest."""
+  try:
+    with FileSystems.open(_path(directory, MANIFEST),
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      return [SpillFile(**value) for value in json.loads(f.read())]
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def write_rejected(directory: str, records: Sequence[rejects.Rejected]) -> str:
+  """Saves records set aside before the spill as JSON lines in
+  ``directory``; returns the file's name."""
+  name = uuid.uuid4().hex + REJECTED_SUFFIX
+  paths.write_whole(_path(directory, name), b"".join(
+      json.dumps(dataclasses.asdict(r), sort_keys=True).encode("utf-8")
+      + b"\n" for r in records))
+  return name
+
+
+def read_rejected(directory: str, name: str) -> Iterator[rejects.Rejected]:
+  """The records ``write_rejected`` saved in ``directory``/``name``."""
+  with FileSystems.open(_path(directory, name),
+                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    for line in f.read().splitlines():
+      if line.strip():
+        yield rejects.Rejected(**json.loads(line))
 
 
 def encode_document(doc: TokenizedDocument) -> bytes:
@@ -202,7 +252,14 @@ class _SpillDoFn(beam.DoFn):
 
   A document is encoded as it arrives and only its bytes and the hashes of
   its passes are kept (``SpillBuffer``), so a worker holds about
-  ``file_bytes`` while it gathers a file, not the documents' objects."""
+  ``file_bytes`` while it gathers a file, not the documents' objects.
+
+  Each ``SpillFile`` carries what the bundle's steps counted since the
+  last one, and the records they set aside are saved beside it: a
+  ``metrics.Tally`` opened when the bundle starts gathers both, since the
+  steps from the reading on run fused with this one, on its thread. With
+  the manifest ``_PlanGroups`` writes, that makes the stage reusable whole
+  by ``--resume``."""
 
   def __init__(self, directory: str, seed: int, dupe_factor: int,
                file_bytes: int = FILE_BYTES):
@@ -223,6 +280,7 @@ class _SpillDoFn(beam.DoFn):
 
   def start_bundle(self):
     self._buffer = SpillBuffer(self._seed, self._dupe_factor)
+    metrics.start_tally()
 
   def process(self, doc: TokenizedDocument):
     self._buffer.add(doc)
@@ -230,13 +288,20 @@ class _SpillDoFn(beam.DoFn):
       yield self._flush()
 
   def finish_bundle(self):
-    if self._buffer.size:
+    if self._buffer.size or metrics.current_tally():
       yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
+    metrics.stop_tally()
 
   def _flush(self) -> SpillFile:
-    spilled = self._buffer.write(self._directory)
+    spilled = (self._buffer.write(self._directory) if self._buffer.size
+               else SpillFile("", 0, 0))
+    tally = metrics.current_tally() or metrics.Tally()
+    rejected = (write_rejected(self._directory, tally.rejected)
+                if tally.rejected else "")
     self._buffer = SpillBuffer(self._seed, self._dupe_factor)
-    return spilled
+    metrics.start_tally()
+    return dataclasses.replace(spilled, tally=json.dumps(tally.to_json()),
+                               rejected=rejected)
 
 
 class _ReadPoolGroupDoFn(beam.DoFn):
@@ -274,17 +339,24 @@ class _ReadPoolGroupDoFn(beam.DoFn):
     """``(hash, dupe pass, document)`` of every record with a hash in
     ``[lo, hi)``, one ranged read per file."""
     for spilled in sorted(files, key=lambda f: f.name):
+      if not spilled.records:
+        continue  # counts only
       start, stop = byte_range(self._index(spilled.name), spilled.size, lo, hi)
       if stop > start:
         yield from decode_records(
             self._read(spilled.name, DATA_SUFFIX, start, stop), lo, hi)
 
-  def process(self, group: int, files: List[SpillFile]
-              ) -> Iterator[instances.InstanceBatch]:
+  def process(self, group: int, files: List[SpillFile]):
+    """Yields the group's ``InstanceBatch`` es between its two
+    ``shards.GroupMark`` s. What the steps fused after this one count for
+    the group goes to a ``metrics.Tally`` of its own, which the shard
+    writer saves with the group's shard (transforms/examples.py)."""
+    metrics.start_tally()
     pools = instances.num_pools(sum(f.records for f in files),
                                 self._pool_size)
-    members = group_pools(group, num_groups(pools, sum(f.size for f in files)),
-                          pools)
+    groups = num_groups(pools, sum(f.size for f in files))
+    members = group_pools(group, groups, pools)
+    yield shards.GroupMark(group, groups, end=False)
     lo = instances.pool_bounds(members.start, pools)[0]
     hi = instances.pool_bounds(members.stop - 1, pools)[1]
     by_pool = collections.defaultdict(list)
@@ -294,14 +366,90 @@ class _ReadPoolGroupDoFn(beam.DoFn):
       if by_pool[pool]:
         yield from instances.build_pool(pool, by_pool.pop(pool), self._params,
                                         self._cls_id, self._sep_id)
+    yield shards.GroupMark(group, groups, end=True)
+
+  def finish_bundle(self):
+    metrics.stop_tally()
 
   def teardown(self):
     self._indexes = {}
 
 
+class _PlanGroups(beam.DoFn):
+  """Once every document is spilled: records the spilled stage as done
+  (``write_manifest``), then yields the id of every group of pools still to
+  build: all but those in ``done``, groups whose shards a run with the same
+  flags and input already wrote (pipelines/resume.py). Run again after a
+  failure, it writes the same manifest."""
+
+  def __init__(self, directory: str, pool_size: int,
+               done: AbstractSet[int] = frozenset()):
+    self._directory = directory
+    self._pool_size = pool_size
+    self._done = frozenset(done)
+
+  def setup(self):
+    s3_clients.share_s3_clients()
+
+  def process(self, unused_element, files: List[SpillFile]) -> Iterator[int]:
+    write_manifest(self._directory, files)
+    pools = instances.num_pools(sum(f.records for f in files),
+                                self._pool_size)
+    for group in range(num_groups(pools, sum(f.size for f in files))):
+      if group not in self._done:
+        yield group
+
+
+class SpillDocuments(beam.PTransform):
+  """Tokenized documents (and the ``rejects.Rejected`` records set aside
+  before them, if they are flattened in) → ``SpillFile`` s in
+  ``directory``."""
+
+  def __init__(self, directory: str, seed: int, dupe_factor: int):
+    super().__init__()
+    self._directory = directory
+    self._seed = seed
+    self._dupe_factor = dupe_factor
+
+  def expand(self, docs):
+    return docs | "Spill" >> beam.ParDo(_SpillDoFn(
+        self._directory, self._seed, self._dupe_factor))
+
+
+class InstancesFromSpill(beam.PTransform):
+  """``SpillFile`` s → ``InstanceBatch`` es, each group's between its
+  ``shards.GroupMark`` s; the groups in ``done`` are skipped."""
+
+  def __init__(self, params: instances.InstanceParams, cls_id: int,
+               sep_id: int, pool_size: int, directory: str,
+               done: AbstractSet[int] = frozenset()):
+    super().__init__()
+    self._params = params
+    self._cls_id = cls_id
+    self._sep_id = sep_id
+    self._pool_size = pool_size
+    self._directory = directory
+    self._done = done
+
+  def expand(self, files):
+    return (
+        files.pipeline
+        | "Start" >> beam.Impulse()
+        | "GroupIds" >> beam.ParDo(
+            _PlanGroups(self._directory, self._pool_size, self._done),
+            files=beam.pvalue.AsList(files))
+        # Spread the groups over the workers.
+        | "Spread" >> beam.Reshuffle()
+        | "ReadPools" >> beam.ParDo(
+            _ReadPoolGroupDoFn(self._directory, self._params, self._cls_id,
+                               self._sep_id, self._pool_size),
+            files=beam.pvalue.AsList(files)))
+
+
 class CreateInstancesFromFiles(beam.PTransform):
-  """Tokenized documents → ``InstanceBatch`` es, the pools gathered through
-  files in ``directory`` (any Beam filesystem; the caller removes it)."""
+  """Tokenized documents → ``InstanceBatch`` es (and ``GroupMark`` s), the
+  pools gathered through files in ``directory`` (any Beam filesystem; the
+  caller removes it): ``SpillDocuments``, then ``InstancesFromSpill``."""
 
   def __init__(self, params: instances.InstanceParams, cls_id: int,
                sep_id: int, pool_size: int, directory: str):
@@ -314,22 +462,7 @@ class CreateInstancesFromFiles(beam.PTransform):
 
   def expand(self, docs):
     params = self._params
-    files = docs | "SpillDocuments" >> beam.ParDo(_SpillDoFn(
-        self._directory, params.random_seed, params.dupe_factor))
-    pool_size = self._pool_size
-
-    def group_ids(_, files):
-      pools = instances.num_pools(sum(f.records for f in files), pool_size)
-      return range(num_groups(pools, sum(f.size for f in files)))
-
-    return (
-        docs.pipeline
-        | "Start" >> beam.Impulse()
-        | "GroupIds" >> beam.FlatMap(group_ids,
-                                     files=beam.pvalue.AsList(files))
-        # Spread the groups over the workers.
-        | "Spread" >> beam.Reshuffle()
-        | "ReadPools" >> beam.ParDo(
-            _ReadPoolGroupDoFn(self._directory, params, self._cls_id,
-                               self._sep_id, pool_size),
-            files=beam.pvalue.AsList(files)))
+    files = docs | "SpillDocuments" >> SpillDocuments(
+        self._directory, params.random_seed, params.dupe_factor)
+    return files | InstancesFromSpill(params, self._cls_id, self._sep_id,
+                                      self._pool_size, self._directory)

@@ -22,8 +22,12 @@ import json
 from typing import Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.coders import coders
+from apache_beam.io import filebasedsink
+from apache_beam.io.filesystem import CompressionTypes
 
 from transforms import metrics
+from transforms import shards
 
 # The tag of the rejected output of the stages that can reject.
 REJECTED = "rejected"
@@ -45,9 +49,14 @@ class Rejected:
 
 
 def tagged(record: Rejected) -> beam.pvalue.TaggedOutput:
-  """``record`` for the ``REJECTED`` output, counted."""
+  """``record`` for the ``REJECTED`` output, counted (and kept in this
+  thread's open ``metrics.Tally``, which saves it with the pool files for
+  ``--resume``)."""
   metrics.count("rejected_records", 1)
   metrics.count(REASON_PREFIX + record.reason, 1)
+  tally = metrics.current_tally()
+  if tally is not None:
+    tally.rejected.append(record)
   return beam.pvalue.TaggedOutput(REJECTED, record)
 
 
@@ -95,9 +104,24 @@ def to_json(record: Rejected, input_root: str) -> str:
       "sample": record.sample}, ensure_ascii=False, sort_keys=True)
 
 
+class _JsonLinesSink(filebasedsink.FileBasedSink):
+  """Beam's file sink for text lines: ``PREFIX-SSSSS-of-NNNNN.jsonl``."""
+
+  def __init__(self, file_path_prefix: str):
+    super().__init__(file_path_prefix, coder=coders.StrUtf8Coder(),
+                     file_name_suffix=".jsonl", num_shards=0,
+                     mime_type="application/x-ndjson",
+                     compression_type=CompressionTypes.UNCOMPRESSED)
+
+  def write_encoded_record(self, file_handle, encoded_value):
+    file_handle.write(encoded_value + b"\n")
+
+
 class WriteRejected(beam.PTransform):
   """Writes ``Rejected`` records as ``OUTPUT/_rejected/rejected-*.jsonl``;
-  writes nothing when there are none."""
+  writes nothing when there are none (``shards.WriteShards``, where
+  Beam's own text writer would log a warning that means nothing to a
+  user)."""
 
   def __init__(self, output_dir: str, input_root: str):
     super().__init__()
@@ -105,7 +129,9 @@ class WriteRejected(beam.PTransform):
     self._input_root = input_root
 
   def expand(self, records):
+    root = self._input_root
     return (records
-            | "ToJson" >> beam.Map(to_json, input_root=self._input_root)
-            | "Write" >> beam.io.WriteToText(
-                self._prefix, file_name_suffix=".jsonl", skip_if_empty=True))
+            | "ToJson" >> beam.Map(lambda r: (1, to_json(r, root)))
+            | "Write" >> shards.WriteShards(_JsonLinesSink(self._prefix), 0,
+                                            empty_ok=True,
+                                            count_records=False))

@@ -1,0 +1,266 @@
+"""``--resume``: a failed or stopped run's finished work, found and reused.
+
+What a run leaves that another can reuse, all in its pool directory
+(``pool_directory``: one per output, ``OUTPUT/_pools/mlm-pools-<hash>`` by
+default), which a run keeps when it fails or is stopped and removes when
+it finishes:
+
+* ``RUN_RECORD``: the flags and input files of the run (``run_record``). A
+  resumed run must have the same ones: what the examples depend on.
+* the spilled stage (transforms/pool_files.py): once every document is
+  read, tokenized and spilled, ``spilled.json`` lists the spill files (each
+  checked here by name and size) with what that stage counted and the
+  records it set aside. A resumed run then starts at the pools.
+* each pool group's shard (transforms/examples.py): its record in
+  ``shards/`` names the shard, its size and what its steps counted. A
+  resumed run builds only the groups without a record whose shard is there
+  at that size.
+
+The examples are the same as an uninterrupted run's: every stage's output
+depends only on the seed, the flags and the documents (keyed randomness),
+never on which run made it. So are the counts in ``summary.json``: the
+reused work's saved counts are added to the new run's (``add_reused``).
+Finer reuse is not kept: a run stopped inside the spilled stage reads the
+corpus again.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines import outputs
+from pipelines.options import UsageError
+from transforms import instances
+from transforms import metrics
+from transforms import paths
+from transforms import pool_files
+from transforms import rejects
+from transforms import shards
+
+RUN_RECORD = "run.json"
+SHARDS_DIR = "shards"
+# Options that change nothing in the examples, so a resumed run may change
+# them (how the run shows itself, where and how fast it works).
+FREE_OPTIONS = frozenset(["resume", "overwrite", "quiet", "progress_seconds",
+                          "log_level", "tokenizer_threads", "pool_dir",
+                          "max_rejected_fraction"])
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumePlan:
+  """What a run reuses: ``spilled``, the spill files of a finished spilled
+  stage (None: the stage runs); ``done``, pool group → the record of its
+  finished shard (transforms/examples.py), reused when ``spilled`` is."""
+  spilled: Optional[List[pool_files.SpillFile]] = None
+  done: Dict[int, Dict] = dataclasses.field(default_factory=dict)
+
+  @property
+  def shards(self) -> List[str]:
+    return sorted(record["shard"] for record in self.done.values()
+                  if record["shard"])
+
+  def tally(self) -> metrics.Tally:
+    """What the reused work counted."""
+    total = metrics.Tally()
+    for f in self.spilled or ():
+      if f.tally:
+        total.merge(metrics.Tally.from_json(json.loads(f.tally)))
+    for record in self.done.values():
+      total.merge(metrics.Tally.from_json(record["tally"]))
+    return total
+
+  def describe(self, groups: Optional[int]) -> str:
+    if self.spilled is None:
+      return "nothing to reuse: the run starts from the input"
+    read = self.tally().counts.get("input_bytes", 0)
+    return ("reusing the spilled stage (%d pool files, %.1f MB of input read) and "
+            "%d of %d shards" % (sum(1 for f in self.spilled if f.records),
+                                 read / 1e6, len(self.done), groups or 0))
+
+  def summary(self, groups: Optional[int]) -> Dict:
+    """summary.json's ``resumed``."""
+    return {"spilled_stage_reused": self.spilled is not None,
+            "spill_files": sum(1 for f in self.spilled or () if f.records),
+            "input_bytes_reused": self.tally().counts.get("input_bytes", 0),
+            "shards_reused": len(self.done), "shards": groups or 0}
+
+
+def pool_directory(parent: str, output: str) -> str:
+  """The pool directory of the run writing ``output``, in ``parent``: named
+  from the output, so a resumed run finds it."""
+  if "://" not in output:
+    output = os.path.abspath(output)
+  name = "mlm-pools-%s" % hashlib.sha256(
+      output.rstrip("/").encode("utf-8")).hexdigest()[:16]
+  return FileSystems.join(parent, name) if "://" in parent else os.path.join(
+      parent, name)
+
+
+def default_parent(output: str, local_runner: bool) -> str:
+  """Where the pool directory goes without ``--pool_dir``: ``OUTPUT/_pools``
+  (a local folder or an object-store prefix every worker reaches, since
+  they all write the output there), or on the DirectRunner with an object
+  store output the system's temp directory (a local disk is faster than a
+  round trip to the store)."""
+  if "://" not in output:
+    return os.path.join(output, outputs.POOLS_DIR)
+  if local_runner:
+    return tempfile.gettempdir()
+  return FileSystems.join(output, outputs.POOLS_DIR)
+
+
+def run_record(options: Dict, files: Sequence[paths.InputFile]) -> Dict:
+  """What a run's examples depend on: every option but ``FREE_OPTIONS``,
+  and each input file's name and size."""
+  return {"options": {k: v for k, v in sorted(options.items())
+                      if k not in FREE_OPTIONS},
+          "input_files": [[f.path, f.size] for f in files]}
+
+
+def _read_json(path: str):
+  try:
+    with FileSystems.open(path, compression_type=CompressionTypes
+                          .UNCOMPRESSED) as f:
+      return json.loads(f.read())
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _difference(before: Dict, now: Dict) -> str:
+  for name in sorted(set(before["options"]) | set(now["options"])):
+    was, is_ = before["options"].get(name), now["options"].get(name)
+    if was != is_:
+      return "--%s was %s, now %s" % (name, json.dumps(was), json.dumps(is_))
+  was, is_ = before["input_files"], now["input_files"]
+  if was != is_:
+    return ("the input was %d files, %d bytes; now %d files, %d bytes"
+            % (len(was), sum(s for _, s in was), len(is_),
+               sum(s for _, s in is_)))
+  return ""
+
+
+def _size(path: str) -> Optional[int]:
+  try:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _spill_intact(pool_dir: str, files: Sequence[pool_files.SpillFile]
+                  ) -> bool:
+  """Whether every spill file is there at its size, with its index and its
+  set-aside records."""
+  join = FileSystems.join
+  for f in files:
+    if f.records and (
+        _size(join(pool_dir, f.name + pool_files.DATA_SUFFIX)) != f.size
+        or _size(join(pool_dir, f.name + pool_files.INDEX_SUFFIX)) is None):
+      return False
+    if f.rejected and _size(join(pool_dir, f.rejected)) is None:
+      return False
+  return True
+
+
+def num_groups(files: Sequence[pool_files.SpillFile], pool_size: int) -> int:
+  """How many pool groups (and so shards) the spilled files make."""
+  pools = instances.num_pools(sum(f.records for f in files), pool_size)
+  return pool_files.num_groups(pools, sum(f.size for f in files))
+
+
+def plan(pool_dir: str, output: str, record: Dict,
+         pool_size: int) -> ResumePlan:
+  """What the run that left ``pool_dir`` finished and this one, with the
+  same ``record`` (``run_record``), can reuse. Raises ``UsageError`` when
+  that run had other flags or input."""
+  before = _read_json(FileSystems.join(pool_dir, RUN_RECORD))
+  if before is None:
+    return ResumePlan()
+  difference = _difference(before, record)
+  if difference:
+    raise UsageError(
+        "--resume: the run that stopped in %s had other flags or input (%s); "
+        "run with those, or without --resume to start over"
+        % (output, difference))
+  spilled = pool_files.read_manifest(pool_dir)
+  if spilled is None:
+    return ResumePlan()
+  if not _spill_intact(pool_dir, spilled):
+    logging.warning("--resume: some pool files in %s are missing or have "
+                    "another size; the spilled stage runs again", pool_dir)
+    return ResumePlan()
+  groups = num_groups(spilled, pool_size)
+  done = {}
+  for match in FileSystems.match(
+      [FileSystems.join(pool_dir, SHARDS_DIR, "*.json")])[0].metadata_list:
+    value = _read_json(match.path)
+    if not isinstance(value, dict) or value.get("groups") != groups:
+      continue
+    if value["shard"] and _size(FileSystems.join(
+        output, value["shard"])) != value["bytes"]:
+      continue  # a group with no instance has no shard
+    done[int(value["group"])] = value
+  return ResumePlan(spilled, done)
+
+
+def prepare_pool_dir(pool_dir: str, reuse: ResumePlan, record: Dict) -> None:
+  """Empties ``pool_dir`` unless ``reuse`` reuses what is in it, then
+  writes the run's record."""
+  if reuse.spilled is None:
+    remove(pool_dir)
+  if "://" not in pool_dir:
+    os.makedirs(pool_dir, exist_ok=True)
+  paths.write_whole(FileSystems.join(pool_dir, RUN_RECORD),
+                    json.dumps(record, sort_keys=True).encode("utf-8"))
+
+
+def remove(pool_dir: str) -> None:
+  """Removes ``pool_dir`` and everything in it, if it is there."""
+  if "://" not in pool_dir:
+    shutil.rmtree(pool_dir, ignore_errors=True)
+    return
+  try:
+    FileSystems.delete([pool_dir.rstrip("/") + "/"])
+  except Exception:  # pylint: disable=broad-except
+    pass  # nothing there
+
+
+def saved_rejected(name: str, pool_dir: str) -> List[rejects.Rejected]:
+  """The records set aside that the spilled stage saved in ``name``."""
+  return list(pool_files.read_rejected(pool_dir, name))
+
+
+def add_reused(summary: Dict, reuse: ResumePlan) -> None:
+  """Adds what the reused work counted to ``summary`` (from
+  ``outputs.collect_metrics``): counters, records set aside by reason,
+  shard records and distributions."""
+  tally = reuse.tally()
+  counts, rejected = summary["counts"], summary["rejected"]
+  shard_records = summary.setdefault("shard_records", {})
+  for name, n in tally.counts.items():
+    if name.startswith(rejects.REASON_PREFIX):
+      reason = name[len(rejects.REASON_PREFIX):]
+      rejected[reason] = rejected.get(reason, 0) + n
+    elif name.startswith(shards.SHARD_RECORDS_PREFIX):
+      shard = name[len(shards.SHARD_RECORDS_PREFIX):]
+      shard_records[shard] = shard_records.get(shard, 0) + n
+    else:
+      counts[name] = counts.get(name, 0) + n
+  dists = summary["distributions"]
+  for name, (n, total, low, high) in tally.distributions.items():
+    agg = dists.setdefault(name, {"count": 0, "sum": 0, "min": low,
+                                  "max": high})
+    agg["count"] += n
+    agg["sum"] += total
+    agg["min"] = min(agg["min"], low)
+    agg["max"] = max(agg["max"], high)
+    agg["mean"] = agg["sum"] / agg["count"]
+  summary["counts"] = dict(sorted(counts.items()))
+  summary["rejected"] = dict(sorted(rejected.items()))

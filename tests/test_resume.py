@@ -1,0 +1,269 @@
+"""--resume: a run killed or stopped at several points, then resumed, gives
+exactly the examples and the summary counts of an uninterrupted run, and
+reuses what the stopped run finished (its spilled stage, its shards)."""
+
+import glob
+import json
+import os
+import signal
+
+import pytest
+
+from pipelines import resume
+from tests.helpers import (assert_refused, digest, read_examples, run_cli,
+                           stop_cli_when, write_lines_corpus)
+from transforms import metrics
+
+ARGS = ["--dupe_factor=3", "--random_next_pool_size=500", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp("resumecorpus"))
+  # About 3 MB: 64 pool groups (so 64 shards), a few seconds of work.
+  paths = write_lines_corpus(directory, num_files=4, docs_per_file=3500,
+                             seed=11)
+  # JSON lines with some that are not JSON: records set aside, which a
+  # resumed run must list and count as the clean run does.
+  bad = os.path.join(directory, "extra.jsonl")
+  with open(bad, "w") as f:
+    for i in range(400):
+      if i % 50 == 7:
+        f.write("{not json %d\n" % i)
+      else:
+        f.write(json.dumps({"text": "Document %d has a sentence. And then "
+                                    "another one about %d things." % (i, i)})
+                + "\n")
+  return {"lines": paths, "jsonl": [bad]}
+
+
+def _input(corpus, fmt):
+  if fmt == "jsonl":
+    return ["--input=" + corpus["jsonl"][0], "--input_format=jsonl",
+            "--max_rejected_fraction=0.1"]
+  return ["--input=" + ",".join(corpus["lines"])]
+
+
+def _outcome(out):
+  """What must not differ between a clean and a resumed run."""
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  rejected = []
+  for path in sorted(glob.glob(os.path.join(out, "_rejected", "*.jsonl"))):
+    with open(path) as f:
+      rejected.extend(f.read().splitlines())
+  return {"digest": digest(read_examples(out)),
+          "counts": summary["counts"], "rejected": summary["rejected"],
+          "distributions": summary["distributions"],
+          "shard_records": {s["path"]: s["records"]
+                            for s in summary["shards"]},
+          "rejected_lines": sorted(rejected)}, summary
+
+
+@pytest.fixture(scope="module")
+def clean(corpus, tmp_path_factory):
+  outcomes = {}
+  for fmt in ("lines", "jsonl"):
+    out = str(tmp_path_factory.mktemp("clean") / fmt)
+    run_cli(_input(corpus, fmt) + ["--output=" + out] + ARGS)
+    outcomes[fmt] = _outcome(out)[0]
+  assert outcomes["jsonl"]["rejected"] == {"malformed_jsonl_lines": 8}
+  return outcomes
+
+
+def _pool_dir(out):
+  found = glob.glob(os.path.join(out, "_pools", "mlm-pools-*"))
+  return found[0] if found else None
+
+
+# When the run is stopped: as it starts (its pool directory just made), once
+# the spilled stage is done (its manifest written), and once some shards
+# are written; by SIGKILL (a crash: nothing cleans up) or SIGTERM (an
+# orderly stop). The minimum reuse each point guarantees: spilled stage,
+# shards.
+POINTS = {
+    "starting": (lambda d: os.path.exists(
+        os.path.join(d, resume.RUN_RECORD)), False, 0),
+    "spilled": (lambda d: os.path.exists(
+        os.path.join(d, "spilled.json")), True, 0),
+    "shards": (lambda d: len(glob.glob(
+        os.path.join(d, resume.SHARDS_DIR, "*.json"))) >= 5, True, 5),
+}
+
+
+def _stop_at(args, out, point, sig, log_path, env=None):
+  """Runs the CLI and stops it with ``sig`` once ``point`` is reached in
+  its pool directory; returns whether it was stopped (False: it finished
+  first)."""
+  reached = POINTS[point][0]
+
+  def at_point():
+    directory = _pool_dir(out)
+    return bool(directory) and reached(directory)
+
+  return stop_cli_when(args, at_point, sig, log_path, env=env)
+
+
+@pytest.mark.parametrize("fmt, point, sig", [
+    ("lines", "starting", signal.SIGKILL),
+    ("lines", "spilled", signal.SIGTERM),
+    ("lines", "shards", signal.SIGKILL),
+    ("jsonl", "spilled", signal.SIGKILL),
+])
+def test_stopped_run_resumes_to_the_clean_examples_and_counts(
+    corpus, clean, fmt, point, sig, tmp_path):
+  out = str(tmp_path / "out")
+  args = _input(corpus, fmt) + ["--output=" + out] + ARGS
+  assert _stop_at(args, out, point, sig, str(tmp_path / "log")), (
+      "the run finished before it was stopped")
+  left = os.listdir(out)
+  assert "_INCOMPLETE" in left and "summary.json" not in left, left
+  assert _pool_dir(out), "the stopped run's pool files were removed"
+
+  result = run_cli(args + ["--resume"])
+  line = [l for l in result.stderr.splitlines() if l.startswith("resume:")]
+  assert len(line) == 1, result.stderr
+  outcome, summary = _outcome(out)
+  assert outcome == clean[fmt]
+  _, spilled_reused, shards_reused = POINTS[point]
+  reused = summary["resumed"]
+  if spilled_reused:
+    assert reused["spilled_stage_reused"], reused
+  assert reused["shards_reused"] >= shards_reused, reused
+  print("%s %s at %s: %s; %s" % (fmt, sig.name, point, line[0], reused))
+  # Finished: the pool files are gone, nothing marks the output incomplete.
+  assert "_pools" not in os.listdir(out)
+  assert "_INCOMPLETE" not in os.listdir(out)
+
+
+def test_resume_after_the_job_finished_starts_over(corpus, clean, tmp_path):
+  """A run whose job finished (its pool files removed) but that stopped
+  before its summary: the resumed run has nothing to reuse and makes it
+  all again."""
+  out = str(tmp_path / "out")
+  args = _input(corpus, "lines") + ["--output=" + out] + ARGS
+  run_cli(args)
+  # As if the run had died between its last shard and its summary.
+  os.remove(os.path.join(out, "summary.json"))
+  with open(os.path.join(out, "_INCOMPLETE"), "w") as f:
+    f.write("stopped\n")
+  # The pool directory went with the finished run: nothing to reuse.
+  result = run_cli(args + ["--resume"])
+  assert "nothing to reuse" in result.stderr
+  assert _outcome(out)[0] == clean["lines"]
+
+
+def test_resume_refuses_other_flags_a_finished_output_and_overwrite(
+    corpus, tmp_path):
+  out = str(tmp_path / "out")
+  args = _input(corpus, "lines") + ["--output=" + out] + ARGS
+  assert _stop_at(args, out, "spilled", signal.SIGKILL, str(tmp_path / "log"))
+  changed = [a.replace("--dupe_factor=3", "--dupe_factor=4") for a in args]
+  assert_refused(changed + ["--resume"],
+                 "--dupe_factor was 3, now 4")
+  assert_refused(args + ["--resume", "--overwrite"],
+                 "--resume keeps a stopped run's finished work")
+  assert_refused(args + ["--resume", "--pool_shuffle=groupbykey"],
+                 "--pool_shuffle=groupbykey keeps nothing to reuse")
+  # The refusals touched nothing: the resume still reuses the spill.
+  result = run_cli(args + ["--resume"])
+  assert "reusing the spilled stage" in result.stderr
+  assert_refused(args + ["--resume"], "holds a finished run")
+
+
+def test_resume_on_an_empty_output_runs_from_the_start(corpus, clean,
+                                                       tmp_path):
+  out = str(tmp_path / "out")
+  result = run_cli(_input(corpus, "lines") + ["--output=" + out, "--resume"]
+                   + ARGS)
+  assert "resume: nothing to reuse" in result.stderr
+  assert _outcome(out)[0] == clean["lines"]
+
+
+def test_tally_sums_counts_and_distributions():
+  metrics.start_tally()
+  try:
+    metrics.count("tokens", 5)
+    metrics.count("tokens", 2)
+    metrics.observe("sentences_per_document", 3)
+    metrics.observe("sentences_per_document", 9)
+    first = metrics.current_tally()
+  finally:
+    metrics.stop_tally()
+  metrics.count("tokens", 100)  # no tally open: Beam's counter only
+  assert first.counts == {"tokens": 7}
+  assert first.distributions == {"sentences_per_document": [2, 12, 3, 9]}
+  second = metrics.Tally.from_json(json.loads(json.dumps(first.to_json())))
+  second.merge(first)
+  assert second.counts == {"tokens": 14}
+  assert second.distributions == {"sentences_per_document": [4, 24, 3, 9]}
+
+
+def _spill(directory, docs, seed=9):
+  from transforms import pool_files  # pylint: disable=import-outside-toplevel
+  return pool_files.write_file(directory, docs, seed, 2)
+
+
+def test_plan_checks_flags_files_and_shards(tmp_path):
+  """resume.plan reuses the spill only when every file is there at its
+  size, a shard only when it is there at its recorded size, and refuses a
+  run record with other flags or input."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from pipelines.options import UsageError  # pylint: disable=import-outside-toplevel
+  from transforms import paths, pool_files  # pylint: disable=import-outside-toplevel
+  from transforms.tokenization import TokenizedDocument  # pylint: disable=import-outside-toplevel
+  pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
+  os.makedirs(out)
+  docs = [TokenizedDocument("d%d" % i, np.arange(5, 9 + i % 3, dtype=np.int32),
+                            np.array([4 + i % 3], dtype=np.int32))
+          for i in range(40)]
+  record = resume.run_record({"dupe_factor": 2, "quiet": True},
+                             [paths.InputFile("/c/a.txt", 10)])
+  # No record of a run: nothing to reuse.
+  assert resume.plan(pool_dir, out, record, 10) == resume.ResumePlan()
+  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(), record)
+  assert resume.plan(pool_dir, out, record, 10).spilled is None  # no spill
+  os.makedirs(os.path.join(pool_dir, resume.SHARDS_DIR))
+  files = [_spill(pool_dir, docs[:20]), _spill(pool_dir, docs[20:])]
+  pool_files.write_manifest(pool_dir, files)
+  groups = resume.num_groups(files, 10)
+  for g, size in ((0, 3), (1, 4)):
+    name = "part-%05d-of-%05d.tfrecord" % (g, groups)
+    with open(os.path.join(out, name), "wb") as f:
+      f.write(b"x" * 3)  # shard 1 is shorter than its record says
+    with open(os.path.join(pool_dir, resume.SHARDS_DIR, "%05d.json" % g),
+              "w") as f:
+      json.dump({"group": g, "groups": groups, "shard": name, "bytes": size,
+                 "tally": {"counts": {"instances": 4},
+                           "distributions": {}}}, f)
+  reuse = resume.plan(pool_dir, out, record, 10)
+  assert reuse.spilled == sorted(files, key=lambda f: f.name)
+  assert sorted(reuse.done) == [0]
+  assert reuse.tally().counts == {"instances": 4}
+  # A flag that does not change the examples may change; one that does not.
+  quiet = resume.run_record({"dupe_factor": 2, "quiet": False},
+                            [paths.InputFile("/c/a.txt", 10)])
+  assert resume.plan(pool_dir, out, quiet, 10).spilled is not None
+  other = resume.run_record({"dupe_factor": 3, "quiet": True},
+                            [paths.InputFile("/c/a.txt", 10)])
+  with pytest.raises(UsageError, match="--dupe_factor was 2, now 3"):
+    resume.plan(pool_dir, out, other, 10)
+  grown = resume.run_record({"dupe_factor": 2, "quiet": True},
+                            [paths.InputFile("/c/a.txt", 11)])
+  with pytest.raises(UsageError, match="the input was 1 files, 10 bytes"):
+    resume.plan(pool_dir, out, grown, 10)
+  # A spill file cut short: the spilled stage runs again, and no shard is
+  # reused without it.
+  with open(os.path.join(pool_dir, files[0].name + pool_files.DATA_SUFFIX),
+            "ab") as f:
+    f.write(b"more")
+  assert resume.plan(pool_dir, out, record, 10) == resume.ResumePlan()
+
+
+def test_saved_rejected_records_round_trip(tmp_path):
+  from transforms import pool_files, rejects  # pylint: disable=import-outside-toplevel
+  records = [rejects.Rejected("a.txt:5", "parse", "malformed_jsonl_lines",
+                              "JSONDecodeError: x", "{bad \udcff"),
+             rejects.Rejected("b.txt:0", "read", "unreadable_files", "OSError")]
+  name = pool_files.write_rejected(str(tmp_path), records)
+  assert resume.saved_rejected(name, str(tmp_path)) == records
