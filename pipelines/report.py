@@ -503,6 +503,15 @@ def _name(path: str) -> str:
   return os.path.basename(path.rstrip("/")) or path
 
 
+def default_plots_dir(output: str) -> str:
+  """Beside a local output (``OUTPUT_report_plots``); in the current
+  folder, named after it, for an object-store output."""
+  output = output.rstrip("/")
+  if "://" in output:
+    return _name(output) + "_report_plots"
+  return output + "_report_plots"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command; returns its exit status. A failure it does not
   foresee raises (``__main__`` makes it one ``error:`` line)."""
@@ -516,9 +525,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                       help="Another output (or BERT's TFRecord file).")
   parser.add_argument("--html", default=None,
                       help="Write one self-contained HTML page here.")
-  parser.add_argument("--plots_dir", default=None,
-                      help="Where the PNGs go (default: beside --html, else "
-                      "./report_plots).")
+  parser.add_argument("--out", "--plots_dir", dest="plots_dir", default=None,
+                      help="The folder the PNGs go to (default: beside "
+                      "--html, else beside the output: OUTPUT_report_plots; "
+                      "for an s3:// output, ./NAME_report_plots).")
   parser.add_argument("--sample", type=int, default=100_000,
                       help="Examples read per output at most.")
   parser.add_argument("--seed", type=int, default=0)
@@ -535,7 +545,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.error("--sample must be at least 1")
   plots_dir = args.plots_dir or (
       os.path.splitext(args.html)[0] + "_plots" if args.html
-      else "report_plots")
+      else default_plots_dir(args.output))
   try:
     check_destinations(args.html, args.json, plots_dir, args.overwrite)
   except UsageError as e:
