@@ -49,6 +49,7 @@ from typing import Dict, List, Optional, Tuple
 
 import psutil
 
+from benchmarks import provenance
 from benchmarks.compare import DEFAULT_VOCAB, REPO, Measured, generate_corpus
 from runners import local_flink, local_s3
 from transforms.instances import DEFAULT_POOL_SIZE
@@ -445,6 +446,85 @@ def _corpus_path(workdir: str, name: str) -> str:
   raise ValueError("too many corpora named %s" % name)
 
 
+def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
+                 taskmanagers: int, slots: int) -> List[str]:
+  """The results as Markdown lines: the Flink runs, where their time went,
+  the DirectRunner baseline and the per-slot ratio."""
+  lines: List[str] = []
+
+  def out(text: str = "") -> None:
+    lines.append(text)
+
+  out()
+  out("%d TaskManager(s), process size %s (task off-heap %s), %d slot(s) "
+        "each, parallelism %d, dupe_factor %d, random_next_pool_size %d, "
+        "pool_shuffle %s, %s" % (
+            taskmanagers, args.taskmanager_memory, args.taskmanager_off_heap,
+            args.slots, args.parallelism, args.dupe_factor,
+            args.random_next_pool_size, args.pool_shuffle,
+            "one host, local files" if args.one_host else
+            "a host per TaskManager, S3 only") + (
+                ", one cluster for all" if args.same_cluster else
+                ", a fresh cluster per corpus"))
+  roles = sorted(rows[0]["peaks_mb"]) if rows else []
+  out("| corpus MB | wall s | MB/s | instances | %s |" % " | ".join(
+      "%s peak RSS MB" % r for r in roles))
+  out("|---|---|---|---|%s" % ("---|" * len(roles)))
+  for r in rows:
+    peaks = " | ".join("%.0f" % r["peaks_mb"][role] for role in roles)
+    if r["result"] != "ok":
+      out("| %.1f | %s | | | %s |" % (r["corpus_mb"], r["result"], peaks))
+      continue
+    out("| %.1f | %.1f | %.2f | {:,} | %s |".format(r["instances"]) % (
+        r["corpus_mb"], r["wall_s"], r["corpus_mb"] / r["wall_s"], peaks))
+  for r in rows:
+    out()
+    out("%.1f MB: launch to the job service's RUNNING %s s, to the Flink "
+          "job %s s, to the first Python worker %s s, job ended %s s" % (
+              r["corpus_mb"], r.get("job_service_running_s"),
+              r["flink"].get("submitted_s"),
+              r["first_worker_s"], r["flink"].get("ended_s")))
+    out("  CPU-seconds: " + ", ".join(
+        "%s %.1f" % kv for kv in sorted(r["cpu_s"].items())))
+    for name, entry in (r.get("profile") or {}).items():
+      out("  py-spy, %s: %.0f%% of the workers' busy samples; most of their "
+            "own: %s" % (name, 100 * entry["share"], "; ".join(
+                "%s %d" % (frame[:70], n) for frame, n in entry["top"][:4])))
+    for stage in r["flink"].get("stages", []):
+      out("  stage %6s-%6s s  x%d  %s" % (stage["start_s"], stage["end_s"],
+                                          stage["parallelism"],
+                                          stage["name"][:110]))
+  if direct_rows:
+    out()
+    out("DirectRunner, %d worker processes, local files, same corpora:"
+          % slots)
+    out("| corpus MB | wall s | CPU s | MB/s per worker | same counts as "
+          "Flink |")
+    out("|---|---|---|---|---|")
+    for r, f in zip(direct_rows, rows):
+      out("| %.1f | %.1f | %.1f | %.2f | %s |" % (
+          r["corpus_mb"], r["wall_s"], r["cpu_s"],
+          r["corpus_mb"] / r["wall_s"] / slots,
+          "yes" if f.get("counts") == r["counts"] else "NO"))
+  flink_fit = steady_state([r for r in rows if r["result"] == "ok"])
+  direct_fit = steady_state(direct_rows)
+  if flink_fit:
+    out()
+    out("Flink once started: %.2f MB/s, %.3f MB/s per slot; fixed start "
+          "%.1f s (the line through the smallest and largest corpus)"
+          % (flink_fit["mb_s"], flink_fit["mb_s"] / slots,
+             flink_fit["start_s"]))
+  if direct_fit:
+    out("DirectRunner once started: %.2f MB/s, %.3f MB/s per worker; "
+          "fixed start %.1f s" % (direct_fit["mb_s"],
+                                  direct_fit["mb_s"] / slots,
+                                  direct_fit["start_s"]))
+  if flink_fit and direct_fit:
+    out("per slot / per DirectRunner worker: %.0f%%"
+          % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
+  return lines
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group()
@@ -488,6 +568,8 @@ def main(argv=None):
                       "local files, and compare: MB/s per slot beside MB/s "
                       "per worker core, and the counts of both runs.")
   parser.add_argument("--json", help="Also write the results here.")
+  parser.add_argument("--markdown", help="Also write the report as a page "
+                      "with its provenance (docs/benchmarks/flink.md).")
   args = parser.parse_args(argv)
 
   workdir = tempfile.mkdtemp(prefix="mlm-flink-bench-")
@@ -530,77 +612,18 @@ def main(argv=None):
       print("%s on the DirectRunner: %.1f s" % (corpus,
                                                direct_rows[-1]["wall_s"]),
             flush=True)
-  print()
-  print("%d TaskManager(s), process size %s (task off-heap %s), %d slot(s) "
-        "each, parallelism %d, dupe_factor %d, random_next_pool_size %d, "
-        "pool_shuffle %s, %s" % (
-            taskmanagers, args.taskmanager_memory, args.taskmanager_off_heap,
-            args.slots, args.parallelism, args.dupe_factor,
-            args.random_next_pool_size, args.pool_shuffle,
-            "one host, local files" if args.one_host else
-            "a host per TaskManager, S3 only") + (
-                ", one cluster for all" if args.same_cluster else
-                ", a fresh cluster per corpus"))
-  roles = sorted(rows[0]["peaks_mb"]) if rows else []
-  print("| corpus MB | wall s | MB/s | instances | %s |" % " | ".join(
-      "%s peak RSS MB" % r for r in roles))
-  print("|---|---|---|---|%s" % ("---|" * len(roles)))
-  for r in rows:
-    peaks = " | ".join("%.0f" % r["peaks_mb"][role] for role in roles)
-    if r["result"] != "ok":
-      print("| %.1f | %s | | | %s |" % (r["corpus_mb"], r["result"], peaks))
-      continue
-    print("| %.1f | %.1f | %.2f | {:,} | %s |".format(r["instances"]) % (
-        r["corpus_mb"], r["wall_s"], r["corpus_mb"] / r["wall_s"], peaks))
-  for r in rows:
-    print()
-    print("%.1f MB: launch to the job service's RUNNING %s s, to the Flink "
-          "job %s s, to the first Python worker %s s, job ended %s s" % (
-              r["corpus_mb"], r.get("job_service_running_s"),
-              r["flink"].get("submitted_s"),
-              r["first_worker_s"], r["flink"].get("ended_s")))
-    print("  CPU-seconds: " + ", ".join(
-        "%s %.1f" % kv for kv in sorted(r["cpu_s"].items())))
-    for name, entry in (r.get("profile") or {}).items():
-      print("  py-spy, %s: %.0f%% of the workers' busy samples; most of their "
-            "own: %s" % (name, 100 * entry["share"], "; ".join(
-                "%s %d" % (frame[:70], n) for frame, n in entry["top"][:4])))
-    for stage in r["flink"].get("stages", []):
-      print("  stage %6s-%6s s  x%d  %s" % (stage["start_s"], stage["end_s"],
-                                          stage["parallelism"],
-                                          stage["name"][:110]))
-  if direct_rows:
-    print()
-    print("DirectRunner, %d worker processes, local files, same corpora:"
-          % slots)
-    print("| corpus MB | wall s | CPU s | MB/s per worker | same counts as "
-          "Flink |")
-    print("|---|---|---|---|---|")
-    for r, f in zip(direct_rows, rows):
-      print("| %.1f | %.1f | %.1f | %.2f | %s |" % (
-          r["corpus_mb"], r["wall_s"], r["cpu_s"],
-          r["corpus_mb"] / r["wall_s"] / slots,
-          "yes" if f.get("counts") == r["counts"] else "NO"))
-  flink_fit = steady_state([r for r in rows if r["result"] == "ok"])
-  direct_fit = steady_state(direct_rows)
-  if flink_fit:
-    print()
-    print("Flink once started: %.2f MB/s, %.3f MB/s per slot; fixed start "
-          "%.1f s (the line through the smallest and largest corpus)"
-          % (flink_fit["mb_s"], flink_fit["mb_s"] / slots,
-             flink_fit["start_s"]))
-  if direct_fit:
-    print("DirectRunner once started: %.2f MB/s, %.3f MB/s per worker; "
-          "fixed start %.1f s" % (direct_fit["mb_s"],
-                                  direct_fit["mb_s"] / slots,
-                                  direct_fit["start_s"]))
-  if flink_fit and direct_fit:
-    print("per slot / per DirectRunner worker: %.0f%%"
-          % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
+  report = report_lines(rows, direct_rows, args, taskmanagers, slots)
+  print("\n".join(report))
+  if args.markdown:
+    provenance.write_page(
+        args.markdown, "Flink throughput against the DirectRunner",
+        sys.argv[1:] if argv is None else argv, report)
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"flink": rows, "direct": direct_rows,
-                 "flink_steady": flink_fit, "direct_steady": direct_fit},
+                 "flink_steady": steady_state(
+                     [r for r in rows if r["result"] == "ok"]),
+                 "direct_steady": steady_state(direct_rows)},
                 f, indent=2)
 
 
