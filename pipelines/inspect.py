@@ -34,6 +34,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, records
+from pipelines.options import s3_client_kwargs
 from runners import direct
 
 LABELS = {
@@ -99,7 +100,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command; returns its exit status. A failure it does not
   foresee raises (``__main__`` makes it one ``error:`` line)."""
   # pylint: disable=import-outside-toplevel
-  from pipelines.mlm import s3_client_kwargs_from
   from transforms.tokenization import VocabularyError
   parser = cli.ArgumentParser(
       prog="python -m pipelines.inspect",
@@ -131,7 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
   try:
     vocab = records.vocabulary(output, args.vocab_file,
-                               s3_client_kwargs_from(options))
+                               s3_client_kwargs(options))
   except VocabularyError as e:
     cli.error("%s (pass --vocab_file)" % e)
     return 2

@@ -39,14 +39,15 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import cli, mlm, outputs
-from pipelines.options import MlmOptions, UsageError, input_patterns
+from pipelines import cli, outputs
+from pipelines.options import (MlmOptions, UsageError, input_patterns,
+                               unknown_flags)
 from pipelines.scratch import ScratchDir
 from runners import direct
 from transforms import paths
 from transforms import vocabulary
 from transforms.paths import match_input_root
-from transforms.reading import ReadDocuments
+from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
 
 
@@ -119,7 +120,7 @@ def refuse_reading_own_output(patterns: Sequence[str],
 
 def check(argv: Sequence[str]):
   """Options, checked before any work; raises UsageError."""
-  unknown = mlm._unknown_flags(argv)  # pylint: disable=protected-access
+  unknown = unknown_flags(argv)
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
   options = PipelineOptions(list(argv))
@@ -143,11 +144,11 @@ def check(argv: Sequence[str]):
   FileSystems.set_options(options)
   try:
     files = paths.match_files(input_patterns(opts))
+    refuse_reading_own_output(input_patterns(opts), files, opts.output)
+    check_first_file([f.path for f in files], opts.input_format,
+                     opts.text_field)
   except paths.InputError as e:
     raise UsageError(str(e)) from None
-  refuse_reading_own_output(input_patterns(opts), files, opts.output)
-  mlm.check_first_file([f.path for f in files], opts.input_format,
-                       opts.text_field)
   cli.check_writable(opts.output, "--output", overwrite=bool(opts.overwrite))
   return options, opts
 
@@ -223,9 +224,10 @@ def _learn(options, opts, counts_path: str, rejected_dir: str) -> int:
               % (opts.output, cli.first_line(e)))
     return 1
   rejected_count = summary["counts"].get("rejected_records", 0)
-  logging.info(
-      "wrote %s: %d tokens (%d reserved, %d learned) from %d words, %d "
-      "distinct kept, of %d documents; %d records set aside%s",
+  # The command's own closing line (shown whatever --log_level says).
+  print(
+      "done: wrote %s: %d tokens (%d reserved, %d learned) from %d words, %d "
+      "distinct kept, of %d documents; %d records set aside%s" % (
       opts.output, len(tokens), len(vocabulary.RESERVED),
       len(tokens) - len(vocabulary.RESERVED),
       summary["counts"].get("words", 0), len(word_counts),
@@ -233,7 +235,7 @@ def _learn(options, opts, counts_path: str, rejected_dir: str) -> int:
       " (%s; listed in %s)" % (
           ", ".join("%s %d" % kv for kv in summary["rejected"].items()),
           FileSystems.join(FileSystems.split(opts.output)[0], REJECTED_DIR))
-      if rejected_count else "")
+      if rejected_count else ""), file=sys.stderr)
   return 0
 
 

@@ -30,7 +30,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import (PipelineOptions, S3Options,
+from apache_beam.options.pipeline_options import (PipelineOptions,
                                                   StandardOptions)
 
 from pipelines import cli
@@ -40,27 +40,22 @@ from pipelines import resume
 from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
-                               resolve, validate)
+                               resolve, s3_client_kwargs, unknown_flags,
+                               validate)
 from runners import direct, flink
-from transforms import wikidump
-from transforms.examples import (WriteExamples, feature_lengths,
-                                 write_schema)
-from transforms.instances import CreateInstances, InstanceParams
+from transforms.examples import WriteExamples, write_schema
+from transforms.instances import (CreateInstances, InstanceParams,
+                                  pool_builder)
 from transforms.masking import MaskingParams, MaskTokens
-from transforms import metrics
 from transforms import pool_files
 from transforms import s3_clients
 from transforms import paths
 from transforms.paths import InputError, InputFile, input_root, match_files
-from transforms.reading import ReadDocuments
+from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
                                      cased_vocabulary_warning, load_tokenizer)
-
-# How much of a dump's start check_wikidump reads for its <mediawiki>.
-_DUMP_HEAD_BYTES = 64 << 10
-
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs: Optional[dict] = None,
@@ -145,23 +140,8 @@ def _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
   return (pipeline
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
-              instance_params, vocab.cls_id, vocab.sep_id,
+              pool_builder(instance_params, vocab.cls_id, vocab.sep_id),
               opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
-
-
-def s3_client_kwargs_from(options: PipelineOptions) -> Optional[dict]:
-  """boto3 client settings from Beam's S3 flags, for smart-open reads."""
-  s3 = options.view_as(S3Options)
-  kwargs = {}
-  for flag, key in (("s3_endpoint_url", "endpoint_url"),
-                    ("s3_region_name", "region_name"),
-                    ("s3_access_key_id", "aws_access_key_id"),
-                    ("s3_secret_access_key", "aws_secret_access_key"),
-                    ("s3_session_token", "aws_session_token")):
-    value = getattr(s3, flag, None)
-    if value:
-      kwargs[key] = value
-  return kwargs or None
 
 
 def _help_parser() -> argparse.ArgumentParser:
@@ -177,33 +157,6 @@ def _help_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _unknown_flags(argv: Sequence[str]) -> List[str]:
-  """Flags that neither this project nor any Beam options class knows: a
-  typo would otherwise be dropped with a log line and the default used.
-  Raises UsageError for a known flag with a value it cannot take."""
-  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False,
-                                   exit_on_error=False)
-
-  def add_all(cls):
-    for sub in cls.__subclasses__():
-      try:
-        sub._add_argparse_args(parser)  # pylint: disable=protected-access
-      except argparse.ArgumentError:
-        pass  # declared twice by two option classes
-      add_all(sub)
-
-  # Beam's parser knows add_value_provider_argument; plain argparse does not.
-  parser.add_value_provider_argument = parser.add_argument
-  add_all(PipelineOptions)
-  try:
-    _, unknown = parser.parse_known_args(list(argv))
-  except argparse.ArgumentError as e:
-    # A bad value (an invalid choice, a non-number): one line, not
-    # argparse's usage text for every Beam flag.
-    raise UsageError(str(e)) from None
-  return [a for a in unknown if a.startswith("--")]
-
-
 class Checked(NamedTuple):
   """What ``check`` found: the parsed options, the vocabulary, the S3
   settings for smart-open, and the input files, matched once."""
@@ -217,7 +170,7 @@ class Checked(NamedTuple):
 def check(argv: Sequence[str]) -> Checked:
   """Parses and checks everything that can be checked before the pipeline
   starts. Raises ``UsageError`` with the one line to print."""
-  unknown = _unknown_flags(argv)
+  unknown = unknown_flags(argv)
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
   options = PipelineOptions(list(argv))
@@ -233,9 +186,12 @@ def check(argv: Sequence[str]) -> Checked:
     raise UsageError(str(e)) from None
   outputs.refuse_reading_own_files(input_patterns(opts), files, opts.output,
                                    opts.pool_dir)
-  check_first_file([f.path for f in files], opts.input_format,
-                   opts.text_field)
-  s3_kwargs = s3_client_kwargs_from(options)
+  try:
+    check_first_file([f.path for f in files], opts.input_format,
+                     opts.text_field)
+  except InputError as e:
+    raise UsageError(str(e)) from None
+  s3_kwargs = s3_client_kwargs(options)
   try:
     tokenizer, vocab = load_tokenizer(
         vocab_file=None if opts.tokenizer_file else opts.vocab_file,
@@ -254,58 +210,11 @@ def check(argv: Sequence[str]) -> Checked:
   return Checked(options, opts, vocab, s3_kwargs, files)
 
 
-def check_first_file(paths: Sequence[str], input_format: str,
-                     text_field: str) -> None:
-  """Raises UsageError when the first of a pattern's ``paths`` cannot be
-  read as ``input_format`` (Parquet: its column; dumps: its XML root), so a
-  wrong format or column fails before the job; another bad file is set aside
-  during the job."""
-  if input_format == "parquet":
-    check_parquet_column(paths[0], text_field)
-  elif input_format == "wikidump":
-    dumps = [p for p in paths if not wikidump.is_index_file(p)]
-    if not dumps:
-      raise UsageError("%s holds only multistream indexes, no dump "
-                       "(--input_format=wikidump)" % paths[0])
-    check_wikidump(dumps[0])
-
-
-def check_wikidump(path: str) -> None:
-  """Raises UsageError unless the (decompressed) start of ``path`` holds a
-  ``<mediawiki`` element, as every MediaWiki XML dump's does."""
-  try:
-    with FileSystems.open(path) as f:
-      head = f.read(_DUMP_HEAD_BYTES)
-  except Exception as e:  # pylint: disable=broad-except
-    raise UsageError("cannot read %s (--input_format=wikidump): %s"
-                     % (path, _first_line(e))) from None
-  if b"<mediawiki" not in head:
-    raise UsageError("%s does not look like a MediaWiki XML dump "
-                     "(--input_format=wikidump): no <mediawiki> element in "
-                     "its first %d KiB" % (path, _DUMP_HEAD_BYTES >> 10))
-
-
-def check_parquet_column(path: str, text_field: str) -> None:
-  """Raises UsageError unless ``path`` is a Parquet file with a column
-  ``text_field`` (the first file of each pattern is checked before the
-  job; another file without it is set aside during the job)."""
-  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
-  try:
-    with FileSystems.open(path) as f:
-      names = pq.ParquetFile(f).schema_arrow.names
-  except Exception as e:  # pylint: disable=broad-except
-    raise UsageError("cannot read %s as Parquet (--input_format=parquet): %s"
-                     % (path, _first_line(e))) from None
-  if text_field not in names:
-    raise UsageError("%s has no column %r (--text_field); its columns: %s"
-                     % (path, text_field, ", ".join(names))) from None
-
-
 def pool_shuffle(opts: MlmOptions) -> str:
   """``--pool_shuffle=auto`` made concrete: 'files', on every runner. The
   files go where every worker reaches them (``pool_directory``); a
   GroupByKey needs memory in proportion to the corpus, on the DirectRunner
-  and on Flink through Beam 2.62's job server alike (README, "Memory on
+  and on Flink through Beam 2.62's job server alike (docs/flink.md, "Memory on
   Flink")."""
   return "files" if opts.pool_shuffle == "auto" else opts.pool_shuffle
 
@@ -320,7 +229,7 @@ def groupbykey_warning(opts: MlmOptions, runner: str) -> Optional[str]:
           "share of it in the TaskManager's heap until the stage ends, so give "
           "the TaskManagers heap for about %d x the tokenized corpus / "
           "parallelism, or leave --pool_shuffle at auto to gather the pools "
-          "through files in OUTPUT/_pools (README, \"Memory on Flink\")."
+          "through files in OUTPUT/_pools (docs/flink.md, \"Memory on Flink\")."
           % (opts.dupe_factor, opts.dupe_factor))
 
 
@@ -334,24 +243,6 @@ def pool_directory(opts: MlmOptions, runner: str) -> Optional[str]:
   parent = opts.pool_dir or resume.default_parent(
       opts.output, runner == direct.LOCAL_RUNNER)
   return resume.pool_directory(parent, opts.output)
-
-
-def _remove_pools(pool_dir: Optional[str], made: Optional[str]) -> None:
-  """Removes the run's pool directory, and ``made``, the folder made to
-  hold it, if it is empty then: never a folder the run did not make."""
-  if not pool_dir:
-    return
-  resume.remove(pool_dir)
-  if made:
-    try:
-      os.rmdir(made)
-    except OSError:
-      pass  # not empty: another run's pools are in it
-
-
-def _first_line(e: Exception) -> str:
-  lines = [l for l in str(e).splitlines() if l.strip()]
-  return "%s: %s" % (type(e).__name__, lines[-1] if lines else "")
 
 
 def _failed(output: str, reason: str) -> int:
@@ -386,7 +277,6 @@ class _RunState:
   def __init__(self):
     self.output: Optional[str] = None  # set once marked _INCOMPLETE
     self.finished = False  # summary.json written, the marker removed
-    self.job_done = False  # the pipeline finished
 
   def interrupted(self, signal_name: str) -> str:
     if self.output is None:
@@ -421,7 +311,7 @@ def _checked_run(argv: List[str], started: float,
     print("error: %s" % e, file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
-    print("error: cannot write to --output %s: %s" % (output, _first_line(e)),
+    print("error: cannot write to --output %s: %s" % (output, cli.first_line(e, last=True)),
           file=sys.stderr)
     return 1
   scratch = ScratchDir()
@@ -435,9 +325,13 @@ def _checked_run(argv: List[str], started: float,
       if opts.resume and pool_dir:
         reuse = resume.plan(pool_dir, output, record,
                             opts.random_next_pool_size)
-      stale = outputs.check_prepare(
-          output, opts.overwrite, resume=opts.resume,
-          keep=[outputs.POOLS_DIR] + reuse.shards if opts.resume else ())
+      # The stopped run's OUTPUT/_pools stays only when it is what this
+      # run reuses (not when --pool_dir or the runner put the pools
+      # elsewhere this time).
+      keep = reuse.shards + ([outputs.POOLS_DIR] if reuse.spilled is not None
+                             else [])
+      stale = outputs.check_prepare(output, opts.overwrite,
+                                    resume=opts.resume, keep=keep)
       # From here an interrupt leaves the output marked _INCOMPLETE.
       state.output = output
       outputs.mark_and_clear(output, stale)
@@ -446,7 +340,7 @@ def _checked_run(argv: List[str], started: float,
       return 2
     except Exception as e:  # pylint: disable=broad-except
       print("error: cannot write to --output %s: %s"
-            % (output, _first_line(e)), file=sys.stderr)
+            % (output, cli.first_line(e, last=True)), file=sys.stderr)
       return 1
     made_output = False
     scratch.enter()
@@ -474,15 +368,6 @@ def _run_job(checked: Checked, started: float,
   warning = groupbykey_warning(opts, runner)
   if warning:
     logging.warning(warning)
-  made_pool_parent = None
-  if pool_dir:
-    parent = os.path.dirname(pool_dir)
-    # OUTPUT/_pools is the run's own (a resumed run finds it there);
-    # another folder only if the run makes it.
-    if "://" not in pool_dir and (not opts.pool_dir
-                                  or not os.path.isdir(parent)):
-      made_pool_parent = parent
-    resume.prepare_pool_dir(pool_dir, reuse, record)
   if opts.resume:
     print("resume: %s" % reuse.describe(_groups(reuse, opts)),
           file=sys.stderr)
@@ -490,10 +375,19 @@ def _run_job(checked: Checked, started: float,
   # the scratch folder and the lock are released).
   watch.add_first(interrupts.stop_descendants)
   try:
-    return _run_pipeline(checked, started, pool_dir, reuse, watch, state)
-  finally:
-    if state.job_done:
-      _remove_pools(pool_dir, made_pool_parent)
+    with resume.PoolDirectory(
+        pool_dir, reuse, record,
+        own_parent=not opts.pool_dir and "://" not in opts.output) as pools:
+      try:
+        return _run_pipeline(checked, started, pool_dir, reuse, watch, state)
+      finally:
+        # Kept for --resume until summary.json is written: a run refused
+        # for its records set aside, or one that cannot write its summary,
+        # resumes with nothing to build again.
+        pools.finished = state.finished
+  except resume.PoolDirectoryError as e:
+    print("error: %s" % e, file=sys.stderr)
+    return 1
 
 
 def _groups(reuse: resume.ResumePlan, opts: MlmOptions) -> Optional[int]:
@@ -541,7 +435,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     final_state = result.wait_until_finish()
   except Exception as e:  # pylint: disable=broad-except
     logging.debug("pipeline failure", exc_info=True)
-    return _failed(opts.output, _first_line(e))
+    return _failed(opts.output, cli.first_line(e, last=True))
   finally:
     if live is not None:
       live.stop()
@@ -550,11 +444,10 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
       shown.close()
   if str(final_state).split(".")[-1] not in ("DONE", "None"):
     return _failed(opts.output, "it ended in state %s" % final_state)
-  state.job_done = True
 
   summary = outputs.collect_metrics(result)
   resume.add_reused(summary, reuse)
-  too_many = too_many_rejected(summary, opts.max_rejected_fraction)
+  too_many = outputs.too_many_rejected(summary, opts.max_rejected_fraction)
   if too_many:
     print("error: %s They are listed in %s; %s holds no complete output (no "
           "summary.json)." % (too_many, FileSystems.join(
@@ -562,7 +455,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     return 1
   outputs.remove_if_empty(FileSystems.join(opts.output, REJECTED_DIR))
   summary["format"] = opts.output_format
-  summary["features"] = output_features(opts)
+  summary["features"] = outputs.output_features(opts)
   if opts.output_format == "tfrecord":
     write_schema(opts.output, opts.max_seq_length,
                  opts.max_predictions_per_seq, opts.masking,
@@ -578,7 +471,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     path = outputs.finish(opts.output, summary)
   except Exception as e:  # pylint: disable=broad-except
     return _failed(opts.output, "writing %s: %s" % (outputs.SUMMARY,
-                                                    _first_line(e)))
+                                                    cli.first_line(e, last=True)))
   state.finished = True
   counts = summary["counts"]
   if not counts.get("instances"):
@@ -591,7 +484,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
   logging.info("wrote %d instances from %d documents to %s; %d records set "
                "aside%s; summary in %s", counts.get("instances", 0),
                counts.get("documents", 0), opts.output, rejected,
-               " (%s, listed in %s)" % (_by_reason(summary["rejected"]),
+               " (%s, listed in %s)" % (outputs.by_reason(summary["rejected"]),
                                         FileSystems.join(opts.output,
                                                          REJECTED_DIR))
                if rejected else "", path)
@@ -600,7 +493,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     print(lost, file=sys.stderr)
   print(progress.summary_line(
       counts, total_bytes, time.monotonic() - started,
-      "%s; listed in %s" % (_by_reason(summary["rejected"]), FileSystems.join(
+      "%s; listed in %s" % (outputs.by_reason(summary["rejected"]), FileSystems.join(
           opts.output, REJECTED_DIR)) if rejected else ""), file=sys.stderr)
   return 0
 
@@ -613,45 +506,6 @@ def progress_source(runner: str, options: PipelineOptions, quiet: bool):
   if runner == direct.LOCAL_RUNNER:
     return None if quiet else progress.FileTally()
   return flink.progress_source(runner, options)
-
-
-def output_features(opts: MlmOptions) -> Dict[str, str]:
-  """What each record holds, for summary.json: TFRecord features with their
-  fixed length, or Parquet columns with their Arrow type."""
-  if opts.output_format == "parquet":
-    # pylint: disable=import-outside-toplevel
-    from transforms import parquet
-    return {f.name: str(f.type) for f in parquet.schema(
-        opts.masking != "none", opts.sentence_task)}
-  return {name: "int64[%d]" % n if name != "masked_lm_weights"
-          else "float32[%d]" % n
-          for name, n in feature_lengths(
-              opts.max_seq_length, opts.max_predictions_per_seq, opts.masking,
-              opts.sentence_task).items()}
-
-
-def _by_reason(rejected: Dict[str, int]) -> str:
-  return ", ".join("%s %d" % (reason, n) for reason, n in
-                   sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
-  """Why the share of records set aside is over ``max_fraction``, or None.
-  The share is ``rejected_records`` over every record read:
-  ``documents_read`` (which counts the documents set aside too) plus the
-  files and streams set aside whole (``metrics.FILE_REJECT_REASONS``)."""
-  counts = summary["counts"]
-  rejected = counts.get("rejected_records", 0)
-  seen = counts.get("documents_read", 0) + sum(
-      n for reason, n in summary["rejected"].items()
-      if reason in metrics.FILE_REJECT_REASONS)
-  if not rejected or rejected <= max_fraction * seen:
-    return None
-  return ("%d of %d records (%.1f%%) were set aside, more than "
-          "--max_rejected_fraction=%g allows (%s). Is --input_format (or "
-          "--text_field) right for these files?"
-          % (rejected, seen, 100.0 * rejected / seen, max_fraction,
-             _by_reason(summary["rejected"])))
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ copy-paste. Beam's own flags (``--runner``, ``--direct_num_workers``,
 
 import argparse
 import os
-from typing import List
+from typing import List, Optional, Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
 from transforms.instances import DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS
 from transforms.masking import MASKINGS, SPAN_MASKINGS
@@ -67,7 +67,7 @@ BASE_DEFAULTS = {"sentence_task": "nsp", "packing": "pairs",
 
 
 def preset_help() -> str:
-  """Each preset's expansion, for --help and the README."""
+  """Each preset's expansion, for --help and the docs."""
   return "; ".join(
       "%s = %s" % (name, " ".join("--%s=%s" % (k, str(v).lower()
                                                if isinstance(v, bool) else v)
@@ -109,7 +109,9 @@ class MlmOptions(PipelineOptions):
         "shards, summary.json and transformed_metadata/.")
     group.add_argument(
         "--num_shards", type=int, default=0,
-        help="Number of output shards; 0 lets the runner choose.")
+        help="Number of output shards. 0: one per group of random-next "
+        "pools, each written whole under its final name (and reused by "
+        "--resume); a count costs a shuffle of every example.")
     group.add_argument(
         "--compression", default="none", choices=("none", "gzip"),
         help="Compression of the TFRecord shards (gzip: .tfrecord.gz).")
@@ -381,3 +383,45 @@ def input_patterns(opts: MlmOptions) -> List[str]:
   (document ids do not change: they are relative to the input root)."""
   return [p if "://" in p else os.path.abspath(p)
           for p in (p.strip() for p in opts.input.split(",")) if p]
+
+
+def unknown_flags(argv: Sequence[str]) -> List[str]:
+  """Flags that neither this project nor any Beam options class knows: a
+  typo would otherwise be dropped with a log line and the default used.
+  Raises UsageError for a known flag with a value it cannot take."""
+  parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False,
+                                   exit_on_error=False)
+
+  def add_all(cls):
+    for sub in cls.__subclasses__():
+      try:
+        sub._add_argparse_args(parser)  # pylint: disable=protected-access
+      except argparse.ArgumentError:
+        pass  # declared twice by two option classes
+      add_all(sub)
+
+  # Beam's parser knows add_value_provider_argument; plain argparse does not.
+  parser.add_value_provider_argument = parser.add_argument
+  add_all(PipelineOptions)
+  try:
+    _, unknown = parser.parse_known_args(list(argv))
+  except argparse.ArgumentError as e:
+    # A bad value (an invalid choice, a non-number): one line, not
+    # argparse's usage text for every Beam flag.
+    raise UsageError(str(e)) from None
+  return [a for a in unknown if a.startswith("--")]
+
+
+def s3_client_kwargs(options: PipelineOptions) -> Optional[dict]:
+  """boto3 client settings from Beam's S3 flags, for smart-open reads."""
+  s3 = options.view_as(S3Options)
+  kwargs = {}
+  for flag, key in (("s3_endpoint_url", "endpoint_url"),
+                    ("s3_region_name", "region_name"),
+                    ("s3_access_key_id", "aws_access_key_id"),
+                    ("s3_secret_access_key", "aws_secret_access_key"),
+                    ("s3_session_token", "aws_session_token")):
+    value = getattr(s3, flag, None)
+    if value:
+      kwargs[key] = value
+  return kwargs or None

@@ -29,6 +29,7 @@ from pipelines.output_lock import LOCK_NAME
 from transforms import metrics
 from transforms import paths
 from transforms import rejects
+from transforms.examples import feature_lengths
 from transforms.shards import SHARD_PREFIX, SHARD_RECORDS_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
@@ -307,3 +308,42 @@ def finish(output_dir: str, summary: Dict) -> str:
     f.write(json.dumps(summary, indent=2, sort_keys=True).encode("utf-8"))
   FileSystems.delete([FileSystems.join(output_dir, INCOMPLETE_MARKER)])
   return path
+
+
+def output_features(opts) -> Dict[str, str]:
+  """What each record holds, for summary.json: TFRecord features with their
+  fixed length, or Parquet columns with their Arrow type."""
+  if opts.output_format == "parquet":
+    # pylint: disable=import-outside-toplevel
+    from transforms import parquet
+    return {f.name: str(f.type) for f in parquet.schema(
+        opts.masking != "none", opts.sentence_task)}
+  return {name: "int64[%d]" % n if name != "masked_lm_weights"
+          else "float32[%d]" % n
+          for name, n in feature_lengths(
+              opts.max_seq_length, opts.max_predictions_per_seq, opts.masking,
+              opts.sentence_task).items()}
+
+
+def by_reason(rejected: Dict[str, int]) -> str:
+  return ", ".join("%s %d" % (reason, n) for reason, n in
+                   sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def too_many_rejected(summary: Dict, max_fraction: float) -> Optional[str]:
+  """Why the share of records set aside is over ``max_fraction``, or None.
+  The share is ``rejected_records`` over every record read:
+  ``documents_read`` (which counts the documents set aside too) plus the
+  files and streams set aside whole (``metrics.FILE_REJECT_REASONS``)."""
+  counts = summary["counts"]
+  rejected = counts.get("rejected_records", 0)
+  seen = counts.get("documents_read", 0) + sum(
+      n for reason, n in summary["rejected"].items()
+      if reason in metrics.FILE_REJECT_REASONS)
+  if not rejected or rejected <= max_fraction * seen:
+    return None
+  return ("%d of %d records (%.1f%%) were set aside, more than "
+          "--max_rejected_fraction=%g allows (%s). Is --input_format (or "
+          "--text_field) right for these files?"
+          % (rejected, seen, 100.0 * rejected / seen, max_fraction,
+             by_reason(summary["rejected"])))

@@ -21,12 +21,12 @@ import struct
 import zlib
 from typing import Dict, Iterator, List, Optional, Tuple
 
-import google_crc32c
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
+from transforms.examples import masked_crc
 
 SUMMARY = "summary.json"
 IGNORE_INDEX = -100  # transforms.parquet's label of unmasked positions
@@ -179,12 +179,6 @@ def vocabulary(output: Output, override: Optional[str] = None,
 
 
 # --- TFRecord --------------------------------------------------------------
-
-
-def masked_crc(data: bytes) -> int:
-  """TFRecord's masked CRC-32C."""
-  crc = google_crc32c.value(data)
-  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def tfrecord_frames(f, shard: str) -> Iterator[bytes]:

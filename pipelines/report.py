@@ -51,7 +51,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, records
-from pipelines.options import UsageError
+from pipelines.options import UsageError, s3_client_kwargs
 from runners import direct
 
 TOP_TOKENS = 20
@@ -516,7 +516,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command; returns its exit status. A failure it does not
   foresee raises (``__main__`` makes it one ``error:`` line)."""
   # pylint: disable=import-outside-toplevel
-  from pipelines.mlm import s3_client_kwargs_from
   from transforms.tokenization import VocabularyError
   parser = cli.ArgumentParser(prog="python -m pipelines.report",
                               description=__doc__.split("\n")[0])
@@ -553,7 +552,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 2
   options = PipelineOptions(beam_args)
   FileSystems.set_options(options)
-  s3_kwargs = s3_client_kwargs_from(options)
+  s3_kwargs = s3_client_kwargs(options)
   data = {}
   try:
     for path in [args.output] + ([args.compare] if args.compare else []):

@@ -38,7 +38,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import outputs
 from pipelines.options import UsageError
-from transforms import instances
+from transforms import pools
 from transforms import metrics
 from transforms import paths
 from transforms import pool_files
@@ -48,10 +48,14 @@ from transforms import shards
 RUN_RECORD = "run.json"
 SHARDS_DIR = "shards"
 # Options that change nothing in the examples, so a resumed run may change
-# them (how the run shows itself, where and how fast it works).
+# them (how the run shows itself, where and how fast it works), or that the
+# record holds in another form: the output names the pool directory itself
+# (spelled relative or absolute), the input is recorded as the files it
+# matched, and --resume needs the pool files whatever --pool_shuffle says.
 FREE_OPTIONS = frozenset(["resume", "overwrite", "quiet", "progress_seconds",
                           "log_level", "tokenizer_threads", "pool_dir",
-                          "max_rejected_fraction"])
+                          "max_rejected_fraction", "output", "input",
+                          "pool_shuffle"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +175,9 @@ def _spill_intact(pool_dir: str, files: Sequence[pool_files.SpillFile]
 
 def num_groups(files: Sequence[pool_files.SpillFile], pool_size: int) -> int:
   """How many pool groups (and so shards) the spilled files make."""
-  pools = instances.num_pools(sum(f.records for f in files), pool_size)
-  return pool_files.num_groups(pools, sum(f.size for f in files))
+  return pool_files.num_groups(
+      pools.num_pools(sum(f.records for f in files), pool_size),
+      sum(f.size for f in files))
 
 
 def plan(pool_dir: str, output: str, record: Dict,
@@ -210,26 +215,81 @@ def plan(pool_dir: str, output: str, record: Dict,
   return ResumePlan(spilled, done)
 
 
+class PoolDirectoryError(OSError):
+  """The pool directory cannot be emptied or written."""
+
+
 def prepare_pool_dir(pool_dir: str, reuse: ResumePlan, record: Dict) -> None:
   """Empties ``pool_dir`` unless ``reuse`` reuses what is in it, then
-  writes the run's record."""
-  if reuse.spilled is None:
-    remove(pool_dir)
-  if "://" not in pool_dir:
-    os.makedirs(pool_dir, exist_ok=True)
-  paths.write_whole(FileSystems.join(pool_dir, RUN_RECORD),
-                    json.dumps(record, sort_keys=True).encode("utf-8"))
+  writes the run's record. Raises ``PoolDirectoryError`` when it cannot be
+  emptied (another run's spill left beside this run's record could be
+  taken for this run's by a later ``--resume``) or written."""
+  try:
+    if reuse.spilled is None:
+      remove(pool_dir, strict=True)
+    if "://" not in pool_dir:
+      os.makedirs(pool_dir, exist_ok=True)
+    paths.write_whole(FileSystems.join(pool_dir, RUN_RECORD),
+                      json.dumps(record, sort_keys=True).encode("utf-8"))
+  except Exception as e:  # pylint: disable=broad-except
+    raise PoolDirectoryError("cannot prepare the pool directory %s: %s"
+                             % (pool_dir, rejects.describe(e, last=True))
+                             ) from None
 
 
-def remove(pool_dir: str) -> None:
-  """Removes ``pool_dir`` and everything in it, if it is there."""
+class PoolDirectory:
+  """The run's pool directory (``path``; None for a GroupByKey, which needs
+  none) for a ``with`` block: on entry emptied unless ``reuse`` reuses what
+  is in it, and the run's ``record`` written; on exit removed if
+  ``finished`` was set (the job finished), else kept for ``--resume``. The
+  folder holding it goes too when then empty, if it is the run's own
+  (``OUTPUT/_pools``: ``own_parent``) or the run made it: never another
+  folder."""
+
+  def __init__(self, path: Optional[str], reuse: ResumePlan, record: Dict,
+               own_parent: bool):
+    self.path = path
+    self.finished = False
+    self._reuse = reuse
+    self._record = record
+    self._parent = None
+    if path and "://" not in path:
+      parent = os.path.dirname(path)
+      if own_parent or not os.path.isdir(parent):
+        self._parent = parent
+
+  def __enter__(self) -> "PoolDirectory":
+    if self.path:
+      prepare_pool_dir(self.path, self._reuse, self._record)
+    return self
+
+  def __exit__(self, *exc) -> None:
+    if not self.path or not self.finished:
+      return
+    remove(self.path)
+    if self._parent:
+      try:
+        os.rmdir(self._parent)
+      except OSError:
+        pass  # not empty: another run's pools are in it
+
+
+def remove(pool_dir: str, strict: bool = False) -> None:
+  """Removes ``pool_dir`` and everything in it, if it is there. With
+  ``strict``, raises ``OSError`` when something of it is left."""
   if "://" not in pool_dir:
     shutil.rmtree(pool_dir, ignore_errors=True)
+    if strict and os.path.exists(pool_dir):
+      raise OSError("cannot remove %s" % pool_dir)
     return
+  prefix = pool_dir.rstrip("/") + "/"
   try:
-    FileSystems.delete([pool_dir.rstrip("/") + "/"])
-  except Exception:  # pylint: disable=broad-except
-    pass  # nothing there
+    left = [m.path for m in FileSystems.match([prefix + "**"])[0].metadata_list]
+    if left:
+      FileSystems.delete(left)
+  except Exception as e:  # pylint: disable=broad-except
+    if strict:
+      raise OSError("cannot remove %s: %s" % (pool_dir, e)) from None
 
 
 def saved_rejected(name: str, pool_dir: str) -> List[rejects.Rejected]:

@@ -46,6 +46,8 @@ from apache_beam.runners.portability.fn_api_runner import (fn_runner,
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
+from runners.argv import flag_value, has_flag
+
 LOCAL_RUNNER = "runners.direct.LocalRunner"
 # What the FnApiRunner runs for a multi_processing worker, and ours instead.
 _BEAM_WORKER_MODULE = "apache_beam.runners.worker.sdk_worker_main"
@@ -223,19 +225,6 @@ def exit_now(code: int) -> None:
   os._exit(code)  # pylint: disable=protected-access
 
 
-def _has_flag(argv: Sequence[str], name: str) -> bool:
-  return any(a == name or a.startswith(name + "=") for a in argv)
-
-
-def _flag_value(argv: Sequence[str], name: str):
-  for i, a in enumerate(argv):
-    if a.startswith(name + "="):
-      return a.split("=", 1)[1]
-    if a == name and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
-
-
 def _without_flag(argv: Sequence[str], name: str) -> List[str]:
   out, skip = [], False
   for a in argv:
@@ -251,16 +240,16 @@ def _without_flag(argv: Sequence[str], name: str) -> List[str]:
 def with_defaults(argv: Sequence[str]) -> List[str]:
   """``argv`` plus the DirectRunner presets it does not override."""
   argv = list(argv)
-  runner = _flag_value(argv, "--runner")
-  if runner is None and _has_flag(argv, "--flink_master"):
+  runner = flag_value(argv, "--runner")
+  if runner is None and has_flag(argv, "--flink_master"):
     runner = "FlinkRunner"  # a Flink master means Flink, as in Beam
     argv.append("--runner=FlinkRunner")
   if runner is None or runner.lower() in ("directrunner", "direct"):
     argv = _without_flag(argv, "--runner") + ["--runner=" + LOCAL_RUNNER]
     runner = LOCAL_RUNNER
   if runner == LOCAL_RUNNER:
-    workers = _flag_value(argv, "--direct_num_workers")
+    workers = flag_value(argv, "--direct_num_workers")
     if (workers and workers.isdigit() and int(workers) > 1
-        and not _has_flag(argv, "--direct_running_mode")):
+        and not has_flag(argv, "--direct_running_mode")):
       argv.append("--direct_running_mode=multi_processing")
   return argv

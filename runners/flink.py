@@ -48,7 +48,7 @@ from typing import Dict, List, Optional, Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from runners import flink_node
-from runners.direct import _flag_value, _has_flag
+from runners.argv import flag_value, has_flag
 
 # The Flink of the clusters runners/ starts, locally and on EC2.
 FLINK_VERSION = flink_node.FLINK_MINOR
@@ -77,14 +77,14 @@ class FlinkBatchOptions(PipelineOptions):
 
 
 def is_flink(argv: Sequence[str]) -> bool:
-  runner = _flag_value(argv, "--runner") or ""
+  runner = flag_value(argv, "--runner") or ""
   return runner.lower() in ("flinkrunner", "flink")
 
 
 def is_portable(argv: Sequence[str]) -> bool:
   """A job service given by address, e.g. runners.local_flink's job
   server."""
-  runner = _flag_value(argv, "--runner") or ""
+  runner = flag_value(argv, "--runner") or ""
   return runner.lower() in ("portablerunner", "portable")
 
 
@@ -101,35 +101,35 @@ def with_defaults(argv: Sequence[str]) -> List[str]:
     return _worker_pool_and_name(argv)
   if not is_flink(argv):
     return argv
-  if not _has_flag(argv, "--flink_version"):
+  if not has_flag(argv, "--flink_version"):
     argv.append("--flink_version=" + FLINK_VERSION)
-  master = _flag_value(argv, "--flink_master") or "[auto]"
-  if (not master.startswith("[") and not _has_flag(argv, "--flink_submit_uber_jar")
-      and not _has_flag(argv, "--flink_job_server_jar")):
+  master = flag_value(argv, "--flink_master") or "[auto]"
+  if (not master.startswith("[") and not has_flag(argv, "--flink_submit_uber_jar")
+      and not has_flag(argv, "--flink_job_server_jar")):
     argv.append("--flink_submit_uber_jar")
   return _worker_pool_and_name(argv)
 
 
 def _worker_pool_and_name(argv: List[str]) -> List[str]:
-  job_endpoint = _flag_value(argv, "--job_endpoint")
+  job_endpoint = flag_value(argv, "--job_endpoint")
   if (is_portable(argv) and job_endpoint and ":" in job_endpoint
-      and not _has_flag(argv, "--artifact_endpoint")):
+      and not has_flag(argv, "--artifact_endpoint")):
     # The job server answers with the address it listens on, 0.0.0.0 on a
     # cluster's host; its artifact service is on the port below the job
     # port (runners/flink_node.py), at the address the user gave.
     host, port = job_endpoint.rsplit(":", 1)
     if port.isdigit():
       argv.append("--artifact_endpoint=%s:%d" % (host, int(port) - 1))
-  if not _has_flag(argv, "--environment_type"):
+  if not has_flag(argv, "--environment_type"):
     argv.append("--environment_type=EXTERNAL")
-    if not _has_flag(argv, "--environment_config"):
+    if not has_flag(argv, "--environment_config"):
       argv.append("--environment_config=" + WORKER_POOL)
-  if not _has_flag(argv, "--execution_mode_for_batch"):
+  if not has_flag(argv, "--execution_mode_for_batch"):
     argv.append("--execution_mode_for_batch=BATCH_FORCED")
-  if not _has_flag(argv, "--environment_cache_millis"):
+  if not has_flag(argv, "--environment_cache_millis"):
     argv.append("--environment_cache_millis=%d" % ENVIRONMENT_CACHE_MS)
-  if not _has_flag(argv, "--job_name"):
-    argv.append("--job_name=" + job_name(_flag_value(argv, "--output") or ""))
+  if not has_flag(argv, "--job_name"):
+    argv.append("--job_name=" + job_name(flag_value(argv, "--output") or ""))
   return argv
 
 

@@ -89,7 +89,7 @@ def flink_home(cache_dir: str) -> str:
 # every jar on its own classpath with each job (PipelineResources
 # .detectClassPathResourcesToStage): 161 jars, 152 MB, uploaded to the
 # JobManager's blob server and fetched by every TaskManager for every job,
-# 12-15 s of each job's start here (README, "Where the time goes on Flink").
+# 12-15 s of each job's start here (docs/flink.md, "Throughput on Flink").
 # Beam 2.62's PipelineResources.isStageable leaves out any path that holds
 # "gradle/wrapper" (meant for Gradle's own wrapper jar), so jars kept below
 # such a folder are not staged. The cluster's JobManager and TaskManagers

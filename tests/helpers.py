@@ -205,10 +205,33 @@ def local_test_pipeline():
   return TestPipeline(runner=LocalRunner())
 
 
-def free_port(host: str = "127.0.0.1") -> int:
+# Test servers' ports come from below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default): a port from that
+# range, free when picked, can be taken by any outgoing connection before
+# the server binds it (a cluster test once stopped at setup with "port 54704
+# is already in use").
+_TEST_PORTS = (20000, 32000)
+
+
+def _can_bind(host: str, port: int) -> bool:
   with socket.socket() as s:
-    s.bind((host, 0))
-    return s.getsockname()[1]
+    try:
+      s.bind((host, port))
+    except OSError:
+      return False
+  return True
+
+
+def free_port(host: str = "", free_below: int = 0) -> int:
+  """A port free now on ``host`` (every address by default), and the
+  ``free_below`` ports under it too (a job server takes the two below its
+  own), picked at random below the ephemeral range."""
+  rng = random.Random()
+  for _ in range(1000):
+    port = rng.randrange(_TEST_PORTS[0] + free_below, _TEST_PORTS[1])
+    if all(_can_bind(host, p) for p in range(port - free_below, port + 1)):
+      return port
+  raise RuntimeError("no free port in %d-%d" % _TEST_PORTS)
 
 
 def local_s3_server(host: str = "127.0.0.1"):

@@ -20,37 +20,24 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import resume
 from runners import flink, flink_node, local_flink
-from tests.helpers import (REPO, digest, local_cluster, read_examples,
-                           run_cli, stop_cli_when, write_lines_corpus)
+from tests.helpers import (REPO, digest, free_port, local_cluster,
+                           read_examples, run_cli, stop_cli_when,
+                           write_lines_corpus)
 
 pytestmark = pytest.mark.flink
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _job_port():
-  """A port that is free, with the two below it (artifacts, expansion)."""
-  while True:
-    port = _free_port()
-    if port > 1024 and not _port_open(port - 1) and not _port_open(port - 2):
-      return port
+@pytest.fixture(scope="module")
+def cluster():
+  with local_cluster(taskmanagers=1, slots=2, taskmanager_memory="2g",
+                     rest_port=free_port(), job_port=free_port(free_below=2)) as state:
+    yield state
 
 
 def _port_open(port):
   with socket.socket() as s:
     s.settimeout(0.5)
     return s.connect_ex(("localhost", port)) == 0
-
-
-@pytest.fixture(scope="module")
-def cluster():
-  with local_cluster(taskmanagers=1, slots=2, taskmanager_memory="2g",
-                     rest_port=_free_port(), job_port=_job_port()) as state:
-    yield state
 
 
 def _alive(pid):

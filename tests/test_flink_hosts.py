@@ -64,12 +64,7 @@ def hosts_cluster(s3_keys):
 
 def _job_port():
   """A free port with the two below it free too (artifacts, expansion)."""
-  # pylint: disable=protected-access
-  while True:
-    port = free_port()
-    if (port > 1024 and not local_flink._port_open(port - 1)
-        and not local_flink._port_open(port - 2)):
-      return port
+  return free_port(free_below=2)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import local_test_pipeline
 from transforms import instances, shards
+from transforms import pools as pool_math
 from transforms.tokenization import TokenizedDocument
 
 CLS, SEP = 101, 102
@@ -189,9 +190,9 @@ def test_random_next_never_comes_from_the_same_document():
 
 
 def test_num_pools():
-  assert instances.num_pools(0, 1000) == 1
-  assert instances.num_pools(1000, 1000) == 1
-  assert instances.num_pools(1001, 1000) == 2
+  assert pool_math.num_pools(0, 1000) == 1
+  assert pool_math.num_pools(1000, 1000) == 1
+  assert pool_math.num_pools(1001, 1000) == 2
 
 
 @pytest.mark.parametrize("through", ["groupbykey", "files"])
@@ -203,11 +204,11 @@ def test_create_instances_transform_is_independent_of_input_order(
   params = instances.InstanceParams(max_seq_length=24, dupe_factor=2)
   docs = [_doc("d%d" % i, [4] * (1 + i % 4), start=100 * i) for i in range(30)]
   # Expected: the plain functions over the same pools.
-  n_pools = instances.num_pools(len(docs) * 2, 7)
+  n_pools = pool_math.num_pools(len(docs) * 2, 7)
   pools = collections.defaultdict(list)
   for d in docs:
     for p in range(2):
-      pools[instances.pool_of(params.random_seed, d.doc_id, p, n_pools)].append(
+      pools[pool_math.pool_of(params.random_seed, d.doc_id, p, n_pools)].append(
           (p, d))
   expected = []
   for pool_id, pool in pools.items():
@@ -233,16 +234,16 @@ def _rows(element):
 
 def test_pools_are_hash_ranges():
   for pools in (1, 2, 7, 1000, 3 ** 30):
-    bounds = [instances.pool_bounds(p, pools) for p in range(min(pools, 50))]
+    bounds = [pool_math.pool_bounds(p, pools) for p in range(min(pools, 50))]
     assert bounds[0][0] == 0
     for (_, hi), (lo, _) in zip(bounds, bounds[1:]):
       assert hi == lo
     if pools <= 50:
       assert bounds[-1][1] == 1 << 64
     for i in range(200):
-      h = instances.entry_hash(5, "doc%d" % i, i % 3)
-      p = instances.pool_of(5, "doc%d" % i, i % 3, pools)
-      lo, hi = instances.pool_bounds(p, pools)
+      h = pool_math.entry_hash(5, "doc%d" % i, i % 3)
+      p = pool_math.pool_of(5, "doc%d" % i, i % 3, pools)
+      lo, hi = pool_math.pool_bounds(p, pools)
       assert 0 <= p < pools and lo <= h < hi
 
 
@@ -257,17 +258,17 @@ def test_pool_files_round_trip(tmp_path):
   files = [pool_files.write_file(str(tmp_path), docs[:250], 9, 3),
            pool_files.write_file(str(tmp_path), docs[250:], 9, 3)]
   assert [f.records for f in files] == [750, 453]
-  reader = pool_files._ReadPoolGroupDoFn(str(tmp_path), None, CLS, SEP, 10)
+  reader = pool_files._ReadPoolGroupDoFn(str(tmp_path), None, 10)
   reader.setup()
   pools, groups = 50, 7
   seen = []
   for group in range(groups):
     members = pool_files.group_pools(group, groups, pools)
-    lo = instances.pool_bounds(members.start, pools)[0]
-    hi = instances.pool_bounds(members.stop - 1, pools)[1]
+    lo = pool_math.pool_bounds(members.start, pools)[0]
+    hi = pool_math.pool_bounds(members.stop - 1, pools)[1]
     for h, dupe, doc in reader.entries(lo, hi, files):
-      assert h == instances.entry_hash(9, doc.doc_id, dupe)
-      assert instances.pool_of(9, doc.doc_id, dupe, pools) in members
+      assert h == pool_math.entry_hash(9, doc.doc_id, dupe)
+      assert pool_math.pool_of(9, doc.doc_id, dupe, pools) in members
       seen.append((doc.doc_id, dupe))
       original = next(d for d in docs if d.doc_id == doc.doc_id)
       assert np.array_equal(doc.ids, original.ids)

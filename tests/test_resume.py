@@ -267,3 +267,29 @@ def test_saved_rejected_records_round_trip(tmp_path):
              rejects.Rejected("b.txt:0", "read", "unreadable_files", "OSError")]
   name = pool_files.write_rejected(str(tmp_path), records)
   assert resume.saved_rejected(name, str(tmp_path)) == records
+
+
+def test_a_run_refused_for_its_rejects_resumes_with_a_higher_limit(
+    corpus, clean, tmp_path):
+  """A run whose job finished but that was refused for its share of records
+  set aside keeps its pool files: --resume with a higher
+  --max_rejected_fraction (which changes no example), and --output spelled
+  relative instead of absolute, builds nothing again."""
+  from tests.helpers import REPO  # pylint: disable=import-outside-toplevel
+  out = str(tmp_path / "out")
+  strict = [a for a in _input(corpus, "jsonl")
+            if not a.startswith("--max_rejected_fraction")]
+  refused = run_cli(strict + ["--output=" + out] + ARGS, check=False)
+  assert refused.returncode == 1, refused.stderr
+  assert "set aside, more than --max_rejected_fraction" in refused.stderr
+  assert _pool_dir(out), "the refused run's pool files were removed"
+  result = run_cli(_input(corpus, "jsonl")
+                   + ["--output=" + os.path.relpath(out, REPO), "--resume"]
+                   + ARGS)
+  outcome, summary = _outcome(out)
+  assert outcome == clean["jsonl"]
+  reused = summary["resumed"]
+  assert reused["spilled_stage_reused"], reused
+  assert reused["shards_reused"] == reused["shards"], reused
+  assert "and %d of %d shards" % (reused["shards"], reused["shards"]) in (
+      result.stderr)

@@ -233,11 +233,14 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
-def _masked_crc(data: bytes) -> bytes:
+def masked_crc(data: bytes) -> int:
   """TFRecord's masked CRC-32C: rotated right by 15 bits, plus a constant."""
   crc = google_crc32c.value(data)
-  return _U32.pack(((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8)
-                   & 0xFFFFFFFF)
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> bytes:
+  return _U32.pack(masked_crc(data))
 
 
 @functools.lru_cache(maxsize=4096)

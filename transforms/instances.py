@@ -10,7 +10,7 @@ or ``"full_sentences"``, RoBERTa's packing of whole sentences into one
 segment (``pack_doc_sentences``, ``pack_full_sentences``).
 
 The pairs follow google-research/bert's ``create_instances_from_document``
-(see the README's "How it works"), with three changes that make it
+(see docs/how-it-works.md), with three changes that make it
 distributable and reproducible:
 
 * Each dupe pass of each document is an *entry*, sent to a random pool
@@ -32,16 +32,18 @@ numpy arrays, to keep Beam's per-element cost off the per-instance path.
 
 import bisect
 import dataclasses
-import math
+import functools
 import random
 import zlib
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
 
 from transforms import keys
 from transforms import metrics
+from transforms import pool_files
+from transforms.pools import num_pools, pool_of
 from transforms.tokenization import TokenizedDocument
 
 DEFAULT_POOL_SIZE = 1000
@@ -421,30 +423,6 @@ def _random_other_document(doc_index: int, doc_ids: Sequence[str],
   return doc_index
 
 
-def num_pools(num_entries: int, pool_size: int) -> int:
-  """Pools of about ``pool_size`` entries, at least one."""
-  return max(1, int(math.ceil(num_entries / float(pool_size))))
-
-
-def entry_hash(seed: int, doc_id: str, dupe: int) -> int:
-  """The 64-bit hash that places one document pass among the pools."""
-  return keys.stable_hash("pool", seed, doc_id, dupe)
-
-
-def pool_of(seed: int, doc_id: str, dupe: int, pools: int) -> int:
-  """The pool of one document's dupe pass: each pass of a document goes to
-  its own random pool, so its instances spread over the output. Pools are
-  ranges of ``entry_hash`` (see ``pool_bounds``), so that a pool is one run of
-  any list of entries sorted by hash (transforms/pool_files.py)."""
-  return (entry_hash(seed, doc_id, dupe) * pools) >> 64
-
-
-def pool_bounds(pool: int, pools: int) -> Tuple[int, int]:
-  """The hashes of ``pool``: ``lo <= entry_hash < hi`` (``hi`` may be
-  2**64)."""
-  return -(-(pool << 64) // pools), -(-((pool + 1) << 64) // pools)
-
-
 def instances_for_pool(pool_id: int,
                        entries: Sequence[Tuple[int, TokenizedDocument]],
                        params: InstanceParams, cls_id: int, sep_id: int,
@@ -547,6 +525,15 @@ def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
       yield batch
 
 
+def pool_builder(params: InstanceParams, cls_id: int, sep_id: int
+                 ) -> Callable[[int, Sequence[Tuple[int, TokenizedDocument]]],
+                               Iterator[InstanceBatch]]:
+  """``build_pool`` with the settings bound: what the pools read from files
+  are turned into instances with (transforms/pool_files.py)."""
+  return functools.partial(build_pool, params=params, cls_id=cls_id,
+                           sep_id=sep_id)
+
+
 class _CreateInstancesDoFn(beam.DoFn):
   """A pool from a GroupByKey: (pool, [(dupe pass, packed document)])."""
 
@@ -571,7 +558,7 @@ class CreateInstances(beam.PTransform):
   (transforms/pool_files.py), or a Beam GroupByKey (``pool_dir=None``). The
   GroupByKey's input is dupe_factor copies of the tokenized corpus: the
   DirectRunner holds it in memory, and Beam 2.62's Flink runner holds a
-  worker's share of it in the TaskManager's heap (README, "Memory on
+  worker's share of it in the TaskManager's heap (docs/flink.md, "Memory on
   Flink"); the files keep memory flat on both.
   """
 
@@ -587,10 +574,10 @@ class CreateInstances(beam.PTransform):
 
   def expand(self, docs):
     if self._pool_dir is not None:
-      # pylint: disable=import-outside-toplevel
-      from transforms import pool_files
+      params = self._params
       return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
-          self._params, self._cls_id, self._sep_id, self._pool_size,
+          pool_builder(params, self._cls_id, self._sep_id),
+          params.random_seed, params.dupe_factor, self._pool_size,
           self._pool_dir)
     total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
     seed, pool_size = self._params.random_seed, self._pool_size

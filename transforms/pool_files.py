@@ -15,7 +15,7 @@ filesystem that every worker can reach: a local folder on one machine, an
   it, a sparse index holds the hash and byte offset of every
   ``SPARSE_EVERY``-th record. The elements out are ``SpillFile`` s: a name,
   the number of records and of bytes.
-* A pool is a range of hashes (``instances.pool_bounds``), and a *group* of
+* A pool is a range of hashes (``transforms.pools.pool_bounds``), and a *group* of
   consecutive pools is one too (``num_groups``: about ``GROUP_BYTES`` of
   records, at least ``MIN_GROUPS`` groups), so a group's records are one
   contiguous byte range of every file, found in the sparse index. A worker
@@ -41,8 +41,8 @@ import math
 import os
 import struct
 import uuid
-from typing import (AbstractSet, Dict, Iterator, List, Optional, Sequence,
-                    Tuple)
+from typing import (AbstractSet, Callable, Dict, Iterator, List, Optional,
+                    Sequence, Tuple)
 
 import apache_beam as beam
 import numpy as np
@@ -52,8 +52,8 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import (instances, metrics, paths, rejects, s3_clients,
-                        shards)
+from transforms import metrics, paths, rejects, s3_clients, shards
+from transforms.pools import entry_hash, num_pools, pool_bounds
 from transforms.tokenization import TokenizedDocument
 
 FILE_BYTES = 32 << 20
@@ -178,7 +178,7 @@ class SpillBuffer:
 
   def add(self, doc: TokenizedDocument) -> None:
     self._bodies.append(encode_document(doc))
-    self._hashes.extend(instances.entry_hash(self._seed, doc.doc_id, dupe)
+    self._hashes.extend(entry_hash(self._seed, doc.doc_id, dupe)
                         for dupe in range(self._dupe_factor))
     self.size += len(self._bodies[-1]) + 8 * self._dupe_factor
 
@@ -304,15 +304,19 @@ class _SpillDoFn(beam.DoFn):
                                rejected=rejected)
 
 
-class _ReadPoolGroupDoFn(beam.DoFn):
-  """Group id → the instances of the group's pools, read from the files."""
+# A pool's id and its entries, (dupe pass, document) → its instance
+# batches: instances.pool_builder's, with the objective's settings bound.
+PoolBuilder = Callable[[int, Sequence[Tuple[int, TokenizedDocument]]],
+                       Iterator]
 
-  def __init__(self, directory: str, params: instances.InstanceParams,
-               cls_id: int, sep_id: int, pool_size: int):
+
+class _ReadPoolGroupDoFn(beam.DoFn):
+  """Group id → the instances of the group's pools, read from the files
+  and built by ``build``."""
+
+  def __init__(self, directory: str, build: PoolBuilder, pool_size: int):
     self._directory = directory
-    self._params = params
-    self._cls_id = cls_id
-    self._sep_id = sep_id
+    self._build = build
     self._pool_size = pool_size
     self._indexes: Dict[str, np.ndarray] = {}
 
@@ -352,20 +356,19 @@ class _ReadPoolGroupDoFn(beam.DoFn):
     the group goes to a ``metrics.Tally`` of its own, which the shard
     writer saves with the group's shard (transforms/examples.py)."""
     metrics.start_tally()
-    pools = instances.num_pools(sum(f.records for f in files),
+    pools = num_pools(sum(f.records for f in files),
                                 self._pool_size)
     groups = num_groups(pools, sum(f.size for f in files))
     members = group_pools(group, groups, pools)
     yield shards.GroupMark(group, groups, end=False)
-    lo = instances.pool_bounds(members.start, pools)[0]
-    hi = instances.pool_bounds(members.stop - 1, pools)[1]
+    lo = pool_bounds(members.start, pools)[0]
+    hi = pool_bounds(members.stop - 1, pools)[1]
     by_pool = collections.defaultdict(list)
     for h, dupe, doc in self.entries(lo, hi, files):
       by_pool[(h * pools) >> 64].append((dupe, doc))
     for pool in members:
       if by_pool[pool]:
-        yield from instances.build_pool(pool, by_pool.pop(pool), self._params,
-                                        self._cls_id, self._sep_id)
+        yield from self._build(pool, by_pool.pop(pool))
     yield shards.GroupMark(group, groups, end=True)
 
   def finish_bundle(self):
@@ -393,7 +396,7 @@ class _PlanGroups(beam.DoFn):
 
   def process(self, unused_element, files: List[SpillFile]) -> Iterator[int]:
     write_manifest(self._directory, files)
-    pools = instances.num_pools(sum(f.records for f in files),
+    pools = num_pools(sum(f.records for f in files),
                                 self._pool_size)
     for group in range(num_groups(pools, sum(f.size for f in files))):
       if group not in self._done:
@@ -417,16 +420,14 @@ class SpillDocuments(beam.PTransform):
 
 
 class InstancesFromSpill(beam.PTransform):
-  """``SpillFile`` s → ``InstanceBatch`` es, each group's between its
-  ``shards.GroupMark`` s; the groups in ``done`` are skipped."""
+  """``SpillFile`` s → instance batches (made by ``build``), each group's
+  between its ``shards.GroupMark`` s; the groups in ``done`` are
+  skipped."""
 
-  def __init__(self, params: instances.InstanceParams, cls_id: int,
-               sep_id: int, pool_size: int, directory: str,
+  def __init__(self, build: PoolBuilder, pool_size: int, directory: str,
                done: AbstractSet[int] = frozenset()):
     super().__init__()
-    self._params = params
-    self._cls_id = cls_id
-    self._sep_id = sep_id
+    self._build = build
     self._pool_size = pool_size
     self._directory = directory
     self._done = done
@@ -441,8 +442,7 @@ class InstancesFromSpill(beam.PTransform):
         # Spread the groups over the workers.
         | "Spread" >> beam.Reshuffle()
         | "ReadPools" >> beam.ParDo(
-            _ReadPoolGroupDoFn(self._directory, self._params, self._cls_id,
-                               self._sep_id, self._pool_size),
+            _ReadPoolGroupDoFn(self._directory, self._build, self._pool_size),
             files=beam.pvalue.AsList(files)))
 
 
@@ -451,18 +451,17 @@ class CreateInstancesFromFiles(beam.PTransform):
   pools gathered through files in ``directory`` (any Beam filesystem; the
   caller removes it): ``SpillDocuments``, then ``InstancesFromSpill``."""
 
-  def __init__(self, params: instances.InstanceParams, cls_id: int,
-               sep_id: int, pool_size: int, directory: str):
+  def __init__(self, build: PoolBuilder, seed: int, dupe_factor: int,
+               pool_size: int, directory: str):
     super().__init__()
-    self._params = params
-    self._cls_id = cls_id
-    self._sep_id = sep_id
+    self._build = build
+    self._seed = seed
+    self._dupe_factor = dupe_factor
     self._pool_size = pool_size
     self._directory = directory
 
   def expand(self, docs):
-    params = self._params
     files = docs | "SpillDocuments" >> SpillDocuments(
-        self._directory, params.random_seed, params.dupe_factor)
-    return files | InstancesFromSpill(params, self._cls_id, self._sep_id,
-                                      self._pool_size, self._directory)
+        self._directory, self._seed, self._dupe_factor)
+    return files | InstancesFromSpill(self._build, self._pool_size,
+                                      self._directory)

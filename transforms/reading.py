@@ -52,6 +52,7 @@ from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
 import apache_beam as beam
 from apache_beam.io import filebasedsource
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.io.restriction_trackers import OffsetRange
 
@@ -59,8 +60,8 @@ from transforms import metrics
 from transforms import rejects
 from transforms import s3_clients
 from transforms import wikidump
-from transforms.paths import (InputFile, counting_input_bytes, input_root,
-                              match_files, relative_name)
+from transforms.paths import (InputError, InputFile, counting_input_bytes,
+                              input_root, match_files, relative_name)
 
 FORMATS = ("lines", "wikiextractor", "jsonl", "parquet", "wikidump")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -71,7 +72,6 @@ BINARY_PROBE_BYTES = 8192
 MAX_JSONL_LINE_BYTES = 64 << 20
 _BLOCK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-_WHITESPACE_BYTES = b" \t\x0b\x0c"
 _DOC_OPEN = re.compile(r"^\s*<doc(\s[^>]*)?>\s*$")
 _DOC_CLOSE = re.compile(r"^\s*</doc>\s*$")
 
@@ -79,18 +79,11 @@ _DOC_CLOSE = re.compile(r"^\s*</doc>\s*$")
 Document = Tuple[str, List[str]]
 # What the format parsers see: (byte offset of the physical line, text).
 Line = Tuple[int, str]
-Count = Callable[[str, int], None]
-
-
-def _no_count(name: str, n: int = 1) -> None:
-  del name, n
-
-
 _EOL = re.compile(b"[\r\n]")
 
 
 def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
-                   count: Count = _no_count) -> Iterator[Tuple[int, bytes]]:
+                   count: metrics.Count = metrics.no_count) -> Iterator[Tuple[int, bytes]]:
   """Yields ``(offset, bytes)`` for each line of ``f`` from its current
   position, which is file offset ``start``.
 
@@ -188,7 +181,7 @@ def _cut_point(buf: bytes, limit: int) -> int:
   return cut
 
 
-def clean_line(raw: bytes, count: Count = _no_count) -> List[str]:
+def clean_line(raw: bytes, count: metrics.Count = metrics.no_count) -> List[str]:
   """Decodes one line (its ending already cut by ``iter_raw_lines``),
   repairing and counting NUL bytes and invalid UTF-8. Returns one logical
   line, or several where the line still holds a CR (a caller that did not
@@ -215,7 +208,7 @@ def clean_line(raw: bytes, count: Count = _no_count) -> List[str]:
 
 def group_lines_format(lines: Iterable[Line], at_file_start: bool,
                        max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-                       count: Count = _no_count
+                       count: metrics.Count = metrics.no_count
                        ) -> Iterator[Tuple[int, List[str]]]:
   """BERT lines format: yields ``(claim_offset, sentences)`` per document.
 
@@ -249,7 +242,7 @@ def group_lines_format(lines: Iterable[Line], at_file_start: bool,
     yield claim, doc
 
 
-def group_wikiextractor_format(lines: Iterable[Line], count: Count = _no_count,
+def group_wikiextractor_format(lines: Iterable[Line], count: metrics.Count = metrics.no_count,
                                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
                                at_file_start: bool = True
                                ) -> Iterator[Tuple[int, List[str]]]:
@@ -339,7 +332,7 @@ def _parse_int(digits: str):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def jsonl_paragraphs(line: str, text_field: str, count: Count = _no_count
+def jsonl_paragraphs(line: str, text_field: str, count: metrics.Count = metrics.no_count
                      ) -> List[str]:
   """The non-blank lines of ``text_field`` of one JSONL line.
 
@@ -478,7 +471,7 @@ class DocumentSource(filebasedsource.FileBasedSource):
 
   @staticmethod
   def _logical_lines(raw: Iterable[Tuple[int, Optional[bytes]]],
-                     at_file_start: bool, count: Count) -> Iterator[Line]:
+                     at_file_start: bool, count: metrics.Count) -> Iterator[Line]:
     for offset, data in raw:
       if data is None:
         yield offset, None  # an oversized JSONL line
@@ -546,7 +539,7 @@ def parquet_row_group_offsets(parquet_file) -> List[Tuple[int, int]]:
   return sorted(offsets)
 
 
-def parquet_texts(values, count: Count = _no_count
+def parquet_texts(values, count: metrics.Count = metrics.no_count
                   ) -> Iterator[Tuple[int, str]]:
   """``(row, text)`` for each string value of a column's row group; a null
   (``parquet_null_texts``) or a non-string value (``parquet_non_string_texts``)
@@ -757,3 +750,35 @@ class ReadDocuments(beam.PTransform):
             self._format, self._text_field)).with_outputs(
                 rejects.REJECTED, main="documents"))
     return parsed.documents, parsed[rejects.REJECTED]
+
+
+def check_first_file(paths: Sequence[str], input_format: str,
+                     text_field: str) -> None:
+  """Raises ``InputError`` when the first of a pattern's ``paths`` cannot be
+  read as ``input_format`` (Parquet: its column; dumps: its XML root), so a
+  wrong format or column fails before the job; another bad file is set aside
+  during the job."""
+  if input_format == "parquet":
+    check_parquet_column(paths[0], text_field)
+  elif input_format == "wikidump":
+    dumps = [p for p in paths if not wikidump.is_index_file(p)]
+    if not dumps:
+      raise InputError("%s holds only multistream indexes, no dump "
+                       "(--input_format=wikidump)" % paths[0])
+    wikidump.check_wikidump(dumps[0])
+
+
+def check_parquet_column(path: str, text_field: str) -> None:
+  """Raises ``InputError`` unless ``path`` is a Parquet file with a column
+  ``text_field`` (the first file of each pattern is checked before the
+  job; another file without it is set aside during the job)."""
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  try:
+    with FileSystems.open(path) as f:
+      names = pq.ParquetFile(f).schema_arrow.names
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError("cannot read %s as Parquet (--input_format=parquet): %s"
+                     % (path, rejects.describe(e, last=True))) from None
+  if text_field not in names:
+    raise InputError("%s has no column %r (--text_field); its columns: %s"
+                     % (path, text_field, ", ".join(names))) from None

@@ -79,10 +79,12 @@ def reject_exception(doc_id: str, stage: str, error: BaseException,
   return reject(doc_id, stage, stage + "_error", describe(error), sample)
 
 
-def describe(error: BaseException) -> str:
-  """``Type: first line of the message``."""
+def describe(error: BaseException, last: bool = False) -> str:
+  """``Type: first line of the message`` (its last line with ``last``: a
+  wrapped error's own message, after the wrapper's context)."""
   lines = [l for l in str(error).splitlines() if l.strip()]
-  return "%s: %s" % (type(error).__name__, lines[0] if lines else "")
+  return "%s: %s" % (type(error).__name__,
+                     (lines[-1] if last else lines[0]) if lines else "")
 
 
 def split_doc_id(doc_id: str) -> Tuple[str, Optional[int]]:

@@ -7,7 +7,7 @@ botocore's S3 service model from JSON: about 40-100 ms of CPU each time on
 the machines this project is measured on. A pipeline on S3 opens objects
 per input range, per spill file and per group of pools
 (transforms/pool_files.py), thousands of times per GB: profiled with py-spy
-on the multi-host Flink cluster (README, "Where the time goes on Flink"),
+on the multi-host Flink cluster (docs/flink.md, "Throughput on Flink"),
 building clients took 47% of the Python workers' busy samples.
 
 ``share_s3_clients()`` makes Beam's client wrapper reuse one boto3 client per

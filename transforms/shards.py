@@ -242,7 +242,7 @@ class WriteShards(beam.PTransform):
   Python worker for the Flink TaskManager and come back to be written. Beam
   2.62's Flink runner holds a bundle's whole output in the TaskManager's
   heap until the bundle ends, and in batch a bundle is a worker's whole share
-  of the stage: a 200 MB corpus then needs gigabytes of heap (README, "Memory
+  of the stage: a 200 MB corpus then needs gigabytes of heap (docs/flink.md, "Memory
   on Flink"). Here the write fuses with the masking and serialization before
   it, and only file names leave the stage.
 

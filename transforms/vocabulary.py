@@ -74,7 +74,7 @@ def learn_wordpiece(word_counts: Sequence[Tuple[str, int]], pieces: int
   ``benchmarks/vocab_learners.py`` on the same counts: fewer pieces per
   held-out word (Wikipedia 1.311 against 1.360, generated text 1.183
   against 1.304), a full vocabulary (TF Text's stops short of the size
-  asked for), and 70-100 times less CPU (README, "A vocabulary from the
+  asked for), and 70-100 times less CPU (docs/inputs-and-outputs.md, "A vocabulary from the
   corpus")."""
   # pylint: disable=import-outside-toplevel
   from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -100,24 +100,6 @@ def learn_wordpiece(word_counts: Sequence[Tuple[str, int]], pieces: int
   tokenizer.train_from_iterator(feed(), trainer=trainer)
   vocab = tokenizer.get_vocab()
   return sorted(vocab, key=vocab.get)
-
-
-def learn_wordpiece_tf_text(word_counts: Sequence[Tuple[str, int]],
-                            pieces: int) -> List[str]:
-  """The alternative, for ``benchmarks/vocab_learners.py``: TF Text's
-  WordPiece learner (``wordpiece_tokenizer_learner_lib.learn``, the
-  algorithm of TF Text's BERT vocabulary guide), which works from counts:
-  single characters and their ``##`` forms, then the pieces a binary search
-  on the count threshold keeps. Needs ``tensorflow-text`` (the ``bench``
-  extras)."""
-  # pylint: disable=import-outside-toplevel
-  from tensorflow_text.tools.wordpiece_vocab import (
-      wordpiece_tokenizer_learner_lib as learner)
-  if not word_counts:
-    raise ValueError("no words to learn a vocabulary from")
-  return learner.learn(list(word_counts), vocab_size=pieces,
-                       reserved_tokens=[], lower_thresh=1,
-                       include_joiner_token=True)
 
 
 def bert_layout(learned: Sequence[str], vocab_size: int) -> List[str]:

@@ -78,7 +78,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
 from transforms import rejects
-from transforms.paths import counting_input_bytes, relative_name
+from transforms.paths import InputError, counting_input_bytes, relative_name
 
 # Wikipedia's own limit on a page's wikitext is 2 MiB; escaped as XML with its
 # revision metadata a page stays far below this.
@@ -156,13 +156,6 @@ DROPPED_TAGS = frozenset({
 # drops them; indented lines (:) are kept.
 _LIST_MARK = "\x00"
 _LIST_MARKUP = ("*", "#", ";")
-
-Count = Callable[[str, int], None]
-
-
-def _no_count(name: str, n: int = 1) -> None:
-  del name, n
-
 
 class CorruptStream(NamedTuple):
   """A bz2 stream that cannot be decompressed: its pages are lost."""
@@ -261,7 +254,7 @@ _FIELD = {name: re.compile(rb"<%s>(.*?)</%s>" % (name, name), re.DOTALL)
           for name in (b"title", b"ns")}
 
 
-def parse_page(xml: bytes, count: Count = _no_count) -> Page:
+def parse_page(xml: bytes, count: metrics.Count = metrics.no_count) -> Page:
   """The fields of one ``<page>`` element (its bytes, as ``PageSplitter``
   cuts them). A page that is not well-formed XML (``wiki_pages_malformed_
   xml``) has its fields taken out by pattern, the text's XML entities
@@ -612,7 +605,7 @@ def _plain_by_pattern(text: str, hidden: FrozenSet[str]) -> str:
 
 def wikitext_paragraphs(wikitext: str,
                         hidden: FrozenSet[str] = HIDDEN_LINK_NAMESPACES,
-                        count: Count = _no_count,
+                        count: metrics.Count = metrics.no_count,
                         parse: Optional[Callable] = None) -> List[str]:
   """The paragraphs of plain text an article's wikitext shows, in order.
 
@@ -667,7 +660,7 @@ def wikitext_paragraphs(wikitext: str,
 
 
 def article_paragraphs(page: Page, hidden: FrozenSet[str] = HIDDEN_LINK_NAMESPACES,
-                       count: Count = _no_count) -> Optional[List[str]]:
+                       count: metrics.Count = metrics.no_count) -> Optional[List[str]]:
   """The paragraphs of an article, or None for a page that is none (counted
   by why: another namespace, a redirect, a disambiguation page, no text)."""
   if page.namespace != "0":
@@ -1095,3 +1088,23 @@ class WikiDumpSource(filebasedsource.FileBasedSource):
         stream = stream + length - len(decompressor.unused_data)
         if splitter.unfinished_start is None:
           stream_starts.clear()
+
+
+# How much of a dump's start check_wikidump reads for its <mediawiki>.
+DUMP_HEAD_BYTES = 64 << 10
+
+
+def check_wikidump(path: str) -> None:
+  """Raises ``paths.InputError`` unless the (decompressed) start of
+  ``path`` holds a ``<mediawiki`` element, as every MediaWiki XML dump's
+  does."""
+  try:
+    with FileSystems.open(path) as f:
+      head = f.read(DUMP_HEAD_BYTES)
+  except Exception as e:  # pylint: disable=broad-except
+    raise InputError("cannot read %s (--input_format=wikidump): %s"
+                     % (path, rejects.describe(e, last=True))) from None
+  if b"<mediawiki" not in head:
+    raise InputError("%s does not look like a MediaWiki XML dump "
+                     "(--input_format=wikidump): no <mediawiki> element in "
+                     "its first %d KiB" % (path, DUMP_HEAD_BYTES >> 10))
