@@ -446,6 +446,47 @@ def _corpus_path(workdir: str, name: str) -> str:
   raise ValueError("too many corpora named %s" % name)
 
 
+# EC2 on-demand list prices, us-east-1, USD an hour (aws.amazon.com/ec2/
+# pricing/on-demand, aws.amazon.com/vpc/pricing): Terraform's default
+# TaskManager and JobManager types (terraform/variables.tf) and the NAT
+# gateway (S3 traffic takes the free gateway endpoint).
+PRICE_TASKMANAGER = 0.34  # c6i.2xlarge: 8 vCPUs, 16 GiB
+PRICE_JOBMANAGER = 0.096  # m6i.large
+PRICE_NAT = 0.045
+SLOTS_PER_HOST = 4  # one per physical core of a c6i.2xlarge
+ESTIMATES = ((100e3, "100 GB", 8), (1e6, "1 TB", 32))  # MB, name, hosts
+
+
+def estimate_lines(per_slot: float, largest: Dict) -> List[str]:
+  """What 100 GB and 1 TB need on EC2, from two rates: ``per_slot`` as
+  measured (MB/s, with this machine's S3 server and JVMs on the workers'
+  cores), and the Python work's own (the largest run's corpus over its
+  workers' CPU-seconds: a slot on a core that runs nothing else)."""
+  worker_cpu = sum(v for k, v in largest["cpu_s"].items()
+                   if k.startswith("worker-pool"))
+  per_core = largest["corpus_mb"] / worker_cpu if worker_cpu else 0.0
+  lines = ["What 100 GB and 1 TB need on EC2 (derived, not run): c6i.2xlarge "
+           "TaskManagers with %d slots each, an m6i.large JobManager, a NAT "
+           "gateway, on-demand in us-east-1. Hours at %.3f MB/s per slot "
+           "(measured here) / %.2f MB/s per slot (the workers' own CPU cost, "
+           "%.0f CPU-seconds per GB):" % (
+               SLOTS_PER_HOST, per_slot, per_core,
+               1000 / per_core if per_core else 0),
+           "",
+           "| corpus | hosts x slots | hours | EC2 cost, USD |",
+           "|---|---|---|---|"]
+  for mb, name, hosts in ESTIMATES:
+    slots = hosts * SLOTS_PER_HOST
+    hours = [mb / (rate * slots) / 3600 for rate in (per_slot, per_core)
+             if rate]
+    cost = hosts * PRICE_TASKMANAGER + PRICE_JOBMANAGER + PRICE_NAT
+    lines.append("| %s | %d x %d = %d | %s | %s |" % (
+        name, hosts, SLOTS_PER_HOST, slots,
+        " / ".join("%.1f" % h for h in hours),
+        " / ".join("%.1f" % (h * cost) for h in hours)))
+  return lines
+
+
 def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
                  taskmanagers: int, slots: int) -> List[str]:
   """The results as Markdown lines: the Flink runs, where their time went,
@@ -521,7 +562,13 @@ def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
                                   direct_fit["start_s"]))
   if flink_fit and direct_fit:
     out("per slot / per DirectRunner worker: %.0f%%"
-          % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
+        % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
+  ok = [r for r in rows if r["result"] == "ok"]
+  if flink_fit and ok and not args.one_host:
+    out()
+    for line in estimate_lines(flink_fit["mb_s"] / slots,
+                               max(ok, key=lambda r: r["corpus_mb"])):
+      out(line)
   return lines
 
 
@@ -554,7 +601,7 @@ def main(argv=None):
       help="The pipeline's flag; 'auto', its default, means files in "
       "OUTPUT/_pools. 'groupbykey': through Flink, where Beam 2.62's runner "
       "holds each worker's whole share of the document passes in the "
-      "TaskManager's heap (README).")
+      "TaskManager's heap (docs/flink.md).")
   parser.add_argument("--timeout", type=int, default=3600,
                       help="Seconds a job may run before it counts as "
                       "stalled and is cancelled (default %(default)s).")

@@ -64,6 +64,9 @@ def header(title: str, argv: Sequence[str]) -> str:
 def write_page(path: str, title: str, argv: Sequence[str],
                body: Sequence[str]) -> None:
   """Writes ``docs/benchmarks/...``: ``header`` then the ``body`` lines."""
+  # The head first: the page itself, once opened, would make the tree look
+  # changed.
+  text = header(title, argv) + "\n".join(body).rstrip("\n") + "\n"
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:
-    f.write(header(title, argv) + "\n".join(body).rstrip("\n") + "\n")
+    f.write(text)

@@ -1,0 +1,75 @@
+"""Docs that cannot drift: the generated reference pages equal what the code
+makes of them now, the README's two commands are the ones that work (the
+sample corpus, the CI), and every flag and counter the docs name exists."""
+
+import glob
+import os
+import re
+
+import pytest
+
+from pipelines import reference
+from pipelines.options import UsageError, unknown_flags
+from tests.helpers import REPO
+from transforms import metrics
+
+DOCS = [os.path.join(REPO, "README.md")] + sorted(
+    glob.glob(os.path.join(REPO, "docs", "**", "*.md"), recursive=True))
+
+
+def _read(path):
+  with open(path, encoding="utf-8") as f:
+    return f.read()
+
+
+@pytest.mark.parametrize("page", sorted(reference.PAGES))
+def test_generated_pages_are_current(page):
+  made = getattr(reference, reference.PAGES[page])()
+  assert _read(os.path.join(REPO, page)) == made, (
+      "%s is out of date: run python -m pipelines.reference" % page)
+
+
+def test_readme_commands_are_the_ones_ci_and_the_sample_use():
+  readme = _read(os.path.join(REPO, "README.md"))
+  ci = _read(os.path.join(REPO, ".ci", "run"))
+  test_command = [l.strip() for l in ci.splitlines()
+                  if "pytest" in l and not l.startswith("#")]
+  assert len(test_command) == 1
+  assert "    " + test_command[0] + "\n" in readme
+  sample = [l.strip() for l in readme.splitlines()
+            if "pipelines.mlm" in l and "corpora/sample" in l]
+  assert sample, "the README's first command runs the sample corpus"
+  assert glob.glob(os.path.join(REPO, "corpora", "sample", "*.txt"))
+
+
+def test_every_flag_the_docs_give_the_main_command_exists():
+  """In every command line of the docs that runs ``pipelines.mlm``, and in
+  every flag table row, each flag is the project's or Beam's."""
+  unknown = set()
+  for path in DOCS:
+    for line in _read(path).splitlines():
+      if not ("pipelines.mlm" in line or line.startswith("| `--")):
+        continue
+      if "pipelines.mlm" in line and "python" not in line:
+        continue  # prose naming the module, not a command
+      flags = re.findall(r"(?<![\w-])(--[a-z][a-z0-9_]*)", line)
+      if line.startswith("| `--"):
+        flags = flags[:1]  # the row's own flag
+      for flag in set(flags) - {"--help"}:  # run() answers --help itself
+        try:
+          if unknown_flags([flag]):
+            unknown.add("%s in %s" % (flag, os.path.relpath(path, REPO)))
+        except UsageError:
+          pass  # known; it only wants a value
+  assert not unknown, sorted(unknown)
+
+
+def test_every_counter_the_docs_name_exists():
+  named = set()
+  for path in DOCS:
+    text = _read(path)
+    named.update(re.findall(r"counted as `([a-z_]+)`", text))
+    named.update(re.findall(r"counter `([a-z_]+)`", text))
+  assert named, "the docs name counters"
+  assert not named - set(metrics.COUNTERS), sorted(named - set(
+      metrics.COUNTERS))
