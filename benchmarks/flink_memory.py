@@ -573,6 +573,10 @@ def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
 
 
 def main(argv=None):
+  # SIGTERM (kill, a CI timeout) ends the run through its finally blocks, so
+  # the cluster and the S3 server are stopped, as with Ctrl-C; without this
+  # Python dies at once and leaves them running.
+  signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group()
   source.add_argument("--corpus", help="Comma-separated lines-format files.")
