@@ -198,7 +198,10 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
       "--pool_shuffle=" + args.pool_shuffle,
       "--runner=PortableRunner",
       "--job_endpoint=" + cluster["job_endpoint"],
-      "--parallelism=%d" % args.parallelism]
+      "--parallelism=%d" % args.parallelism,
+      # Beam's "Job state changed to RUNNING" line marks the job service's
+      # start: logged at info only.
+      "--log_level=info"]
   sampler = threading.Thread(target=sample, daemon=True)
   sampler.start()
   start = time.time()
