@@ -56,8 +56,9 @@ SENTENCE_TASKS = ("nsp", "sop", "none")
 PACKINGS = ("pairs", "full_sentences", "doc_sentences")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class InstanceParams:
+  """How documents become instances (the flags of the same names)."""
   max_seq_length: int = 128
   short_seq_prob: float = 0.1
   dupe_factor: int = 10
@@ -168,6 +169,42 @@ def pool_document(doc: TokenizedDocument) -> PoolDocument:
   return doc.ids, [0] + np.cumsum(doc.sentence_lengths).tolist()
 
 
+@dataclasses.dataclass
+class _Chunk:
+  """BERT's chunk of a document pass: sentences ``first..last``, segment A
+  its first ``a_end`` sentences, grown towards ``target`` tokens."""
+  first: int
+  last: int
+  a_end: int
+  target: int
+
+  def put_back_b(self) -> None:
+    """B came from elsewhere: the chunk's sentences after A go back, so the
+    next chunk starts with them."""
+    self.last = self.first + self.a_end - 1
+
+
+def _chunks(offsets: List[int], rng: random.Random,
+            params: InstanceParams) -> Iterator[_Chunk]:
+  """The chunks of one document pass, as every pair builder walks them:
+  the pass draws a target length, then each chunk grows a sentence at a
+  time until it holds ``target`` tokens or the document ends (a binary
+  search over the sentence offsets), and A's end is drawn when the chunk
+  has two sentences or more. The next chunk starts after ``chunk.last``,
+  which the caller may lower (``put_back_b``)."""
+  num_sentences = len(offsets) - 1
+  target = target_length(rng, params)
+  first = 0
+  while first < num_sentences:
+    last = _chunk_end(offsets, first, target)
+    chunk_sentences = last - first + 1
+    a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
+             else 1)
+    chunk = _Chunk(first, last, a_end, target)
+    yield chunk
+    first = chunk.last + 1
+
+
 def create_instances_from_document(
     doc_index: int, pool: Sequence[PoolDocument], rng: random.Random,
     params: InstanceParams, counts: Dict[str, int],
@@ -183,31 +220,21 @@ def create_instances_from_document(
   if doc_ids is None:
     doc_ids = range(len(pool))
   ids, offsets = pool[doc_index]
-  num_sentences = len(offsets) - 1
-  target = target_length(rng, params)
-  first = 0  # first sentence of the current chunk
-  while first < num_sentences:
-    # The chunk grows a sentence at a time until it holds ``target`` tokens
-    # or the document ends (a binary search over the sentence offsets).
-    last = _chunk_end(offsets, first, target)
-    chunk_sentences = last - first + 1
-    a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
-             else 1)
+  for chunk in _chunks(offsets, rng, params):
+    first, a_end = chunk.first, chunk.a_end
     tokens_a = ids[offsets[first]:offsets[first + a_end]]
-    if chunk_sentences == 1 or rng.random() < 0.5:
+    if chunk.last == first or rng.random() < 0.5:
       is_random_next = True
       tokens_b = _random_segment(doc_index, pool, doc_ids,
-                                 target - len(tokens_a), rng, counts)
-      # The unused segments go back: the next chunk starts with them.
-      last = first + a_end - 1
+                                 chunk.target - len(tokens_a), rng, counts)
+      chunk.put_back_b()
     else:
       is_random_next = False
-      tokens_b = ids[offsets[first + a_end]:offsets[last + 1]]
+      tokens_b = ids[offsets[first + a_end]:offsets[chunk.last + 1]]
     tokens_a, tokens_b, removed = truncate_seq_pair(
         tokens_a, tokens_b, params.max_num_tokens, rng)
     _count_truncation(counts, removed)
     yield tokens_a, tokens_b, is_random_next
-    first = last + 1
 
 
 def _random_segment(doc_index: int, pool: Sequence[PoolDocument],
@@ -249,23 +276,17 @@ def create_sop_instances_from_document(
   if doc_ids is None:
     doc_ids = range(len(pool))
   ids, offsets = pool[doc_index]
-  num_sentences = len(offsets) - 1
-  target = target_length(rng, params)
-  first = 0
-  while first < num_sentences:
-    last = _chunk_end(offsets, first, target)
-    chunk_sentences = last - first + 1
-    a_end = (_randint(rng, 1, chunk_sentences - 1) if chunk_sentences >= 2
-             else 1)
+  for chunk in _chunks(offsets, rng, params):
+    first, a_end = chunk.first, chunk.a_end
     tokens_a = ids[offsets[first]:offsets[first + a_end]]
-    if chunk_sentences == 1:
+    if chunk.last == first:
       label = True
       counts["sop_random_next"] += 1
       tokens_b = _random_segment(doc_index, pool, doc_ids,
-                                 target - len(tokens_a), rng, counts)
-      last = first + a_end - 1
+                                 chunk.target - len(tokens_a), rng, counts)
+      chunk.put_back_b()
     else:
-      tokens_b = ids[offsets[first + a_end]:offsets[last + 1]]
+      tokens_b = ids[offsets[first + a_end]:offsets[chunk.last + 1]]
       label = rng.random() < 0.5
       if label:
         tokens_a, tokens_b = tokens_b, tokens_a
@@ -273,7 +294,6 @@ def create_sop_instances_from_document(
         tokens_a, tokens_b, params.max_num_tokens, rng)
     _count_truncation(counts, removed)
     yield tokens_a, tokens_b, label
-    first = last + 1
 
 
 def create_segment_pairs_from_document(
@@ -287,14 +307,9 @@ def create_segment_pairs_from_document(
   one more token. Yields ``(tokens_a, tokens_b, False)``."""
   del doc_ids  # no other document is ever needed
   ids, offsets = pool[doc_index]
-  num_sentences = len(offsets) - 1
-  target = target_length(rng, params)
-  first = 0
-  while first < num_sentences:
-    last = _chunk_end(offsets, first, target)
-    chunk_sentences = last - first + 1
-    if chunk_sentences >= 2:
-      a_end = _randint(rng, 1, chunk_sentences - 1)
+  for chunk in _chunks(offsets, rng, params):
+    first, last, a_end = chunk.first, chunk.last, chunk.a_end
+    if last > first:
       tokens_a, tokens_b, removed = truncate_seq_pair(
           ids[offsets[first]:offsets[first + a_end]],
           ids[offsets[first + a_end]:offsets[last + 1]],
@@ -306,7 +321,6 @@ def create_segment_pairs_from_document(
       tokens_b = None
     _count_truncation(counts, removed)
     yield tokens_a, tokens_b, False
-    first = last + 1
 
 
 def _count_truncation(counts: Dict[str, int], removed: int) -> None:
@@ -395,16 +409,43 @@ def pack_full_sentences(pool: Sequence[PoolDocument], params: InstanceParams,
     yield np.concatenate(current), None, False
 
 
-# How the entries of a pool become rows, per (packing, sentence task): a
-# function of one entry (and the pool, for random segments) ...
-DOCUMENT_ROW_BUILDERS = {
-    ("pairs", "nsp"): create_instances_from_document,
-    ("pairs", "sop"): create_sop_instances_from_document,
-    ("pairs", "none"): create_segment_pairs_from_document,
-    ("doc_sentences", "none"): pack_doc_sentences,
+# A row: (tokens A, tokens B or None for one segment, sentence label).
+Row = Tuple[np.ndarray, Optional[np.ndarray], bool]
+# What every row builder takes: the pool's documents, their ids, the pool's
+# generator, the settings, the [SEP] id and the counters to add to.
+RowBuilder = Callable[[Sequence[PoolDocument], Sequence[str], random.Random,
+                       InstanceParams, int, Dict[str, int]], Iterator[Row]]
+
+
+def _each_document(builder) -> RowBuilder:
+  """A builder of one document pass's rows, run over the pool in order."""
+
+  def build(pool, doc_ids, rng, params, sep_id, counts):
+    del sep_id  # a pair's [SEP]s are laid out by _to_batch
+    for index in range(len(pool)):
+      yield from builder(index, pool, rng, params, counts, doc_ids)
+
+  return build
+
+
+def _whole_pool(packer) -> RowBuilder:
+  """A packer of the whole pool; it draws no randomness."""
+
+  def build(pool, doc_ids, rng, params, sep_id, counts):
+    del doc_ids, rng
+    return packer(pool, params, sep_id, counts)
+
+  return build
+
+
+# How a pool's entries become rows, per (packing, sentence task).
+ROW_BUILDERS: Dict[Tuple[str, str], RowBuilder] = {
+    ("pairs", "nsp"): _each_document(create_instances_from_document),
+    ("pairs", "sop"): _each_document(create_sop_instances_from_document),
+    ("pairs", "none"): _each_document(create_segment_pairs_from_document),
+    ("doc_sentences", "none"): _each_document(pack_doc_sentences),
+    ("full_sentences", "none"): _whole_pool(pack_full_sentences),
 }
-# ... or of the whole pool.
-POOL_ROW_BUILDERS = {("full_sentences", "none"): pack_full_sentences}
 
 
 def _random_other_document(doc_index: int, doc_ids: Sequence[str],
@@ -442,17 +483,12 @@ def instances_for_pool(pool_id: int,
                                            zlib.crc32(e[1].ids)))
   pool = [pool_document(doc) for _, doc in entries]
   doc_ids = [doc.doc_id for _, doc in entries]
-  rows: List[Tuple[np.ndarray, np.ndarray, bool]] = []
+  rows: List[Row] = []
   counts = _zero_counts()
   rng = random.Random(keys.stable_hash("instances", params.random_seed,
                                        pool_id))
-  mode = (params.packing, params.sentence_task)
-  if mode in POOL_ROW_BUILDERS:
-    rows.extend(POOL_ROW_BUILDERS[mode](pool, params, sep_id, counts))
-  else:
-    builder = DOCUMENT_ROW_BUILDERS[mode]
-    for index in range(len(entries)):
-      rows.extend(builder(index, pool, rng, params, counts, doc_ids))
+  build = ROW_BUILDERS[(params.packing, params.sentence_task)]
+  rows.extend(build(pool, doc_ids, rng, params, sep_id, counts))
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))
   rows = [rows[i] for i in order.tolist()]
@@ -562,7 +598,7 @@ class CreateInstances(beam.PTransform):
   Flink"); the files keep memory flat on both.
   """
 
-  def __init__(self, params: InstanceParams, cls_id: int, sep_id: int,
+  def __init__(self, params: InstanceParams, *, cls_id: int, sep_id: int,
                pool_size: int = DEFAULT_POOL_SIZE,
                pool_dir: Optional[str] = None):
     super().__init__()
