@@ -46,7 +46,6 @@ from pipelines.scratch import ScratchDir
 from runners import direct
 from transforms import paths
 from transforms import vocabulary
-from transforms.paths import match_input_root
 from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
 
@@ -119,7 +118,8 @@ def refuse_reading_own_output(patterns: Sequence[str],
 
 
 def check(argv: Sequence[str]):
-  """Options, checked before any work; raises UsageError."""
+  """``(options, LearnVocabOptions, paths.MatchedInput)``, checked before
+  any work; raises UsageError."""
   unknown = unknown_flags(argv)
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
@@ -143,14 +143,14 @@ def check(argv: Sequence[str]):
     opts.do_lower_case = True  # BERT's default (MlmOptions leaves it None)
   FileSystems.set_options(options)
   try:
-    files = paths.match_files(input_patterns(opts))
-    refuse_reading_own_output(input_patterns(opts), files, opts.output)
-    check_first_file([f.path for f in files], opts.input_format,
-                     opts.text_field)
+    matched = paths.match_input(input_patterns(opts))
+    refuse_reading_own_output(input_patterns(opts), matched.files,
+                              opts.output)
+    check_first_file(matched.paths, opts.input_format, opts.text_field)
   except paths.InputError as e:
     raise UsageError(str(e)) from None
   cli.check_writable(opts.output, "--output", overwrite=bool(opts.overwrite))
-  return options, opts
+  return options, opts, matched
 
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
@@ -162,7 +162,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     return 0
   argv = direct.with_defaults(argv)
   try:
-    options, opts = check(argv)
+    options, opts, matched = check(argv)
   except UsageError as e:
     cli.error(str(e))
     return 2
@@ -182,18 +182,19 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   scratch.enter()
   watch.install()
   try:
-    return _learn(options, opts, counts_path, rejected_dir)
+    return _learn(options, opts, matched, counts_path, rejected_dir)
   finally:
     watch.uninstall()
     scratch.exit()
 
 
-def _learn(options, opts, counts_path: str, rejected_dir: str) -> int:
+def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
+           rejected_dir: str) -> int:
   """Counts the words, learns the vocabulary and writes it; returns the
   exit status."""
   try:
     try:
-      result = _count_words(options, opts, counts_path)
+      result = _count_words(options, opts, matched, counts_path)
     except Exception as e:  # pylint: disable=broad-except
       logging.debug("the word count failed", exc_info=True)
       _remove_beam_temp(rejected_dir)
@@ -239,18 +240,17 @@ def _learn(options, opts, counts_path: str, rejected_dir: str) -> int:
   return 0
 
 
-def _count_words(options, opts, counts_path: str):
+def _count_words(options, opts, matched: paths.MatchedInput,
+                 counts_path: str):
   """Runs the Beam job that writes the most frequent words' counts to
   ``counts_path``; returns its result. Raises what the job raised."""
-  patterns = input_patterns(opts)
   with beam.Pipeline(options=options) as pipeline:
-    root = match_input_root(patterns)
     docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
-        patterns, input_format=opts.input_format,
-        text_field=opts.text_field, root=root)
+        matched, input_format=opts.input_format,
+        text_field=opts.text_field)
     # Records the reader sets aside are listed beside the vocabulary.
     _ = rejected | "WriteRejected" >> WriteRejected(
-        FileSystems.split(opts.output)[0], root)
+        FileSystems.split(opts.output)[0], matched.root)
     _ = (docs
          | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
                                                  opts.max_words)

@@ -39,97 +39,79 @@ from pipelines import progress
 from pipelines import resume
 from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
-from pipelines.options import (MlmOptions, UsageError, input_patterns,
-                               resolve, s3_client_kwargs, unknown_flags,
-                               validate)
+from pipelines.options import (MlmOptions, UsageError, example_layout,
+                               input_patterns, instance_params,
+                               masking_params, resolve, s3_client_kwargs,
+                               tokenizer_settings, unknown_flags, validate)
 from runners import direct, flink
 from transforms.examples import WriteExamples, write_schema
-from transforms.instances import (CreateInstances, InstanceParams,
-                                  pool_builder)
-from transforms.masking import MaskingParams, MaskTokens
+from transforms.instances import CreateInstances, pool_builder
+from transforms.masking import MaskTokens
 from transforms import pool_files
 from transforms import s3_clients
-from transforms import paths
-from transforms.paths import InputError, InputFile, input_root, match_files
+from transforms.paths import InputError, MatchedInput, match_input
 from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
-                                     cased_vocabulary_warning, load_tokenizer)
+                                     cased_vocabulary_warning)
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
+          matched: Optional[MatchedInput] = None, *,
           s3_client_kwargs: Optional[dict] = None,
-          pool_dir: Optional[str] = None, input_root: Optional[str] = None,
-          files: Optional[List[InputFile]] = None,
+          pool_dir: Optional[str] = None,
           reuse: Optional[resume.ResumePlan] = None):
   """Wires the stages; returns the PCollection of written shard names.
-  ``pool_dir``: gather the pools through files there (see CreateInstances).
-  ``input_root``: what document ids are relative to (by default the longest
-  directory prefix of the matched files, see paths.input_root).
-  ``files``: the input files as ``check`` matched them (matched here from
-  ``--input`` if not given). ``reuse``: what a stopped run finished
+  ``matched``: the input as ``check`` matched it (matched here from
+  ``--input`` if not given). ``pool_dir``: gather the pools through files
+  there (see CreateInstances). ``reuse``: what a stopped run finished
   (pipelines/resume.py), with ``pool_dir`` its pool directory: a reused
   spilled stage replaces the stages up to the pools, and the pool groups
   whose shards are written are skipped."""
-  instance_params = InstanceParams(
-      max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
-      dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
-      sentence_task=opts.sentence_task, packing=opts.packing)
-  masking_params = MaskingParams(
-      masked_lm_prob=opts.masked_lm_prob,
-      max_predictions_per_seq=opts.max_predictions_per_seq,
-      do_whole_word_mask=opts.do_whole_word_mask,
-      random_seed=opts.random_seed, masking=opts.masking,
-      max_ngram_size=opts.max_ngram_size, span_masking=opts.span_masking,
-      span_p=opts.span_p, max_span_length=opts.max_span_length)
-  if files is None:
-    files = match_files(input_patterns(opts))
-  if input_root is None:
-    input_root = paths.input_root(f.path for f in files)
+  if matched is None:
+    matched = match_input(input_patterns(opts))
   if reuse is not None and reuse.spilled is not None:
-    batches = _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
-                             input_root, reuse)
+    batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched.root,
+                             reuse)
   else:
-    batches = _first_stages(pipeline, opts, vocab, instance_params,
-                            s3_client_kwargs, pool_dir, input_root, files)
+    batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
+                            pool_dir, matched)
   return (
       batches
       | "MaskTokens" >> MaskTokens(
-          masking_params, vocab_size=vocab.size, mask_id=vocab.mask_id,
+          masking_params(opts), vocab_size=vocab.size, mask_id=vocab.mask_id,
           is_continuation=vocab.is_continuation,
           special_ids=(vocab.cls_id, vocab.sep_id))
       | "WriteExamples" >> WriteExamples(
-          opts.output, num_shards=opts.num_shards,
-          compression=opts.compression, output_format=opts.output_format,
-          masking=opts.masking, sentence_task=opts.sentence_task,
+          opts.output, layout=example_layout(opts),
+          num_shards=opts.num_shards, compression=opts.compression,
+          output_format=opts.output_format,
           done_dir=(FileSystems.join(pool_dir, resume.SHARDS_DIR)
                     if pool_dir else None)))
 
 
-def _first_stages(pipeline, opts, vocab, instance_params, s3_client_kwargs,
-                  pool_dir, input_root, files):
+def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
+                  matched: MatchedInput):
   """Input files → instance batches: read, split, tokenize, pool."""
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
-      files=files, input_format=opts.input_format,
+      matched, input_format=opts.input_format,
       text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
-      max_doc_bytes=opts.max_document_bytes, root=input_root)
+      max_doc_bytes=opts.max_document_bytes)
   docs, split_rejects = docs | "SplitSentences" >> SplitSentences(
       opts.input_format)
   tokenized, tokenize_rejects = docs | "Tokenize" >> Tokenize(
-      vocab_file=None if opts.tokenizer_file else opts.vocab_file,
-      tokenizer_file=opts.tokenizer_file,
-      do_lower_case=opts.do_lower_case, threads=opts.tokenizer_threads,
-      s3_client_kwargs=s3_client_kwargs)
+      tokenizer_settings(opts, s3_client_kwargs),
+      threads=opts.tokenizer_threads)
   _ = ((read_rejects, split_rejects, tokenize_rejects)
        | "GatherRejected" >> beam.Flatten()
-       | "WriteRejected" >> WriteRejected(opts.output, input_root))
+       | "WriteRejected" >> WriteRejected(opts.output, matched.root))
   return tokenized | "CreateInstances" >> CreateInstances(
-      instance_params, cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+      instance_params(opts), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
       pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
 
 
-def _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
-                   input_root, reuse: resume.ResumePlan):
+def _reused_stages(pipeline, opts, vocab, pool_dir, input_root: str,
+                   reuse: resume.ResumePlan):
   """A stopped run's spill files → instance batches of the pool groups it
   did not write, and its records set aside written again."""
   _ = (pipeline
@@ -140,7 +122,7 @@ def _reused_stages(pipeline, opts, vocab, instance_params, pool_dir,
   return (pipeline
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
-              pool_builder(instance_params, vocab.cls_id, vocab.sep_id),
+              pool_builder(instance_params(opts), vocab.cls_id, vocab.sep_id),
               opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
 
 
@@ -159,12 +141,12 @@ def _help_parser() -> argparse.ArgumentParser:
 
 class Checked(NamedTuple):
   """What ``check`` found: the parsed options, the vocabulary, the S3
-  settings for smart-open, and the input files, matched once."""
+  settings for smart-open, and the input, matched once."""
   options: PipelineOptions
   opts: MlmOptions
   vocab: Vocabulary
   s3_client_kwargs: Optional[dict]
-  files: List[InputFile]
+  matched: MatchedInput
 
 
 def check(argv: Sequence[str]) -> Checked:
@@ -181,22 +163,18 @@ def check(argv: Sequence[str]) -> Checked:
   s3_clients.share_s3_clients()
   outputs.check_output_path(opts.output)
   try:
-    files = match_files(input_patterns(opts))
+    matched = match_input(input_patterns(opts))
   except InputError as e:
     raise UsageError(str(e)) from None
-  outputs.refuse_reading_own_files(input_patterns(opts), files, opts.output,
-                                   opts.pool_dir)
+  outputs.refuse_reading_own_files(input_patterns(opts), matched.paths,
+                                   opts.output, opts.pool_dir)
   try:
-    check_first_file([f.path for f in files], opts.input_format,
-                     opts.text_field)
+    check_first_file(matched.paths, opts.input_format, opts.text_field)
   except InputError as e:
     raise UsageError(str(e)) from None
   s3_kwargs = s3_client_kwargs(options)
   try:
-    tokenizer, vocab = load_tokenizer(
-        vocab_file=None if opts.tokenizer_file else opts.vocab_file,
-        tokenizer_file=opts.tokenizer_file, do_lower_case=opts.do_lower_case,
-        s3_client_kwargs=s3_kwargs)
+    tokenizer, vocab = tokenizer_settings(opts, s3_kwargs).load()
   except VocabularyError as e:
     raise UsageError(str(e)) from None
   # What the tokenizer really does (a tokenizer file's normalizer decides
@@ -207,7 +185,7 @@ def check(argv: Sequence[str]) -> Checked:
       tokenizer_file=bool(opts.tokenizer_file))
   if warning:
     print(warning, file=sys.stderr)
-  return Checked(options, opts, vocab, s3_kwargs, files)
+  return Checked(options, opts, vocab, s3_kwargs, matched)
 
 
 def pool_shuffle(opts: MlmOptions) -> str:
@@ -318,7 +296,7 @@ def _checked_run(argv: List[str], started: float,
   opts = checked.opts
   pool_dir = pool_directory(
       opts, checked.options.view_as(StandardOptions).runner)
-  record = resume.run_record(option_values(opts), checked.files)
+  record = resume.run_record(option_values(opts), checked.matched.files)
   reuse = resume.ResumePlan()
   try:
     try:
@@ -406,20 +384,58 @@ def option_values(opts: MlmOptions) -> Dict:
 def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
                   state) -> int:
   """Builds and runs the pipeline, then writes summary.json."""
-  options, opts, vocab, s3_kwargs, files = checked
+  options, opts, vocab, s3_kwargs, matched = checked
   pipeline = beam.Pipeline(options=options)
+  build(pipeline, opts, vocab, matched, s3_client_kwargs=s3_kwargs,
+        pool_dir=pool_dir, reuse=reuse)
+  to_read = (matched.total_bytes
+             - reuse.tally().counts.get("input_bytes", 0))
+  try:
+    result = _run_with_progress(pipeline, options, opts, to_read, watch)
+  except _JobFailed as e:
+    return _failed(opts.output, str(e))
+
+  summary = outputs.collect_metrics(result)
+  resume.add_reused(summary, reuse)
+  too_many = outputs.too_many_rejected(summary, opts.max_rejected_fraction)
+  if too_many:
+    print("error: %s They are listed in %s; %s holds no complete output (no "
+          "summary.json)." % (too_many, FileSystems.join(
+              opts.output, REJECTED_DIR), opts.output), file=sys.stderr)
+    return 1
+  outputs.remove_if_empty(FileSystems.join(opts.output, REJECTED_DIR))
+  layout = example_layout(opts)
+  outputs.describe_run(summary, opts.output_format, layout, matched,
+                       option_values(opts),
+                       options.view_as(StandardOptions).runner)
+  if opts.resume:
+    summary["resumed"] = reuse.summary(_groups(reuse, opts))
+  try:
+    if opts.output_format == "tfrecord":
+      write_schema(opts.output, layout)
+    path = outputs.finish(opts.output, summary)
+  except Exception as e:  # pylint: disable=broad-except
+    return _failed(opts.output, "writing %s: %s" % (
+        outputs.SUMMARY, cli.first_line(e, last=True)))
+  state.finished = True
+  return _report(summary, opts, matched, time.monotonic() - started, path)
+
+
+class _JobFailed(Exception):
+  """The job raised or ended in a state other than DONE; the message says
+  which."""
+
+
+def _run_with_progress(pipeline: beam.Pipeline, options: PipelineOptions,
+                       opts: MlmOptions, to_read: int,
+                       watch: interrupts.InterruptWatch):
+  """Runs the pipeline to its end with live progress (``to_read``: input
+  bytes left to read); returns its result. Raises ``_JobFailed``."""
   runner = options.view_as(StandardOptions).runner
-  root = input_root(f.path for f in files)
-  build(pipeline, opts, vocab, s3_client_kwargs=s3_kwargs, pool_dir=pool_dir,
-        input_root=root, files=files, reuse=reuse)
-  total_bytes = sum(f.size for f in files)
-  reused = reuse.tally()
   shown = progress_source(runner, options, opts.quiet)
   if isinstance(shown, flink.RestProgress):
     watch.add_first(shown.cancel)  # a job on a cluster ends with its launcher
-  live = (progress.Progress(total_bytes - reused.counts.get("input_bytes", 0),
-                            shown,
-                            log_seconds=opts.progress_seconds,
+  live = (progress.Progress(to_read, shown, log_seconds=opts.progress_seconds,
                             display=not opts.quiet)
           if shown is not None else None)
   beam_logger = logging.getLogger("apache_beam")
@@ -435,7 +451,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     final_state = result.wait_until_finish()
   except Exception as e:  # pylint: disable=broad-except
     logging.debug("pipeline failure", exc_info=True)
-    return _failed(opts.output, cli.first_line(e, last=True))
+    raise _JobFailed(cli.first_line(e, last=True)) from None
   finally:
     if live is not None:
       live.stop()
@@ -443,36 +459,14 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     if isinstance(shown, progress.FileTally):
       shown.close()
   if str(final_state).split(".")[-1] not in ("DONE", "None"):
-    return _failed(opts.output, "it ended in state %s" % final_state)
+    raise _JobFailed("it ended in state %s" % final_state)
+  return result
 
-  summary = outputs.collect_metrics(result)
-  resume.add_reused(summary, reuse)
-  too_many = outputs.too_many_rejected(summary, opts.max_rejected_fraction)
-  if too_many:
-    print("error: %s They are listed in %s; %s holds no complete output (no "
-          "summary.json)." % (too_many, FileSystems.join(
-              opts.output, REJECTED_DIR), opts.output), file=sys.stderr)
-    return 1
-  outputs.remove_if_empty(FileSystems.join(opts.output, REJECTED_DIR))
-  summary["format"] = opts.output_format
-  summary["features"] = outputs.output_features(opts)
-  if opts.output_format == "tfrecord":
-    write_schema(opts.output, opts.max_seq_length,
-                 opts.max_predictions_per_seq, opts.masking,
-                 opts.sentence_task)
-  summary["input_root"] = root
-  summary["input_files"] = {"count": len(files), "bytes": total_bytes,
-                            "paths": [f.path for f in files]}
-  summary["options"] = option_values(opts)
-  summary["runner"] = runner
-  if opts.resume:
-    summary["resumed"] = reuse.summary(_groups(reuse, opts))
-  try:
-    path = outputs.finish(opts.output, summary)
-  except Exception as e:  # pylint: disable=broad-except
-    return _failed(opts.output, "writing %s: %s" % (outputs.SUMMARY,
-                                                    cli.first_line(e, last=True)))
-  state.finished = True
+
+def _report(summary: Dict, opts: MlmOptions, matched: MatchedInput,
+            seconds: float, path: str) -> int:
+  """Prints how the finished run went; returns its exit status (1 when it
+  made no example)."""
   counts = summary["counts"]
   if not counts.get("instances"):
     print("error: no examples were made: %d documents had any token (%d "
@@ -480,21 +474,21 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
           % (counts.get("documents", 0), counts.get("binary_files_skipped", 0),
              counts.get("empty_documents_dropped", 0), path), file=sys.stderr)
     return 1
-  rejected = counts.get("rejected_records", 0)
+  rejected = ""
+  if counts.get("rejected_records", 0):
+    rejected = "%s; listed in %s" % (
+        outputs.by_reason(summary["rejected"]),
+        FileSystems.join(opts.output, REJECTED_DIR))
   logging.info("wrote %d instances from %d documents to %s; %d records set "
                "aside%s; summary in %s", counts.get("instances", 0),
-               counts.get("documents", 0), opts.output, rejected,
-               " (%s, listed in %s)" % (outputs.by_reason(summary["rejected"]),
-                                        FileSystems.join(opts.output,
-                                                         REJECTED_DIR))
-               if rejected else "", path)
+               counts.get("documents", 0), opts.output,
+               counts.get("rejected_records", 0),
+               " (%s)" % rejected if rejected else "", path)
   lost = progress.lost_text_warning(counts, opts.input_format)
   if lost:
     print(lost, file=sys.stderr)
-  print(progress.summary_line(
-      counts, total_bytes, time.monotonic() - started,
-      "%s; listed in %s" % (outputs.by_reason(summary["rejected"]), FileSystems.join(
-          opts.output, REJECTED_DIR)) if rejected else ""), file=sys.stderr)
+  print(progress.summary_line(counts, matched.total_bytes, seconds, rejected),
+        file=sys.stderr)
   return 0
 
 

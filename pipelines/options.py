@@ -12,10 +12,13 @@ from typing import List, Optional, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
-from transforms.instances import DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS
-from transforms.masking import MASKINGS, SPAN_MASKINGS
+from transforms.examples import ExampleLayout
+from transforms.instances import (DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS,
+                                  InstanceParams)
+from transforms.masking import MASKINGS, SPAN_MASKINGS, MaskingParams
 from transforms.reading import (DEFAULT_MAX_DOCUMENT_BYTES,
                                 DEFAULT_MAX_LINE_BYTES, FORMATS)
+from transforms.tokenization import TokenizerSettings
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_VOCAB = os.path.join(PACKAGE_DIR, "vocab", "bert-base-uncased-vocab.txt")
@@ -425,3 +428,42 @@ def s3_client_kwargs(options: PipelineOptions) -> Optional[dict]:
     if value:
       kwargs[key] = value
   return kwargs or None
+
+
+# --- The flags as the stages' settings ---------------------------------------
+
+
+def instance_params(opts: MlmOptions) -> InstanceParams:
+  """What CreateInstances takes from the flags."""
+  return InstanceParams(
+      max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
+      dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
+      sentence_task=opts.sentence_task, packing=opts.packing)
+
+
+def masking_params(opts: MlmOptions) -> MaskingParams:
+  """What MaskTokens takes from the flags."""
+  return MaskingParams(
+      masked_lm_prob=opts.masked_lm_prob,
+      max_predictions_per_seq=opts.max_predictions_per_seq,
+      do_whole_word_mask=opts.do_whole_word_mask,
+      random_seed=opts.random_seed, masking=opts.masking,
+      max_ngram_size=opts.max_ngram_size, span_masking=opts.span_masking,
+      span_p=opts.span_p, max_span_length=opts.max_span_length)
+
+
+def example_layout(opts: MlmOptions) -> ExampleLayout:
+  """What each record holds, from the flags."""
+  return ExampleLayout(
+      max_seq_length=opts.max_seq_length,
+      max_predictions_per_seq=opts.max_predictions_per_seq,
+      masking=opts.masking, sentence_task=opts.sentence_task)
+
+
+def tokenizer_settings(opts: MlmOptions,
+                       s3_kwargs: Optional[dict] = None) -> TokenizerSettings:
+  """Which tokenizer the flags name; ``s3_kwargs`` as ``s3_client_kwargs``
+  gives them."""
+  return TokenizerSettings(
+      vocab_file=opts.vocab_file, tokenizer_file=opts.tokenizer_file,
+      do_lower_case=opts.do_lower_case, s3_client_kwargs=s3_kwargs)

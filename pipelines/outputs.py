@@ -29,7 +29,7 @@ from pipelines.output_lock import LOCK_NAME
 from transforms import metrics
 from transforms import paths
 from transforms import rejects
-from transforms.examples import feature_lengths
+from transforms.examples import ExampleLayout, feature_lengths
 from transforms.shards import SHARD_PREFIX, SHARD_RECORDS_PREFIX
 
 INCOMPLETE_MARKER = "_INCOMPLETE"
@@ -310,19 +310,34 @@ def finish(output_dir: str, summary: Dict) -> str:
   return path
 
 
-def output_features(opts) -> Dict[str, str]:
+def output_features(output_format: str,
+                    layout: ExampleLayout) -> Dict[str, str]:
   """What each record holds, for summary.json: TFRecord features with their
   fixed length, or Parquet columns with their Arrow type."""
-  if opts.output_format == "parquet":
+  if output_format == "parquet":
     # pylint: disable=import-outside-toplevel
     from transforms import parquet
     return {f.name: str(f.type) for f in parquet.schema(
-        opts.masking != "none", opts.sentence_task)}
+        layout.masks, layout.sentence_task)}
   return {name: "int64[%d]" % n if name != "masked_lm_weights"
           else "float32[%d]" % n
-          for name, n in feature_lengths(
-              opts.max_seq_length, opts.max_predictions_per_seq, opts.masking,
-              opts.sentence_task).items()}
+          for name, n in feature_lengths(layout).items()}
+
+
+def describe_run(summary: Dict, output_format: str, layout: ExampleLayout,
+                 matched: paths.MatchedInput, options: Dict,
+                 runner: str) -> None:
+  """Adds to ``summary`` what the run made and from what: the format and
+  features of its records, its input (root, files, bytes), every option
+  and the runner."""
+  summary["format"] = output_format
+  summary["features"] = output_features(output_format, layout)
+  summary["input_root"] = matched.root
+  summary["input_files"] = {"count": len(matched.files),
+                            "bytes": matched.total_bytes,
+                            "paths": matched.paths}
+  summary["options"] = options
+  summary["runner"] = runner
 
 
 def by_reason(rejected: Dict[str, int]) -> str:

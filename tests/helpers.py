@@ -80,11 +80,14 @@ def read_examples(output_dir: str, max_seq_length: int = 128,
   """Parses every record with BERT's fixed-length feature spec (less the
   features that ``masking``/``sentence_task`` leave out)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from transforms.examples import feature_spec  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from transforms.examples import ExampleLayout, feature_spec
   files = shard_files(output_dir)
   compression = "GZIP" if files and files[0].endswith(".gz") else ""
-  spec = feature_spec(max_seq_length, max_predictions_per_seq, masking,
-                      sentence_task)
+  spec = feature_spec(ExampleLayout(
+      max_seq_length=max_seq_length,
+      max_predictions_per_seq=max_predictions_per_seq, masking=masking,
+      sentence_task=sentence_task))
   out = []
   dataset = tf.data.TFRecordDataset(files, compression_type=compression)
   for records in dataset.batch(4096):

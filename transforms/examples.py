@@ -16,6 +16,7 @@ building protos field by field costs more than everything else per instance.
 TensorFlow's own parser.
 """
 
+import dataclasses
 import functools
 import os
 import struct
@@ -46,37 +47,52 @@ MASKED_FEATURES = ("masked_lm_positions", "masked_lm_ids",
                    "masked_lm_weights")
 
 
-def feature_lengths(max_seq_length: int, max_predictions_per_seq: int,
-                    masking: str = "static", sentence_task: str = "nsp"
-                    ) -> Dict[str, int]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExampleLayout:
+  """What one record holds: BERT's fixed-length features, ``max_seq_length``
+  tokens and ``max_predictions_per_seq`` masked positions, without the
+  ``masked_lm_*`` features when ``masking`` is ``"none"`` and without the
+  sentence label when ``sentence_task`` is ``"none"``."""
+  max_seq_length: int = 128
+  max_predictions_per_seq: int = 20
+  masking: str = "static"  # one of masking.MASKINGS
+  sentence_task: str = "nsp"  # one of instances.SENTENCE_TASKS
+
+  @property
+  def masks(self) -> bool:
+    return self.masking != "none"
+
+  @property
+  def label(self) -> bool:
+    return self.sentence_task != "none"
+
+
+def feature_lengths(layout: ExampleLayout) -> Dict[str, int]:
   """Each feature the records hold and its fixed length."""
   lengths = {
-      "input_ids": max_seq_length,
-      "input_mask": max_seq_length,
-      "segment_ids": max_seq_length,
-      "masked_lm_positions": max_predictions_per_seq,
-      "masked_lm_ids": max_predictions_per_seq,
-      "masked_lm_weights": max_predictions_per_seq,
+      "input_ids": layout.max_seq_length,
+      "input_mask": layout.max_seq_length,
+      "segment_ids": layout.max_seq_length,
+      "masked_lm_positions": layout.max_predictions_per_seq,
+      "masked_lm_ids": layout.max_predictions_per_seq,
+      "masked_lm_weights": layout.max_predictions_per_seq,
       "next_sentence_labels": 1,
   }
-  if masking == "none":
+  if not layout.masks:
     for name in MASKED_FEATURES:
       del lengths[name]
-  if sentence_task == "none":
+  if not layout.label:
     del lengths[LABEL_FEATURE]
   return lengths
 
 
-def feature_spec(max_seq_length: int, max_predictions_per_seq: int,
-                 masking: str = "static", sentence_task: str = "nsp"):
+def feature_spec(layout: ExampleLayout):
   """The ``tf.io.parse_example`` spec of the records (BERT's own)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  lengths = feature_lengths(max_seq_length, max_predictions_per_seq, masking,
-                            sentence_task)
   return {
       name: tf.io.FixedLenFeature(
           [n], tf.float32 if name in FLOAT_FEATURES else tf.int64)
-      for name, n in lengths.items()
+      for name, n in feature_lengths(layout).items()
   }
 
 
@@ -274,8 +290,7 @@ def shard_suffix(compression: str) -> str:
   return ".tfrecord.gz" if compression == "gzip" else ".tfrecord"
 
 
-def schema_text(max_seq_length: int, max_predictions_per_seq: int,
-                masking: str = "static", sentence_task: str = "nsp") -> str:
+def schema_text(layout: ExampleLayout) -> str:
   """The records' schema as a tensorflow-metadata ``Schema`` in text form:
   one fixed-shape, always-present INT or FLOAT feature per BERT feature
   (what tensorflow-transform writes for a ``FixedLenFeature`` spec). Built
@@ -284,8 +299,7 @@ def schema_text(max_seq_length: int, max_predictions_per_seq: int,
   from google.protobuf import text_format
   from tensorflow_metadata.proto.v0 import schema_pb2
   schema = schema_pb2.Schema()
-  lengths = feature_lengths(max_seq_length, max_predictions_per_seq, masking,
-                            sentence_task)
+  lengths = feature_lengths(layout)
   for name in sorted(lengths):
     feature = schema.feature.add()
     feature.name = name
@@ -296,16 +310,13 @@ def schema_text(max_seq_length: int, max_predictions_per_seq: int,
   return text_format.MessageToString(schema)
 
 
-def write_schema(output_dir: str, max_seq_length: int,
-                 max_predictions_per_seq: int, masking: str = "static",
-                 sentence_task: str = "nsp") -> str:
+def write_schema(output_dir: str, layout: ExampleLayout) -> str:
   """Writes ``transformed_metadata/schema.pbtxt`` so that
   ``tft.TFTransformOutput(output_dir).transformed_feature_spec()`` returns
   the feature spec. Goes through Beam's FileSystems, so s3:// works too."""
   path = FileSystems.join(output_dir, "transformed_metadata", "schema.pbtxt")
   with FileSystems.create(path) as f:
-    f.write(schema_text(max_seq_length, max_predictions_per_seq, masking,
-                        sentence_task).encode())
+    f.write(schema_text(layout).encode())
   return path
 
 
@@ -351,16 +362,17 @@ class WriteExamples(beam.PTransform):
 
   ``output_format="parquet"``: Parquet shards with Hugging Face's column
   names instead (``transforms.parquet``), through the same steps.
-  ``masking``/``sentence_task``: which features there are to write.
+  ``layout``: which features there are to write (the lengths are the
+  batches' own).
   ``done_dir``: with the pools read from files (whose batches come grouped
   between ``GroupMark`` s) and ``num_shards`` 0, one shard per pool group,
   each recorded there when written (``_WriteGroupsDoFn``), so that a
   resumed run reuses it.
   """
 
-  def __init__(self, output_dir: str, num_shards: int = 0,
+  def __init__(self, output_dir: str, *,
+               layout: ExampleLayout = ExampleLayout(), num_shards: int = 0,
                compression: str = "none", output_format: str = "tfrecord",
-               masking: str = "static", sentence_task: str = "nsp",
                done_dir: Optional[str] = None):
     super().__init__()
     self._done_dir = done_dir
@@ -368,8 +380,8 @@ class WriteExamples(beam.PTransform):
     self._num_shards = num_shards
     self._compression = compression
     self._format = output_format
-    self._masks = masking != "none"
-    self._sentence_task = sentence_task
+    self._masks = layout.masks
+    self._sentence_task = layout.sentence_task
 
   def expand(self, batches):
     prefix = FileSystems.join(self._output_dir, SHARD_PREFIX)

@@ -42,8 +42,9 @@ MASKINGS = ("static", "none")
 SPAN_MASKINGS = ("none", "geometric")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class MaskingParams:
+  """Which positions are masked and how (the flags of the same names)."""
   masked_lm_prob: float = 0.15
   max_predictions_per_seq: int = 20
   do_whole_word_mask: bool = False
@@ -555,7 +556,7 @@ def batch_rng(seed: int, key) -> np.random.Generator:
 
 class _MaskDoFn(beam.DoFn):
 
-  def __init__(self, params: MaskingParams, vocab_size: int, mask_id: int,
+  def __init__(self, params: MaskingParams, *, vocab_size: int, mask_id: int,
                is_continuation: np.ndarray, special_ids: Sequence[int] = ()):
     self._params = params
     self._vocab_size = vocab_size
@@ -580,10 +581,14 @@ class MaskTokens(beam.PTransform):
   """Output: ``MaskedBatch`` per ``InstanceBatch``; an
   ``shards.GroupMark`` passes through in its place."""
 
-  def __init__(self, params: MaskingParams, vocab_size: int, mask_id: int,
+  def __init__(self, params: MaskingParams, *, vocab_size: int, mask_id: int,
                is_continuation: np.ndarray, special_ids: Sequence[int] = ()):
     super().__init__()
-    self._args = (params, vocab_size, mask_id, is_continuation, special_ids)
+    self._params = params
+    self._vocab = dict(vocab_size=vocab_size, mask_id=mask_id,
+                       is_continuation=is_continuation,
+                       special_ids=special_ids)
 
   def expand(self, batches):
-    return batches | "Mask" >> beam.ParDo(_MaskDoFn(*self._args))
+    return batches | "Mask" >> beam.ParDo(_MaskDoFn(self._params,
+                                                    **self._vocab))

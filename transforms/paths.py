@@ -1,7 +1,7 @@
 """The input files of a job, matched once, and the names documents get.
 
-``match_files`` turns ``--input`` patterns into the list of files the job
-reads, once, before the pipeline starts: the readers take those paths as
+``match_input`` turns ``--input`` patterns into the files the job reads
+(``MatchedInput``), once, before the pipeline starts: the readers take those paths as
 they are and never treat them as patterns again (a file named ``doc[1].txt``
 is that file, not a glob that matches ``doc1.txt``).
 
@@ -23,7 +23,7 @@ import os
 import re
 import uuid
 import warnings
-from typing import Dict, Iterable, List, NamedTuple, Sequence
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
 
 from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
@@ -195,9 +195,29 @@ def input_root(paths: Iterable[str]) -> str:
   return prefix[:prefix.rfind("/") + 1]
 
 
-def match_input_root(patterns: Iterable[str]) -> str:
-  """``input_root`` of every file matching ``patterns``."""
-  return input_root(f.path for f in match_files(list(patterns)))
+class MatchedInput(NamedTuple):
+  """``--input`` as matched once at launch (``match_input``): the files,
+  each once, sorted by path, and the root that document ids are relative
+  to. Every later step (the checks, the readers, the run record for
+  ``--resume``, summary.json) reads this value; none matches the patterns
+  again."""
+  files: Tuple[InputFile, ...]
+  root: str
+
+  @property
+  def paths(self) -> List[str]:
+    return [f.path for f in self.files]
+
+  @property
+  def total_bytes(self) -> int:
+    return sum(f.size for f in self.files)
+
+
+def match_input(patterns: Iterable[str]) -> MatchedInput:
+  """``patterns`` matched (``match_files``) with their ``input_root``.
+  Raises ``InputError`` as ``match_files`` does."""
+  files = match_files(list(patterns))
+  return MatchedInput(tuple(files), input_root(f.path for f in files))
 
 
 def relative_name(file_name: str, root: str) -> str:

@@ -47,7 +47,7 @@ import json
 import logging
 import re
 from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple)
+                    Tuple, Union)
 
 import apache_beam as beam
 from apache_beam.io import filebasedsource
@@ -60,8 +60,8 @@ from transforms import metrics
 from transforms import rejects
 from transforms import s3_clients
 from transforms import wikidump
-from transforms.paths import (InputError, InputFile, counting_input_bytes,
-                              input_root, match_files, relative_name)
+from transforms.paths import (InputError, InputFile, MatchedInput, counting_input_bytes,
+                              match_input, relative_name)
 
 FORMATS = ("lines", "wikiextractor", "jsonl", "parquet", "wikidump")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -697,47 +697,41 @@ class _ReadRange(beam.DoFn):
 
 
 class ReadDocuments(beam.PTransform):
-  """Reads every file matching ``patterns`` as documents, each file once.
+  """Reads every matched file as documents, each file once.
 
   Output: a pair of PCollections, ``(documents, rejected)``: documents are
   ``(doc_id, [text lines])`` with ``doc_id`` = ``path:offset`` (``path``
-  relative to ``root``, by default the input root of the files; ``#k``
-  added for the k-th extra document sharing that offset); rejected are
-  ``rejects.Rejected``.
+  relative to the input's root; ``#k`` added for the k-th extra document
+  sharing that offset); rejected are ``rejects.Rejected``.
 
   Args:
-    patterns: ``--input`` patterns, matched once when the graph is built
-      (``paths.match_files``), unless ``files`` gives the match already made.
-    files: the ``paths.InputFile`` list to read, as ``match_files`` made it.
+    source: the ``paths.MatchedInput`` to read, or ``--input`` patterns,
+      then matched once here (``paths.match_input``).
   Raises ``paths.InputError`` (when matching) as ``match_files`` does.
   """
 
-  def __init__(self, patterns: Sequence[str] = (), input_format: str = "lines",
-               text_field: str = "text",
+  def __init__(self, source: Union[MatchedInput, Sequence[str]], *,
+               input_format: str = "lines", text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-               desired_bundle_size: int = 1 << 20,
-               root: Optional[str] = None,
-               files: Optional[Sequence[InputFile]] = None):
+               desired_bundle_size: int = 1 << 20):
     super().__init__()
-    self._files = list(files) if files is not None else match_files(patterns)
+    self._input = (source if isinstance(source, MatchedInput)
+                   else match_input(source))
     self._format = input_format
     self._text_field = text_field
     self._max_line_bytes = max_line_bytes
     self._max_doc_bytes = max_doc_bytes
     self._desired_bundle_size = desired_bundle_size
-    self._root = root
 
   def expand(self, pbegin):
-    root = self._root
-    if root is None:
-      root = input_root(f.path for f in self._files)
+    root = self._input.root
     source_from_file = functools.partial(
         _make_source, input_format=self._format,
         max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes,
         root=root, text_field=self._text_field)
     ranges = list(file_ranges(
-        self._files, self._desired_bundle_size, min_bundle_size=1 << 20,
+        self._input.files, self._desired_bundle_size, min_bundle_size=1 << 20,
         split_compressed=self._format in _OWN_SPLITTING))
     parsed = (
         pbegin

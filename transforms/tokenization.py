@@ -374,6 +374,26 @@ def load_tokenizer(vocab_file: Optional[str] = None,
   return tokenizer, vocab
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TokenizerSettings:
+  """Which tokenizer the job loads (the flags of the same names): BERT's
+  rules and WordPiece over a ``vocab.txt`` (``vocab_file``), or a Hugging
+  Face ``tokenizer.json`` (``tokenizer_file``, which wins when both are
+  set); ``do_lower_case`` as ``load_tokenizer`` takes it;
+  ``s3_client_kwargs``: smart-open's S3 client settings for files on S3."""
+  vocab_file: Optional[str] = None
+  tokenizer_file: Optional[str] = None
+  do_lower_case: Optional[bool] = None
+  s3_client_kwargs: Optional[dict] = None
+
+  def load(self):
+    """``(tokenizer, Vocabulary)``; raises VocabularyError."""
+    return load_tokenizer(
+        vocab_file=None if self.tokenizer_file else self.vocab_file,
+        tokenizer_file=self.tokenizer_file, do_lower_case=self.do_lower_case,
+        s3_client_kwargs=self.s3_client_kwargs)
+
+
 # A tokenizer file's vocabulary may hold a few capitalized words that are no
 # sign of a cased model (names in added tokens, byte-level leftovers); more
 # than this many whole words with capitals are.
@@ -484,19 +504,15 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
 class _TokenizeDoFn(beam.DoFn):
   """Tokenizes batches of documents; the tokenizer loads once per worker."""
 
-  def __init__(self, vocab_file, tokenizer_file, do_lower_case, threads,
-               s3_client_kwargs):
-    self._args = (vocab_file, tokenizer_file, do_lower_case, s3_client_kwargs)
+  def __init__(self, settings: TokenizerSettings, threads: int):
+    self._settings = settings
     self._threads = threads
     self._tokenizer = None
     self._vocab = None
 
   def setup(self):
     limit_threads(self._threads)
-    vocab_file, tokenizer_file, do_lower_case, s3_client_kwargs = self._args
-    self._tokenizer, self._vocab = load_tokenizer(
-        vocab_file=vocab_file, tokenizer_file=tokenizer_file,
-        do_lower_case=do_lower_case, s3_client_kwargs=s3_client_kwargs)
+    self._tokenizer, self._vocab = self._settings.load()
 
   def process(self, batch):
     try:
@@ -525,12 +541,10 @@ class Tokenize(beam.PTransform):
   that has any token, and a ``rejects.Rejected`` per document whose
   tokenization raised."""
 
-  def __init__(self, vocab_file: Optional[str], tokenizer_file: Optional[str],
-               do_lower_case: bool, threads: int = 1,
-               s3_client_kwargs: Optional[dict] = None):
+  def __init__(self, settings: TokenizerSettings, *, threads: int = 1):
     super().__init__()
-    self._dofn_args = (vocab_file, tokenizer_file, do_lower_case, threads,
-                       s3_client_kwargs)
+    self._settings = settings
+    self._threads = threads
 
   def expand(self, docs):
     encoded = (
@@ -538,6 +552,7 @@ class Tokenize(beam.PTransform):
         # One encode_batch call per group of documents: the tokenizer's
         # per-call overhead dwarfs its per-sentence cost on short inputs.
         | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=128)
-        | "Encode" >> beam.ParDo(_TokenizeDoFn(*self._dofn_args)).with_outputs(
-            rejects.REJECTED, main="documents"))
+        | "Encode" >> beam.ParDo(
+            _TokenizeDoFn(self._settings, self._threads)).with_outputs(
+                rejects.REJECTED, main="documents"))
     return encoded.documents, encoded[rejects.REJECTED]
