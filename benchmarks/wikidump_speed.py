@@ -147,8 +147,9 @@ def extract(dump: str, out: str, workers: int) -> None:
   from apache_beam.options.pipeline_options import PipelineOptions
   from runners import direct
   from transforms.reading import ReadDocuments
-  argv = direct.with_defaults(["--direct_num_workers=%d" % workers])
-  with beam.Pipeline(options=PipelineOptions(argv)) as p:
+  options = PipelineOptions(["--direct_num_workers=%d" % workers])
+  direct.apply_defaults(options, {"direct_num_workers"})
+  with beam.Pipeline(options=options) as p:
     docs, _ = p | ReadDocuments([dump], input_format="wikidump")
     _ = (docs | beam.Map(lambda d: json.dumps(d[1], ensure_ascii=False))
          | beam.io.WriteToText(os.path.join(out, "articles")))

@@ -44,6 +44,7 @@ from pipelines.options import (MlmOptions, UsageError, input_patterns,
                                unknown_flags)
 from pipelines.scratch import ScratchDir
 from runners import direct
+from runners.argv import given_options
 from transforms import paths
 from transforms import vocabulary
 from transforms.reading import ReadDocuments, check_first_file
@@ -124,6 +125,7 @@ def check(argv: Sequence[str]):
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
   options = PipelineOptions(list(argv))
+  direct.apply_defaults(options, given_options(argv))
   opts = argparse.Namespace(**options.view_as(MlmOptions).get_all_options(
       retain_unknown_options=False))
   if not opts.input:
@@ -160,7 +162,6 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   if "--help" in argv or "-h" in argv:
     _help_parser().print_help()
     return 0
-  argv = direct.with_defaults(argv)
   try:
     options, opts, matched = check(argv)
   except UsageError as e:

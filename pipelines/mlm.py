@@ -44,6 +44,7 @@ from pipelines.options import (MlmOptions, UsageError, example_layout,
                                masking_params, resolve, s3_client_kwargs,
                                tokenizer_settings, unknown_flags, validate)
 from runners import direct, flink
+from runners.argv import given_options
 from transforms.examples import WriteExamples, write_schema
 from transforms.instances import CreateInstances, pool_builder
 from transforms.masking import MaskTokens
@@ -157,6 +158,9 @@ def check(argv: Sequence[str]) -> Checked:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
   options = PipelineOptions(list(argv))
   opts = options.view_as(MlmOptions)
+  given = given_options(argv)
+  direct.apply_defaults(options, given)
+  flink.apply_defaults(options, given, opts.output or "")
   resolve(opts)
   validate(opts)
   FileSystems.set_options(options)
@@ -273,7 +277,6 @@ class _RunState:
 
 def _checked_run(argv: List[str], started: float,
                  watch: interrupts.InterruptWatch, state: "_RunState") -> int:
-  argv = flink.with_defaults(direct.with_defaults(argv))
   try:
     checked = check(argv)
   except UsageError as e:

@@ -1,21 +1,13 @@
-"""Flags read from a command line as given, before Beam parses it: the
-runner presets (runners/direct.py, runners/flink.py) add only what the user
-left out."""
+"""Which options a command line gives, read before Beam parses it: the
+runner presets (runners/direct.py, runners/flink.py) set on the parsed
+``PipelineOptions`` only what the user left out."""
 
-from typing import Optional, Sequence
-
-
-def has_flag(argv: Sequence[str], name: str) -> bool:
-  """Whether ``argv`` gives ``name`` (``--name`` or ``--name=value``)."""
-  return any(a == name or a.startswith(name + "=") for a in argv)
+from typing import FrozenSet, Sequence
 
 
-def flag_value(argv: Sequence[str], name: str) -> Optional[str]:
-  """The value ``argv`` gives ``name`` (``--name=value`` or ``--name
-  value``), or None."""
-  for i, a in enumerate(argv):
-    if a.startswith(name + "="):
-      return a.split("=", 1)[1]
-    if a == name and i + 1 < len(argv):
-      return argv[i + 1]
-  return None
+def given_options(argv: Sequence[str]) -> FrozenSet[str]:
+  """The option names ``argv`` sets (``--name``, ``--name=value`` or
+  ``--name value``), without their dashes: ``{"runner", "flink_master"}``
+  for ``--runner=FlinkRunner --flink_master host:8081``."""
+  return frozenset(a[2:].split("=", 1)[0] for a in argv
+                   if a.startswith("--") and len(a) > 2)

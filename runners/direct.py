@@ -37,8 +37,11 @@ import signal
 import sys
 import tempfile
 import threading
-from typing import List, Sequence
+from typing import Collection, List
 
+from apache_beam.options.pipeline_options import (DirectOptions,
+                                                  PipelineOptions,
+                                                  StandardOptions)
 from apache_beam.portability import python_urns
 from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import (fn_runner,
@@ -46,7 +49,6 @@ from apache_beam.runners.portability.fn_api_runner import (fn_runner,
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
-from runners.argv import flag_value, has_flag
 
 LOCAL_RUNNER = "runners.direct.LocalRunner"
 # What the FnApiRunner runs for a multi_processing worker, and ours instead.
@@ -225,31 +227,21 @@ def exit_now(code: int) -> None:
   os._exit(code)  # pylint: disable=protected-access
 
 
-def _without_flag(argv: Sequence[str], name: str) -> List[str]:
-  out, skip = [], False
-  for a in argv:
-    if skip:
-      skip = False
-    elif a == name:
-      skip = True
-    elif not a.startswith(name + "="):
-      out.append(a)
-  return out
-
-
-def with_defaults(argv: Sequence[str]) -> List[str]:
-  """``argv`` plus the DirectRunner presets it does not override."""
-  argv = list(argv)
-  runner = flag_value(argv, "--runner")
-  if runner is None and has_flag(argv, "--flink_master"):
-    runner = "FlinkRunner"  # a Flink master means Flink, as in Beam
-    argv.append("--runner=FlinkRunner")
+def apply_defaults(options: PipelineOptions, given: Collection[str]) -> None:
+  """Sets the DirectRunner presets on ``options`` where the user left them
+  unset (``given``: the option names the command line sets,
+  ``runners.argv.given_options``): no ``--runner``, or Beam's DirectRunner,
+  means this project's ``LocalRunner``; ``--flink_master`` without a runner
+  means Flink, as in Beam; ``--direct_num_workers`` above 1 runs worker
+  processes (``--direct_running_mode=multi_processing``)."""
+  standard = options.view_as(StandardOptions)
+  runner = standard.runner
+  if runner is None and "flink_master" in given:
+    standard.runner = runner = "FlinkRunner"
   if runner is None or runner.lower() in ("directrunner", "direct"):
-    argv = _without_flag(argv, "--runner") + ["--runner=" + LOCAL_RUNNER]
-    runner = LOCAL_RUNNER
+    standard.runner = runner = LOCAL_RUNNER
   if runner == LOCAL_RUNNER:
-    workers = flag_value(argv, "--direct_num_workers")
-    if (workers and workers.isdigit() and int(workers) > 1
-        and not has_flag(argv, "--direct_running_mode")):
-      argv.append("--direct_running_mode=multi_processing")
-  return argv
+    direct = options.view_as(DirectOptions)
+    if (direct.direct_num_workers > 1
+        and "direct_running_mode" not in given):
+      direct.direct_running_mode = "multi_processing"

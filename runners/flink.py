@@ -43,12 +43,15 @@ import re
 import sys
 import time
 import urllib.request
-from typing import Dict, List, Optional, Sequence
+from typing import Collection, Dict, Optional
 
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import (FlinkRunnerOptions,
+                                                  GoogleCloudOptions,
+                                                  PipelineOptions,
+                                                  PortableOptions,
+                                                  StandardOptions)
 
 from runners import flink_node
-from runners.argv import flag_value, has_flag
 
 # The Flink of the clusters runners/ starts, locally and on EC2.
 FLINK_VERSION = flink_node.FLINK_MINOR
@@ -76,15 +79,15 @@ class FlinkBatchOptions(PipelineOptions):
         "region for the whole job.")
 
 
-def is_flink(argv: Sequence[str]) -> bool:
-  runner = flag_value(argv, "--runner") or ""
+def is_flink(options: PipelineOptions) -> bool:
+  runner = options.view_as(StandardOptions).runner or ""
   return runner.lower() in ("flinkrunner", "flink")
 
 
-def is_portable(argv: Sequence[str]) -> bool:
+def is_portable(options: PipelineOptions) -> bool:
   """A job service given by address, e.g. runners.local_flink's job
   server."""
-  runner = flag_value(argv, "--runner") or ""
+  runner = options.view_as(StandardOptions).runner or ""
   return runner.lower() in ("portablerunner", "portable")
 
 
@@ -94,43 +97,42 @@ def job_name(output: str) -> str:
                             or "output")
 
 
-def with_defaults(argv: Sequence[str]) -> List[str]:
-  """``argv`` plus the Flink presets it does not override."""
-  argv = list(argv)
-  if is_portable(argv):
-    return _worker_pool_and_name(argv)
-  if not is_flink(argv):
-    return argv
-  if not has_flag(argv, "--flink_version"):
-    argv.append("--flink_version=" + FLINK_VERSION)
-  master = flag_value(argv, "--flink_master") or "[auto]"
-  if (not master.startswith("[") and not has_flag(argv, "--flink_submit_uber_jar")
-      and not has_flag(argv, "--flink_job_server_jar")):
-    argv.append("--flink_submit_uber_jar")
-  return _worker_pool_and_name(argv)
-
-
-def _worker_pool_and_name(argv: List[str]) -> List[str]:
-  job_endpoint = flag_value(argv, "--job_endpoint")
-  if (is_portable(argv) and job_endpoint and ":" in job_endpoint
-      and not has_flag(argv, "--artifact_endpoint")):
+def apply_defaults(options: PipelineOptions, given: Collection[str],
+                   output: str = "") -> None:
+  """Sets the Flink presets (above) on ``options`` where the user left them
+  unset (``given``: the option names the command line sets,
+  ``runners.argv.given_options``); ``output``: the job's ``--output``, which
+  names the job. Nothing for other runners."""
+  if is_flink(options):
+    flink = options.view_as(FlinkRunnerOptions)
+    if "flink_version" not in given:
+      flink.flink_version = FLINK_VERSION
+    if (not flink.flink_master.startswith("[")
+        and "flink_submit_uber_jar" not in given
+        and "flink_job_server_jar" not in given):
+      flink.flink_submit_uber_jar = True
+  elif not is_portable(options):
+    return
+  portable = options.view_as(PortableOptions)
+  endpoint = portable.job_endpoint
+  if (is_portable(options) and endpoint and ":" in endpoint
+      and "artifact_endpoint" not in given):
     # The job server answers with the address it listens on, 0.0.0.0 on a
     # cluster's host; its artifact service is on the port below the job
     # port (runners/flink_node.py), at the address the user gave.
-    host, port = job_endpoint.rsplit(":", 1)
+    host, port = endpoint.rsplit(":", 1)
     if port.isdigit():
-      argv.append("--artifact_endpoint=%s:%d" % (host, int(port) - 1))
-  if not has_flag(argv, "--environment_type"):
-    argv.append("--environment_type=EXTERNAL")
-    if not has_flag(argv, "--environment_config"):
-      argv.append("--environment_config=" + WORKER_POOL)
-  if not has_flag(argv, "--execution_mode_for_batch"):
-    argv.append("--execution_mode_for_batch=BATCH_FORCED")
-  if not has_flag(argv, "--environment_cache_millis"):
-    argv.append("--environment_cache_millis=%d" % ENVIRONMENT_CACHE_MS)
-  if not has_flag(argv, "--job_name"):
-    argv.append("--job_name=" + job_name(flag_value(argv, "--output") or ""))
-  return argv
+      portable.artifact_endpoint = "%s:%d" % (host, int(port) - 1)
+  if "environment_type" not in given:
+    portable.environment_type = "EXTERNAL"
+    if "environment_config" not in given:
+      portable.environment_config = WORKER_POOL
+  if "execution_mode_for_batch" not in given:
+    options.view_as(FlinkBatchOptions).execution_mode_for_batch = "BATCH_FORCED"
+  if "environment_cache_millis" not in given:
+    portable.environment_cache_millis = ENVIRONMENT_CACHE_MS
+  if "job_name" not in given:
+    options.view_as(GoogleCloudOptions).job_name = job_name(output)
 
 
 
