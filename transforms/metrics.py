@@ -156,12 +156,20 @@ class Tally:
   ``counts``: counter name → total. ``distributions``: name → ``[count,
   sum, min, max]``, as Beam's distribution cells hold them. ``rejected``:
   the records set aside (``rejects.tagged``), saved apart (not in
-  ``to_json``)."""
+  ``to_json``). ``on_full``: called once ``rejected`` holds
+  ``REJECTED_PER_TALLY`` records, to save them and open a new tally, so
+  that a bundle whose every record is set aside holds a bounded number."""
 
-  def __init__(self):
+  def __init__(self, on_full: Optional[Callable[[], None]] = None):
     self.counts: Dict[str, int] = collections.Counter()
     self.distributions: Dict[str, list] = {}
     self.rejected: list = []
+    self._on_full = on_full
+
+  def add_rejected(self, record) -> None:
+    self.rejected.append(record)
+    if self._on_full is not None and len(self.rejected) >= REJECTED_PER_TALLY:
+      self._on_full()
 
   def __bool__(self) -> bool:
     return bool(self.counts or self.distributions or self.rejected)
@@ -208,9 +216,15 @@ class Tally:
 _thread = threading.local()
 
 
-def start_tally() -> Tally:
-  """Opens a new tally for this thread and returns it."""
-  _thread.tally = Tally()
+# Records set aside one tally holds before its ``on_full`` saves them (a
+# few hundred bytes each).
+REJECTED_PER_TALLY = 10000
+
+
+def start_tally(on_full: Optional[Callable[[], None]] = None) -> Tally:
+  """Opens a new tally for this thread and returns it (``on_full``: see
+  ``Tally``)."""
+  _thread.tally = Tally(on_full)
   return _thread.tally
 
 

@@ -280,14 +280,28 @@ class _SpillDoFn(beam.DoFn):
 
   def start_bundle(self):
     self._buffer = SpillBuffer(self._seed, self._dupe_factor)
-    metrics.start_tally()
+    # Spill files written when the tally filled up with records set aside
+    # (the steps before this one set them aside, so they show up here
+    # only at the next document or at the bundle's end).
+    self._pending: List[SpillFile] = []
+    metrics.start_tally(self._tally_full)
+
+  def _tally_full(self) -> None:
+    self._pending.append(self._flush())
 
   def process(self, doc: TokenizedDocument):
+    yield from self._take_pending()
     self._buffer.add(doc)
     if self._buffer.size >= self._file_bytes:
       yield self._flush()
 
+  def _take_pending(self) -> List[SpillFile]:
+    pending, self._pending = self._pending, []
+    return pending
+
   def finish_bundle(self):
+    for spilled in self._take_pending():
+      yield WindowedValue(spilled, MIN_TIMESTAMP, [GlobalWindow()])
     if self._buffer.size or metrics.current_tally():
       yield WindowedValue(self._flush(), MIN_TIMESTAMP, [GlobalWindow()])
     metrics.stop_tally()
@@ -299,7 +313,7 @@ class _SpillDoFn(beam.DoFn):
     rejected = (write_rejected(self._directory, tally.rejected)
                 if tally.rejected else "")
     self._buffer = SpillBuffer(self._seed, self._dupe_factor)
-    metrics.start_tally()
+    metrics.start_tally(self._tally_full)
     return dataclasses.replace(spilled, tally=json.dumps(tally.to_json()),
                                rejected=rejected)
 

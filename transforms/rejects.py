@@ -56,7 +56,7 @@ def tagged(record: Rejected) -> beam.pvalue.TaggedOutput:
   metrics.count(REASON_PREFIX + record.reason, 1)
   tally = metrics.current_tally()
   if tally is not None:
-    tally.rejected.append(record)
+    tally.add_rejected(record)
   return beam.pvalue.TaggedOutput(REJECTED, record)
 
 
