@@ -316,6 +316,12 @@ def _checked_run(argv: List[str], started: float,
       # From here an interrupt leaves the output marked _INCOMPLETE.
       state.output = output
       outputs.mark_and_clear(output, stale)
+      for prefix in {output, pool_dir or output}:
+        aborted = outputs.abort_stale_uploads(prefix,
+                                              checked.s3_client_kwargs)
+        if aborted:
+          logging.warning("aborted %d unfinished S3 uploads below %s (left "
+                          "by a run that was killed)", aborted, prefix)
     except UsageError as e:
       print("error: %s" % e, file=sys.stderr)
       return 2

@@ -196,6 +196,41 @@ def mark_and_clear(output_dir: str, names: List[str]) -> None:
   _delete(output_dir, names)
 
 
+def abort_stale_uploads(prefix: str,
+                        s3_client_kwargs: Optional[dict] = None) -> int:
+  """Aborts every unfinished S3 multipart upload below ``prefix`` (an
+  ``s3://bucket/folder``; anything else: nothing to do) and returns how many
+  there were. Beam's S3 filesystem writes each file as a multipart upload:
+  a worker killed while writing a shard or a spill file leaves its parts
+  stored, and billed, but listed nowhere. Called once this run holds the
+  output's lock, so none of them is a live run's. A bucket's root is left
+  alone (other programs' uploads may be there), and so is a store that
+  does not let this client list uploads (a warning says so)."""
+  bucket, _, key = prefix[len("s3://"):].partition("/")
+  if not prefix.startswith("s3://") or not key.strip("/"):
+    return 0
+  try:
+    return _abort_uploads(bucket, key.rstrip("/") + "/", s3_client_kwargs)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not list or abort unfinished S3 uploads below "
+                    "%s: %s", prefix, rejects.describe(e, last=True))
+    return 0
+
+
+def _abort_uploads(bucket: str, key: str,
+                   s3_client_kwargs: Optional[dict]) -> int:
+  import boto3  # pylint: disable=import-outside-toplevel
+  client = boto3.client("s3", **(s3_client_kwargs or {}))
+  aborted = 0
+  paginator = client.get_paginator("list_multipart_uploads")
+  for page in paginator.paginate(Bucket=bucket, Prefix=key):
+    for upload in page.get("Uploads", []):
+      client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"],
+                                    UploadId=upload["UploadId"])
+      aborted += 1
+  return aborted
+
+
 def _delete(output_dir: str, names: List[str]) -> None:
   """Deletes the top-level entries ``names`` of ``output_dir`` (files and
   folders; on an object store every key below each)."""

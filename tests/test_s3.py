@@ -279,3 +279,23 @@ def _write_and_read_twice_at_once(FileSystems):  # pylint: disable=invalid-name
     assert b.read(100) == data[:100]
     assert a.read(100) == data[1 << 20:(1 << 20) + 100]
     assert b.read(100) == data[100:200]
+
+
+def test_a_killed_runs_unfinished_uploads_are_aborted(s3_server, s3_env,
+                                                      bucket):
+  """A worker killed while writing leaves a multipart upload that no listing
+  shows; the next run on that output aborts the ones below it, and no
+  other."""
+  client, _ = bucket
+  key = "killed/part-00003-of-00008.tfrecord"
+  stale = client.create_multipart_upload(Bucket="corpus", Key=key)
+  client.upload_part(Bucket="corpus", Key=key, UploadId=stale["UploadId"],
+                     PartNumber=1, Body=b"x" * 1024)
+  client.create_multipart_upload(Bucket="corpus", Key="killed-too/x")
+  proc = run_cli(["--input=s3://corpus/in/*.txt", "--output=s3://corpus/killed",
+                  "--vocab_file=s3://corpus/vocab/vocab.txt",
+                  "--dupe_factor=1"] + _s3_flags(s3_server), env=s3_env)
+  assert "aborted 1 unfinished S3 uploads below s3://corpus/killed" in (
+      proc.stderr)
+  left = client.list_multipart_uploads(Bucket="corpus").get("Uploads", [])
+  assert [u["Key"] for u in left] == ["killed-too/x"]
