@@ -31,6 +31,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from typing import Dict, List, Optional, Sequence
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -123,10 +124,10 @@ def default_parent(output: str, local_runner: bool) -> str:
 
 def run_record(options: Dict, files: Sequence[paths.InputFile]) -> Dict:
   """What a run's examples depend on: every option but ``FREE_OPTIONS``,
-  and each input file's name and size."""
+  and each input file's name, size and time of last change."""
   return {"options": {k: v for k, v in sorted(options.items())
                       if k not in FREE_OPTIONS},
-          "input_files": [[f.path, f.size] for f in files]}
+          "input_files": [[f.path, f.size, f.modified] for f in files]}
 
 
 def _read_json(path: str):
@@ -144,11 +145,19 @@ def _difference(before: Dict, now: Dict) -> str:
     if was != is_:
       return "--%s was %s, now %s" % (name, json.dumps(was), json.dumps(is_))
   was, is_ = before["input_files"], now["input_files"]
-  if was != is_:
+  if [f[:2] for f in was] != [f[:2] for f in is_]:
     return ("the input was %d files, %d bytes; now %d files, %d bytes"
-            % (len(was), sum(s for _, s in was), len(is_),
-               sum(s for _, s in is_)))
+            % (len(was), sum(f[1] for f in was), len(is_),
+               sum(f[1] for f in is_)))
+  for old, new in zip(was, is_):
+    if old != new:
+      return ("%s changed since the stopped run (same size, modified at %s, "
+              "was %s)" % (new[0], _when(new[2]), _when(old[2])))
   return ""
+
+
+def _when(seconds: float) -> str:
+  return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def _size(path: str) -> Optional[int]:

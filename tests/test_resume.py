@@ -252,6 +252,12 @@ def test_plan_checks_flags_files_and_shards(tmp_path):
                             [paths.InputFile("/c/a.txt", 11)])
   with pytest.raises(UsageError, match="the input was 1 files, 10 bytes"):
     resume.plan(pool_dir, out, grown, 10)
+  # Same name and size, other content: its time of last change says so.
+  edited = resume.run_record({"dupe_factor": 2, "quiet": True},
+                             [paths.InputFile("/c/a.txt", 10, 86400.0)])
+  with pytest.raises(UsageError, match="/c/a.txt changed since the stopped "
+                     "run .same size, modified at 1970-01-02 00:00:00 UTC"):
+    resume.plan(pool_dir, out, edited, 10)
   # A spill file cut short: the spilled stage runs again, and no shard is
   # reused without it.
   with open(os.path.join(pool_dir, files[0].name + pool_files.DATA_SUFFIX),

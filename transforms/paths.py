@@ -40,9 +40,12 @@ class InputError(ValueError):
 
 class InputFile(NamedTuple):
   """One matched file: its path as the filesystem spells it, its size in
-  bytes."""
+  bytes and when it last changed (seconds since the epoch, as its
+  filesystem reports it: a local file's mtime, an S3 object's
+  LastModified)."""
   path: str
   size: int
+  modified: float = 0.0
 
 
 def match_files(patterns: Sequence[str]) -> List[InputFile]:
@@ -80,7 +83,8 @@ def match_files(patterns: Sequence[str]) -> List[InputFile]:
         continue  # a folder matched by a glob: its files are not asked for
       key = m.path if "://" in m.path else os.path.realpath(m.path)
       if key not in files:
-        files[key] = InputFile(m.path, m.size_in_bytes)
+        files[key] = InputFile(m.path, m.size_in_bytes,
+                               m.last_updated_in_seconds)
   if not files:
     raise InputError("--input %s matches only folders, no file"
                      % ", ".join(repr(p) for p in patterns))
@@ -148,7 +152,8 @@ def match_below(folder: str, tail: str = "**") -> List[InputFile]:
     # nested set in some future version; today it is the literal "[".
     warnings.simplefilter("ignore", FutureWarning)
     matched = FileSystems.match([pattern])[0].metadata_list
-  return [InputFile(m.path, m.size_in_bytes) for m in matched]
+  return [InputFile(m.path, m.size_in_bytes, m.last_updated_in_seconds)
+          for m in matched]
 
 
 def pattern_matches(pattern: str, path: str) -> bool:
