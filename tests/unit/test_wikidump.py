@@ -16,7 +16,7 @@ import mwparserfromhell
 import pytest
 
 from tests import wikidumps
-from tests.helpers import (one_error_line, read_ranges, run_cli,
+from tests.helpers import (REPO, one_error_line, read_ranges, run_cli,
                            sample_documents, shard_files)
 from tests.wikidumps import WikiPage
 from transforms import rejects
@@ -792,7 +792,7 @@ def test_every_languages_names_are_hidden_on_its_wiki():
 def _load_generator():
   spec = importlib.util.spec_from_file_location(
       "make_namespace_aliases", os.path.join(
-          os.path.dirname(__file__), "tools", "make_namespace_aliases.py"))
+          REPO, "tests", "tools", "make_namespace_aliases.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
