@@ -3,7 +3,9 @@
 import contextlib
 import glob
 import hashlib
+import json
 import os
+import pathlib
 import random
 import signal
 import socket
@@ -308,3 +310,63 @@ def local_cluster(**kwargs) -> Iterator[Dict]:
     pids = local_flink.stop()
     for pid in pids:
       assert not _alive(pid), "pid %d survived stop" % pid
+
+
+_KNOWN_SEQ, _KNOWN_PRED = 8, 3
+
+
+def _known_example(tokens, segments, positions, originals, label):
+  """One BERT-format tf.train.Example, padded to _KNOWN_SEQ / _KNOWN_PRED."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  vocab = {t: i for i, t in enumerate(load_vocab_list())}
+  ids = [vocab[t] for t in tokens]
+  n = len(ids)
+
+  def ints(values, size):
+    return tf.train.Feature(int64_list=tf.train.Int64List(
+        value=list(values) + [0] * (size - len(values))))
+
+  weights = [1.0] * len(positions) + [0.0] * (_KNOWN_PRED - len(positions))
+  return tf.train.Example(features=tf.train.Features(feature={
+      "input_ids": ints(ids, _KNOWN_SEQ), "input_mask": ints([1] * n, _KNOWN_SEQ),
+      "segment_ids": ints(segments, _KNOWN_SEQ),
+      "masked_lm_positions": ints(positions, _KNOWN_PRED),
+      "masked_lm_ids": ints([vocab[t] for t in originals], _KNOWN_PRED),
+      "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
+          value=weights)),
+      "next_sentence_labels": ints([label], 1)})).SerializeToString()
+
+
+def write_known_output(directory: str) -> str:
+  """A tfrecord output of three examples written record by record, whose
+  statistics the report tests work out by hand: "the [MASK] dog" ("cat"
+  shown as [MASK], "sat" as "dog": a run of 2), "a mat" ("mat" kept: a run
+  of 1) and one without a prediction; two [UNK]. Returns ``directory``."""
+  from transforms.examples import frame_records  # pylint: disable=import-outside-toplevel
+  raw = [
+      # "the [MASK] dog": "cat"→[MASK], "sat"→"dog" (random); a run of 2.
+      _known_example(["[CLS]", "the", "[MASK]", "dog", "[SEP]", "on", "[SEP]"],
+               [0, 0, 0, 0, 0, 1, 1], [2, 3], ["cat", "sat"], 1),
+      # "mat" shown as itself (kept); a run of 1.
+      _known_example(["[CLS]", "a", "mat", "[SEP]", "[UNK]", "[SEP]"],
+               [0, 0, 0, 0, 1, 1], [2], ["mat"], 0),
+      # No prediction, one [UNK].
+      _known_example(["[CLS]", "[UNK]", "is", "[SEP]"], [0, 0, 0, 0], [], [], 0),
+  ]
+  out = pathlib.Path(directory)
+  out.mkdir()
+  data = b"".join(raw)
+  framed = frame_records(data, list(np.cumsum([len(r) for r in raw])))
+  (out / "part-00000-of-00001.tfrecord").write_bytes(framed)
+  (out / "summary.json").write_text(json.dumps({
+      "format": "tfrecord", "counts": {"instances": 3},
+      "features": {"input_ids": "int64[8]", "input_mask": "int64[8]",
+                   "segment_ids": "int64[8]",
+                   "masked_lm_positions": "int64[3]",
+                   "masked_lm_ids": "int64[3]",
+                   "masked_lm_weights": "float32[3]",
+                   "next_sentence_labels": "int64[1]"},
+      "options": {"vocab_file": VOCAB, "sentence_task": "nsp"},
+      "shards": [{"path": "part-00000-of-00001.tfrecord",
+                  "bytes": len(framed)}]}))
+  return str(out)

@@ -399,22 +399,6 @@ def test_parquet_with_an_empty_row_group_reads_what_datasets_reads(
       expected)
 
 
-def test_parquet_with_an_empty_row_group_through_the_cli(tmp_path):
-  from tests.helpers import run_cli  # pylint: disable=import-outside-toplevel
-  (tmp_path / "in").mkdir()
-  path = _write_row_groups(tmp_path / "in" / "groups.parquet",
-                           _GROUPS_15_0_15)
-  out = str(tmp_path / "out")
-  run_cli(["--input=" + path, "--input_format=parquet", "--output=" + out,
-           "--quiet"])
-  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-    summary = json.load(f)
-  assert summary["counts"]["documents"] == 30
-  assert summary["counts"]["documents_read"] == 30
-  assert summary["rejected"] == {}
-  assert not os.path.exists(os.path.join(out, rejects.REJECTED_DIR))
-
-
 @pytest.mark.parametrize("fmt", ["lines", "wikiextractor", "jsonl"])
 def test_cr_only_line_endings_read_as_lf_in_every_split(tmp_path, fmt):
   """Old Mac text (lines ended by a lone CR): every document read once in
