@@ -1,9 +1,21 @@
-"""Masked-LM predictions: counts, rounding, 80/10/10, whole words, padding."""
+"""Masked-LM predictions: counts, rounding, 80/10/10, whole words, padding;
+n-gram masking against TF Model Garden's code, SpanBERT's spans, and no
+masking (left to training time)."""
+
+import collections
+import json
+import os
+import random
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
-from transforms import masking
+from tests.helpers import REPO, load_vocab_list, sample_documents
+from transforms import instances, masking
 from transforms.instances import InstanceBatch
+from transforms.tokenization import build_tokenizer
 
 CLS, SEP, MASK = 101, 102, 103
 VOCAB_SIZE = 1000
@@ -138,3 +150,256 @@ def test_masking_is_keyed():
   assert not np.array_equal(a.input_ids, c.input_ids)
   # Identical rows within a batch still get different masks.
   assert len({tuple(r) for r in a.masked_lm_positions.tolist()}) > 1
+
+
+# --- n-gram and span masking, and masking left to training time ------------
+
+def _rows_batch(rows, width, labels=None):
+  rows = [np.asarray(r, dtype=np.int32) for r in rows]
+  tokens = np.zeros((len(rows), width), dtype=np.int32)
+  for i, r in enumerate(rows):
+    tokens[i, :len(r)] = r
+  lengths = np.array([len(r) for r in rows], dtype=np.int32)
+  return instances.InstanceBatch(
+      (0, 0), tokens, lengths, lengths - 2,
+      np.zeros(len(rows), np.uint8) if labels is None else labels)
+
+
+def _packed_rows(rng, n, width):
+  """[CLS] words [SEP] words … [SEP]: whole words of 1-3 pieces (pieces
+  2000+, continuations 3000+), documents separated by [SEP]."""
+  rows = []
+  for _ in range(n):
+    row = [CLS]
+    while len(row) < width - 5:
+      if rng.random() < 0.05 and row[-1] != CLS:
+        row.append(SEP)
+      row.append(2000 + rng.randint(0, 900))
+      for _ in range(rng.choice([0, 0, 0, 1, 2])):
+        row.append(3000 + rng.randint(0, 900))
+    row.append(SEP)
+    rows.append(row[:width - 1] + [SEP] if len(row) > width else row)
+  return rows
+
+
+def _continuation(vocab_size=5000):
+  cont = np.zeros(vocab_size, dtype=bool)
+  cont[3000:4000] = True
+  return cont
+
+
+def _words_of(row, cont):
+  """[begin, end) of each whole word of a row."""
+  words, begin = [], None
+  for i, t in enumerate(row):
+    if t in (CLS, SEP):
+      if begin is not None:
+        words.append((begin, i))
+      begin = None
+    elif cont[t] and begin is not None:
+      continue
+    else:
+      if begin is not None:
+        words.append((begin, i))
+      begin = i
+  return words
+
+
+@pytest.mark.parametrize("mode", ["ngram", "span"])
+def test_ngrams_and_spans_are_whole_adjacent_words_decided_once(mode):
+  rng = random.Random(6)
+  rows = _packed_rows(rng, 300, 128)
+  batch = _rows_batch(rows, 128)
+  cont = _continuation()
+  params = (masking.MaskingParams(max_ngram_size=3) if mode == "ngram" else
+            masking.MaskingParams(span_masking="geometric"))
+  out, counts = masking.mask_batch(batch, params, 5000, MASK, cont,
+                                   np.random.default_rng(0),
+                                   special_ids=(CLS, SEP))
+  kind = "ngrams" if mode == "ngram" else "spans"
+  assert counts["masked_" + kind] == sum(
+      v for k, v in counts.items() if k.startswith("masked_%s_of_" % kind))
+  budget = masking.num_to_predict(batch.lengths, 0.15, 20)
+  mask_shares = []
+  for r, row in enumerate(rows):
+    positions = out.masked_lm_positions[r, :out.num_predictions[r]]
+    assert 0 < len(positions) <= budget[r]
+    assert all(row[p] not in (CLS, SEP) for p in positions)
+    chosen = set(positions.tolist())
+    words = _words_of(row, cont)
+    # Whole words only.
+    for begin, end in words:
+      inside = chosen & set(range(begin, end))
+      assert not inside or inside == set(range(begin, end))
+    # Maximal runs of chosen positions never cross a [SEP].
+    for p in chosen:
+      if p + 1 in chosen:
+        assert row[p + 1] not in (CLS, SEP)
+    masked = out.input_ids[r][positions] == MASK
+    mask_shares.append(masked.mean())
+  # One 80/10/10 decision per unit: a row's [MASK] share moves in steps of
+  # whole units, so rows where it is neither 0 nor 1 are rarer than with a
+  # decision per piece; overall about 80% of the units are [MASK].
+  total = counts["masked_tokens"]
+  assert 0.74 < counts["masked_as_mask_token"] / total < 0.86
+
+
+def test_span_lengths_follow_spanberts_geometric_distribution():
+  rng = random.Random(7)
+  # Long rows of one-piece words, few spans each: the lengths drawn are
+  # rarely cut by the budget or by other spans.
+  rows = [[CLS] + [2000 + rng.randint(0, 900) for _ in range(509)] + [SEP]
+          for _ in range(400)]
+  batch = _rows_batch(rows, 512)
+  params = masking.MaskingParams(span_masking="geometric",
+                                 max_predictions_per_seq=80)
+  _, counts = masking.mask_batch(batch, params, 5000, MASK, _continuation(),
+                                 np.random.default_rng(1),
+                                 special_ids=(CLS, SEP))
+  observed = np.array([counts.get("masked_spans_of_%d_words" % k, 0)
+                       for k in range(1, 11)], dtype=float)
+  expected = masking.span_length_probabilities(0.2, 10)
+  # The budget trims the last span of a row and a span stops at a word
+  # masked before (both shift lengths down a little), so compare loosely,
+  # and the distribution's mean with SpanBERT's (3.8 words).
+  shares = observed / observed.sum()
+  assert np.all(np.abs(shares - expected) < 0.04), (shares, expected)
+  assert shares[0] > shares[1] > shares[2] > shares[3] > shares[4]
+  assert abs(expected @ np.arange(1, 11) - 3.8) < 0.05
+  assert 3.2 < (shares @ np.arange(1, 11)) < 4.0
+
+
+def test_packed_separators_are_never_masked():
+  rng = random.Random(8)
+  rows = _packed_rows(rng, 200, 64)
+  batch = _rows_batch(rows, 64)
+  out, _ = masking.mask_batch(batch, masking.MaskingParams(
+      masked_lm_prob=0.5, max_predictions_per_seq=60), 5000, MASK,
+                              _continuation(), np.random.default_rng(2),
+                              special_ids=(CLS, SEP))
+  for r, row in enumerate(rows):
+    positions = out.masked_lm_positions[r, :out.num_predictions[r]]
+    assert all(row[p] != SEP for p in positions)
+
+
+def test_masking_none_leaves_the_tokens_as_they_are():
+  rng = random.Random(9)
+  rows = _packed_rows(rng, 20, 64)
+  batch = _rows_batch(rows, 64)
+  out, counts = masking.mask_batch(batch, masking.MaskingParams(
+      masking="none"), 5000, MASK, _continuation(), np.random.default_rng(3))
+  assert not counts
+  assert np.array_equal(out.input_ids, batch.tokens)
+  assert out.masked_lm_positions.shape == (20, 0)
+  assert not out.num_predictions.any()
+
+
+# --- n-gram masking against TF Model Garden's own code ----------------------
+
+MODEL_GARDEN = "tf-models-official==2.20.0"
+MODEL_GARDEN_SCRIPT = r"""
+import collections, json, random, sys
+import official.nlp.data.create_pretraining_data as mg
+rows, vocab_words, reps = json.load(sys.stdin)
+sizes, predictions, kinds = collections.Counter(), 0, collections.Counter()
+for rep in range(reps):
+  rng = random.Random(rep)
+  random.seed(rep)  # Model Garden draws the n-gram sizes from random.choices
+  for tokens in rows:
+    budget = min(20, max(1, int(round(len(tokens) * 0.15))))
+    grams = mg._tokens_to_grams(tokens)
+    for gram in mg._masking_ngrams(grams, 3, budget, rng) or []:
+      sizes[sum(1 for g in grams if gram.begin <= g.begin and
+                g.end <= gram.end)] += 1
+    out, positions, labels = mg.create_masked_lm_predictions(
+        tokens, 0.15, 20, vocab_words, rng, True, 3)
+    predictions += len(positions)
+    for p, label in zip(positions, labels):
+      kinds["mask" if out[p] == "[MASK]" else
+            "kept" if out[p] == label else "random"] += 1
+print(json.dumps({"sizes": sizes, "predictions": predictions,
+                  "kinds": kinds}))
+"""
+
+
+@pytest.fixture(scope="module")
+def model_garden():
+  """TF Model Garden's create_pretraining_data.py from PyPI (with
+  sentencepiece, which its tokenization module imports), beside this venv's
+  TensorFlow: the reference for --max_ngram_size."""
+  target = os.path.join(REPO, ".cache", "tools", "model-garden")
+  if not os.path.exists(os.path.join(target, "official", "nlp", "data",
+                                     "create_pretraining_data.py")):
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "--no-deps", "--target", target, MODEL_GARDEN,
+                    "sentencepiece==0.2.3"], check=True)
+  return target
+
+
+def _sample_rows(vocab):
+  """[CLS] A [SEP] B [SEP] rows of real sentences, up to 128 tokens."""
+  tokenizer = build_tokenizer(vocab, True)
+  rows = []
+  for doc in sample_documents():
+    ids = [tokenizer.encode(s).ids for s in doc]
+    for i in range(0, len(ids) - 1, 2):
+      a, b = ids[i][:60], ids[i + 1][:60]
+      rows.append([CLS] + a + [SEP] + b + [SEP])
+  return rows
+
+
+def test_ngram_masking_matches_model_garden(model_garden):
+  vocab = load_vocab_list()
+  rows = _sample_rows(vocab)
+  reps = 30
+  proc = subprocess.run(
+      [sys.executable, "-c", MODEL_GARDEN_SCRIPT],
+      input=json.dumps([[[vocab[t] for t in r] for r in rows], vocab, reps]),
+      capture_output=True, text=True, check=True,
+      env=dict(os.environ, PYTHONPATH=model_garden, TF_CPP_MIN_LOG_LEVEL="3"))
+  reference = json.loads(proc.stdout.strip().splitlines()[-1])
+  cont = np.array([t.startswith("##") for t in vocab])
+  width = max(len(r) for r in rows)
+  batch = _rows_batch(rows, width)
+  batch.a_lengths = np.array([r.index(SEP) - 1 for r in rows], np.int32)
+  ours = collections.Counter()
+  for rep in range(reps):
+    _, counts = masking.mask_batch(
+        batch, masking.MaskingParams(max_ngram_size=3), len(vocab), MASK,
+        cont, np.random.default_rng(rep), special_ids=(CLS, SEP))
+    ours.update(counts)
+  ref_sizes = np.array([reference["sizes"].get(str(k), 0) for k in (1, 2, 3)],
+                       dtype=float)
+  our_sizes = np.array([ours["masked_ngrams_of_%d_words" % k]
+                        for k in (1, 2, 3)], dtype=float)
+  # The share of masked n-grams by length, within 2 points.
+  assert np.all(np.abs(our_sizes / our_sizes.sum()
+                       - ref_sizes / ref_sizes.sum()) < 0.02), (
+                           our_sizes, ref_sizes)
+  # Predictions per example, within 2%.
+  ref_mean = reference["predictions"] / (reps * len(rows))
+  our_mean = ours["masked_tokens"] / (reps * len(rows))
+  assert abs(our_mean - ref_mean) < 0.02 * ref_mean, (our_mean, ref_mean)
+  # 80/10/10 (decided per n-gram in both), within 2 points.
+  ref_kinds = reference["kinds"]
+  total = sum(ref_kinds.values())
+  for ours_name, ref_name in (("masked_as_mask_token", "mask"),
+                              ("masked_kept_original", "kept"),
+                              ("masked_replaced_random", "random")):
+    assert abs(ours[ours_name] / ours["masked_tokens"]
+               - ref_kinds[ref_name] / total) < 0.02, ours_name
+
+
+def test_ngrams_longer_than_every_row():
+  """Rows of two or three words with --max_ngram_size=5: no n-gram of 4 or
+  5 words exists, and nothing breaks (a short batch, a pool's last)."""
+  rows = [[CLS, 2001, 2002, SEP], [CLS, 2003, 3004, 2005, SEP],
+          [CLS, 2006, SEP, 2007, SEP]]
+  batch = _rows_batch(rows, 8)
+  for size in (3, 4, 5, 6):
+    out, counts = masking.mask_batch(
+        batch, masking.MaskingParams(max_ngram_size=size, masked_lm_prob=1.0),
+        5000, MASK, _continuation(), np.random.default_rng(size),
+        special_ids=(CLS, SEP))
+    assert out.num_predictions.tolist() == [2, 3, 2]
+    assert counts["masked_ngrams"] >= 3
