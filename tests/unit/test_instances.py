@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from benchmarks import fidelity
+from oracles import references
 from tests.helpers import (REPO, load_vocab_list, local_test_pipeline,
                            sample_documents)
 from transforms import instances, shards
@@ -490,7 +490,7 @@ def test_doc_sentences_packs_whole_sentences_of_one_document():
   assert counts["document_end_sequences"] >= 1
   # As few sequences as any packing of whole sentences can make (a
   # dynamic program over every feasible cut, not the greedy rule).
-  fewest, _ = fidelity.whole_sentence_ceiling(
+  fewest, _ = references.whole_sentence_ceiling(
       [np.diff(offsets).tolist() for _, offsets in pool], 32,
       cross_documents=False)
   assert made == fewest
@@ -522,7 +522,7 @@ def test_full_sentences_crosses_documents_with_a_separator():
         assert s[i] // 100000 == s[i + 1] // 100000
   # Sequences are full: as few as any packing of whole sentences with
   # separators can make (a dynamic program over every feasible cut).
-  fewest, _ = fidelity.whole_sentence_ceiling(
+  fewest, _ = references.whole_sentence_ceiling(
       [np.diff(offsets).tolist() for _, offsets in pool], 64,
       cross_documents=True)
   assert len(seqs) == fewest
@@ -532,7 +532,7 @@ def test_full_sentences_crosses_documents_with_a_separator():
 def fairseq():
   """fairseq 0.8.0's TokenBlockDataset from PyPI's source release: RoBERTa's
   own packer, the reference for both packings."""
-  return fidelity.ensure_fairseq(
+  return references.ensure_fairseq(
       os.path.join(REPO, ".cache", "tools", "fairseq"))
 
 
@@ -569,7 +569,7 @@ def _pack(pool, packing, max_seq_length, fairseq):
           (row for index in range(len(pool)) for row in
            instances.pack_doc_sentences(index, pool, None, params, counts)))
   ours = [len(a) + 2 for a, _, _ in rows]
-  reference = fidelity.fairseq_blocks(
+  reference = references.fairseq_blocks(
       [np.diff(offsets).tolist() for _, offsets in pool], max_seq_length,
       packing == "full_sentences", fairseq)
   return ours, reference, counts

@@ -3,15 +3,13 @@ n-gram masking against TF Model Garden's code, SpanBERT's spans, and no
 masking (left to training time)."""
 
 import collections
-import json
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from oracles import references
 from tests.helpers import REPO, load_vocab_list, sample_documents
 from transforms import instances, masking
 from transforms.instances import InstanceBatch
@@ -296,44 +294,12 @@ def test_masking_none_leaves_the_tokens_as_they_are():
 
 # --- n-gram masking against TF Model Garden's own code ----------------------
 
-MODEL_GARDEN = "tf-models-official==2.20.0"
-MODEL_GARDEN_SCRIPT = r"""
-import collections, json, random, sys
-import official.nlp.data.create_pretraining_data as mg
-rows, vocab_words, reps = json.load(sys.stdin)
-sizes, predictions, kinds = collections.Counter(), 0, collections.Counter()
-for rep in range(reps):
-  rng = random.Random(rep)
-  random.seed(rep)  # Model Garden draws the n-gram sizes from random.choices
-  for tokens in rows:
-    budget = min(20, max(1, int(round(len(tokens) * 0.15))))
-    grams = mg._tokens_to_grams(tokens)
-    for gram in mg._masking_ngrams(grams, 3, budget, rng) or []:
-      sizes[sum(1 for g in grams if gram.begin <= g.begin and
-                g.end <= gram.end)] += 1
-    out, positions, labels = mg.create_masked_lm_predictions(
-        tokens, 0.15, 20, vocab_words, rng, True, 3)
-    predictions += len(positions)
-    for p, label in zip(positions, labels):
-      kinds["mask" if out[p] == "[MASK]" else
-            "kept" if out[p] == label else "random"] += 1
-print(json.dumps({"sizes": sizes, "predictions": predictions,
-                  "kinds": kinds}))
-"""
-
-
 @pytest.fixture(scope="module")
 def model_garden():
-  """TF Model Garden's create_pretraining_data.py from PyPI (with
-  sentencepiece, which its tokenization module imports), beside this venv's
-  TensorFlow: the reference for --max_ngram_size."""
-  target = os.path.join(REPO, ".cache", "tools", "model-garden")
-  if not os.path.exists(os.path.join(target, "official", "nlp", "data",
-                                     "create_pretraining_data.py")):
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "--no-deps", "--target", target, MODEL_GARDEN,
-                    "sentencepiece==0.2.3"], check=True)
-  return target
+  """TF Model Garden's create_pretraining_data.py from PyPI: the reference
+  for --max_ngram_size (oracles/references.py)."""
+  return references.ensure_model_garden(
+      os.path.join(REPO, ".cache", "tools", "model-garden"))
 
 
 def _sample_rows(vocab):
@@ -352,12 +318,8 @@ def test_ngram_masking_matches_model_garden(model_garden):
   vocab = load_vocab_list()
   rows = _sample_rows(vocab)
   reps = 30
-  proc = subprocess.run(
-      [sys.executable, "-c", MODEL_GARDEN_SCRIPT],
-      input=json.dumps([[[vocab[t] for t in r] for r in rows], vocab, reps]),
-      capture_output=True, text=True, check=True,
-      env=dict(os.environ, PYTHONPATH=model_garden, TF_CPP_MIN_LOG_LEVEL="3"))
-  reference = json.loads(proc.stdout.strip().splitlines()[-1])
+  reference = references.model_garden_ngram_masking(
+      [[vocab[t] for t in r] for r in rows], vocab, reps, model_garden)
   cont = np.array([t.startswith("##") for t in vocab])
   width = max(len(r) for r in rows)
   batch = _rows_batch(rows, width)
