@@ -1,6 +1,7 @@
 """Shared helpers of the test suite: corpora, running the CLI, reading records."""
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
 import json
@@ -12,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -145,39 +146,110 @@ def read_ranges(source, bundle_size: int = None):
   return out
 
 
+@dataclasses.dataclass
+class CliStop:
+  """What ``stop_cli_when`` saw: whether the signal was sent (False: the CLI
+  ended first, or the condition never held), the CLI's exit status, its
+  stdout and stderr together, the seconds from the signal to its end (None
+  if it was not over within ``end_within`` and was killed), and the pids of
+  its process group still alive ``grace`` s after it ended."""
+  stopped: bool
+  returncode: int
+  output: str
+  ended_in: Optional[float]
+  survivors: List[int]
+
+  @property
+  def interrupted(self) -> bool:
+    """Stopped by the signal, ended within the time given, not a success."""
+    return self.stopped and self.returncode != 0 and self.ended_in is not None
+
+
+def group_alive(pgid: int) -> List[int]:
+  """The processes of group ``pgid`` still running (zombies are over)."""
+  alive = []
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open("/proc/%s/stat" % entry) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+      continue
+    if int(fields[2]) == pgid and fields[0] != "Z":
+      alive.append(int(entry))
+  return alive
+
+
+def _group_survivors(pgid: int, grace: float = 5.0) -> List[int]:
+  deadline = time.monotonic() + grace
+  while True:
+    alive = group_alive(pgid)
+    if not alive or time.monotonic() >= deadline:
+      return alive
+    time.sleep(0.05)
+
+
 def stop_cli_when(args: List[str], condition: Callable[[], bool], sig: int,
                   log_path: str, env: Dict[str, str] = None,
-                  timeout: float = 300) -> bool:
-  """Runs ``python -m pipelines.mlm args`` in a process group of its own
-  (its output to ``log_path``), sends the group ``sig`` as soon as
-  ``condition()`` holds, and waits for the CLI to end. Whatever happens,
-  nothing of the group is left running. Returns whether it was stopped
-  (False: it ended before the condition held)."""
+                  timeout: float = 300, end_within: float = 120,
+                  poll: float = 0.01,
+                  after_signal: Callable[[int], None] = None,
+                  module: str = "pipelines.mlm", to_group: bool = True,
+                  grace: float = 5.0,
+                  on_start: Callable[[int], None] = None) -> CliStop:
+  """Runs ``python -m module args`` (``pipelines.mlm`` by default) in a
+  process group of its own (its output to ``log_path``); calls
+  ``on_start(pid)`` once it runs; sends ``sig`` to the group
+  (``to_group=False``: to the launcher alone) as soon as ``condition()``
+  holds (polled every ``poll`` s for up to ``timeout`` s); calls
+  ``after_signal(pid)`` if given (a SIGSTOP's caller does its work there,
+  then sends SIGCONT); waits up to ``end_within`` s for the CLI to end and
+  up to ``grace`` s more for the rest of its group. Whatever happens,
+  nothing of the group is left running."""
   full_env = dict(os.environ)
   full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   full_env.update(env or {})
   with open(log_path, "w") as log:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.mlm"] + list(args), cwd=REPO,
+        [sys.executable, "-m", module] + list(args), cwd=REPO,
         env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
-  stopped = False
+  stopped, ended_in, survivors = False, None, []
   try:
-    deadline = time.time() + timeout
-    while proc.poll() is None and time.time() < deadline:
+    if on_start:
+      on_start(proc.pid)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
       if condition():
-        os.killpg(proc.pid, sig)
-        stopped = True
+        try:
+          if to_group:
+            os.killpg(proc.pid, sig)
+          else:
+            os.kill(proc.pid, sig)
+          stopped = True
+        except ProcessLookupError:
+          pass  # over meanwhile
         break
-      time.sleep(0.01)
-    proc.wait(timeout=120)
+      time.sleep(poll)
+    sent = time.monotonic()
+    if stopped and after_signal:
+      after_signal(proc.pid)
+    try:
+      proc.wait(timeout=end_within)
+      ended_in = time.monotonic() - sent
+      survivors = _group_survivors(proc.pid, grace)
+    except subprocess.TimeoutExpired:
+      pass
   finally:
     try:
       os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
       pass
     proc.wait()
-  return stopped and proc.returncode != 0
+  with open(log_path, errors="replace") as f:
+    output = f.read()
+  return CliStop(stopped, proc.returncode, output, ended_in, survivors)
 
 
 def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess:

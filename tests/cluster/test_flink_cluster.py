@@ -123,10 +123,6 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
 def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
   """The launcher's Ctrl-C ends the job on the cluster too, not only the
   launcher: Flink lists it CANCELED."""
-  import signal  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-  import time  # pylint: disable=import-outside-toplevel
   corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
                               docs_per_file=200, seed=6)
   out = str(tmp_path / "cancelled")
@@ -135,32 +131,17 @@ def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
           "--dupe_factor=5", "--runner=PortableRunner",
           "--job_endpoint=" + cluster["job_endpoint"], "--parallelism=2",
           "--flink_master=localhost:%d" % cluster["rest_port"], "--quiet"]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
-                          cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True,
-                          start_new_session=True)
 
   def job(states):
     jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
     return [j for j in jobs if j["name"] == name and j["state"] in states]
 
-  try:
-    deadline = time.monotonic() + 180
-    while not job({"RUNNING"}):
-      assert time.monotonic() < deadline and proc.poll() is None, (
-          proc.stderr.read() if proc.poll() is not None else "no job")
-      time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=10)
-  finally:
-    try:
-      os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-      pass
-    proc.wait()
-  assert proc.returncode == 130, stderr
-  assert "interrupted by SIGINT" in stderr
+  run = stop_cli_when(args, lambda: job({"RUNNING"}), signal.SIGINT,
+                      str(tmp_path / "log"), timeout=180, poll=0.2,
+                      end_within=10)
+  assert run.stopped, run.output or "no job"
+  assert run.returncode == 130, run.output
+  assert "interrupted by SIGINT" in run.output
   deadline = time.monotonic() + 60
   while not job({"CANCELED"}):
     assert time.monotonic() < deadline, local_flink.rest(
@@ -204,7 +185,8 @@ def test_a_stopped_flink_job_resumes_to_the_clean_examples(cluster, point,
     return len(glob.glob(os.path.join(found[0], resume.SHARDS_DIR,
                                       "*.json"))) >= 3
 
-  assert stop_cli_when(args, reached, signal.SIGTERM, str(tmp_path / "log"))
+  assert stop_cli_when(args, reached, signal.SIGTERM,
+                       str(tmp_path / "log")).interrupted
   assert "_INCOMPLETE" in os.listdir(out)
   deadline = time.time() + 60
   while not _no_running_job(cluster) and time.time() < deadline:

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from pipelines import output_lock, outputs, scratch
 from tests.helpers import (REPO, assert_refused, one_error_line, run_cli,
-                           write_lines_corpus)
+                           stop_cli_when, write_lines_corpus)
 
 ARGS = ["--dupe_factor=1", "--quiet"]
 
@@ -187,22 +186,6 @@ def test_nothing_is_left_in_the_temporary_directory(corpus, tmp_path):
 # --- One run per output at a time ---------------------------------------
 
 
-def _start(args, log):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
-                          cwd=REPO, env=env, stdout=log, stderr=log,
-                          start_new_session=True)
-
-
-def _wait_for(predicate, timeout=120.0):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(0.05)
-  return False
-
-
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
 def test_a_second_run_of_the_same_output_is_refused(corpus, tmp_path,
                                                      overwrite):
@@ -210,24 +193,21 @@ def test_a_second_run_of_the_same_output_is_refused(corpus, tmp_path,
   surely starts while it runs; thawed, it finishes unharmed."""
   out = tmp_path / "out"
   lock = out / output_lock.LOCK_NAME
-  with open(str(tmp_path / "first.log"), "w") as log:
-    first = _start([_input(corpus), "--output=%s" % out] + ARGS, log)
-    try:
-      assert _wait_for(lambda: lock.exists() and lock.stat().st_size > 0)
-      os.killpg(first.pid, signal.SIGSTOP)
-      before = _tree(str(out))
-      proc = assert_refused([_input(corpus), "--output=%s" % out] + overwrite
-                            + ARGS, "in use by a running job")
-      assert "pid %d" % first.pid in proc.stderr
-      assert _tree(str(out)) == before
-      os.killpg(first.pid, signal.SIGCONT)
-      assert first.wait(timeout=300) == 0
-    finally:
-      try:
-        os.killpg(first.pid, signal.SIGKILL)
-      except ProcessLookupError:
-        pass
-      first.wait()
+
+  def refused_while_frozen(pid):
+    before = _tree(str(out))
+    proc = assert_refused([_input(corpus), "--output=%s" % out] + overwrite
+                          + ARGS, "in use by a running job")
+    assert "pid %d" % pid in proc.stderr
+    assert _tree(str(out)) == before
+    os.killpg(pid, signal.SIGCONT)
+
+  first = stop_cli_when([_input(corpus), "--output=%s" % out] + ARGS,
+                        lambda: lock.exists() and lock.stat().st_size > 0,
+                        signal.SIGSTOP, str(tmp_path / "first.log"),
+                        timeout=120, poll=0.05, end_within=300,
+                        after_signal=refused_while_frozen)
+  assert first.stopped and first.returncode == 0, first.output
   assert "summary.json" in os.listdir(out)
   assert output_lock.LOCK_NAME not in os.listdir(out)
 

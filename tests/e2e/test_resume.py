@@ -100,7 +100,7 @@ def _stop_at(args, out, point, sig, log_path, env=None):
     directory = _pool_dir(out)
     return bool(directory) and reached(directory)
 
-  return stop_cli_when(args, at_point, sig, log_path, env=env)
+  return stop_cli_when(args, at_point, sig, log_path, env=env).interrupted
 
 
 @pytest.mark.parametrize("fmt, point, sig", [
