@@ -5,6 +5,7 @@ masking (left to training time)."""
 import collections
 import os
 import random
+import typing
 
 import numpy as np
 import pytest
@@ -365,3 +366,82 @@ def test_ngrams_longer_than_every_row():
         special_ids=(CLS, SEP))
     assert out.num_predictions.tolist() == [2, 3, 2]
     assert counts["masked_ngrams"] >= 3
+
+
+# --- MaskTokens on a TestPipeline --------------------------------------------
+
+def _sentence_batches(num_batches=4, rows=40, width=64, seed=0):
+  """InstanceBatches of [CLS] A [SEP] B [SEP] rows of word ids (1000-29999,
+  never a special id), zero padded."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for b in range(num_batches):
+    lengths = rng.integers(12, width + 1, size=rows).astype(np.int32)
+    a_lengths = (lengths - 3) // 2
+    tokens = np.zeros((rows, width), np.int32)
+    for i, (n, a) in enumerate(zip(lengths, a_lengths)):
+      words = rng.integers(1000, 30000, size=n - 3)
+      tokens[i, :n] = np.concatenate([[CLS], words[:a], [SEP], words[a:],
+                                      [SEP]])
+    out.append(InstanceBatch((7, b), tokens, lengths, a_lengths,
+                             rng.integers(0, 2, size=rows).astype(np.uint8)))
+  return out
+
+
+def test_mask_tokens_transform_masks_each_batch_by_its_key():
+  """MaskTokens on Beam: each batch masked as ``mask_batch`` masks it with
+  the batch's own keyed generator (so the runner and the bundles change
+  nothing), the labels putting back exactly the tokens, [CLS]/[SEP] and
+  padding never chosen, 80/10/10 over the whole output, and a group
+  mark passed through in its place."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from apache_beam.testing.util import BeamAssertException, assert_that  # pylint: disable=import-outside-toplevel
+  from tests.helpers import local_test_pipeline  # pylint: disable=import-outside-toplevel
+  from transforms.shards import GroupMark  # pylint: disable=import-outside-toplevel
+  batches = _sentence_batches()
+  params = masking.MaskingParams(random_seed=99)
+  cont = np.zeros(30522, bool)
+  mark = GroupMark(3, 5, end=True)
+  expected = {b.key: masking.mask_batch(
+      b, params, 30522, MASK, cont, masking.batch_rng(99, b.key),
+      special_ids=(CLS, SEP))[0] for b in batches}
+  originals = {b.key: b for b in batches}
+
+  def check(elements):
+    marks = [e for e in elements if isinstance(e, GroupMark)]
+    masked = [e for e in elements if not isinstance(e, GroupMark)]
+    if marks != [mark] or sorted(m.key for m in masked) != sorted(expected):
+      raise BeamAssertException("marks %s, keys %s" % (
+          marks, [m.key for m in masked]))
+    shown = collections.Counter()
+    for m in masked:
+      want, batch = expected[m.key], originals[m.key]
+      for name in ("input_ids", "masked_lm_positions", "masked_lm_ids",
+                   "num_predictions", "next_sentence_labels"):
+        if not np.array_equal(getattr(m, name), getattr(want, name)):
+          raise BeamAssertException("%s differs for %s" % (name, m.key))
+      for i in range(len(m)):
+        k = int(m.num_predictions[i])
+        positions = m.masked_lm_positions[i, :k].astype(np.int64)
+        restored = m.input_ids[i].copy()
+        restored[positions] = m.masked_lm_ids[i, :k]
+        chosen = batch.tokens[i, positions]
+        if (not np.array_equal(restored, batch.tokens[i]) or k == 0
+            or np.isin(chosen, (CLS, SEP, 0)).any()
+            or positions.max() >= batch.lengths[i]):
+          raise BeamAssertException("row %d of %s" % (i, m.key))
+        ids = m.input_ids[i, positions]
+        shown["mask"] += int(np.count_nonzero(ids == MASK))
+        shown["kept"] += int(np.count_nonzero(ids == chosen))
+        shown["all"] += k
+    if abs(shown["mask"] / shown["all"] - 0.8) > 0.06 or abs(
+        shown["kept"] / shown["all"] - 0.1) > 0.05:
+      raise BeamAssertException("80/10/10: %s" % shown)
+
+  with local_test_pipeline() as p:
+    # Any: the pools' reader yields marks and batches alike, untyped.
+    masked = (p | beam.Create(batches + [mark]).with_output_types(typing.Any)
+              | masking.MaskTokens(params, vocab_size=30522, mask_id=MASK,
+                                   is_continuation=cont,
+                                   special_ids=(CLS, SEP)))
+    assert_that(masked, check)
