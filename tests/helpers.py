@@ -349,8 +349,9 @@ def environment(values: Dict[str, str]) -> Iterator[Dict[str, str]]:
 def cluster_job_args(bucket: str, output: str, job_endpoint: str,
                      parallelism: int, region: str) -> List[str]:
   """The job command's flags on a Flink cluster, in the shape terraform's
-  ``job_command`` output gives for EC2 (tests/test_terraform.py checks the
-  two name the same flags): input and output on S3, Beam's job server."""
+  ``job_command`` output gives for EC2 (tests/cluster/test_terraform.py
+  checks the two name the same flags): input and output on S3, Beam's job
+  server."""
   return ["--input=s3://%s/corpus/*" % bucket,
           "--output=s3://%s/output/%s" % (bucket, output),
           "--runner=PortableRunner", "--job_endpoint=" + job_endpoint,

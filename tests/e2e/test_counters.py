@@ -1,5 +1,5 @@
 """The counters add up through the command line: the issue's twenty JSON
-lines (each format on Beam's stages: tests/unit/test_counters.py)."""
+lines (each format on Beam's stages: tests/unit/test_metrics.py)."""
 
 import json
 import os
