@@ -443,3 +443,34 @@ def write_known_output(directory: str) -> str:
       "shards": [{"path": "part-00000-of-00001.tfrecord",
                   "bytes": len(framed)}]}))
   return str(out)
+
+
+def write_parquet_row_groups(path, groups, name="text"):
+  """A Parquet file written with ``ParquetWriter``, one ``write_table`` per
+  entry of ``groups`` (an empty list writes an empty row group)."""
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  schema = pa.schema([(name, pa.string())])
+  with pq.ParquetWriter(str(path), schema) as writer:
+    for texts in groups:
+      writer.write_table(pa.table({name: texts}, schema=schema))
+  return str(path)
+
+
+# Three row groups of 15, 0 and 15 texts (for write_parquet_row_groups).
+PARQUET_GROUPS_15_0_15 = [
+    ["Group one row %d says something." % i for i in range(15)], [],
+    ["Group three row %d says more." % i for i in range(15)]]
+
+
+def write_docs(path, docs):
+  """A lines-format file of ``docs`` (lists of sentences)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n\n".join("\n".join(d) for d in docs) + "\n")
+
+
+def two_sample_docs(i: int) -> List[List[str]]:
+  """Documents 2i and 2i+1 of the sample corpus (wrapping around)."""
+  docs = sample_documents()
+  return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]

@@ -7,19 +7,7 @@ import subprocess
 import sys
 
 from tests.helpers import REPO, run_cli
-from transforms import metrics, reading
-
-
-# --- lines -----------------------------------------------------------------
-
-# At least 8 KiB of clean text first: the binary probe (reading.looks_binary)
-# then never mistakes a file of many NUL or invalid bytes for binary.
-_LINES_HEADER = "".join("Header sentence %03d of the first document.\n" % i
-                        for i in range(220)).encode()
-assert len(_LINES_HEADER) > reading.BINARY_PROBE_BYTES
-
-
-# --- jsonl -----------------------------------------------------------------
+from transforms import metrics
 
 
 def test_the_issues_twenty_jsonl_lines(tmp_path):

@@ -7,21 +7,9 @@ import os
 import pytest
 
 from tests.helpers import (assert_refused, digest, read_examples, run_cli,
-                           sample_documents)
+                           two_sample_docs, write_docs)
 
 ARGS = ["--dupe_factor=1", "--quiet"]
-
-
-def _write_docs(path, docs):
-  """A lines-format file of ``docs`` (lists of sentences)."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n\n".join("\n".join(d) for d in docs) + "\n")
-
-
-def _two_docs(i):
-  docs = sample_documents()
-  return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]
 
 
 def _summary(out):
@@ -52,7 +40,7 @@ def test_every_matched_file_is_read_exactly_once(layout, tmp_path):
   names, pattern = LAYOUTS[layout]
   root = tmp_path / "in"
   for i, name in enumerate(names):
-    _write_docs(str(root / name), _two_docs(i))
+    write_docs(str(root / name), two_sample_docs(i))
   out = str(tmp_path / "out")
   run_cli(["--input=" + str(root / pattern), "--output=" + out] + ARGS)
   summary = _summary(out)
@@ -68,7 +56,7 @@ def test_the_same_files_give_the_same_output_however_they_are_named(
   root = tmp_path / "in"
   names = ["a.txt", "b[1].txt", "sub/c.txt"]
   for i, name in enumerate(names):
-    _write_docs(str(root / name), _two_docs(i))
+    write_docs(str(root / name), two_sample_docs(i))
   spellings = [
       [str(root / "**")],
       [str(root / n) for n in names],
@@ -91,7 +79,7 @@ def test_the_same_files_give_the_same_output_however_they_are_named(
 @pytest.mark.parametrize("spelling", ["{d}", "{d}/"])
 def test_a_folder_is_refused_with_the_pattern_to_use(spelling, tmp_path):
   folder = tmp_path / "corpus"
-  _write_docs(str(folder / "a.txt"), _two_docs(0))
+  write_docs(str(folder / "a.txt"), two_sample_docs(0))
   out = tmp_path / "out"
   proc = assert_refused(["--input=" + spelling.format(d=folder),
                          "--output=" + str(out)], "is a folder")
@@ -106,7 +94,7 @@ def test_a_folder_is_refused_with_the_pattern_to_use(spelling, tmp_path):
 ])
 def test_a_pattern_that_reaches_the_output_is_refused(pattern, output,
                                                       tmp_path):
-  _write_docs(str(tmp_path / "corpus/sub/a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "corpus/sub/a.txt"), two_sample_docs(0))
   proc = assert_refused(["--input=" + str(tmp_path / pattern),
                          "--output=" + str(tmp_path / output)],
                         "would read its own output")
@@ -115,7 +103,7 @@ def test_a_pattern_that_reaches_the_output_is_refused(pattern, output,
 
 
 def test_a_pattern_that_reaches_the_pool_dir_is_refused(tmp_path):
-  _write_docs(str(tmp_path / "corpus/a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "corpus/a.txt"), two_sample_docs(0))
   assert_refused(["--input=" + str(tmp_path / "corpus/**"),
                   "--output=" + str(tmp_path / "out"),
                   "--pool_dir=" + str(tmp_path / "corpus/pools")],

@@ -5,20 +5,8 @@ import os
 
 import pytest
 
-from tests.helpers import sample_documents
+from tests.helpers import two_sample_docs, write_docs
 from transforms import paths
-
-
-def _write_docs(path, docs):
-  """A lines-format file of ``docs`` (lists of sentences)."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n\n".join("\n".join(d) for d in docs) + "\n")
-
-
-def _two_docs(i):
-  docs = sample_documents()
-  return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]
 
 
 def test_match_files_unit(tmp_path):
@@ -53,13 +41,13 @@ def test_match_files_unit(tmp_path):
 def test_brackets_in_a_folder_name_given_literally(tmp_path):
   """``data[2024]/*`` matches nothing as a character class; taken
   literally, it is that folder's files."""
-  _write_docs(str(tmp_path / "data[2024]" / "a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "data[2024]" / "a.txt"), two_sample_docs(0))
   found = paths.match_files([str(tmp_path / "data[2024]" / "*")])
   assert [f.path for f in found] == [str(tmp_path / "data[2024]" / "a.txt")]
 
 
 def test_a_file_seen_through_a_link_is_read_once(tmp_path):
-  _write_docs(str(tmp_path / "c" / "a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "c" / "a.txt"), two_sample_docs(0))
   os.symlink(str(tmp_path / "c"), str(tmp_path / "link"))
   found = paths.match_files([str(tmp_path / "c" / "*.txt"),
                              str(tmp_path / "link" / "*.txt")])
@@ -67,8 +55,8 @@ def test_a_file_seen_through_a_link_is_read_once(tmp_path):
 
 
 def test_brackets_that_also_name_a_file_are_warned_about(tmp_path, caplog):
-  _write_docs(str(tmp_path / "br[ack]" / "x.txt"), _two_docs(0))
-  _write_docs(str(tmp_path / "brk" / "y.txt"), _two_docs(1))
+  write_docs(str(tmp_path / "br[ack]" / "x.txt"), two_sample_docs(0))
+  write_docs(str(tmp_path / "brk" / "y.txt"), two_sample_docs(1))
   found = paths.match_files([str(tmp_path / "br[ack]" / "*")])
   assert [f.path for f in found] == [str(tmp_path / "brk" / "y.txt")]
   assert "character class" in caplog.text and "br[ack]/x.txt" in caplog.text
