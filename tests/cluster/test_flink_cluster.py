@@ -1,4 +1,6 @@
-"""The local Flink cluster tooling, a real Flink job, and the presets.
+"""The local Flink cluster tooling and real Flink jobs (the presets and the
+configuration, without a cluster: tests/unit/test_flink.py and
+test_flink_node.py).
 
 ``runners.local_flink`` starts a real Flink 1.19 standalone cluster (a
 JobManager and a TaskManager as separate processes), Beam's Python worker
