@@ -1,16 +1,19 @@
 """Shared helpers of the test suite: corpora, running the CLI, reading records."""
 
 import contextlib
+import dataclasses
 import glob
 import hashlib
+import json
 import os
+import pathlib
 import random
 import signal
 import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 
@@ -146,39 +149,110 @@ def read_ranges(source, bundle_size: int = None):
   return out
 
 
+@dataclasses.dataclass
+class CliStop:
+  """What ``stop_cli_when`` saw: whether the signal was sent (False: the CLI
+  ended first, or the condition never held), the CLI's exit status, its
+  stdout and stderr together, the seconds from the signal to its end (None
+  if it was not over within ``end_within`` and was killed), and the pids of
+  its process group still alive ``grace`` s after it ended."""
+  stopped: bool
+  returncode: int
+  output: str
+  ended_in: Optional[float]
+  survivors: List[int]
+
+  @property
+  def interrupted(self) -> bool:
+    """Stopped by the signal, ended within the time given, not a success."""
+    return self.stopped and self.returncode != 0 and self.ended_in is not None
+
+
+def group_alive(pgid: int) -> List[int]:
+  """The processes of group ``pgid`` still running (zombies are over)."""
+  alive = []
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open("/proc/%s/stat" % entry) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+      continue
+    if int(fields[2]) == pgid and fields[0] != "Z":
+      alive.append(int(entry))
+  return alive
+
+
+def _group_survivors(pgid: int, grace: float = 5.0) -> List[int]:
+  deadline = time.monotonic() + grace
+  while True:
+    alive = group_alive(pgid)
+    if not alive or time.monotonic() >= deadline:
+      return alive
+    time.sleep(0.05)
+
+
 def stop_cli_when(args: List[str], condition: Callable[[], bool], sig: int,
                   log_path: str, env: Dict[str, str] = None,
-                  timeout: float = 300) -> bool:
-  """Runs ``python -m pipelines.mlm args`` in a process group of its own
-  (its output to ``log_path``), sends the group ``sig`` as soon as
-  ``condition()`` holds, and waits for the CLI to end. Whatever happens,
-  nothing of the group is left running. Returns whether it was stopped
-  (False: it ended before the condition held)."""
+                  timeout: float = 300, end_within: float = 120,
+                  poll: float = 0.01,
+                  after_signal: Callable[[int], None] = None,
+                  module: str = "pipelines.mlm", to_group: bool = True,
+                  grace: float = 5.0,
+                  on_start: Callable[[int], None] = None) -> CliStop:
+  """Runs ``python -m module args`` (``pipelines.mlm`` by default) in a
+  process group of its own (its output to ``log_path``); calls
+  ``on_start(pid)`` once it runs; sends ``sig`` to the group
+  (``to_group=False``: to the launcher alone) as soon as ``condition()``
+  holds (polled every ``poll`` s for up to ``timeout`` s); calls
+  ``after_signal(pid)`` if given (a SIGSTOP's caller does its work there,
+  then sends SIGCONT); waits up to ``end_within`` s for the CLI to end and
+  up to ``grace`` s more for the rest of its group. Whatever happens,
+  nothing of the group is left running."""
   full_env = dict(os.environ)
   full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   full_env.update(env or {})
   with open(log_path, "w") as log:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.mlm"] + list(args), cwd=REPO,
+        [sys.executable, "-m", module] + list(args), cwd=REPO,
         env=full_env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True)
-  stopped = False
+  stopped, ended_in, survivors = False, None, []
   try:
-    deadline = time.time() + timeout
-    while proc.poll() is None and time.time() < deadline:
+    if on_start:
+      on_start(proc.pid)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
       if condition():
-        os.killpg(proc.pid, sig)
-        stopped = True
+        try:
+          if to_group:
+            os.killpg(proc.pid, sig)
+          else:
+            os.kill(proc.pid, sig)
+          stopped = True
+        except ProcessLookupError:
+          pass  # over meanwhile
         break
-      time.sleep(0.01)
-    proc.wait(timeout=120)
+      time.sleep(poll)
+    sent = time.monotonic()
+    if stopped and after_signal:
+      after_signal(proc.pid)
+    try:
+      proc.wait(timeout=end_within)
+      ended_in = time.monotonic() - sent
+      survivors = _group_survivors(proc.pid, grace)
+    except subprocess.TimeoutExpired:
+      pass
   finally:
     try:
       os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
       pass
     proc.wait()
-  return stopped and proc.returncode != 0
+  with open(log_path, errors="replace") as f:
+    output = f.read()
+  return CliStop(stopped, proc.returncode, output, ended_in, survivors)
 
 
 def assert_refused(args: List[str], message: str) -> subprocess.CompletedProcess:
@@ -278,8 +352,9 @@ def environment(values: Dict[str, str]) -> Iterator[Dict[str, str]]:
 def cluster_job_args(bucket: str, output: str, job_endpoint: str,
                      parallelism: int, region: str) -> List[str]:
   """The job command's flags on a Flink cluster, in the shape terraform's
-  ``job_command`` output gives for EC2 (tests/test_terraform.py checks the
-  two name the same flags): input and output on S3, Beam's job server."""
+  ``job_command`` output gives for EC2 (tests/cluster/test_terraform.py
+  checks the two name the same flags): input and output on S3, Beam's job
+  server."""
   return ["--input=s3://%s/corpus/*" % bucket,
           "--output=s3://%s/output/%s" % (bucket, output),
           "--runner=PortableRunner", "--job_endpoint=" + job_endpoint,
@@ -311,3 +386,94 @@ def local_cluster(**kwargs) -> Iterator[Dict]:
     pids = local_flink.stop()
     for pid in pids:
       assert not _alive(pid), "pid %d survived stop" % pid
+
+
+_KNOWN_SEQ, _KNOWN_PRED = 8, 3
+
+
+def _known_example(tokens, segments, positions, originals, label):
+  """One BERT-format tf.train.Example, padded to _KNOWN_SEQ / _KNOWN_PRED."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  vocab = {t: i for i, t in enumerate(load_vocab_list())}
+  ids = [vocab[t] for t in tokens]
+  n = len(ids)
+
+  def ints(values, size):
+    return tf.train.Feature(int64_list=tf.train.Int64List(
+        value=list(values) + [0] * (size - len(values))))
+
+  weights = [1.0] * len(positions) + [0.0] * (_KNOWN_PRED - len(positions))
+  return tf.train.Example(features=tf.train.Features(feature={
+      "input_ids": ints(ids, _KNOWN_SEQ), "input_mask": ints([1] * n, _KNOWN_SEQ),
+      "segment_ids": ints(segments, _KNOWN_SEQ),
+      "masked_lm_positions": ints(positions, _KNOWN_PRED),
+      "masked_lm_ids": ints([vocab[t] for t in originals], _KNOWN_PRED),
+      "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
+          value=weights)),
+      "next_sentence_labels": ints([label], 1)})).SerializeToString()
+
+
+def write_known_output(directory: str) -> str:
+  """A tfrecord output of three examples written record by record, whose
+  statistics the report tests work out by hand: "the [MASK] dog" ("cat"
+  shown as [MASK], "sat" as "dog": a run of 2), "a mat" ("mat" kept: a run
+  of 1) and one without a prediction; two [UNK]. Returns ``directory``."""
+  from transforms.examples import frame_records  # pylint: disable=import-outside-toplevel
+  raw = [
+      # "the [MASK] dog": "cat"→[MASK], "sat"→"dog" (random); a run of 2.
+      _known_example(["[CLS]", "the", "[MASK]", "dog", "[SEP]", "on", "[SEP]"],
+               [0, 0, 0, 0, 0, 1, 1], [2, 3], ["cat", "sat"], 1),
+      # "mat" shown as itself (kept); a run of 1.
+      _known_example(["[CLS]", "a", "mat", "[SEP]", "[UNK]", "[SEP]"],
+               [0, 0, 0, 0, 1, 1], [2], ["mat"], 0),
+      # No prediction, one [UNK].
+      _known_example(["[CLS]", "[UNK]", "is", "[SEP]"], [0, 0, 0, 0], [], [], 0),
+  ]
+  out = pathlib.Path(directory)
+  out.mkdir()
+  data = b"".join(raw)
+  framed = frame_records(data, list(np.cumsum([len(r) for r in raw])))
+  (out / "part-00000-of-00001.tfrecord").write_bytes(framed)
+  (out / "summary.json").write_text(json.dumps({
+      "format": "tfrecord", "counts": {"instances": 3},
+      "features": {"input_ids": "int64[8]", "input_mask": "int64[8]",
+                   "segment_ids": "int64[8]",
+                   "masked_lm_positions": "int64[3]",
+                   "masked_lm_ids": "int64[3]",
+                   "masked_lm_weights": "float32[3]",
+                   "next_sentence_labels": "int64[1]"},
+      "options": {"vocab_file": VOCAB, "sentence_task": "nsp"},
+      "shards": [{"path": "part-00000-of-00001.tfrecord",
+                  "bytes": len(framed)}]}))
+  return str(out)
+
+
+def write_parquet_row_groups(path, groups, name="text"):
+  """A Parquet file written with ``ParquetWriter``, one ``write_table`` per
+  entry of ``groups`` (an empty list writes an empty row group)."""
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  schema = pa.schema([(name, pa.string())])
+  with pq.ParquetWriter(str(path), schema) as writer:
+    for texts in groups:
+      writer.write_table(pa.table({name: texts}, schema=schema))
+  return str(path)
+
+
+# Three row groups of 15, 0 and 15 texts (for write_parquet_row_groups).
+PARQUET_GROUPS_15_0_15 = [
+    ["Group one row %d says something." % i for i in range(15)], [],
+    ["Group three row %d says more." % i for i in range(15)]]
+
+
+def write_docs(path, docs):
+  """A lines-format file of ``docs`` (lists of sentences)."""
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n\n".join("\n".join(d) for d in docs) + "\n")
+
+
+def two_sample_docs(i: int) -> List[List[str]]:
+  """Documents 2i and 2i+1 of the sample corpus (wrapping around)."""
+  docs = sample_documents()
+  return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]

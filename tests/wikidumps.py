@@ -11,8 +11,13 @@ the page's stream in the dump.
 
 import bz2
 import dataclasses
+import gzip
+import os
+import random
 from typing import List, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape, quoteattr
+
+from tests.helpers import sample_documents
 
 NAMESPACES = [(-2, "Media"), (-1, "Special"), (0, ""), (1, "Talk"),
               (2, "User"), (6, "File"), (10, "Template"), (14, "Category")]
@@ -159,3 +164,56 @@ def write_streams_bz2(path: str, text: bytes, cuts: Sequence[int]
       streams.append((begin, offset))
       offset += f.write(bz2.compress(text[begin:end]))
   return streams
+
+
+def sample_pages(n=60, seed=0):
+  """Articles of the sample corpus's sentences, with the pages a dump also
+  holds: a redirect, a talk page, a template, a disambiguation page and an
+  article of templates only."""
+  rng = random.Random(seed)
+  docs = sample_documents()
+  pages = []
+  for i in range(n):
+    doc = rng.choice(docs)
+    body = " ".join(doc[:rng.randint(1, len(doc))])
+    pages.append(WikiPage(
+        "Article %d" % i,
+        "{{Infobox|n=%d}}\n'''Article %d''' is [[about|a page]]. %s<ref>r</ref>"
+        "\n\n== More ==\n%s\n[[Category:Tests]]" % (
+            i, i, body, " ".join(rng.choice(docs)))))
+    if i % 10 == 3:
+      pages.append(WikiPage("Redirect %d" % i, "#REDIRECT [[Article %d]]" % i,
+                            redirect="Article %d" % i))
+    if i % 10 == 5:
+      pages.append(WikiPage("Talk:Article %d" % i, "A comment.", namespace=1))
+    if i % 10 == 7:
+      pages.append(WikiPage("Article %d (disambiguation)" % i,
+                            "'''X''' may be:\n* [[A]]\n{{disambiguation}}"))
+    if i % 20 == 9:
+      pages.append(WikiPage("Stub %d" % i, "{{Stub}}[[Category:Stubs]]"))
+  return pages
+
+
+def write_every_layout(directory: str, pages: Sequence[WikiPage]) -> dict:
+  """``pages`` as a dump in every layout the reader takes, in
+  ``directory``: plain XML, single-stream bz2, gzip, and multistream bz2
+  with its index (7 pages a stream). Returns their paths by layout and
+  the multistream's stream offsets (``offsets``)."""
+  paths = {
+      "xml": os.path.join(directory, "testwiki-pages-articles.xml"),
+      "bz2": os.path.join(directory, "testwiki-pages-articles.xml.bz2"),
+      "gz": os.path.join(directory, "testwiki-pages-articles.xml.gz"),
+      "multistream": os.path.join(
+          directory, "testwiki-pages-articles-multistream.xml.bz2"),
+      "index": os.path.join(
+          directory, "testwiki-pages-articles-multistream-index.txt.bz2"),
+  }
+  write_plain(paths["xml"], pages)
+  write_single_stream_bz2(paths["bz2"], pages)
+  with open(paths["xml"], "rb") as f, gzip.open(paths["gz"], "wb") as g:
+    g.write(f.read())
+  offsets = write_multistream(paths["multistream"], pages,
+                              paths["index"], pages_per_stream=7)
+  paths["offsets"] = offsets
+  return paths
+

@@ -12,7 +12,6 @@ import pytest
 from pipelines import resume
 from tests.helpers import (assert_refused, digest, read_examples, run_cli,
                            stop_cli_when, write_lines_corpus)
-from transforms import metrics
 
 ARGS = ["--dupe_factor=3", "--random_next_pool_size=500", "--quiet"]
 
@@ -101,7 +100,7 @@ def _stop_at(args, out, point, sig, log_path, env=None):
     directory = _pool_dir(out)
     return bool(directory) and reached(directory)
 
-  return stop_cli_when(args, at_point, sig, log_path, env=env)
+  return stop_cli_when(args, at_point, sig, log_path, env=env).interrupted
 
 
 @pytest.mark.parametrize("fmt, point, sig", [
@@ -178,101 +177,6 @@ def test_resume_on_an_empty_output_runs_from_the_start(corpus, clean,
                    + ARGS)
   assert "resume: nothing to reuse" in result.stderr
   assert _outcome(out)[0] == clean["lines"]
-
-
-def test_tally_sums_counts_and_distributions():
-  metrics.start_tally()
-  try:
-    metrics.count("tokens", 5)
-    metrics.count("tokens", 2)
-    metrics.observe("sentences_per_document", 3)
-    metrics.observe("sentences_per_document", 9)
-    first = metrics.current_tally()
-  finally:
-    metrics.stop_tally()
-  metrics.count("tokens", 100)  # no tally open: Beam's counter only
-  assert first.counts == {"tokens": 7}
-  assert first.distributions == {"sentences_per_document": [2, 12, 3, 9]}
-  second = metrics.Tally.from_json(json.loads(json.dumps(first.to_json())))
-  second.merge(first)
-  assert second.counts == {"tokens": 14}
-  assert second.distributions == {"sentences_per_document": [4, 24, 3, 9]}
-
-
-def _spill(directory, docs, seed=9):
-  from transforms import pool_files  # pylint: disable=import-outside-toplevel
-  return pool_files.write_file(directory, docs, seed, 2)
-
-
-def test_plan_checks_flags_files_and_shards(tmp_path):
-  """resume.plan reuses the spill only when every file is there at its
-  size, a shard only when it is there at its recorded size, and refuses a
-  run record with other flags or input."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from pipelines.options import UsageError  # pylint: disable=import-outside-toplevel
-  from transforms import paths, pool_files  # pylint: disable=import-outside-toplevel
-  from transforms.tokenization import TokenizedDocument  # pylint: disable=import-outside-toplevel
-  pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
-  os.makedirs(out)
-  docs = [TokenizedDocument("d%d" % i, np.arange(5, 9 + i % 3, dtype=np.int32),
-                            np.array([4 + i % 3], dtype=np.int32))
-          for i in range(40)]
-  record = resume.run_record({"dupe_factor": 2, "quiet": True},
-                             [paths.InputFile("/c/a.txt", 10)])
-  # No record of a run: nothing to reuse.
-  assert resume.plan(pool_dir, out, record, 10) == resume.ResumePlan()
-  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(), record)
-  assert resume.plan(pool_dir, out, record, 10).spilled is None  # no spill
-  os.makedirs(os.path.join(pool_dir, resume.SHARDS_DIR))
-  files = [_spill(pool_dir, docs[:20]), _spill(pool_dir, docs[20:])]
-  pool_files.write_manifest(pool_dir, files)
-  groups = resume.num_groups(files, 10)
-  for g, size in ((0, 3), (1, 4)):
-    name = "part-%05d-of-%05d.tfrecord" % (g, groups)
-    with open(os.path.join(out, name), "wb") as f:
-      f.write(b"x" * 3)  # shard 1 is shorter than its record says
-    with open(os.path.join(pool_dir, resume.SHARDS_DIR, "%05d.json" % g),
-              "w") as f:
-      json.dump({"group": g, "groups": groups, "shard": name, "bytes": size,
-                 "tally": {"counts": {"instances": 4},
-                           "distributions": {}}}, f)
-  reuse = resume.plan(pool_dir, out, record, 10)
-  assert reuse.spilled == sorted(files, key=lambda f: f.name)
-  assert sorted(reuse.done) == [0]
-  assert reuse.tally().counts == {"instances": 4}
-  # A flag that does not change the examples may change; one that does not.
-  quiet = resume.run_record({"dupe_factor": 2, "quiet": False},
-                            [paths.InputFile("/c/a.txt", 10)])
-  assert resume.plan(pool_dir, out, quiet, 10).spilled is not None
-  other = resume.run_record({"dupe_factor": 3, "quiet": True},
-                            [paths.InputFile("/c/a.txt", 10)])
-  with pytest.raises(UsageError, match="--dupe_factor was 2, now 3"):
-    resume.plan(pool_dir, out, other, 10)
-  grown = resume.run_record({"dupe_factor": 2, "quiet": True},
-                            [paths.InputFile("/c/a.txt", 11)])
-  with pytest.raises(UsageError, match="the input was 1 files, 10 bytes"):
-    resume.plan(pool_dir, out, grown, 10)
-  # Same name and size, other content: its time of last change says so.
-  edited = resume.run_record({"dupe_factor": 2, "quiet": True},
-                             [paths.InputFile("/c/a.txt", 10, 86400.0)])
-  with pytest.raises(UsageError, match="/c/a.txt changed since the stopped "
-                     "run .same size, modified at 1970-01-02 00:00:00 UTC"):
-    resume.plan(pool_dir, out, edited, 10)
-  # A spill file cut short: the spilled stage runs again, and no shard is
-  # reused without it.
-  with open(os.path.join(pool_dir, files[0].name + pool_files.DATA_SUFFIX),
-            "ab") as f:
-    f.write(b"more")
-  assert resume.plan(pool_dir, out, record, 10) == resume.ResumePlan()
-
-
-def test_saved_rejected_records_round_trip(tmp_path):
-  from transforms import pool_files, rejects  # pylint: disable=import-outside-toplevel
-  records = [rejects.Rejected("a.txt:5", "parse", "malformed_jsonl_lines",
-                              "JSONDecodeError: x", "{bad \udcff"),
-             rejects.Rejected("b.txt:0", "read", "unreadable_files", "OSError")]
-  name = pool_files.write_rejected(str(tmp_path), records)
-  assert resume.saved_rejected(name, str(tmp_path)) == records
 
 
 def test_a_run_refused_for_its_rejects_resumes_with_a_higher_limit(

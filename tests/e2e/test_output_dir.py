@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from pipelines import output_lock, outputs, scratch
 from tests.helpers import (REPO, assert_refused, one_error_line, run_cli,
-                           write_lines_corpus)
+                           stop_cli_when, write_lines_corpus)
 
 ARGS = ["--dupe_factor=1", "--quiet"]
 
@@ -101,17 +100,6 @@ def test_an_interrupted_run_beside_other_files_is_refused(corpus, tmp_path):
   assert "part-00000-of-00002.tfrecord" not in os.listdir(out)
 
 
-def test_own_entries():
-  for name in ("part-00000-of-00004.tfrecord", "part-00001-of-00002.parquet",
-               "summary.json", "_rejected", "transformed_metadata", "_pools",
-               "_INCOMPLETE", "_LOCK", "beam-temp-part-0a1b"):
-    assert outputs.own_entry(name), name
-  for name in ("precious.txt", "photos", "partner.txt", ".ssh", "summary",
-               "part-1-intro.tex", "part-00000-of-00004.tex",
-               "part-00000.tfrecord"):
-    assert not outputs.own_entry(name), name
-
-
 def test_overwrite_leaves_files_named_like_ours_but_not_ours(corpus, tmp_path):
   """A thesis folder: part-1-intro.tex, part-2-methods.tex and a
   summary.json of its own. --overwrite deleted all three."""
@@ -195,34 +183,7 @@ def test_nothing_is_left_in_the_temporary_directory(corpus, tmp_path):
                                             "someone-elses.txt"])
 
 
-def test_scratch_dir_unit(tmp_path):
-  box = scratch.ScratchDir(str(tmp_path))
-  path = box.enter()
-  assert os.environ["TMPDIR"] == path and os.path.isdir(path)
-  open(os.path.join(path, "f"), "w").close()
-  box.exit()
-  box.exit()  # twice: a signal watcher and the main thread may both call it
-  assert os.listdir(tmp_path) == []
-  assert os.environ.get("TMPDIR") != path
-
-
 # --- One run per output at a time ---------------------------------------
-
-
-def _start(args, log):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  return subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
-                          cwd=REPO, env=env, stdout=log, stderr=log,
-                          start_new_session=True)
-
-
-def _wait_for(predicate, timeout=120.0):
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if predicate():
-      return True
-    time.sleep(0.05)
-  return False
 
 
 @pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
@@ -232,24 +193,21 @@ def test_a_second_run_of_the_same_output_is_refused(corpus, tmp_path,
   surely starts while it runs; thawed, it finishes unharmed."""
   out = tmp_path / "out"
   lock = out / output_lock.LOCK_NAME
-  with open(str(tmp_path / "first.log"), "w") as log:
-    first = _start([_input(corpus), "--output=%s" % out] + ARGS, log)
-    try:
-      assert _wait_for(lambda: lock.exists() and lock.stat().st_size > 0)
-      os.killpg(first.pid, signal.SIGSTOP)
-      before = _tree(str(out))
-      proc = assert_refused([_input(corpus), "--output=%s" % out] + overwrite
-                            + ARGS, "in use by a running job")
-      assert "pid %d" % first.pid in proc.stderr
-      assert _tree(str(out)) == before
-      os.killpg(first.pid, signal.SIGCONT)
-      assert first.wait(timeout=300) == 0
-    finally:
-      try:
-        os.killpg(first.pid, signal.SIGKILL)
-      except ProcessLookupError:
-        pass
-      first.wait()
+
+  def refused_while_frozen(pid):
+    before = _tree(str(out))
+    proc = assert_refused([_input(corpus), "--output=%s" % out] + overwrite
+                          + ARGS, "in use by a running job")
+    assert "pid %d" % pid in proc.stderr
+    assert _tree(str(out)) == before
+    os.killpg(pid, signal.SIGCONT)
+
+  first = stop_cli_when([_input(corpus), "--output=%s" % out] + ARGS,
+                        lambda: lock.exists() and lock.stat().st_size > 0,
+                        signal.SIGSTOP, str(tmp_path / "first.log"),
+                        timeout=120, poll=0.05, end_within=300,
+                        after_signal=refused_while_frozen)
+  assert first.stopped and first.returncode == 0, first.output
   assert "summary.json" in os.listdir(out)
   assert output_lock.LOCK_NAME not in os.listdir(out)
 
@@ -276,19 +234,3 @@ def test_a_lock_whose_holder_was_killed_is_taken_over(corpus, tmp_path):
   run_cli([_input(corpus), "--output=%s" % out] + ARGS)
   assert "summary.json" in os.listdir(out)
   assert output_lock.LOCK_NAME not in os.listdir(out)
-
-
-def test_holder_gone_unit():
-  now = time.time()
-  me = output_lock.holder_description("x")
-  assert not output_lock.holder_gone(me, now)
-  dead = subprocess.run([sys.executable, "-c", "pass"], check=True)
-  del dead
-  gone = dict(me, pid=2 ** 22 + 17)  # above the kernel's pid_max default
-  assert output_lock.holder_gone(gone, now)
-  reused = dict(me, process_start="1")  # the pid now names a later process
-  assert output_lock.holder_gone(reused, now)
-  elsewhere = dict(me, host="another-host", boot_id="b")
-  assert not output_lock.holder_gone(elsewhere, now + 60)
-  assert output_lock.holder_gone(elsewhere,
-                                 now + output_lock.STALE_SECONDS + 1)

@@ -184,8 +184,9 @@ def test_local_s3_is_stopped_when_the_body_raises(error):
 
 
 def test_local_s3_on_another_address():
-  """On a given address (the Flink hosts' bridge in tests/test_flink_hosts.py).
-  ``weed`` listens on loopback too, on the same ports, and nowhere else."""
+  """On a given address (the Flink hosts' bridge in
+  tests/cluster/test_flink_hosts.py). ``weed`` listens on loopback too, on
+  the same ports, and nowhere else."""
   with local_s3.server("127.0.0.2") as url:
     assert url.startswith("http://127.0.0.2:")
     s3 = _client(url)

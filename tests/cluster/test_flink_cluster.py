@@ -1,4 +1,6 @@
-"""The local Flink cluster tooling, a real Flink job, and the presets.
+"""The local Flink cluster tooling and real Flink jobs (the presets and the
+configuration, without a cluster: tests/unit/test_flink.py and
+test_flink_node.py).
 
 ``runners.local_flink`` starts a real Flink 1.19 standalone cluster (a
 JobManager and a TaskManager as separate processes), Beam's Python worker
@@ -7,7 +9,6 @@ Flink schedules it on the TaskManager, and its Python work runs in the
 worker pool (the EXTERNAL environment), as on the EC2 cluster.
 """
 
-import base64
 import glob
 import json
 import os
@@ -16,10 +17,9 @@ import socket
 import time
 
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import resume
-from runners import flink, flink_node, local_flink
+from runners import flink_node, local_flink
 from tests.helpers import (REPO, digest, free_port, local_cluster,
                            read_examples, run_cli, stop_cli_when,
                            write_lines_corpus)
@@ -122,102 +122,9 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   assert any("GroupPools" in n for n in names), names
 
 
-def test_flink_metrics_are_read_from_the_accumulator_beam_keeps():
-  """The shape Beam's Flink runner gives ``GET /jobs/<id>/accumulators``
-  (seen on this cluster): user counters as base64 varints."""
-  def counter(name, value, namespace="mlm"):
-    payload, out = value, bytearray()
-    while payload >= 0x80:
-      out.append((payload & 0x7F) | 0x80)
-      payload >>= 7
-    out.append(payload)
-    return {"urn": "beam:metric:user:sum_int64:v1",
-            "type": "beam:metrics:sum_int64:v1",
-            "payload": base64.b64encode(bytes(out)).decode(),
-            "labels": {"NAMESPACE": namespace, "NAME": name,
-                       "PTRANSFORM": "ref_AppliedPTransform_Read_3"}}
-  value = {"metrics": {"attempted": [
-      counter("documents_read", 103), counter("documents_read", 97),
-      counter("input_bytes", 2_071_509), counter("other", 5, "beam"),
-      {"urn": "beam:metric:pardo_execution_time:start_bundle_msecs:v1",
-       "type": "beam:metrics:sum_int64:v1", "payload": "AA==",
-       "labels": {"PTRANSFORM": "fn/write/ref_PCollection_PCollection_22:0"}}
-  ]}}
-  answer = {"job-accumulators": [], "user-task-accumulators": [
-      {"name": "__metricscontainers", "type": "MetricsAccumulator",
-       "value": json.dumps(value, indent=2)}]}
-  assert flink.metric_counts(answer) == {"documents_read": 200,
-                                         "input_bytes": 2_071_509}
-
-
-def test_flink_rest_address():
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
-  def url(*args):
-    return flink.rest_url(PipelineOptions(list(args)))
-  assert url("--flink_master=jm:8082") == "http://jm:8082"
-  assert url("--job_endpoint=10.0.0.5:8099") == "http://10.0.0.5:8081"
-  assert url("--flink_master=[auto]") is None
-
-
-def test_flink_presets():
-  argv = flink.with_defaults(["--runner=FlinkRunner",
-                              "--flink_master=10.0.0.5:8081",
-                              "--output=s3://b/output/Run 1/"])
-  assert "--flink_version=1.19" in argv  # the clusters' Flink
-  assert "--environment_type=EXTERNAL" in argv
-  assert "--environment_config=localhost:50000" in argv
-  assert "--flink_submit_uber_jar" in argv
-  assert "--job_name=mlm-pipeline-run-1" in argv
-  mine = flink.with_defaults(["--runner=FlinkRunner", "--flink_master=[local]",
-                              "--environment_type=LOOPBACK",
-                              "--job_name=mine", "--flink_version=1.20"])
-  assert "--flink_submit_uber_jar" not in mine
-  assert "--environment_config=localhost:50000" not in mine
-  assert mine.count("--flink_version=1.20") == 1 and "--job_name=mine" in mine
-  assert flink.with_defaults(["--runner=DirectRunner"]) == [
-      "--runner=DirectRunner"]
-  portable = flink.with_defaults(["--runner=PortableRunner",
-                                  "--job_endpoint=localhost:8099",
-                                  "--output=/tmp/out"])
-  assert "--environment_type=EXTERNAL" in portable
-  assert "--environment_config=localhost:50000" in portable
-  assert "--job_name=mlm-pipeline-out" in portable
-  assert not any(a.startswith("--flink") for a in portable)
-  # The artifact service beside the job server, at the address given (a
-  # cluster host's job server listens on 0.0.0.0 and would name that).
-  assert "--artifact_endpoint=localhost:8098" in portable
-  given = flink.with_defaults(["--runner=PortableRunner",
-                               "--job_endpoint=10.0.0.5:9099",
-                               "--artifact_endpoint=10.0.0.6:1234"])
-  assert [a for a in given if a.startswith("--artifact_endpoint")] == [
-      "--artifact_endpoint=10.0.0.6:1234"]
-  assert "--artifact_endpoint=10.0.0.5:9098" in flink.with_defaults(
-      ["--runner=PortableRunner", "--job_endpoint=10.0.0.5:9099"])
-  # Blocking exchanges (a lost TaskManager restarts only its stages) and
-  # workers kept between stages, on both runners; a value given wins, and
-  # the job server gets it as Beam's Java option.
-  for runner in (argv, portable):
-    assert "--execution_mode_for_batch=BATCH_FORCED" in runner
-    assert "--environment_cache_millis=10000" in runner
-  own = flink.with_defaults(["--runner=PortableRunner",
-                             "--execution_mode_for_batch=PIPELINED",
-                             "--environment_cache_millis=0"])
-  assert [a for a in own if a.startswith(("--execution_mode",
-                                          "--environment_cache"))] == [
-                                              "--execution_mode_for_batch="
-                                              "PIPELINED",
-                                              "--environment_cache_millis=0"]
-  options = PipelineOptions(own).get_all_options()
-  assert options["execution_mode_for_batch"] == "PIPELINED"
-
-
 def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
   """The launcher's Ctrl-C ends the job on the cluster too, not only the
   launcher: Flink lists it CANCELED."""
-  import signal  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
-  import time  # pylint: disable=import-outside-toplevel
   corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
                               docs_per_file=200, seed=6)
   out = str(tmp_path / "cancelled")
@@ -226,69 +133,23 @@ def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
           "--dupe_factor=5", "--runner=PortableRunner",
           "--job_endpoint=" + cluster["job_endpoint"], "--parallelism=2",
           "--flink_master=localhost:%d" % cluster["rest_port"], "--quiet"]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen([sys.executable, "-m", "pipelines.mlm"] + args,
-                          cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True,
-                          start_new_session=True)
 
   def job(states):
     jobs = local_flink.rest("/jobs/overview", cluster["rest_port"])["jobs"]
     return [j for j in jobs if j["name"] == name and j["state"] in states]
 
-  try:
-    deadline = time.monotonic() + 180
-    while not job({"RUNNING"}):
-      assert time.monotonic() < deadline and proc.poll() is None, (
-          proc.stderr.read() if proc.poll() is not None else "no job")
-      time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=10)
-  finally:
-    try:
-      os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-      pass
-    proc.wait()
-  assert proc.returncode == 130, stderr
-  assert "interrupted by SIGINT" in stderr
+  run = stop_cli_when(args, lambda: job({"RUNNING"}), signal.SIGINT,
+                      str(tmp_path / "log"), timeout=180, poll=0.2,
+                      end_within=10)
+  assert run.stopped, run.output or "no job"
+  assert run.returncode == 130, run.output
+  assert "interrupted by SIGINT" in run.output
   deadline = time.monotonic() + 60
   while not job({"CANCELED"}):
     assert time.monotonic() < deadline, local_flink.rest(
         "/jobs/overview", cluster["rest_port"])
     time.sleep(0.5)
   assert "_INCOMPLETE" in os.listdir(out)
-
-
-def test_flink_config_restarts_lost_stages_and_drops_dead_taskmanagers():
-  """The JobManager's restart settings as runners/flink_node.py writes them:
-  region failover, a constant exponential-delay backoff (failures within
-  one backoff merged), the slot wait, and heartbeats that drop a dead
-  TaskManager well within the restarts."""
-  import yaml  # pylint: disable=import-outside-toplevel  (PyYAML: a Beam dependency)
-  config = yaml.safe_load(flink_node.flink_config(
-      tmp_dir="/t", jobmanager_address="10.0.0.1", address="10.0.0.2",
-      bind_host="0.0.0.0", slots=2, taskmanager_memory="2g",
-      taskmanager_off_heap="256m", jobmanager_memory="1g", rest_port=8081,
-      restart_attempts=7, restart_delay_s=3, slot_timeout_s=30))
-  assert config["jobmanager"]["execution"]["failover-strategy"] == "region"
-  strategy = config["restart-strategy"]
-  assert strategy["type"] == "exponential-delay"
-  backoff = strategy["exponential-delay"]
-  assert backoff["initial-backoff"] == backoff["max-backoff"] == "3 s"
-  assert backoff["attempts-before-reset-backoff"] == 7
-  assert backoff["backoff-multiplier"] > 1  # Flink refuses 1
-  assert config["slot"]["request"]["timeout"] == 30000
-  dropped_after_ms = max(2 * config["heartbeat"]["interval"],
-                         config["heartbeat"]["timeout"])
-  assert 7 * 3000 >= dropped_after_ms
-  defaults = yaml.safe_load(flink_node.flink_config(
-      tmp_dir="/t", jobmanager_address="a", address="a", bind_host="a",
-      slots=1, taskmanager_memory="1g", taskmanager_off_heap="1m",
-      jobmanager_memory="1g", rest_port=1))
-  assert (flink_node.RESTART_ATTEMPTS * flink_node.RESTART_DELAY_S * 1000
-          >= 2 * max(2 * defaults["heartbeat"]["interval"],
-                     defaults["heartbeat"]["timeout"]))
 
 
 def _no_running_job(cluster):
@@ -326,7 +187,8 @@ def test_a_stopped_flink_job_resumes_to_the_clean_examples(cluster, point,
     return len(glob.glob(os.path.join(found[0], resume.SHARDS_DIR,
                                       "*.json"))) >= 3
 
-  assert stop_cli_when(args, reached, signal.SIGTERM, str(tmp_path / "log"))
+  assert stop_cli_when(args, reached, signal.SIGTERM,
+                       str(tmp_path / "log")).interrupted
   assert "_INCOMPLETE" in os.listdir(out)
   deadline = time.time() + 60
   while not _no_running_job(cluster) and time.time() < deadline:

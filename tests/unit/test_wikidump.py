@@ -5,7 +5,6 @@ The dumps are written by tests/wikidumps.py from wikitext written here."""
 import bisect
 import bz2
 import collections
-import gzip
 import importlib.util
 import json
 import os
@@ -16,8 +15,7 @@ import mwparserfromhell
 import pytest
 
 from tests import wikidumps
-from tests.helpers import (one_error_line, read_ranges, run_cli,
-                           sample_documents, shard_files)
+from tests.helpers import REPO, read_ranges
 from tests.wikidumps import WikiPage
 from transforms import rejects
 from transforms import wikidump
@@ -59,6 +57,11 @@ PARIS_PARAGRAPHS = [
     "See the city's site and the Category:Cities in France page & more.",
     "Its tower has and a height of note. It stands.",
 ]
+
+
+@pytest.fixture(name="dumps")
+def _dumps(tmp_path):
+  return wikidumps.write_every_layout(str(tmp_path), wikidumps.sample_pages())
 
 
 def test_wikitext_becomes_the_paragraphs_an_article_shows():
@@ -166,40 +169,6 @@ def test_index_names_follow_wikimedias():
       "/d/enwiki-20260601-pages-articles-multistream-index.txt.bz2")
 
 
-def _pages(n=60, seed=0):
-  """Articles of the sample corpus's sentences, with the pages a dump also
-  holds: a redirect, a talk page, a template, a disambiguation page and an
-  article of templates only."""
-  rng = random.Random(seed)
-  docs = sample_documents()
-  pages = []
-  for i in range(n):
-    doc = rng.choice(docs)
-    body = " ".join(doc[:rng.randint(1, len(doc))])
-    pages.append(WikiPage(
-        "Article %d" % i,
-        "{{Infobox|n=%d}}\n'''Article %d''' is [[about|a page]]. %s<ref>r</ref>"
-        "\n\n== More ==\n%s\n[[Category:Tests]]" % (
-            i, i, body, " ".join(rng.choice(docs)))))
-    if i % 10 == 3:
-      pages.append(WikiPage("Redirect %d" % i, "#REDIRECT [[Article %d]]" % i,
-                            redirect="Article %d" % i))
-    if i % 10 == 5:
-      pages.append(WikiPage("Talk:Article %d" % i, "A comment.", namespace=1))
-    if i % 10 == 7:
-      pages.append(WikiPage("Article %d (disambiguation)" % i,
-                            "'''X''' may be:\n* [[A]]\n{{disambiguation}}"))
-    if i % 20 == 9:
-      pages.append(WikiPage("Stub %d" % i, "{{Stub}}[[Category:Stubs]]"))
-  return pages
-
-
-EXPECTED_SKIPS = {"wiki_pages_skipped_redirect": 6,
-                  "wiki_pages_skipped_namespace": 6,
-                  "wiki_pages_skipped_disambiguation": 6,
-                  "wiki_pages_empty": 3}
-
-
 def _read(path, bundle_size=None, **kwargs):
   """Every element the source yields, range by range when ``bundle_size``."""
   return read_ranges(wikidump.WikiDumpSource(path, **kwargs), bundle_size)
@@ -211,28 +180,6 @@ def _articles(elements):
 
 def _texts(elements):
   return sorted(tuple(paragraphs) for _, paragraphs in elements)
-
-
-@pytest.fixture(name="dumps")
-def _dumps(tmp_path):
-  pages = _pages()
-  paths = {
-      "xml": str(tmp_path / "testwiki-pages-articles.xml"),
-      "bz2": str(tmp_path / "testwiki-pages-articles.xml.bz2"),
-      "gz": str(tmp_path / "testwiki-pages-articles.xml.gz"),
-      "multistream": str(tmp_path /
-                         "testwiki-pages-articles-multistream.xml.bz2"),
-      "index": str(tmp_path /
-                   "testwiki-pages-articles-multistream-index.txt.bz2"),
-  }
-  wikidumps.write_plain(paths["xml"], pages)
-  wikidumps.write_single_stream_bz2(paths["bz2"], pages)
-  with open(paths["xml"], "rb") as f, gzip.open(paths["gz"], "wb") as g:
-    g.write(f.read())
-  offsets = wikidumps.write_multistream(paths["multistream"], pages,
-                                        paths["index"], pages_per_stream=7)
-  paths["offsets"] = offsets
-  return paths
 
 
 def test_every_layout_reads_the_same_articles(dumps):
@@ -318,37 +265,6 @@ def test_an_oversized_page_is_set_aside(tmp_path):
       ["Some text here."], ["More text."]]
   [rejected] = [e for e in out if isinstance(e, rejects.Rejected)]
   assert rejected.reason == "oversized_wiki_pages"
-
-
-def test_dump_to_tfrecords_with_its_counts(dumps, tmp_path):
-  out = str(tmp_path / "out")
-  # The index file matches the input pattern too: it is used, not read.
-  run_cli(["--input=" + os.path.join(os.path.dirname(dumps["multistream"]),
-                                     "*-multistream*.bz2"),
-           "--input_format=wikidump", "--output=" + out, "--dupe_factor=2",
-           "--direct_num_workers=2",
-           "--direct_running_mode=multi_processing"])
-  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-    summary = json.load(f)
-  counts = summary["counts"]
-  assert counts["wiki_pages_read"] == len(_pages())
-  for name, value in EXPECTED_SKIPS.items():
-    assert counts[name] == value, name
-  # Every page is a document record read; the skipped ones are dropped.
-  assert counts["documents_read"] == len(_pages())
-  assert counts["documents"] == 60
-  assert counts["wiki_pages_unparsed"] == 0
-  assert counts["instances"] > 0 and shard_files(out)
-  assert summary["rejected"] == {}
-
-
-def test_a_file_that_is_no_dump_is_refused_before_work(tmp_path):
-  path = tmp_path / "notes.txt"
-  path.write_text("just some text\n")
-  proc = run_cli(["--input=" + str(path), "--input_format=wikidump",
-                  "--output=" + str(tmp_path / "out")], check=False)
-  assert proc.returncode == 2
-  assert "MediaWiki XML dump" in one_error_line(proc.stderr), proc.stderr
 
 
 def test_a_stream_header_across_the_range_end_is_found(monkeypatch, tmp_path):
@@ -643,29 +559,6 @@ def test_a_stream_header_is_recognised_where_it_begins(tmp_path):
     assert wikidump.first_misfit(f, (0, 3, len(first))) == 3
 
 
-def test_a_dump_read_with_another_dumps_index_says_so_in_its_summary(
-    dumps, tmp_path):
-  directory = tmp_path / "mismatched"
-  directory.mkdir()
-  dump = directory / os.path.basename(dumps["multistream"])
-  dump.write_bytes(open(dumps["multistream"], "rb").read())
-  # The index of the same pages written 5 to a stream instead of 7.
-  wikidumps.write_multistream(str(tmp_path / "other.xml.bz2"), _pages(),
-                              wikidump.index_path_for(str(dump)),
-                              pages_per_stream=5)
-  out = str(tmp_path / "out")
-  run_cli(["--input=" + str(dump), "--input_format=wikidump",
-           "--output=" + out, "--direct_num_workers=2",
-           "--direct_running_mode=multi_processing"])
-  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-    summary = json.load(f)
-  assert summary["counts"]["wiki_indexes_not_matching_dump"] == 1
-  # Every page read, every article kept, nothing set aside.
-  assert summary["counts"]["wiki_pages_read"] == len(_pages())
-  assert summary["counts"]["documents"] == 60
-  assert summary["rejected"] == {}
-
-
 # --- Namespace names of every language --------------------------------------
 
 # The Media, File and Category namespaces as these wikis' <siteinfo> names
@@ -792,7 +685,7 @@ def test_every_languages_names_are_hidden_on_its_wiki():
 def _load_generator():
   spec = importlib.util.spec_from_file_location(
       "make_namespace_aliases", os.path.join(
-          os.path.dirname(__file__), "tools", "make_namespace_aliases.py"))
+          REPO, "tests", "tools", "make_namespace_aliases.py"))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module

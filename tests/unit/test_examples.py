@@ -127,3 +127,42 @@ def test_write_examples_writes_one_shard_per_pool_group(tmp_path):
         else {})
   assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
       "part-00000-of-00003.tfrecord", "part-00002-of-00003.tfrecord"]
+
+
+def test_write_examples_shards_parse_with_tensorflow(tmp_path):
+  """WriteExamples on Beam, dealing batches to a fixed number of shards:
+  the shards are named part-NNNNN-of-00002.tfrecord, TensorFlow parses
+  every record with BERT's feature spec, and the examples read back are
+  the batches' rows, each once, feature for feature."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from tests.helpers import local_test_pipeline, read_examples  # pylint: disable=import-outside-toplevel
+  batches = [_random_batch(n=n, seed=s) for s, n in ((4, 30), (5, 11),
+                                                     (6, 19))]
+  out = str(tmp_path / "out")
+  with local_test_pipeline() as p:
+    _ = (p | beam.Create(batches)
+         | examples.WriteExamples(out, num_shards=2))
+  assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [
+      "part-00000-of-00002.tfrecord", "part-00001-of-00002.tfrecord"]
+  parsed = read_examples(out, max_seq_length=16, max_predictions_per_seq=5)
+
+  def rows(features):
+    return sorted(
+        (tuple(f["input_ids"]), tuple(f["input_mask"]), tuple(f["segment_ids"]),
+         tuple(f["masked_lm_positions"]),
+         tuple(f["masked_lm_ids"][f["masked_lm_weights"] > 0]),
+         tuple(f["masked_lm_weights"]), int(f["next_sentence_labels"][0]))
+        for f in features)
+
+  expected = []
+  for b in batches:
+    for i in range(len(b)):
+      expected.append({
+          "input_ids": b.input_ids[i], "input_mask": b.input_mask[i],
+          "segment_ids": b.segment_ids[i],
+          "masked_lm_positions": b.masked_lm_positions[i],
+          "masked_lm_ids": b.masked_lm_ids[i],
+          "masked_lm_weights": b.masked_lm_weights[i],
+          "next_sentence_labels": b.next_sentence_labels[i:i + 1]})
+  assert len(parsed) == sum(len(b) for b in batches) == 60
+  assert rows(parsed) == rows(expected)

@@ -8,15 +8,19 @@ from typing import Dict, Set
 
 from tests.helpers import REPO
 
-PACKAGES = ("pipelines", "transforms", "runners", "benchmarks", "tests")
+PACKAGES = ("pipelines", "transforms", "runners", "oracles", "benchmarks",
+            "tests")
 # What each package of the product may import (besides itself): the
 # stages (transforms/) know nothing of the command line or the runners;
 # the runners nothing of the command line; nothing of the product imports
-# the benchmarks or the tests.
+# the oracles, the benchmarks or the tests. The oracles import nothing of
+# the project: the reference a test compares the pipeline with cannot
+# share its bugs.
 MAY_IMPORT = {
     "transforms": set(),
     "runners": {"transforms"},
     "pipelines": {"transforms", "runners"},
+    "oracles": set(),
 }
 
 
@@ -49,10 +53,12 @@ def module_graph() -> Dict[str, Set[str]]:
   """Every module of the packages → the project modules it imports."""
   modules = {}
   for package in PACKAGES:
-    for name in sorted(os.listdir(os.path.join(REPO, package))):
-      if name.endswith(".py") and name != "__init__.py":
-        path = os.path.join(REPO, package, name)
-        modules[_module_name(path)] = _imports(path)
+    for folder, dirs, names in os.walk(os.path.join(REPO, package)):
+      dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+      for name in sorted(names):
+        if name.endswith(".py") and name != "__init__.py":
+          path = os.path.join(folder, name)
+          modules[_module_name(path)] = _imports(path)
   return {module: {name for name in imports if name in modules}
           for module, imports in modules.items()}
 
@@ -67,6 +73,17 @@ def test_packages_import_only_what_they_may():
       other = name.split(".")[0]
       if other != package and other not in MAY_IMPORT[package]:
         wrong.append("%s imports %s" % (module, name))
+  assert not wrong, wrong
+
+
+def test_tests_take_their_references_from_the_oracles_not_the_benchmarks():
+  """A test compares with ``oracles/``, which the benchmarks import too; a
+  benchmark is a measurement, free to change, never a test's reference."""
+  graph = module_graph()
+  assert "tests.unit.test_architecture" in graph  # the tiers' folders read
+  wrong = ["%s imports %s" % (module, name)
+           for module, imports in graph.items() if module.startswith("tests.")
+           for name in imports if name.startswith("benchmarks.")]
   assert not wrong, wrong
 
 

@@ -1,4 +1,4 @@
-"""The spill step's tally of records set aside stays bounded."""
+"""transforms/pool_files.py: the spill step's tally of records set aside stays bounded."""
 
 import json
 

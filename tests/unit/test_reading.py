@@ -14,7 +14,8 @@ import pytest
 import zstandard
 from apache_beam.testing.util import assert_that, equal_to
 
-from tests.helpers import local_test_pipeline, read_source
+from tests.helpers import (PARQUET_GROUPS_15_0_15, local_test_pipeline,
+                           read_source, write_parquet_row_groups)
 from transforms import paths
 from transforms import reading
 from transforms import rejects
@@ -347,18 +348,6 @@ def test_parquet_without_the_column_is_set_aside(tmp_path):
   assert rejected.reason == "unreadable_files"
 
 
-def _write_row_groups(path, groups, name="text"):
-  """A Parquet file written with ``ParquetWriter``, one ``write_table`` per
-  entry of ``groups`` (an empty list writes an empty row group)."""
-  import pyarrow as pa  # pylint: disable=import-outside-toplevel
-  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
-  schema = pa.schema([(name, pa.string())])
-  with pq.ParquetWriter(str(path), schema) as writer:
-    for texts in groups:
-      writer.write_table(pa.table({name: texts}, schema=schema))
-  return str(path)
-
-
 def _datasets_texts(path, tmp_path, monkeypatch):
   """The ``text`` column as Hugging Face ``datasets`` reads it, offline,
   with its cache under ``tmp_path``."""
@@ -375,18 +364,14 @@ def _datasets_texts(path, tmp_path, monkeypatch):
   return list(dataset["text"])
 
 
-_GROUPS_15_0_15 = [["Group one row %d says something." % i for i in range(15)],
-                   [],
-                   ["Group three row %d says more." % i for i in range(15)]]
-
-
 @pytest.mark.parametrize("bundle_size", [None, 1, 64, 200])
 def test_parquet_with_an_empty_row_group_reads_what_datasets_reads(
     tmp_path, monkeypatch, bundle_size):
   """Row groups of 15, 0 and 15 rows (pyarrow gives the empty one offsets
   of 0): every row read once, as ``datasets`` reads the file, whole or in
   small ranges."""
-  path = _write_row_groups(tmp_path / "groups.parquet", _GROUPS_15_0_15)
+  path = write_parquet_row_groups(tmp_path / "groups.parquet",
+                                  PARQUET_GROUPS_15_0_15)
   import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
   assert [pq.ParquetFile(path).metadata.row_group(i).num_rows
           for i in range(3)] == [15, 0, 15]
@@ -397,22 +382,6 @@ def test_parquet_with_an_empty_row_group_reads_what_datasets_reads(
   assert len({doc_id for doc_id, _ in out}) == 30
   assert sorted("\n".join(paragraphs) for _, paragraphs in out) == sorted(
       expected)
-
-
-def test_parquet_with_an_empty_row_group_through_the_cli(tmp_path):
-  from tests.helpers import run_cli  # pylint: disable=import-outside-toplevel
-  (tmp_path / "in").mkdir()
-  path = _write_row_groups(tmp_path / "in" / "groups.parquet",
-                           _GROUPS_15_0_15)
-  out = str(tmp_path / "out")
-  run_cli(["--input=" + path, "--input_format=parquet", "--output=" + out,
-           "--quiet"])
-  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-    summary = json.load(f)
-  assert summary["counts"]["documents"] == 30
-  assert summary["counts"]["documents_read"] == 30
-  assert summary["rejected"] == {}
-  assert not os.path.exists(os.path.join(out, rejects.REJECTED_DIR))
 
 
 @pytest.mark.parametrize("fmt", ["lines", "wikiextractor", "jsonl"])

@@ -1,5 +1,6 @@
-"""python -m pipelines.report: exact statistics of a small output written
-here record by record, and the report's page as a browser would read it."""
+"""python -m pipelines.report as a user runs it: the report's page as a
+browser would read it, comparisons of real runs, and every failure one
+error line (its statistics: tests/unit/test_report.py)."""
 
 import base64
 import html.parser
@@ -9,105 +10,17 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from pipelines import records
-from pipelines import report
-from tests.helpers import (REPO, VOCAB, load_vocab_list, one_error_line,
-                           run_cli, write_lines_corpus)
-
-SEQ, PRED = 8, 3
-
-
-def _example(tokens, segments, positions, originals, label):
-  """One BERT-format tf.train.Example, padded to SEQ / PRED."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  vocab = {t: i for i, t in enumerate(load_vocab_list())}
-  ids = [vocab[t] for t in tokens]
-  n = len(ids)
-
-  def ints(values, size):
-    return tf.train.Feature(int64_list=tf.train.Int64List(
-        value=list(values) + [0] * (size - len(values))))
-
-  weights = [1.0] * len(positions) + [0.0] * (PRED - len(positions))
-  return tf.train.Example(features=tf.train.Features(feature={
-      "input_ids": ints(ids, SEQ), "input_mask": ints([1] * n, SEQ),
-      "segment_ids": ints(segments, SEQ),
-      "masked_lm_positions": ints(positions, PRED),
-      "masked_lm_ids": ints([vocab[t] for t in originals], PRED),
-      "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(
-          value=weights)),
-      "next_sentence_labels": ints([label], 1)})).SerializeToString()
+from tests.helpers import (REPO, one_error_line, run_cli, write_known_output,
+                           write_lines_corpus)
 
 
 @pytest.fixture(name="known")
 def _known(tmp_path):
-  """Three examples whose statistics are worked out by hand below."""
-  from transforms.examples import frame_records  # pylint: disable=import-outside-toplevel
-  raw = [
-      # "the [MASK] dog": "cat"→[MASK], "sat"→"dog" (random); a run of 2.
-      _example(["[CLS]", "the", "[MASK]", "dog", "[SEP]", "on", "[SEP]"],
-               [0, 0, 0, 0, 0, 1, 1], [2, 3], ["cat", "sat"], 1),
-      # "mat" shown as itself (kept); a run of 1.
-      _example(["[CLS]", "a", "mat", "[SEP]", "[UNK]", "[SEP]"],
-               [0, 0, 0, 0, 1, 1], [2], ["mat"], 0),
-      # No prediction, one [UNK].
-      _example(["[CLS]", "[UNK]", "is", "[SEP]"], [0, 0, 0, 0], [], [], 0),
-  ]
-  out = tmp_path / "known"
-  out.mkdir()
-  data = b"".join(raw)
-  framed = frame_records(data, list(np.cumsum([len(r) for r in raw])))
-  (out / "part-00000-of-00001.tfrecord").write_bytes(framed)
-  (out / "summary.json").write_text(json.dumps({
-      "format": "tfrecord", "counts": {"instances": 3},
-      "features": {"input_ids": "int64[8]", "input_mask": "int64[8]",
-                   "segment_ids": "int64[8]",
-                   "masked_lm_positions": "int64[3]",
-                   "masked_lm_ids": "int64[3]",
-                   "masked_lm_weights": "float32[3]",
-                   "next_sentence_labels": "int64[1]"},
-      "options": {"vocab_file": VOCAB, "sentence_task": "nsp"},
-      "shards": [{"path": "part-00000-of-00001.tfrecord",
-                  "bytes": len(framed)}]}))
-  return str(out)
-
-
-def test_statistics_of_a_known_output_are_exact(known):
-  from transforms.tokenization import load_tokenizer  # pylint: disable=import-outside-toplevel
-  _, vocab = load_tokenizer(vocab_file=VOCAB)
-  output = records.open_output(known)
-  examples = report.sample_examples(output, 10, 0)
-  stats = report.statistics(examples, vocab.tokens, {"a": 10, "b": 30},
-                            vocab.mask_id, vocab.unk_id,
-                            (vocab.cls_id, vocab.sep_id, 0))
-  assert stats.examples == 3
-  assert stats.sequence_lengths.tolist() == [7, 6, 4]
-  assert stats.predictions.tolist() == [2, 1, 0]
-  assert stats.shown == {"[MASK]": 1, "random": 1, "original": 1}
-  assert stats.labels == {1: 1, 0: 2}
-  assert sorted(stats.run_lengths.tolist()) == [1, 2]
-  assert stats.masked_tokens == {"cat": 1, "sat": 1, "mat": 1}
-  # Text tokens with the originals restored: the cat sat on / a mat [UNK] /
-  # [UNK] is.
-  assert (stats.tokens, stats.unknown_tokens) == (4 + 3 + 2, 2)
-  summary = stats.summary()
-  assert summary["mean_sequence_length"] == pytest.approx(17 / 3)
-  assert summary["share_label_1"] == pytest.approx(1 / 3)
-  assert summary["unknown_token_rate"] == pytest.approx(2 / 9)
-  assert summary["bytes"] == 40 and summary["shards"] == 2
-
-
-def test_masked_runs():
-  assert report.masked_runs(np.array([3, 4, 5, 9, 12, 13])) == [3, 1, 2]
-  assert report.masked_runs(np.array([], np.int64)) == []
-
-
-def test_sampling_reads_no_more_than_asked(known):
-  output = records.open_output(known)
-  assert len(report.sample_examples(output, 2, 0)) == 2
+  """Three examples whose statistics are worked out by hand
+  (tests/helpers.py's ``write_known_output``)."""
+  return write_known_output(str(tmp_path / "known"))
 
 
 class _Page(html.parser.HTMLParser):

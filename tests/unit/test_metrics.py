@@ -14,8 +14,6 @@ import collections
 import functools
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from typing import Dict, List, Tuple
 
@@ -25,7 +23,7 @@ from hypothesis import strategies as st
 
 from pipelines import outputs
 from tests import wikidumps
-from tests.helpers import REPO, VOCAB, local_test_pipeline, run_cli
+from tests.helpers import VOCAB, local_test_pipeline
 from tests.wikidumps import WikiPage
 from transforms import metrics, paths, reading
 from transforms.sentences import SplitSentences, load_splitter, split_paragraphs
@@ -255,45 +253,6 @@ def test_jsonl_counters_add_up(corpus):
   surrogates = expected.pop("surrogates")
   assert_balanced(summary, sum(expected.values()), expected)
   assert summary["counts"]["lone_surrogates_replaced"] == surrogates
-
-
-def test_the_issues_twenty_jsonl_lines(tmp_path):
-  """10 good lines and 10 others: null, "", whitespace, a lone combining
-  mark, zero-width spaces, a list, not JSON, an array, a blank line, a
-  missing field."""
-  good = [json.dumps({"text": "Document number %d has a sentence." % i})
-          for i in range(10)]
-  bad = ['{"text": null}', '{"text": ""}', '{"text": "   "}',
-         '{"text": "\\u0301"}', '{"text": "\\u200b\\u200b"}',
-         '{"text": ["a", "b"]}', "not json", '[1, 2, 3]', "",
-         '{"title": "no text"}']
-  corpus = tmp_path / "in.jsonl"
-  corpus.write_text("\n".join(good[:5] + bad + good[5:]) + "\n",
-                    encoding="utf-8")
-  out = str(tmp_path / "out")
-  run_cli(["--input=" + str(corpus), "--input_format=jsonl",
-           "--output=" + out, "--max_rejected_fraction=1", "--quiet"])
-  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-    summary = json.load(f)
-  counts = summary["counts"]
-  assert counts["documents"] == 10
-  assert counts["documents_read"] == 19
-  assert counts["empty_documents_dropped"] == 4
-  assert counts["rejected_records"] == 5
-  assert summary["rejected"] == {"jsonl_lines_missing_text_field": 4,
-                                 "malformed_jsonl_lines": 1}
-  assert metrics.document_balance(counts, summary["rejected"]) == (
-      19, 19, {"documents": 10, "empty_documents_dropped": 4,
-               "rejected/jsonl_lines_missing_text_field": 4,
-               "rejected/malformed_jsonl_lines": 1})
-  # pipelines.inspect checks the same identity.
-  proc = subprocess.run([sys.executable, "-m", "pipelines.inspect", out,
-                         "--num=0"], cwd=REPO, capture_output=True, text=True,
-                        timeout=300, check=False)
-  assert proc.returncode == 0, proc.stderr
-  assert ("summary.json: 19 documents read = 10 kept + 9 dropped or set "
-          "aside") in proc.stdout
-
 
 
 def test_documents_a_later_stage_sets_aside_are_in_the_balance(

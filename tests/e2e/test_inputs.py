@@ -7,22 +7,9 @@ import os
 import pytest
 
 from tests.helpers import (assert_refused, digest, read_examples, run_cli,
-                           sample_documents)
-from transforms import paths
+                           two_sample_docs, write_docs)
 
 ARGS = ["--dupe_factor=1", "--quiet"]
-
-
-def _write_docs(path, docs):
-  """A lines-format file of ``docs`` (lists of sentences)."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w", encoding="utf-8") as f:
-    f.write("\n\n".join("\n".join(d) for d in docs) + "\n")
-
-
-def _two_docs(i):
-  docs = sample_documents()
-  return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]
 
 
 def _summary(out):
@@ -53,7 +40,7 @@ def test_every_matched_file_is_read_exactly_once(layout, tmp_path):
   names, pattern = LAYOUTS[layout]
   root = tmp_path / "in"
   for i, name in enumerate(names):
-    _write_docs(str(root / name), _two_docs(i))
+    write_docs(str(root / name), two_sample_docs(i))
   out = str(tmp_path / "out")
   run_cli(["--input=" + str(root / pattern), "--output=" + out] + ARGS)
   summary = _summary(out)
@@ -69,7 +56,7 @@ def test_the_same_files_give_the_same_output_however_they_are_named(
   root = tmp_path / "in"
   names = ["a.txt", "b[1].txt", "sub/c.txt"]
   for i, name in enumerate(names):
-    _write_docs(str(root / name), _two_docs(i))
+    write_docs(str(root / name), two_sample_docs(i))
   spellings = [
       [str(root / "**")],
       [str(root / n) for n in names],
@@ -92,7 +79,7 @@ def test_the_same_files_give_the_same_output_however_they_are_named(
 @pytest.mark.parametrize("spelling", ["{d}", "{d}/"])
 def test_a_folder_is_refused_with_the_pattern_to_use(spelling, tmp_path):
   folder = tmp_path / "corpus"
-  _write_docs(str(folder / "a.txt"), _two_docs(0))
+  write_docs(str(folder / "a.txt"), two_sample_docs(0))
   out = tmp_path / "out"
   proc = assert_refused(["--input=" + spelling.format(d=folder),
                          "--output=" + str(out)], "is a folder")
@@ -107,7 +94,7 @@ def test_a_folder_is_refused_with_the_pattern_to_use(spelling, tmp_path):
 ])
 def test_a_pattern_that_reaches_the_output_is_refused(pattern, output,
                                                       tmp_path):
-  _write_docs(str(tmp_path / "corpus/sub/a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "corpus/sub/a.txt"), two_sample_docs(0))
   proc = assert_refused(["--input=" + str(tmp_path / pattern),
                          "--output=" + str(tmp_path / output)],
                         "would read its own output")
@@ -116,61 +103,8 @@ def test_a_pattern_that_reaches_the_output_is_refused(pattern, output,
 
 
 def test_a_pattern_that_reaches_the_pool_dir_is_refused(tmp_path):
-  _write_docs(str(tmp_path / "corpus/a.txt"), _two_docs(0))
+  write_docs(str(tmp_path / "corpus/a.txt"), two_sample_docs(0))
   assert_refused(["--input=" + str(tmp_path / "corpus/**"),
                   "--output=" + str(tmp_path / "out"),
                   "--pool_dir=" + str(tmp_path / "corpus/pools")],
                  "--pool_dir")
-
-
-def test_match_files_unit(tmp_path):
-  (tmp_path / "x[1].txt").write_text("a\n")
-  (tmp_path / "x1.txt").write_text("b\n")
-  (tmp_path / "empty").mkdir()
-  found = paths.match_files([str(tmp_path / "*.txt"),
-                             str(tmp_path / "x1.txt")])
-  assert [f.path for f in found] == [str(tmp_path / "x1.txt"),
-                                     str(tmp_path / "x[1].txt")]
-  assert [f.size for f in found] == [2, 2]
-  with pytest.raises(paths.InputError, match="no file matches"):
-    paths.match_files([str(tmp_path / "nothing*")])
-  with pytest.raises(paths.InputError, match="is a folder"):
-    paths.match_files([str(tmp_path / "empty")])  # even with no file in it
-  with pytest.raises(paths.InputError, match="is a folder"):
-    paths.match_files([str(tmp_path)])
-  # Named as itself, a file with glob characters in its name is that file
-  # when, as a pattern, the name matches nothing (as in a shell).
-  (tmp_path / "y[2].txt").write_text("c\n")
-  assert [f.path for f in paths.match_files([str(tmp_path / "y[2].txt")])
-          ] == [str(tmp_path / "y[2].txt")]
-  assert paths.range_bytes(str(tmp_path / "x[1].txt"), 1, 10) == 1
-  assert paths.pattern_matches(str(tmp_path / "**"),
-                               str(tmp_path / "o" / "_INCOMPLETE"))
-  assert not paths.pattern_matches(str(tmp_path / "*.txt"),
-                                   str(tmp_path / "o" / "_INCOMPLETE"))
-  assert [f.path for f in paths.match_below(str(tmp_path), "x[[]*")] == [
-      str(tmp_path / "x[1].txt")]
-
-
-def test_brackets_in_a_folder_name_given_literally(tmp_path):
-  """``data[2024]/*`` matches nothing as a character class; taken
-  literally, it is that folder's files."""
-  _write_docs(str(tmp_path / "data[2024]" / "a.txt"), _two_docs(0))
-  found = paths.match_files([str(tmp_path / "data[2024]" / "*")])
-  assert [f.path for f in found] == [str(tmp_path / "data[2024]" / "a.txt")]
-
-
-def test_a_file_seen_through_a_link_is_read_once(tmp_path):
-  _write_docs(str(tmp_path / "c" / "a.txt"), _two_docs(0))
-  os.symlink(str(tmp_path / "c"), str(tmp_path / "link"))
-  found = paths.match_files([str(tmp_path / "c" / "*.txt"),
-                             str(tmp_path / "link" / "*.txt")])
-  assert len(found) == 1
-
-
-def test_brackets_that_also_name_a_file_are_warned_about(tmp_path, caplog):
-  _write_docs(str(tmp_path / "br[ack]" / "x.txt"), _two_docs(0))
-  _write_docs(str(tmp_path / "brk" / "y.txt"), _two_docs(1))
-  found = paths.match_files([str(tmp_path / "br[ack]" / "*")])
-  assert [f.path for f in found] == [str(tmp_path / "brk" / "y.txt")]
-  assert "character class" in caplog.text and "br[ack]/x.txt" in caplog.text

@@ -1,0 +1,119 @@
+"""pipelines/mlm.py without the command line: where the pools go on each
+runner, and ``build()`` run on a TestPipeline."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.helpers import (SAMPLE_DIR, VOCAB, load_vocab_list,
+                           local_test_pipeline, read_examples,
+                           sample_documents, shard_files)
+
+
+@pytest.mark.parametrize("runner, flags, shuffle, parent", [
+    ("DirectRunner", ["--output=/data/out"], "files", "/data/out/_pools"),
+    ("DirectRunner", ["--output=s3://bucket/out"], "files", "TMP"),
+    ("PortableRunner", ["--output=/data/out"], "files", "/data/out/_pools"),
+    ("FlinkRunner", ["--output=s3://bucket/out"], "files",
+     "s3://bucket/out/_pools"),
+    ("FlinkRunner", ["--output=s3://bucket/out", "--pool_dir=s3://b/tmp"],
+     "files", "s3://b/tmp"),
+    ("PortableRunner", ["--output=/data/out", "--pool_shuffle=groupbykey"],
+     "groupbykey", None),
+])
+def test_pool_files_go_where_every_worker_reaches_them(
+    runner, flags, shuffle, parent, tmp_path, monkeypatch):
+  """By default the pools go through files on every runner: in the output's
+  own filesystem (an object store on a cluster whose hosts share no
+  directory), or the local temp directory on the DirectRunner."""
+  import tempfile
+  from apache_beam.options.pipeline_options import PipelineOptions
+  from pipelines import mlm
+  from pipelines.options import MlmOptions, resolve
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  flags = [f.replace("/data", str(tmp_path)) for f in flags]
+  opts = PipelineOptions(["--input=x"] + flags).view_as(MlmOptions)
+  resolve(opts)
+  runner = mlm.direct.LOCAL_RUNNER if runner == "DirectRunner" else runner
+  assert mlm.pool_shuffle(opts) == shuffle
+  directory = mlm.pool_directory(opts, runner)
+  if parent is None:
+    assert directory is None
+  else:
+    parent = parent.replace("/data", str(tmp_path)).replace("TMP",
+                                                            str(tmp_path))
+    assert directory.startswith(parent + "/mlm-pools-"), directory
+  # Only a GroupByKey on a cluster comes with a warning about its memory.
+  warning = mlm.groupbykey_warning(opts, runner)
+  assert bool(warning) == (shuffle == "groupbykey"
+                           and runner != mlm.direct.LOCAL_RUNNER)
+
+
+def _contains(haystack, needle):
+  """Whether ``needle`` is a contiguous run of ``haystack`` (int arrays)."""
+  if len(needle) == 0:
+    return True
+  starts = np.flatnonzero(haystack[:len(haystack) - len(needle) + 1]
+                          == needle[0])
+  return any(np.array_equal(haystack[s:s + len(needle)], needle)
+             for s in starts)
+
+
+@pytest.mark.parametrize("pools", ["files", "groupbykey"])
+def test_build_turns_a_corpus_into_examples_on_a_test_pipeline(pools,
+                                                               tmp_path):
+  """``build()`` on a TestPipeline, with the shipped vocabulary and the
+  sample corpus, pools through files (the default) or a GroupByKey: the
+  shards it returns are the ones written, TensorFlow parses every record,
+  the masked positions hold [MASK] about 80% of the time, and with the
+  labels put back every segment A is a contiguous run of one document's
+  tokens, so reading, splitting, tokenizing, pooling, masking and writing
+  each did their part."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from apache_beam.testing.util import BeamAssertException, assert_that  # pylint: disable=import-outside-toplevel
+  from pipelines import mlm, resume  # pylint: disable=import-outside-toplevel
+  from pipelines.options import MlmOptions, resolve, validate  # pylint: disable=import-outside-toplevel
+  from transforms.tokenization import build_tokenizer, load_tokenizer  # pylint: disable=import-outside-toplevel
+  out = str(tmp_path / "out")
+  opts = PipelineOptions([
+      "--input=" + os.path.join(SAMPLE_DIR, "*.txt"), "--output=" + out,
+      "--vocab_file=" + VOCAB, "--dupe_factor=2", "--num_shards=0",
+      "--pool_shuffle=" + pools]).view_as(MlmOptions)
+  resolve(opts)
+  validate(opts)
+  _, vocab = load_tokenizer(vocab_file=VOCAB)
+  pool_dir = str(tmp_path / "pools") if pools == "files" else None
+  if pool_dir:
+    os.makedirs(os.path.join(pool_dir, resume.SHARDS_DIR))
+
+  def are_the_shards_written(names):
+    on_disk = sorted(os.path.basename(f) for f in shard_files(out))
+    if not names or sorted(names) != on_disk:
+      raise BeamAssertException("returned %s, written %s" % (names, on_disk))
+
+  with local_test_pipeline() as p:
+    written = mlm.build(p, opts, vocab, pool_dir=pool_dir)
+    assert_that(written | beam.Map(os.path.basename), are_the_shards_written)
+  assert all(f.endswith(".tfrecord") for f in shard_files(out))
+  examples = read_examples(out)
+  tokenizer = build_tokenizer(load_vocab_list(), True)
+  docs = [np.array([t for s in doc for t in tokenizer.encode(s).ids])
+          for doc in sample_documents()]
+  # Each of the two passes over each document makes an instance at least.
+  assert len(examples) >= 2 * len(docs)
+  masked = shown_mask = 0
+  for ex in examples:
+    k = int(ex["masked_lm_weights"].sum())
+    assert k > 0
+    positions = ex["masked_lm_positions"][:k]
+    masked += k
+    shown_mask += int(np.count_nonzero(ex["input_ids"][positions]
+                                       == vocab.mask_id))
+    ids = ex["input_ids"].copy()
+    ids[positions] = ex["masked_lm_ids"][:k]
+    assert ids[0] == vocab.cls_id
+    a = ids[1:list(ids).index(vocab.sep_id)]
+    assert any(_contains(d, a) for d in docs), a
+  assert 0.74 < shown_mask / masked < 0.86
