@@ -703,14 +703,17 @@ def test_outputs_print_the_port_forwarding_commands(tmp_path):
   # Every address the job command's client uses is a forwarded port on
   # localhost: the job server, its artifact service (runners/flink.py
   # derives it) and the REST API that live progress reads.
-  from apache_beam.options.pipeline_options import PipelineOptions
+  from apache_beam.options.pipeline_options import (PipelineOptions,
+                                                    PortableOptions)
   from runners import flink
+  from runners.argv import given_options
   argv = shlex.split(out["job_command"])
   assert argv[:3] == ["python", "-m", "pipelines.mlm"]
-  flags = flink.with_defaults(argv[3:])
-  assert "--job_endpoint=localhost:8099" in flags
-  assert "--artifact_endpoint=localhost:8098" in flags
-  assert flink.rest_url(PipelineOptions(flags)) == "http://localhost:8081"
+  options = PipelineOptions(argv[3:])
+  flink.apply_defaults(options, given_options(argv[3:]))
+  assert options.view_as(PortableOptions).job_endpoint == "localhost:8099"
+  assert options.view_as(PortableOptions).artifact_endpoint == "localhost:8098"
+  assert flink.rest_url(options) == "http://localhost:8081"
   # Nothing printed points at a public address.
   assert "public" not in json.dumps(out).lower()
 

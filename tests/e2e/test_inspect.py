@@ -63,8 +63,8 @@ def test_a_valid_output_is_checked_and_decoded(outputs):
   assert "next sentence label" in headers[0]
   blocks = proc.stdout.split(first + " record ")[1:]
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from transforms.examples import feature_spec  # pylint: disable=import-outside-toplevel
-  spec = feature_spec(128, 20)
+  from transforms.examples import ExampleLayout, feature_spec  # pylint: disable=import-outside-toplevel
+  spec = feature_spec(ExampleLayout())
   raw = next(iter(tf.data.TFRecordDataset([os.path.join(out, first)])))
   example = {k: v.numpy() for k, v in tf.io.parse_single_example(
       raw, spec).items()}

@@ -104,9 +104,9 @@ def test_records_are_shuffled_across_documents(baseline):
 
 def test_tft_reads_the_schema(baseline):
   import tensorflow_transform as tft
-  from transforms.examples import feature_spec
+  from transforms.examples import ExampleLayout, feature_spec
   spec = tft.TFTransformOutput(baseline).transformed_feature_spec()
-  assert spec == feature_spec(128, 20)
+  assert spec == feature_spec(ExampleLayout())
 
 
 def test_same_examples_whatever_the_workers_order_and_shards(corpus, baseline,

@@ -40,7 +40,8 @@ def test_serialized_examples_parse_with_tensorflow():
   batch = _random_batch()
   records = examples.serialize_batch(batch)
   assert len(records) == 50
-  spec = examples.feature_spec(16, 5)
+  spec = examples.feature_spec(examples.ExampleLayout(
+      max_seq_length=16, max_predictions_per_seq=5))
   for i, record in enumerate(records):
     proto = tf.train.Example.FromString(record)
     assert set(proto.features.feature) == set(examples.FEATURE_NAMES)
@@ -59,9 +60,11 @@ def test_serialized_examples_parse_with_tensorflow():
 
 def test_schema_is_tft_metadata(tmp_path):
   import tensorflow_transform as tft
-  examples.write_schema(str(tmp_path), 64, 10)
+  layout = examples.ExampleLayout(max_seq_length=64,
+                                  max_predictions_per_seq=10)
+  examples.write_schema(str(tmp_path), layout)
   spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
-  assert spec == examples.feature_spec(64, 10)
+  assert spec == examples.feature_spec(layout)
 
 
 def test_framed_batch_is_tfrecord_file_content(tmp_path):

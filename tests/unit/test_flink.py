@@ -47,53 +47,69 @@ def test_flink_rest_address():
   assert url("--flink_master=[auto]") is None
 
 
+def _with_presets(argv):
+  """The options Beam gets for ``argv``: parsed, then the presets set
+  where ``argv`` left them unset, as pipelines.mlm does."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from runners import direct  # pylint: disable=import-outside-toplevel
+  from runners.argv import given_options  # pylint: disable=import-outside-toplevel
+  options = PipelineOptions(argv)
+  given = given_options(argv)
+  direct.apply_defaults(options, given)
+  output = [a.split("=", 1)[1] for a in argv if a.startswith("--output=")]
+  flink.apply_defaults(options, given, output[0] if output else "")
+  return options.get_all_options(retain_unknown_options=True)
+
+
 def test_flink_presets():
-  argv = flink.with_defaults(["--runner=FlinkRunner",
-                              "--flink_master=10.0.0.5:8081",
-                              "--output=s3://b/output/Run 1/"])
-  assert "--flink_version=1.19" in argv  # the clusters' Flink
-  assert "--environment_type=EXTERNAL" in argv
-  assert "--environment_config=localhost:50000" in argv
-  assert "--flink_submit_uber_jar" in argv
-  assert "--job_name=mlm-pipeline-run-1" in argv
-  mine = flink.with_defaults(["--runner=FlinkRunner", "--flink_master=[local]",
-                              "--environment_type=LOOPBACK",
-                              "--job_name=mine", "--flink_version=1.20"])
-  assert "--flink_submit_uber_jar" not in mine
-  assert "--environment_config=localhost:50000" not in mine
-  assert mine.count("--flink_version=1.20") == 1 and "--job_name=mine" in mine
-  assert flink.with_defaults(["--runner=DirectRunner"]) == [
-      "--runner=DirectRunner"]
-  portable = flink.with_defaults(["--runner=PortableRunner",
-                                  "--job_endpoint=localhost:8099",
-                                  "--output=/tmp/out"])
-  assert "--environment_type=EXTERNAL" in portable
-  assert "--environment_config=localhost:50000" in portable
-  assert "--job_name=mlm-pipeline-out" in portable
-  assert not any(a.startswith("--flink") for a in portable)
+  on_flink = _with_presets(["--runner=FlinkRunner",
+                            "--flink_master=10.0.0.5:8081",
+                            "--output=s3://b/output/Run 1/"])
+  assert on_flink["flink_version"] == "1.19"  # the clusters' Flink
+  assert on_flink["environment_type"] == "EXTERNAL"
+  assert on_flink["environment_config"] == "localhost:50000"
+  assert on_flink["flink_submit_uber_jar"] is True
+  assert on_flink["job_name"] == "mlm-pipeline-run-1"
+  mine = _with_presets(["--runner=FlinkRunner", "--flink_master=[local]",
+                        "--environment_type=LOOPBACK", "--job_name=mine",
+                        "--flink_version=1.20"])
+  assert mine["flink_submit_uber_jar"] is False
+  assert mine["environment_type"] == "LOOPBACK"
+  assert mine["environment_config"] is None
+  assert mine["flink_version"] == "1.20" and mine["job_name"] == "mine"
+  local = _with_presets(["--runner=DirectRunner", "--direct_num_workers=2"])
+  assert local["runner"] == "runners.direct.LocalRunner"
+  assert local["direct_running_mode"] == "multi_processing"
+  assert local["environment_type"] is None and local["job_name"] is None
+  assert _with_presets(["--direct_num_workers=2",
+                        "--direct_running_mode=in_memory"])[
+                            "direct_running_mode"] == "in_memory"
+  assert _with_presets(["--flink_master=[local]"])["runner"] == "FlinkRunner"
+  portable = _with_presets(["--runner=PortableRunner",
+                            "--job_endpoint=localhost:8099",
+                            "--output=/tmp/out"])
+  assert portable["environment_type"] == "EXTERNAL"
+  assert portable["environment_config"] == "localhost:50000"
+  assert portable["job_name"] == "mlm-pipeline-out"
+  assert portable["flink_submit_uber_jar"] is False
   # The artifact service beside the job server, at the address given (a
   # cluster host's job server listens on 0.0.0.0 and would name that).
-  assert "--artifact_endpoint=localhost:8098" in portable
-  given = flink.with_defaults(["--runner=PortableRunner",
-                               "--job_endpoint=10.0.0.5:9099",
-                               "--artifact_endpoint=10.0.0.6:1234"])
-  assert [a for a in given if a.startswith("--artifact_endpoint")] == [
-      "--artifact_endpoint=10.0.0.6:1234"]
-  assert "--artifact_endpoint=10.0.0.5:9098" in flink.with_defaults(
-      ["--runner=PortableRunner", "--job_endpoint=10.0.0.5:9099"])
+  assert portable["artifact_endpoint"] == "localhost:8098"
+  given = _with_presets(["--runner=PortableRunner",
+                         "--job_endpoint=10.0.0.5:9099",
+                         "--artifact_endpoint=10.0.0.6:1234"])
+  assert given["artifact_endpoint"] == "10.0.0.6:1234"
+  assert _with_presets(["--runner=PortableRunner",
+                        "--job_endpoint=10.0.0.5:9099"])[
+                            "artifact_endpoint"] == "10.0.0.5:9098"
   # Blocking exchanges (a lost TaskManager restarts only its stages) and
   # workers kept between stages, on both runners; a value given wins, and
   # the job server gets it as Beam's Java option.
-  for runner in (argv, portable):
-    assert "--execution_mode_for_batch=BATCH_FORCED" in runner
-    assert "--environment_cache_millis=10000" in runner
-  own = flink.with_defaults(["--runner=PortableRunner",
-                             "--execution_mode_for_batch=PIPELINED",
-                             "--environment_cache_millis=0"])
-  assert [a for a in own if a.startswith(("--execution_mode",
-                                          "--environment_cache"))] == [
-                                              "--execution_mode_for_batch="
-                                              "PIPELINED",
-                                              "--environment_cache_millis=0"]
-  options = PipelineOptions(own).get_all_options()
-  assert options["execution_mode_for_batch"] == "PIPELINED"
+  for options in (on_flink, portable):
+    assert options["execution_mode_for_batch"] == "BATCH_FORCED"
+    assert options["environment_cache_millis"] == 10000
+  own = _with_presets(["--runner=PortableRunner",
+                       "--execution_mode_for_batch=PIPELINED",
+                       "--environment_cache_millis=0"])
+  assert own["execution_mode_for_batch"] == "PIPELINED"
+  assert own["environment_cache_millis"] == "0"

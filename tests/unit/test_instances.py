@@ -224,7 +224,8 @@ def test_create_instances_transform_is_independent_of_input_order(
   for order in (docs, list(reversed(docs))):
     with local_test_pipeline() as p:
       rows = (p | beam.Create(order)
-              | instances.CreateInstances(params, CLS, SEP, pool_size=7,
+              | instances.CreateInstances(params, cls_id=CLS, sep_id=SEP,
+                                          pool_size=7,
                                           pool_dir=pool_dir)
               | beam.FlatMap(_rows))
       assert_that(rows, equal_to(expected))

@@ -27,7 +27,8 @@ from tests.helpers import VOCAB, local_test_pipeline
 from tests.wikidumps import WikiPage
 from transforms import metrics, paths, reading
 from transforms.sentences import SplitSentences, load_splitter, split_paragraphs
-from transforms.tokenization import Tokenize, load_tokenizer, tokenize_documents
+from transforms.tokenization import (Tokenize, TokenizerSettings, load_tokenizer,
+                                     tokenize_documents)
 
 # Each example runs a Beam pipeline (about half a second): a few per format.
 SETTINGS = settings(max_examples=8, deadline=None,
@@ -53,14 +54,13 @@ def run_stages(directory: str, input_format: str) -> Dict[str, Dict]:
   """The counters of ReadDocuments → SplitSentences → Tokenize over every
   file in ``directory``, wired as ``pipelines.mlm.build`` wires them:
   ``outputs.collect_metrics`` of the run, ``{"counts", "rejected", …}``."""
-  files = paths.match_files([os.path.join(directory, "*")])
+  matched = paths.match_input([os.path.join(directory, "*")])
   with local_test_pipeline() as p:
     docs, _ = p | "ReadDocuments" >> reading.ReadDocuments(
-        files=files, input_format=input_format,
-        root=paths.input_root(f.path for f in files))
+        matched, input_format=input_format)
     docs, _ = docs | "SplitSentences" >> SplitSentences(input_format)
-    _ = docs | "Tokenize" >> Tokenize(vocab_file=VOCAB, tokenizer_file=None,
-                                      do_lower_case=True)
+    _ = docs | "Tokenize" >> Tokenize(TokenizerSettings(
+        vocab_file=VOCAB, do_lower_case=True))
   return outputs.collect_metrics(p.result)
 
 

@@ -148,7 +148,7 @@ def test_document_ids_are_unique_across_folders(tmp_path):
     _write(tmp_path / "text" / folder, "wiki_00",
            b'<doc id="1">\nTitle\nText of %s.\n</doc>\n' % folder.encode())
   pattern = str(tmp_path / "text" / "*" / "wiki_00")
-  root = paths.match_input_root([pattern])
+  root = paths.match_input([pattern]).root
   assert root == str(tmp_path / "text") + "/"
   ids = sorted(i for f in ("AA", "AB") for i, _ in read_source(
       str(tmp_path / "text" / f / "wiki_00"), "wikiextractor", root=root))

@@ -6,7 +6,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.helpers import VOCAB, local_test_pipeline
 from transforms import sentences
 from transforms import tokenization
-from transforms.tokenization import Tokenize
+from transforms.tokenization import Tokenize, TokenizerSettings
 
 
 def test_split_paragraphs_with_blingfire():
@@ -65,7 +65,7 @@ def test_tokenize_transform():
   with local_test_pipeline() as p:
     tokenized, rejected = (
         p | beam.Create(docs)
-        | Tokenize(vocab_file=VOCAB, tokenizer_file=None, do_lower_case=True))
+        | Tokenize(TokenizerSettings(vocab_file=VOCAB, do_lower_case=True)))
     out = tokenized | beam.Map(lambda d: (d.doc_id, d.ids.tolist(),
                                           d.sentence_lengths.tolist()))
     assert_that(out, equal_to([("a", [7592, 2088, 1012], [3]),
@@ -89,7 +89,7 @@ def test_a_document_the_tokenizer_rejects_is_set_aside(monkeypatch):
   with local_test_pipeline() as p:
     tokenized, rejected = (
         p | beam.Create(docs) | beam.combiners.ToList() | beam.FlatMap(list)
-        | Tokenize(vocab_file=VOCAB, tokenizer_file=None, do_lower_case=True))
+        | Tokenize(TokenizerSettings(vocab_file=VOCAB, do_lower_case=True)))
     assert_that(tokenized | beam.Map(lambda d: d.doc_id), equal_to(["a", "c"]))
     assert_that(rejected | beam.Map(lambda r: (r.doc_id, r.stage, r.reason,
                                                r.error)),
