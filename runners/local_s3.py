@@ -28,7 +28,7 @@ one identity and refuses every other. Bucket names need 3 or more
 characters. On an address other than 127.0.0.1 it listens on loopback
 too, on the same ports (chosen free on both).
 
-What SeaweedFS 4.48 was checked to have (tests/test_local_s3.py): ranged
+What SeaweedFS 4.48 was checked to have (tests/cluster/test_local_s3.py): ranged
 reads, listing, deletes, multipart uploads, copies, object ACLs (the
 owner's FULL_CONTROL grant only) and conditional writes (``If-None-Match:
 *`` on an existing key and ``If-Match`` with another ETag both answer 412),

@@ -12,7 +12,7 @@ features are not written, with ``--sentence_task=none`` the label is not.
 Examples are serialized by a small protobuf encoder written against the
 ``tf.train.Example`` wire format, a whole batch's varints at once in numpy:
 building protos field by field costs more than everything else per instance.
-``tests/test_examples.py`` checks the bytes parse to the same values with
+``tests/unit/test_examples.py`` checks the bytes parse to the same values with
 TensorFlow's own parser.
 """
 

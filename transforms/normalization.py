@@ -17,7 +17,7 @@ by one. The tokenizer then only has to split at whitespace and look up word
 pieces, which is about twice as fast as ``tokenizers``' own BERT normalizer
 and pre-tokenizer (see tokenization.py).
 
-tests/test_tokenization.py checks, for every code point, cased and uncased,
+tests/unit/test_tokenization.py checks, for every code point, cased and uncased,
 that these words are those of BERT's own tokenization.py (PyPI
 ``bert-tensorflow``) run on this Python: both read the same ``unicodedata``,
 so no code point differs. ``tokenizers``' BertNormalizer and

@@ -24,7 +24,7 @@ filesystem that every worker can reach: a local folder on one machine, an
   moves on to the next group.
 
 The pools, their entries and so the examples are the same as through the
-GroupByKey (tests/test_instances.py runs both). Memory: a worker holds one
+GroupByKey (tests/unit/test_instances.py runs both). Memory: a worker holds one
 file's worth of documents while writing, and one group's records while
 reading, plus the sparse indexes (16 bytes per ``SPARSE_EVERY`` records);
 the runner holds group ids and ``SpillFile`` s. Disk or object store: the

@@ -9,7 +9,7 @@ so a literal "[MASK]" in the text is tokenized as text). Doing the rules in
 Python rather than with ``tokenizers``' BertNormalizer and BertPreTokenizer
 halves the tokenizer's CPU time and follows BERT where those differ (private
 use characters, Greek final sigma, one CJK range, code points newer or older
-than their Unicode tables); tests/test_tokenization.py checks the result
+than their Unicode tables); tests/unit/test_tokenization.py checks the result
 against BERT's own tokenization.py (PyPI ``bert-tensorflow``).
 
 Any ``tokenizer.json`` can be used instead (``--tokenizer_file``); it runs

@@ -73,3 +73,24 @@ def test_every_counter_the_docs_name_exists():
   assert named, "the docs name counters"
   assert not named - set(metrics.COUNTERS), sorted(named - set(
       metrics.COUNTERS))
+
+
+def test_every_project_file_the_docs_and_docstrings_name_exists():
+  """A path such as ``tests/unit/test_examples.py`` or
+  ``benchmarks/compare.py`` named in a page or a module's docstring is
+  there: files that move leave no stale pointer behind."""
+  sources = DOCS + sorted(
+      p for folder in ("pipelines", "transforms", "runners", "benchmarks",
+                       "oracles", "tests")
+      for p in glob.glob(os.path.join(REPO, folder, "**", "*.py"),
+                         recursive=True))
+  named = re.compile(r"\b((?:pipelines|transforms|runners|benchmarks|oracles"
+                     r"|tests|docs)/[\w/.-]*\w\.(?:py|md))\b")
+  missing = sorted({"%s: %s" % (os.path.relpath(source, REPO), path)
+                    for source in sources
+                    for path in named.findall(_read(source))
+                    if not os.path.exists(os.path.join(REPO, path))
+                    # a page's link, relative to the page
+                    and not os.path.exists(os.path.join(
+                        os.path.dirname(source), path))})
+  assert not missing, missing
