@@ -31,6 +31,8 @@ setuptools.setup(
         "tensorflow==2.21.0",
         "tensorflow-transform==1.21.0",
         "tokenizers==0.23.3",
+        # --spm_model_file (ALBERT's, XLM-R's SentencePiece models).
+        "sentencepiece==0.2.3",
         "smart-open==9.0.2",
         "blingfire==0.1.8",
         # Wikitext structure for --input_format=wikidump.
@@ -64,6 +66,11 @@ setuptools.setup(
             # torch needed).
             "datasets==5.2.0",
             "transformers==5.24.0",
+            # ALBERT's tokenization.py, the SentencePiece tests' oracle
+            # (imported as albert.tokenization), and regex for fairseq's
+            # GPT-2 encoder, the byte-level BPE tests' (oracles/).
+            "albert-tensorflow==1.1",
+            "regex==2026.12.2",
         ],
         "bench": [
             "psutil==7.2.2",

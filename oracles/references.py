@@ -238,3 +238,29 @@ def model_garden_ngram_masking(rows: Sequence[Sequence[str]],
       capture_output=True, text=True, check=True,
       env=dict(os.environ, PYTHONPATH=model_garden, TF_CPP_MIN_LOG_LEVEL="3"))
   return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fairseq_gpt2_encoder(target: str, encoder_json: str, vocab_bpe: str):
+  """fairseq 0.8.0's ``gpt2_bpe_utils.Encoder`` (OpenAI's GPT-2
+  ``encoder.py`` as RoBERTa ships it: byte-level BPE in plain Python) over a
+  byte-level BPE's ``vocab.json`` (``encoder_json``) and ``merges.txt``
+  (``vocab_bpe``). The module is read from the source release
+  ``ensure_fairseq`` keeps in ``target`` and loaded on its own; it needs
+  only ``regex``. Its ``encode(text)`` gives ids, ``decode(ids)`` text."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  ensure_fairseq(target)
+  release = FAIRSEQ.replace("==", "-")
+  module_path = os.path.join(target, "gpt2_bpe_utils.py")
+  if not os.path.exists(module_path):
+    with tarfile.open(os.path.join(target, release + ".tar.gz")) as tar:
+      member = tar.extractfile(
+          "%s/fairseq/data/encoders/gpt2_bpe_utils.py" % release)
+      work = module_path + ".%d" % os.getpid()
+      with open(work, "wb") as f:
+        f.write(member.read())
+      os.replace(work, module_path)
+  spec = importlib.util.spec_from_file_location("fairseq_gpt2_bpe_utils",
+                                                module_path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_encoder(encoder_json, vocab_bpe)

@@ -41,7 +41,8 @@ from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, example_layout,
                                input_patterns, instance_params,
-                               masking_params, resolve, s3_client_kwargs,
+                               masking_params, preset_family_warning,
+                               resolve, s3_client_kwargs,
                                tokenizer_settings, unknown_flags, validate)
 from runners import direct, flink
 from runners.argv import given_options
@@ -184,11 +185,15 @@ def check(argv: Sequence[str]) -> Checked:
   # What the tokenizer really does (a tokenizer file's normalizer decides
   # when --do_lower_case is left out): the workers and summary.json use it.
   opts.do_lower_case = vocab.lower_case
-  warning = cased_vocabulary_warning(
-      tokenizer, vocab, opts.tokenizer_file or opts.vocab_file,
-      tokenizer_file=bool(opts.tokenizer_file))
-  if warning:
-    print(warning, file=sys.stderr)
+  path = opts.spm_model_file or opts.tokenizer_file or opts.vocab_file
+  for warning in (
+      cased_vocabulary_warning(
+          tokenizer, vocab, path,
+          tokenizer_file=vocab.family != "wordpiece"
+          or bool(opts.tokenizer_file)),
+      preset_family_warning(opts.preset, vocab.family, path)):
+    if warning:
+      print(warning, file=sys.stderr)
   return Checked(options, opts, vocab, s3_kwargs, matched)
 
 

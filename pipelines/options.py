@@ -60,6 +60,30 @@ PRESETS = {
     "electra": {"sentence_task": "none", "packing": "pairs",
                 "masking": "none", "max_seq_length": 128},
 }
+# The tokenizer family each preset's model was trained with
+# (transforms/tokenizer_families.py).
+PRESET_FAMILIES = {"bert": "wordpiece", "electra": "wordpiece",
+                   "roberta": "bpe", "albert": "sentencepiece"}
+FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
+                "bpe": "byte-level BPE (RoBERTa's)",
+                "sentencepiece": "SentencePiece (ALBERT's, XLM-R's)"}
+
+
+def preset_family_warning(preset: Optional[str], family: str,
+                          path: str) -> Optional[str]:
+  """A ``warning:`` line when ``--preset`` names a model of another
+  tokenizer family than the file's (``path``, of ``family``), or None."""
+  expected = PRESET_FAMILIES.get(preset or "")
+  if expected is None or expected == family:
+    return None
+  return ("warning: --preset=%s is the recipe of a model with a %s "
+          "tokenizer, but %s is a %s one: the examples follow the tokenizer "
+          "given (its special tokens and word boundaries), so no released "
+          "%s checkpoint reads them as its own"
+          % (preset, FAMILY_NAMES[expected], path, FAMILY_NAMES[family],
+             preset))
+
+
 # The defaults of the flags a preset may set (None in argparse, so that a
 # flag given on the command line can be told from one left out).
 # --dupe_factor's default is 10, or 1 with --masking=none: the trainer masks
@@ -164,8 +188,33 @@ class MlmOptions(PipelineOptions):
         "the bundled BERT uncased vocabulary.")
     group.add_argument(
         "--tokenizer_file", default=None,
-        help="A Hugging Face tokenizer.json to use instead of --vocab_file. "
-        "Its vocabulary must hold [CLS], [SEP], [MASK] and [UNK].")
+        help="A Hugging Face tokenizer.json to use instead of --vocab_file: "
+        "a WordPiece model (BERT's family), a byte-level BPE (RoBERTa's) or "
+        "a Unigram or Metaspace BPE (SentencePiece's). Its vocabulary must "
+        "hold its family's special tokens (docs/tokenizer.md).")
+    group.add_argument(
+        "--spm_model_file", default=None,
+        help="A SentencePiece .model (ALBERT, XLM-R) to use instead of "
+        "--vocab_file, run by the sentencepiece library; special tokens "
+        "ALBERT's ([CLS] [SEP] [MASK] <pad> <unk>) when it holds [CLS], "
+        "else XLM-R's (<s> </s> <mask> <pad> <unk>).")
+    group.add_argument(
+        "--merges_file", default=None,
+        help="RoBERTa's merges.txt: with it, --vocab_file is RoBERTa's "
+        "vocab.json, and the tokenizer GPT-2's byte-level BPE.")
+    flag(group, "--albert_text_rules", "With --spm_model_file: ALBERT's "
+         "text rules (whitespace runs to one space, accents stripped, a "
+         "piece ending in a digit and a comma split again), as ALBERT's "
+         "create_pretraining_data.py. Default: true with --preset=albert.",
+         default=None)
+    for role, bert, other in (("cls", "[CLS]", "<s>"), ("sep", "[SEP]", "</s>"),
+                              ("mask", "[MASK]", "<mask>"),
+                              ("pad", "[PAD]", "<pad>"),
+                              ("unk", "[UNK]", "<unk>")):
+      group.add_argument(
+          "--%s_token" % role, default=None,
+          help="The %s token, if not the tokenizer family's (%s for "
+          "WordPiece, %s for byte-level BPE)." % (role, bert, other))
     # None: left out, told apart from an explicit value (see resolve and
     # transforms.tokenization.load_tokenizer).
     flag(group, "--do_lower_case", "Lower-case and strip accents (uncased models). "
@@ -288,10 +337,13 @@ def resolve(opts: MlmOptions) -> None:
       setattr(opts, name, preset.get(name, default))
   if opts.dupe_factor is None:
     opts.dupe_factor = 1 if opts.masking == "none" else 10
-  if opts.do_lower_case is None and not opts.tokenizer_file:
+  if opts.albert_text_rules is None:
+    opts.albert_text_rules = opts.preset == "albert"
+  if (opts.do_lower_case is None and not opts.tokenizer_file
+      and not opts.spm_model_file and not opts.merges_file):
     opts.do_lower_case = True  # BERT's default
-  # With --tokenizer_file a --do_lower_case left out stays None: the file's
-  # normalizer decides once the file is read (pipelines.mlm.check).
+  # With another tokenizer a --do_lower_case left out stays None: the file
+  # or the family decides once the file is read (pipelines.mlm.check).
 
 
 # Flags that choose what static masking masks, with their "off" values.
@@ -330,8 +382,18 @@ def validate(opts: MlmOptions) -> None:
                      % opts.progress_seconds)
   if not opts.output:
     raise UsageError("--output is required (a directory)")
-  if not opts.vocab_file and not opts.tokenizer_file:
-    raise UsageError("--vocab_file or --tokenizer_file is required")
+  if not (opts.vocab_file or opts.tokenizer_file or opts.spm_model_file):
+    raise UsageError("--vocab_file, --tokenizer_file or --spm_model_file is "
+                     "required")
+  if opts.tokenizer_file and opts.spm_model_file:
+    raise UsageError("--tokenizer_file and --spm_model_file both name a "
+                     "tokenizer: give one")
+  if opts.merges_file and (opts.tokenizer_file or opts.spm_model_file):
+    raise UsageError("--merges_file goes with --vocab_file=vocab.json, not "
+                     "with --tokenizer_file or --spm_model_file")
+  if opts.merges_file and opts.vocab_file == DEFAULT_VOCAB:
+    raise UsageError("--merges_file needs --vocab_file=PATH/vocab.json (the "
+                     "vocabulary of the same byte-level BPE)")
   checks = [
       (opts.max_seq_length >= 5, "--max_seq_length must be at least 5 "
        "([CLS], [SEP], [SEP] and a token on each side), got %d"
@@ -466,4 +528,10 @@ def tokenizer_settings(opts: MlmOptions,
   gives them."""
   return TokenizerSettings(
       vocab_file=opts.vocab_file, tokenizer_file=opts.tokenizer_file,
-      do_lower_case=opts.do_lower_case, s3_client_kwargs=s3_kwargs)
+      spm_model_file=opts.spm_model_file, merges_file=opts.merges_file,
+      do_lower_case=opts.do_lower_case,
+      albert_rules=bool(opts.albert_text_rules),
+      special_tokens={role: getattr(opts, role + "_token")
+                      for role in ("cls", "sep", "mask", "pad", "unk")
+                      if getattr(opts, role + "_token")} or None,
+      s3_client_kwargs=s3_kwargs)

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -477,3 +477,69 @@ def two_sample_docs(i: int) -> List[List[str]]:
   """Documents 2i and 2i+1 of the sample corpus (wrapping around)."""
   docs = sample_documents()
   return [docs[(2 * i) % len(docs)], docs[(2 * i + 1) % len(docs)]]
+
+
+# --- Tokenizers of each family, trained on the text the project ships -------
+
+SHIPPED_TEXT = sorted(glob.glob(os.path.join(REPO, "corpora", "sample",
+                                             "*.txt"))
+                      + [os.path.join(REPO, "corpora", "multilingual",
+                                      "sample.txt")])
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+
+
+def shipped_lines() -> List[str]:
+  """Every non-blank line of the shipped corpora (English and the
+  multilingual sample)."""
+  lines = []
+  for path in SHIPPED_TEXT:
+    with open(path, encoding="utf-8") as f:
+      lines.extend(l.rstrip("\n") for l in f if l.strip())
+  return lines
+
+
+def code_points(step: int = 1) -> List[str]:
+  """One sentence per Unicode scalar value, every ``step``-th
+  (surrogates are no text)."""
+  return [chr(c) for c in range(0, 0x110000, step)
+          if not 0xD800 <= c <= 0xDFFF]
+
+
+def train_byte_level_bpe(folder: str) -> Tuple[str, str, str]:
+  """A RoBERTa-style byte-level BPE trained on the shipped text (1,500
+  tokens, RoBERTa's special tokens first): ``(vocab.json, merges.txt,
+  tokenizer.json with RobertaProcessing)`` in ``folder``."""
+  # pylint: disable=import-outside-toplevel
+  from tokenizers import ByteLevelBPETokenizer, processors
+  trainer = ByteLevelBPETokenizer()
+  trainer.train(SHIPPED_TEXT, vocab_size=1500, min_frequency=1,
+                special_tokens=ROBERTA_SPECIALS, show_progress=False)
+  vocab, merges = trainer.save_model(folder)
+  trainer.post_processor = processors.RobertaProcessing(("</s>", 2),
+                                                        ("<s>", 0))
+  tokenizer_json = os.path.join(folder, "tokenizer.json")
+  trainer.save(tokenizer_json)
+  return vocab, merges, tokenizer_json
+
+
+def train_sentencepiece_models(folder: str) -> Dict[str, str]:
+  """SentencePiece models trained on the shipped text, by name: ``albert``
+  (Unigram; <pad> 0, <unk> 1, [CLS] [SEP] [MASK] control symbols, as
+  ALBERT's), ``albert_bpe`` (the same as BPE) and ``xlmr`` (Unigram; <s>
+  <pad> </s> <unk>, <mask> a user symbol, as XLM-R's)."""
+  import sentencepiece  # pylint: disable=import-outside-toplevel
+  common = dict(input=SHIPPED_TEXT, vocab_size=900, hard_vocab_limit=False,
+                character_coverage=1.0, minloglevel=2)
+  albert = dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="<pad>",
+                unk_piece="<unk>", control_symbols="[CLS],[SEP],[MASK]")
+  models = {}
+  for name, kind, extra in (
+      ("albert", "unigram", albert), ("albert_bpe", "bpe", albert),
+      ("xlmr", "unigram", dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3,
+                               pad_piece="<pad>",
+                               user_defined_symbols="<mask>"))):
+    prefix = os.path.join(folder, name)
+    sentencepiece.SentencePieceTrainer.train(
+        model_prefix=prefix, model_type=kind, **common, **extra)
+    models[name] = prefix + ".model"
+  return models

@@ -181,8 +181,9 @@ class WordTable:
 
 def word_table(cand: np.ndarray, continuation: np.ndarray) -> WordTable:
   """Words of candidate positions: a word starts at a candidate that is not
-  a ``##`` piece (``continuation``, bool [n, L]) or that follows a
-  non-candidate, and takes the ``##`` pieces after it (as Model Garden's
+  a continuation piece (``continuation``, bool [n, L], by the tokenizer
+  family's rule: a ``##`` piece for WordPiece) or that follows a
+  non-candidate, and takes the continuation pieces after it (as Model Garden's
   ``_tokens_to_grams``: a word never spans a ``[SEP]``)."""
   n, width = cand.shape
   prev = np.zeros_like(cand)

@@ -30,10 +30,10 @@ import apache_beam as beam
 import numpy as np
 
 from transforms import metrics
+from transforms import tokenizer_families as families
 from transforms import normalization
 from transforms import rejects
 
-REQUIRED_TOKENS = ("[CLS]", "[SEP]", "[MASK]", "[UNK]")
 SENTENCE_SEPARATOR = "\n"
 
 
@@ -74,11 +74,18 @@ class Vocabulary:
   sep_id: int
   mask_id: int
   unk_id: int
-  is_continuation: np.ndarray  # bool per id: a "##" word piece
+  # bool per id: the piece continues the word before it, by its family's
+  # rule (tokenizer_families.continuation_pieces).
+  is_continuation: np.ndarray
   sentence_separator_id: int = -1  # see load_tokenizer
   # Whether the tokenizer lower-cases its input (see load_tokenizer): what
   # --do_lower_case really does, recorded in summary.json.
   lower_case: Optional[bool] = None
+  family: str = "wordpiece"  # one of tokenizer_families.FAMILIES
+  # The id padding takes: 0 for WordPiece (as google-research/bert pads,
+  # whatever id 0 is), the pad token's id for the other families.
+  pad_id: int = 0
+  special_tokens: Optional[Dict[str, str]] = None  # role → token
 
   @property
   def size(self) -> int:
@@ -99,11 +106,12 @@ class Vocabulary:
                if not (t.startswith("[") and t.endswith("]")))
 
 
-def read_text(path: str, s3_client_kwargs: Optional[dict] = None) -> str:
-  """Reads a (small) text file from a local path, s3:// or https://.
+def read_bytes(path: str, s3_client_kwargs: Optional[dict] = None) -> bytes:
+  """Reads a (small) file from a local path, s3:// or https://.
 
   ``s3_client_kwargs`` configure the boto3 client for s3:// (endpoint,
-  region, credentials); by default boto3's own chain decides.
+  region, credentials); by default boto3's own chain decides. Raises
+  VocabularyError naming the file.
   """
   import smart_open  # pylint: disable=import-outside-toplevel
   transport_params = None
@@ -112,9 +120,14 @@ def read_text(path: str, s3_client_kwargs: Optional[dict] = None) -> str:
     transport_params = {"client": boto3.client("s3", **s3_client_kwargs)}
   try:
     with smart_open.open(path, "rb", transport_params=transport_params) as f:
-      data = f.read()
+      return f.read()
   except Exception as e:  # pylint: disable=broad-except
     raise VocabularyError("cannot read %s: %s" % (path, _short(e))) from None
+
+
+def read_text(path: str, s3_client_kwargs: Optional[dict] = None) -> str:
+  """``read_bytes`` as UTF-8 text; raises VocabularyError."""
+  data = read_bytes(path, s3_client_kwargs)
   try:
     return data.decode("utf-8")
   except UnicodeDecodeError as e:
@@ -299,8 +312,9 @@ def normalizer_lowercases(tokenizer) -> bool:
   so every kind is judged alike: it lower-cases when the upper-case letters
   of ``_CASE_PROBE`` come out as their lower-case forms do.
   """
-  if isinstance(tokenizer, BertTokenizer):
-    return tokenizer.do_lower_case
+  own = getattr(tokenizer, "do_lower_case", None)
+  if own is not None:  # BertTokenizer, SentencePieceTokenizer
+    return own
   normalizer = tokenizer.normalizer
   if normalizer is None:
     return False
@@ -315,20 +329,40 @@ def _lower_case_word(lowercases: bool) -> str:
 def load_tokenizer(vocab_file: Optional[str] = None,
                    tokenizer_file: Optional[str] = None,
                    do_lower_case: Optional[bool] = None,
-                   s3_client_kwargs: Optional[dict] = None):
+                   s3_client_kwargs: Optional[dict] = None, *,
+                   spm_model_file: Optional[str] = None,
+                   merges_file: Optional[str] = None,
+                   albert_rules: bool = False,
+                   special_token_overrides: Optional[Dict[str, str]] = None):
   """Returns ``(tokenizer, Vocabulary)``; raises VocabularyError with a
   message naming the file and the problem.
+
+  The file decides the family (transforms/tokenizer_families.py):
+  ``spm_model_file``, a SentencePiece ``.model`` (with ``albert_rules``,
+  ALBERT's text rules: transforms/sentencepiece_tokenizer.py); else
+  ``tokenizer_file``, a Hugging Face ``tokenizer.json`` (WordPiece, BPE or
+  Unigram model); else ``vocab_file`` with ``merges_file``, RoBERTa's
+  ``vocab.json`` and ``merges.txt`` (byte-level BPE); else ``vocab_file``,
+  BERT's ``vocab.txt``. ``special_token_overrides``: role (cls, sep, mask,
+  pad, unk) → the token to use instead of the family's.
 
   ``do_lower_case``: with ``vocab_file``, whether BERT's rules lower-case
   (None: true, as in BERT). With ``tokenizer_file`` the file's normalizer
   decides (``normalizer_lowercases``); None takes what it does, and a value
   that contradicts it raises VocabularyError (the output would not be cased
-  as asked). ``Vocabulary.lower_case`` says what the tokenizer does.
+  as asked). With a SentencePiece model, whether the text is lower-cased
+  first (None: true with ALBERT's rules, as ALBERT's script does; false
+  without, as XLM-R). ``Vocabulary.lower_case`` says what the tokenizer
+  does.
   """
-  from tokenizers import AddedToken  # pylint: disable=import-outside-toplevel
-  if tokenizer_file:
+  if spm_model_file:
+    tokenizer, tokens, family, path = _load_sentencepiece(
+        spm_model_file, do_lower_case, albert_rules, s3_client_kwargs)
+    prefix, lower_case = "", tokenizer.do_lower_case
+  elif tokenizer_file:
     tokenizer, tokens = parse_tokenizer_json(
         read_text(tokenizer_file, s3_client_kwargs), tokenizer_file)
+    family = tokenizer_file_family(tokenizer)
     prefix = getattr(tokenizer.model, "continuing_subword_prefix", None) or "##"
     path = tokenizer_file
     lower_case = normalizer_lowercases(tokenizer)
@@ -340,58 +374,161 @@ def load_tokenizer(vocab_file: Optional[str] = None,
           "%s" % (tokenizer_file, _lower_case_word(lower_case),
                   str(do_lower_case).lower(),
                   _lower_case_word(do_lower_case)))
+  elif merges_file:
+    tokenizer, tokens = byte_level_bpe(
+        read_text(vocab_file, s3_client_kwargs), vocab_file,
+        read_text(merges_file, s3_client_kwargs), merges_file,
+        bool(do_lower_case))
+    family, prefix, path = "bpe", "", vocab_file
+    lower_case = bool(do_lower_case)
   else:
     text = read_text(vocab_file, s3_client_kwargs)
     tokens = parse_vocab(text, vocab_file)
     lower_case = True if do_lower_case is None else do_lower_case
     tokenizer = BertTokenizer(tokens, lower_case)
-    prefix = "##"
-    path = vocab_file
+    family, prefix, path = "wordpiece", "##", vocab_file
+  try:
+    specials = families.special_tokens(family, tokens, path,
+                                       special_token_overrides)
+  except families.SpecialTokenError as e:
+    raise VocabularyError(str(e)) from None
   ids = {}
   for i, token in enumerate(tokens):
     ids[token] = i
-  missing = [t for t in REQUIRED_TOKENS if t not in ids]
-  if missing:
-    raise VocabularyError("vocabulary %s lacks %s" % (path, ", ".join(missing)))
-  # Whole documents are encoded in one string each, sentences joined by
-  # "\n" (no sentence holds one: the reader splits lines on it). "\n" as an
-  # added special token comes out as its own id, which marks the sentence
-  # boundaries; it is never in the output. One string per document instead
-  # of one per sentence saves about 15% of the tokenizer's time.
+  separator_id = -1
+  if family == "wordpiece":
+    separator_id = _add_sentence_separator(tokenizer, tokens, path)
+  vocab = Vocabulary(
+      tokens=tokens, cls_id=ids[specials.cls], sep_id=ids[specials.sep],
+      mask_id=ids[specials.mask], unk_id=ids[specials.unk],
+      sentence_separator_id=separator_id,
+      is_continuation=families.continuation_pieces(
+          family, tokens, specials.as_dict().values(), prefix),
+      lower_case=lower_case, family=family,
+      pad_id=0 if family == "wordpiece" else ids[specials.pad],
+      special_tokens=specials.as_dict())
+  return tokenizer, vocab
+
+
+def _add_sentence_separator(tokenizer, tokens: Sequence[str],
+                            path: str) -> int:
+  """Adds ``SENTENCE_SEPARATOR`` to a WordPiece tokenizer as a special
+  token; returns its id.
+
+  Whole documents are encoded in one string each, sentences joined by
+  "\n" (no sentence holds one: the reader splits lines on it). "\n" as an
+  added special token comes out as its own id, which marks the sentence
+  boundaries; it is never in the output. One string per document instead
+  of one per sentence saves about 15% of the tokenizer's time. The other
+  families encode each sentence on its own (``encode_sentences``): a
+  byte-level or SentencePiece model treats the start of its input apart.
+  """
+  from tokenizers import AddedToken  # pylint: disable=import-outside-toplevel
   tokenizer.add_special_tokens([AddedToken(SENTENCE_SEPARATOR, special=True,
                                            normalized=False)])
   separator_id = tokenizer.token_to_id(SENTENCE_SEPARATOR)
   if separator_id < len(tokens) and tokens[separator_id] != SENTENCE_SEPARATOR:
     raise VocabularyError("%s: no free id for the sentence separator (%d is "
                           "%r)" % (path, separator_id, tokens[separator_id]))
-  vocab = Vocabulary(
-      tokens=tokens, cls_id=ids["[CLS]"], sep_id=ids["[SEP]"],
-      mask_id=ids["[MASK]"], unk_id=ids["[UNK]"],
-      sentence_separator_id=separator_id,
-      is_continuation=np.array(
-          [t.startswith(prefix) and len(t) > len(prefix) for t in tokens],
-          dtype=bool), lower_case=lower_case)
-  return tokenizer, vocab
+  return separator_id
+
+
+def tokenizer_file_family(tokenizer) -> str:
+  """The family of a loaded ``tokenizer.json`` (``tokenizers.Tokenizer``):
+  see ``tokenizer_families.tokenizer_json_family``."""
+  try:
+    return families.tokenizer_json_family(json.loads(tokenizer.to_str()))
+  except ValueError as e:
+    raise VocabularyError("tokenizer file: %s" % e) from None
+
+
+def _load_sentencepiece(path: str, do_lower_case: Optional[bool],
+                        albert_rules: bool,
+                        s3_client_kwargs: Optional[dict]):
+  """``(SentencePieceTokenizer, pieces, "sentencepiece", path)``."""
+  # pylint: disable=import-outside-toplevel
+  from transforms.sentencepiece_tokenizer import SentencePieceTokenizer
+  lower = albert_rules if do_lower_case is None else do_lower_case
+  try:
+    tokenizer = SentencePieceTokenizer(
+        read_bytes(path, s3_client_kwargs), lower, albert_rules)
+  except VocabularyError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise VocabularyError("SentencePiece model %s cannot be loaded: %s"
+                          % (path, _short(e))) from None
+  return tokenizer, tokenizer.pieces(), "sentencepiece", path
+
+
+def byte_level_bpe(vocab_text: str, vocab_path: str, merges_text: str,
+                   merges_path: str, lower_case: bool = False):
+  """RoBERTa's ``vocab.json`` and ``merges.txt`` → ``(tokenizers.Tokenizer,
+  tokens in id order)``: GPT-2's byte-level BPE as ``RobertaTokenizer``
+  configures it (ByteLevel pre-tokenizer without a prefix space, GPT-2's
+  split pattern), lower-casing first if ``lower_case``. Raises
+  VocabularyError naming the file that cannot be read."""
+  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer, decoders, models, normalizers
+  from tokenizers import pre_tokenizers
+  try:
+    tokens = families.read_vocab_json(vocab_text, vocab_path)
+  except ValueError as e:
+    raise VocabularyError(str(e)) from None
+  merges = []
+  for n, line in enumerate(merges_text.split("\n"), 1):
+    line = line.rstrip("\r")
+    if not line or (n == 1 and line.startswith("#version")):
+      continue
+    pair = line.split(" ")
+    if len(pair) != 2:
+      raise VocabularyError("%s line %d is not a merge (two tokens and a "
+                            "space): %r" % (merges_path, n, line[:80]))
+    merges.append((pair[0], pair[1]))
+  try:
+    tokenizer = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)},
+                                     merges))
+  except Exception as e:  # pylint: disable=broad-except
+    raise VocabularyError("%s and %s do not make a BPE model: %s"
+                          % (vocab_path, merges_path, _short(e))) from None
+  tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  tokenizer.decoder = decoders.ByteLevel()
+  if lower_case:
+    tokenizer.normalizer = normalizers.Lowercase()
+  return tokenizer, tokens
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TokenizerSettings:
-  """Which tokenizer the job loads (the flags of the same names): BERT's
-  rules and WordPiece over a ``vocab.txt`` (``vocab_file``), or a Hugging
-  Face ``tokenizer.json`` (``tokenizer_file``, which wins when both are
-  set); ``do_lower_case`` as ``load_tokenizer`` takes it;
-  ``s3_client_kwargs``: smart-open's S3 client settings for files on S3."""
+  """Which tokenizer the job loads (the flags of the same names; see
+  ``load_tokenizer``): ``vocab_file`` (BERT's ``vocab.txt``, or RoBERTa's
+  ``vocab.json`` with ``merges_file``), ``tokenizer_file`` (a Hugging Face
+  ``tokenizer.json``) or ``spm_model_file`` (a SentencePiece ``.model``),
+  the first of the last two given winning over ``vocab_file``;
+  ``do_lower_case``; ``albert_rules`` (ALBERT's text rules for a
+  SentencePiece model); ``special_tokens`` (role → token, overriding the
+  family's); ``s3_client_kwargs``: smart-open's S3 client settings for
+  files on S3."""
   vocab_file: Optional[str] = None
   tokenizer_file: Optional[str] = None
+  spm_model_file: Optional[str] = None
+  merges_file: Optional[str] = None
   do_lower_case: Optional[bool] = None
+  albert_rules: bool = False
+  special_tokens: Optional[Dict[str, str]] = None
   s3_client_kwargs: Optional[dict] = None
 
   def load(self):
     """``(tokenizer, Vocabulary)``; raises VocabularyError."""
+    one_file = self.spm_model_file or self.tokenizer_file
     return load_tokenizer(
-        vocab_file=None if self.tokenizer_file else self.vocab_file,
-        tokenizer_file=self.tokenizer_file, do_lower_case=self.do_lower_case,
-        s3_client_kwargs=self.s3_client_kwargs)
+        vocab_file=None if one_file else self.vocab_file,
+        tokenizer_file=None if self.spm_model_file else self.tokenizer_file,
+        do_lower_case=self.do_lower_case,
+        s3_client_kwargs=self.s3_client_kwargs,
+        spm_model_file=self.spm_model_file,
+        merges_file=None if one_file else self.merges_file,
+        albert_rules=self.albert_rules,
+        special_token_overrides=self.special_tokens)
 
 
 # A tokenizer file's vocabulary may hold a few capitalized words that are no
@@ -413,7 +550,7 @@ def upper_case_words(tokenizer, vocab: Vocabulary) -> List[str]:
     if vocab.is_continuation[i] or (token[:1], token[-1:]) in (
         ("[", "]"), ("<", ">")):
       continue
-    text = token
+    text = token.replace(families.SPM_SPACE, " ")
     if decoder is not None:
       try:
         text = decoder.decode([token])
@@ -446,6 +583,12 @@ def cased_vocabulary_warning(tokenizer, vocab: Vocabulary, path: str,
   words = upper_case_words(tokenizer, vocab)
   if len(words) <= CASED_WORDS_HANDFUL:
     return None
+  if getattr(tokenizer, "do_lower_case", None) is not None:
+    return ("warning: the text is lower-cased (--do_lower_case; true by "
+            "default with ALBERT's text rules) but the model %s holds %d "
+            "whole words with capitals (%s, ...), which can never be "
+            "produced: for a cased model pass --do_lower_case=false"
+            % (path, len(words), ", ".join(words[:5])))
   return ("warning: the normalizer of tokenizer file %s lower-cases its "
           "input, but its vocabulary holds %d whole words with capitals (%s, "
           "...), which can never be produced: a cased model's vocabulary "
@@ -466,32 +609,30 @@ def limit_threads(threads: int) -> None:
 def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
                        vocab: Vocabulary
                        ) -> Tuple[List[TokenizedDocument], Dict[str, int]]:
-  """Tokenizes a batch of documents with one ``encode_batch`` call.
+  """Tokenizes a batch of documents with one call of the tokenizer: one
+  string per document, sentences joined by the separator, for WordPiece
+  (``_add_sentence_separator``); one per sentence for the other families
+  (``encode_sentences``).
 
   Sentences that yield no token are dropped; documents left with no sentence
   are dropped. Returns the documents and the counts of what happened.
   """
   docs = list(docs)
-  texts = [SENTENCE_SEPARATOR.join(sentences) for _, sentences in docs]
-  encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-  encodings = encode(texts, add_special_tokens=False) if texts else []
+  if vocab.family == "wordpiece":
+    per_doc = _encode_joined(docs, tokenizer, vocab.sentence_separator_id)
+  else:
+    per_doc = _encode_each(docs, tokenizer)
   counts = {"sentences": 0, "empty_sentences_dropped": 0, "tokens": 0,
             "unknown_tokens": 0, "documents": 0,
             "empty_documents_dropped": 0}
   out = []
-  separator = vocab.sentence_separator_id
-  for (doc_id, sentences), enc in zip(docs, encodings):
-    raw = np.array(enc.ids, dtype=np.int64)
-    # Sentence i spans between separators i-1 and i.
-    bounds = np.concatenate(([-1], np.flatnonzero(raw == separator),
-                             [raw.size]))
-    lengths = np.diff(bounds) - 1
+  for (doc_id, sentences), (ids, lengths) in zip(docs, per_doc):
     kept = lengths > 0
     counts["empty_sentences_dropped"] += len(sentences) - int(kept.sum())
     if not kept.any():
       counts["empty_documents_dropped"] += 1
       continue
-    ids = raw[raw != separator].astype(vocab.id_dtype)
+    ids = ids.astype(vocab.id_dtype)
     lengths = lengths[kept].astype(np.int32)
     counts["documents"] += 1
     counts["sentences"] += int(lengths.size)
@@ -499,6 +640,48 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
     counts["unknown_tokens"] += int(np.count_nonzero(ids == vocab.unk_id))
     out.append(TokenizedDocument(doc_id, ids, lengths))
   return out, counts
+
+
+def _encode_joined(docs, tokenizer, separator: int
+                   ) -> List[Tuple[np.ndarray, np.ndarray]]:
+  """Per document, its ids (separators out) and each sentence's length."""
+  texts = [SENTENCE_SEPARATOR.join(sentences) for _, sentences in docs]
+  encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+  out = []
+  for enc in (encode(texts, add_special_tokens=False) if texts else []):
+    raw = np.array(enc.ids, dtype=np.int64)
+    # Sentence i spans between separators i-1 and i.
+    bounds = np.concatenate(([-1], np.flatnonzero(raw == separator),
+                             [raw.size]))
+    out.append((raw[raw != separator], np.diff(bounds) - 1))
+  return out
+
+
+def encode_sentences(tokenizer, sentences: Sequence[str]) -> List[List[int]]:
+  """Each sentence's ids, without special tokens, in one call: the
+  tokenizer's own ``encode_sentences`` (a SentencePiece model), else
+  ``tokenizers``' batch encoding."""
+  own = getattr(tokenizer, "encode_sentences", None)
+  if own is not None:
+    return own(sentences)
+  encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+  return [e.ids for e in encode(list(sentences), add_special_tokens=False)]
+
+
+def _encode_each(docs, tokenizer) -> List[Tuple[np.ndarray, np.ndarray]]:
+  """Per document, its ids and each sentence's length, every sentence of
+  the batch encoded on its own."""
+  flat = [s for _, sentences in docs for s in sentences]
+  encoded = encode_sentences(tokenizer, flat) if flat else []
+  out, k = [], 0
+  for _, sentences in docs:
+    mine = encoded[k:k + len(sentences)]
+    k += len(sentences)
+    lengths = np.array([len(ids) for ids in mine], dtype=np.int64)
+    ids = (np.concatenate([np.asarray(i, dtype=np.int64) for i in mine])
+           if mine else np.zeros(0, dtype=np.int64))
+    out.append((ids, lengths))
+  return out
 
 
 class _TokenizeDoFn(beam.DoFn):

@@ -244,7 +244,9 @@ def test_repeated_and_blank_tokens(tmp_path):
     (None, "cannot read"),
     (b"", "is empty"),
     (b"\xff\xfe\x00garbage", "not UTF-8"),
-    (b"[PAD]\n[UNK]\nhello\n", r"lacks \[CLS\], \[SEP\], \[MASK\]$"),
+    (b"[PAD]\n[UNK]\nhello\n", r"lacks \[CLS\], \[SEP\], \[MASK\] \(a wordpiece "
+     r"vocabulary; name others with --cls_token, --sep_token, "
+     r"--mask_token\); its special-looking tokens: \[PAD\], \[UNK\]$"),
 ])
 def test_bad_vocabularies(tmp_path, content, message):
   path = tmp_path / "vocab.txt"

@@ -1,0 +1,39 @@
+"""Each tokenizer family against its reference code on every Unicode code
+point, one per line (tests/unit/test_tokenizer_families.py runs the same
+checks on every 97th, within the unit tier's two minutes)."""
+
+import os
+
+import pytest
+
+from oracles import references
+from tests.helpers import (REPO, train_byte_level_bpe,
+                           train_sentencepiece_models)
+from tests.unit.test_tokenizer_families import (check_albert_rules,
+                                                check_byte_level_bpe,
+                                                check_sentencepiece)
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory):
+  return train_byte_level_bpe(str(tmp_path_factory.mktemp("bpe")))
+
+
+@pytest.fixture(scope="module")
+def spm_models(tmp_path_factory):
+  return train_sentencepiece_models(str(tmp_path_factory.mktemp("spm")))
+
+
+def test_byte_level_bpe_on_every_code_point(bpe):
+  vocab, merges, _ = bpe
+  encoder = references.fairseq_gpt2_encoder(
+      os.path.join(REPO, ".cache", "tools", "fairseq"), vocab, merges)
+  check_byte_level_bpe(bpe, encoder, 1)
+
+
+def test_sentencepiece_on_every_code_point(spm_models):
+  check_sentencepiece(spm_models, 1)
+
+
+def test_albert_rules_on_every_code_point(spm_models):
+  check_albert_rules(spm_models, 1)

@@ -1,0 +1,94 @@
+"""A SentencePiece model (``--spm_model_file``, ALBERT's and XLM-R's
+``.model``) as the pipeline's tokenizer, run by the ``sentencepiece``
+library itself.
+
+With ``albert_rules`` the text goes as google-research/albert's
+``create_pretraining_data.py`` sends it (``tokenization.preprocess_text``,
+then ``encode_pieces``): runs of whitespace become one space, the text is
+NFKD-normalized and its combining marks dropped, lower-cased with
+``do_lower_case``, and a piece that ends in a digit and a comma is encoded
+again without its ``▁`` and the comma split off. Without, the text goes to
+the model as it is (lower-cased with ``do_lower_case``), as fairseq's XLM-R
+preprocessing sends it; the model's own normalizer still applies.
+tests/unit/test_tokenizer_families.py checks both against the reference
+code (``sentencepiece`` and PyPI's ``albert-tensorflow``).
+"""
+
+import unicodedata
+from typing import List, Optional, Sequence
+
+from transforms.tokenizer_families import SPM_SPACE
+
+
+def albert_preprocess(text: str, lower: bool) -> str:
+  """ALBERT's ``preprocess_text``: whitespace runs to one space (the ends
+  stripped), NFKD, combining marks dropped, lower-cased if ``lower``."""
+  text = unicodedata.normalize("NFKD", " ".join(text.strip().split()))
+  text = "".join(c for c in text if not unicodedata.combining(c))
+  return text.lower() if lower else text
+
+
+class SentencePieceTokenizer:
+  """Encodes sentences with a SentencePiece model (``model``: the
+  ``.model`` file's bytes). Offers what the pipeline calls on a tokenizer:
+  ``encode_sentences``, ``token_to_id``, ``pieces``, ``do_lower_case``."""
+
+  def __init__(self, model: bytes, do_lower_case: bool, albert_rules: bool):
+    import sentencepiece  # pylint: disable=import-outside-toplevel
+    self._sp = sentencepiece.SentencePieceProcessor(model_proto=model)
+    self._lower = do_lower_case
+    self._albert = albert_rules
+
+  @property
+  def do_lower_case(self) -> bool:
+    return self._lower
+
+  @property
+  def albert_rules(self) -> bool:
+    return self._albert
+
+  def pieces(self) -> List[str]:
+    """Every piece, in id order."""
+    return [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
+
+  def token_to_id(self, token: str) -> Optional[int]:
+    i = self._sp.piece_to_id(token)
+    return i if self._sp.id_to_piece(i) == token else None
+
+  def prepare(self, text: str) -> str:
+    """The text as the model gets it."""
+    if self._albert:
+      return albert_preprocess(text, self._lower)
+    return text.lower() if self._lower else text
+
+  def encode_sentences(self, sentences: Sequence[str]) -> List[List[int]]:
+    """Each sentence's ids, one ``encode`` call for all of them."""
+    texts = [self.prepare(s) for s in sentences]
+    ids = self._sp.encode(texts, out_type=int)
+    if self._albert:
+      for i, text in enumerate(texts):
+        if "," in text or not text.isascii():
+          # A piece can end in a digit and a comma only where the model's
+          # normalized text has them (NFKC makes "²﹐" "2,").
+          normalized = self._sp.normalize(text)
+          if any(normalized[k - 1].isdigit()
+                 for k in range(1, len(normalized))
+                 if normalized[k] == ","):
+            ids[i] = self._albert_ids(text)
+    return ids
+
+  def _albert_ids(self, text: str) -> List[int]:
+    """ALBERT's ``encode_pieces`` and ``PieceToId``, as they run under
+    Python 3: a piece ending in a digit and a comma is encoded again
+    without its ``▁`` (the model adds its own), and the comma follows as a
+    piece of its own. ALBERT's step that would then drop that added ``▁``
+    compares text with bytes under Python 3 and never applies."""
+    out: List[int] = []
+    for piece in self._sp.encode(text, out_type=str):
+      if len(piece) > 1 and piece[-1] == "," and piece[-2].isdigit():
+        again = self._sp.encode(piece[:-1].replace(SPM_SPACE, ""),
+                                out_type=str)
+        out.extend(self._sp.piece_to_id(p) for p in again + [","])
+      else:
+        out.append(self._sp.piece_to_id(piece))
+    return out
