@@ -235,8 +235,9 @@ def speed_lines(rows: List[Dict], alone: Dict, xml_mb: float) -> List[str]:
   for tool in ("wikidump (Beam)", "wikiextractor --no-templates"):
     one, two = row(tool, 1), row(tool, 2)
     if one and two:
-      lines.append("- %s: two workers take %.2fx less wall time than one."
-                   % (tool, one["wall_s"] / two["wall_s"]))
+      lines.append("- %s, two workers against one: %.2fx (one worker's wall "
+                   "seconds over two workers')." % (
+                       tool, one["wall_s"] / two["wall_s"]))
   return lines
 
 
