@@ -27,7 +27,13 @@ per check:
   sequences that any packing of contiguous whole sentences can make of the
   same text in file order (the count found by dynamic programming). Both
   take the sentences' lengths from Model Garden's ``FullTokenizer`` in the
-  reference venv.
+  reference venv;
+* the whole output: ``pipelines.report --compare``'s statistics and tests,
+  BERT's defaults at ``--dupe_factor=5``, the pipeline against the
+  reference and against itself with another seed.
+
+With ``--markdown`` the figures are also written as a page
+(``docs/benchmarks/fidelity.md``).
 """
 
 import argparse
@@ -320,6 +326,44 @@ def run_pipeline(corpus, out, flags, vocab):
     return json.load(f)
 
 
+def report_rows(corpus, work, python, vocab):
+  """``pipelines.report --compare`` on this text at ``--dupe_factor=5``, 128
+  tokens: the pipeline against the reference, and against itself with
+  another seed (how far two seeds of one job are apart). Returns the table's
+  rows, one per statistic, and the count of statistics each comparison
+  flags (p < ``pipelines.report.P_FLAG``)."""
+  ours = os.path.join(work, "report_pipeline")
+  run_pipeline(corpus, ours, ["--dupe_factor=5"], vocab)
+  other_seed = os.path.join(work, "report_pipeline_seed1")
+  run_pipeline(corpus, other_seed, ["--dupe_factor=5", "--random_seed=1"],
+               vocab)
+  reference = os.path.join(work, "report_reference.tfrecord")
+  subprocess.run([python, "-m", "official.nlp.data.create_pretraining_data",
+                  "--input_file=" + corpus, "--output_file=" + reference,
+                  "--vocab_file=" + vocab, "--do_lower_case=True",
+                  "--max_seq_length=128", "--max_predictions_per_seq=20",
+                  "--masked_lm_prob=0.15", "--random_seed=12345",
+                  "--dupe_factor=5"], check=True, capture_output=True,
+                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  comparisons = []
+  for name, other in (("reference", reference), ("seed1", other_seed)):
+    out = os.path.join(work, "report_%s.json" % name)
+    subprocess.run([sys.executable, "-m", "pipelines.report", ours,
+                    "--compare=" + other, "--json=" + out,
+                    "--out=" + os.path.join(work, "report_plots_" + name)],
+                   check=True, cwd=REPO, capture_output=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    with open(out) as f:
+      comparisons.append(json.load(f)["comparison"])
+  cell = lambda v: "%.3f" % v if isinstance(v, float) else str(v)
+  p = lambda row: ("%.2g" % row["p_value"] if row["p_value"] is not None
+                   else "-") + (" (differs)" if row["differs"] else "")
+  rows = [[a["statistic"], cell(a["output"]), cell(a["other"]), p(a),
+           cell(b["other"]), p(b)]
+          for a, b in zip(*comparisons)]
+  return rows, [sum(1 for r in c if r["differs"]) for c in comparisons]
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--wikiextractor", required=True,
@@ -457,6 +501,9 @@ def main(argv=None):
         "%.1f (%.1f%%), %d sequences; ceiling %.1f (%.1f%%), %d sequences" % (
             np.mean(blocks), 100 * np.mean(blocks) / 512, len(blocks),
             best_mean, 100 * best_mean / 512, best_count)])
+  report_table, flagged = report_rows(corpus, work, python, args.vocab_file)
+  print("pipelines.report: %d statistics flagged against the reference, %d "
+        "against another seed" % tuple(flagged), flush=True)
   report = [
       "Text: %s, %d articles, %.1f MB in lines format (sentences split by the "
       "pipeline's splitter); `--dupe_factor=%d`, 128 tokens, 20 predictions "
@@ -486,7 +533,20 @@ def main(argv=None):
       "The ceiling is the fewest sequences of contiguous whole sentences "
       "that hold the text in file order (dynamic programming): no packing "
       "of whole sentences fills more." % (
-          packed["full_sentences"], packed["doc_sentences"])]
+          packed["full_sentences"], packed["doc_sentences"]),
+      "",
+      "`python -m pipelines.report PIPELINE --compare=OTHER` on the same text, "
+      "BERT's defaults at `--dupe_factor=5`: the pipeline against the "
+      "reference, and against itself with `--random_seed=1`. Each test counts "
+      "at most one observation per document pass; a statistic differs at "
+      "p < 0.01.", "",
+      *provenance.table(["statistic", "pipeline", "reference",
+                         "p, against the reference",
+                         "pipeline, seed 1", "p, against seed 1"],
+                        report_table), "",
+      "Statistics flagged: %d against the reference, %d between two seeds "
+      "of the pipeline, of %d." % (flagged[0], flagged[1],
+                                   len(report_table))]
   print("\n".join(report))
   path = provenance.markdown_path(args.markdown, "fidelity.md")
   if path:
