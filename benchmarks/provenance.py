@@ -1,27 +1,36 @@
 """Where a benchmark's figures come from: the machine, the commit, the
 command and the date, written at the head of every page a benchmark
-writes into ``docs/benchmarks/`` (those pages are never edited by hand)."""
+writes into ``docs/benchmarks/`` (those pages are never edited by hand);
+and the flag and the Markdown table every benchmark writes them with."""
 
+import argparse
 import datetime
 import os
 import platform
 import shlex
 import subprocess
 import sys
-from typing import Sequence
+from typing import Optional, Sequence
 
 import psutil
 
-from benchmarks.compare import REPO
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAGES = os.path.join(REPO, "docs", "benchmarks")
+# The lines every page's head has, each "- NAME: ...": tests/unit/test_docs.py
+# checks them.
+HEAD_FIELDS = ("machine", "commit", "command", "date")
 
 
 def commit() -> str:
-  """The checked-out commit, with ``+changes`` when the tree differs."""
+  """The checked-out commit, with ``+changes`` when the tree differs from
+  it outside ``docs/benchmarks/`` (the pages are what benchmarks write, so
+  one written before does not change what the next one measures)."""
   try:
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
                           cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "."],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".",
+                            ":(exclude)docs/benchmarks"],
                            cwd=REPO, capture_output=True, text=True,
                            check=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
@@ -70,3 +79,27 @@ def write_page(path: str, title: str, argv: Sequence[str],
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "w") as f:
     f.write(text)
+
+
+def add_markdown_flag(parser: argparse.ArgumentParser, page: str) -> None:
+  """``--markdown[=PATH]``: also write the report as a page with its
+  provenance, by default ``docs/benchmarks/PAGE`` (``markdown_path``)."""
+  parser.add_argument(
+      "--markdown", nargs="?", const=True, default=None, metavar="PATH",
+      help="Also write the report as a page with its provenance (docs/"
+      "benchmarks/%s when given without a path)." % page)
+
+
+def markdown_path(value, page: str) -> Optional[str]:
+  """Where ``--markdown`` (``value``) writes: None when not given, PATH
+  when given one, else ``docs/benchmarks/PAGE``."""
+  if value is None:
+    return None
+  return os.path.join(PAGES, page) if value is True else value
+
+
+def table(head: Sequence[str], rows: Sequence[Sequence]) -> list:
+  """A Markdown table's lines: ``head`` and one line per row, each cell
+  as ``str`` gives it."""
+  return (["| %s |" % " | ".join(head), "|" + "---|" * len(head)]
+          + ["| %s |" % " | ".join(str(c) for c in row) for row in rows])

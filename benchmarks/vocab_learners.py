@@ -14,9 +14,12 @@ to learn, pieces per word and ``[UNK]`` share on ``--held_out``.
 """
 
 import argparse
+import os
+import sys
 import time
 from typing import List, Sequence, Tuple
 
+from benchmarks import provenance
 from transforms import vocabulary
 from transforms.tokenization import build_tokenizer
 
@@ -62,12 +65,14 @@ def main(argv=None):
   parser.add_argument("--train", required=True)
   parser.add_argument("--held_out", required=True)
   parser.add_argument("--pieces", type=int, default=1500)
+  provenance.add_markdown_flag(parser, "vocab_learners.md")
   args = parser.parse_args(argv)
   counts = vocabulary.count_words(_lines(args.train),
                                   vocabulary.bert_word_splitter(True))
   word_counts = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
   held_out = _lines(args.held_out)
   print("%d words, %d distinct" % (sum(counts.values()), len(counts)))
+  rows = []
   for name, learn in (("tf_text", learn_wordpiece_tf_text),
                       ("tokenizers", vocabulary.learn_wordpiece)):
     start = time.process_time()
@@ -78,6 +83,28 @@ def main(argv=None):
     per_word, unknown = evaluate(tokens, held_out)
     print("%-10s %6.2f CPU s, %d tokens, %.3f pieces per held-out word, "
           "%.4f [UNK]" % (name, seconds, len(tokens), per_word, unknown))
+    rows.append(["TF Text" if name == "tf_text" else "`tokenizers`",
+                 "%.1f" % seconds, "{:,}".format(len(tokens)),
+                 "%.3f" % per_word, "%.4f" % unknown])
+  report = [
+      "Learned from %s (%.1f MB, %s words, %s distinct), %s pieces; "
+      "measured on %s (%.1f MB)." % (
+          os.path.basename(args.train), os.path.getsize(args.train) / 1e6,
+          "{:,}".format(sum(counts.values())), "{:,}".format(len(counts)),
+          "{:,}".format(args.pieces), os.path.basename(args.held_out),
+          os.path.getsize(args.held_out) / 1e6), "",
+      *provenance.table(["learner", "CPU s", "tokens",
+                         "pieces per held-out word", "`[UNK]` share"], rows),
+      "",
+      "Both learn from the same word counts (`tokenizers` takes text, so it "
+      "is given each word as often as it was counted); both vocabularies are "
+      "laid out as BERT's vocab.txt. Fewer pieces per held-out word is the "
+      "better vocabulary; CPU s is the learning alone."]
+  print("\n".join(report))
+  path = provenance.markdown_path(args.markdown, "vocab_learners.md")
+  if path:
+    provenance.write_page(path, "WordPiece learners: TF Text and tokenizers",
+                          sys.argv[1:] if argv is None else argv, report)
 
 
 if __name__ == "__main__":

@@ -94,3 +94,54 @@ def test_every_project_file_the_docs_and_docstrings_name_exists():
                     and not os.path.exists(os.path.join(
                         os.path.dirname(source), path))})
   assert not missing, missing
+
+
+BENCHMARK_PAGES = sorted(glob.glob(os.path.join(REPO, "docs", "benchmarks",
+                                                "*.md")))
+# benchmarks/provenance.py's header lines, each "- FIELD: value".
+_HEAD = {"machine": r".+ cores, .+ memory.*", "commit": r"[0-9a-f]{7,40}( .+)?",
+         "command": r"`python -m benchmarks\.\w+.*`",
+         "date": r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"}
+
+
+def test_benchmark_pages_say_where_their_figures_come_from():
+  """Every page in docs/benchmarks/ begins as a benchmark writes it: a
+  title, then the machine, the commit, the command and the date."""
+  assert BENCHMARK_PAGES
+  wrong = []
+  for path in BENCHMARK_PAGES:
+    lines = _read(path).splitlines()
+    head = lines[:12]
+    if not head or not head[0].startswith("# "):
+      wrong.append("%s: no title" % os.path.basename(path))
+    for field, pattern in _HEAD.items():
+      if not any(re.fullmatch(r"- %s: %s" % (field, pattern), l)
+                 for l in head):
+        wrong.append("%s: no '- %s:' line" % (os.path.basename(path), field))
+  assert not wrong, wrong
+
+
+def _links(path):
+  """The local Markdown links of a page, as paths from the repository."""
+  found = []
+  for target in re.findall(r"\]\(([^)\s]+)\)", _read(path)):
+    target = target.split("#")[0]
+    if target and "://" not in target:
+      found.append(os.path.normpath(os.path.join(os.path.dirname(path),
+                                                 target)))
+  return found
+
+
+def test_every_linked_benchmark_page_exists_and_the_index_links_each():
+  """A link to a page in docs/benchmarks/ leads to one; docs/benchmarks.md,
+  the index, links every such page."""
+  folder = os.path.join(REPO, "docs", "benchmarks")
+  missing = ["%s links %s" % (os.path.relpath(page, REPO),
+                              os.path.relpath(target, REPO))
+             for page in DOCS for target in _links(page)
+             if os.path.dirname(target) == folder
+             and not os.path.exists(target)]
+  assert not missing, missing
+  index = set(_links(os.path.join(REPO, "docs", "benchmarks.md")))
+  unlisted = [os.path.basename(p) for p in BENCHMARK_PAGES if p not in index]
+  assert not unlisted, "docs/benchmarks.md does not link %s" % unlisted
