@@ -41,6 +41,7 @@ import collections
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -384,8 +385,16 @@ def main(argv=None):
       "Statistics flagged: %d against the reference, %d between two seeds "
       "of the pipeline, of %d." % (flagged[0], flagged[1],
                                    len(report_table))]
-  print("\n".join(report))
   path = provenance.markdown_path(args.markdown, "fidelity.md")
+  if path:
+    # pipelines.report's overview plot of the comparison, beside the page.
+    plot = os.path.splitext(path)[0] + "_compare.png"
+    shutil.copyfile(os.path.join(work, "report_plots_reference",
+                                 "overview.png"), plot)
+    report += ["", "pipelines.report's overview of the pipeline against the "
+               "reference:", "", "![the pipeline against the reference](%s)"
+               % os.path.basename(plot)]
+  print("\n".join(report))
   if path:
     provenance.write_page(path, "The objectives against their references",
                           sys.argv[1:] if argv is None else argv, report)

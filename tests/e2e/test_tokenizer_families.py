@@ -9,21 +9,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import (REPO, SHIPPED_TEXT, assert_refused, digest,
-                           read_examples, run_cli, train_byte_level_bpe,
-                           train_sentencepiece_models)
+                           read_examples, run_cli)
 from transforms import tokenization
 
 INPUT = "--input=" + ",".join(SHIPPED_TEXT)
-
-
-@pytest.fixture(scope="module")
-def spm_models(tmp_path_factory):
-  return train_sentencepiece_models(str(tmp_path_factory.mktemp("spm")))
-
-
-@pytest.fixture(scope="module")
-def bpe(tmp_path_factory):
-  return train_byte_level_bpe(str(tmp_path_factory.mktemp("bpe")))
 
 
 def _words_masked_in_part(examples, vocab):

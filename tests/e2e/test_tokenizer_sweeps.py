@@ -4,24 +4,11 @@ checks on every 97th, within the unit tier's two minutes)."""
 
 import os
 
-import pytest
-
 from oracles import references
-from tests.helpers import (REPO, train_byte_level_bpe,
-                           train_sentencepiece_models)
+from tests.helpers import REPO
 from tests.unit.test_tokenizer_families import (check_albert_rules,
                                                 check_byte_level_bpe,
                                                 check_sentencepiece)
-
-
-@pytest.fixture(scope="module")
-def bpe(tmp_path_factory):
-  return train_byte_level_bpe(str(tmp_path_factory.mktemp("bpe")))
-
-
-@pytest.fixture(scope="module")
-def spm_models(tmp_path_factory):
-  return train_sentencepiece_models(str(tmp_path_factory.mktemp("spm")))
 
 
 def test_byte_level_bpe_on_every_code_point(bpe):
