@@ -62,8 +62,10 @@ PRESETS = {
 }
 # The tokenizer family each preset's model was trained with
 # (transforms/tokenizer_families.py).
-PRESET_FAMILIES = {"bert": "wordpiece", "electra": "wordpiece",
-                   "roberta": "bpe", "albert": "sentencepiece"}
+PRESET_FAMILIES = {"bert": ("wordpiece",), "electra": ("wordpiece",),
+                   # XLM-R is RoBERTa's recipe over SentencePiece.
+                   "roberta": ("bpe", "sentencepiece"),
+                   "albert": ("sentencepiece",)}
 FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
                 "bpe": "byte-level BPE (RoBERTa's)",
                 "sentencepiece": "SentencePiece (ALBERT's, XLM-R's)"}
@@ -74,13 +76,14 @@ def preset_family_warning(preset: Optional[str], family: str,
   """A ``warning:`` line when ``--preset`` names a model of another
   tokenizer family than the file's (``path``, of ``family``), or None."""
   expected = PRESET_FAMILIES.get(preset or "")
-  if expected is None or expected == family:
+  if expected is None or family in expected:
     return None
   return ("warning: --preset=%s is the recipe of a model with a %s "
           "tokenizer, but %s is a %s one: the examples follow the tokenizer "
           "given (its special tokens and word boundaries), so no released "
           "%s checkpoint reads them as its own"
-          % (preset, FAMILY_NAMES[expected], path, FAMILY_NAMES[family],
+          % (preset, " or ".join(FAMILY_NAMES[f] for f in expected), path,
+             FAMILY_NAMES[family],
              preset))
 
 
@@ -194,10 +197,12 @@ class MlmOptions(PipelineOptions):
         "hold its family's special tokens (docs/tokenizer.md).")
     group.add_argument(
         "--spm_model_file", default=None,
-        help="A SentencePiece .model (ALBERT, XLM-R) to use instead of "
+        help="A SentencePiece .model (ALBERT's) to use instead of "
         "--vocab_file, run by the sentencepiece library; special tokens "
         "ALBERT's ([CLS] [SEP] [MASK] <pad> <unk>) when it holds [CLS], "
-        "else XLM-R's (<s> </s> <mask> <pad> <unk>).")
+        "else <s> </s> <mask> <pad> <unk>, which its pieces must hold. "
+        "(XLM-R's released model leaves <pad> and <mask> to fairseq, which "
+        "shifts its ids: use XLM-R's tokenizer.json.)")
     group.add_argument(
         "--merges_file", default=None,
         help="RoBERTa's merges.txt: with it, --vocab_file is RoBERTa's "
@@ -217,10 +222,12 @@ class MlmOptions(PipelineOptions):
           "WordPiece, %s for byte-level BPE)." % (role, bert, other))
     # None: left out, told apart from an explicit value (see resolve and
     # transforms.tokenization.load_tokenizer).
-    flag(group, "--do_lower_case", "Lower-case and strip accents (uncased models). "
-         "Default true, as in BERT; with --tokenizer_file, what the file's "
-         "normalizer does (a value that contradicts it is refused).",
-         default=None)
+    flag(group, "--do_lower_case", "Lower-case (and, with BERT's rules or "
+         "ALBERT's, strip accents) for uncased models. Default: true with "
+         "--vocab_file=vocab.txt, as in BERT; with --tokenizer_file, what the "
+         "file's normalizer does (a value that contradicts it is refused); "
+         "with --spm_model_file, --albert_text_rules' value, as in ALBERT's "
+         "script; false with --merges_file.", default=None)
     group.add_argument(
         "--tokenizer_threads", type=int, default=1,
         help="Threads of the tokenizer in each worker. 1 keeps Beam's worker "

@@ -164,17 +164,36 @@ def summary_problem(summary) -> Optional[str]:
 def vocabulary(output: Output, override: Optional[str] = None,
                s3_client_kwargs: Optional[dict] = None):
   """The ``transforms.tokenization.Vocabulary`` to decode ``output`` with:
-  ``override`` (a ``vocab.txt`` or a ``tokenizer.json``), else the one its
-  summary.json records, else BERT's bundled one. Raises
+  ``override`` (a ``vocab.txt``, a ``tokenizer.json`` or a SentencePiece
+  ``.model``), else the tokenizer its summary.json records (its files,
+  special-token flags and text rules), else BERT's bundled one. Raises
   ``VocabularyError``."""
   # pylint: disable=import-outside-toplevel
   from pipelines.options import DEFAULT_VOCAB
-  from transforms.tokenization import load_tokenizer
+  from transforms.tokenization import TokenizerSettings
   options = output.options
-  path = override or options.get("tokenizer_file") or options.get(
-      "vocab_file") or DEFAULT_VOCAB
-  kind = "tokenizer_file" if path.endswith(".json") else "vocab_file"
-  _, vocab = load_tokenizer(**{kind: path}, s3_client_kwargs=s3_client_kwargs)
+  specials = {role: options.get(role + "_token")
+              for role in ("cls", "sep", "mask", "pad", "unk")
+              if options.get(role + "_token")} or None
+  if override:
+    kind = ("tokenizer_file" if override.endswith(".json") else
+            "spm_model_file" if override.endswith(".model") else "vocab_file")
+    # Decoding needs the tokens only: the file's own casing is taken.
+    settings = TokenizerSettings(**{kind: override},
+                                 albert_rules=bool(options.get(
+                                     "albert_text_rules")),
+                                 special_tokens=specials,
+                                 s3_client_kwargs=s3_client_kwargs)
+  else:
+    settings = TokenizerSettings(
+        vocab_file=options.get("vocab_file") or DEFAULT_VOCAB,
+        tokenizer_file=options.get("tokenizer_file"),
+        spm_model_file=options.get("spm_model_file"),
+        merges_file=options.get("merges_file"),
+        do_lower_case=options.get("do_lower_case"),
+        albert_rules=bool(options.get("albert_text_rules")),
+        special_tokens=specials, s3_client_kwargs=s3_client_kwargs)
+  _, vocab = settings.load()
   return vocab
 
 

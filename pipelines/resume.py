@@ -127,7 +127,10 @@ def run_record(options: Dict, files: Sequence[paths.InputFile]) -> Dict:
   and each input file's name, size and time of last change."""
   return {"options": {k: v for k, v in sorted(options.items())
                       if k not in FREE_OPTIONS},
-          "input_files": [[f.path, f.size, f.modified] for f in files]}
+          # Whole seconds: S3 gives a listing milliseconds, a HEAD request
+          # not, and --input may name a file either way.
+          "input_files": [[f.path, f.size, int(f.modified)]
+                          for f in files]}
 
 
 def _read_json(path: str):
@@ -152,7 +155,8 @@ def _difference(before: Dict, now: Dict) -> str:
   for old, new in zip(was, is_):
     if old != new:
       return ("%s changed since the stopped run (same size, modified at %s, "
-              "was %s)" % (new[0], _when(new[2]), _when(old[2])))
+              "was %s)" % (new[0], _when(new[-1]),
+                           _when(old[2]) if len(old) > 2 else "not recorded"))
   return ""
 
 

@@ -38,6 +38,10 @@ class SentencePieceTokenizer:
     self._sp = sentencepiece.SentencePieceProcessor(model_proto=model)
     self._lower = do_lower_case
     self._albert = albert_rules
+    # Threads of one encode call (-1: every core); the Tokenize stage sets
+    # --tokenizer_threads here, 1 by default, so that Beam's worker count
+    # stays honest.
+    self.num_threads = 1
 
   @property
   def do_lower_case(self) -> bool:
@@ -64,7 +68,7 @@ class SentencePieceTokenizer:
   def encode_sentences(self, sentences: Sequence[str]) -> List[List[int]]:
     """Each sentence's ids, one ``encode`` call for all of them."""
     texts = [self.prepare(s) for s in sentences]
-    ids = self._sp.encode(texts, out_type=int)
+    ids = self._sp.encode(texts, out_type=int, num_threads=self.num_threads)
     if self._albert:
       for i, text in enumerate(texts):
         if "," in text or not text.isascii():

@@ -621,7 +621,7 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
   if vocab.family == "wordpiece":
     per_doc = _encode_joined(docs, tokenizer, vocab.sentence_separator_id)
   else:
-    per_doc = _encode_each(docs, tokenizer)
+    per_doc = _encode_each(docs, tokenizer, vocab)
   counts = {"sentences": 0, "empty_sentences_dropped": 0, "tokens": 0,
             "unknown_tokens": 0, "documents": 0,
             "empty_documents_dropped": 0}
@@ -668,9 +668,15 @@ def encode_sentences(tokenizer, sentences: Sequence[str]) -> List[List[int]]:
   return [e.ids for e in encode(list(sentences), add_special_tokens=False)]
 
 
-def _encode_each(docs, tokenizer) -> List[Tuple[np.ndarray, np.ndarray]]:
+def _encode_each(docs, tokenizer, vocab: Vocabulary
+                 ) -> List[Tuple[np.ndarray, np.ndarray]]:
   """Per document, its ids and each sentence's length, every sentence of
-  the batch encoded on its own."""
+  the batch encoded on its own. A special token's id that the model made
+  of the text (a SentencePiece model's user-defined ``<mask>``, a Unigram
+  vocabulary's ``<s>``) becomes the unknown token's: raw text never
+  yields a control id."""
+  specials = np.array([vocab.cls_id, vocab.sep_id, vocab.mask_id,
+                       vocab.pad_id], dtype=np.int64)
   flat = [s for _, sentences in docs for s in sentences]
   encoded = encode_sentences(tokenizer, flat) if flat else []
   out, k = [], 0
@@ -680,6 +686,7 @@ def _encode_each(docs, tokenizer) -> List[Tuple[np.ndarray, np.ndarray]]:
     lengths = np.array([len(ids) for ids in mine], dtype=np.int64)
     ids = (np.concatenate([np.asarray(i, dtype=np.int64) for i in mine])
            if mine else np.zeros(0, dtype=np.int64))
+    ids[np.isin(ids, specials)] = vocab.unk_id
     out.append((ids, lengths))
   return out
 
@@ -696,6 +703,8 @@ class _TokenizeDoFn(beam.DoFn):
   def setup(self):
     limit_threads(self._threads)
     self._tokenizer, self._vocab = self._settings.load()
+    if hasattr(self._tokenizer, "num_threads"):  # SentencePiece
+      self._tokenizer.num_threads = self._threads if self._threads > 0 else -1
 
   def process(self, batch):
     try:

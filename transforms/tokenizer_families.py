@@ -100,7 +100,7 @@ def special_tokens(family: str, tokens: Sequence[str], path: str,
              if token not in present
              and not (role == "pad" and family == "wordpiece")]
   if missing:
-    found = [t for t in tokens[:1000] if _looks_special(t)]
+    found = [t for t in tokens if _looks_special(t)]
     raise SpecialTokenError(
         "vocabulary %s lacks %s (a %s vocabulary; name others with %s); its "
         "special-looking tokens: %s"
@@ -146,21 +146,26 @@ def continuation_pieces(family: str, tokens: Sequence[str],
 
 def tokenizer_json_family(config: Dict) -> str:
   """The family of a parsed ``tokenizer.json``: its model's type, and for
-  BPE its pre-tokenizer (ByteLevel: ``bpe``; Metaspace: ``sentencepiece``,
-  as SentencePiece BPE models convert). Raises ValueError for a model none
-  of the families has."""
+  BPE its pre-tokenizer or decoder (ByteLevel: ``bpe``; Metaspace:
+  ``sentencepiece``, as SentencePiece BPE models convert; another, such as
+  Whitespace with a ``##`` prefix: ``wordpiece``, BERT's special tokens and
+  word rule, as WordLevel models too). Raises ValueError for a model none of
+  the families has."""
   model = (config.get("model") or {}).get("type")
-  if model == "WordPiece":
+  if model in ("WordPiece", "WordLevel"):
     return "wordpiece"
   if model == "Unigram":
     return "sentencepiece"
   if model == "BPE":
-    kinds = _component_types(config.get("pre_tokenizer"))
+    kinds = (_component_types(config.get("pre_tokenizer"))
+             + _component_types(config.get("decoder")))
     if "Metaspace" in kinds:
       return "sentencepiece"
-    return "bpe"
-  raise ValueError("its model is %s; WordPiece, BPE and Unigram models are "
-                   "read" % (model or "missing"))
+    if "ByteLevel" in kinds:
+      return "bpe"
+    return "wordpiece"
+  raise ValueError("its model is %s; WordPiece, WordLevel, BPE and Unigram "
+                   "models are read" % (model or "missing"))
 
 
 def _component_types(component: Optional[Dict]) -> List[str]:
@@ -169,7 +174,7 @@ def _component_types(component: Optional[Dict]) -> List[str]:
   if not component:
     return []
   kinds = [component.get("type")]
-  for key in ("pretokenizers", "normalizers"):
+  for key in ("pretokenizers", "normalizers", "decoders"):
     for inner in component.get(key) or []:
       kinds.extend(_component_types(inner))
   return kinds

@@ -4,6 +4,8 @@ a tokenizer.json or vocab.json + merges.txt makes the same examples with
 RoBERTa's special tokens, and what is refused before any work."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,13 @@ from tests.helpers import (REPO, SHIPPED_TEXT, assert_refused, digest,
 from transforms import tokenization
 
 INPUT = "--input=" + ",".join(SHIPPED_TEXT)
+
+
+def _inspect(output):
+  return subprocess.run([sys.executable, "-m", "pipelines.inspect", output,
+                         "--num=1"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
 def _words_masked_in_part(examples, vocab):
@@ -62,6 +71,11 @@ def test_albert_preset_with_a_sentencepiece_model(spm_models, tmp_path):
   assert partial == 0 and whole > 20, (partial, whole)
   first = examples[0]["input_ids"]
   assert first[0] == vocab.cls_id == 2  # [CLS], after <pad> and <unk>
+  # pipelines.inspect decodes and checks it with the model summary.json
+  # names ([CLS] first, ids in the vocabulary), not BERT's vocabulary.
+  proc = _inspect(out)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert " valid" in proc.stdout and "\u2581" in proc.stdout  # its pieces
 
 
 def test_byte_level_bpe_from_either_file_makes_the_same_examples(bpe,
@@ -82,6 +96,9 @@ def test_byte_level_bpe_from_either_file_makes_the_same_examples(bpe,
   row = examples[0]["input_ids"]
   length = int(examples[0]["input_mask"].sum())
   assert row[0] == 0 and row[length - 1] == 2
+  proc = _inspect(from_pair)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert " valid" in proc.stdout
 
 
 def test_a_preset_of_another_family_warns(tmp_path):

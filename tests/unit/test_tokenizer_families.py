@@ -204,8 +204,17 @@ def test_tokenizer_json_family():
       {"model": {"type": "BPE"}, "pre_tokenizer": {
           "type": "Sequence", "pretokenizers": [{"type": "Metaspace"}]}}
   ) == "sentencepiece"
-  with pytest.raises(ValueError, match="WordLevel"):
-    families.tokenizer_json_family({"model": {"type": "WordLevel"}})
+  # BPE that is neither byte-level nor Metaspace, and WordLevel: BERT's
+  # family (its special tokens, ## continuations).
+  assert families.tokenizer_json_family(
+      {"model": {"type": "BPE"}, "pre_tokenizer": {"type": "Whitespace"}}
+  ) == "wordpiece"
+  assert families.tokenizer_json_family(
+      {"model": {"type": "WordLevel"}}) == "wordpiece"
+  assert families.tokenizer_json_family(
+      {"model": {"type": "BPE"}, "decoder": {"type": "ByteLevel"}}) == "bpe"
+  with pytest.raises(ValueError, match="Unigram models are read"):
+    families.tokenizer_json_family({"model": {"type": "Trie"}})
 
 
 def test_vocab_json_needs_each_id_once():
@@ -213,3 +222,18 @@ def test_vocab_json_needs_each_id_once():
   for bad in ('{"a": 0, "b": 0}', '{"a": 2}', "[1]", "not json"):
     with pytest.raises(ValueError):
       families.read_vocab_json(bad, "v.json")
+
+
+def test_raw_text_never_yields_a_special_id(spm_models):
+  """A SentencePiece model matches its user-defined <mask> in the text (as
+  sentencepiece itself does): the pipeline makes that id the unknown
+  token's, and counts it."""
+  tokenizer, vocab = tokenization.load_tokenizer(
+      spm_model_file=spm_models["xlmr"])
+  assert vocab.mask_id in tokenization.encode_sentences(
+      tokenizer, ["a <mask> b"])[0]
+  docs, counts = tokenization.tokenize_documents(
+      [("d", ["a <mask> b", "plain text"])], tokenizer, vocab)
+  ids = docs[0].ids.tolist()
+  assert vocab.mask_id not in ids and vocab.unk_id in ids
+  assert counts["unknown_tokens"] >= 1
