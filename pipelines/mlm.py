@@ -47,7 +47,8 @@ from pipelines.options import (MlmOptions, UsageError, example_layout,
 from runners import direct, flink
 from runners.argv import given_options
 from transforms.examples import WriteExamples, write_schema
-from transforms.instances import CreateInstances, pool_builder
+from transforms.instances import (CreateInstances, pool_builder,
+                                  sequence_layout)
 from transforms.masking import MaskTokens
 from transforms import pool_files
 from transforms import s3_clients
@@ -107,8 +108,9 @@ def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
   _ = ((read_rejects, split_rejects, tokenize_rejects)
        | "GatherRejected" >> beam.Flatten()
        | "WriteRejected" >> WriteRejected(opts.output, matched.root))
+  layout = sequence_layout(vocab)
   return tokenized | "CreateInstances" >> CreateInstances(
-      instance_params(opts), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+      instance_params(opts, layout.pair_separators), layout=layout,
       pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
 
 
@@ -116,6 +118,7 @@ def _reused_stages(pipeline, opts, vocab, pool_dir, input_root: str,
                    reuse: resume.ResumePlan):
   """A stopped run's spill files → instance batches of the pool groups it
   did not write, and its records set aside written again."""
+  layout = sequence_layout(vocab)
   _ = (pipeline
        | "ReusedRejected" >> beam.Create(
            sorted(f.rejected for f in reuse.spilled if f.rejected))
@@ -124,7 +127,8 @@ def _reused_stages(pipeline, opts, vocab, pool_dir, input_root: str,
   return (pipeline
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
-              pool_builder(instance_params(opts), vocab.cls_id, vocab.sep_id),
+              pool_builder(instance_params(opts, layout.pair_separators),
+                           layout),
               opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
 
 
@@ -185,6 +189,14 @@ def check(argv: Sequence[str]) -> Checked:
   # What the tokenizer really does (a tokenizer file's normalizer decides
   # when --do_lower_case is left out): the workers and summary.json use it.
   opts.do_lower_case = vocab.lower_case
+  separators = sequence_layout(vocab).pair_separators
+  if opts.packing == "pairs" and opts.max_seq_length < 4 + separators:
+    raise UsageError(
+        "--max_seq_length must be at least %d for segment pairs in this "
+        "tokenizer's layout (%s A %s B %s and a token on each side), got %d"
+        % (4 + separators, vocab.tokens[vocab.cls_id],
+           vocab.tokens[vocab.sep_id] * separators, vocab.tokens[vocab.sep_id],
+           opts.max_seq_length))
   path = opts.spm_model_file or opts.tokenizer_file or opts.vocab_file
   for warning in (
       cased_vocabulary_warning(

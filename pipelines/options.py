@@ -502,12 +502,15 @@ def s3_client_kwargs(options: PipelineOptions) -> Optional[dict]:
 # --- The flags as the stages' settings ---------------------------------------
 
 
-def instance_params(opts: MlmOptions) -> InstanceParams:
-  """What CreateInstances takes from the flags."""
+def instance_params(opts: MlmOptions,
+                    pair_separators: int = 1) -> InstanceParams:
+  """What CreateInstances takes from the flags; ``pair_separators`` as the
+  tokenizer's ``SequenceLayout`` has it."""
   return InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
-      sentence_task=opts.sentence_task, packing=opts.packing)
+      sentence_task=opts.sentence_task, packing=opts.packing,
+      pair_separators=pair_separators)
 
 
 def masking_params(opts: MlmOptions) -> MaskingParams:

@@ -58,26 +58,61 @@ PACKINGS = ("pairs", "full_sentences", "doc_sentences")
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class InstanceParams:
-  """How documents become instances (the flags of the same names)."""
+  """How documents become instances (the flags of the same names, and
+  ``pair_separators``: the separators between A and B, 1 in BERT's layout,
+  2 in RoBERTa's, see ``SequenceLayout``)."""
   max_seq_length: int = 128
   short_seq_prob: float = 0.1
   dupe_factor: int = 10
   random_seed: int = 12345
   sentence_task: str = "nsp"  # one of SENTENCE_TASKS
   packing: str = "pairs"  # one of PACKINGS
+  pair_separators: int = 1
 
   @property
   def max_num_tokens(self) -> int:
-    return self.max_seq_length - 3  # [CLS] A [SEP] B [SEP]
+    """Tokens A and B may hold together: [CLS] A [SEP] B [SEP] (or
+    <s> A </s></s> B </s>) in max_seq_length."""
+    return self.max_seq_length - 2 - self.pair_separators
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SequenceLayout:
+  """Where an instance's tokens go in its row of ``max_seq_length``:
+  ``[CLS] A [SEP] B [SEP]`` with segment ids 0, then 1 for B and its
+  ``[SEP]`` (BERT, ALBERT: google-research/bert), or, with
+  ``pair_separators=2`` and ``segment_b=0``, ``<s> A </s></s> B </s>`` with
+  segment ids all 0 (RoBERTa, XLM-R: fairseq, and Hugging Face's
+  ``RobertaProcessing``). One segment is ``[CLS] A [SEP]`` in both. The
+  rest of the row is ``pad_id`` (0 in BERT's layout, as BERT pads)."""
+  cls_id: int
+  sep_id: int
+  pad_id: int = 0
+  pair_separators: int = 1
+  segment_b: int = 1
+
+
+def sequence_layout(vocab) -> SequenceLayout:
+  """The layout of ``vocab``'s family (a ``tokenization.Vocabulary``):
+  RoBERTa's where its cls token is ``<s>`` (byte-level BPE, XLM-R's
+  SentencePiece), padded with its pad id; BERT's otherwise (WordPiece,
+  ALBERT's SentencePiece), padded with 0."""
+  if vocab.tokens[vocab.cls_id] == "<s>":
+    return SequenceLayout(cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+                          pad_id=vocab.pad_id, pair_separators=2,
+                          segment_b=0)
+  return SequenceLayout(cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+                        pad_id=vocab.pad_id)
 
 
 @dataclasses.dataclass
 class InstanceBatch:
   """Instances as rows: ``tokens[i, :lengths[i]]`` is
-  ``[CLS] A [SEP] B [SEP]`` with ``a_lengths[i]`` tokens in A, or
+  ``[CLS] A [SEP] B [SEP]`` with ``a_lengths[i]`` tokens in A and
+  ``separators`` [SEP]s between A and B (``SequenceLayout``), or
   ``[CLS] A [SEP]`` for a single segment (``lengths == a_lengths + 2``);
-  the rest of the row is 0. A packed segment may hold ``[SEP]`` between
-  documents."""
+  the rest of the row is padding. A packed segment may hold ``[SEP]``
+  between documents."""
   key: Tuple[int, int]  # (pool, batch index within the pool)
   tokens: np.ndarray  # int32 [n, max_seq_length]
   lengths: np.ndarray  # int32 [n]
@@ -86,21 +121,24 @@ class InstanceBatch:
   # SOP: 1 = A and B swapped (or, as in ALBERT, B random for a one-sentence
   # chunk); 0 without a sentence task.
   labels: np.ndarray
+  separators: int = 1  # SequenceLayout.pair_separators
+  segment_b: int = 1  # SequenceLayout.segment_b
 
   def __len__(self):
     return int(self.lengths.size)
 
   def segment_ids(self) -> np.ndarray:
-    return segment_ids(self.lengths, self.a_lengths, self.tokens.shape[1])
+    return segment_ids(self.lengths, self.a_lengths, self.tokens.shape[1],
+                       self.separators, self.segment_b)
 
 
-def segment_ids(lengths: np.ndarray, a_lengths: np.ndarray,
-                width: int) -> np.ndarray:
-  """uint8 [n, width]: 0 through the first [SEP], 1 for B and its [SEP], 0
-  in the padding."""
+def segment_ids(lengths: np.ndarray, a_lengths: np.ndarray, width: int,
+                separators: int = 1, segment_b: int = 1) -> np.ndarray:
+  """uint8 [n, width]: 0 through the [SEP]s after A, ``segment_b`` for B and
+  its [SEP], 0 in the padding."""
   cols = np.arange(width)[None, :]
-  return ((cols > (a_lengths + 1)[:, None])
-          & (cols < lengths[:, None])).astype(np.uint8)
+  return (((cols > (a_lengths + separators)[:, None])
+           & (cols < lengths[:, None])) * segment_b).astype(np.uint8)
 
 
 def truncation_lengths(len_a: int, len_b: int, max_num_tokens: int
@@ -317,7 +355,7 @@ def create_segment_pairs_from_document(
     else:
       tokens_a, _, removed = truncate_seq_pair(
           ids[offsets[first]:offsets[last + 1]], ids[:0],
-          params.max_num_tokens + 1, rng)
+          params.max_seq_length - 2, rng)
       tokens_b = None
     _count_truncation(counts, removed)
     yield tokens_a, tokens_b, False
@@ -466,7 +504,7 @@ def _random_other_document(doc_index: int, doc_ids: Sequence[str],
 
 def instances_for_pool(pool_id: int,
                        entries: Sequence[Tuple[int, TokenizedDocument]],
-                       params: InstanceParams, cls_id: int, sep_id: int,
+                       params: InstanceParams, layout: SequenceLayout,
                        batch_size: int = BATCH_SIZE
                        ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
   """All instances of one pool, in random order, in batches.
@@ -488,7 +526,7 @@ def instances_for_pool(pool_id: int,
   rng = random.Random(keys.stable_hash("instances", params.random_seed,
                                        pool_id))
   build = ROW_BUILDERS[(params.packing, params.sentence_task)]
-  rows.extend(build(pool, doc_ids, rng, params, sep_id, counts))
+  rows.extend(build(pool, doc_ids, rng, params, layout.sep_id, counts))
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))
   rows = [rows[i] for i in order.tolist()]
@@ -497,7 +535,7 @@ def instances_for_pool(pool_id: int,
   for batch_index, start in enumerate(starts):
     last = batch_index == len(starts) - 1
     yield (_to_batch((pool_id, batch_index), rows[start:start + batch_size], L,
-                     cls_id, sep_id),
+                     layout),
            counts if last else _zero_counts())
 
 
@@ -508,12 +546,14 @@ def _zero_counts() -> Dict[str, int]:
           "document_separators": 0}
 
 
-def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
-  """Lays rows out as ``[CLS] A [SEP] B [SEP]`` (or ``[CLS] A [SEP]`` when B
-  is None) in a zero-padded matrix with one scatter: per row only two views
-  are listed."""
+def _to_batch(key, rows, max_seq_length: int,
+              layout: SequenceLayout) -> InstanceBatch:
+  """Lays rows out as ``[CLS] A [SEP] B [SEP]`` (``layout``'s separators
+  between A and B; ``[CLS] A [SEP]`` when B is None) in a padded matrix
+  with one scatter: per row only two views are listed."""
   n = len(rows)
-  tokens = np.zeros((n, max_seq_length), dtype=np.int32)
+  k = layout.pair_separators
+  tokens = np.full((n, max_seq_length), layout.pad_id, dtype=np.int32)
   a_lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=n)
   has_b = np.fromiter((r[1] is not None for r in rows), dtype=bool, count=n)
   b_lengths = np.fromiter((0 if r[1] is None else len(r[1]) for r in rows),
@@ -525,31 +565,34 @@ def _to_batch(key, rows, max_seq_length, cls_id, sep_id) -> InstanceBatch:
     pair = a_lengths + b_lengths
     row_of = np.repeat(np.arange(n), pair)
     within = np.arange(flat.size) - np.repeat(np.cumsum(pair) - pair, pair)
-    # A goes to columns 1..la, B after the first [SEP].
-    tokens[row_of, within + 1 + (within >= np.repeat(a_lengths, pair))] = flat
+    # A goes to columns 1..la, B after the [SEP]s that follow A.
+    tokens[row_of, within + 1 + k * (within >= np.repeat(a_lengths, pair))] = (
+        flat)
     rows_index = np.arange(n)
-    tokens[:, 0] = cls_id
-    tokens[rows_index, a_lengths + 1] = sep_id
-    tokens[rows_index[has_b], (pair + 2)[has_b]] = sep_id
-  lengths = (a_lengths + b_lengths + 2 + has_b).astype(np.int32)
+    tokens[:, 0] = layout.cls_id
+    tokens[rows_index, a_lengths + 1] = layout.sep_id
+    for extra in range(2, k + 1):
+      tokens[rows_index[has_b], (a_lengths + extra)[has_b]] = layout.sep_id
+    tokens[rows_index[has_b], (pair + 1 + k)[has_b]] = layout.sep_id
+  lengths = (a_lengths + b_lengths + 2 + k * has_b).astype(np.int32)
   return InstanceBatch(key, tokens, lengths, a_lengths.astype(np.int32),
-                       labels)
+                       labels, separators=k, segment_b=layout.segment_b)
 
 
 def instance_tokens(batch: InstanceBatch) -> int:
   """Tokens of A and B in the batch's instances (``[CLS]``/``[SEP]`` not
   counted): the text the examples keep."""
   has_b = batch.lengths > batch.a_lengths + 2
-  return int((batch.lengths.astype(np.int64) - 2 - has_b).sum())
+  return int((batch.lengths.astype(np.int64) - 2
+              - batch.separators * has_b).sum())
 
 
 def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
-               params: InstanceParams, cls_id: int, sep_id: int
+               params: InstanceParams, layout: SequenceLayout
                ) -> Iterator[InstanceBatch]:
   """``instances_for_pool`` with its counters kept; the DoFns' body."""
   metrics.observe("entries_per_pool", len(entries))
-  for batch, counts in instances_for_pool(pool_id, entries, params, cls_id,
-                                          sep_id):
+  for batch, counts in instances_for_pool(pool_id, entries, params, layout):
     for name, n in counts.items():
       metrics.count(name, n)
     if len(batch):
@@ -561,28 +604,30 @@ def build_pool(pool_id: int, entries: Sequence[Tuple[int, TokenizedDocument]],
       yield batch
 
 
-def pool_builder(params: InstanceParams, cls_id: int, sep_id: int
+def pool_builder(params: InstanceParams, layout: SequenceLayout
                  ) -> Callable[[int, Sequence[Tuple[int, TokenizedDocument]]],
                                Iterator[InstanceBatch]]:
   """``build_pool`` with the settings bound: what the pools read from files
-  are turned into instances with (transforms/pool_files.py)."""
-  return functools.partial(build_pool, params=params, cls_id=cls_id,
-                           sep_id=sep_id)
+  are turned into instances with (transforms/pool_files.py). Raises
+  ValueError when ``params`` and ``layout`` disagree on the separators
+  between A and B."""
+  if params.pair_separators != layout.pair_separators:
+    raise ValueError("the instances leave room for %d separators between A "
+                     "and B, the layout puts %d" % (params.pair_separators,
+                                                     layout.pair_separators))
+  return functools.partial(build_pool, params=params, layout=layout)
 
 
 class _CreateInstancesDoFn(beam.DoFn):
   """A pool from a GroupByKey: (pool, [(dupe pass, packed document)])."""
 
-  def __init__(self, params: InstanceParams, cls_id: int, sep_id: int):
-    self._params = params
-    self._cls_id = cls_id
-    self._sep_id = sep_id
+  def __init__(self, build):
+    self._build = build  # pool_builder's
 
   def process(self, element):
     pool_id, packed = element
     entries = [(dupe, TokenizedDocument.unpack(doc)) for dupe, doc in packed]
-    yield from build_pool(pool_id, entries, self._params, self._cls_id,
-                          self._sep_id)
+    yield from self._build(pool_id, entries)
 
 
 class CreateInstances(beam.PTransform):
@@ -598,13 +643,12 @@ class CreateInstances(beam.PTransform):
   Flink"); the files keep memory flat on both.
   """
 
-  def __init__(self, params: InstanceParams, *, cls_id: int, sep_id: int,
+  def __init__(self, params: InstanceParams, *, layout: SequenceLayout,
                pool_size: int = DEFAULT_POOL_SIZE,
                pool_dir: Optional[str] = None):
     super().__init__()
     self._params = params
-    self._cls_id = cls_id
-    self._sep_id = sep_id
+    self._build = pool_builder(params, layout)
     self._pool_size = pool_size
     self._pool_dir = pool_dir
 
@@ -612,7 +656,7 @@ class CreateInstances(beam.PTransform):
     if self._pool_dir is not None:
       params = self._params
       return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
-          pool_builder(params, self._cls_id, self._sep_id),
+          self._build,
           params.random_seed, params.dupe_factor, self._pool_size,
           self._pool_dir)
     total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
@@ -633,4 +677,4 @@ class CreateInstances(beam.PTransform):
         # sample of the corpus' document passes.
         | "GroupPools" >> beam.GroupByKey()
         | "Build" >> beam.ParDo(
-            _CreateInstancesDoFn(self._params, self._cls_id, self._sep_id)))
+            _CreateInstancesDoFn(self._build)))

@@ -61,9 +61,10 @@ class MaskingParams:
 @dataclasses.dataclass
 class MaskedBatch:
   """Masked instances in compact form (narrow dtypes, nothing derivable
-  stored). The properties give BERT's features, zero padded."""
+  stored). The properties give BERT's features, padded as the instances
+  were (``SequenceLayout.pad_id`` in ``input_ids``, 0 elsewhere)."""
   key: Tuple[int, int]  # the InstanceBatch's key
-  input_ids: np.ndarray  # [n, max_seq_length], masked, zero padded
+  input_ids: np.ndarray  # [n, max_seq_length], masked, padded
   lengths: np.ndarray  # int32 [n]: real tokens, [CLS] and [SEP]s included
   a_lengths: np.ndarray  # int32 [n]: tokens of segment A
   masked_lm_positions: np.ndarray  # uint16 [n, max_predictions], ascending
@@ -71,6 +72,8 @@ class MaskedBatch:
   num_predictions: np.ndarray  # int32 [n]
   # uint8 [n]: the sentence label (NSP: 1 = random next; SOP: 1 = swapped)
   next_sentence_labels: np.ndarray
+  separators: int = 1  # the InstanceBatch's (its SequenceLayout's)
+  segment_b: int = 1
 
   def __len__(self):
     return int(self.lengths.size)
@@ -82,7 +85,8 @@ class MaskedBatch:
 
   @property
   def segment_ids(self) -> np.ndarray:
-    return segment_ids(self.lengths, self.a_lengths, self.input_ids.shape[1])
+    return segment_ids(self.lengths, self.a_lengths, self.input_ids.shape[1],
+                       self.separators, self.segment_b)
 
   @property
   def masked_lm_weights(self) -> np.ndarray:
@@ -102,12 +106,14 @@ def num_to_predict(lengths: np.ndarray, masked_lm_prob: float,
 def candidates(batch: InstanceBatch,
                special_ids: Sequence[int] = ()) -> np.ndarray:
   """bool [n, L]: positions that may be masked: not ``[CLS]``, not a
-  ``[SEP]`` closing a segment, not padding, and no token of
-  ``special_ids`` (the ``[SEP]`` between packed documents)."""
+  ``[SEP]`` closing a segment (the batch's separators after A, the last
+  one), not padding, and no token of ``special_ids`` (the ``[SEP]``
+  between packed documents)."""
   cols = np.arange(batch.tokens.shape[1])[None, :]
   lengths = batch.lengths[:, None]
-  first_sep = (batch.a_lengths + 1)[:, None]
-  cand = (cols > 0) & (cols < lengths - 1) & (cols != first_sep)
+  after_a = batch.a_lengths[:, None]
+  cand = ((cols > 0) & (cols < lengths - 1)
+          & ((cols <= after_a) | (cols > after_a + batch.separators)))
   for special in special_ids:
     cand &= batch.tokens != special
   return cand
@@ -522,7 +528,8 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
       masked_lm_positions=positions.astype(np.uint16),
       masked_lm_ids=ids.astype(id_dtype),
       num_predictions=real.sum(axis=1).astype(np.int32),
-      next_sentence_labels=batch.labels.astype(np.uint8))
+      next_sentence_labels=batch.labels.astype(np.uint8),
+      separators=batch.separators, segment_b=batch.segment_b)
   counts = {
       "masked_tokens": int(np.count_nonzero(chosen)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),
@@ -548,7 +555,8 @@ def no_masking(batch: InstanceBatch) -> MaskedBatch:
       a_lengths=batch.a_lengths.astype(np.int32),
       masked_lm_positions=empty, masked_lm_ids=empty.astype(id_dtype),
       num_predictions=np.zeros(n, dtype=np.int32),
-      next_sentence_labels=batch.labels.astype(np.uint8))
+      next_sentence_labels=batch.labels.astype(np.uint8),
+      separators=batch.separators, segment_b=batch.segment_b)
 
 
 def batch_rng(seed: int, key) -> np.random.Generator:

@@ -96,6 +96,10 @@ def test_byte_level_bpe_from_either_file_makes_the_same_examples(bpe,
   row = examples[0]["input_ids"]
   length = int(examples[0]["input_mask"].sum())
   assert row[0] == 0 and row[length - 1] == 2
+  # Padded with RoBERTa's <pad> (1), not 0 (its <s>).
+  assert all(ex["input_ids"][int(ex["input_mask"].sum()):].tolist()
+             == [1] * (64 - int(ex["input_mask"].sum())) for ex in examples)
+  assert any(ex["input_mask"].sum() < 64 for ex in examples)
   proc = _inspect(from_pair)
   assert proc.returncode == 0, proc.stdout + proc.stderr
   assert " valid" in proc.stdout
@@ -118,9 +122,13 @@ def test_a_preset_of_another_family_warns(tmp_path):
     (["--merges_file=m.txt"], "--merges_file needs --vocab_file="),
     (["--spm_model_file=" + os.path.join(REPO, "setup.py")],
      "SentencePiece model"),
+    (["--spm_model_file=XLMR", "--max_seq_length=5"],
+     "--max_seq_length must be at least 6 for segment pairs in this "
+     "tokenizer's layout (<s> A </s></s> B </s>"),
 ])
 def test_refused_before_any_work(spm_models, tmp_path, flags, message):
-  flags = [f.replace("MODEL", spm_models["albert"]) for f in flags]
+  flags = [f.replace("MODEL", spm_models["albert"]).replace(
+      "XLMR", spm_models["xlmr"]) for f in flags]
   assert_refused([INPUT, "--output=" + str(tmp_path / "out")] + flags,
                  message)
   assert not os.path.exists(str(tmp_path / "out"))

@@ -65,6 +65,7 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
                                            max_predictions, short_seq_prob,
                                            whole_word, seed):
   CLS, SEP, MASK, VOCAB = 101, 102, 103, 1000
+  BERT_LAYOUT = instances.SequenceLayout(cls_id=CLS, sep_id=SEP)
   tokenized = [
       TokenizedDocument("d%d" % i,
                         np.array([t for s in doc for t in s], dtype=np.uint16),
@@ -81,8 +82,8 @@ def test_every_example_has_the_bert_layout(docs, max_seq_length, masked_lm_prob,
   is_cont[500:700] = True
   total = 0
   entries = [(p, doc) for doc in tokenized for p in range(2)]
-  for batch, _ in instances.instances_for_pool(0, entries, params, CLS,
-                                                 SEP, batch_size=7):
+  for batch, _ in instances.instances_for_pool(0, entries, params,
+                                               BERT_LAYOUT, batch_size=7):
     masked, counts = masking.mask_batch(batch, mparams, VOCAB, MASK, is_cont,
                                         masking.batch_rng(seed, batch.key))
     records = examples.serialize_batch(masked)

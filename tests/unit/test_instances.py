@@ -19,6 +19,7 @@ from transforms import pools as pool_math
 from transforms.tokenization import TokenizedDocument, build_tokenizer
 
 CLS, SEP = 101, 102
+BERT_LAYOUT = instances.SequenceLayout(cls_id=CLS, sep_id=SEP)
 
 
 def _reference_truncation(len_a, len_b, max_num_tokens):
@@ -151,10 +152,11 @@ def test_instances_for_pool_layout_and_determinism():
   docs = [_doc("d%d" % i, [3 + i % 5] * (2 + i % 6), start=1000 + 100 * i)
           for i in range(20)]
   entries = [(p, d) for d in docs for p in range(2)]
-  first = list(instances.instances_for_pool(0, entries, params, CLS, SEP,
+  first = list(instances.instances_for_pool(0, entries, params, BERT_LAYOUT,
                                               batch_size=16))
   again = list(instances.instances_for_pool(0, list(reversed(entries)),
-                                              params, CLS, SEP, batch_size=16))
+                                              params, BERT_LAYOUT,
+                                              batch_size=16))
   assert len(first) == len(again) > 1
   for (b1, _), (b2, _) in zip(first, again):
     assert np.array_equal(b1.tokens, b2.tokens)
@@ -217,14 +219,13 @@ def test_create_instances_transform_is_independent_of_input_order(
           (p, d))
   expected = []
   for pool_id, pool in pools.items():
-    for batch, _ in instances.instances_for_pool(pool_id, pool, params, CLS,
-                                                   SEP):
+    for batch, _ in instances.instances_for_pool(pool_id, pool, params, BERT_LAYOUT):
       expected.extend(tuple(r) for r in batch.tokens.tolist())
   assert len(pools) >= 7
   for order in (docs, list(reversed(docs))):
     with local_test_pipeline() as p:
       rows = (p | beam.Create(order)
-              | instances.CreateInstances(params, cls_id=CLS, sep_id=SEP,
+              | instances.CreateInstances(params, layout=BERT_LAYOUT,
                                           pool_size=7,
                                           pool_dir=pool_dir)
               | beam.FlatMap(_rows))
@@ -424,8 +425,7 @@ def test_sop_labels_in_the_batch_and_counters():
     entries.append((0, TokenizedDocument("d%d" % i, ids,
                                          np.diff(offsets).astype(np.int32))))
   params = instances.InstanceParams(max_seq_length=48, sentence_task="sop")
-  batches = [b for b, _ in instances.instances_for_pool(0, entries, params,
-                                                        CLS, SEP)]
+  batches = [b for b, _ in instances.instances_for_pool(0, entries, params, BERT_LAYOUT)]
   labels = np.concatenate([b.labels for b in batches])
   assert set(labels.tolist()) == {0, 1}
   # Every instance is a pair: [CLS] A [SEP] B [SEP].
@@ -456,7 +456,7 @@ def test_pairs_without_a_sentence_task():
   # The layout of a single segment: [CLS] A [SEP], segment ids all 0.
   batch = instances._to_batch(  # pylint: disable=protected-access
       (0, 0), [(np.array([7, 8, 9]), None, False),
-               (np.array([5]), np.array([6, 6]), False)], 10, CLS, SEP)
+               (np.array([5]), np.array([6, 6]), False)], 10, BERT_LAYOUT)
   assert batch.tokens[0].tolist() == [CLS, 7, 8, 9, SEP, 0, 0, 0, 0, 0]
   assert batch.lengths.tolist() == [5, 6]
   assert batch.tokens[1].tolist() == [CLS, 5, SEP, 6, 6, SEP, 0, 0, 0, 0]
@@ -607,3 +607,62 @@ def test_full_sentences_fills_as_fairseq_does(fairseq, max_seq_length):
   assert counts["long_sentences_split"] > 0
 
 
+
+
+ROBERTA_LAYOUT = instances.SequenceLayout(cls_id=0, sep_id=2, pad_id=1,
+                                          pair_separators=2, segment_b=0)
+
+
+def test_roberta_layout_is_robertaprocessings():
+  """RoBERTa's layout against tokenizers' RobertaProcessing (what RoBERTa's
+  and XLM-R's tokenizer.json add): <s> A </s></s> B </s> for a pair, <s> A
+  </s> for one segment, type ids all 0; padded with the pad id."""
+  # pylint: disable=import-outside-toplevel
+  from tokenizers import Tokenizer, models, pre_tokenizers, processors
+  vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+  vocab.update(("w%d" % i, 4 + i) for i in range(20))
+  reference = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+  reference.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+  reference.post_processor = processors.RobertaProcessing(("</s>", 2),
+                                                          ("<s>", 0))
+  a, b = "w1 w2 w3", "w4 w5"
+  ids = lambda text: np.array([vocab[w] for w in text.split()])
+  batch = instances._to_batch(  # pylint: disable=protected-access
+      (0, 0), [(ids(a), ids(b), False), (ids(a), None, False)], 12,
+      ROBERTA_LAYOUT)
+  for row, encoding in enumerate((reference.encode(a, b), reference.encode(a))):
+    n = int(batch.lengths[row])
+    assert batch.tokens[row, :n].tolist() == encoding.ids
+    assert batch.segment_ids()[row, :n].tolist() == encoding.type_ids
+    assert batch.tokens[row, n:].tolist() == [1] * (12 - n)
+  assert instances.instance_tokens(batch) == 5 + 3
+
+
+def test_roberta_pairs_fit_and_never_mask_a_separator():
+  """In RoBERTa's layout a pair costs four special tokens: every row fits
+  max_seq_length, and neither separator between A and B is a masking
+  candidate."""
+  # pylint: disable=import-outside-toplevel
+  from transforms import masking
+  params = instances.InstanceParams(max_seq_length=24, short_seq_prob=0.0,
+                                    sentence_task="none", pair_separators=2)
+  docs = [_doc("d%d" % i, [5 + i % 4] * (3 + i % 5), start=1000 + 100 * i)
+          for i in range(30)]
+  entries = [(0, d) for d in docs]
+  batches = [b for b, _ in instances.instances_for_pool(0, entries, params,
+                                                        ROBERTA_LAYOUT)]
+  pairs = 0
+  for batch in batches:
+    cand = masking.candidates(batch)
+    for row in range(len(batch)):
+      n, la = int(batch.lengths[row]), int(batch.a_lengths[row])
+      assert n <= 24 and batch.tokens[row, 0] == 0
+      if n > la + 2:  # a pair
+        pairs += 1
+        assert batch.tokens[row, la + 1] == batch.tokens[row, la + 2] == 2
+        assert not cand[row, la + 1] and not cand[row, la + 2]
+        assert cand[row, la] and cand[row, la + 3]
+      assert batch.tokens[row, n - 1] == 2 and not cand[row, n - 1]
+  assert pairs > 10
+  with pytest.raises(ValueError, match="room for 1 separators"):
+    instances.pool_builder(instances.InstanceParams(), ROBERTA_LAYOUT)
