@@ -28,6 +28,17 @@ def albert_preprocess(text: str, lower: bool) -> str:
   return text.lower() if lower else text
 
 
+def _digit_before_comma(text: str) -> bool:
+  """Whether a comma in ``text`` follows a digit (``str.isdigit``, as
+  ALBERT's test); visits the commas only."""
+  k = text.find(",", 1)
+  while k > 0:
+    if text[k - 1].isdigit():
+      return True
+    k = text.find(",", k + 1)
+  return False
+
+
 class SentencePieceTokenizer:
   """Encodes sentences with a SentencePiece model (``model``: the
   ``.model`` file's bytes). Offers what the pipeline calls on a tokenizer:
@@ -74,10 +85,7 @@ class SentencePieceTokenizer:
         if "," in text or not text.isascii():
           # A piece can end in a digit and a comma only where the model's
           # normalized text has them (NFKC makes "²﹐" "2,").
-          normalized = self._sp.normalize(text)
-          if any(normalized[k - 1].isdigit()
-                 for k in range(1, len(normalized))
-                 if normalized[k] == ","):
+          if _digit_before_comma(self._sp.normalize(text)):
             ids[i] = self._albert_ids(text)
     return ids
 
