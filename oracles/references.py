@@ -264,3 +264,50 @@ def fairseq_gpt2_encoder(target: str, encoder_json: str, vocab_bpe: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_encoder(encoder_json, vocab_bpe)
+
+
+# transformers' last major release with the SentencePiece-backed ("slow")
+# XLMRobertaTokenizer, which reads XLM-R's released sentencepiece.bpe.model
+# through fairseq's dictionary (fairseq_tokens_to_ids, fairseq_offset); 5.x
+# converts the model to a tokenizers Unigram instead. Its pinned
+# dependencies clash with the main install's, so it gets a venv of its own.
+XLMR_REFERENCE = ("transformers==4.46.3", "sentencepiece==0.2.3")
+XLMR_SCRIPT = r"""
+import json, sys
+from transformers import XLMRobertaTokenizer
+model, lines = json.load(sys.stdin)
+tok = XLMRobertaTokenizer(vocab_file=model)
+print(json.dumps({
+    "tokens": tok.convert_ids_to_tokens(list(range(len(tok)))),
+    "ids": [tok.encode(line, add_special_tokens=False) for line in lines],
+    "pair": tok.build_inputs_with_special_tokens([10, 11], [12]),
+    "pair_types": tok.create_token_type_ids_from_sequences([10, 11], [12]),
+}))
+"""
+
+
+def ensure_xlmr_reference(venv: str) -> str:
+  """A venv at ``venv`` with ``XLMR_REFERENCE`` (about 250 MB, 20 s, once);
+  returns its python. Safe to call again: an existing one is reused."""
+  python = os.path.join(venv, "bin", "python")
+  marker = os.path.join(venv, ".installed")
+  if not os.path.exists(marker):
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet",
+                    *XLMR_REFERENCE], check=True)
+    with open(marker, "w", encoding="utf-8") as f:
+      f.write(" ".join(XLMR_REFERENCE) + "\n")
+  return python
+
+
+def xlmr_slow_tokenizer(python: str, model: str, lines: Sequence[str]
+                        ) -> Dict:
+  """transformers 4's XLMRobertaTokenizer over the SentencePiece ``model``,
+  run by ``python`` (``ensure_xlmr_reference``'s): its ``tokens`` in id
+  order, each line's ``ids`` without special tokens, and a ``pair``'s ids
+  and ``pair_types`` for segments [10, 11] and [12]."""
+  proc = subprocess.run([python, "-c", XLMR_SCRIPT],
+                        input=json.dumps([model, list(lines)]),
+                        capture_output=True, text=True, check=True)
+  return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -197,12 +197,12 @@ class MlmOptions(PipelineOptions):
         "hold its family's special tokens (docs/tokenizer.md).")
     group.add_argument(
         "--spm_model_file", default=None,
-        help="A SentencePiece .model (ALBERT's) to use instead of "
+        help="A SentencePiece .model (ALBERT's, XLM-R's) to use instead of "
         "--vocab_file, run by the sentencepiece library; special tokens "
         "ALBERT's ([CLS] [SEP] [MASK] <pad> <unk>) when it holds [CLS], "
-        "else <s> </s> <mask> <pad> <unk>, which its pieces must hold. "
-        "(XLM-R's released model leaves <pad> and <mask> to fairseq, which "
-        "shifts its ids: use XLM-R's tokenizer.json.)")
+        "else <s> </s> <mask> <pad> <unk>. A model laid out as XLM-R's "
+        "released sentencepiece.bpe.model (<unk> <s> </s> first, no <pad> "
+        "or <mask>) gets fairseq's ids, as XLM-R was trained with them.")
     group.add_argument(
         "--merges_file", default=None,
         help="RoBERTa's merges.txt: with it, --vocab_file is RoBERTa's "

@@ -525,8 +525,10 @@ def train_byte_level_bpe(folder: str) -> Tuple[str, str, str]:
 def train_sentencepiece_models(folder: str) -> Dict[str, str]:
   """SentencePiece models trained on the shipped text, by name: ``albert``
   (Unigram; <pad> 0, <unk> 1, [CLS] [SEP] [MASK] control symbols, as
-  ALBERT's), ``albert_bpe`` (the same as BPE) and ``xlmr`` (Unigram; <s>
-  <pad> </s> <unk>, <mask> a user symbol, as XLM-R's)."""
+  ALBERT's), ``albert_bpe`` (the same as BPE), ``xlmr`` (Unigram; <s>
+  <pad> </s> <unk>, <mask> a user symbol) and ``xlmr_released`` (Unigram with
+  SentencePiece's defaults, <unk> <s> </s> and no <pad> or <mask>, laid
+  out as XLM-R's released sentencepiece.bpe.model)."""
   import sentencepiece  # pylint: disable=import-outside-toplevel
   common = dict(input=SHIPPED_TEXT, vocab_size=900, hard_vocab_limit=False,
                 character_coverage=1.0, minloglevel=2)
@@ -537,7 +539,8 @@ def train_sentencepiece_models(folder: str) -> Dict[str, str]:
       ("albert", "unigram", albert), ("albert_bpe", "bpe", albert),
       ("xlmr", "unigram", dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3,
                                pad_piece="<pad>",
-                               user_defined_symbols="<mask>"))):
+                               user_defined_symbols="<mask>")),
+      ("xlmr_released", "unigram", {})):
     prefix = os.path.join(folder, name)
     sentencepiece.SentencePieceTrainer.train(
         model_prefix=prefix, model_type=kind, **common, **extra)

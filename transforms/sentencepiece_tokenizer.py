@@ -10,6 +10,13 @@ NFKD-normalized and its combining marks dropped, lower-cased with
 again without its ``▁`` and the comma split off. Without, the text goes to
 the model as it is (lower-cased with ``do_lower_case``), as fairseq's XLM-R
 preprocessing sends it; the model's own normalizer still applies.
+
+A model laid out as XLM-R's released ``sentencepiece.bpe.model`` is (its
+first pieces ``<unk> <s> </s>``, no ``<pad>`` and no ``<mask>``) is read
+with fairseq's dictionary over it, as XLM-R was trained and as
+``transformers``' ``XLMRobertaTokenizer`` reads it: ``<s> <pad> </s>
+<unk>`` are ids 0-3, every other piece is its SentencePiece id plus one,
+and ``<mask>`` follows the last piece (``fairseq_ids``).
 tests/unit/test_tokenizer_families.py checks both against the reference
 code (``sentencepiece`` and PyPI's ``albert-tensorflow``).
 """
@@ -39,6 +46,29 @@ def _digit_before_comma(text: str) -> bool:
   return False
 
 
+# fairseq's Dictionary puts these four first; XLM-R's dictionary then lists
+# the model's pieces from its fourth on (ids shifted by one), and its
+# <mask> last (fairseq's RobertaModel.from_pretrained for XLM-R; transformers'
+# XLMRobertaTokenizer: fairseq_tokens_to_ids, fairseq_offset = 1).
+FAIRSEQ_HEAD = ("<s>", "<pad>", "</s>", "<unk>")
+FAIRSEQ_MODEL_HEAD = ["<unk>", "<s>", "</s>"]
+FAIRSEQ_OFFSET = 1
+
+
+def has_fairseq_layout(pieces: Sequence[str]) -> bool:
+  """Whether a model's pieces (in id order) are laid out as XLM-R's
+  released model: ``<unk> <s> </s>`` first, no ``<pad>``, no ``<mask>``."""
+  return (list(pieces[:3]) == FAIRSEQ_MODEL_HEAD
+          and "<pad>" not in pieces and "<mask>" not in pieces)
+
+
+def fairseq_ids(model_ids: Sequence[int]) -> List[int]:
+  """A model's ids → fairseq's dictionary ids over it: each plus one, the
+  unknown piece (model id 0) fairseq's ``<unk>`` (3)."""
+  return [i + FAIRSEQ_OFFSET if i else FAIRSEQ_HEAD.index("<unk>")
+          for i in model_ids]
+
+
 class SentencePieceTokenizer:
   """Encodes sentences with a SentencePiece model (``model``: the
   ``.model`` file's bytes). Offers what the pipeline calls on a tokenizer:
@@ -53,6 +83,14 @@ class SentencePieceTokenizer:
     # --tokenizer_threads here, 1 by default, so that Beam's worker count
     # stays honest.
     self.num_threads = 1
+    model_pieces = [self._sp.id_to_piece(i)
+                    for i in range(self._sp.get_piece_size())]
+    self._fairseq = has_fairseq_layout(model_pieces)
+    if self._fairseq:
+      self._pieces = (list(FAIRSEQ_HEAD) + model_pieces[3:] + ["<mask>"])
+    else:
+      self._pieces = model_pieces
+    self._ids = {p: i for i, p in enumerate(self._pieces)}
 
   @property
   def do_lower_case(self) -> bool:
@@ -62,13 +100,19 @@ class SentencePieceTokenizer:
   def albert_rules(self) -> bool:
     return self._albert
 
+  @property
+  def fairseq_layout(self) -> bool:
+    """Whether ids are fairseq's dictionary's over the model (XLM-R's)."""
+    return self._fairseq
+
   def pieces(self) -> List[str]:
-    """Every piece, in id order."""
-    return [self._sp.id_to_piece(i) for i in range(self._sp.get_piece_size())]
+    """Every token, in id order (with ``fairseq_layout``, fairseq's
+    dictionary: ``<s> <pad> </s> <unk>``, the model's pieces from its
+    fourth, ``<mask>``)."""
+    return list(self._pieces)
 
   def token_to_id(self, token: str) -> Optional[int]:
-    i = self._sp.piece_to_id(token)
-    return i if self._sp.id_to_piece(i) == token else None
+    return self._ids.get(token)
 
   def prepare(self, text: str) -> str:
     """The text as the model gets it."""
@@ -87,6 +131,8 @@ class SentencePieceTokenizer:
           # normalized text has them (NFKC makes "²﹐" "2,").
           if _digit_before_comma(self._sp.normalize(text)):
             ids[i] = self._albert_ids(text)
+    if self._fairseq:
+      ids = [fairseq_ids(row) for row in ids]
     return ids
 
   def _albert_ids(self, text: str) -> List[int]:

@@ -14,5 +14,6 @@ def bpe(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def spm_models(tmp_path_factory):
-  """SentencePiece models by name: albert, albert_bpe, xlmr."""
+  """SentencePiece models by name: albert, albert_bpe, xlmr,
+  xlmr_released."""
   return train_sentencepiece_models(str(tmp_path_factory.mktemp("spm")))

@@ -105,6 +105,32 @@ def test_byte_level_bpe_from_either_file_makes_the_same_examples(bpe,
   assert " valid" in proc.stdout
 
 
+def test_xlmr_released_model_through_the_command(spm_models, tmp_path):
+  """XLM-R's released model layout (no <pad>, no <mask>) with
+  --preset=roberta: fairseq's ids (<s> 0, <pad> 1, </s> 2, <mask> last),
+  RoBERTa's layout, and inspect decodes it."""
+  model = spm_models["xlmr_released"]
+  out = str(tmp_path / "xlmr")
+  proc = run_cli([INPUT, "--output=" + out, "--spm_model_file=" + model,
+                  "--preset=roberta", "--max_seq_length=64"])
+  assert "warning" not in proc.stderr, proc.stderr
+  _, vocab = tokenization.load_tokenizer(spm_model_file=model)
+  assert (vocab.pad_id, vocab.mask_id) == (1, len(vocab.tokens) - 1)
+  examples = read_examples(out, max_seq_length=64, masking="none",
+                           sentence_task="none")
+  assert examples
+  for ex in examples:
+    n = int(ex["input_mask"].sum())
+    assert ex["input_ids"][0] == 0 and ex["input_ids"][n - 1] == 2
+    assert ex["input_ids"][n:].tolist() == [1] * (64 - n)
+    # Inside: pieces, and </s> between documents; never <s> or <pad>.
+    assert not np.isin(ex["input_ids"][1:n - 1], [0, 1]).any()
+  assert any(ex["input_mask"].sum() < 64 for ex in examples)
+  proc = _inspect(out)
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert " valid" in proc.stdout and "\u2581" in proc.stdout
+
+
 def test_a_preset_of_another_family_warns(tmp_path):
   proc = run_cli([INPUT, "--output=" + str(tmp_path / "out"),
                   "--preset=roberta", "--max_seq_length=64"])

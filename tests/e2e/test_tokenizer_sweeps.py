@@ -8,7 +8,8 @@ from oracles import references
 from tests.helpers import REPO
 from tests.unit.test_tokenizer_families import (check_albert_rules,
                                                 check_byte_level_bpe,
-                                                check_sentencepiece)
+                                                check_sentencepiece,
+                                                check_xlmr_released)
 
 
 def test_byte_level_bpe_on_every_code_point(bpe):
@@ -24,3 +25,7 @@ def test_sentencepiece_on_every_code_point(spm_models):
 
 def test_albert_rules_on_every_code_point(spm_models):
   check_albert_rules(spm_models, 1)
+
+
+def test_xlmr_released_layout_on_every_code_point(spm_models):
+  check_xlmr_released(spm_models, 1)

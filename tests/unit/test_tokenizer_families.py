@@ -9,12 +9,13 @@ reference packages from PyPI."""
 
 import os
 
+import numpy as np
 import pytest
 
 from oracles import references
 from tests.helpers import (REPO, ROBERTA_SPECIALS, code_points, shipped_lines,
                            train_byte_level_bpe, train_sentencepiece_models)
-from transforms import tokenization
+from transforms import instances, tokenization
 from transforms import tokenizer_families as families
 
 # Lines where ALBERT's digit-comma rule and its text rules act.
@@ -117,6 +118,37 @@ def check_sentencepiece(spm_models, step):
       for lines in (shipped_lines() + ALBERT_CASES, code_points(step)):
         want = processor.encode([l.lower() if lower else l for l in lines])
         assert tokenization.encode_sentences(tokenizer, lines) == want
+
+
+def test_xlmr_released_layout_is_fairseqs(spm_models):
+  check_xlmr_released(spm_models, SWEEP_STEP)
+
+
+def check_xlmr_released(spm_models, step):
+  """A model laid out as XLM-R's released sentencepiece.bpe.model (<unk>
+  <s> </s> first, no <pad> or <mask>) is read through fairseq's dictionary
+  as transformers 4's XLMRobertaTokenizer reads it (installed in a venv of
+  its own): the same tokens at the same ids, the same ids for the shipped
+  text and every ``step``-th code point, and its pair layout."""
+  model = spm_models["xlmr_released"]
+  python = references.ensure_xlmr_reference(
+      os.path.join(REPO, ".cache", "tools", "xlmr-reference-venv"))
+  tokenizer, vocab = tokenization.load_tokenizer(spm_model_file=model)
+  assert tokenizer.fairseq_layout
+  for lines in (shipped_lines(), code_points(step)):
+    reference = references.xlmr_slow_tokenizer(python, model, lines)
+    assert vocab.tokens == reference["tokens"]
+    assert tokenization.encode_sentences(tokenizer, lines) == reference["ids"]
+  assert vocab.special_tokens == families.ROBERTA_TOKENS.as_dict()
+  assert (vocab.cls_id, vocab.pad_id, vocab.sep_id, vocab.unk_id,
+          vocab.mask_id) == (0, 1, 2, 3, len(vocab.tokens) - 1)
+  # The pipeline lays a pair out as the reference does (<s> A </s></s> B
+  # </s>, type ids 0), padded with <pad>.
+  batch = instances._to_batch(  # pylint: disable=protected-access
+      (0, 0), [(np.array([10, 11]), np.array([12]), False)], 9,
+      instances.sequence_layout(vocab))
+  assert batch.tokens[0].tolist() == reference["pair"] + [1, 1]
+  assert batch.segment_ids()[0, :7].tolist() == reference["pair_types"]
 
 
 def _albert_full_tokenizer(model):
