@@ -41,6 +41,7 @@ from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, example_layout,
                                input_patterns, instance_params,
+                               language_plan,
                                masking_params, preset_family_warning,
                                resolve, s3_client_kwargs,
                                tokenizer_settings, unknown_flags, validate)
@@ -50,8 +51,10 @@ from transforms.examples import WriteExamples, write_schema
 from transforms.instances import (CreateInstances, pool_builder,
                                   sequence_layout)
 from transforms.masking import MaskTokens
+from transforms import languages
 from transforms import pool_files
 from transforms import s3_clients
+from transforms import paths
 from transforms.paths import InputError, MatchedInput, match_input
 from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
@@ -74,7 +77,7 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   if matched is None:
     matched = match_input(input_patterns(opts))
   if reuse is not None and reuse.spilled is not None:
-    batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched.root,
+    batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched,
                              reuse)
   else:
     batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
@@ -110,11 +113,12 @@ def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
        | "WriteRejected" >> WriteRejected(opts.output, matched.root))
   layout = sequence_layout(vocab)
   return tokenized | "CreateInstances" >> CreateInstances(
-      instance_params(opts, layout.pair_separators), layout=layout,
+      instance_params(opts, layout.pair_separators,
+                      language_plan(opts, matched)), layout=layout,
       pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
 
 
-def _reused_stages(pipeline, opts, vocab, pool_dir, input_root: str,
+def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,
                    reuse: resume.ResumePlan):
   """A stopped run's spill files → instance batches of the pool groups it
   did not write, and its records set aside written again."""
@@ -123,11 +127,12 @@ def _reused_stages(pipeline, opts, vocab, pool_dir, input_root: str,
        | "ReusedRejected" >> beam.Create(
            sorted(f.rejected for f in reuse.spilled if f.rejected))
        | "ReadRejected" >> beam.FlatMap(resume.saved_rejected, pool_dir)
-       | "WriteRejected" >> WriteRejected(opts.output, input_root))
+       | "WriteRejected" >> WriteRejected(opts.output, matched.root))
   return (pipeline
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
-              pool_builder(instance_params(opts, layout.pair_separators),
+              pool_builder(instance_params(opts, layout.pair_separators,
+                                           language_plan(opts, matched)),
                            layout),
               opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
 
@@ -177,6 +182,7 @@ def check(argv: Sequence[str]) -> Checked:
     raise UsageError(str(e)) from None
   outputs.refuse_reading_own_files(input_patterns(opts), matched.paths,
                                    opts.output, opts.pool_dir)
+  language_plan(opts, matched)  # raises UsageError: checked before any work
   try:
     check_first_file(matched.paths, opts.input_format, opts.text_field)
   except InputError as e:
@@ -400,6 +406,21 @@ def _groups(reuse: resume.ResumePlan, opts: MlmOptions) -> Optional[int]:
   return resume.num_groups(reuse.spilled, opts.random_next_pool_size)
 
 
+def _add_languages(summary: Dict, opts: MlmOptions,
+                   matched: MatchedInput) -> None:
+  """Moves each language's instance tokens out of the counters into
+  summary.json's ``languages`` (``languages.report``), for a corpus with
+  language tags."""
+  counts = summary["counts"]
+  tokens = {name: counts.pop(name) for name in list(counts)
+            if name.startswith(languages.TOKENS_PREFIX)}
+  plan = language_plan(opts, matched)
+  if plan is not None:
+    summary["languages"] = languages.report(
+        plan, {paths.relative_name(f.path, matched.root): f.size
+               for f in matched.files}, opts.language_sampling_alpha, tokens)
+
+
 def option_values(opts: MlmOptions) -> Dict:
   """Every option of the project and its value, as summary.json lists
   them."""
@@ -423,6 +444,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
 
   summary = outputs.collect_metrics(result)
   resume.add_reused(summary, reuse)
+  _add_languages(summary, opts, matched)
   too_many = outputs.too_many_rejected(summary, opts.max_rejected_fraction)
   if too_many:
     print("error: %s They are listed in %s; %s holds no complete output (no "

@@ -8,10 +8,11 @@ copy-paste. Beam's own flags (``--runner``, ``--direct_num_workers``,
 
 import argparse
 import os
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
+from transforms import languages, paths
 from transforms.examples import ExampleLayout
 from transforms.instances import (DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS,
                                   InstanceParams)
@@ -59,13 +60,20 @@ PRESETS = {
     # no sentence task, segment pairs of 128 tokens, masking in the trainer.
     "electra": {"sentence_task": "none", "packing": "pairs",
                 "masking": "none", "max_seq_length": 128},
+    # Conneau et al. 2020 (XLM-R), section 3: RoBERTa's recipe over a
+    # SentencePiece vocabulary, languages sampled with alpha = 0.3, 512
+    # tokens, masking in the trainer.
+    "xlmr": {"sentence_task": "none", "packing": "full_sentences",
+             "masking": "none", "max_seq_length": 512,
+             "language_sampling_alpha": 0.3},
 }
 # The tokenizer family each preset's model was trained with
 # (transforms/tokenizer_families.py).
 PRESET_FAMILIES = {"bert": ("wordpiece",), "electra": ("wordpiece",),
                    # XLM-R is RoBERTa's recipe over SentencePiece.
                    "roberta": ("bpe", "sentencepiece"),
-                   "albert": ("sentencepiece",)}
+                   "albert": ("sentencepiece",),
+                   "xlmr": ("sentencepiece",)}
 FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
                 "bpe": "byte-level BPE (RoBERTa's)",
                 "sentencepiece": "SentencePiece (ALBERT's, XLM-R's)"}
@@ -93,7 +101,8 @@ def preset_family_warning(preset: Optional[str], family: str,
 # each epoch anew, so copies would only repeat the same sequences.
 BASE_DEFAULTS = {"sentence_task": "nsp", "packing": "pairs",
                  "masking": "static", "max_ngram_size": 0,
-                 "do_whole_word_mask": False, "max_seq_length": 128}
+                 "do_whole_word_mask": False, "max_seq_length": 128,
+                 "language_sampling_alpha": None}
 
 
 def preset_help() -> str:
@@ -119,7 +128,9 @@ class MlmOptions(PipelineOptions):
         "--input", default=None,
         help="Input file pattern(s), comma separated: local paths, globs or "
         "s3:// URLs. .gz, .bz2 and .zst files are decompressed "
-        "transparently.")
+        "transparently. A multilingual corpus tags each pattern with its "
+        "language: en=wiki/en/*,sw=wiki/sw/* (every pattern tagged, or "
+        "none); no instance then mixes two languages.")
     group.add_argument(
         "--input_format", default="lines", choices=FORMATS,
         help="lines: one sentence per line, a blank line ends a document "
@@ -129,6 +140,13 @@ class MlmOptions(PipelineOptions):
         "split across workers by row groups. wikidump: a MediaWiki "
         "pages-articles XML dump (.xml, .bz2 or multistream .bz2, split "
         "across workers by its bz2 streams), one document per article.")
+    group.add_argument(
+        "--language_sampling_alpha", type=float, default=None,
+        help="With languages in --input: pass over each language's documents "
+        "so that it makes a share q_i of the output proportional to p_i^A, "
+        "p_i its share of the input's bytes (XLM, XLM-R: 0.3), and the whole "
+        "as much as --dupe_factor passes would. Left out: every language "
+        "--dupe_factor times.")
     group.add_argument(
         "--text_field", default="text",
         help="With --input_format=jsonl or parquet: the field (column) "
@@ -333,6 +351,9 @@ def resolve(opts: MlmOptions) -> None:
   dropped when ``--masking=none`` is asked for, its n-grams when
   ``--span_masking`` is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
+  if not input_languages(opts):
+    # A corpus without language tags is one language: nothing to sample.
+    preset.pop("language_sampling_alpha", None)
   if opts.masking == "none":
     for name in MASKING_CHOICES:
       preset.pop(name, None)
@@ -441,6 +462,7 @@ def validate(opts: MlmOptions) -> None:
       raise UsageError(message)
   for message in objective_errors(opts):
     raise UsageError(message)
+  language_errors(opts)
   if opts.resume and opts.overwrite:
     raise UsageError("--resume keeps a stopped run's finished work and "
                      "--overwrite replaces the output: pass one of them")
@@ -449,12 +471,76 @@ def validate(opts: MlmOptions) -> None:
                      "groupbykey keeps nothing to reuse: drop one of them")
 
 
+def _input_entries(opts: MlmOptions) -> List[Tuple[Optional[str], str]]:
+  """``--input``'s entries as ``(language or None, pattern)``."""
+  return [languages.split_language(p) for p in
+          (p.strip() for p in (opts.input or "").split(",")) if p]
+
+
 def input_patterns(opts: MlmOptions) -> List[str]:
-  """The ``--input`` patterns, local ones made absolute: a Flink worker
-  runs in a directory of its own, where a relative path finds nothing
-  (document ids do not change: they are relative to the input root)."""
+  """The ``--input`` patterns (their language tags left out), local ones
+  made absolute: a Flink worker runs in a directory of its own, where a
+  relative path finds nothing (document ids do not change: they are
+  relative to the input root)."""
   return [p if "://" in p else os.path.abspath(p)
-          for p in (p.strip() for p in opts.input.split(",")) if p]
+          for _, p in _input_entries(opts)]
+
+
+def input_languages(opts: MlmOptions) -> List[Tuple[str, str]]:
+  """``(language, pattern)`` of each ``--input`` entry when they carry
+  language tags (patterns as ``input_patterns`` makes them); empty when
+  none does."""
+  entries = _input_entries(opts)
+  if not any(language for language, _ in entries):
+    return []
+  return [(language or "", pattern) for (language, _), pattern in
+          zip(entries, input_patterns(opts))]
+
+
+def language_errors(opts: MlmOptions) -> None:
+  """Raises UsageError for language tags on some --input entries only, or
+  --language_sampling_alpha without tags or out of (0, 1]."""
+  entries = _input_entries(opts)
+  tagged = [language for language, _ in entries if language]
+  if tagged and len(tagged) < len(entries):
+    untagged = next(p for language, p in entries if not language)
+    raise UsageError("--input tags some patterns with a language and not "
+                     "%s: tag every one (LANG=PATTERN) or none" % untagged)
+  alpha = opts.language_sampling_alpha
+  if alpha is not None and not tagged:
+    raise UsageError("--language_sampling_alpha needs languages: tag each "
+                     "--input pattern with one (en=wiki/en/*,sw=wiki/sw/*)")
+  if alpha is not None and not 0 < alpha <= 1:
+    raise UsageError("--language_sampling_alpha must be in (0, 1], got %g"
+                     % alpha)
+
+
+def language_plan(opts: MlmOptions, matched: paths.MatchedInput
+                  ) -> Optional[languages.LanguagePlan]:
+  """Each input file's language and each language's passes, or None for
+  a corpus without language tags. Raises UsageError for a file two
+  languages' patterns match, or a language no file was matched for."""
+  tagged = input_languages(opts)
+  if not tagged:
+    return None
+  files = []
+  for f in matched.files:
+    found = sorted({language for language, pattern in tagged
+                    if paths.pattern_matches(pattern, f.path)})
+    if len(found) > 1:
+      raise UsageError("%s is matched by the patterns of %s: give each file "
+                       "one language" % (f.path, " and ".join(found)))
+    if found:
+      files.append((paths.relative_name(f.path, matched.root), found[0],
+                    f.size))
+  missing = sorted({l for l, _ in tagged} - {l for _, l, _ in files})
+  if missing:
+    raise UsageError("no input file for language %s" % missing[0])
+  try:
+    return languages.plan(files, opts.language_sampling_alpha,
+                          opts.dupe_factor, opts.random_seed)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
 
 
 def unknown_flags(argv: Sequence[str]) -> List[str]:
@@ -502,15 +588,16 @@ def s3_client_kwargs(options: PipelineOptions) -> Optional[dict]:
 # --- The flags as the stages' settings ---------------------------------------
 
 
-def instance_params(opts: MlmOptions,
-                    pair_separators: int = 1) -> InstanceParams:
+def instance_params(opts: MlmOptions, pair_separators: int = 1,
+                    plan: Optional[languages.LanguagePlan] = None
+                    ) -> InstanceParams:
   """What CreateInstances takes from the flags; ``pair_separators`` as the
-  tokenizer's ``SequenceLayout`` has it."""
+  tokenizer's ``SequenceLayout`` has it; ``plan``: ``language_plan``'s."""
   return InstanceParams(
       max_seq_length=opts.max_seq_length, short_seq_prob=opts.short_seq_prob,
       dupe_factor=opts.dupe_factor, random_seed=opts.random_seed,
       sentence_task=opts.sentence_task, packing=opts.packing,
-      pair_separators=pair_separators)
+      pair_separators=pair_separators, language_plan=plan)
 
 
 def masking_params(opts: MlmOptions) -> MaskingParams:

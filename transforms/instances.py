@@ -41,6 +41,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms import keys
+from transforms import languages
 from transforms import metrics
 from transforms import pool_files
 from transforms.pools import num_pools, pool_of
@@ -68,6 +69,15 @@ class InstanceParams:
   sentence_task: str = "nsp"  # one of SENTENCE_TASKS
   packing: str = "pairs"  # one of PACKINGS
   pair_separators: int = 1
+  # Multilingual corpora: each document's language and passes
+  # (transforms/languages.py); None: one language, dupe_factor passes.
+  language_plan: Optional[languages.LanguagePlan] = None
+
+  def passes_of(self, doc_id: str) -> int:
+    """How many times a document is passed over."""
+    if self.language_plan is None:
+      return self.dupe_factor
+    return self.language_plan.passes_of(doc_id)
 
   @property
   def max_num_tokens(self) -> int:
@@ -519,14 +529,27 @@ def instances_for_pool(pool_id: int,
   # content decides, through a checksum that copies nothing.
   entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.size,
                                            zlib.crc32(e[1].ids)))
-  pool = [pool_document(doc) for _, doc in entries]
-  doc_ids = [doc.doc_id for _, doc in entries]
   rows: List[Row] = []
   counts = _zero_counts()
-  rng = random.Random(keys.stable_hash("instances", params.random_seed,
-                                       pool_id))
   build = ROW_BUILDERS[(params.packing, params.sentence_task)]
-  rows.extend(build(pool, doc_ids, rng, params, layout.sep_id, counts))
+  if params.language_plan is None:
+    streams = [("", entries)]
+  else:
+    # Each language's entries apart: no instance mixes two languages, and
+    # random next segments come from the same language.
+    streams = languages.split_by_language(entries, params.language_plan)
+  for language, stream in streams:
+    pool = [pool_document(doc) for _, doc in stream]
+    doc_ids = [doc.doc_id for _, doc in stream]
+    rng = random.Random(keys.stable_hash("instances", params.random_seed,
+                                         pool_id, *([language] if language
+                                                    else [])))
+    made = build(pool, doc_ids, rng, params, layout.sep_id, counts)
+    if language:
+      made = list(made)
+      counts[languages.TOKENS_PREFIX + language] = sum(
+          a.size + (0 if b is None else b.size) for a, b, _ in made)
+    rows.extend(made)
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))
   rows = [rows[i] for i in order.tolist()]
@@ -653,20 +676,24 @@ class CreateInstances(beam.PTransform):
     self._pool_dir = pool_dir
 
   def expand(self, docs):
+    params = self._params
+    passes = (params.dupe_factor if params.language_plan is None
+              else params.passes_of)
     if self._pool_dir is not None:
-      params = self._params
       return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
-          self._build,
-          params.random_seed, params.dupe_factor, self._pool_size,
+          self._build, params.random_seed, passes, self._pool_size,
           self._pool_dir)
-    total = docs | "CountDocuments" >> beam.combiners.Count.Globally()
-    seed, pool_size = self._params.random_seed, self._pool_size
-    dupe_factor = self._params.dupe_factor
+    # The pools' count from the number of document passes.
+    total = (docs
+             | "CountPasses" >> beam.Map(
+                 lambda doc: params.passes_of(doc.doc_id))
+             | "SumPasses" >> beam.CombineGlobally(sum))
+    seed, pool_size = params.random_seed, self._pool_size
 
     def assign(doc, n):
-      pools = num_pools(n * dupe_factor, pool_size)
+      pools = num_pools(n, pool_size)
       packed = doc.pack()
-      for dupe in range(dupe_factor):
+      for dupe in range(params.passes_of(doc.doc_id)):
         yield pool_of(seed, doc.doc_id, dupe, pools), (dupe, packed)
 
     return (

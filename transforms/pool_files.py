@@ -42,7 +42,7 @@ import os
 import struct
 import uuid
 from typing import (AbstractSet, Callable, Dict, Iterator, List, Optional,
-                    Sequence, Tuple)
+                    Sequence, Tuple, Union)
 
 import apache_beam as beam
 import numpy as np
@@ -71,6 +71,9 @@ SPARSE_DTYPE = np.dtype([("hash", "<u8"), ("offset", "<u8")])
 # then the doc id, the ids and the sentence lengths.
 _HEADER = struct.Struct("<QHIII3s")
 _PASS = struct.Struct("<QH")  # the header's first two fields
+# Each document's passes: one number for all (--dupe_factor), or a function
+# of the document id (InstanceParams.passes_of).
+Passes = Union[int, Callable[[str], int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,20 +170,31 @@ def _path(directory: str, name: str) -> str:
 class SpillBuffer:
   """The records of one spill file as they are gathered: each document's
   encoding once (``encode_document``) and the hash of each of its passes.
-  ``size``: the bytes held, about what the file will hold per pass."""
+  ``passes``: every document's number of passes (``--dupe_factor``), or a
+  function from a document id to its number (multilingual sampling:
+  ``InstanceParams.passes_of``). ``size``: the bytes held, about what the
+  file will hold per pass."""
 
-  def __init__(self, seed: int, dupe_factor: int):
+  def __init__(self, seed: int, passes: Passes):
     self._seed = seed
-    self._dupe_factor = dupe_factor
+    self._passes = passes
     self._bodies: List[bytes] = []
+    self._body_of = array.array("I")  # each pass's body
+    self._dupes = array.array("H")  # each pass's number
     self._hashes = array.array("Q")
     self.size = 0
 
   def add(self, doc: TokenizedDocument) -> None:
+    passes = (self._passes if isinstance(self._passes, int)
+              else self._passes(doc.doc_id))
+    if not passes:
+      return
     self._bodies.append(encode_document(doc))
     self._hashes.extend(entry_hash(self._seed, doc.doc_id, dupe)
-                        for dupe in range(self._dupe_factor))
-    self.size += len(self._bodies[-1]) + 8 * self._dupe_factor
+                        for dupe in range(passes))
+    self._body_of.extend([len(self._bodies) - 1] * passes)
+    self._dupes.extend(range(passes))
+    self.size += len(self._bodies[-1]) + 8 * passes
 
   def write(self, directory: str) -> SpillFile:
     """Writes the records (every pass, sorted by hash; equal hashes by
@@ -197,8 +211,8 @@ class SpillBuffer:
                                          hashes[entries].tolist())):
         if k % SPARSE_EVERY == 0:
           sparse[k // SPARSE_EVERY] = (h, offset)
-        body = self._bodies[entry // self._dupe_factor]
-        f.write(_PASS.pack(h, entry % self._dupe_factor))
+        body = self._bodies[self._body_of[entry]]
+        f.write(_PASS.pack(h, self._dupes[entry]))
         f.write(body)
         offset += _PASS.size + len(body)
     buffer = io.BytesIO()
@@ -211,10 +225,10 @@ class SpillBuffer:
 
 
 def write_file(directory: str, docs: Sequence[TokenizedDocument], seed: int,
-               dupe_factor: int) -> SpillFile:
+               passes: "Passes") -> SpillFile:
   """Writes the records of ``docs`` (every dupe pass, sorted by hash) and
   their sparse index into ``directory``."""
-  buffer = SpillBuffer(seed, dupe_factor)
+  buffer = SpillBuffer(seed, passes)
   for doc in docs:
     buffer.add(doc)
   return buffer.write(directory)
@@ -261,13 +275,13 @@ class _SpillDoFn(beam.DoFn):
   the manifest ``_PlanGroups`` writes, that makes the stage reusable whole
   by ``--resume``."""
 
-  def __init__(self, directory: str, seed: int, dupe_factor: int,
+  def __init__(self, directory: str, seed: int, passes: "Passes",
                file_bytes: int = FILE_BYTES):
     self._directory = directory
     self._seed = seed
-    self._dupe_factor = dupe_factor
+    self._passes = passes
     self._file_bytes = file_bytes
-    self._buffer = SpillBuffer(seed, dupe_factor)
+    self._buffer = SpillBuffer(seed, passes)
 
   def setup(self):
     s3_clients.share_s3_clients()
@@ -279,7 +293,7 @@ class _SpillDoFn(beam.DoFn):
       os.makedirs(self._directory, exist_ok=True)
 
   def start_bundle(self):
-    self._buffer = SpillBuffer(self._seed, self._dupe_factor)
+    self._buffer = SpillBuffer(self._seed, self._passes)
     # Spill files written when the tally filled up with records set aside
     # (the steps before this one set them aside, so they show up here
     # only at the next document or at the bundle's end).
@@ -312,7 +326,7 @@ class _SpillDoFn(beam.DoFn):
     tally = metrics.current_tally() or metrics.Tally()
     rejected = (write_rejected(self._directory, tally.rejected)
                 if tally.rejected else "")
-    self._buffer = SpillBuffer(self._seed, self._dupe_factor)
+    self._buffer = SpillBuffer(self._seed, self._passes)
     metrics.start_tally(self._tally_full)
     return dataclasses.replace(spilled, tally=json.dumps(tally.to_json()),
                                rejected=rejected)
@@ -422,15 +436,15 @@ class SpillDocuments(beam.PTransform):
   before them, if they are flattened in) → ``SpillFile`` s in
   ``directory``."""
 
-  def __init__(self, directory: str, seed: int, dupe_factor: int):
+  def __init__(self, directory: str, seed: int, passes: "Passes"):
     super().__init__()
     self._directory = directory
     self._seed = seed
-    self._dupe_factor = dupe_factor
+    self._passes = passes
 
   def expand(self, docs):
     return docs | "Spill" >> beam.ParDo(_SpillDoFn(
-        self._directory, self._seed, self._dupe_factor))
+        self._directory, self._seed, self._passes))
 
 
 class InstancesFromSpill(beam.PTransform):
@@ -465,17 +479,17 @@ class CreateInstancesFromFiles(beam.PTransform):
   pools gathered through files in ``directory`` (any Beam filesystem; the
   caller removes it): ``SpillDocuments``, then ``InstancesFromSpill``."""
 
-  def __init__(self, build: PoolBuilder, seed: int, dupe_factor: int,
+  def __init__(self, build: PoolBuilder, seed: int, passes: "Passes",
                pool_size: int, directory: str):
     super().__init__()
     self._build = build
     self._seed = seed
-    self._dupe_factor = dupe_factor
+    self._passes = passes
     self._pool_size = pool_size
     self._directory = directory
 
   def expand(self, docs):
     files = docs | "SpillDocuments" >> SpillDocuments(
-        self._directory, self._seed, self._dupe_factor)
+        self._directory, self._seed, self._passes)
     return files | InstancesFromSpill(self._build, self._pool_size,
                                       self._directory)

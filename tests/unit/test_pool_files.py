@@ -16,7 +16,7 @@ def test_a_bundle_of_records_set_aside_is_saved_in_bounded_tallies(
   most REJECTED_PER_TALLY per file, and the counts add up; a bundle of
   nothing else (every record bad) never holds more than that many."""
   monkeypatch.setattr(metrics, "REJECTED_PER_TALLY", 3)
-  spill = pool_files._SpillDoFn(str(tmp_path), seed=1, dupe_factor=2)  # pylint: disable=protected-access
+  spill = pool_files._SpillDoFn(str(tmp_path), seed=1, passes=2)  # pylint: disable=protected-access
   spill.setup()
   spill.start_bundle()
   out = []

@@ -1,0 +1,112 @@
+"""A multilingual corpus through the command line: languages from tagged
+--input patterns, XLM's alpha sampling, sequences that never mix two
+languages, summary.json's per-language report, the same examples with one
+worker or two, and what is refused before any work."""
+
+import json
+import os
+import random
+
+import pytest
+
+from pipelines import options
+from tests.helpers import (VOCAB, assert_refused, digest, read_examples,
+                           run_cli)
+from transforms import languages, paths
+
+WORDS = ("river stone garden window market harbor lantern meadow valley "
+         "forest candle morning silver thunder orchard village").split()
+
+
+def _write(path, docs, words):
+  rng = random.Random(path)
+  with open(path, "w", encoding="utf-8") as f:
+    for _ in range(docs):
+      for _ in range(rng.randint(2, 6)):
+        f.write(" ".join(rng.choice(words) for _ in range(rng.randint(4, 12)))
+                + "\n")
+      f.write("\n")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+  """Language "aa": English words, 8 times the bytes of "bb": numbers. No
+  piece of one is a piece of the other."""
+  root = tmp_path_factory.mktemp("multilingual")
+  for name in ("aa", "bb"):
+    os.makedirs(root / name)
+  _write(str(root / "aa" / "part0.txt"), 160, WORDS)
+  _write(str(root / "bb" / "part0.txt"), 40,
+         [str(n) for n in range(100, 999, 37)])
+  return str(root)
+
+
+def _flags(corpus, out, *extra):
+  return ["--input=aa=%s/aa/*,bb=%s/bb/*" % (corpus, corpus),
+          "--output=" + out, "--packing=full_sentences",
+          "--sentence_task=none", "--masking=none", "--max_seq_length=48",
+          "--dupe_factor=3", "--language_sampling_alpha=0.3"] + list(extra)
+
+
+def test_sampled_monolingual_and_reported(corpus, tmp_path):
+  out = str(tmp_path / "one")
+  run_cli(_flags(corpus, out))
+  with open(VOCAB, encoding="utf-8") as f:
+    vocab = f.read().split("\n")
+  examples = read_examples(out, max_seq_length=48, masking="none",
+                           sentence_task="none")
+  assert len(examples) > 20
+  kinds = set()
+  for ex in examples:
+    pieces = [vocab[i].lstrip("#") for i in
+              ex["input_ids"][:int(ex["input_mask"].sum())]
+              if vocab[i] not in ("[CLS]", "[SEP]")]
+    alpha = all(p.isalpha() for p in pieces)
+    assert alpha or all(p.isdigit() for p in pieces), pieces
+    kinds.add(alpha)
+  assert kinds == {True, False}
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  report = summary["languages"]
+  assert not [k for k in summary["counts"] if "/" in k]
+  # The passes are the plan's; the small language is passed over more.
+  opts = options.PipelineOptions(_flags(corpus, out)).view_as(
+      options.MlmOptions)
+  options.resolve(opts)
+  plan = options.language_plan(opts, paths.match_input(
+      options.input_patterns(opts)))
+  assert {k: v["passes"] for k, v in report.items()} == pytest.approx(
+      dict(plan.passes), abs=1e-6)
+  assert report["bb"]["passes"] > 3 > report["aa"]["passes"]
+  assert report["bb"]["target_share"] == pytest.approx(
+      languages.target_shares({k: v["bytes"] for k, v in report.items()},
+                              0.3)["bb"], abs=1e-6)
+  assert report["bb"]["share"] > report["bb"]["input_share"]
+  assert sum(v["instance_tokens"] for v in report.values()) == summary[
+      "counts"]["instance_tokens"]
+
+
+def test_same_examples_with_two_workers(corpus, tmp_path):
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  run_cli(_flags(corpus, one))
+  run_cli(_flags(corpus, two, "--direct_num_workers=2"))
+  spec = dict(max_seq_length=48, masking="none", sentence_task="none")
+  assert digest(read_examples(one, **spec)) == digest(
+      read_examples(two, **spec))
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--input=aa=CORPUS/aa/*,CORPUS/bb/*"], "tags some patterns with a "
+     "language and not"),
+    (["--input=CORPUS/aa/*", "--language_sampling_alpha=0.3"],
+     "--language_sampling_alpha needs languages"),
+    (["--input=aa=CORPUS/*/*,bb=CORPUS/bb/*"],
+     "is matched by the patterns of aa and bb"),
+    (["--input=aa=CORPUS/aa/*,bb=CORPUS/bb/*", "--language_sampling_alpha=2"],
+     "--language_sampling_alpha must be in (0, 1], got 2"),
+])
+def test_refused_before_any_work(corpus, tmp_path, flags, message):
+  out = str(tmp_path / "out")
+  assert_refused([f.replace("CORPUS", corpus) for f in flags]
+                 + ["--output=" + out], message)
+  assert not os.path.exists(out)

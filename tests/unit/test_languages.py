@@ -1,0 +1,140 @@
+"""transforms/languages.py: language tags, the sampling's passes, the
+keyed fraction, and monolingual instances (transforms/instances.py); the
+flags that set them (pipelines/options.py)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pipelines import options
+from pipelines.options import UsageError
+from transforms import instances, languages, paths
+from transforms.tokenization import TokenizedDocument
+
+
+def test_language_tags():
+  assert languages.split_language("en=wiki/en/*") == ("en", "wiki/en/*")
+  assert languages.split_language("zh-Hans=x/*.txt") == ("zh-Hans", "x/*.txt")
+  # Paths that hold "=" stay paths.
+  for entry in ("data/lang=en/*", "s3://bucket/lang=en/*", "./a=b",
+                "en=", "=x", "1a=x"):
+    assert languages.split_language(entry) == (None, entry)
+
+
+def test_document_file():
+  assert languages.document_file("a/b.txt:0") == "a/b.txt"
+  assert languages.document_file("x.jsonl:1234#7") == "x.jsonl"
+  assert languages.document_file("c:d.txt:5") == "c:d.txt"
+  with pytest.raises(ValueError):
+    languages.document_file("no-offset")
+
+
+def test_sampling_shares_follow_xlm():
+  """q_i = p_i^a / sum p_j^a (Lample & Conneau 2019, eq. 1): for shares 0.9
+  and 0.1 and a = 0.5, q = 0.75 and 0.25; passes times sizes make those
+  shares, and the whole dupe_factor passes' worth."""
+  sizes = {"a": 900, "b": 100}
+  q = languages.target_shares(sizes, 0.5)
+  assert q["a"] == pytest.approx(0.75) and q["b"] == pytest.approx(0.25)
+  passes = languages.sampling_passes(sizes, 0.5, 5)
+  made = {k: sizes[k] * passes[k] for k in sizes}
+  assert sum(made.values()) == pytest.approx(5 * 1000)
+  assert made["b"] / sum(made.values()) == pytest.approx(0.25)
+  assert languages.sampling_passes(sizes, None, 5) == {"a": 5.0, "b": 5.0}
+  assert languages.sampling_passes(sizes, 1.0, 5) == {"a": 5.0, "b": 5.0}
+  with pytest.raises(ValueError, match="no bytes"):
+    languages.sampling_passes({"a": 10, "b": 0}, 0.3, 5)
+
+
+def test_passes_are_whole_plus_a_keyed_fraction():
+  plan = languages.plan([("a.txt", "a", 900), ("b.txt", "b", 100)], 0.5,
+                        5, seed=7)
+  want = dict(plan.passes)
+  ids = ["a.txt:%d" % (i * 100) for i in range(4000)]
+  got = [plan.passes_of(i) for i in ids]
+  assert set(got) == {math.floor(want["a"]), math.ceil(want["a"])}
+  assert np.mean(got) == pytest.approx(want["a"], abs=0.03)
+  # Keyed by seed and id: the same again, another seed another draw.
+  assert got == [plan.passes_of(i) for i in ids]
+  other = languages.plan([("a.txt", "a", 900), ("b.txt", "b", 100)], 0.5,
+                         5, seed=8)
+  assert got != [other.passes_of(i) for i in ids]
+  assert plan.language_of("b.txt:0#2") == "b"
+  with pytest.raises(ValueError, match="65,535|times"):
+    languages.plan([("a", "a", 10 ** 9), ("b", "b", 1)], 0.01, 10, seed=1)
+
+
+def _doc(doc_id, start, sentences):
+  ids = np.arange(start, start + sum(sentences), dtype=np.int32)
+  return TokenizedDocument(doc_id, ids, np.array(sentences, dtype=np.int32))
+
+
+@pytest.mark.parametrize("packing,task", [("full_sentences", "none"),
+                                          ("pairs", "nsp"),
+                                          ("pairs", "sop")])
+def test_instances_never_mix_languages(packing, task):
+  """Language a's tokens are 1000-1999, b's 5000-5999: no row holds both,
+  and each language's counted tokens are its rows'."""
+  plan = languages.plan([("a.txt", "a", 10), ("b.txt", "b", 10)], None, 1,
+                        seed=1)
+  params = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
+                                    packing=packing, sentence_task=task,
+                                    language_plan=plan)
+  entries = []
+  for i in range(12):
+    entries.append((0, _doc("a.txt:%d" % i, 1000 + 50 * i, [5, 7, 4])))
+    entries.append((0, _doc("b.txt:%d" % i, 5000 + 50 * i, [6, 3, 8])))
+  layout = instances.SequenceLayout(cls_id=101, sep_id=102)
+  counts = {}
+  rows = 0
+  for batch, batch_counts in instances.instances_for_pool(3, entries, params,
+                                                          layout):
+    for k, v in batch_counts.items():
+      counts[k] = counts.get(k, 0) + v
+    for r in range(len(batch)):
+      tokens = batch.tokens[r, :batch.lengths[r]]
+      words = tokens[(tokens != 101) & (tokens != 102)]
+      assert (words < 5000).all() or (words >= 5000).all()
+      rows += 1
+  assert rows > 4
+  assert counts["language_tokens/a"] > 0 and counts["language_tokens/b"] > 0
+  total = sum(v for k, v in counts.items() if k.startswith("language_tokens/"))
+  # Every row's words are counted once, in its language.
+  assert total == sum(
+      instances.instance_tokens(b) for b, _ in instances.instances_for_pool(
+          3, entries, params, layout))
+
+
+def _opts(*argv):
+  opts = options.PipelineOptions(list(argv)).view_as(options.MlmOptions)
+  options.resolve(opts)
+  return opts
+
+
+def test_language_flags(tmp_path):
+  for name in ("a.txt", "b.txt"):
+    (tmp_path / name).write_text("x\n")
+  a, b = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+  opts = _opts("--input=en=%s,sw=%s" % (a, b), "--output=o",
+               "--language_sampling_alpha=0.3")
+  assert options.input_patterns(opts) == [a, b]
+  options.language_errors(opts)
+  plan = options.language_plan(opts, paths.match_input([a, b]))
+  assert plan.languages == ["en", "sw"]
+  assert plan.language_of("a.txt:0") == "en"
+  # --preset=xlmr's alpha applies to tagged input only.
+  assert _opts("--input=en=%s" % a, "--preset=xlmr"
+               ).language_sampling_alpha == 0.3
+  assert _opts("--input=" + a, "--preset=xlmr").language_sampling_alpha is None
+  for argv, message in (
+      (["--input=en=%s,%s" % (a, b)], "tags some patterns"),
+      (["--input=" + a, "--language_sampling_alpha=0.3"], "needs languages"),
+      (["--input=en=" + a, "--language_sampling_alpha=0"], r"\(0, 1\]"),
+  ):
+    with pytest.raises(UsageError, match=message):
+      options.language_errors(_opts(*argv))
+  both = _opts("--input=en=%s/*.txt,sw=%s" % (tmp_path, b))
+  with pytest.raises(UsageError, match="matched by the patterns of en and sw"):
+    options.language_plan(both, paths.match_input([str(tmp_path / "*.txt"),
+                                                   b]))
