@@ -67,7 +67,9 @@ setuptools.setup(
             "datasets==5.2.0",
             "transformers==5.24.0",
             # ALBERT's tokenization.py, the SentencePiece tests' oracle
-            # (imported as albert.tokenization), and regex for fairseq's
+            # (imported as albert.tokenization), and its run_pretraining.py,
+            # whose input function reads --preset=albert's records
+            # (oracles/references.py), and regex for fairseq's
             # GPT-2 encoder, the byte-level BPE tests' (oracles/).
             "albert-tensorflow==1.1",
             "regex==2026.12.2",

@@ -2,14 +2,16 @@
 against: algorithms of the papers and projects the pipeline follows, run as
 their authors published them where that is possible (fairseq's packer, TF
 Model Garden's masking, fetched from PyPI into ``.cache/tools`` on first
-use), and exact answers found another way where it is not (the fewest
-sequences any packing can make). Neither a test nor a benchmark: both import
+use; ALBERT's input function, from the test extras), and exact answers
+found another way where it is not (the fewest sequences any packing can
+make). Neither a test nor a benchmark: both import
 it (tests/unit/, benchmarks/fidelity.py), and no module of the product does.
 It imports nothing of the project, so that a bug in the pipeline cannot leak
 into its own reference.
 """
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -310,4 +312,86 @@ def xlmr_slow_tokenizer(python: str, model: str, lines: Sequence[str]
   proc = subprocess.run([python, "-c", XLMR_SCRIPT],
                         input=json.dumps([model, list(lines)]),
                         capture_output=True, text=True, check=True)
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ALBERT's input function as its authors published it: run_pretraining.py of
+# PyPI's albert-tensorflow 1.1 (a test extra), imported unchanged. It is
+# TensorFlow 1 code, and TensorFlow 2 runs it with three stand-ins, each
+# what google-research/albert's own TF 2 migration later did to its source:
+# * ``import tensorflow`` gives ``tensorflow.compat.v1`` while the module and
+#   the modules it imports (albert.modeling, albert.optimization) load: the
+#   TF 1 names it calls (tf.FixedLenFeature, tf.parse_single_example,
+#   tf.to_int32, tf.flags, tf.logging) are there;
+# * ``tensorflow.contrib`` (gone since TF 2.0) is a stand-in whose ``data``
+#   holds tf.data.experimental's ``parallel_interleave`` and
+#   ``map_and_batch``; its ``cluster_resolver``, ``layers`` and ``tpu``, which
+#   only the model and the estimator use, are empty;
+# * the PyPI release leaves out the script's flag definitions, so
+#   ``--masked_lm_budget`` is defined as the repository's script defines it
+#   (a float, 0: offline masking; > 0: the input holds token_boundary
+#   instead of the masked_lm_* features, masking done in the trainer).
+# It runs in a process of its own, so that the stand-ins never meet the
+# tests' own TensorFlow.
+_ALBERT_INPUT_FN = r"""
+import json, math, sys, types
+import tensorflow as tf
+v1 = tf.compat.v1
+contrib = types.ModuleType("tensorflow.contrib")
+contrib.data = types.SimpleNamespace(
+    parallel_interleave=v1.data.experimental.parallel_interleave,
+    map_and_batch=v1.data.experimental.map_and_batch)
+for name in ("cluster_resolver", "layers", "tpu"):
+  setattr(contrib, name, types.ModuleType("tensorflow.contrib." + name))
+sys.modules["tensorflow.contrib"] = contrib
+sys.modules["tensorflow"] = v1
+try:
+  from albert import run_pretraining
+finally:
+  sys.modules["tensorflow"] = tf
+  del sys.modules["tensorflow.contrib"]
+v1.flags.DEFINE_float("masked_lm_budget", 0, "ALBERT's: > 0 masks in the "
+                      "trainer, from token_boundary")
+FLAGS = run_pretraining.FLAGS
+FLAGS(["run_pretraining"])
+files, max_seq_length, max_predictions, budgets, count, batch = json.load(
+    sys.stdin)
+out = []
+for budget in budgets:
+  FLAGS.masked_lm_budget = budget
+  input_fn = run_pretraining.input_fn_builder(
+      input_files=files, max_seq_length=max_seq_length,
+      max_predictions_per_seq=max_predictions, is_training=False)
+  rows = []
+  for features in input_fn({"batch_size": batch}).take(
+      math.ceil(count / batch)):
+    values = {k: v.numpy().tolist() for k, v in features.items()}
+    rows.extend({k: v[i] for k, v in values.items()} for i in range(batch))
+  out.append(rows[:count])
+print(json.dumps(out))
+"""
+
+
+def albert_input_fn(files: Sequence[str], max_seq_length: int,
+                    max_predictions_per_seq: int,
+                    masked_lm_budgets: Sequence[float], count: int,
+                    batch_size: int = 8) -> List[List[Dict[str, list]]]:
+  """The first ``count`` examples of the TFRecord ``files`` as ALBERT's
+  ``run_pretraining.input_fn_builder(files, max_seq_length,
+  max_predictions_per_seq, is_training=False)`` gives them to its model,
+  once for each of ``masked_lm_budgets`` (its ``--masked_lm_budget``): one
+  list per budget of ``{feature: values}``, each feature as its
+  ``_decode_record`` leaves it (int64 cast to int32, fixed length, padding
+  kept), batches of ``batch_size`` taken apart. The records are read in the
+  files' order, repeated as its evaluation input repeats them, so a
+  ``count`` beyond the records starts over. A record that lacks a feature the
+  input function asks for raises ``subprocess.CalledProcessError`` (its
+  message is TensorFlow's, in ``stderr``). See the comment above for how it
+  runs under TensorFlow 2."""
+  proc = subprocess.run(
+      [sys.executable, "-c", _ALBERT_INPUT_FN],
+      input=json.dumps([list(files), max_seq_length, max_predictions_per_seq,
+                        list(masked_lm_budgets), count, batch_size]),
+      capture_output=True, text=True, check=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -11,14 +11,16 @@ google-research/bert's ``create_pretraining_data.py`` writes.
 First every shard is validated (``pipelines.records.validate``): each
 record's CRCs, its features against the schema in ``summary.json``, its
 values (ids in the vocabulary, ``[CLS]`` … ``[SEP]``, segments, masked
-positions, labels), each shard's size, the number of records against the
+positions, labels, ALBERT's ``token_boundary`` against the vocabulary's
+word starts), each shard's size, the number of records against the
 instances ``summary.json`` counts, and that its document counters add up
 (``documents_read`` = documents kept + dropped + set aside, the identity
 ``transforms.metrics.document_balance`` states; not checked for a summary
 written before those counters). Then the first ``--num`` examples (of
 ``--shard`` when given) are printed with the vocabulary ``summary.json``
 records (``--vocab_file`` overrides it): segments A and B, each masked
-position as ``{shown→original}``, and the sentence label.
+position as ``{shown→original}``, the sentence label, and how many tokens
+start a word when the records hold ALBERT's ``token_boundary``.
 
 Exit status: 0 when everything holds; 1 with one ``error:`` line naming the
 shard and the record when anything is invalid (a shard that cannot be read,
@@ -67,6 +69,9 @@ def render(example: records.Example, vocab: Sequence[str],
     marked[position] = "{%s→%s}" % (shown[position], token(original))
   header = "%s record %d: %d tokens" % (example.shard, example.index,
                                         len(shown))
+  if example.token_boundary is not None:
+    header += " (%d word starts, [CLS] and [SEP]s included)" % int(
+        example.token_boundary.sum())
   if example.label is not None and sentence_task in LABELS:
     name, meaning = LABELS[sentence_task]
     header += ", %s label %d (%s)" % (name, example.label,
@@ -139,7 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
       checked = records.validate(
           output, vocab.size, vocab.cls_id, vocab.sep_id,
-          None if args.shard is None else [args.shard])
+          None if args.shard is None else [args.shard],
+          is_continuation=vocab.is_continuation)
     except records.InvalidOutput as e:
       cli.error(str(e))
       return 1

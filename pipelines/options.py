@@ -274,6 +274,14 @@ class MlmOptions(PipelineOptions):
         help="static (default): mask once per dupe pass, here. none: write "
         "no masked_lm features, for masking at training time (dynamic "
         "masking); --dupe_factor then defaults to 1.")
+    flag(group, "--token_boundary", "Also write ALBERT's token_boundary "
+         "feature (a column of that name in Parquet): per position, 1 where "
+         "the original token starts a word ([CLS] and [SEP] included, by "
+         "the tokenizer family's rule, whatever is masked), 0 at "
+         "continuation pieces and in the padding, as google-research/"
+         "albert's create_pretraining_data.py writes it; its "
+         "run_pretraining.py reads it with --masked_lm_budget (masking in "
+         "the trainer). Default: true with --preset=albert.", default=None)
     group.add_argument(
         "--max_ngram_size", type=int, default=None,
         help="Mask whole-word n-grams of 1..N words, weighted 1/n (TF Model "
@@ -346,10 +354,12 @@ class UsageError(Exception):
 def resolve(opts: MlmOptions) -> None:
   """Fills in the objective flags left out (None): from ``--preset``, then
   from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
-  ``--masking=none``; ``--do_lower_case`` is true, as in BERT, unless a
-  ``--tokenizer_file`` is to decide it. A preset's choice of what static masking masks is
-  dropped when ``--masking=none`` is asked for, its n-grams when
-  ``--span_masking`` is."""
+  ``--masking=none``; ``--albert_text_rules`` and ``--token_boundary`` are
+  true with ``--preset=albert``, false otherwise; ``--do_lower_case`` is
+  true, as in BERT, unless a ``--tokenizer_file`` is to decide it. A
+  preset's choice of what static masking masks is dropped when
+  ``--masking=none`` is asked for, its n-grams when ``--span_masking``
+  is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
   if not input_languages(opts):
     # A corpus without language tags is one language: nothing to sample.
@@ -367,6 +377,8 @@ def resolve(opts: MlmOptions) -> None:
     opts.dupe_factor = 1 if opts.masking == "none" else 10
   if opts.albert_text_rules is None:
     opts.albert_text_rules = opts.preset == "albert"
+  if opts.token_boundary is None:
+    opts.token_boundary = opts.preset == "albert"
   if (opts.do_lower_case is None and not opts.tokenizer_file
       and not opts.spm_model_file and not opts.merges_file):
     opts.do_lower_case = True  # BERT's default
@@ -608,7 +620,8 @@ def masking_params(opts: MlmOptions) -> MaskingParams:
       do_whole_word_mask=opts.do_whole_word_mask,
       random_seed=opts.random_seed, masking=opts.masking,
       max_ngram_size=opts.max_ngram_size, span_masking=opts.span_masking,
-      span_p=opts.span_p, max_span_length=opts.max_span_length)
+      span_p=opts.span_p, max_span_length=opts.max_span_length,
+      token_boundary=bool(opts.token_boundary))
 
 
 def example_layout(opts: MlmOptions) -> ExampleLayout:
@@ -616,7 +629,8 @@ def example_layout(opts: MlmOptions) -> ExampleLayout:
   return ExampleLayout(
       max_seq_length=opts.max_seq_length,
       max_predictions_per_seq=opts.max_predictions_per_seq,
-      masking=opts.masking, sentence_task=opts.sentence_task)
+      masking=opts.masking, sentence_task=opts.sentence_task,
+      token_boundary=bool(opts.token_boundary))
 
 
 def tokenizer_settings(opts: MlmOptions,

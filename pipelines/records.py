@@ -11,7 +11,8 @@ Used by ``pipelines.inspect`` and ``pipelines.report``. Works on local and
 
 Every example comes out in one shape, ``Example``, whatever the format.
 A plain TFRecord file of google-research/bert's ``create_pretraining_data.py``
-(no ``summary.json``) reads as an output of one shard with BERT's features.
+(no ``summary.json``) reads as an output of one shard with BERT's features
+(and google-research/albert's, whose records add ``token_boundary``).
 """
 
 import dataclasses
@@ -31,6 +32,7 @@ from transforms.examples import masked_crc
 SUMMARY = "summary.json"
 IGNORE_INDEX = -100  # transforms.parquet's label of unmasked positions
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
+BOUNDARY = "token_boundary"  # ALBERT's feature and the Parquet column
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
@@ -50,7 +52,9 @@ class Example:
   """One example, unpadded: ``input_ids`` and ``segment_ids`` are ``[L]``
   (``[CLS] A [SEP] B [SEP]`` as shown to the model); ``masked_positions``
   and ``masked_ids`` (the original token at each) are ``[P]``, empty
-  without static masks; ``label`` is the NSP/SOP label or None."""
+  without static masks; ``label`` is the NSP/SOP label or None;
+  ``token_boundary`` is ``[L]``, ALBERT's word starts (1: the original
+  token starts a word), or None when the output has none."""
   shard: str
   index: int
   input_ids: np.ndarray
@@ -58,6 +62,7 @@ class Example:
   masked_positions: np.ndarray
   masked_ids: np.ndarray
   label: Optional[int]
+  token_boundary: Optional[np.ndarray] = None
 
 
 @dataclasses.dataclass
@@ -259,6 +264,8 @@ def _tfrecord_example(features: Dict[str, np.ndarray], declared, shard, index
                       ) -> Example:
   missing = sorted(set(declared) - set(features))
   extra = sorted(set(features) - set(declared))
+  if not any(declared.values()) and extra == [BOUNDARY]:
+    extra = []  # a plain file of ALBERT's script
   if missing or extra:
     raise InvalidOutput("features %s missing, %s unexpected" % (
         missing or "none", extra or "none"), shard, index)
@@ -282,9 +289,19 @@ def _tfrecord_example(features: Dict[str, np.ndarray], declared, shard, index
                         shard, index)
   real = weights > 0
   label = features.get("next_sentence_labels")
+  boundary = features.get(BOUNDARY)
+  if boundary is not None:
+    if len(boundary) != len(mask):
+      raise InvalidOutput("token_boundary has %d values, input_mask %d" % (
+          len(boundary), len(mask)), shard, index)
+    if np.any(boundary[n:]):
+      raise InvalidOutput("token_boundary is not 0 in the padding", shard,
+                          index)
+    boundary = boundary[:n]
   return Example(shard, index, features["input_ids"][:n],
                  features["segment_ids"][:n], positions[real], ids[real],
-                 int(label[0]) if label is not None and len(label) else None)
+                 int(label[0]) if label is not None and len(label) else None,
+                 boundary)
 
 
 def _tfrecord_examples(output: Output, shard: str) -> Iterator[Example]:
@@ -372,9 +389,15 @@ def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
                               index)
         positions = np.flatnonzero(labels != IGNORE_INDEX)
         originals = labels[positions]
+      boundary = None
+      if BOUNDARY in table:
+        boundary = np.array(table[BOUNDARY][i], dtype=np.int64)
+        if len(boundary) != len(ids):
+          raise InvalidOutput("token_boundary and input_ids differ in "
+                              "length", shard, index)
       label = table[label_column][i] if label_column else None
       yield Example(shard, index, ids, segments, positions, originals,
-                    None if label is None else int(label))
+                    None if label is None else int(label), boundary)
       index += 1
 
 
@@ -390,11 +413,16 @@ def examples(output: Output, shard: str) -> Iterator[Example]:
 
 
 def check_example(example: Example, vocab_size: int, cls_id: int,
-                  sep_id: int) -> Optional[str]:
+                  sep_id: int, is_continuation: Optional[np.ndarray] = None
+                  ) -> Optional[str]:
   """Why ``example`` is not one the pipeline makes, or None: ids outside
   the vocabulary, no ``[CLS]`` first or ``[SEP]`` last, segment ids not 0
   then 1, masked positions outside the sequence, on ``[CLS]``/``[SEP]``,
-  repeated or unsorted, a label other than 0 or 1."""
+  repeated or unsorted, a label other than 0 or 1, a ``token_boundary``
+  that is not 1 at ``[CLS]`` and the last ``[SEP]`` or holds other values
+  than 0 and 1, or, given ``is_continuation`` (bool per id, the
+  vocabulary's ``Vocabulary.is_continuation``), one that differs from the
+  word starts of the original tokens (the masked ones put back)."""
   ids, n = example.input_ids, len(example.input_ids)
   if n == 0:
     return "no tokens"
@@ -417,13 +445,39 @@ def check_example(example: Example, vocab_size: int, cls_id: int,
       return "masked original ids outside the vocabulary"
   if example.label not in (None, 0, 1):
     return "sentence label %r is neither 0 nor 1" % example.label
+  return _boundary_problem(example, is_continuation)
+
+
+def _boundary_problem(example: Example,
+                      is_continuation: Optional[np.ndarray]) -> Optional[str]:
+  """What is wrong with ``example.token_boundary`` (see check_example), or
+  None."""
+  boundary = example.token_boundary
+  if boundary is None:
+    return None
+  if np.any((boundary != 0) & (boundary != 1)):
+    return "token_boundary holds values other than 0 and 1"
+  if boundary[0] != 1 or boundary[-1] != 1:
+    return "token_boundary is not 1 at [CLS] and the last [SEP]"
+  if is_continuation is not None:
+    originals = example.input_ids.copy()
+    originals[example.masked_positions] = example.masked_ids
+    starts = ~is_continuation[originals]
+    wrong = np.flatnonzero(starts != (boundary == 1))
+    if len(wrong):
+      return ("token_boundary is %d at position %d, where the vocabulary's "
+              "word starts say %d (decoded with another tokenizer than the "
+              "run's?)" % (boundary[wrong[0]], wrong[0],
+                           int(starts[wrong[0]])))
   return None
 
 
 def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
-             shards: Optional[List[str]] = None) -> Dict[str, Tuple[int, int]]:
+             shards: Optional[List[str]] = None,
+             is_continuation: Optional[np.ndarray] = None
+             ) -> Dict[str, Tuple[int, int]]:
   """Checks every record of ``shards`` (default all): frames, features,
-  ``check_example``; each shard's size and record count against
+  ``check_example`` (with ``is_continuation``); each shard's size and record count against
   summary.json and, over all shards, the record count against its
   ``instances``; then that its document counters add up
   (``balance_problem``). Returns ``{shard:
@@ -448,7 +502,8 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
           size, shard["bytes"]), name)
     count = 0
     for example in examples(output, name):
-      reason = check_example(example, vocab_size, cls_id, sep_id)
+      reason = check_example(example, vocab_size, cls_id, sep_id,
+                             is_continuation)
       if reason:
         raise InvalidOutput(reason, name, example.index)
       count += 1

@@ -13,7 +13,9 @@ Statistics (``statistics``): sequence lengths, masked-LM predictions per
 example, how predictions are shown (``[MASK]`` / a random token / the
 original: BERT's 80/10/10), the sentence label's share, the lengths of runs
 of consecutive masked tokens (whole words, n-grams, spans), the most
-frequently masked tokens, the unknown-token rate and the shard sizes.
+frequently masked tokens, the unknown-token rate, the share of text tokens
+that start a word (from ALBERT's ``token_boundary``, where the output has
+it) and the shard sizes.
 
 Each distribution is drawn with matplotlib into a PNG in ``--plots_dir``
 (the two outputs side by side with ``--compare``), and ``--html`` writes one
@@ -76,6 +78,10 @@ class Statistics:
   tokens: int  # text tokens (originals restored; [CLS]/[SEP]/[PAD] not)
   unknown_tokens: int  # [UNK] among them
   shard_bytes: Dict[str, int]  # every shard of the output, sampled or not
+  # Text tokens of the examples with a token_boundary, and the word starts
+  # among them (0 and 0 for an output without it).
+  boundary_tokens: int = 0
+  word_starts: int = 0
   # Independent document passes behind the examples (documents times
   # --dupe_factor, from summary.json; None for a plain file): see compare.
   units: Optional[int] = None
@@ -99,6 +105,8 @@ class Statistics:
                           if self.labels else None),
         "mean_masked_run_length": _mean(self.run_lengths),
         "unknown_token_rate": self.unknown_rate,
+        "share_word_start": (self.word_starts / self.boundary_tokens
+                             if self.boundary_tokens else None),
         "shards": len(self.shard_bytes),
         "bytes": sum(self.shard_bytes.values()),
     }
@@ -127,7 +135,7 @@ def statistics(examples: Sequence[records.Example], vocab: Sequence[str],
   shown = collections.Counter({k: 0 for k in SHOWN_KINDS})
   labels = collections.Counter()
   masked = collections.Counter()
-  tokens = unknown = 0
+  tokens = unknown = boundary_tokens = word_starts = 0
   special = np.array(sorted(set(special_ids)))
   for example in examples:
     ids = example.input_ids
@@ -148,9 +156,13 @@ def statistics(examples: Sequence[records.Example], vocab: Sequence[str],
       restored[positions] = originals
     else:
       restored = ids
-    text = restored[~np.isin(restored, special)]
+    is_text = ~np.isin(restored, special)
+    text = restored[is_text]
     tokens += len(text)
     unknown += int((text == unk_id).sum())
+    if example.token_boundary is not None:
+      boundary_tokens += len(text)
+      word_starts += int(example.token_boundary[is_text].sum())
     if example.label is not None:
       labels[example.label] += 1
   return Statistics(
@@ -158,7 +170,8 @@ def statistics(examples: Sequence[records.Example], vocab: Sequence[str],
       predictions=np.array(predictions, np.int64), shown=dict(shown),
       labels=dict(labels), run_lengths=np.array(runs, np.int64),
       masked_tokens=dict(masked), tokens=tokens, unknown_tokens=unknown,
-      shard_bytes=dict(shard_bytes))
+      shard_bytes=dict(shard_bytes), boundary_tokens=boundary_tokens,
+      word_starts=word_starts)
 
 
 def sample_examples(output: records.Output, limit: int, seed: int
@@ -245,6 +258,12 @@ def compare(a: Statistics, b: Statistics) -> List[Dict[str, object]]:
          [[a.tokens - a.unknown_tokens, a.unknown_tokens],
           [b.tokens - b.unknown_tokens, b.unknown_tokens]],
          a.unknown_rate, b.unknown_rate, units_a or big, units_b or big)
+  if a.boundary_tokens and b.boundary_tokens:
+    shares("word starts among text tokens (token_boundary)",
+           [[a.boundary_tokens - a.word_starts, a.word_starts],
+            [b.boundary_tokens - b.word_starts, b.word_starts]],
+           a.word_starts / a.boundary_tokens,
+           b.word_starts / b.boundary_tokens, units_a or big, units_b or big)
   top = [t for t, _ in collections.Counter(
       {**{k: 0 for k in b.masked_tokens}, **a.masked_tokens}).most_common(
           TOP_TOKENS)]

@@ -8,6 +8,11 @@ The features are exactly those of google-research/bert's
 ALBERT's script writes its sentence-order label under the same name,
 ``next_sentence_labels``. With ``--masking=none`` the ``masked_lm_*``
 features are not written, with ``--sentence_task=none`` the label is not.
+With ``--token_boundary`` (the default of ``--preset=albert``) the records
+also hold ALBERT's ``token_boundary`` (which tokens start a word,
+``masking.token_boundary``), as google-research/albert's
+``create_pretraining_data.py`` writes it, so that its ``run_pretraining.py``
+parses them unchanged, ``--masked_lm_budget`` (masking in the trainer) too.
 
 Examples are serialized by a small protobuf encoder written against the
 ``tf.train.Example`` wire format, a whole batch's varints at once in numpy:
@@ -38,6 +43,9 @@ INT_FEATURES = ("input_ids", "input_mask", "segment_ids",
 FLOAT_FEATURES = ("masked_lm_weights",)
 LABEL_FEATURE = "next_sentence_labels"
 FEATURE_NAMES = INT_FEATURES + FLOAT_FEATURES + (LABEL_FEATURE,)
+# ALBERT's feature of the word starts, [max_seq_length] int64, written only
+# with ExampleLayout.token_boundary.
+BOUNDARY_FEATURE = "token_boundary"
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,11 +60,13 @@ class ExampleLayout:
   """What one record holds: BERT's fixed-length features, ``max_seq_length``
   tokens and ``max_predictions_per_seq`` masked positions, without the
   ``masked_lm_*`` features when ``masking`` is ``"none"`` and without the
-  sentence label when ``sentence_task`` is ``"none"``."""
+  sentence label when ``sentence_task`` is ``"none"``; with ALBERT's
+  ``token_boundary`` (``max_seq_length`` values) when ``token_boundary``."""
   max_seq_length: int = 128
   max_predictions_per_seq: int = 20
   masking: str = "static"  # one of masking.MASKINGS
   sentence_task: str = "nsp"  # one of instances.SENTENCE_TASKS
+  token_boundary: bool = False
 
   @property
   def masks(self) -> bool:
@@ -68,11 +78,13 @@ class ExampleLayout:
 
 
 def feature_lengths(layout: ExampleLayout) -> Dict[str, int]:
-  """Each feature the records hold and its fixed length."""
+  """Each feature the records hold and its fixed length, in the order
+  ALBERT's script adds them (``token_boundary`` after ``segment_ids``)."""
   lengths = {
       "input_ids": layout.max_seq_length,
       "input_mask": layout.max_seq_length,
       "segment_ids": layout.max_seq_length,
+      BOUNDARY_FEATURE: layout.max_seq_length,
       "masked_lm_positions": layout.max_predictions_per_seq,
       "masked_lm_ids": layout.max_predictions_per_seq,
       "masked_lm_weights": layout.max_predictions_per_seq,
@@ -83,11 +95,14 @@ def feature_lengths(layout: ExampleLayout) -> Dict[str, int]:
       del lengths[name]
   if not layout.label:
     del lengths[LABEL_FEATURE]
+  if not layout.token_boundary:
+    del lengths[BOUNDARY_FEATURE]
   return lengths
 
 
 def feature_spec(layout: ExampleLayout):
-  """The ``tf.io.parse_example`` spec of the records (BERT's own)."""
+  """The ``tf.io.parse_example`` spec of the records (BERT's own, with
+  ALBERT's ``token_boundary`` when the layout has it)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return {
       name: tf.io.FixedLenFeature(
@@ -179,13 +194,13 @@ class _Prefixes(dict):
 _INT64_LIST = b"\x1a"  # Feature field 3, length-delimited
 _FLOAT_LIST = b"\x12"  # Feature field 2, length-delimited
 _PREFIXES = {name: _Prefixes(name, _INT64_LIST)
-             for name in INT_FEATURES + (LABEL_FEATURE,)}
+             for name in INT_FEATURES + (LABEL_FEATURE, BOUNDARY_FEATURE)}
 _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
-def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True
-               ) -> Tuple[bytes, List[int]]:
+def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
+               boundary: bool = False) -> Tuple[bytes, List[int]]:
   """The serialized ``tf.train.Example`` of every instance of ``batch``,
   back to back, and where each ends.
 
@@ -195,17 +210,23 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True
   wide enough for its longest form, with a mask of the bytes each row uses;
   one masked read of the matrix then gives all the records back to back.
   ``masks``: write the ``masked_lm_*`` features; ``label``: write
-  ``next_sentence_labels``.
+  ``next_sentence_labels``; ``boundary``: write ``token_boundary`` (the
+  batch's, which must be there: ValueError otherwise).
   """
   n = len(batch)
   if not n:
     return b"", []
+  if boundary and batch.token_boundary is None:
+    raise ValueError("the batch has no token_boundary to write (MaskingParams"
+                     ".token_boundary was off)")
   columns: List[np.ndarray] = []
   present: List[np.ndarray] = []
   features_len = np.zeros(n, dtype=np.int64)
   names = [name for name in INT_FEATURES + (LABEL_FEATURE,)
            if (masks or name not in MASKED_FEATURES)
            and (label or name != LABEL_FEATURE)]
+  if boundary:
+    names.insert(names.index("segment_ids") + 1, BOUNDARY_FEATURE)
   for name in names:
     payload, used = varint_columns(getattr(batch, name).reshape(n, -1))
     lengths = used.sum(axis=1)
@@ -235,9 +256,11 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True
 
 
 def serialize_batch(batch: MaskedBatch, masks: bool = True,
-                    label: bool = True) -> List[bytes]:
-  """One serialized ``tf.train.Example`` per instance of ``batch``."""
-  out, record_ends = _serialize(batch, masks, label)
+                    label: bool = True, boundary: bool = False
+                    ) -> List[bytes]:
+  """One serialized ``tf.train.Example`` per instance of ``batch`` (the
+  features as ``_serialize`` chooses them)."""
+  out, record_ends = _serialize(batch, masks, label, boundary)
   records, start = [], 0
   for end in record_ends:
     records.append(out[start:end])
@@ -280,10 +303,10 @@ def frame_records(data: bytes, record_ends: List[int]) -> bytes:
 
 
 def serialize_framed(batch: MaskedBatch, masks: bool = True,
-                     label: bool = True) -> bytes:
+                     label: bool = True, boundary: bool = False) -> bytes:
   """``batch`` as a run of framed TFRecord records, ready to append to a
   shard."""
-  return frame_records(*_serialize(batch, masks, label))
+  return frame_records(*_serialize(batch, masks, label, boundary))
 
 
 def shard_suffix(compression: str) -> str:
@@ -292,9 +315,10 @@ def shard_suffix(compression: str) -> str:
 
 def schema_text(layout: ExampleLayout) -> str:
   """The records' schema as a tensorflow-metadata ``Schema`` in text form:
-  one fixed-shape, always-present INT or FLOAT feature per BERT feature
-  (what tensorflow-transform writes for a ``FixedLenFeature`` spec). Built
-  from the metadata protos alone, so the job never imports TensorFlow."""
+  one fixed-shape, always-present INT or FLOAT feature per feature of
+  ``feature_lengths`` (what tensorflow-transform writes for a
+  ``FixedLenFeature`` spec). Built from the metadata protos alone, so the
+  job never imports TensorFlow."""
   # pylint: disable=import-outside-toplevel
   from google.protobuf import text_format
   from tensorflow_metadata.proto.v0 import schema_pb2
@@ -382,6 +406,7 @@ class WriteExamples(beam.PTransform):
     self._format = output_format
     self._masks = layout.masks
     self._sentence_task = layout.sentence_task
+    self._boundary = layout.token_boundary
 
   def expand(self, batches):
     prefix = FileSystems.join(self._output_dir, SHARD_PREFIX)
@@ -389,9 +414,10 @@ class WriteExamples(beam.PTransform):
       # pylint: disable=import-outside-toplevel
       from transforms import parquet
       sink = parquet.ParquetSink(prefix, self._num_shards, self._masks,
-                                 self._sentence_task)
+                                 self._sentence_task, self._boundary)
       to_element = functools.partial(parquet.to_table, masks=self._masks,
-                                     sentence_task=self._sentence_task)
+                                     sentence_task=self._sentence_task,
+                                     boundary=self._boundary)
     else:
       sink = _FramedTFRecordSink(
           prefix, file_name_suffix=shard_suffix(self._compression),
@@ -401,7 +427,7 @@ class WriteExamples(beam.PTransform):
                             else CompressionTypes.UNCOMPRESSED))
       to_element = functools.partial(
           serialize_framed, masks=self._masks,
-          label=self._sentence_task != "none")
+          label=self._sentence_task != "none", boundary=self._boundary)
     return (
         batches
         | "Serialize" >> beam.Map(_serialized, to_element)

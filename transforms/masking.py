@@ -23,6 +23,11 @@ batch at once with numpy:
   does; n-gram masking once per n-gram, as Model Garden does, and span
   masking once per span, as SpanBERT does (random ids are drawn per piece).
 
+With ``MaskingParams.token_boundary`` (``--token_boundary``) each batch
+also carries ALBERT's ``token_boundary`` feature (``token_boundary()``):
+which of the original tokens start a word. It draws nothing, so the masks
+are the same with it or without.
+
 Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
@@ -56,6 +61,9 @@ class MaskingParams:
   span_masking: str = "none"  # one of SPAN_MASKINGS
   span_p: float = 0.2  # SpanBERT's geometric p
   max_span_length: int = 10  # in whole words
+  # ALBERT's token_boundary feature: each original token's word start
+  # (--token_boundary; see token_boundary()). Chooses nothing.
+  token_boundary: bool = False
 
 
 @dataclasses.dataclass
@@ -74,6 +82,9 @@ class MaskedBatch:
   next_sentence_labels: np.ndarray
   separators: int = 1  # the InstanceBatch's (its SequenceLayout's)
   segment_b: int = 1
+  # uint8 [n, max_seq_length]: ALBERT's token_boundary of the original
+  # tokens (see token_boundary()); None unless MaskingParams asks for it.
+  token_boundary: Optional[np.ndarray] = None
 
   def __len__(self):
     return int(self.lengths.size)
@@ -94,6 +105,27 @@ class MaskedBatch:
     return (cols < self.num_predictions[:, None]).astype(np.float32)
 
 
+
+def token_boundary(batch: InstanceBatch,
+                   is_continuation: np.ndarray) -> np.ndarray:
+  """uint8 [n, max_seq_length]: ALBERT's ``token_boundary`` feature of the
+  batch's original (unmasked) tokens: 1 at each position up to
+  ``lengths`` whose token starts a word, 0 at continuation pieces and in
+  the padding.
+
+  As google-research/albert's ``create_pretraining_data.py`` fills it in
+  ``create_masked_lm_predictions``: 1 at ``[CLS]`` and ``[SEP]``, 1 at a
+  start piece (``_is_start_piece_sp`` for a SentencePiece model, not a
+  ``##`` piece otherwise), whether or not whole words are masked; its
+  writer pads it with 0. Here the start pieces are those
+  ``is_continuation`` (bool per id, ``tokenizer_families
+  .continuation_pieces``: the family's rule, and a special token never
+  continues a word) does not mark, so every special token of the layout
+  (``[CLS]``, each ``[SEP]``, RoBERTa's ``<s>`` and ``</s>``) is 1.
+  """
+  cols = np.arange(batch.tokens.shape[1])[None, :]
+  starts = ~is_continuation[batch.tokens] & (cols < batch.lengths[:, None])
+  return starts.astype(np.uint8)
 
 
 def num_to_predict(lengths: np.ndarray, masked_lm_prob: float,
@@ -467,9 +499,13 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   """Masks every instance of ``batch`` with the strategy of ``params``;
   returns the features and counts. ``special_ids``: tokens never masked
   besides the layout's ``[CLS]`` and ``[SEP]`` s (the ``[SEP]`` between
-  packed documents)."""
+  packed documents). With ``params.token_boundary`` the features hold
+  ``token_boundary(batch, is_continuation)`` too."""
+  boundary = (token_boundary(batch, is_continuation)
+              if params.token_boundary else None)
   if params.masking == "none":
-    return no_masking(batch), {}
+    return dataclasses.replace(no_masking(batch),
+                               token_boundary=boundary), {}
   n, L = batch.tokens.shape
   P = params.max_predictions_per_seq
   whole_word = (params.do_whole_word_mask or params.max_ngram_size > 0
@@ -529,7 +565,8 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
       masked_lm_ids=ids.astype(id_dtype),
       num_predictions=real.sum(axis=1).astype(np.int32),
       next_sentence_labels=batch.labels.astype(np.uint8),
-      separators=batch.separators, segment_b=batch.segment_b)
+      separators=batch.separators, segment_b=batch.segment_b,
+      token_boundary=boundary)
   counts = {
       "masked_tokens": int(np.count_nonzero(chosen)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),

@@ -8,6 +8,9 @@ row):
   with ``--masking=none``);
 * ``attention_mask``: list<int8>, ones;
 * ``token_type_ids``: list<int8>, 0 for A, 1 for B;
+* ``token_boundary`` (``--token_boundary`` only): list<int8>, ALBERT's
+  feature of that name: 1 where an original token starts a word, [CLS]
+  and [SEP] included, 0 at continuation pieces (``masking.token_boundary``);
 * ``labels`` (static masking only): list<int32>, the original id at each
   masked position, -100 (what PyTorch's cross-entropy ignores) elsewhere;
 * ``next_sentence_label`` (NSP) or ``sentence_order_label`` (SOP): int64,
@@ -35,11 +38,14 @@ LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
 IGNORE_INDEX = -100
 
 
-def schema(masks: bool, sentence_task: str) -> pa.Schema:
+def schema(masks: bool, sentence_task: str,
+           boundary: bool = False) -> pa.Schema:
   """The columns of a run's shards."""
   fields = [pa.field("input_ids", pa.list_(pa.int32())),
             pa.field("attention_mask", pa.list_(pa.int8())),
             pa.field("token_type_ids", pa.list_(pa.int8()))]
+  if boundary:
+    fields.append(pa.field("token_boundary", pa.list_(pa.int8())))
   if masks:
     fields.append(pa.field("labels", pa.list_(pa.int32())))
   if sentence_task in LABEL_COLUMNS:
@@ -48,8 +54,10 @@ def schema(masks: bool, sentence_task: str) -> pa.Schema:
 
 
 def to_table(batch: MaskedBatch, masks: bool = True,
-             sentence_task: str = "nsp") -> pa.Table:
-  """The batch's examples as rows of ``schema(masks, sentence_task)``."""
+             sentence_task: str = "nsp", boundary: bool = False) -> pa.Table:
+  """The batch's examples as rows of ``schema(masks, sentence_task,
+  boundary)``; with ``boundary`` the batch must carry its
+  ``token_boundary`` (ValueError otherwise)."""
   n, width = batch.input_ids.shape
   real = np.arange(width)[None, :] < batch.lengths[:, None]
   offsets = pa.array(np.concatenate([[0], np.cumsum(batch.lengths)])
@@ -62,6 +70,11 @@ def to_table(batch: MaskedBatch, masks: bool = True,
   columns = [ragged(batch.input_ids.astype(np.int32), pa.int32()),
              ragged(np.ones((n, width), dtype=np.int8), pa.int8()),
              ragged(batch.segment_ids.astype(np.int8), pa.int8())]
+  if boundary:
+    if batch.token_boundary is None:
+      raise ValueError("the batch has no token_boundary to write "
+                       "(MaskingParams.token_boundary was off)")
+    columns.append(ragged(batch.token_boundary.astype(np.int8), pa.int8()))
   if masks:
     labels = np.full((n, width), IGNORE_INDEX, dtype=np.int32)
     predicted = (np.arange(batch.masked_lm_positions.shape[1])[None, :]
@@ -72,7 +85,8 @@ def to_table(batch: MaskedBatch, masks: bool = True,
     columns.append(ragged(labels, pa.int32()))
   if sentence_task in LABEL_COLUMNS:
     columns.append(pa.array(batch.next_sentence_labels.astype(np.int64)))
-  return pa.Table.from_arrays(columns, schema=schema(masks, sentence_task))
+  return pa.Table.from_arrays(columns, schema=schema(masks, sentence_task,
+                                                     boundary))
 
 
 class _ParquetFile:
@@ -110,12 +124,12 @@ class ParquetSink(filebasedsink.FileBasedSink):
   .parquet`` shards."""
 
   def __init__(self, file_path_prefix: str, num_shards: int, masks: bool,
-               sentence_task: str):
+               sentence_task: str, boundary: bool = False):
     super().__init__(file_path_prefix, coder=coders.PickleCoder(),
                      file_name_suffix=SUFFIX, num_shards=num_shards,
                      mime_type="application/vnd.apache.parquet",
                      compression_type=CompressionTypes.UNCOMPRESSED)
-    self._schema = schema(masks, sentence_task)
+    self._schema = schema(masks, sentence_task, boundary)
 
   def open(self, temp_path: str) -> _ParquetFile:
     return _ParquetFile(super().open(temp_path), self._schema)

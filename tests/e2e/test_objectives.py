@@ -84,11 +84,13 @@ def test_each_mode_writes_the_features_it_promises(tmp_path, flags, task,
   assert (opts["sentence_task"], opts["masking"]) == (task, masks)
   length = opts["max_seq_length"]
   examples = read_examples(out, length, opts["max_predictions_per_seq"],
-                           masks, task)
+                           masks, task, opts["token_boundary"])
   assert len(examples) == summary["counts"]["instances"] > 0
   names = set(examples[0])
   assert ("next_sentence_labels" in names) == (task != "none")
   assert ("masked_lm_ids" in names) == (masks == "static")
+  # ALBERT's word starts: its preset's default, no other's.
+  assert ("token_boundary" in names) == ("--preset=albert" in flags)
   assert set(summary["features"]) == names
   with open(os.path.join(out, "transformed_metadata", "schema.pbtxt")) as f:
     assert set(re.findall(r'name: "(\w+)"', f.read())) == names
@@ -108,7 +110,8 @@ def test_each_mode_writes_the_features_it_promises(tmp_path, flags, task,
 
 def test_parquet_holds_what_the_tfrecords_hold(tmp_path):
   """The same run as TFRecord and as Parquet: row for row the same tokens,
-  segments, masks and labels, in Hugging Face's column names."""
+  segments, masks, labels and (ALBERT's preset) word starts, in Hugging
+  Face's column names (token_boundary keeps ALBERT's)."""
   flags = ["--preset=albert", "--max_seq_length=128", "--random_seed=7"]
   tf_out = _run(tmp_path, "tf", flags)
   pq_out = _run(tmp_path, "pq", flags + ["--output_format=parquet"])
@@ -116,18 +119,20 @@ def test_parquet_holds_what_the_tfrecords_hold(tmp_path):
   summary = _summary(pq_out)
   assert summary["format"] == "parquet"
   assert set(summary["features"]) == {"input_ids", "attention_mask",
-                                      "token_type_ids", "labels",
-                                      "sentence_order_label"}
+                                      "token_type_ids", "token_boundary",
+                                      "labels", "sentence_order_label"}
   assert summary["shards"][0]["path"].endswith(".parquet")
   from_tf = set()
-  for ex in read_examples(tf_out, 128, 20, "static", "sop"):
+  for ex in read_examples(tf_out, 128, 20, "static", "sop", True):
     n = int(ex["input_mask"].sum())
+    assert not ex["token_boundary"][n:].any()
     labels = np.full(n, -100)
     k = int(ex["masked_lm_weights"].sum())
     labels[ex["masked_lm_positions"][:k]] = ex["masked_lm_ids"][:k]
     from_tf.add((tuple(ex["input_ids"][:n].tolist()),
                  tuple(ex["segment_ids"][:n].tolist()),
-                 tuple(labels.tolist()), int(ex["next_sentence_labels"][0])))
+                 tuple(labels.tolist()), int(ex["next_sentence_labels"][0]),
+                 tuple(ex["token_boundary"][:n].tolist())))
   rows = read_parquet_rows(pq_out)
   from_pq = set()
   for row in rows:
@@ -135,7 +140,8 @@ def test_parquet_holds_what_the_tfrecords_hold(tmp_path):
     from_pq.add((tuple(row["input_ids"].tolist()),
                  tuple(row["token_type_ids"].tolist()),
                  tuple(row["labels"].tolist()),
-                 int(row["sentence_order_label"])))
+                 int(row["sentence_order_label"]),
+                 tuple(row["token_boundary"].tolist())))
   assert len(rows) == summary["counts"]["instances"]
   assert from_pq == from_tf
 

@@ -1,9 +1,12 @@
-"""The hand-written tf.train.Example encoder against TensorFlow's parser."""
+"""The hand-written tf.train.Example encoder against TensorFlow's parser;
+ALBERT's token_boundary in both formats."""
 
 import numpy as np
+import pyarrow as pa
+import pytest
 import tensorflow as tf
 
-from transforms import examples
+from transforms import examples, parquet
 from transforms.masking import MaskedBatch
 
 
@@ -169,3 +172,100 @@ def test_write_examples_shards_parse_with_tensorflow(tmp_path):
           "next_sentence_labels": b.next_sentence_labels[i:i + 1]})
   assert len(parsed) == sum(len(b) for b in batches) == 60
   assert rows(parsed) == rows(expected)
+
+
+def _with_boundary(batch, seed=0):
+  """``batch`` with a token_boundary: random 0/1 within each row's length,
+  1 at its first and last token, 0 in the padding."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  n, L = batch.input_ids.shape
+  cols = np.arange(L)[None, :]
+  boundary = np.random.default_rng(seed).integers(0, 2, size=(n, L))
+  boundary[(cols == 0) | (cols == batch.lengths[:, None] - 1)] = 1
+  boundary[cols >= batch.lengths[:, None]] = 0
+  return dataclasses.replace(batch, token_boundary=boundary.astype(np.uint8))
+
+
+def test_token_boundary_is_written_as_albert_writes_it():
+  """With ``boundary`` the records hold ALBERT's token_boundary as well,
+  [max_seq_length] int64 after BERT's token features, and parse with the
+  layout's spec; without it the records are byte for byte those of a
+  batch that carries none, and a batch without one cannot be written with
+  one."""
+  plain = _random_batch(n=20)
+  batch = _with_boundary(plain)
+  layout = examples.ExampleLayout(max_seq_length=16,
+                                  max_predictions_per_seq=5,
+                                  token_boundary=True)
+  assert list(examples.feature_lengths(layout))[:4] == [
+      "input_ids", "input_mask", "segment_ids", "token_boundary"]
+  spec = examples.feature_spec(layout)
+  assert spec["token_boundary"] == tf.io.FixedLenFeature([16], tf.int64)
+  records = examples.serialize_batch(batch, boundary=True)
+  for i, record in enumerate(records):
+    proto = tf.train.Example.FromString(record)
+    assert set(proto.features.feature) == set(examples.FEATURE_NAMES) | {
+        "token_boundary"}
+    parsed = tf.io.parse_single_example(record, spec)
+    assert parsed["token_boundary"].numpy().tolist() == (
+        batch.token_boundary[i].tolist())
+    assert parsed["input_ids"].numpy().tolist() == (
+        batch.input_ids[i].tolist())
+  assert examples.serialize_framed(batch) == examples.serialize_framed(plain)
+  assert examples.serialize_batch(batch, masks=False, label=False) == (
+      examples.serialize_batch(plain, masks=False, label=False))
+  with pytest.raises(ValueError, match="no token_boundary"):
+    examples.serialize_batch(plain, boundary=True)
+  with pytest.raises(ValueError, match="no token_boundary"):
+    parquet.to_table(plain, boundary=True)
+
+
+def test_schema_with_token_boundary_is_tft_metadata(tmp_path):
+  import tensorflow_transform as tft
+  layout = examples.ExampleLayout(max_seq_length=64, masking="none",
+                                  sentence_task="sop", token_boundary=True)
+  examples.write_schema(str(tmp_path), layout)
+  spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
+  assert spec == examples.feature_spec(layout)
+  assert sorted(spec) == ["input_ids", "input_mask", "next_sentence_labels",
+                          "segment_ids", "token_boundary"]
+
+
+@pytest.mark.parametrize("output_format", ["tfrecord", "parquet"])
+def test_write_examples_writes_the_token_boundary_the_layout_asks_for(
+    tmp_path, output_format):
+  """WriteExamples with ``layout.token_boundary``: TFRecord features and a
+  Parquet column of that name, each example's row unpadded in Parquet
+  (int8) and padded with 0 in TFRecord, as the batches hold it."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from tests.helpers import (local_test_pipeline, read_examples,  # pylint: disable=import-outside-toplevel
+                             read_parquet_rows)
+  batches = [_with_boundary(_random_batch(n=n, seed=s), seed=s)
+             for s, n in ((7, 13), (8, 9))]
+  layout = examples.ExampleLayout(max_seq_length=16,
+                                  max_predictions_per_seq=5,
+                                  token_boundary=True)
+  out = str(tmp_path / "out")
+  with local_test_pipeline() as p:
+    _ = (p | beam.Create(batches)
+         | examples.WriteExamples(out, layout=layout, num_shards=1,
+                                  output_format=output_format))
+  want = sorted((tuple(b.input_ids[i, :b.lengths[i]].tolist()),
+                 tuple(b.token_boundary[i, :b.lengths[i]].tolist()))
+                for b in batches for i in range(len(b)))
+  if output_format == "parquet":
+    rows = read_parquet_rows(out)
+    assert parquet.schema(True, "nsp", True).field(
+        "token_boundary").type == pa.list_(pa.int8())
+    got = [(tuple(r["input_ids"].tolist()), tuple(r["token_boundary"].tolist()))
+           for r in rows]
+  else:
+    rows = read_examples(out, max_seq_length=16, max_predictions_per_seq=5,
+                         token_boundary=True)
+    got = []
+    for r in rows:
+      n = int(r["input_mask"].sum())
+      assert not r["token_boundary"][n:].any()
+      got.append((tuple(r["input_ids"][:n].tolist()),
+                  tuple(r["token_boundary"][:n].tolist())))
+  assert sorted(got) == want

@@ -445,3 +445,94 @@ def test_mask_tokens_transform_masks_each_batch_by_its_key():
                                    is_continuation=cont,
                                    special_ids=(CLS, SEP)))
     assert_that(masked, check)
+
+
+# --- ALBERT's token_boundary ---------------------------------------------------
+
+def _wordpiece_batch(rows, L=16):
+  """An InstanceBatch of [CLS] A [SEP] B [SEP] rows given as WordPiece
+  strings of the bundled vocabulary (A and B split at "|"), and the
+  vocabulary's continuation table."""
+  from transforms import tokenizer_families as families  # pylint: disable=import-outside-toplevel
+  vocab = load_vocab_list()
+  ids = {t: i for i, t in enumerate(vocab)}
+  tokens = np.zeros((len(rows), L), dtype=np.int32)
+  lengths, a_lengths = [], []
+  for r, text in enumerate(rows):
+    a, b = text.split(" | ")
+    full = ["[CLS]"] + a.split() + ["[SEP]"] + b.split() + ["[SEP]"]
+    tokens[r, :len(full)] = [ids[t] for t in full]
+    lengths.append(len(full))
+    a_lengths.append(len(a.split()))
+  cont = families.continuation_pieces(
+      "wordpiece", vocab, families.BERT_TOKENS.as_dict().values())
+  batch = InstanceBatch((0, 0), tokens, np.array(lengths, np.int32),
+                        np.array(a_lengths, np.int32),
+                        np.zeros(len(rows), np.uint8))
+  return batch, cont, vocab
+
+
+def test_token_boundary_marks_word_starts_wordpiece():
+  """1 at [CLS], each [SEP] and each piece that is not a ## piece (ALBERT's
+  _is_start_piece_bert), 0 at ## pieces and in the padding."""
+  batch, cont, _ = _wordpiece_batch(["the light ##house | play ##ing ##s",
+                                     "rock ##able | un"])
+  got = masking.token_boundary(batch, cont)
+  assert got.dtype == np.uint8 and got.shape == (2, 16)
+  assert got[0].tolist() == [1, 1, 1, 0, 1, 1, 0, 0, 1] + [0] * 7
+  assert got[1].tolist() == [1, 1, 0, 1, 1, 1] + [0] * 10
+
+
+def test_token_boundary_marks_word_starts_sentencepiece():
+  """By ALBERT's _is_start_piece_sp: a ▁ piece, a punctuation piece and a
+  piece with a foreign character start a word; special tokens (XLM-R's <s>
+  and </s> here, RoBERTa's layout with two separators) count as starts."""
+  from transforms import tokenizer_families as families  # pylint: disable=import-outside-toplevel
+  pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581hel", "lo", ",", "s",
+            "\u00e9t\u00e9", "<mask>"]
+  cont = families.continuation_pieces("sentencepiece", pieces,
+                                      families.ROBERTA_TOKENS.as_dict()
+                                      .values())
+  row = [0, 4, 5, 6, 2, 2, 4, 7, 8, 3, 2]  # <s> A </s></s> B </s>
+  tokens = np.ones((1, 14), np.int32)  # padded with <pad>
+  tokens[0, :len(row)] = row
+  batch = InstanceBatch((0, 0), tokens, np.array([len(row)], np.int32),
+                        np.array([3], np.int32), np.zeros(1, np.uint8),
+                        separators=2, segment_b=0)
+  assert masking.token_boundary(batch, cont)[0].tolist() == [
+      1, 1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("params", [
+    masking.MaskingParams(masked_lm_prob=0.5),
+    masking.MaskingParams(masked_lm_prob=0.5, do_whole_word_mask=True),
+    masking.MaskingParams(masked_lm_prob=0.5, max_ngram_size=3),
+    masking.MaskingParams(masking="none"),
+], ids=["static", "whole_word", "ngrams", "none"])
+def test_mask_batch_adds_the_token_boundary_of_the_original_tokens(params):
+  """With MaskingParams.token_boundary the masked batch carries
+  ``token_boundary`` of the tokens before masking (a masked ## piece stays
+  0, [MASK] being no piece of the text), whatever chooses the masks, and
+  the masks are the same as without it: it draws nothing."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  batch, cont, _ = _wordpiece_batch(
+      ["the light ##house play ##ing ##s | rock ##able un light ##house",
+       "play ##ing ##s | the rock ##s"] * 20)
+  mask_id = load_vocab_list().index("[MASK]")
+  without, counts = masking.mask_batch(batch, params, 30522, mask_id, cont,
+                                       np.random.default_rng(5))
+  with_it, counts_with = masking.mask_batch(
+      batch, dataclasses.replace(params, token_boundary=True), 30522,
+      mask_id, cont, np.random.default_rng(5))
+  assert without.token_boundary is None
+  assert np.array_equal(with_it.token_boundary,
+                        masking.token_boundary(batch, cont))
+  for field in dataclasses.fields(without):
+    if field.name != "token_boundary":
+      assert np.array_equal(getattr(with_it, field.name),
+                            getattr(without, field.name)), field.name
+  assert counts_with == counts
+  if params.masking != "none":
+    # Some masked position holds a ## piece: its boundary is still 0.
+    rows, cols = np.nonzero(with_it.input_ids != batch.tokens)
+    assert (with_it.token_boundary[rows, cols] == 0).any()

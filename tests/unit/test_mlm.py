@@ -117,3 +117,66 @@ def test_build_turns_a_corpus_into_examples_on_a_test_pipeline(pools,
     a = ids[1:list(ids).index(vocab.sep_id)]
     assert any(_contains(d, a) for d in docs), a
   assert 0.74 < shown_mask / masked < 0.86
+
+
+@pytest.mark.parametrize("output_format", ["tfrecord", "parquet"])
+def test_token_boundary_on_a_wordpiece_vocabulary(output_format, tmp_path):
+  """``--token_boundary=true`` with BERT's vocabulary (no preset): each
+  example's token_boundary is ALBERT's for WordPiece, on the tokens before
+  masking: 1 at [CLS] and [SEP] and at each piece that does not start with
+  ## (its _is_start_piece_bert), 0 at ## pieces and in the padding; the
+  other features are those of the same run without it."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from pipelines import mlm  # pylint: disable=import-outside-toplevel
+  from pipelines.options import MlmOptions, resolve, validate  # pylint: disable=import-outside-toplevel
+  from tests.helpers import digest, read_parquet_rows  # pylint: disable=import-outside-toplevel
+  from transforms.tokenization import load_tokenizer  # pylint: disable=import-outside-toplevel
+  _, vocab = load_tokenizer(vocab_file=VOCAB)
+  tokens = load_vocab_list()
+
+  def run(name, flags):
+    out = str(tmp_path / name)
+    opts = PipelineOptions([
+        "--input=" + os.path.join(SAMPLE_DIR, "*.txt"), "--output=" + out,
+        "--vocab_file=" + VOCAB, "--dupe_factor=1", "--max_seq_length=64",
+        "--output_format=" + output_format, "--do_whole_word_mask"]
+                           + flags).view_as(MlmOptions)
+    resolve(opts)
+    validate(opts)
+    with local_test_pipeline() as p:
+      mlm.build(p, opts, vocab)
+    if output_format == "parquet":
+      return read_parquet_rows(out)
+    return read_examples(out, max_seq_length=64,
+                         token_boundary=opts.token_boundary)
+
+  with_it = run("with", ["--token_boundary=true"])
+  without = run("without", [])
+  assert digest([{k: v for k, v in e.items() if k != "token_boundary"}
+                 for e in with_it]) == digest(without)
+  assert "token_boundary" not in without[0]
+  continuations = masked_continuations = 0
+  for ex in with_it:
+    if output_format == "parquet":
+      ids = ex["input_ids"].copy()
+      labels = ex["labels"]
+      ids[labels != -100] = labels[labels != -100]
+      boundary, padding = ex["token_boundary"], []
+    else:
+      n = int(ex["input_mask"].sum())
+      k = int(ex["masked_lm_weights"].sum())
+      ids = ex["input_ids"][:n].copy()
+      ids[ex["masked_lm_positions"][:k]] = ex["masked_lm_ids"][:k]
+      boundary, padding = ex["token_boundary"][:n], ex["token_boundary"][n:]
+    pieces = [tokens[i] for i in ids]
+    want = [1 if p in ("[CLS]", "[SEP]") else int(not p.startswith("##"))
+            for p in pieces]
+    assert boundary.tolist() == want
+    assert not np.any(padding)
+    continuations += want.count(0)
+    if output_format == "tfrecord":
+      masked_continuations += sum(
+          1 for p in ex["masked_lm_positions"][:k] if not want[p])
+  assert continuations > 20
+  if output_format == "tfrecord":
+    assert masked_continuations > 0  # whole words: ## pieces masked too

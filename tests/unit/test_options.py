@@ -47,3 +47,24 @@ def test_presets_expand_and_explicit_flags_win():
                    ).max_seq_length == 128
 
 
+
+
+def test_token_boundary_defaults_from_the_albert_preset():
+  """ALBERT's token_boundary is written with --preset=albert (its
+  create_pretraining_data.py writes it), not otherwise, and the flag given
+  explicitly wins either way; the examples' layout and the masking take
+  it."""
+  assert not _resolved([]).token_boundary
+  assert not _resolved(["--preset=roberta"]).token_boundary
+  assert _resolved(["--preset=albert"]).token_boundary
+  assert _resolved(["--preset=albert", "--masking=none"]).token_boundary
+  assert not _resolved(["--preset=albert",
+                        "--token_boundary=false"]).token_boundary
+  for flags in (["--token_boundary"], ["--token_boundary=true"]):
+    bert = _resolved(flags)
+    assert bert.token_boundary is True
+    assert options.example_layout(bert).token_boundary
+    assert options.masking_params(bert).token_boundary
+  bert = _resolved([])
+  assert not options.example_layout(bert).token_boundary
+  assert not options.masking_params(bert).token_boundary

@@ -49,3 +49,33 @@ def test_masked_runs():
 def test_sampling_reads_no_more_than_asked(known):
   output = records.open_output(known)
   assert len(report.sample_examples(output, 2, 0)) == 2
+
+
+def _example(ids, boundary, positions=(), originals=()):
+  return records.Example("s", 0, np.array(ids), np.zeros(len(ids), np.int64),
+                         np.array(positions, np.int64),
+                         np.array(originals, np.int64), None,
+                         None if boundary is None else np.array(boundary))
+
+
+def test_word_starts_come_from_the_token_boundary():
+  """The share of text tokens ([CLS], [SEP] and padding left out) that
+  start a word, where the examples hold ALBERT's token_boundary; None
+  (and no comparison row) where they do not."""
+  cls, sep, mask = 101, 102, 103
+  with_boundary = [
+      _example([cls, 7, 8, 9, sep], [1, 1, 0, 1, 1]),
+      _example([cls, 7, mask, sep, 10, sep], [1, 1, 0, 1, 1, 1], [2], [8]),
+  ]
+  stats = report.statistics(with_boundary, ["t"] * 200, {"a": 1}, mask, 100,
+                            (cls, sep, 0))
+  assert (stats.boundary_tokens, stats.word_starts) == (6, 4)
+  assert stats.summary()["share_word_start"] == pytest.approx(4 / 6)
+  plain = report.statistics([_example([cls, 7, 8, sep], None)], ["t"] * 200,
+                            {"a": 1}, mask, 100, (cls, sep, 0))
+  assert plain.summary()["share_word_start"] is None
+  rows = {r["statistic"]: r for r in report.compare(stats, stats)}
+  row = rows["word starts among text tokens (token_boundary)"]
+  assert row["output"] == row["other"] == pytest.approx(4 / 6)
+  assert not any("token_boundary" in r for r in
+                 [r["statistic"] for r in report.compare(stats, plain)])

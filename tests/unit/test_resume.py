@@ -104,3 +104,31 @@ def test_saved_rejected_records_round_trip(tmp_path):
              rejects.Rejected("b.txt:0", "read", "unreadable_files", "OSError")]
   name = pool_files.write_rejected(str(tmp_path), records)
   assert resume.saved_rejected(name, str(tmp_path)) == records
+
+
+def test_a_run_resumes_only_with_the_token_boundary_it_began_with(tmp_path):
+  """--token_boundary changes the records (a feature more or less), so it
+  is part of the run record: a run begun with ALBERT's preset (on by
+  default) is not resumed with --token_boundary=false."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from pipelines.mlm import option_values  # pylint: disable=import-outside-toplevel
+  from pipelines.options import MlmOptions, UsageError, resolve  # pylint: disable=import-outside-toplevel
+  from transforms import paths  # pylint: disable=import-outside-toplevel
+
+  def record(flags):
+    opts = PipelineOptions(["--input=x", "--output=y", "--preset=albert"]
+                           + flags).view_as(MlmOptions)
+    resolve(opts)
+    return resume.run_record(option_values(opts),
+                             [paths.InputFile("/c/a.txt", 10)])
+
+  assert "token_boundary" not in resume.FREE_OPTIONS
+  pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
+  os.makedirs(out)
+  began = record([])
+  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(), began)
+  assert resume.plan(pool_dir, out, record(["--token_boundary=true"]),
+                     10).spilled is None  # the same run: nothing spilled yet
+  with pytest.raises(UsageError, match="--token_boundary was true, now "
+                     "false"):
+    resume.plan(pool_dir, out, record(["--token_boundary=false"]), 10)
