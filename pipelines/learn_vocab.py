@@ -253,8 +253,9 @@ def _count_words(options, opts, matched: paths.MatchedInput,
     _ = rejected | "WriteRejected" >> WriteRejected(
         FileSystems.split(opts.output)[0], matched.root)
     _ = (docs
-         | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
-                                                 opts.max_words)
+         | "CountWords" >> vocabulary.CountWords(
+             words=vocabulary.WordRules(do_lower_case=opts.do_lower_case),
+             max_words=opts.max_words)
          | "WriteCounts" >> beam.Map(_write_json, counts_path))
   return pipeline.result
 
