@@ -91,6 +91,41 @@ def test_bpe_merges_are_those_of_training_on_the_text(learned):
   assert model["vocab"] == dict(expected["vocab"], **{"<mask>": SIZE - 1})
 
 
+def test_bpe_counts_sentence_by_sentence(tmp_path):
+  """In a format whose lines are paragraphs (jsonl), the words are counted
+  per sentence as the MLM job splits and encodes them, so each sentence's
+  first word has no space: the same merges as tokenizers' training on
+  blingfire's sentences of the paragraphs."""
+  # pylint: disable=import-outside-toplevel
+  import blingfire
+  from tests.helpers import sample_documents
+  from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+  docs = [" ".join(doc) for doc in sample_documents()]
+  corpus = tmp_path / "c.jsonl"
+  corpus.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+  out = tmp_path / "t.json"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run(
+      [sys.executable, "-m", "pipelines.learn_vocab", "--input=%s" % corpus,
+       "--input_format=jsonl", "--model=bpe", "--output=%s" % out,
+       "--vocab_size=600"], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  sentences = [s for d in docs
+               for s in blingfire.text_to_sentences(d).split("\n") if s]
+  assert len(sentences) > len(docs)
+  reference = Tokenizer(models.BPE())
+  reference.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+  reference.train_from_iterator(sentences, trainer=trainers.BpeTrainer(
+      vocab_size=599, min_frequency=2,
+      special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+      show_progress=False))
+  with open(out, encoding="utf-8") as f:
+    model = json.load(f)["model"]
+  assert model["merges"] == json.loads(reference.to_str())["model"]["merges"]
+
+
 def _pieces(sp):
   return [(sp.id_to_piece(i), sp.get_score(i))
           for i in range(sp.get_piece_size())]
