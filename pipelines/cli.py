@@ -13,7 +13,9 @@ Used by ``pipelines.learn_vocab``, ``pipelines.inspect`` and
   asked for;
 * ``write_file`` writes an output under a temporary name beside it and
   renames it into place only when complete, so a failure (a full disk, a
-  lost connection) leaves the former file or none, never a partial one.
+  lost connection) leaves the former file or none, never a partial one;
+  ``write_files`` does so for several files at once (a SentencePiece
+  ``.model`` and its ``.vocab``), renaming none until all are written.
 """
 
 import argparse
@@ -22,7 +24,7 @@ import logging
 import os
 import sys
 import uuid
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from pipelines.options import LOG_LEVELS, UsageError
 
@@ -172,22 +174,50 @@ def write_file(path: str, data: bytes) -> None:
   whole). On any failure the temporary file is removed and the error
   raised; ``path`` keeps what it held before.
   """
-  temp = "%s%s%s" % (path, TEMP_INFIX, uuid.uuid4().hex[:12])
-  if _is_remote(path):
-    _write_remote(path, temp, data)
-    return
+  write_files([(path, data)])
+
+
+def write_files(files: Sequence[Tuple[str, bytes]]) -> None:
+  """Writes each ``(path, data)`` as ``write_file`` does, all or none:
+  every file is written under its temporary name first, and only when all
+  are complete are they renamed into place, in the order given. On a
+  failure while writing, every temporary file is removed and the error
+  raised; each path keeps what it held before. (A rename that fails after
+  others succeeded, which takes a filesystem failing between two renames in
+  one folder, leaves those others in place.)
+  """
+  staged: List[Tuple[str, str]] = []
+  try:
+    for path, data in files:
+      temp = "%s%s%s" % (path, TEMP_INFIX, uuid.uuid4().hex[:12])
+      staged.append((temp, path))
+      if _is_remote(path):
+        _stage_remote(temp, data)
+      else:
+        _stage_local(path, temp, data)
+    for temp, path in staged:
+      if _is_remote(path):
+        from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+        FileSystems.rename([temp], [path])
+      else:
+        os.replace(temp, path)
+  except BaseException:
+    for temp, path in staged:
+      if _is_remote(path):
+        _delete_remote_quietly(temp)
+      else:
+        _remove_quietly(temp)
+    raise
+
+
+def _stage_local(path: str, temp: str, data: bytes) -> None:
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(temp, path)
-  except BaseException:
-    _remove_quietly(temp)
-    raise
+  with os.fdopen(fd, "wb") as f:
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
 
 
 def _remove_quietly(path: str) -> None:
@@ -198,20 +228,21 @@ def _remove_quietly(path: str) -> None:
       logging.warning("could not remove %s: %s", path, first_line(e))
 
 
-def _write_remote(path: str, temp: str, data: bytes) -> None:
+def _stage_remote(temp: str, data: bytes) -> None:
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.filesystems import FileSystems
+  f = FileSystems.create(temp)
+  try:
+    f.write(data)
+  finally:
+    f.close()
+
+
+def _delete_remote_quietly(temp: str) -> None:
   # pylint: disable=import-outside-toplevel
   from apache_beam.io.filesystems import FileSystems
   try:
-    f = FileSystems.create(temp)
-    try:
-      f.write(data)
-    finally:
-      f.close()
-    FileSystems.rename([temp], [path])
-  except BaseException:
-    try:
-      if FileSystems.exists(temp):
-        FileSystems.delete([temp])
-    except Exception as e:  # pylint: disable=broad-except
-      logging.warning("could not remove %s: %s", temp, first_line(e))
-    raise
+    if FileSystems.exists(temp):
+      FileSystems.delete([temp])
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not remove %s: %s", temp, first_line(e))

@@ -1,23 +1,41 @@
-"""Learn a BERT WordPiece ``vocab.txt`` from a corpus, as an Apache Beam job.
+"""Learn a WordPiece, byte-level BPE or Unigram vocabulary from a corpus.
+
+An Apache Beam job: BERT's WordPiece ``vocab.txt``, RoBERTa's byte-level
+BPE ``tokenizer.json`` or ALBERT's SentencePiece Unigram ``.model``.
 
 Usage:
   python -m pipelines.learn_vocab --input='corpus/*.txt' --output=vocab.txt \\
-      [--input_format=lines|wikiextractor|jsonl|parquet|wikidump] [--vocab_size=30522] \\
-      [--do_lower_case=true] [--max_words=1000000] [Beam flags]
+      [--model=wordpiece|bpe|unigram] [--vocab_size=N] \\
+      [--input_format=lines|wikiextractor|jsonl|parquet|wikidump] \\
+      [--do_lower_case=BOOL] [--albert_text_rules=BOOL] [--max_words=1000000] \\
+      [Beam flags]
 
 Reads the corpus as ``pipelines.mlm`` does (same formats, compression,
-runners), counts BERT's words in Beam (``transforms.vocabulary.CountWords``),
-then learns the pieces from the counts on this machine with ``tokenizers``'
-WordPiece trainer and writes them in BERT's layout; ``pipelines.mlm
---vocab_file`` takes the file as it is.
+runners) and counts the words the chosen model's learner sees in Beam
+(``transforms.vocabulary.CountWords``; for ``bpe`` sentence by sentence,
+split as ``pipelines.mlm`` splits them); then learns the vocabulary from the
+``--max_words`` most frequent on this machine, which holds no more words
+than that:
 
-An existing ``--output`` is replaced only with ``--overwrite``. Every failure
-is one ``error:`` line and a non-zero exit status (2 for a bad flag, input
-or output path, found before any work; 1 when the job fails), and leaves no
-partial file: the vocabulary is written under a temporary name beside
-``--output`` and renamed into place when complete (``pipelines.cli``), and
-the word counts the job hands over go to a temporary file that is always
-removed.
+* ``wordpiece`` (default): ``tokenizers``' WordPiece trainer, written in
+  BERT's layout (``--output`` any name but a ``.json`` or ``.model`` one);
+  ``pipelines.mlm --vocab_file`` takes it.
+* ``bpe``: ``tokenizers``' BPE trainer over the 256 bytes, RoBERTa's
+  special tokens and configuration, one Hugging Face ``tokenizer.json``
+  (``--output`` ending in ``.json``); ``pipelines.mlm --preset=roberta
+  --tokenizer_file`` takes it.
+* ``unigram``: ``sentencepiece``'s trainer with ALBERT's options, given the
+  counts themselves; ``--output`` ends in ``.model`` and the ``.vocab`` is
+  written beside it; ``pipelines.mlm --preset=albert --spm_model_file``
+  takes it, as ``sentencepiece`` itself does.
+
+An existing ``--output`` (or ``.vocab``) is replaced only with
+``--overwrite``. Every failure is one ``error:`` line and a non-zero exit
+status (2 for a bad flag, input or output path, found before any work; 1
+when the job or the learning fails), and leaves no partial file: the files
+are written under temporary names beside ``--output`` and renamed into
+place when all are complete (``pipelines.cli``), and the word counts the
+job hands over go to a temporary file that is always removed.
 """
 
 # pylint: disable=wrong-import-position
@@ -33,7 +51,7 @@ import os
 import shutil
 import sys
 import uuid
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -49,29 +67,48 @@ from transforms import paths
 from transforms import vocabulary
 from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
+from transforms.sentences import SplitSentences
 
 
 class LearnVocabOptions(PipelineOptions):
   """The flags of ``python -m pipelines.learn_vocab`` that the MLM job does
   not have; ``--input``, ``--input_format``, ``--text_field``, ``--output``,
-  ``--do_lower_case`` and ``--overwrite`` are ``MlmOptions``' (one flag, one
-  meaning, in both commands)."""
+  ``--do_lower_case``, ``--albert_text_rules`` and ``--overwrite`` are
+  ``MlmOptions``' (one flag, one meaning, in both commands)."""
 
   @classmethod
   def _add_argparse_args(cls, parser):
     group = parser.add_argument_group("vocabulary")
-    group.add_argument("--vocab_size", type=int, default=30522,
-                       help="Tokens in the vocabulary, BERT's %d reserved "
-                       "slots included (BERT's: 30522)."
-                       % len(vocabulary.RESERVED))
+    group.add_argument(
+        "--model", default="wordpiece", choices=vocabulary.MODELS,
+        help="What to learn. wordpiece: BERT's vocab.txt (for "
+        "--vocab_file). bpe: RoBERTa's byte-level BPE, a tokenizer.json "
+        "(for --tokenizer_file with --preset=roberta). unigram: ALBERT's "
+        "SentencePiece Unigram, a .model and its .vocab (for "
+        "--spm_model_file with --preset=albert).")
+    group.add_argument(
+        "--vocab_size", type=int, default=None,
+        help="Tokens in the vocabulary, the special ones included. "
+        "Default: BERT's %d with wordpiece (%d of them reserved slots), "
+        "RoBERTa's %d with bpe, ALBERT's %d with unigram. Fewer come out "
+        "when the corpus has no more to learn." % (
+            vocabulary.DEFAULT_VOCAB_SIZES["wordpiece"],
+            len(vocabulary.RESERVED), vocabulary.DEFAULT_VOCAB_SIZES["bpe"],
+            vocabulary.DEFAULT_VOCAB_SIZES["unigram"]))
     group.add_argument("--max_words", type=int, default=1000000,
                        help="Distinct words kept for learning, the most "
                        "frequent first: what bounds the memory of the count "
-                       "and of the learner.")
+                       "and of the learner (about 1.2 KB a word for "
+                       "wordpiece and bpe, 0.7 KB for unigram; "
+                       "docs/inputs-and-outputs.md).")
 
 
 SHARED_FLAGS = ("--input", "--input_format", "--text_field", "--output",
-                "--do_lower_case", "--overwrite")
+                "--do_lower_case", "--albert_text_rules", "--overwrite")
+
+# What --output names for each model, and what to name it instead.
+OUTPUT_NAMES = {"wordpiece": "a vocab.txt", "bpe": "a tokenizer.json",
+                "unigram": "a SentencePiece .model (its .vocab beside it)"}
 
 
 def _help_parser() -> argparse.ArgumentParser:
@@ -83,11 +120,22 @@ def _help_parser() -> argparse.ArgumentParser:
   for action in shared._actions:  # pylint: disable=protected-access
     if action.option_strings and action.option_strings[0] in SHARED_FLAGS:
       help_text = {
-          "output": "The vocab.txt to write (local or s3://).",
+          "output": "The file to write (local or s3://): with "
+                    "--model=wordpiece a vocab.txt (any name but a .json "
+                    "or .model one), bpe a tokenizer.json (ending in "
+                    ".json), unigram a .model (ending in .model; the "
+                    ".vocab is written beside it).",
           "overwrite": "Replace an existing --output (without it, an "
                        "existing file is refused before any work).",
-          "do_lower_case": "Lower-case and strip accents (uncased models; "
-                           "default true, as in BERT).",
+          "do_lower_case": "Lower-case the text (wordpiece: and strip "
+                           "accents, as BERT's uncased models). Default: "
+                           "true with wordpiece (BERT) and unigram "
+                           "(ALBERT), false with bpe (RoBERTa).",
+          "albert_text_rules": "With --model=unigram: count the words as "
+                               "pipelines.mlm --albert_text_rules hands "
+                               "the text to the model (whitespace runs to "
+                               "one space, accents stripped). Default: "
+                               "true, as --preset=albert.",
       }.get(action.dest, action.help)
       group.add_argument(*action.option_strings, default=action.default,
                          help=help_text, choices=action.choices,
@@ -96,17 +144,50 @@ def _help_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def output_files(model: str, output: str) -> List[str]:
+  """The files ``--model=model --output=output`` writes: ``output``, and
+  for ``unigram`` its ``.vocab`` beside it (``x.model`` → ``x.vocab``)."""
+  if model == "unigram":
+    return [output, output[:-len(".model")] + ".vocab"]
+  return [output]
+
+
+def check_output_name(model: str, output: str) -> None:
+  """Raises ``UsageError`` when ``output``'s name does not fit ``model``:
+  bpe writes a ``.json`` (not ``vocab.json``, RoBERTa's other format),
+  unigram a ``.model``, wordpiece anything else."""
+  name = output.rstrip("/").rsplit("/", 1)[-1].lower()
+  wanted = {"bpe": ".json", "unigram": ".model"}.get(model)
+  if wanted and not name.endswith(wanted):
+    raise UsageError("--model=%s writes %s: --output must end in %s (e.g. "
+                     "%s), got %s" % (model, OUTPUT_NAMES[model], wanted,
+                                      "tokenizer.json" if model == "bpe"
+                                      else "spm.model", output))
+  if model == "bpe" and name == "vocab.json":
+    raise UsageError("--model=bpe writes one tokenizer.json, not RoBERTa's "
+                     "vocab.json and merges.txt: name --output e.g. "
+                     "tokenizer.json, got %s" % output)
+  if model == "wordpiece":
+    for ending, other in ((".json", "bpe"), (".model", "unigram")):
+      if name.endswith(ending):
+        raise UsageError("--model=wordpiece writes BERT's vocab.txt, but "
+                         "--output %s ends in %s, which --model=%s writes: "
+                         "name it e.g. vocab.txt, or pass --model=%s"
+                         % (output, ending, other, other))
+
+
 def refuse_reading_own_output(patterns: Sequence[str],
                               files: Sequence[paths.InputFile],
-                              output: str) -> None:
+                              outputs: Sequence[str]) -> None:
   """Raises ``UsageError`` when the input would take in what this command
-  writes: the vocabulary, its word counts, or the records set aside beside
-  it (``--input='corpus/**' --output=corpus/vocab.txt`` read its own last
-  vocabulary as text)."""
-  folder = FileSystems.split(output)[0]
-  written = [output, FileSystems.join(folder, REJECTED_DIR, "rejected.jsonl")]
+  writes: the vocabulary files (``outputs``), its word counts, or the
+  records set aside beside it (``--input='corpus/**'
+  --output=corpus/vocab.txt`` read its own last vocabulary as text)."""
+  folder = FileSystems.split(outputs[0])[0]
+  written = list(outputs) + [FileSystems.join(folder, REJECTED_DIR,
+                                              "rejected.jsonl")]
   for f in files:
-    if paths.same_file(f.path, output) or paths.is_below(
+    if any(paths.same_file(f.path, o) for o in outputs) or paths.is_below(
         f.path, FileSystems.join(folder, REJECTED_DIR)):
       raise UsageError("--input matches %s, which this command writes: "
                        "narrow the pattern or write elsewhere" % f.path)
@@ -120,7 +201,8 @@ def refuse_reading_own_output(patterns: Sequence[str],
 
 def check(argv: Sequence[str]):
   """``(options, LearnVocabOptions, paths.MatchedInput)``, checked before
-  any work; raises UsageError."""
+  any work, with the defaults that depend on ``--model`` filled in;
+  raises UsageError."""
   unknown = unknown_flags(argv)
   if unknown:
     raise UsageError("unknown flag %s (see --help)" % unknown[0].split("=")[0])
@@ -132,26 +214,47 @@ def check(argv: Sequence[str]):
     raise UsageError("--input is required (a file pattern, or several "
                      "separated by commas)")
   if not opts.output:
-    raise UsageError("--output is required (the vocab.txt to write)")
-  if opts.vocab_size < vocabulary.MIN_VOCAB_SIZE:
-    raise UsageError("--vocab_size must be at least %d (BERT's %d reserved "
-                     "slots and room for the pieces), got %d"
-                     % (vocabulary.MIN_VOCAB_SIZE, len(vocabulary.RESERVED),
-                        opts.vocab_size))
+    raise UsageError("--output is required (the vocabulary file to write)")
+  check_output_name(opts.model, opts.output)
+  if opts.vocab_size is None:
+    opts.vocab_size = vocabulary.DEFAULT_VOCAB_SIZES[opts.model]
+  least = vocabulary.MIN_VOCAB_SIZES[opts.model]
+  if opts.vocab_size < least:
+    raise UsageError("--vocab_size must be at least %d with --model=%s (%s "
+                     "and room for 200 learned tokens), got %d" % (
+                         least, opts.model, {
+                             "wordpiece": "BERT's %d reserved slots"
+                                          % len(vocabulary.RESERVED),
+                             "bpe": "RoBERTa's %d special tokens, the %d "
+                                    "bytes" % (vocabulary.SPECIAL_TOKENS["bpe"],
+                                               vocabulary.BYTE_ALPHABET),
+                             "unigram": "ALBERT's %d special and "
+                                        "user-defined pieces"
+                                        % vocabulary.SPECIAL_TOKENS[
+                                            "unigram"]}[opts.model],
+                         opts.vocab_size))
   if opts.max_words < 100:
     raise UsageError("--max_words must be at least 100, got %d"
                      % opts.max_words)
+  if opts.albert_text_rules is not None and opts.model != "unigram":
+    raise UsageError("--albert_text_rules applies to --model=unigram only "
+                     "(got --model=%s)" % opts.model)
   if opts.do_lower_case is None:
-    opts.do_lower_case = True  # BERT's default (MlmOptions leaves it None)
+    # BERT's and ALBERT's default; RoBERTa is cased. (MlmOptions leaves it
+    # None.)
+    opts.do_lower_case = opts.model != "bpe"
+  if opts.albert_text_rules is None:
+    opts.albert_text_rules = opts.model == "unigram"  # as --preset=albert
+  outputs = output_files(opts.model, opts.output)
   FileSystems.set_options(options)
   try:
     matched = paths.match_input(input_patterns(opts))
-    refuse_reading_own_output(input_patterns(opts), matched.files,
-                              opts.output)
+    refuse_reading_own_output(input_patterns(opts), matched.files, outputs)
     check_first_file(matched.paths, opts.input_format, opts.text_field)
   except paths.InputError as e:
     raise UsageError(str(e)) from None
-  cli.check_writable(opts.output, "--output", overwrite=bool(opts.overwrite))
+  for path in outputs:
+    cli.check_writable(path, "--output", overwrite=bool(opts.overwrite))
   return options, opts, matched
 
 
@@ -209,8 +312,7 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
     _delete_quietly(counts_path)
     _remove_if_empty(rejected_dir)
   try:
-    learned = vocabulary.learn_wordpiece(
-        word_counts, opts.vocab_size - len(vocabulary.RESERVED))
+    files, sizes = _fit(opts, word_counts)
   except ValueError as e:
     rejected = summary["counts"].get("rejected_records", 0)
     cli.error("%s: the input held no text (%d documents read%s)" % (
@@ -218,9 +320,13 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
         ", %d records set aside, listed in %s" % (rejected, rejected_dir)
         if rejected else ""))
     return 1
-  tokens = vocabulary.bert_layout(learned, opts.vocab_size)
+  except RuntimeError as e:  # sentencepiece's trainer
+    cli.error("sentencepiece could not learn from the %d words: %s; %s was "
+              "not written" % (len(word_counts), _sentencepiece_message(e),
+                               opts.output))
+    return 1
   try:
-    cli.write_file(opts.output, ("\n".join(tokens) + "\n").encode("utf-8"))
+    cli.write_files(files)
   except Exception as e:  # pylint: disable=broad-except
     cli.error("cannot write %s: %s; nothing was written there"
               % (opts.output, cli.first_line(e)))
@@ -228,10 +334,9 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
   rejected_count = summary["counts"].get("rejected_records", 0)
   # The command's own closing line (shown whatever --log_level says).
   print(
-      "done: wrote %s: %d tokens (%d reserved, %d learned) from %d words, %d "
-      "distinct kept, of %d documents; %d records set aside%s" % (
-      opts.output, len(tokens), len(vocabulary.RESERVED),
-      len(tokens) - len(vocabulary.RESERVED),
+      "done: wrote %s: %d tokens (%s) from %d words, %d distinct kept, of %d "
+      "documents; %d records set aside%s" % (
+      " and ".join(path for path, _ in files), sizes[0], sizes[1],
       summary["counts"].get("words", 0), len(word_counts),
       summary["counts"].get("documents_read", 0), rejected_count,
       " (%s; listed in %s)" % (
@@ -239,6 +344,41 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
           FileSystems.join(FileSystems.split(opts.output)[0], REJECTED_DIR))
       if rejected_count else ""), file=sys.stderr)
   return 0
+
+
+def _fit(opts, word_counts):
+  """Learns the vocabulary from the counts: ``([(path, bytes)] to write,
+  (tokens, what they are))``. Raises ValueError when there are no words,
+  RuntimeError when sentencepiece cannot learn."""
+  special = vocabulary.SPECIAL_TOKENS[opts.model]
+  if opts.model == "bpe":
+    text = vocabulary.learn_byte_level_bpe(
+        word_counts, opts.vocab_size, do_lower_case=opts.do_lower_case)
+    size = len(json.loads(text)["model"]["vocab"])
+    return [(opts.output, text.encode("utf-8"))], (
+        size, "%d special, %d bytes, %d merged" % (
+            special, vocabulary.BYTE_ALPHABET,
+            size - special - vocabulary.BYTE_ALPHABET))
+  if opts.model == "unigram":
+    model, vocab = vocabulary.learn_unigram(word_counts, opts.vocab_size)
+    size = vocab.count(b"\n")
+    return list(zip(output_files(opts.model, opts.output), (model, vocab))), (
+        size, "%d special and user-defined, %d learned" % (
+            special, size - special))
+  learned = vocabulary.learn_wordpiece(
+      word_counts, opts.vocab_size - len(vocabulary.RESERVED))
+  tokens = vocabulary.bert_layout(learned, opts.vocab_size)
+  return [(opts.output, ("\n".join(tokens) + "\n").encode("utf-8"))], (
+      len(tokens), "%d reserved, %d learned" % (special,
+                                                len(tokens) - special))
+
+
+def _sentencepiece_message(e: RuntimeError) -> str:
+  """sentencepiece's own words, without the source place and the check
+  that failed (``INTERNAL: src/trainer_interface.cc(638) [...] Vocabulary
+  size is smaller ...``)."""
+  text = cli.first_line(e)
+  return text.split("] ", 1)[1] if "] " in text else text
 
 
 def _count_words(options, opts, matched: paths.MatchedInput,
@@ -249,12 +389,23 @@ def _count_words(options, opts, matched: paths.MatchedInput,
     docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
         matched, input_format=opts.input_format,
         text_field=opts.text_field)
+    if opts.model == "bpe":
+      # A sentence's first word has no space before it (ByteLevel without
+      # a prefix space): counted sentence by sentence, as pipelines.mlm
+      # splits and encodes them.
+      docs, split_rejected = docs | "SplitSentences" >> SplitSentences(
+          opts.input_format)
+      rejected = ((rejected, split_rejected)
+                  | "GatherRejected" >> beam.Flatten())
     # Records the reader sets aside are listed beside the vocabulary.
     _ = rejected | "WriteRejected" >> WriteRejected(
         FileSystems.split(opts.output)[0], matched.root)
+    words = vocabulary.WordRules(model=opts.model,
+                                 do_lower_case=opts.do_lower_case,
+                                 albert_rules=opts.albert_text_rules)
     _ = (docs
-         | "CountWords" >> vocabulary.CountWords(opts.do_lower_case,
-                                                 opts.max_words)
+         | "CountWords" >> vocabulary.CountWords(words=words,
+                                                 max_words=opts.max_words)
          | "WriteCounts" >> beam.Map(_write_json, counts_path))
   return pipeline.result
 

@@ -1,11 +1,13 @@
 """The reference pages written from the code, so that they cannot drift:
-``docs/flags.md`` from the options classes and ``docs/counters.md`` from
+``docs/flags.md`` from the options classes (``pipelines.mlm``'s, then
+``pipelines.learn_vocab``'s) and ``docs/counters.md`` from
 ``transforms.metrics.COUNTERS``. ``python -m pipelines.reference`` writes
 both; tests/unit/test_docs.py fails when a page and the code differ."""
 
 import argparse
 import os
 
+from pipelines import learn_vocab
 from pipelines import options
 from transforms import metrics
 from transforms import rejects
@@ -18,8 +20,9 @@ PAGES = {"docs/flags.md": "flag_reference", "docs/counters.md":
 
 def flag_reference() -> str:
   """docs/flags.md: every flag of ``python -m pipelines.mlm`` by group, with
-  its default, its choices and its help, as ``--help`` gives them
-  (tests/unit/test_docs.py fails when the page and this differ)."""
+  its default, its choices and its help, as ``--help`` gives them, then
+  those of ``python -m pipelines.learn_vocab`` (tests/unit/test_docs.py
+  fails when the page and this differ)."""
   parser = argparse.ArgumentParser(add_help=False)
   options.MlmOptions._add_argparse_args(parser)  # pylint: disable=protected-access
   lines = ["# Flags of `python -m pipelines.mlm`", "",
@@ -29,13 +32,25 @@ def flag_reference() -> str:
            "Beam's own flags (`--runner`, `--direct_num_workers`, "
            "`--flink_master`, `--s3_endpoint_url`, …) pass through to Beam; "
            "a flag neither knows is an error."]
+  lines += _flag_tables(parser, "##")
+  lines += ["", "# Flags of `python -m pipelines.learn_vocab`", "",
+            "The flags it shares with `pipelines.mlm` mean the same; their "
+            "help here is `learn_vocab --help`'s. Beam's flags pass through "
+            "as above."]
+  lines += _flag_tables(learn_vocab._help_parser(), "##")  # pylint: disable=protected-access
+  return "\n".join(lines) + "\n"
+
+
+def _flag_tables(parser: argparse.ArgumentParser, heading: str):
+  """One table per argument group of ``parser`` (``--help`` left out)."""
+  lines = []
   for group in parser._action_groups:  # pylint: disable=protected-access
     actions = [a for a in group._group_actions  # pylint: disable=protected-access
-               if a.option_strings]
+               if a.option_strings and a.dest != "help"]
     if not actions:
       continue
-    lines += ["", "## " + group.title[0].upper() + group.title[1:], "",
-              "| flag | default | meaning |", "|---|---|---|"]
+    lines += ["", heading + " " + group.title[0].upper() + group.title[1:],
+              "", "| flag | default | meaning |", "|---|---|---|"]
     for action in actions:
       default = action.default
       if isinstance(default, str) and os.path.isabs(default):
@@ -54,7 +69,7 @@ def flag_reference() -> str:
           action.option_strings[0],
           "`%s`" % default if default != "—" else default,
           meaning.replace("|", "\\|")))
-  return "\n".join(lines) + "\n"
+  return lines
 
 
 def counter_reference() -> str:

@@ -75,7 +75,9 @@ COUNTERS = {
     "unknown_tokens": "[UNK] tokens among them",
     "empty_sentences_dropped": "sentences that yield no token, dropped",
     # Vocabulary learning (pipelines.learn_vocab)
-    "words": "words counted (BERT's normalization and pre-tokenization)",
+    "words": "words pipelines.learn_vocab counted, as its --model's "
+             "learner takes them (BERT's, byte-level BPE's or "
+             "SentencePiece's words: transforms/vocabulary.py)",
     # Instances
     "instances": "examples written",
     "random_next_instances": "examples whose B is a random next segment "

@@ -145,3 +145,23 @@ def test_write_file_through_filesystems(tmp_path, monkeypatch):
   assert cli.TEMP_INFIX in renamed[0]
   assert open(path, "rb").read() == b"whole"
   assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_write_files_renames_none_until_all_are_written(tmp_path,
+                                                        monkeypatch):
+  """A .model and its .vocab: when the second cannot be written, the first
+  is not renamed into place either; both keep what they held."""
+  model, vocab = tmp_path / "spm.model", tmp_path / "spm.vocab"
+  cli.write_files([(str(model), b"model 1"), (str(vocab), b"vocab 1")])
+  assert (model.read_bytes(), vocab.read_bytes()) == (b"model 1", b"vocab 1")
+  synced = []
+
+  def second_has_no_room(fd):
+    synced.append(fd)
+    if len(synced) == 2:
+      raise OSError(28, "No space left on device")
+  monkeypatch.setattr(os, "fsync", second_has_no_room)
+  with pytest.raises(OSError, match="No space left"):
+    cli.write_files([(str(model), b"model 2"), (str(vocab), b"vocab 2")])
+  assert (model.read_bytes(), vocab.read_bytes()) == (b"model 1", b"vocab 1")
+  assert sorted(os.listdir(tmp_path)) == ["spm.model", "spm.vocab"]
