@@ -103,3 +103,26 @@ def table(head: Sequence[str], rows: Sequence[Sequence]) -> list:
   as ``str`` gives it."""
   return (["| %s |" % " | ".join(head), "|" + "---|" * len(head)]
           + ["| %s |" % " | ".join(str(c) for c in row) for row in rows])
+
+
+def write_readme_section(mark: str, argv: Sequence[str],
+                         body: Sequence[str]) -> None:
+  """Replaces what README.md holds between ``<!-- MARK -->`` and ``<!--
+  /MARK -->`` with ``body`` under one line of provenance (machine, commit,
+  command, date): a table the README shows, written by the script that
+  measures it. Raises ValueError when the README lacks the markers."""
+  path = os.path.join(REPO, "README.md")
+  with open(path, encoding="utf-8") as f:
+    text = f.read()
+  start, end = "<!-- %s -->" % mark, "<!-- /%s -->" % mark
+  if start not in text or end not in text:
+    raise ValueError("README.md has no %s ... %s markers" % (start, end))
+  head = header("", argv).split("\n")
+  fields = [line[2:] for line in head if line.startswith("- ")]
+  section = "\n".join(
+      ["", "Written by the benchmark; " + "; ".join(fields) + ".", ""]
+      + list(body) + [""])
+  before, rest = text.split(start, 1)
+  after = rest.split(end, 1)[1]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(before + start + "\n" + section.strip("\n") + "\n" + end + after)

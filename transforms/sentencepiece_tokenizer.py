@@ -21,29 +21,47 @@ tests/unit/test_tokenizer_families.py checks both against the reference
 code (``sentencepiece`` and PyPI's ``albert-tensorflow``).
 """
 
+import functools
+import itertools
 import unicodedata
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from transforms.tokenizer_families import SPM_SPACE
 
 
 def albert_preprocess(text: str, lower: bool) -> str:
   """ALBERT's ``preprocess_text``: whitespace runs to one space (the ends
-  stripped), NFKD, combining marks dropped, lower-cased if ``lower``."""
-  text = unicodedata.normalize("NFKD", " ".join(text.strip().split()))
-  text = "".join(c for c in text if not unicodedata.combining(c))
+  stripped), NFKD, combining marks dropped, lower-cased if ``lower``.
+
+  Done with less work where the result is the same: text that is
+  printable (so its only whitespace is the ASCII space) with no space
+  doubled or at an end is its own whitespace-collapsed form; ASCII text is
+  its own NFKD form and holds no combining mark."""
+  if not (text.isprintable() and "  " not in text and text[:1] != " "
+          and text[-1:] != " "):
+    text = " ".join(text.split())
+  if not text.isascii():
+    text = unicodedata.normalize("NFKD", text).translate(_combining_marks())
   return text.lower() if lower else text
 
 
-def _digit_before_comma(text: str) -> bool:
-  """Whether a comma in ``text`` follows a digit (``str.isdigit``, as
-  ALBERT's test); visits the commas only."""
-  k = text.find(",", 1)
-  while k > 0:
-    if text[k - 1].isdigit():
-      return True
-    k = text.find(",", k + 1)
-  return False
+@functools.lru_cache(maxsize=None)
+def _combining_marks() -> Dict[int, None]:
+  """``str.translate``'s table that drops every character
+  ``unicodedata.combining`` calls a combining mark (a non-zero canonical
+  combining class); built once, on the first text that is not ASCII."""
+  return {code: None for code in range(0x110000)
+          if unicodedata.combining(chr(code))}
+
+
+def _flatten(rows: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
+  """Rows of ids → ``(ids back to back, lengths)``, both int64."""
+  lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+  ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
+                    count=int(lengths.sum()))
+  return ids, lengths
 
 
 # fairseq's Dictionary puts these four first; XLM-R's dictionary then lists
@@ -91,6 +109,11 @@ class SentencePieceTokenizer:
     else:
       self._pieces = model_pieces
     self._ids = {p: i for i, p in enumerate(self._pieces)}
+    # The pieces ALBERT's digit-comma rule encodes again.
+    self._digit_comma = np.array(
+        [len(p) > 1 and p[-1] == "," and p[-2].isdigit()
+         for p in model_pieces], dtype=bool)
+    self._comma_unknown = self._sp.piece_to_id(",") == self._sp.unk_id()
 
   @property
   def do_lower_case(self) -> bool:
@@ -122,18 +145,63 @@ class SentencePieceTokenizer:
 
   def encode_sentences(self, sentences: Sequence[str]) -> List[List[int]]:
     """Each sentence's ids, one ``encode`` call for all of them."""
-    texts = [self.prepare(s) for s in sentences]
-    ids = self._sp.encode(texts, out_type=int, num_threads=self.num_threads)
-    if self._albert:
-      for i, text in enumerate(texts):
-        if "," in text or not text.isascii():
-          # A piece can end in a digit and a comma only where the model's
-          # normalized text has them (NFKC makes "²﹐" "2,").
-          if _digit_before_comma(self._sp.normalize(text)):
-            ids[i] = self._albert_ids(text)
+    ids, _ = self._model_ids(sentences)
     if self._fairseq:
       ids = [fairseq_ids(row) for row in ids]
     return ids
+
+  def encode_flat(self, sentences: Sequence[str]
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """``encode_sentences`` laid out flat: every sentence's ids back to
+    back (int64) and each one's length, without a Python step per
+    token."""
+    rows, flat = self._model_ids(sentences)
+    ids, lengths = flat if flat is not None else _flatten(rows)
+    if self._fairseq:
+      ids = np.where(ids == 0, FAIRSEQ_HEAD.index("<unk>"),
+                     ids + FAIRSEQ_OFFSET)
+    return ids, lengths
+
+  def _model_ids(self, sentences: Sequence[str]
+                 ) -> Tuple[List[List[int]],
+                            Optional[Tuple[np.ndarray, np.ndarray]]]:
+    """The model's own ids of each sentence (ALBERT's rules applied), and
+    when at hand, the same laid out flat (``_flatten``)."""
+    texts = [self.prepare(s) for s in sentences]
+    ids = self._sp.encode(texts, out_type=int, num_threads=self.num_threads)
+    if not self._albert:
+      return ids, None
+    # ALBERT's digit-comma rule acts on pieces that end in a digit and a
+    # comma: found among the ids at once (``_digit_comma``). An unknown
+    # piece is a run of characters the model does not know, so it ends in a
+    # comma only for a model that does not know the comma: then a row with
+    # one goes the way ALBERT's code goes, by the pieces' text.
+    flat, lengths = _flatten(ids)
+    hits = np.flatnonzero(self._digit_comma[flat])
+    if self._comma_unknown:
+      hits = np.union1d(hits, np.flatnonzero(flat == self._sp.unk_id()))
+    if not hits.size:
+      return ids, (flat, lengths)
+    ends = np.cumsum(lengths)
+    for i in np.unique(np.searchsorted(ends, hits, side="right")).tolist():
+      if self._comma_unknown and self._sp.unk_id() in ids[i]:
+        ids[i] = self._albert_ids(texts[i])
+      else:
+        ids[i] = self._split_digit_commas(ids[i])
+    return ids, None
+
+  def _split_digit_commas(self, row: List[int]) -> List[int]:
+    """``_albert_ids`` for a row without unknown pieces, from its ids."""
+    out: List[int] = []
+    for i in row:
+      if self._digit_comma[i]:
+        piece = self._sp.id_to_piece(i)
+        out.extend(self._sp.encode(piece[:-1].replace(SPM_SPACE, ""),
+                                   out_type=int))
+        out.append(self._sp.piece_to_id(","))
+      else:
+        out.append(i)
+    return out
 
   def _albert_ids(self, text: str) -> List[int]:
     """ALBERT's ``encode_pieces`` and ``PieceToId``, as they run under

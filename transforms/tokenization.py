@@ -22,6 +22,7 @@ local paths, ``s3://`` and ``https://`` all work.
 """
 
 import dataclasses
+import itertools
 import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -668,6 +669,28 @@ def encode_sentences(tokenizer, sentences: Sequence[str]) -> List[List[int]]:
   return [e.ids for e in encode(list(sentences), add_special_tokens=False)]
 
 
+def encode_flat(tokenizer, sentences: Sequence[str]
+                ) -> Tuple[np.ndarray, np.ndarray]:
+  """Every sentence's ids back to back (int64) and each one's length: the
+  tokenizer's own ``encode_flat`` (a SentencePiece model), else
+  ``encode_sentences`` laid out flat."""
+  own = getattr(tokenizer, "encode_flat", None)
+  if own is not None:
+    return own(sentences)
+  return flatten_ids(encode_sentences(tokenizer, sentences))
+
+
+def flatten_ids(encoded: Sequence[Sequence[int]]
+                ) -> Tuple[np.ndarray, np.ndarray]:
+  """Lists of ids → ``(ids back to back, lengths)``, both int64, without a
+  Python step per token."""
+  lengths = np.fromiter(map(len, encoded), dtype=np.int64,
+                        count=len(encoded))
+  ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64,
+                    count=int(lengths.sum()))
+  return ids, lengths
+
+
 def _encode_each(docs, tokenizer, vocab: Vocabulary
                  ) -> List[Tuple[np.ndarray, np.ndarray]]:
   """Per document, its ids and each sentence's length, every sentence of
@@ -675,19 +698,22 @@ def _encode_each(docs, tokenizer, vocab: Vocabulary
   of the text (a SentencePiece model's user-defined ``<mask>``, a Unigram
   vocabulary's ``<s>``) becomes the unknown token's: raw text never
   yields a control id."""
-  specials = np.array([vocab.cls_id, vocab.sep_id, vocab.mask_id,
-                       vocab.pad_id], dtype=np.int64)
   flat = [s for _, sentences in docs for s in sentences]
-  encoded = encode_sentences(tokenizer, flat) if flat else []
-  out, k = [], 0
-  for _, sentences in docs:
-    mine = encoded[k:k + len(sentences)]
-    k += len(sentences)
-    lengths = np.array([len(ids) for ids in mine], dtype=np.int64)
-    ids = (np.concatenate([np.asarray(i, dtype=np.int64) for i in mine])
-           if mine else np.zeros(0, dtype=np.int64))
-    ids[np.isin(ids, specials)] = vocab.unk_id
-    out.append((ids, lengths))
+  if not flat:
+    return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+            for _ in docs]
+  ids, lengths = encode_flat(tokenizer, flat)
+  special = np.zeros(ids.shape, dtype=bool)
+  for i in {vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id}:
+    special |= ids == i
+  ids[special] = vocab.unk_id
+  # Each document's sentences, then their tokens, are one run of each.
+  sentence_ends = np.cumsum([len(sentences) for _, sentences in docs])
+  token_ends = np.concatenate(([0], np.cumsum(lengths)))
+  out, start = [], 0
+  for end in sentence_ends.tolist():
+    out.append((ids[token_ends[start]:token_ends[end]], lengths[start:end]))
+    start = end
   return out
 
 
