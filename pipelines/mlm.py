@@ -21,11 +21,13 @@ if __name__ == "__main__":
 
 import argparse
 import faulthandler
+import json
 import logging
 import os
 import signal
 import sys
 import time
+import uuid
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import apache_beam as beam
@@ -41,7 +43,7 @@ from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
 from pipelines.options import (MlmOptions, UsageError, example_layout,
                                input_patterns, instance_params,
-                               language_plan,
+                               language_plan, needs_language_count,
                                masking_params, preset_family_warning,
                                resolve, s3_client_kwargs,
                                tokenizer_settings, unknown_flags, validate)
@@ -54,7 +56,6 @@ from transforms.masking import MaskTokens
 from transforms import languages
 from transforms import pool_files
 from transforms import s3_clients
-from transforms import paths
 from transforms.paths import InputError, MatchedInput, match_input
 from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
@@ -66,22 +67,27 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           matched: Optional[MatchedInput] = None, *,
           s3_client_kwargs: Optional[dict] = None,
           pool_dir: Optional[str] = None,
-          reuse: Optional[resume.ResumePlan] = None):
+          reuse: Optional[resume.ResumePlan] = None,
+          plan: Optional[languages.LanguagePlan] = None):
   """Wires the stages; returns the PCollection of written shard names.
   ``matched``: the input as ``check`` matched it (matched here from
   ``--input`` if not given). ``pool_dir``: gather the pools through files
-  there (see CreateInstances). ``reuse``: what a stopped run finished
+  there (see CreateInstances). ``plan``: each document's language and
+  passes (``language_plan``; computed here from the flags when not given).
+  ``reuse``: what a stopped run finished
   (pipelines/resume.py), with ``pool_dir`` its pool directory: a reused
   spilled stage replaces the stages up to the pools, and the pool groups
   whose shards are written are skipped."""
   if matched is None:
     matched = match_input(input_patterns(opts))
+  if plan is None:
+    plan = language_plan(opts, matched)
   if reuse is not None and reuse.spilled is not None:
     batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched,
-                             reuse)
+                             reuse, plan)
   else:
     batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
-                            pool_dir, matched)
+                            pool_dir, matched, plan)
   return (
       batches
       | "MaskTokens" >> MaskTokens(
@@ -97,12 +103,13 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
 
 
 def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
-                  matched: MatchedInput):
+                  matched: MatchedInput, plan):
   """Input files → instance batches: read, split, tokenize, pool."""
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
       matched, input_format=opts.input_format,
       text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
-      max_doc_bytes=opts.max_document_bytes)
+      max_doc_bytes=opts.max_document_bytes,
+      language_field=opts.language_field)
   docs, split_rejects = docs | "SplitSentences" >> SplitSentences(
       opts.input_format)
   tokenized, tokenize_rejects = docs | "Tokenize" >> Tokenize(
@@ -113,13 +120,12 @@ def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
        | "WriteRejected" >> WriteRejected(opts.output, matched.root))
   layout = sequence_layout(vocab)
   return tokenized | "CreateInstances" >> CreateInstances(
-      instance_params(opts, layout.pair_separators,
-                      language_plan(opts, matched)), layout=layout,
+      instance_params(opts, layout.pair_separators, plan), layout=layout,
       pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
 
 
 def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,
-                   reuse: resume.ResumePlan):
+                   reuse: resume.ResumePlan, plan):
   """A stopped run's spill files → instance batches of the pool groups it
   did not write, and its records set aside written again."""
   layout = sequence_layout(vocab)
@@ -132,7 +138,7 @@ def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
               pool_builder(instance_params(opts, layout.pair_separators,
-                                           language_plan(opts, matched)),
+                                           plan),
                            layout),
               opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
 
@@ -182,9 +188,11 @@ def check(argv: Sequence[str]) -> Checked:
     raise UsageError(str(e)) from None
   outputs.refuse_reading_own_files(input_patterns(opts), matched.paths,
                                    opts.output, opts.pool_dir)
-  language_plan(opts, matched)  # raises UsageError: checked before any work
+  if not needs_language_count(opts):
+    language_plan(opts, matched)  # raises UsageError before any work
   try:
-    check_first_file(matched.paths, opts.input_format, opts.text_field)
+    check_first_file(matched.paths, opts.input_format, opts.text_field,
+                     opts.language_field)
   except InputError as e:
     raise UsageError(str(e)) from None
   s3_kwargs = s3_client_kwargs(options)
@@ -407,18 +415,45 @@ def _groups(reuse: resume.ResumePlan, opts: MlmOptions) -> Optional[int]:
 
 
 def _add_languages(summary: Dict, opts: MlmOptions,
-                   matched: MatchedInput) -> None:
+                   plan: Optional[languages.LanguagePlan]) -> None:
   """Moves each language's instance tokens out of the counters into
   summary.json's ``languages`` (``languages.report``), for a corpus with
-  language tags."""
+  languages."""
   counts = summary["counts"]
   tokens = {name: counts.pop(name) for name in list(counts)
             if name.startswith(languages.TOKENS_PREFIX)}
-  plan = language_plan(opts, matched)
   if plan is not None:
     summary["languages"] = languages.report(
-        plan, {paths.relative_name(f.path, matched.root): f.size
-               for f in matched.files}, opts.language_sampling_alpha, tokens)
+        plan, opts.language_sampling_alpha, tokens)
+
+
+def _count_languages(options, opts: MlmOptions, matched: MatchedInput
+                     ) -> Dict[str, int]:
+  """The first pass of a sampled ``--language_field`` corpus: a Beam job
+  that reads every record and sums the bytes of text of each language
+  (``languages.CountLanguageBytes``); its result goes through a file in
+  the output directory, removed once read. Raises what the job raised."""
+  path = FileSystems.join(opts.output, "_language_bytes-%s.json"
+                          % uuid.uuid4().hex[:12])
+  try:
+    with beam.Pipeline(options=options) as pipeline:
+      docs, _ = pipeline | "ReadDocuments" >> ReadDocuments(
+          matched, input_format=opts.input_format,
+          text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
+          max_doc_bytes=opts.max_document_bytes,
+          language_field=opts.language_field)
+      _ = (docs
+           | "CountLanguageBytes" >> languages.CountLanguageBytes()
+           | "Write" >> beam.Map(lambda sizes: cli.write_file(
+               path, json.dumps(sizes).encode("utf-8"))))
+    with FileSystems.open(path) as f:
+      return json.loads(f.read().decode("utf-8"))
+  finally:
+    try:
+      if FileSystems.exists(path):
+        FileSystems.delete([path])
+    except Exception:  # pylint: disable=broad-except
+      logging.warning("could not remove %s", path)
 
 
 def option_values(opts: MlmOptions) -> Dict:
@@ -432,9 +467,22 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
                   state) -> int:
   """Builds and runs the pipeline, then writes summary.json."""
   options, opts, vocab, s3_kwargs, matched = checked
+  sizes = None
+  if needs_language_count(opts):
+    try:
+      sizes = _count_languages(options, opts, matched)
+      plan = language_plan(opts, matched, sizes)
+    except UsageError as e:
+      cli.error(str(e))
+      return 1
+    except Exception as e:  # pylint: disable=broad-except
+      return _failed(opts.output, "counting each language's bytes: %s"
+                     % cli.first_line(e, last=True))
+  else:
+    plan = language_plan(opts, matched)
   pipeline = beam.Pipeline(options=options)
   build(pipeline, opts, vocab, matched, s3_client_kwargs=s3_kwargs,
-        pool_dir=pool_dir, reuse=reuse)
+        pool_dir=pool_dir, reuse=reuse, plan=plan)
   to_read = (matched.total_bytes
              - reuse.tally().counts.get("input_bytes", 0))
   try:
@@ -444,7 +492,7 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
 
   summary = outputs.collect_metrics(result)
   resume.add_reused(summary, reuse)
-  _add_languages(summary, opts, matched)
+  _add_languages(summary, opts, plan)
   too_many = outputs.too_many_rejected(summary, opts.max_rejected_fraction)
   if too_many:
     print("error: %s They are listed in %s; %s holds no complete output (no "

@@ -8,7 +8,7 @@ copy-paste. Beam's own flags (``--runner``, ``--direct_num_workers``,
 
 import argparse
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
@@ -141,12 +141,19 @@ class MlmOptions(PipelineOptions):
         "pages-articles XML dump (.xml, .bz2 or multistream .bz2, split "
         "across workers by its bz2 streams), one document per article.")
     group.add_argument(
+        "--language_field", default=None,
+        help="With --input_format=jsonl or parquet: the field (column) "
+        "naming each record's language (a tag such as en or zh-Hans), "
+        "instead of languages tagged on --input; a record without one is "
+        "set aside (records_missing_language).")
+    group.add_argument(
         "--language_sampling_alpha", type=float, default=None,
-        help="With languages in --input: pass over each language's documents "
-        "so that it makes a share q_i of the output proportional to p_i^A, "
-        "p_i its share of the input's bytes (XLM, XLM-R: 0.3), and the whole "
-        "as much as --dupe_factor passes would. Left out: every language "
-        "--dupe_factor times.")
+        help="With languages in --input or --language_field: pass over each "
+        "language's documents so that it makes a share q_i of the output "
+        "proportional to p_i^A, p_i its share of the input's bytes (XLM, "
+        "XLM-R: 0.3), and the whole as much as --dupe_factor passes would. "
+        "With --language_field the bytes are counted by a first pass over "
+        "the input. Left out: every language --dupe_factor times.")
     group.add_argument(
         "--text_field", default="text",
         help="With --input_format=jsonl or parquet: the field (column) "
@@ -361,7 +368,7 @@ def resolve(opts: MlmOptions) -> None:
   ``--masking=none`` is asked for, its n-grams when ``--span_masking``
   is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
-  if not input_languages(opts):
+  if not input_languages(opts) and not opts.language_field:
     # A corpus without language tags is one language: nothing to sample.
     preset.pop("language_sampling_alpha", None)
   if opts.masking == "none":
@@ -518,20 +525,45 @@ def language_errors(opts: MlmOptions) -> None:
     untagged = next(p for language, p in entries if not language)
     raise UsageError("--input tags some patterns with a language and not "
                      "%s: tag every one (LANG=PATTERN) or none" % untagged)
+  if opts.language_field and tagged:
+    raise UsageError("--language_field and language tags on --input are two "
+                     "ways to give languages: use one")
+  if opts.language_field and opts.input_format not in ("jsonl", "parquet"):
+    raise UsageError("--language_field needs --input_format=jsonl or parquet "
+                     "(records with fields), got %s" % opts.input_format)
   alpha = opts.language_sampling_alpha
-  if alpha is not None and not tagged:
+  if alpha is not None and not (tagged or opts.language_field):
     raise UsageError("--language_sampling_alpha needs languages: tag each "
-                     "--input pattern with one (en=wiki/en/*,sw=wiki/sw/*)")
+                     "--input pattern with one (en=wiki/en/*,sw=wiki/sw/*) "
+                     "or name the field that holds them (--language_field)")
   if alpha is not None and not 0 < alpha <= 1:
     raise UsageError("--language_sampling_alpha must be in (0, 1], got %g"
                      % alpha)
 
 
-def language_plan(opts: MlmOptions, matched: paths.MatchedInput
+def needs_language_count(opts: MlmOptions) -> bool:
+  """Whether each language's bytes must be counted by a pass over the
+  input before the job: languages from a field, sampled."""
+  return bool(opts.language_field) and opts.language_sampling_alpha is not None
+
+
+def language_plan(opts: MlmOptions, matched: paths.MatchedInput,
+                  field_sizes: Optional[Dict[str, int]] = None
                   ) -> Optional[languages.LanguagePlan]:
-  """Each input file's language and each language's passes, or None for
-  a corpus without language tags. Raises UsageError for a file two
-  languages' patterns match, or a language no file was matched for."""
+  """Each document's language and each language's passes, or None for a
+  corpus without languages. ``field_sizes``: with ``--language_field`` and
+  sampling, the bytes of each language the first pass counted. Raises
+  UsageError for a file two languages' patterns match, a language no file
+  was matched for, or a sampled --language_field without its sizes."""
+  if opts.language_field:
+    if needs_language_count(opts) and not field_sizes:
+      raise UsageError("the records named no language in --language_field=%s"
+                       % opts.language_field)
+    try:
+      return languages.field_plan(field_sizes, opts.language_sampling_alpha,
+                                  opts.dupe_factor, opts.random_seed)
+    except ValueError as e:
+      raise UsageError(str(e)) from None
   tagged = input_languages(opts)
   if not tagged:
     return None

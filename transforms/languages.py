@@ -2,9 +2,11 @@
 often each language's documents are passed over.
 
 A corpus's languages come from ``--input``: ``en=wiki/en/*,sw=wiki/sw/*``
-gives each pattern's files a language (``split_language``). A document's
-language is its file's: document ids start with the file's name below the
-input root (``document_file``).
+gives each pattern's files a language (``split_language``), and a
+document's language is its file's: document ids start with the file's name
+below the input root (``document_file``). Or they come from a field of each
+JSONL or Parquet record (``--language_field``): the reader then ends the
+document's id with ``@`` and the language (``with_language``).
 
 Sampling (Lample & Conneau 2019, section 3.1; Conneau et al. 2020, section
 3: alpha = 0.3 for XLM-R): language i, with a share p_i of the corpus, is
@@ -29,6 +31,8 @@ import math
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import apache_beam as beam
+
 from transforms import keys
 
 # A language tag before "=" in an --input entry: letters first, then
@@ -38,7 +42,7 @@ LANGUAGE_TAG = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 # A document id: the file's name below the input root, ":", the byte offset
 # of its first record, and "#k" for the k-th document of a record that
 # holds several (transforms/reading.py, transforms/wikidump.py).
-_DOCUMENT_ID = re.compile(r"(.*):\d+(?:#\d+)?")
+_DOCUMENT_ID = re.compile(r"(.*):\d+(?:#\d+)?(?:@([A-Za-z][A-Za-z0-9_-]*))?")
 # The counters of each language's instance tokens (moved into summary.json's
 # "languages" when the run ends).
 TOKENS_PREFIX = "language_tokens/"
@@ -60,6 +64,19 @@ def document_file(doc_id: str) -> str:
   if not m:
     raise ValueError("document id %r does not name its file" % doc_id)
   return m.group(1)
+
+
+def with_language(doc_id: str, language: str) -> str:
+  """A document id with the language its record names (``--language_field``)
+  at its end: ``path:offset@language``."""
+  return "%s@%s" % (doc_id, language)
+
+
+def document_language(doc_id: str) -> Optional[str]:
+  """The language ``with_language`` put at the end of a document id, or
+  None."""
+  m = _DOCUMENT_ID.fullmatch(doc_id)
+  return m.group(2) if m else None
 
 
 def sampling_passes(sizes: Dict[str, int], alpha: Optional[float],
@@ -92,35 +109,48 @@ def target_shares(sizes: Dict[str, int], alpha: Optional[float]
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class LanguagePlan:
-  """Each file's language and each language's passes, decided before the
-  job (``plan``). ``files``: ``(file name below the input root, language)``;
-  ``passes``: ``(language, passes per document)``; ``seed``: the keyed
-  fraction's seed (``--random_seed``)."""
-  files: Tuple[Tuple[str, str], ...]
-  passes: Tuple[Tuple[str, float], ...]
+  """Each document's language and each language's passes, decided before
+  the job (``plan``, ``field_plan``). ``files``: ``(file name below the
+  input root, language)`` for languages given by pattern (empty for
+  ``--language_field``, whose languages are in the document ids);
+  ``sizes``: ``(language, bytes)`` as measured before the job (empty when
+  nothing was); ``passes``: ``(language, passes per document)``;
+  ``default_passes``: the passes of a language ``passes`` does not list
+  (``--language_field`` without sampling: ``dupe_factor``); ``seed``: the
+  keyed fraction's seed (``--random_seed``)."""
+  files: Tuple[Tuple[str, str], ...] = ()
+  sizes: Tuple[Tuple[str, int], ...] = ()
+  passes: Tuple[Tuple[str, float], ...] = ()
+  default_passes: Optional[float] = None
   seed: int
 
   @property
   def languages(self) -> List[str]:
+    """The languages known before the job, sorted."""
     return [language for language, _ in self.passes]
 
-  def _files(self) -> Dict[str, str]:
-    cached = self.__dict__.get("_file_map")
+  def _maps(self) -> Tuple[Dict[str, str], Dict[str, float]]:
+    cached = self.__dict__.get("_cached_maps")
     if cached is None:
-      cached = dict(self.files)
-      object.__setattr__(self, "_file_map", cached)
+      cached = (dict(self.files), dict(self.passes))
+      object.__setattr__(self, "_cached_maps", cached)
     return cached
 
   def language_of(self, doc_id: str) -> str:
-    """The language of the file ``doc_id`` comes from. Raises KeyError for
-    a file the plan does not hold."""
-    return self._files()[document_file(doc_id)]
+    """The language at the end of ``doc_id`` (``with_language``), else that
+    of the file it comes from. Raises KeyError for a file the plan does
+    not hold."""
+    return document_language(doc_id) or self._maps()[0][document_file(doc_id)]
 
   def passes_of(self, doc_id: str) -> int:
     """How many times the document is passed over: the whole passes of its
     language, and one more when a uniform number keyed by the seed and
     the id falls below their fraction."""
-    passes = dict(self.passes)[self.language_of(doc_id)]
+    passes = self._maps()[1].get(self.language_of(doc_id),
+                                 self.default_passes)
+    if passes is None:
+      raise KeyError("no passes planned for language %s"
+                     % self.language_of(doc_id))
     whole = math.floor(passes)
     if passes > whole:
       u = keys.stable_hash("language-pass", self.seed, doc_id) / 2.0 ** 64
@@ -128,50 +158,81 @@ class LanguagePlan:
     return int(whole)
 
 
-def plan(file_languages: Iterable[Tuple[str, str, int]],
-         alpha: Optional[float], dupe_factor: int, seed: int) -> LanguagePlan:
-  """``(file name below the input root, language, bytes)`` of every input
-  file → the run's ``LanguagePlan``. Raises ValueError when a language has
-  no bytes or a pass count the spill format cannot hold (65,535)."""
-  files = sorted((name, language) for name, language, _ in file_languages)
-  sizes: Dict[str, int] = {}
-  for _, language, size in file_languages:
-    sizes[language] = sizes.get(language, 0) + size
+def _checked_passes(sizes: Dict[str, int], alpha: Optional[float],
+                    dupe_factor: int) -> Dict[str, float]:
   passes = sampling_passes(sizes, alpha, dupe_factor)
   for language, n in passes.items():
     if n >= 65535:
       raise ValueError("language %s would be passed over %.0f times (its "
                        "share of the corpus is tiny for this "
                        "--language_sampling_alpha)" % (language, n))
-  return LanguagePlan(files=tuple(files),
-                      passes=tuple(sorted(passes.items())), seed=seed)
+  return passes
 
 
-def report(plan_: LanguagePlan, file_sizes: Dict[str, int],
-           alpha: Optional[float], counts: Dict[str, int]) -> Dict:
-  """summary.json's ``languages``: for each language its input files and
-  bytes, share of the input, target share, passes per document, instance
-  tokens made, and their share of the run's instance tokens.
-  ``file_sizes``: bytes per file name; ``counts``: the run's
-  ``TOKENS_PREFIX`` counters."""
+def plan(file_languages: Iterable[Tuple[str, str, int]],
+         alpha: Optional[float], dupe_factor: int, seed: int) -> LanguagePlan:
+  """``(file name below the input root, language, bytes)`` of every input
+  file → the run's ``LanguagePlan``. Raises ValueError when a language has
+  no bytes or a pass count the spill format cannot hold (65,535)."""
+  file_languages = list(file_languages)
+  files = sorted((name, language) for name, language, _ in file_languages)
   sizes: Dict[str, int] = {}
+  for _, language, size in file_languages:
+    sizes[language] = sizes.get(language, 0) + size
+  return LanguagePlan(
+      files=tuple(files), sizes=tuple(sorted(sizes.items())),
+      passes=tuple(sorted(_checked_passes(sizes, alpha,
+                                          dupe_factor).items())), seed=seed)
+
+
+def field_plan(sizes: Optional[Dict[str, int]], alpha: Optional[float],
+               dupe_factor: int, seed: int) -> LanguagePlan:
+  """The plan of a corpus whose records name their language
+  (``--language_field``): with ``sizes`` (bytes of text per language,
+  counted before the job), each language's sampled passes; without, every
+  language ``dupe_factor`` passes. Raises ValueError as ``plan`` does."""
+  if not sizes:
+    return LanguagePlan(default_passes=float(dupe_factor), seed=seed)
+  return LanguagePlan(
+      sizes=tuple(sorted(sizes.items())),
+      passes=tuple(sorted(_checked_passes(sizes, alpha,
+                                          dupe_factor).items())),
+      default_passes=float(dupe_factor), seed=seed)
+
+
+def report(plan_: LanguagePlan, alpha: Optional[float],
+           counts: Dict[str, int]) -> Dict:
+  """summary.json's ``languages``: for each language its input files (by
+  pattern) and bytes (as measured before the job), share of the input,
+  target share, passes per document, instance tokens made, and their share
+  of the run's instance tokens. ``counts``: the run's ``TOKENS_PREFIX``
+  counters. A language measured before the job has every field; one found
+  only during it (``--language_field`` without sampling) its passes and
+  tokens."""
+  sizes = dict(plan_.sizes)
   files: Dict[str, int] = {}
-  for name, language in plan_.files:
-    sizes[language] = sizes.get(language, 0) + file_sizes.get(name, 0)
+  for _, language in plan_.files:
     files[language] = files.get(language, 0) + 1
-  shares = target_shares(sizes, 1.0)
-  targets = target_shares(sizes, alpha)
-  tokens = {lang: counts.get(TOKENS_PREFIX + lang, 0) for lang in sizes}
+  shares = target_shares(sizes, 1.0) if sizes else {}
+  targets = target_shares(sizes, alpha) if sizes else {}
+  tokens = {name[len(TOKENS_PREFIX):]: n for name, n in counts.items()
+            if name.startswith(TOKENS_PREFIX)}
   total_tokens = sum(tokens.values()) or 1
+  passes = dict(plan_.passes)
   out = {}
-  for language, passes in plan_.passes:
-    out[language] = {
-        "files": files.get(language, 0), "bytes": sizes.get(language, 0),
-        "input_share": round(shares[language], 6),
-        "target_share": round(targets[language], 6),
-        "passes": round(passes, 6),
-        "instance_tokens": tokens[language],
-        "share": round(tokens[language] / total_tokens, 6)}
+  for language in sorted(set(sizes) | set(tokens) | set(passes)):
+    entry = {}
+    if plan_.files:
+      entry["files"] = files.get(language, 0)
+    if language in sizes:
+      entry.update({"bytes": sizes[language],
+                    "input_share": round(shares[language], 6),
+                    "target_share": round(targets[language], 6)})
+    entry["passes"] = round(passes.get(language, plan_.default_passes or 0),
+                            6)
+    entry["instance_tokens"] = tokens.get(language, 0)
+    entry["share"] = round(tokens.get(language, 0) / total_tokens, 6)
+    out[language] = entry
   return out
 
 
@@ -185,3 +246,21 @@ def split_by_language(entries: Sequence, plan_: LanguagePlan,
     by_language.setdefault(plan_.language_of(doc_of(entry).doc_id),
                            []).append(entry)
   return sorted(by_language.items())
+
+
+def _language_bytes(doc) -> Tuple[str, int]:
+  doc_id, paragraphs = doc
+  return (document_language(doc_id) or "",
+          sum(len(p.encode("utf-8")) for p in paragraphs))
+
+
+class CountLanguageBytes(beam.PTransform):
+  """Documents ``(doc_id, paragraphs)`` whose ids name their language
+  (``with_language``) → one element: ``{language: bytes of text}``, what
+  ``field_plan`` samples from."""
+
+  def expand(self, docs):
+    return (docs
+            | "BytesOf" >> beam.Map(_language_bytes)
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "Gather" >> beam.combiners.ToDict())

@@ -46,8 +46,8 @@ import functools
 import json
 import logging
 import re
-from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
 
 import apache_beam as beam
 from apache_beam.io import filebasedsource
@@ -56,6 +56,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.range_trackers import OffsetRangeTracker
 from apache_beam.io.restriction_trackers import OffsetRange
 
+from transforms import languages
 from transforms import metrics
 from transforms import rejects
 from transforms import s3_clients
@@ -332,6 +333,32 @@ def _parse_int(digits: str):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def language_value(value, field: str) -> str:
+  """A record's language: ``value`` of ``--language_field`` if it is a
+  language tag (``languages.LANGUAGE_TAG``: "en", "zh-Hans"). Raises
+  ``RecordError`` (``records_missing_language``) otherwise."""
+  if isinstance(value, str) and languages.LANGUAGE_TAG.fullmatch(value):
+    return value
+  raise RecordError(
+      "records_missing_language",
+      "no language tag in field %r (--language_field): %s" % (
+          field, "missing" if value is None else
+          "%r" % (value[:40] if isinstance(value, str) else value)))
+
+
+def jsonl_document(line: str, text_field: str,
+                   language_field: Optional[str] = None,
+                   count: metrics.Count = metrics.no_count
+                   ) -> Tuple[List[str], Optional[str]]:
+  """``jsonl_paragraphs`` of the line, and with ``language_field`` the
+  record's language (``language_value``; raises ``RecordError`` as both
+  do)."""
+  obj = _jsonl_object(line, text_field)
+  language = (language_value(obj.get(language_field), language_field)
+              if language_field else None)
+  return _jsonl_text(obj, text_field, count), language
+
+
 def jsonl_paragraphs(line: str, text_field: str, count: metrics.Count = metrics.no_count
                      ) -> List[str]:
   """The non-blank lines of ``text_field`` of one JSONL line.
@@ -344,6 +371,10 @@ def jsonl_paragraphs(line: str, text_field: str, count: metrics.Count = metrics.
   surrogates (``"\\ud800"`` escapes, which no UTF-8 text holds) become
   U+FFFD, counted as ``lone_surrogates_replaced``.
   """
+  return _jsonl_text(_jsonl_object(line, text_field), text_field, count)
+
+
+def _jsonl_object(line: str, text_field: str) -> Dict:
   try:
     obj = json.loads(line, parse_int=_parse_int)
   except ValueError as e:
@@ -354,6 +385,10 @@ def jsonl_paragraphs(line: str, text_field: str, count: metrics.Count = metrics.
   if not isinstance(obj, dict):
     raise RecordError("jsonl_lines_missing_text_field",
                       "a JSON %s, not an object" % type(obj).__name__)
+  return obj
+
+
+def _jsonl_text(obj: Dict, text_field: str, count: metrics.Count) -> List[str]:
   text = obj.get(text_field)
   if not isinstance(text, str):
     raise RecordError(
@@ -564,12 +599,14 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
   (the row group's offset, the row within it), and ``rejects.Rejected`` for
   a file that cannot be read (not Parquet, no such column)."""
 
-  def __init__(self, file_pattern: str, text_field: str, root: str = ""):
+  def __init__(self, file_pattern: str, text_field: str, root: str = "",
+               language_field: Optional[str] = None):
     super().__init__(file_pattern,
                      compression_type=CompressionTypes.UNCOMPRESSED,
                      splittable=True, validate=False)
     self._text_field = text_field
     self._root = root
+    self._language_field = language_field
 
   @counting_input_bytes
   def read_records(self, file_name, offset_range_tracker):
@@ -582,21 +619,36 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
       with self.open_file(file_name) as f:
         parquet_file = pq.ParquetFile(f)
         names = parquet_file.schema_arrow.names
-        if self._text_field not in names:
-          raise ValueError("no column %r (--text_field); its columns: %s"
-                           % (self._text_field, ", ".join(names)))
+        for field, flag in ((self._text_field, "--text_field"),
+                            (self._language_field, "--language_field")):
+          if field and field not in names:
+            raise ValueError("no column %r (%s); its columns: %s"
+                             % (field, flag, ", ".join(names)))
         for offset, group in parquet_row_group_offsets(parquet_file):
           if offset < start:
             continue
           if not offset_range_tracker.try_claim(offset):
             return
           claimed, in_group = offset, True
-          column = parquet_file.read_row_group(
-              group, columns=[self._text_field]).column(0)
-          for row, text in parquet_texts(column.to_pylist(), metrics.count):
+          table = parquet_file.read_row_group(
+              group, columns=[self._text_field] + (
+                  [self._language_field] if self._language_field else []))
+          tags = (table.column(1).to_pylist() if self._language_field
+                  else None)
+          for row, text in parquet_texts(table.column(0).to_pylist(),
+                                         metrics.count):
+            doc_id = "%s:%d#%d" % (name, offset, row)
+            if tags is not None:
+              try:
+                doc_id = languages.with_language(doc_id, language_value(
+                    tags[row], self._language_field))
+              except RecordError as e:
+                yield rejects.Rejected(doc_id, "read", e.reason, str(e),
+                                       text[:rejects.SAMPLE_CHARS])
+                continue
             paragraphs = [t for t in text.splitlines() if t.strip()]
             if paragraphs:
-              yield "%s:%d#%d" % (name, offset, row), paragraphs
+              yield doc_id, paragraphs
             else:  # a document record, read and dropped here
               metrics.count("documents_read", 1)
               metrics.count("empty_documents_dropped", 1)
@@ -610,9 +662,10 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
 
 
 def _make_source(file_name: str, input_format: str, max_line_bytes: int,
-                 max_doc_bytes: int, root: str, text_field: str = "text"):
+                 max_doc_bytes: int, root: str, text_field: str = "text",
+                 language_field: Optional[str] = None):
   if input_format == "parquet":
-    return ParquetDocumentSource(file_name, text_field, root)
+    return ParquetDocumentSource(file_name, text_field, root, language_field)
   if input_format == "wikidump":
     return wikidump.WikiDumpSource(file_name, root)
   return DocumentSource(file_name, input_format, max_line_bytes, max_doc_bytes,
@@ -624,9 +677,11 @@ class _ParseDocument(beam.DoFn):
   documents left with no text are dropped and counted, and records the
   reader or the parse set aside go to the ``REJECTED`` output."""
 
-  def __init__(self, input_format: str, text_field: str):
+  def __init__(self, input_format: str, text_field: str,
+               language_field: Optional[str] = None):
     self._format = input_format
     self._text_field = text_field
+    self._language_field = language_field
 
   def process(self, element):
     if isinstance(element, rejects.Rejected):
@@ -635,7 +690,10 @@ class _ParseDocument(beam.DoFn):
     doc_id, lines = element
     try:
       if self._format == "jsonl":
-        lines = jsonl_paragraphs(lines[0], self._text_field, metrics.count)
+        lines, language = jsonl_document(lines[0], self._text_field,
+                                         self._language_field, metrics.count)
+        if language:
+          doc_id = languages.with_language(doc_id, language)
     except RecordError as e:
       yield rejects.reject(doc_id, "parse", e.reason, str(e), lines[0])
       return
@@ -702,7 +760,9 @@ class ReadDocuments(beam.PTransform):
   Output: a pair of PCollections, ``(documents, rejected)``: documents are
   ``(doc_id, [text lines])`` with ``doc_id`` = ``path:offset`` (``path``
   relative to the input's root; ``#k`` added for the k-th extra document
-  sharing that offset); rejected are ``rejects.Rejected``.
+  sharing that offset; with ``language_field``, a JSONL or Parquet
+  record's language in that field, ``@language`` added:
+  ``languages.with_language``); rejected are ``rejects.Rejected``.
 
   Args:
     source: the ``paths.MatchedInput`` to read, or ``--input`` patterns,
@@ -714,8 +774,10 @@ class ReadDocuments(beam.PTransform):
                input_format: str = "lines", text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-               desired_bundle_size: int = 1 << 20):
+               desired_bundle_size: int = 1 << 20,
+               language_field: Optional[str] = None):
     super().__init__()
+    self._language_field = language_field
     self._input = (source if isinstance(source, MatchedInput)
                    else match_input(source))
     self._format = input_format
@@ -729,7 +791,8 @@ class ReadDocuments(beam.PTransform):
     source_from_file = functools.partial(
         _make_source, input_format=self._format,
         max_line_bytes=self._max_line_bytes, max_doc_bytes=self._max_doc_bytes,
-        root=root, text_field=self._text_field)
+        root=root, text_field=self._text_field,
+        language_field=self._language_field)
     ranges = list(file_ranges(
         self._input.files, self._desired_bundle_size, min_bundle_size=1 << 20,
         split_compressed=self._format in _OWN_SPLITTING))
@@ -741,19 +804,23 @@ class ReadDocuments(beam.PTransform):
         | "Spread" >> beam.Reshuffle()
         | "ReadRanges" >> beam.ParDo(_ReadRange(source_from_file))
         | "Parse" >> beam.ParDo(_ParseDocument(
-            self._format, self._text_field)).with_outputs(
+            self._format, self._text_field,
+            self._language_field)).with_outputs(
                 rejects.REJECTED, main="documents"))
     return parsed.documents, parsed[rejects.REJECTED]
 
 
 def check_first_file(paths: Sequence[str], input_format: str,
-                     text_field: str) -> None:
+                     text_field: str,
+                     language_field: Optional[str] = None) -> None:
   """Raises ``InputError`` when the first of a pattern's ``paths`` cannot be
-  read as ``input_format`` (Parquet: its column; dumps: its XML root), so a
+  read as ``input_format`` (Parquet: its columns; dumps: its XML root), so a
   wrong format or column fails before the job; another bad file is set aside
   during the job."""
   if input_format == "parquet":
     check_parquet_column(paths[0], text_field)
+    if language_field:
+      check_parquet_column(paths[0], language_field, "--language_field")
   elif input_format == "wikidump":
     dumps = [p for p in paths if not wikidump.is_index_file(p)]
     if not dumps:
@@ -762,7 +829,8 @@ def check_first_file(paths: Sequence[str], input_format: str,
     wikidump.check_wikidump(dumps[0])
 
 
-def check_parquet_column(path: str, text_field: str) -> None:
+def check_parquet_column(path: str, text_field: str,
+                         flag: str = "--text_field") -> None:
   """Raises ``InputError`` unless ``path`` is a Parquet file with a column
   ``text_field`` (the first file of each pattern is checked before the
   job; another file without it is set aside during the job)."""
@@ -774,5 +842,5 @@ def check_parquet_column(path: str, text_field: str) -> None:
     raise InputError("cannot read %s as Parquet (--input_format=parquet): %s"
                      % (path, rejects.describe(e, last=True))) from None
   if text_field not in names:
-    raise InputError("%s has no column %r (--text_field); its columns: %s"
-                     % (path, text_field, ", ".join(names))) from None
+    raise InputError("%s has no column %r (%s); its columns: %s"
+                     % (path, text_field, flag, ", ".join(names))) from None

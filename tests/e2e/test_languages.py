@@ -110,3 +110,69 @@ def test_refused_before_any_work(corpus, tmp_path, flags, message):
   assert_refused([f.replace("CORPUS", corpus) for f in flags]
                  + ["--output=" + out], message)
   assert not os.path.exists(out)
+
+
+@pytest.fixture(scope="module")
+def jsonl_corpus(tmp_path_factory):
+  """One JSONL file whose records name their language in "lang": "aa"
+  (English words) four times as many records as "bb" (numbers), and two
+  records without a language."""
+  path = str(tmp_path_factory.mktemp("jsonl") / "mixed.jsonl")
+  rng = random.Random(5)
+  numbers = [str(n) for n in range(100, 999, 37)]
+  with open(path, "w", encoding="utf-8") as f:
+    for i in range(150):
+      language, words = ("bb", numbers) if i % 5 == 0 else ("aa", WORDS)
+      text = "\n".join(" ".join(rng.choice(words) for _ in range(8))
+                       for _ in range(rng.randint(2, 5)))
+      f.write(json.dumps({"text": text, "lang": language}) + "\n")
+    f.write(json.dumps({"text": "no language"}) + "\n")
+    f.write(json.dumps({"text": "a bad one", "lang": "a b"}) + "\n")
+  return path
+
+
+def test_languages_from_a_jsonl_field(jsonl_corpus, tmp_path):
+  """--language_field with sampling: a first pass counts each language's
+  bytes, the passes follow them; records without a language are set aside
+  and listed; no sequence mixes the two languages."""
+  out = str(tmp_path / "field")
+  proc = run_cli(["--input=" + jsonl_corpus, "--input_format=jsonl",
+                  "--language_field=lang", "--output=" + out,
+                  "--packing=full_sentences", "--sentence_task=none",
+                  "--masking=none", "--max_seq_length=48", "--dupe_factor=3",
+                  "--language_sampling_alpha=0.3",
+                  "--max_rejected_fraction=0.05"])
+  assert "records_missing_language 2" in proc.stderr
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  report = summary["languages"]
+  assert sorted(report) == ["aa", "bb"]
+  sizes = {k: v["bytes"] for k, v in report.items()}
+  want = languages.sampling_passes(sizes, 0.3, 3)
+  assert {k: v["passes"] for k, v in report.items()} == pytest.approx(
+      want, abs=1e-6)
+  assert report["bb"]["passes"] > 3 > report["aa"]["passes"]
+  assert summary["rejected"] == {"records_missing_language": 2}
+  with open(VOCAB, encoding="utf-8") as f:
+    vocab = f.read().split("\n")
+  for ex in read_examples(out, max_seq_length=48, masking="none",
+                          sentence_task="none"):
+    pieces = [vocab[i].lstrip("#") for i in
+              ex["input_ids"][:int(ex["input_mask"].sum())]
+              if vocab[i] not in ("[CLS]", "[SEP]")]
+    assert (all(p.isalpha() for p in pieces)
+            or all(p.isdigit() for p in pieces)), pieces
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--input_format=lines", "--language_field=lang"],
+     "--language_field needs --input_format=jsonl or parquet"),
+    (["--input_format=jsonl", "--language_field=lang", "--input=aa=JSONL"],
+     "two ways to give languages"),
+])
+def test_language_field_refused(jsonl_corpus, tmp_path, flags, message):
+  out = str(tmp_path / "out")
+  argv = ["--input=" + jsonl_corpus] + [
+      f.replace("JSONL", jsonl_corpus) for f in flags] + ["--output=" + out]
+  assert_refused(argv, message)
+  assert not os.path.exists(out)

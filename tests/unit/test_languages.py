@@ -138,3 +138,53 @@ def test_language_flags(tmp_path):
   with pytest.raises(UsageError, match="matched by the patterns of en and sw"):
     options.language_plan(both, paths.match_input([str(tmp_path / "*.txt"),
                                                    b]))
+
+
+def test_languages_from_a_field():
+  """--language_field: the reader ends the id with the record's language;
+  the plan reads it there, samples from the counted sizes, or passes every
+  language dupe_factor times without them."""
+  from transforms import reading  # pylint: disable=import-outside-toplevel
+  paragraphs, language = reading.jsonl_document(
+      '{"text": "a b\\nc", "lang": "zh-Hans"}', "text", "lang")
+  assert (paragraphs, language) == (["a b", "c"], "zh-Hans")
+  for line, shown in (('{"text": "x"}', "missing"),
+                      ('{"text": "x", "lang": "e n"}', "'e n'"),
+                      ('{"text": "x", "lang": 5}', "5")):
+    with pytest.raises(reading.RecordError, match=shown) as raised:
+      reading.jsonl_document(line, "text", "lang")
+    assert raised.value.reason == "records_missing_language"
+  doc_id = languages.with_language("dir/a.jsonl:120", "sw")
+  assert languages.document_language(doc_id) == "sw"
+  assert languages.document_file(doc_id) == "dir/a.jsonl"
+  assert languages.document_language("dir/a.jsonl:120") is None
+  sampled = languages.field_plan({"en": 900, "sw": 100}, 0.5, 5, seed=3)
+  assert sampled.language_of(doc_id) == "sw"
+  assert dict(sampled.passes)["sw"] == pytest.approx(5 * 0.25 / 0.1)
+  plain = languages.field_plan(None, None, 4, seed=3)
+  assert plain.passes_of(languages.with_language("a:1", "xx")) == 4
+  report = languages.report(sampled, 0.5, {"language_tokens/en": 30,
+                                           "language_tokens/sw": 10})
+  assert report["sw"]["target_share"] == pytest.approx(0.25)
+  assert report["sw"]["share"] == pytest.approx(0.25)
+  assert "files" not in report["sw"]
+  assert languages.report(plain, None, {"language_tokens/xx": 7}) == {
+      "xx": {"passes": 4.0, "instance_tokens": 7, "share": 1.0}}
+
+
+def test_parquet_language_column(tmp_path):
+  """A Parquet record's language comes from its column; a row without a
+  tag is set aside."""
+  import pyarrow as pa  # pylint: disable=import-outside-toplevel
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  from tests.helpers import read_ranges  # pylint: disable=import-outside-toplevel
+  from transforms import reading, rejects  # pylint: disable=import-outside-toplevel
+  path = str(tmp_path / "x.parquet")
+  pq.write_table(pa.table({"text": ["one two", "three", "four"],
+                           "lang": ["en", None, "sw"]}), path)
+  records = read_ranges(reading.ParquetDocumentSource(
+      path, "text", language_field="lang"))
+  docs = [r for r in records if not isinstance(r, rejects.Rejected)]
+  rejected = [r for r in records if isinstance(r, rejects.Rejected)]
+  assert [languages.document_language(d) for d, _ in docs] == ["en", "sw"]
+  assert [r.reason for r in rejected] == ["records_missing_language"]
