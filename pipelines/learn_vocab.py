@@ -59,10 +59,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, outputs
 from pipelines.options import (MlmOptions, UsageError, input_patterns,
-                               unknown_flags)
+                               language_errors, language_plan, unknown_flags)
 from pipelines.scratch import ScratchDir
 from runners import direct
 from runners.argv import given_options
+from transforms import languages
 from transforms import paths
 from transforms import vocabulary
 from transforms.reading import ReadDocuments, check_first_file
@@ -104,7 +105,8 @@ class LearnVocabOptions(PipelineOptions):
 
 
 SHARED_FLAGS = ("--input", "--input_format", "--text_field", "--output",
-                "--do_lower_case", "--albert_text_rules", "--overwrite")
+                "--do_lower_case", "--albert_text_rules", "--overwrite",
+                "--language_field", "--language_sampling_alpha")
 
 # What --output names for each model, and what to name it instead.
 OUTPUT_NAMES = {"wordpiece": "a vocab.txt", "bpe": "a tokenizer.json",
@@ -245,14 +247,18 @@ def check(argv: Sequence[str]):
     opts.do_lower_case = opts.model != "bpe"
   if opts.albert_text_rules is None:
     opts.albert_text_rules = opts.model == "unigram"  # as --preset=albert
+  language_errors(opts)
   outputs = output_files(opts.model, opts.output)
   FileSystems.set_options(options)
   try:
     matched = paths.match_input(input_patterns(opts))
     refuse_reading_own_output(input_patterns(opts), matched.files, outputs)
-    check_first_file(matched.paths, opts.input_format, opts.text_field)
+    check_first_file(matched.paths, opts.input_format, opts.text_field,
+                     opts.language_field)
   except paths.InputError as e:
     raise UsageError(str(e)) from None
+  if opts.language_sampling_alpha is not None:
+    _language_of(opts, matched)  # raises UsageError before any work
   for path in outputs:
     cli.check_writable(path, "--output", overwrite=bool(opts.overwrite))
   return options, opts, matched
@@ -307,7 +313,11 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
       return 1
     summary = outputs.collect_metrics(result)
     with FileSystems.open(counts_path) as f:
-      word_counts = [tuple(kv) for kv in json.loads(f.read().decode("utf-8"))]
+      counted = json.loads(f.read().decode("utf-8"))
+    if opts.language_sampling_alpha is None:
+      word_counts = [tuple(kv) for kv in counted]
+    else:
+      word_counts, summary["languages"] = _sampled(opts, counted)
   finally:
     _delete_quietly(counts_path)
     _remove_if_empty(rejected_dir)
@@ -335,10 +345,15 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
   # The command's own closing line (shown whatever --log_level says).
   print(
       "done: wrote %s: %d tokens (%s) from %d words, %d distinct kept, of %d "
-      "documents; %d records set aside%s" % (
+      "documents%s; %d records set aside%s" % (
       " and ".join(path for path, _ in files), sizes[0], sizes[1],
       summary["counts"].get("words", 0), len(word_counts),
-      summary["counts"].get("documents_read", 0), rejected_count,
+      summary["counts"].get("documents_read", 0),
+      "; languages weighted for alpha %g: %s" % (
+          opts.language_sampling_alpha, ", ".join(
+              "%s x%.3g" % (lang, v["weight"])
+              for lang, v in summary["languages"].items()))
+      if "languages" in summary else "", rejected_count,
       " (%s; listed in %s)" % (
           ", ".join("%s %d" % kv for kv in summary["rejected"].items()),
           FileSystems.join(FileSystems.split(opts.output)[0], REJECTED_DIR))
@@ -373,6 +388,34 @@ def _fit(opts, word_counts):
                                                 len(tokens) - special))
 
 
+def _language_of(opts, matched: paths.MatchedInput):
+  """The function from a document id to its language: its file's (tags on
+  --input) or its record's (--language_field). Raises UsageError as
+  ``options.language_plan`` does."""
+  if opts.language_field:
+    return languages.document_language
+  # Only the files' languages are wanted here: one pass.
+  return language_plan(argparse.Namespace(**dict(vars(opts), dupe_factor=1)),
+                       matched).language_of
+
+
+def _sampled(opts, counted):
+  """The counts of the job (each language's words and bytes) → ``(word
+  counts to fit, {language: (bytes, weight)})``: each language's counts
+  times ``q_i / p_i`` (``languages.sampling_passes`` with one pass), so
+  that it makes the share of the counts XLM's sampling gives it."""
+  sizes = {lang: n for lang, n in counted["bytes"].items() if n > 0}
+  weights = languages.sampling_passes(sizes, opts.language_sampling_alpha, 1)
+  shares = languages.target_shares(sizes, opts.language_sampling_alpha)
+  word_counts = vocabulary.sample_word_counts(
+      {lang: counted["words"].get(lang, []) for lang in sizes}, weights,
+      opts.max_words)
+  return word_counts, {lang: {"bytes": sizes[lang],
+                              "target_share": round(shares[lang], 6),
+                              "weight": round(weights[lang], 6)}
+                       for lang in sorted(sizes)}
+
+
 def _sentencepiece_message(e: RuntimeError) -> str:
   """sentencepiece's own words, without the source place and the check
   that failed (``INTERNAL: src/trainer_interface.cc(638) [...] Vocabulary
@@ -388,7 +431,10 @@ def _count_words(options, opts, matched: paths.MatchedInput,
   with beam.Pipeline(options=options) as pipeline:
     docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
         matched, input_format=opts.input_format,
-        text_field=opts.text_field)
+        text_field=opts.text_field,
+        language_field=(opts.language_field
+                        if opts.language_sampling_alpha is not None
+                        else None))
     if opts.model == "bpe":
       # A sentence's first word has no space before it (ByteLevel without
       # a prefix space): counted sentence by sentence, as pipelines.mlm
@@ -403,10 +449,23 @@ def _count_words(options, opts, matched: paths.MatchedInput,
     words = vocabulary.WordRules(model=opts.model,
                                  do_lower_case=opts.do_lower_case,
                                  albert_rules=opts.albert_text_rules)
-    _ = (docs
-         | "CountWords" >> vocabulary.CountWords(words=words,
-                                                 max_words=opts.max_words)
-         | "WriteCounts" >> beam.Map(_write_json, counts_path))
+    if opts.language_sampling_alpha is None:
+      _ = (docs
+           | "CountWords" >> vocabulary.CountWords(words=words,
+                                                   max_words=opts.max_words)
+           | "WriteCounts" >> beam.Map(_write_json, counts_path))
+    else:
+      # Each language's words and bytes, weighted on this machine.
+      sizes = docs | "CountLanguageBytes" >> languages.CountLanguageBytes(
+          _language_of(opts, matched))
+      _ = (docs
+           | "CountWords" >> vocabulary.CountWordsByLanguage(
+               words=words, max_words=opts.max_words,
+               language_of=_language_of(opts, matched))
+           | "WriteCounts" >> beam.Map(
+               lambda by_language, sizes, path: _write_json(
+                   {"words": by_language, "bytes": sizes}, path),
+               sizes=beam.pvalue.AsSingleton(sizes), path=counts_path))
   return pipeline.result
 
 

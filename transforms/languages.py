@@ -29,7 +29,7 @@ and each language's are packed and paired apart
 import dataclasses
 import math
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
@@ -248,19 +248,24 @@ def split_by_language(entries: Sequence, plan_: LanguagePlan,
   return sorted(by_language.items())
 
 
-def _language_bytes(doc) -> Tuple[str, int]:
+def _language_bytes(doc, language_of) -> Tuple[str, int]:
   doc_id, paragraphs = doc
-  return (document_language(doc_id) or "",
+  return (language_of(doc_id) or "",
           sum(len(p.encode("utf-8")) for p in paragraphs))
 
 
 class CountLanguageBytes(beam.PTransform):
-  """Documents ``(doc_id, paragraphs)`` whose ids name their language
-  (``with_language``) → one element: ``{language: bytes of text}``, what
-  ``field_plan`` samples from."""
+  """Documents ``(doc_id, paragraphs)`` → one element: ``{language: bytes
+  of text}``, what ``field_plan`` samples from. ``language_of``: a
+  document id's language (default: the one its id ends with,
+  ``with_language``)."""
+
+  def __init__(self, language_of: Callable[[str], Optional[str]] = None):
+    super().__init__()
+    self._language_of = language_of or document_language
 
   def expand(self, docs):
     return (docs
-            | "BytesOf" >> beam.Map(_language_bytes)
+            | "BytesOf" >> beam.Map(_language_bytes, self._language_of)
             | "Sum" >> beam.CombinePerKey(sum)
             | "Gather" >> beam.combiners.ToDict())

@@ -41,6 +41,7 @@ it is given; what that costs is said in each.
 import collections
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
@@ -440,3 +441,65 @@ class CountWords(beam.PTransform):
         | "Sum" >> beam.CombinePerKey(sum)
         | "Top" >> beam.combiners.Top.Of(self._max_words,
                                          key=lambda kv: (kv[1], kv[0])))
+
+
+class _CountLanguageWordsDoFn(_CountWordsDoFn):
+  """``_CountWordsDoFn`` keyed by each document's language: emits
+  ``((language, word), n)`` when the bundle ends."""
+
+  def __init__(self, words: WordRules, language_of: Callable[[str], str]):
+    super().__init__(words)
+    self._language_of = language_of
+
+  def process(self, element):
+    doc_id, texts = element
+    language = self._language_of(doc_id)
+    for text in texts:
+      words = self._split(text)
+      metrics.count("words", len(words))
+      self._counts.update((language, w) for w in words)
+
+
+class CountWordsByLanguage(beam.PTransform):
+  """Documents ``(doc_id, texts)`` → one element: for each language (of
+  ``language_of(doc_id)``), its ``max_words`` most frequent words as
+  ``[(word, count)]``, most frequent first. ``words`` and ``max_words`` as
+  ``CountWords``; each language's ``Top.Of`` holds at most ``max_words``
+  words."""
+
+  def __init__(self, *, words: WordRules, max_words: int,
+               language_of: Callable[[str], str]):
+    super().__init__()
+    self._words = words
+    self._max_words = max_words
+    self._language_of = language_of
+
+  def expand(self, docs):
+    return (
+        docs
+        | "CountPerBundle" >> beam.ParDo(_CountLanguageWordsDoFn(
+            self._words, self._language_of))
+        | "Sum" >> beam.CombinePerKey(sum)
+        | "ByLanguage" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1])))
+        | "Top" >> beam.combiners.Top.PerKey(
+            self._max_words, key=lambda wc: (wc[1], wc[0]))
+        | "Gather" >> beam.combiners.ToDict())
+
+
+def sample_word_counts(by_language: Dict[str, Sequence[Tuple[str, int]]],
+                       weights: Dict[str, float], max_words: int
+                       ) -> List[Tuple[str, int]]:
+  """Each language's word counts times its weight (XLM's sampling: the
+  passes ``languages.sampling_passes`` gives it with one pass in all,
+  ``q_i / p_i``), summed over the languages, rounded up, the ``max_words``
+  most frequent (ties: the word that sorts last first, as ``CountWords``).
+  So a language makes a share q_i of the counts a learner fits, as it makes
+  of the examples."""
+  total: Dict[str, float] = collections.defaultdict(float)
+  for language, counts in by_language.items():
+    weight = weights[language]
+    for word, count in counts:
+      total[word] += count * weight
+  ranked = sorted(((w, max(1, math.ceil(c))) for w, c in total.items()),
+                  key=lambda wc: (wc[1], wc[0]), reverse=True)
+  return ranked[:max_words]

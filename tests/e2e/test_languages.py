@@ -176,3 +176,39 @@ def test_language_field_refused(jsonl_corpus, tmp_path, flags, message):
       f.replace("JSONL", jsonl_corpus) for f in flags] + ["--output=" + out]
   assert_refused(argv, message)
   assert not os.path.exists(out)
+
+
+def test_learn_vocab_samples_languages(tmp_path):
+  """learn_vocab --language_sampling_alpha: a small language ("bb", words
+  of letters the large one never uses) gets more of the vocabulary than
+  it does unsampled, and the done line gives each language's weight."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  from tests.helpers import REPO  # pylint: disable=import-outside-toplevel
+  big, small = tmp_path / "aa.txt", tmp_path / "bb.txt"
+  rng = random.Random(9)
+  _write(str(big), 400, ["".join(rng.choice("abcdefghilmnoprstuvw")
+                                 for _ in range(rng.randint(4, 8)))
+                         for _ in range(2000)])
+  _write(str(small), 40, ["".join(rng.choice("zqxjk") for _ in range(6))
+                          for _ in range(300)])
+  learned = {}
+  for name, extra in (("plain", []), ("sampled",
+                                      ["--language_sampling_alpha=0.1"])):
+    out = str(tmp_path / ("%s.txt" % name))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.learn_vocab",
+         "--input=aa=%s,bb=%s" % (big, small), "--output=" + out,
+         "--vocab_size=1250"] + extra, cwd=REPO, capture_output=True,
+        text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    if extra:
+      assert "languages weighted for alpha 0.1: aa x" in proc.stderr
+    with open(out, encoding="utf-8") as f:
+      learned[name] = [t for t in f.read().split("\n")[999:] if t]
+  def small_pieces(tokens):
+    return sum(1 for t in tokens if len(t.lstrip("#")) > 1
+               and set(t.lstrip("#")) <= set("zqxjk"))
+  assert small_pieces(learned["sampled"]) > 1.5 * small_pieces(
+      learned["plain"]), (small_pieces(learned["sampled"]),
+                          small_pieces(learned["plain"]))

@@ -188,3 +188,29 @@ def test_parquet_language_column(tmp_path):
   rejected = [r for r in records if isinstance(r, rejects.Rejected)]
   assert [languages.document_language(d) for d, _ in docs] == ["en", "sw"]
   assert [r.reason for r in rejected] == ["records_missing_language"]
+
+
+def test_word_counts_sampled_by_language():
+  """learn_vocab's sampling: each language's counts times its weight,
+  summed, rounded up, the most frequent kept."""
+  from transforms import vocabulary  # pylint: disable=import-outside-toplevel
+  counts = vocabulary.sample_word_counts(
+      {"en": [("the", 100), ("cat", 10)], "sw": [("paka", 4), ("the", 1)]},
+      {"en": 0.5, "sw": 3.0}, max_words=3)
+  assert counts == [("the", 53), ("paka", 12), ("cat", 5)]
+
+
+def test_count_words_by_language():
+  from apache_beam.testing.util import assert_that, equal_to  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from tests.helpers import local_test_pipeline  # pylint: disable=import-outside-toplevel
+  from transforms import vocabulary  # pylint: disable=import-outside-toplevel
+  words = vocabulary.WordRules(model="wordpiece", do_lower_case=True)
+  docs = [("a.txt:0@en", ["the cat", "the"]), ("b.txt:0@sw", ["paka the"])]
+  with local_test_pipeline() as p:
+    out = (p | beam.Create(docs)
+           | vocabulary.CountWordsByLanguage(
+               words=words, max_words=5,
+               language_of=languages.document_language))
+    assert_that(out, equal_to([{"en": [("the", 2), ("cat", 1)],
+                                "sw": [("the", 1), ("paka", 1)]}]))
