@@ -42,6 +42,8 @@ _DOCUMENT_ID = re.compile(r"(.*):\d+(?:#\d+)?")
 # The counters of each language's instance tokens (moved into summary.json's
 # "languages" when the run ends).
 TOKENS_PREFIX = "language_tokens/"
+# Language ids (0 up) are uint16 in the batches.
+MAX_LANGUAGES = 65536
 
 
 def split_language(entry: str) -> Tuple[Optional[str], str]:
@@ -102,7 +104,16 @@ class LanguagePlan:
 
   @property
   def languages(self) -> List[str]:
+    """The languages, sorted; a language's id is its index here."""
     return [language for language, _ in self.passes]
+
+  def language_ids(self) -> Dict[str, int]:
+    """Each language's id: its index in the sorted ``languages``, as XLM
+    numbers them (``params.id2lang``: ``enumerate(sorted(params.langs))``).
+    Each row of the batches carries it (``InstanceBatch.languages``), XLM's
+    ``langs`` feature repeats it (``--langs_feature``), and summary.json's
+    ``languages`` records it (``report``)."""
+    return {language: i for i, language in enumerate(self.languages)}
 
   def _files(self) -> Dict[str, str]:
     cached = self.__dict__.get("_file_map")
@@ -137,6 +148,9 @@ def plan(file_languages: Iterable[Tuple[str, str, int]],
   sizes: Dict[str, int] = {}
   for _, language, size in file_languages:
     sizes[language] = sizes.get(language, 0) + size
+  if len(sizes) > MAX_LANGUAGES:
+    raise ValueError("%d languages: at most %d (a language id is 16 bits)"
+                     % (len(sizes), MAX_LANGUAGES))
   passes = sampling_passes(sizes, alpha, dupe_factor)
   for language, n in passes.items():
     if n >= 65535:
@@ -149,7 +163,8 @@ def plan(file_languages: Iterable[Tuple[str, str, int]],
 
 def report(plan_: LanguagePlan, file_sizes: Dict[str, int],
            alpha: Optional[float], counts: Dict[str, int]) -> Dict:
-  """summary.json's ``languages``: for each language its input files and
+  """summary.json's ``languages``: for each language its id (``LanguagePlan
+  .language_ids``: what XLM's ``langs`` feature holds), its input files and
   bytes, share of the input, target share, passes per document, instance
   tokens made, and their share of the run's instance tokens.
   ``file_sizes``: bytes per file name; ``counts``: the run's
@@ -164,9 +179,10 @@ def report(plan_: LanguagePlan, file_sizes: Dict[str, int],
   tokens = {lang: counts.get(TOKENS_PREFIX + lang, 0) for lang in sizes}
   total_tokens = sum(tokens.values()) or 1
   out = {}
+  ids = plan_.language_ids()
   for language, passes in plan_.passes:
     out[language] = {
-        "files": files.get(language, 0), "bytes": sizes.get(language, 0),
+        "id": ids[language], "files": files.get(language, 0), "bytes": sizes.get(language, 0),
         "input_share": round(shares[language], 6),
         "target_share": round(targets[language], 6),
         "passes": round(passes, 6),
