@@ -177,6 +177,12 @@ def test_language_flags(tmp_path):
   options.language_errors(opts)
   plan = options.language_plan(opts, paths.match_input([a, b]))
   assert plan.languages == ["en", "sw"]
+  # XLM's langs feature: off unless asked for, allowed with tags.
+  assert not opts.langs_feature
+  assert not options.example_layout(opts).langs
+  tagged = _opts("--input=en=%s,sw=%s" % (a, b), "--langs_feature=true")
+  options.language_errors(tagged)
+  assert options.example_layout(tagged).langs
   assert plan.language_of("a.txt:0") == "en"
   # --preset=xlmr's alpha applies to tagged input only.
   assert _opts("--input=en=%s" % a, "--preset=xlmr"
@@ -186,6 +192,8 @@ def test_language_flags(tmp_path):
       (["--input=en=%s,%s" % (a, b)], "tags some patterns"),
       (["--input=" + a, "--language_sampling_alpha=0.3"], "needs languages"),
       (["--input=en=" + a, "--language_sampling_alpha=0"], r"\(0, 1\]"),
+      (["--input=" + a, "--langs_feature"], "--langs_feature needs "
+       "languages"),
   ):
     with pytest.raises(UsageError, match=message):
       options.language_errors(_opts(*argv))
