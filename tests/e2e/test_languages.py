@@ -7,11 +7,13 @@ refused before any work."""
 import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
 from pipelines import options
-from tests.helpers import (VOCAB, assert_refused, digest, load_vocab_list,
+from tests.helpers import (REPO, VOCAB, assert_refused, digest, load_vocab_list,
                            read_examples, read_parquet_rows, run_cli)
 from transforms import languages, paths
 
@@ -96,6 +98,18 @@ def test_same_examples_with_two_workers(corpus, tmp_path):
       read_examples(two, **spec))
 
 
+def _inspect(out):
+  """pipelines.inspect on ``out``: it validates the langs (one id over each
+  row, one of summary.json's) and names each example's language."""
+  proc = subprocess.run([sys.executable, "-m", "pipelines.inspect", out,
+                         "--num=40"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "language aa (langs 0)" in proc.stdout, proc.stdout
+  assert "language bb (langs 1)" in proc.stdout, proc.stdout
+
+
 def _language_of(ex_ids, vocab):
   """0 for language aa (words), 1 for bb (numbers): their sorted order."""
   pieces = [vocab[i].lstrip("#") for i in ex_ids
@@ -130,6 +144,7 @@ def test_langs_feature_holds_each_examples_language(corpus, tmp_path):
   assert seen == {0, 1}
   assert digest([{k: v for k, v in ex.items() if k != "langs"}
                  for ex in examples]) == digest(read_examples(plain, **spec))
+  _inspect(out)
 
 
 def test_langs_feature_in_parquet(corpus, tmp_path):
@@ -146,6 +161,7 @@ def test_langs_feature_in_parquet(corpus, tmp_path):
     assert len(row["langs"]) == len(row["input_ids"])
     assert set(row["langs"].tolist()) == {_language_of(row["input_ids"],
                                                       vocab)}
+  _inspect(out)
 
 
 @pytest.mark.parametrize("flags,message", [
