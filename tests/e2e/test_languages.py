@@ -121,14 +121,15 @@ def _language_of(ex_ids, vocab):
 
 
 def test_langs_feature_holds_each_examples_language(corpus, tmp_path):
-  """--langs_feature: every record's langs is one id over the whole row,
-  padding included, the id summary.json gives the language of its tokens;
-  the other features are those of the same run without the flag."""
+  """--langs_feature, with static masks: every record's langs is one id
+  over the whole row, padding included, the id summary.json gives the
+  language of its tokens (the masked ones put back); the other features,
+  masks included, are those of the same run without the flag."""
   out, plain = str(tmp_path / "langs"), str(tmp_path / "plain")
-  run_cli(_flags(corpus, out, "--langs_feature"))
-  run_cli(_flags(corpus, plain))
+  run_cli(_flags(corpus, out, "--masking=static", "--langs_feature"))
+  run_cli(_flags(corpus, plain, "--masking=static"))
   vocab = load_vocab_list()
-  spec = dict(max_seq_length=48, masking="none", sentence_task="none")
+  spec = dict(max_seq_length=48, masking="static", sentence_task="none")
   examples = read_examples(out, langs=True, **spec)
   with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
     summary = json.load(f)
@@ -138,8 +139,11 @@ def test_langs_feature_holds_each_examples_language(corpus, tmp_path):
   seen = set()
   for ex in examples:
     n = int(ex["input_mask"].sum())
+    k = int(ex["masked_lm_weights"].sum())
+    ids = ex["input_ids"][:n].copy()
+    ids[ex["masked_lm_positions"][:k]] = ex["masked_lm_ids"][:k]
     assert len(set(ex["langs"].tolist())) == 1, ex["langs"]
-    assert int(ex["langs"][0]) == _language_of(ex["input_ids"][:n], vocab)
+    assert int(ex["langs"][0]) == _language_of(ids, vocab)
     seen.add(int(ex["langs"][0]))
   assert seen == {0, 1}
   assert digest([{k: v for k, v in ex.items() if k != "langs"}
