@@ -182,7 +182,8 @@ def report(plan_: LanguagePlan, file_sizes: Dict[str, int],
   ids = plan_.language_ids()
   for language, passes in plan_.passes:
     out[language] = {
-        "id": ids[language], "files": files.get(language, 0), "bytes": sizes.get(language, 0),
+        "id": ids[language], "files": files.get(language, 0),
+        "bytes": sizes.get(language, 0),
         "input_share": round(shares[language], 6),
         "target_share": round(targets[language], 6),
         "passes": round(passes, 6),
