@@ -12,15 +12,17 @@ First every shard is validated (``pipelines.records.validate``): each
 record's CRCs, its features against the schema in ``summary.json``, its
 values (ids in the vocabulary, ``[CLS]`` … ``[SEP]``, segments, masked
 positions, labels, ALBERT's ``token_boundary`` against the vocabulary's
-word starts), each shard's size, the number of records against the
+word starts, XLM's ``langs``: one id over the row, one of the languages
+``summary.json`` records), each shard's size, the number of records against the
 instances ``summary.json`` counts, and that its document counters add up
 (``documents_read`` = documents kept + dropped + set aside, the identity
 ``transforms.metrics.document_balance`` states; not checked for a summary
 written before those counters). Then the first ``--num`` examples (of
 ``--shard`` when given) are printed with the vocabulary ``summary.json``
 records (``--vocab_file`` overrides it): segments A and B, each masked
-position as ``{shown→original}``, the sentence label, and how many tokens
-start a word when the records hold ALBERT's ``token_boundary``.
+position as ``{shown→original}``, the sentence label, how many tokens
+start a word when the records hold ALBERT's ``token_boundary``, and the
+language when they hold XLM's ``langs``.
 
 Exit status: 0 when everything holds; 1 with one ``error:`` line naming the
 shard and the record when anything is invalid (a shard that cannot be read,
@@ -30,7 +32,7 @@ malformed ``summary.json``, a vocabulary that cannot be loaded). Nothing is
 written.
 """
 
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -57,8 +59,11 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 
 def render(example: records.Example, vocab: Sequence[str],
-           sentence_task: str) -> List[str]:
-  """The lines that show one example: header, A, B, masked predictions."""
+           sentence_task: str,
+           language_names: Optional[Dict[int, str]] = None) -> List[str]:
+  """The lines that show one example: header, A, B, masked predictions.
+  ``language_names``: ``{id: language}`` (``Output.language_names``) to
+  name the language of an example with XLM's ``langs``."""
   def token(i):
     return vocab[i] if 0 <= i < len(vocab) else "<id %d>" % i
   shown = [token(i) for i in example.input_ids]
@@ -72,6 +77,9 @@ def render(example: records.Example, vocab: Sequence[str],
   if example.token_boundary is not None:
     header += " (%d word starts, [CLS] and [SEP]s included)" % int(
         example.token_boundary.sum())
+  if example.langs is not None:
+    header += ", language %s (langs %d)" % (
+        (language_names or {}).get(example.langs, "?"), example.langs)
   if example.label is not None and sentence_task in LABELS:
     name, meaning = LABELS[sentence_task]
     header += ", %s label %d (%s)" % (name, example.label,
@@ -170,7 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           break  # no more shard is opened
         for example in records.examples(output, shard):
           print("\n".join(render(example, vocab.tokens,
-                                 output.sentence_task)))
+                                 output.sentence_task,
+                                 output.language_names)))
           printed += 1
           if printed == args.num:
             break

@@ -289,6 +289,12 @@ class MlmOptions(PipelineOptions):
          "albert's create_pretraining_data.py writes it; its "
          "run_pretraining.py reads it with --masked_lm_budget (masking in "
          "the trainer). Default: true with --preset=albert.", default=None)
+    flag(group, "--langs_feature", "Also write XLM's langs feature (a column "
+         "of that name in Parquet): each example's language id at every "
+         "position, the padding included, as XLM's trainer fills the langs "
+         "tensor its language embeddings read; a language's id is its "
+         "index in the sorted list of --input's language tags, recorded in "
+         "summary.json's languages. Needs language tags in --input.")
     group.add_argument(
         "--max_ngram_size", type=int, default=None,
         help="Mask whole-word n-grams of 1..N words, weighted 1/n (TF Model "
@@ -517,8 +523,9 @@ def input_languages(opts: MlmOptions) -> List[Tuple[str, str]]:
 
 
 def language_errors(opts: MlmOptions) -> None:
-  """Raises UsageError for language tags on some --input entries only, or
-  --language_sampling_alpha without tags or out of (0, 1]."""
+  """Raises UsageError for language tags on some --input entries only,
+  --langs_feature without tags, or --language_sampling_alpha without tags
+  or out of (0, 1]."""
   entries = _input_entries(opts)
   tagged = [language for language, _ in entries if language]
   if tagged and len(tagged) < len(entries):
@@ -531,6 +538,13 @@ def language_errors(opts: MlmOptions) -> None:
   if opts.language_field and opts.input_format not in ("jsonl", "parquet"):
     raise UsageError("--language_field needs --input_format=jsonl or parquet "
                      "(records with fields), got %s" % opts.input_format)
+  if opts.langs_feature and not (tagged or (
+      opts.language_field and opts.language_sampling_alpha is not None)):
+    raise UsageError("--langs_feature needs the languages before the job: tag "
+                     "each --input pattern with one (en=wiki/en/*,sw=wiki/sw/*)"
+                     ", or with --language_field give --language_sampling_"
+                     "alpha (1 keeps every language's share), whose first "
+                     "pass finds them")
   alpha = opts.language_sampling_alpha
   if alpha is not None and not (tagged or opts.language_field):
     raise UsageError("--language_sampling_alpha needs languages: tag each "
@@ -662,7 +676,8 @@ def example_layout(opts: MlmOptions) -> ExampleLayout:
       max_seq_length=opts.max_seq_length,
       max_predictions_per_seq=opts.max_predictions_per_seq,
       masking=opts.masking, sentence_task=opts.sentence_task,
-      token_boundary=bool(opts.token_boundary))
+      token_boundary=bool(opts.token_boundary),
+      langs=bool(opts.langs_feature))
 
 
 def tokenizer_settings(opts: MlmOptions,

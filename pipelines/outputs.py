@@ -353,7 +353,8 @@ def output_features(output_format: str,
     # pylint: disable=import-outside-toplevel
     from transforms import parquet
     return {f.name: str(f.type) for f in parquet.schema(
-        layout.masks, layout.sentence_task, layout.token_boundary)}
+        layout.masks, layout.sentence_task, layout.token_boundary,
+        layout.langs)}
   return {name: "int64[%d]" % n if name != "masked_lm_weights"
           else "float32[%d]" % n
           for name, n in feature_lengths(layout).items()}

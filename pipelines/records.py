@@ -20,7 +20,7 @@ import json
 import re
 import struct
 import zlib
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Collection, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
@@ -33,6 +33,7 @@ SUMMARY = "summary.json"
 IGNORE_INDEX = -100  # transforms.parquet's label of unmasked positions
 LABEL_COLUMNS = ("next_sentence_label", "sentence_order_label")
 BOUNDARY = "token_boundary"  # ALBERT's feature and the Parquet column
+LANGS = "langs"  # XLM's language ids: the feature and the Parquet column
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
@@ -54,7 +55,9 @@ class Example:
   and ``masked_ids`` (the original token at each) are ``[P]``, empty
   without static masks; ``label`` is the NSP/SOP label or None;
   ``token_boundary`` is ``[L]``, ALBERT's word starts (1: the original
-  token starts a word), or None when the output has none."""
+  token starts a word), or None when the output has none; ``langs`` is the
+  example's language id (XLM's ``langs``, one id over the whole row), or
+  None when the output has no ``langs``."""
   shard: str
   index: int
   input_ids: np.ndarray
@@ -63,6 +66,7 @@ class Example:
   masked_ids: np.ndarray
   label: Optional[int]
   token_boundary: Optional[np.ndarray] = None
+  langs: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -88,6 +92,17 @@ class Output:
   @property
   def features(self) -> Dict[str, str]:
     return self.summary.get("features", {})
+
+  @property
+  def language_names(self) -> Dict[int, str]:
+    """``{id: language}`` from summary.json's ``languages`` (the ids the
+    ``langs`` feature holds); empty for a corpus without language tags or
+    a summary that records no ids."""
+    languages = self.summary.get("languages")
+    if not isinstance(languages, dict):
+      return {}
+    return {v["id"]: k for k, v in languages.items()
+            if isinstance(v, dict) and isinstance(v.get("id"), int)}
 
   def shard_path(self, name: str) -> str:
     if self.path.endswith(name):
@@ -298,10 +313,27 @@ def _tfrecord_example(features: Dict[str, np.ndarray], declared, shard, index
       raise InvalidOutput("token_boundary is not 0 in the padding", shard,
                           index)
     boundary = boundary[:n]
+  langs = features.get(LANGS)
+  if langs is not None and len(langs) != len(mask):
+    raise InvalidOutput("langs has %d values, input_mask %d" % (
+        len(langs), len(mask)), shard, index)
   return Example(shard, index, features["input_ids"][:n],
                  features["segment_ids"][:n], positions[real], ids[real],
                  int(label[0]) if label is not None and len(label) else None,
-                 boundary)
+                 boundary, _one_language(langs, shard, index))
+
+
+def _one_language(langs: Optional[np.ndarray], shard: str, index: int
+                  ) -> Optional[int]:
+  """The one id ``langs`` holds at every position (the pipeline writes the
+  row's language everywhere, the padding included), or None without it.
+  Raises ``InvalidOutput`` for a row of several ids, or none."""
+  if langs is None:
+    return None
+  if not len(langs) or np.any(langs != langs[0]):
+    raise InvalidOutput("langs is not one language id over the row", shard,
+                        index)
+  return int(langs[0])
 
 
 def _tfrecord_examples(output: Output, shard: str) -> Iterator[Example]:
@@ -395,9 +427,16 @@ def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
         if len(boundary) != len(ids):
           raise InvalidOutput("token_boundary and input_ids differ in "
                               "length", shard, index)
+      langs = None
+      if LANGS in table:
+        langs = np.array(table[LANGS][i], dtype=np.int64)
+        if len(langs) != len(ids):
+          raise InvalidOutput("langs and input_ids differ in length", shard,
+                              index)
       label = table[label_column][i] if label_column else None
       yield Example(shard, index, ids, segments, positions, originals,
-                    None if label is None else int(label), boundary)
+                    None if label is None else int(label), boundary,
+                    _one_language(langs, shard, index))
       index += 1
 
 
@@ -413,7 +452,8 @@ def examples(output: Output, shard: str) -> Iterator[Example]:
 
 
 def check_example(example: Example, vocab_size: int, cls_id: int,
-                  sep_id: int, is_continuation: Optional[np.ndarray] = None
+                  sep_id: int, is_continuation: Optional[np.ndarray] = None,
+                  language_ids: Optional[Collection[int]] = None
                   ) -> Optional[str]:
   """Why ``example`` is not one the pipeline makes, or None: ids outside
   the vocabulary, no ``[CLS]`` first or ``[SEP]`` last, segment ids not 0
@@ -422,7 +462,9 @@ def check_example(example: Example, vocab_size: int, cls_id: int,
   that is not 1 at ``[CLS]`` and the last ``[SEP]`` or holds other values
   than 0 and 1, or, given ``is_continuation`` (bool per id, the
   vocabulary's ``Vocabulary.is_continuation``), one that differs from the
-  word starts of the original tokens (the masked ones put back)."""
+  word starts of the original tokens (the masked ones put back), or, given
+  ``language_ids`` (those summary.json records, ``Output
+  .language_names``), a ``langs`` id that is none of them."""
   ids, n = example.input_ids, len(example.input_ids)
   if n == 0:
     return "no tokens"
@@ -445,6 +487,11 @@ def check_example(example: Example, vocab_size: int, cls_id: int,
       return "masked original ids outside the vocabulary"
   if example.label not in (None, 0, 1):
     return "sentence label %r is neither 0 nor 1" % example.label
+  if (example.langs is not None and language_ids is not None
+      and example.langs not in language_ids):
+    return "langs holds language id %d, summary.json's languages have %s" % (
+        example.langs, ", ".join(str(i) for i in sorted(language_ids))
+        or "none")
   return _boundary_problem(example, is_continuation)
 
 
@@ -477,13 +524,15 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
              is_continuation: Optional[np.ndarray] = None
              ) -> Dict[str, Tuple[int, int]]:
   """Checks every record of ``shards`` (default all): frames, features,
-  ``check_example`` (with ``is_continuation``); each shard's size and record count against
+  ``check_example`` (with ``is_continuation``, and the language ids
+  summary.json records); each shard's size and record count against
   summary.json and, over all shards, the record count against its
   ``instances``; then that its document counters add up
   (``balance_problem``). Returns ``{shard:
   (records, bytes)}``; raises ``InvalidOutput`` at the first fault."""
   result = {}
   names = [s["path"] for s in output.shards]
+  language_ids = set(output.language_names) or None
   for shard in output.shards:
     name = shard["path"]
     if shards is not None and name not in shards:
@@ -503,7 +552,7 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
     count = 0
     for example in examples(output, name):
       reason = check_example(example, vocab_size, cls_id, sep_id,
-                             is_continuation)
+                             is_continuation, language_ids)
       if reason:
         raise InvalidOutput(reason, name, example.index)
       count += 1

@@ -79,11 +79,11 @@ def shard_files(output_dir: str) -> List[str]:
 
 def read_examples(output_dir: str, max_seq_length: int = 128,
                   max_predictions_per_seq: int = 20, masking: str = "static",
-                  sentence_task: str = "nsp", token_boundary: bool = False
-                  ) -> List[Dict[str, np.ndarray]]:
+                  sentence_task: str = "nsp", token_boundary: bool = False,
+                  langs: bool = False) -> List[Dict[str, np.ndarray]]:
   """Parses every record with BERT's fixed-length feature spec (less the
   features that ``masking``/``sentence_task`` leave out, with ALBERT's
-  ``token_boundary`` when asked)."""
+  ``token_boundary`` and XLM's ``langs`` when asked)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   # pylint: disable=import-outside-toplevel
   from transforms.examples import ExampleLayout, feature_spec
@@ -92,7 +92,8 @@ def read_examples(output_dir: str, max_seq_length: int = 128,
   spec = feature_spec(ExampleLayout(
       max_seq_length=max_seq_length,
       max_predictions_per_seq=max_predictions_per_seq, masking=masking,
-      sentence_task=sentence_task, token_boundary=token_boundary))
+      sentence_task=sentence_task, token_boundary=token_boundary,
+      langs=langs))
   out = []
   dataset = tf.data.TFRecordDataset(files, compression_type=compression)
   for records in dataset.batch(4096):

@@ -13,6 +13,10 @@ also hold ALBERT's ``token_boundary`` (which tokens start a word,
 ``masking.token_boundary``), as google-research/albert's
 ``create_pretraining_data.py`` writes it, so that its ``run_pretraining.py``
 parses them unchanged, ``--masked_lm_budget`` (masking in the trainer) too.
+With ``--langs_feature`` (a corpus with language tags) they hold XLM's
+``langs`` as well: the example's language id at every position, padding
+included (``MaskedBatch.langs``), the ids summary.json's ``languages``
+records.
 
 Examples are serialized by a small protobuf encoder written against the
 ``tf.train.Example`` wire format, a whole batch's varints at once in numpy:
@@ -46,6 +50,9 @@ FEATURE_NAMES = INT_FEATURES + FLOAT_FEATURES + (LABEL_FEATURE,)
 # ALBERT's feature of the word starts, [max_seq_length] int64, written only
 # with ExampleLayout.token_boundary.
 BOUNDARY_FEATURE = "token_boundary"
+# XLM's language ids, [max_seq_length] int64, written only with
+# ExampleLayout.langs.
+LANGS_FEATURE = "langs"
 # TensorFlow is imported only for the schema; keep its C++ start-up chatter
 # out of the job's log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -61,12 +68,14 @@ class ExampleLayout:
   tokens and ``max_predictions_per_seq`` masked positions, without the
   ``masked_lm_*`` features when ``masking`` is ``"none"`` and without the
   sentence label when ``sentence_task`` is ``"none"``; with ALBERT's
-  ``token_boundary`` (``max_seq_length`` values) when ``token_boundary``."""
+  ``token_boundary`` (``max_seq_length`` values) when ``token_boundary``,
+  and XLM's ``langs`` (``max_seq_length`` values) when ``langs``."""
   max_seq_length: int = 128
   max_predictions_per_seq: int = 20
   masking: str = "static"  # one of masking.MASKINGS
   sentence_task: str = "nsp"  # one of instances.SENTENCE_TASKS
   token_boundary: bool = False
+  langs: bool = False
 
   @property
   def masks(self) -> bool:
@@ -79,12 +88,14 @@ class ExampleLayout:
 
 def feature_lengths(layout: ExampleLayout) -> Dict[str, int]:
   """Each feature the records hold and its fixed length, in the order
-  ALBERT's script adds them (``token_boundary`` after ``segment_ids``)."""
+  ALBERT's script adds them (``token_boundary`` after ``segment_ids``),
+  XLM's ``langs`` after the token features."""
   lengths = {
       "input_ids": layout.max_seq_length,
       "input_mask": layout.max_seq_length,
       "segment_ids": layout.max_seq_length,
       BOUNDARY_FEATURE: layout.max_seq_length,
+      LANGS_FEATURE: layout.max_seq_length,
       "masked_lm_positions": layout.max_predictions_per_seq,
       "masked_lm_ids": layout.max_predictions_per_seq,
       "masked_lm_weights": layout.max_predictions_per_seq,
@@ -97,12 +108,15 @@ def feature_lengths(layout: ExampleLayout) -> Dict[str, int]:
     del lengths[LABEL_FEATURE]
   if not layout.token_boundary:
     del lengths[BOUNDARY_FEATURE]
+  if not layout.langs:
+    del lengths[LANGS_FEATURE]
   return lengths
 
 
 def feature_spec(layout: ExampleLayout):
   """The ``tf.io.parse_example`` spec of the records (BERT's own, with
-  ALBERT's ``token_boundary`` when the layout has it)."""
+  ALBERT's ``token_boundary`` and XLM's ``langs`` when the layout has
+  them)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   return {
       name: tf.io.FixedLenFeature(
@@ -194,13 +208,15 @@ class _Prefixes(dict):
 _INT64_LIST = b"\x1a"  # Feature field 3, length-delimited
 _FLOAT_LIST = b"\x12"  # Feature field 2, length-delimited
 _PREFIXES = {name: _Prefixes(name, _INT64_LIST)
-             for name in INT_FEATURES + (LABEL_FEATURE, BOUNDARY_FEATURE)}
+             for name in INT_FEATURES + (LABEL_FEATURE, BOUNDARY_FEATURE,
+                                         LANGS_FEATURE)}
 _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
 def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
-               boundary: bool = False) -> Tuple[bytes, List[int]]:
+               boundary: bool = False, langs: bool = False
+               ) -> Tuple[bytes, List[int]]:
   """The serialized ``tf.train.Example`` of every instance of ``batch``,
   back to back, and where each ends.
 
@@ -211,7 +227,9 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   one masked read of the matrix then gives all the records back to back.
   ``masks``: write the ``masked_lm_*`` features; ``label``: write
   ``next_sentence_labels``; ``boundary``: write ``token_boundary`` (the
-  batch's, which must be there: ValueError otherwise).
+  batch's, which must be there: ValueError otherwise); ``langs``: write
+  ``langs`` (``MaskedBatch.langs``: the batch must carry its languages,
+  ValueError otherwise).
   """
   n = len(batch)
   if not n:
@@ -219,6 +237,9 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   if boundary and batch.token_boundary is None:
     raise ValueError("the batch has no token_boundary to write (MaskingParams"
                      ".token_boundary was off)")
+  if langs and batch.languages is None:
+    raise ValueError("the batch has no languages to write langs from (a "
+                     "corpus without language tags)")
   columns: List[np.ndarray] = []
   present: List[np.ndarray] = []
   features_len = np.zeros(n, dtype=np.int64)
@@ -227,6 +248,9 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
            and (label or name != LABEL_FEATURE)]
   if boundary:
     names.insert(names.index("segment_ids") + 1, BOUNDARY_FEATURE)
+  if langs:
+    names.insert(names.index(BOUNDARY_FEATURE if boundary else "segment_ids")
+                 + 1, LANGS_FEATURE)
   for name in names:
     payload, used = varint_columns(getattr(batch, name).reshape(n, -1))
     lengths = used.sum(axis=1)
@@ -256,11 +280,11 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
 
 
 def serialize_batch(batch: MaskedBatch, masks: bool = True,
-                    label: bool = True, boundary: bool = False
-                    ) -> List[bytes]:
+                    label: bool = True, boundary: bool = False,
+                    langs: bool = False) -> List[bytes]:
   """One serialized ``tf.train.Example`` per instance of ``batch`` (the
   features as ``_serialize`` chooses them)."""
-  out, record_ends = _serialize(batch, masks, label, boundary)
+  out, record_ends = _serialize(batch, masks, label, boundary, langs)
   records, start = [], 0
   for end in record_ends:
     records.append(out[start:end])
@@ -303,10 +327,11 @@ def frame_records(data: bytes, record_ends: List[int]) -> bytes:
 
 
 def serialize_framed(batch: MaskedBatch, masks: bool = True,
-                     label: bool = True, boundary: bool = False) -> bytes:
+                     label: bool = True, boundary: bool = False,
+                     langs: bool = False) -> bytes:
   """``batch`` as a run of framed TFRecord records, ready to append to a
   shard."""
-  return frame_records(*_serialize(batch, masks, label, boundary))
+  return frame_records(*_serialize(batch, masks, label, boundary, langs))
 
 
 def shard_suffix(compression: str) -> str:
@@ -407,6 +432,7 @@ class WriteExamples(beam.PTransform):
     self._masks = layout.masks
     self._sentence_task = layout.sentence_task
     self._boundary = layout.token_boundary
+    self._langs = layout.langs
 
   def expand(self, batches):
     prefix = FileSystems.join(self._output_dir, SHARD_PREFIX)
@@ -414,10 +440,12 @@ class WriteExamples(beam.PTransform):
       # pylint: disable=import-outside-toplevel
       from transforms import parquet
       sink = parquet.ParquetSink(prefix, self._num_shards, self._masks,
-                                 self._sentence_task, self._boundary)
+                                 self._sentence_task, self._boundary,
+                                 self._langs)
       to_element = functools.partial(parquet.to_table, masks=self._masks,
                                      sentence_task=self._sentence_task,
-                                     boundary=self._boundary)
+                                     boundary=self._boundary,
+                                     langs=self._langs)
     else:
       sink = _FramedTFRecordSink(
           prefix, file_name_suffix=shard_suffix(self._compression),
@@ -427,7 +455,8 @@ class WriteExamples(beam.PTransform):
                             else CompressionTypes.UNCOMPRESSED))
       to_element = functools.partial(
           serialize_framed, masks=self._masks,
-          label=self._sentence_task != "none", boundary=self._boundary)
+          label=self._sentence_task != "none", boundary=self._boundary,
+          langs=self._langs)
     return (
         batches
         | "Serialize" >> beam.Map(_serialized, to_element)

@@ -133,6 +133,10 @@ class InstanceBatch:
   labels: np.ndarray
   separators: int = 1  # SequenceLayout.pair_separators
   segment_b: int = 1  # SequenceLayout.segment_b
+  # uint16 [n]: each row's language, its index in the sorted language list
+  # (LanguagePlan.languages), for a corpus with language tags; None
+  # without. A row is in one language (instances_for_pool).
+  languages: Optional[np.ndarray] = None
 
   def __len__(self):
     return int(self.lengths.size)
@@ -523,13 +527,16 @@ def instances_for_pool(pool_id: int,
   GroupByKey hands them over in no fixed order), then turned into instances
   in that order with one generator keyed by (seed, pool); the pool's
   instances are then shuffled by another keyed the same way, which is the
-  output's shuffle.
+  output's shuffle. With a ``params.language_plan`` each language's entries
+  make their rows apart, and the batches carry each row's language id
+  (``InstanceBatch.languages``).
   """
   # Ids only collide for same-named files in different folders: then the
   # content decides, through a checksum that copies nothing.
   entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.size,
                                            zlib.crc32(e[1].ids)))
   rows: List[Row] = []
+  row_languages: List[int] = []  # with a plan: each row's language id
   counts = _zero_counts()
   build = ROW_BUILDERS[(params.packing, params.sentence_task)]
   if params.language_plan is None:
@@ -538,6 +545,7 @@ def instances_for_pool(pool_id: int,
     # Each language's entries apart: no instance mixes two languages, and
     # random next segments come from the same language.
     streams = languages.split_by_language(entries, params.language_plan)
+    language_ids = params.language_plan.language_ids()
   for language, stream in streams:
     pool = [pool_document(doc) for _, doc in stream]
     doc_ids = [doc.doc_id for _, doc in stream]
@@ -549,16 +557,24 @@ def instances_for_pool(pool_id: int,
       made = list(made)
       counts[languages.TOKENS_PREFIX + language] = sum(
           a.size + (0 if b is None else b.size) for a, b, _ in made)
+      if language_ids:
+        row_languages.extend([language_ids[language]] * len(made))
     rows.extend(made)
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))
   rows = [rows[i] for i in order.tolist()]
+  # Ids only where the plan knows the languages before the job (not for
+  # --language_field without sampling).
+  ids = (None if params.language_plan is None
+         or not params.language_plan.languages
+         else np.array(row_languages, dtype=np.uint16)[order])
   L = params.max_seq_length
   starts = list(range(0, len(rows), batch_size)) or [0]
   for batch_index, start in enumerate(starts):
     last = batch_index == len(starts) - 1
     yield (_to_batch((pool_id, batch_index), rows[start:start + batch_size], L,
-                     layout),
+                     layout, None if ids is None
+                     else ids[start:start + batch_size]),
            counts if last else _zero_counts())
 
 
@@ -569,11 +585,12 @@ def _zero_counts() -> Dict[str, int]:
           "document_separators": 0}
 
 
-def _to_batch(key, rows, max_seq_length: int,
-              layout: SequenceLayout) -> InstanceBatch:
+def _to_batch(key, rows, max_seq_length: int, layout: SequenceLayout,
+              row_languages: Optional[np.ndarray] = None) -> InstanceBatch:
   """Lays rows out as ``[CLS] A [SEP] B [SEP]`` (``layout``'s separators
   between A and B; ``[CLS] A [SEP]`` when B is None) in a padded matrix
-  with one scatter: per row only two views are listed."""
+  with one scatter: per row only two views are listed. ``row_languages``:
+  each row's language id (``InstanceBatch.languages``), or None."""
   n = len(rows)
   k = layout.pair_separators
   tokens = np.full((n, max_seq_length), layout.pad_id, dtype=np.int32)
@@ -599,7 +616,8 @@ def _to_batch(key, rows, max_seq_length: int,
     tokens[rows_index[has_b], (pair + 1 + k)[has_b]] = layout.sep_id
   lengths = (a_lengths + b_lengths + 2 + k * has_b).astype(np.int32)
   return InstanceBatch(key, tokens, lengths, a_lengths.astype(np.int32),
-                       labels, separators=k, segment_b=layout.segment_b)
+                       labels, separators=k, segment_b=layout.segment_b,
+                       languages=row_languages)
 
 
 def instance_tokens(batch: InstanceBatch) -> int:

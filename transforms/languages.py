@@ -46,6 +46,8 @@ _DOCUMENT_ID = re.compile(r"(.*):\d+(?:#\d+)?(?:@([A-Za-z][A-Za-z0-9_-]*))?")
 # The counters of each language's instance tokens (moved into summary.json's
 # "languages" when the run ends).
 TOKENS_PREFIX = "language_tokens/"
+# Language ids (0 up) are uint16 in the batches.
+MAX_LANGUAGES = 65536
 
 
 def split_language(entry: str) -> Tuple[Optional[str], str]:
@@ -126,8 +128,18 @@ class LanguagePlan:
 
   @property
   def languages(self) -> List[str]:
-    """The languages known before the job, sorted."""
+    """The languages known before the job, sorted; a language's id is its
+    index here."""
     return [language for language, _ in self.passes]
+
+  def language_ids(self) -> Dict[str, int]:
+    """Each language's id: its index in the sorted ``languages``, as XLM
+    numbers them (``params.id2lang``: ``enumerate(sorted(params.langs))``).
+    Each row of the batches carries it (``InstanceBatch.languages``), XLM's
+    ``langs`` feature repeats it (``--langs_feature``), and summary.json's
+    ``languages`` records it (``report``). Empty for ``--language_field``
+    without sampling, whose languages are not known before the job."""
+    return {language: i for i, language in enumerate(self.languages)}
 
   def _maps(self) -> Tuple[Dict[str, str], Dict[str, float]]:
     cached = self.__dict__.get("_cached_maps")
@@ -160,6 +172,9 @@ class LanguagePlan:
 
 def _checked_passes(sizes: Dict[str, int], alpha: Optional[float],
                     dupe_factor: int) -> Dict[str, float]:
+  if len(sizes) > MAX_LANGUAGES:
+    raise ValueError("%d languages: at most %d (a language id is 16 bits)"
+                     % (len(sizes), MAX_LANGUAGES))
   passes = sampling_passes(sizes, alpha, dupe_factor)
   for language, n in passes.items():
     if n >= 65535:
@@ -202,8 +217,9 @@ def field_plan(sizes: Optional[Dict[str, int]], alpha: Optional[float],
 
 def report(plan_: LanguagePlan, alpha: Optional[float],
            counts: Dict[str, int]) -> Dict:
-  """summary.json's ``languages``: for each language its input files (by
-  pattern) and bytes (as measured before the job), share of the input,
+  """summary.json's ``languages``: for each language its id
+  (``LanguagePlan.language_ids``: what XLM's ``langs`` feature holds), its
+  input files (by pattern) and bytes (as measured before the job), share of the input,
   target share, passes per document, instance tokens made, and their share
   of the run's instance tokens. ``counts``: the run's ``TOKENS_PREFIX``
   counters. A language measured before the job has every field; one found
@@ -220,8 +236,11 @@ def report(plan_: LanguagePlan, alpha: Optional[float],
   total_tokens = sum(tokens.values()) or 1
   passes = dict(plan_.passes)
   out = {}
+  ids = plan_.language_ids()
   for language in sorted(set(sizes) | set(tokens) | set(passes)):
     entry = {}
+    if language in ids:
+      entry["id"] = ids[language]
     if plan_.files:
       entry["files"] = files.get(language, 0)
     if language in sizes:

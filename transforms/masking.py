@@ -28,6 +28,11 @@ also carries ALBERT's ``token_boundary`` feature (``token_boundary()``):
 which of the original tokens start a word. It draws nothing, so the masks
 are the same with it or without.
 
+Each row's language id (``InstanceBatch.languages``, a corpus with
+language tags) passes through to ``MaskedBatch.languages``, whence the
+writers make XLM's ``langs`` (``--langs_feature``); nothing is drawn for
+it either.
+
 Randomness comes from a numpy generator keyed by (seed, batch key).
 """
 
@@ -85,9 +90,24 @@ class MaskedBatch:
   # uint8 [n, max_seq_length]: ALBERT's token_boundary of the original
   # tokens (see token_boundary()); None unless MaskingParams asks for it.
   token_boundary: Optional[np.ndarray] = None
+  # uint16 [n]: each row's language id (the InstanceBatch's languages);
+  # None for a corpus without language tags. See langs.
+  languages: Optional[np.ndarray] = None
 
   def __len__(self):
     return int(self.lengths.size)
+
+  @property
+  def langs(self) -> np.ndarray:
+    """XLM's ``langs``, [n, max_seq_length]: the row's language id at every
+    position, the padding included, as XLM's trainer fills it
+    (``x.clone().fill_(lang_id)``). Raises ValueError without
+    ``languages``."""
+    if self.languages is None:
+      raise ValueError("the batch has no languages (a corpus without "
+                       "language tags)")
+    return np.repeat(self.languages[:, None], self.input_ids.shape[1],
+                     axis=1)
 
   @property
   def input_mask(self) -> np.ndarray:
@@ -500,7 +520,8 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   returns the features and counts. ``special_ids``: tokens never masked
   besides the layout's ``[CLS]`` and ``[SEP]`` s (the ``[SEP]`` between
   packed documents). With ``params.token_boundary`` the features hold
-  ``token_boundary(batch, is_continuation)`` too."""
+  ``token_boundary(batch, is_continuation)`` too; the batch's
+  ``languages`` are carried over as they are."""
   boundary = (token_boundary(batch, is_continuation)
               if params.token_boundary else None)
   if params.masking == "none":
@@ -566,7 +587,7 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
       num_predictions=real.sum(axis=1).astype(np.int32),
       next_sentence_labels=batch.labels.astype(np.uint8),
       separators=batch.separators, segment_b=batch.segment_b,
-      token_boundary=boundary)
+      token_boundary=boundary, languages=batch.languages)
   counts = {
       "masked_tokens": int(np.count_nonzero(chosen)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),
@@ -593,7 +614,8 @@ def no_masking(batch: InstanceBatch) -> MaskedBatch:
       masked_lm_positions=empty, masked_lm_ids=empty.astype(id_dtype),
       num_predictions=np.zeros(n, dtype=np.int32),
       next_sentence_labels=batch.labels.astype(np.uint8),
-      separators=batch.separators, segment_b=batch.segment_b)
+      separators=batch.separators, segment_b=batch.segment_b,
+      languages=batch.languages)
 
 
 def batch_rng(seed: int, key) -> np.random.Generator:

@@ -11,6 +11,9 @@ row):
 * ``token_boundary`` (``--token_boundary`` only): list<int8>, ALBERT's
   feature of that name: 1 where an original token starts a word, [CLS]
   and [SEP] included, 0 at continuation pieces (``masking.token_boundary``);
+* ``langs`` (``--langs_feature`` only): list<int32>, XLM's language ids
+  (the ``langs`` argument of Hugging Face's ``XLMWithLMHeadModel``): the
+  example's language id at each token (``MaskedBatch.langs``);
 * ``labels`` (static masking only): list<int32>, the original id at each
   masked position, -100 (what PyTorch's cross-entropy ignores) elsewhere;
 * ``next_sentence_label`` (NSP) or ``sentence_order_label`` (SOP): int64,
@@ -39,13 +42,15 @@ IGNORE_INDEX = -100
 
 
 def schema(masks: bool, sentence_task: str,
-           boundary: bool = False) -> pa.Schema:
+           boundary: bool = False, langs: bool = False) -> pa.Schema:
   """The columns of a run's shards."""
   fields = [pa.field("input_ids", pa.list_(pa.int32())),
             pa.field("attention_mask", pa.list_(pa.int8())),
             pa.field("token_type_ids", pa.list_(pa.int8()))]
   if boundary:
     fields.append(pa.field("token_boundary", pa.list_(pa.int8())))
+  if langs:
+    fields.append(pa.field("langs", pa.list_(pa.int32())))
   if masks:
     fields.append(pa.field("labels", pa.list_(pa.int32())))
   if sentence_task in LABEL_COLUMNS:
@@ -54,10 +59,12 @@ def schema(masks: bool, sentence_task: str,
 
 
 def to_table(batch: MaskedBatch, masks: bool = True,
-             sentence_task: str = "nsp", boundary: bool = False) -> pa.Table:
+             sentence_task: str = "nsp", boundary: bool = False,
+             langs: bool = False) -> pa.Table:
   """The batch's examples as rows of ``schema(masks, sentence_task,
-  boundary)``; with ``boundary`` the batch must carry its
-  ``token_boundary`` (ValueError otherwise)."""
+  boundary, langs)``; with ``boundary`` the batch must carry its
+  ``token_boundary``, with ``langs`` its ``languages`` (ValueError
+  otherwise)."""
   n, width = batch.input_ids.shape
   real = np.arange(width)[None, :] < batch.lengths[:, None]
   offsets = pa.array(np.concatenate([[0], np.cumsum(batch.lengths)])
@@ -75,6 +82,8 @@ def to_table(batch: MaskedBatch, masks: bool = True,
       raise ValueError("the batch has no token_boundary to write "
                        "(MaskingParams.token_boundary was off)")
     columns.append(ragged(batch.token_boundary.astype(np.int8), pa.int8()))
+  if langs:
+    columns.append(ragged(batch.langs.astype(np.int32), pa.int32()))
   if masks:
     labels = np.full((n, width), IGNORE_INDEX, dtype=np.int32)
     predicted = (np.arange(batch.masked_lm_positions.shape[1])[None, :]
@@ -86,7 +95,7 @@ def to_table(batch: MaskedBatch, masks: bool = True,
   if sentence_task in LABEL_COLUMNS:
     columns.append(pa.array(batch.next_sentence_labels.astype(np.int64)))
   return pa.Table.from_arrays(columns, schema=schema(masks, sentence_task,
-                                                     boundary))
+                                                     boundary, langs))
 
 
 class _ParquetFile:
@@ -124,12 +133,13 @@ class ParquetSink(filebasedsink.FileBasedSink):
   .parquet`` shards."""
 
   def __init__(self, file_path_prefix: str, num_shards: int, masks: bool,
-               sentence_task: str, boundary: bool = False):
+               sentence_task: str, boundary: bool = False,
+               langs: bool = False):
     super().__init__(file_path_prefix, coder=coders.PickleCoder(),
                      file_name_suffix=SUFFIX, num_shards=num_shards,
                      mime_type="application/vnd.apache.parquet",
                      compression_type=CompressionTypes.UNCOMPRESSED)
-    self._schema = schema(masks, sentence_task, boundary)
+    self._schema = schema(masks, sentence_task, boundary, langs)
 
   def open(self, temp_path: str) -> _ParquetFile:
     return _ParquetFile(super().open(temp_path), self._schema)

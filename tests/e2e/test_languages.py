@@ -1,17 +1,20 @@
 """A multilingual corpus through the command line: languages from tagged
 --input patterns, XLM's alpha sampling, sequences that never mix two
-languages, summary.json's per-language report, the same examples with one
-worker or two, and what is refused before any work."""
+languages, summary.json's per-language report, XLM's langs feature
+(--langs_feature), the same examples with one worker or two, and what is
+refused before any work."""
 
 import json
 import os
 import random
+import subprocess
+import sys
 
 import pytest
 
 from pipelines import options
-from tests.helpers import (VOCAB, assert_refused, digest, read_examples,
-                           run_cli)
+from tests.helpers import (REPO, VOCAB, assert_refused, digest, load_vocab_list,
+                           read_examples, read_parquet_rows, run_cli)
 from transforms import languages, paths
 
 WORDS = ("river stone garden window market harbor lantern meadow valley "
@@ -95,6 +98,76 @@ def test_same_examples_with_two_workers(corpus, tmp_path):
       read_examples(two, **spec))
 
 
+def _inspect(out):
+  """pipelines.inspect on ``out``: it validates the langs (one id over each
+  row, one of summary.json's) and names each example's language."""
+  proc = subprocess.run([sys.executable, "-m", "pipelines.inspect", out,
+                         "--num=40"], cwd=REPO, capture_output=True,
+                        text=True, timeout=300,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert proc.returncode == 0, proc.stdout + proc.stderr
+  assert "language aa (langs 0)" in proc.stdout, proc.stdout
+  assert "language bb (langs 1)" in proc.stdout, proc.stdout
+
+
+def _language_of(ex_ids, vocab):
+  """0 for language aa (words), 1 for bb (numbers): their sorted order."""
+  pieces = [vocab[i].lstrip("#") for i in ex_ids
+            if vocab[i] not in ("[CLS]", "[SEP]")]
+  if all(p.isalpha() for p in pieces):
+    return 0
+  assert all(p.isdigit() for p in pieces), pieces
+  return 1
+
+
+def test_langs_feature_holds_each_examples_language(corpus, tmp_path):
+  """--langs_feature, with static masks: every record's langs is one id
+  over the whole row, padding included, the id summary.json gives the
+  language of its tokens (the masked ones put back); the other features,
+  masks included, are those of the same run without the flag."""
+  out, plain = str(tmp_path / "langs"), str(tmp_path / "plain")
+  run_cli(_flags(corpus, out, "--masking=static", "--langs_feature"))
+  run_cli(_flags(corpus, plain, "--masking=static"))
+  vocab = load_vocab_list()
+  spec = dict(max_seq_length=48, masking="static", sentence_task="none")
+  examples = read_examples(out, langs=True, **spec)
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  ids = {k: v["id"] for k, v in summary["languages"].items()}
+  assert ids == {"aa": 0, "bb": 1}
+  assert summary["features"]["langs"] == "int64[48]"
+  seen = set()
+  for ex in examples:
+    n = int(ex["input_mask"].sum())
+    k = int(ex["masked_lm_weights"].sum())
+    ids = ex["input_ids"][:n].copy()
+    ids[ex["masked_lm_positions"][:k]] = ex["masked_lm_ids"][:k]
+    assert len(set(ex["langs"].tolist())) == 1, ex["langs"]
+    assert int(ex["langs"][0]) == _language_of(ids, vocab)
+    seen.add(int(ex["langs"][0]))
+  assert seen == {0, 1}
+  assert digest([{k: v for k, v in ex.items() if k != "langs"}
+                 for ex in examples]) == digest(read_examples(plain, **spec))
+  _inspect(out)
+
+
+def test_langs_feature_in_parquet(corpus, tmp_path):
+  """The Parquet column langs: the row's language id at each token."""
+  out = str(tmp_path / "parquet")
+  run_cli(_flags(corpus, out, "--langs_feature", "--output_format=parquet"))
+  vocab = load_vocab_list()
+  with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+    summary = json.load(f)
+  assert summary["features"]["langs"] == "list<item: int32>"
+  rows = read_parquet_rows(out)
+  assert len(rows) > 20
+  for row in rows:
+    assert len(row["langs"]) == len(row["input_ids"])
+    assert set(row["langs"].tolist()) == {_language_of(row["input_ids"],
+                                                      vocab)}
+  _inspect(out)
+
+
 @pytest.mark.parametrize("flags,message", [
     (["--input=aa=CORPUS/aa/*,CORPUS/bb/*"], "tags some patterns with a "
      "language and not"),
@@ -104,6 +177,8 @@ def test_same_examples_with_two_workers(corpus, tmp_path):
      "is matched by the patterns of aa and bb"),
     (["--input=aa=CORPUS/aa/*,bb=CORPUS/bb/*", "--language_sampling_alpha=2"],
      "--language_sampling_alpha must be in (0, 1], got 2"),
+    (["--input=CORPUS/aa/*", "--langs_feature=true"],
+     "--langs_feature needs languages"),
 ])
 def test_refused_before_any_work(corpus, tmp_path, flags, message):
   out = str(tmp_path / "out")

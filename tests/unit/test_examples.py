@@ -1,5 +1,5 @@
 """The hand-written tf.train.Example encoder against TensorFlow's parser;
-ALBERT's token_boundary in both formats."""
+ALBERT's token_boundary and XLM's langs in both formats."""
 
 import numpy as np
 import pyarrow as pa
@@ -268,4 +268,106 @@ def test_write_examples_writes_the_token_boundary_the_layout_asks_for(
       assert not r["token_boundary"][n:].any()
       got.append((tuple(r["input_ids"][:n].tolist()),
                   tuple(r["token_boundary"][:n].tolist())))
+  assert sorted(got) == want
+
+
+def _with_languages(batch, seed=0):
+  """``batch`` with each row's language id (0-2)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  ids = np.random.default_rng(seed).integers(0, 3, size=len(batch))
+  return dataclasses.replace(batch, languages=ids.astype(np.uint16))
+
+
+def test_langs_is_written_as_xlm_reads_it():
+  """With ``langs`` the records hold XLM's langs too, [max_seq_length]
+  int64 after the token features (after token_boundary when both are
+  there): the row's language id at every position, padding included.
+  Without it the records are byte for byte those of a batch that carries
+  no languages, and a batch without languages cannot be written with
+  it."""
+  plain = _random_batch(n=20)
+  batch = _with_languages(plain)
+  layout = examples.ExampleLayout(max_seq_length=16,
+                                  max_predictions_per_seq=5, langs=True)
+  assert list(examples.feature_lengths(layout))[:4] == [
+      "input_ids", "input_mask", "segment_ids", "langs"]
+  assert list(examples.feature_lengths(examples.ExampleLayout(
+      token_boundary=True, langs=True)))[3:5] == ["token_boundary", "langs"]
+  spec = examples.feature_spec(layout)
+  assert spec["langs"] == tf.io.FixedLenFeature([16], tf.int64)
+  records = examples.serialize_batch(batch, langs=True)
+  for i, record in enumerate(records):
+    proto = tf.train.Example.FromString(record)
+    assert set(proto.features.feature) == set(examples.FEATURE_NAMES) | {
+        "langs"}
+    parsed = tf.io.parse_single_example(record, spec)
+    assert parsed["langs"].numpy().tolist() == [int(batch.languages[i])] * 16
+    assert parsed["input_ids"].numpy().tolist() == (
+        batch.input_ids[i].tolist())
+  both = _with_boundary(batch)
+  for record in examples.serialize_batch(both, boundary=True, langs=True):
+    parsed = tf.io.parse_single_example(record, examples.feature_spec(
+        examples.ExampleLayout(max_seq_length=16, max_predictions_per_seq=5,
+                               token_boundary=True, langs=True)))
+    assert parsed["langs"].shape == parsed["token_boundary"].shape == (16,)
+  # Off: the bytes of a batch without languages, every layout.
+  assert examples.serialize_framed(batch) == examples.serialize_framed(plain)
+  assert examples.serialize_batch(batch, masks=False, label=False) == (
+      examples.serialize_batch(plain, masks=False, label=False))
+  assert examples.serialize_framed(_with_boundary(batch), boundary=True) == (
+      examples.serialize_framed(_with_boundary(plain), boundary=True))
+  table = parquet.to_table(batch)
+  assert table.equals(parquet.to_table(plain))
+  assert "langs" not in table.column_names
+  with pytest.raises(ValueError, match="no languages"):
+    examples.serialize_batch(plain, langs=True)
+  with pytest.raises(ValueError, match="no languages"):
+    parquet.to_table(plain, langs=True)
+
+
+def test_schema_with_langs_is_tft_metadata(tmp_path):
+  import tensorflow_transform as tft
+  layout = examples.ExampleLayout(max_seq_length=64, masking="none",
+                                  sentence_task="none", langs=True)
+  examples.write_schema(str(tmp_path), layout)
+  spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
+  assert spec == examples.feature_spec(layout)
+  assert sorted(spec) == ["input_ids", "input_mask", "langs", "segment_ids"]
+
+
+@pytest.mark.parametrize("output_format", ["tfrecord", "parquet"])
+def test_write_examples_writes_the_langs_the_layout_asks_for(tmp_path,
+                                                             output_format):
+  """WriteExamples with ``layout.langs``: a TFRecord feature and a Parquet
+  column (int32, unpadded as the other columns) of that name, each row's
+  language id at every position."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from tests.helpers import (local_test_pipeline, read_examples,  # pylint: disable=import-outside-toplevel
+                             read_parquet_rows)
+  batches = [_with_languages(_random_batch(n=n, seed=s), seed=s)
+             for s, n in ((7, 13), (8, 9))]
+  layout = examples.ExampleLayout(max_seq_length=16,
+                                  max_predictions_per_seq=5, langs=True)
+  out = str(tmp_path / "out")
+  with local_test_pipeline() as p:
+    _ = (p | beam.Create(batches)
+         | examples.WriteExamples(out, layout=layout, num_shards=1,
+                                  output_format=output_format))
+  want = sorted((tuple(b.input_ids[i, :b.lengths[i]].tolist()),
+                 int(b.languages[i]))
+                for b in batches for i in range(len(b)))
+  got = []
+  if output_format == "parquet":
+    assert parquet.schema(True, "nsp", langs=True).field(
+        "langs").type == pa.list_(pa.int32())
+    for r in read_parquet_rows(out):
+      assert len(r["langs"]) == len(r["input_ids"])
+      assert len(set(r["langs"].tolist())) == 1
+      got.append((tuple(r["input_ids"].tolist()), int(r["langs"][0])))
+  else:
+    for r in read_examples(out, max_seq_length=16, max_predictions_per_seq=5,
+                           langs=True):
+      n = int(r["input_mask"].sum())
+      assert len(set(r["langs"].tolist())) == 1  # padding too
+      got.append((tuple(r["input_ids"][:n].tolist()), int(r["langs"][0])))
   assert sorted(got) == want

@@ -106,6 +106,61 @@ def test_instances_never_mix_languages(packing, task):
           3, entries, params, layout))
 
 
+@pytest.mark.parametrize("packing,task", [("full_sentences", "none"),
+                                          ("pairs", "nsp")])
+def test_batches_carry_each_rows_language_id(packing, task):
+  """Language ids are indices in the sorted language list (as XLM numbers
+  them); every row of the batches carries its own, the language of its
+  tokens (a's are 1000-1999, c's 5000-5999), in the rows' shuffled order;
+  without a plan the batches carry none and are otherwise the same."""
+  plan = languages.plan([("c.txt", "c", 10), ("a.txt", "a", 10)], None, 1,
+                        seed=1)
+  assert plan.language_ids() == {"a": 0, "c": 1}
+  params = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
+                                    packing=packing, sentence_task=task,
+                                    language_plan=plan)
+  entries = []
+  for i in range(12):
+    entries.append((0, _doc("a.txt:%d" % i, 1000 + 50 * i, [5, 7, 4])))
+    entries.append((0, _doc("c.txt:%d" % i, 5000 + 50 * i, [6, 3, 8])))
+  layout = instances.SequenceLayout(cls_id=101, sep_id=102)
+  seen = set()
+  for batch, _ in instances.instances_for_pool(3, entries, params, layout,
+                                               batch_size=7):
+    assert batch.languages.dtype == np.uint16
+    assert batch.languages.shape == (len(batch),)
+    for r in range(len(batch)):
+      tokens = batch.tokens[r, :batch.lengths[r]]
+      words = tokens[(tokens != 101) & (tokens != 102)]
+      assert batch.languages[r] == (0 if (words < 5000).all() else 1)
+      seen.add(int(batch.languages[r]))
+  assert seen == {0, 1}
+  # Every language's rows together, in order: the ids are not the shuffle.
+  one_language = [(0, _doc("c.txt:%d" % i, 5000 + 50 * i, [6, 3, 8]))
+                  for i in range(12)]
+  for batch, _ in instances.instances_for_pool(3, one_language, params,
+                                               layout):
+    assert (batch.languages == 1).all()
+  plain = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
+                                   packing=packing, sentence_task=task)
+  for batch, _ in instances.instances_for_pool(3, one_language, plain,
+                                               layout):
+    assert batch.languages is None
+
+
+def test_language_ids_in_the_report():
+  """summary.json's languages give each language its id, the one the
+  langs feature holds; a plan refuses more languages than 16-bit ids."""
+  plan = languages.plan([("x.txt", "sw", 30), ("y.txt", "en", 70)], 0.3, 2,
+                        seed=1)
+  report = languages.report(plan, 0.3, {})
+  assert {k: v["id"] for k, v in report.items()} == {"en": 0, "sw": 1}
+  many = [("%d.txt" % i, "l%d" % i, 1)
+          for i in range(languages.MAX_LANGUAGES + 1)]
+  with pytest.raises(ValueError, match="at most 65536"):
+    languages.plan(many, None, 1, seed=1)
+
+
 def _opts(*argv):
   opts = options.PipelineOptions(list(argv)).view_as(options.MlmOptions)
   options.resolve(opts)
@@ -122,6 +177,12 @@ def test_language_flags(tmp_path):
   options.language_errors(opts)
   plan = options.language_plan(opts, paths.match_input([a, b]))
   assert plan.languages == ["en", "sw"]
+  # XLM's langs feature: off unless asked for, allowed with tags.
+  assert not opts.langs_feature
+  assert not options.example_layout(opts).langs
+  tagged = _opts("--input=en=%s,sw=%s" % (a, b), "--langs_feature=true")
+  options.language_errors(tagged)
+  assert options.example_layout(tagged).langs
   assert plan.language_of("a.txt:0") == "en"
   # --preset=xlmr's alpha applies to tagged input only.
   assert _opts("--input=en=%s" % a, "--preset=xlmr"
@@ -131,6 +192,8 @@ def test_language_flags(tmp_path):
       (["--input=en=%s,%s" % (a, b)], "tags some patterns"),
       (["--input=" + a, "--language_sampling_alpha=0.3"], "needs languages"),
       (["--input=en=" + a, "--language_sampling_alpha=0"], r"\(0, 1\]"),
+      (["--input=" + a, "--langs_feature"], "--langs_feature needs "
+       "languages"),
   ):
     with pytest.raises(UsageError, match=message):
       options.language_errors(_opts(*argv))

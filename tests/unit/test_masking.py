@@ -536,3 +536,39 @@ def test_mask_batch_adds_the_token_boundary_of_the_original_tokens(params):
     # Some masked position holds a ## piece: its boundary is still 0.
     rows, cols = np.nonzero(with_it.input_ids != batch.tokens)
     assert (with_it.token_boundary[rows, cols] == 0).any()
+
+
+@pytest.mark.parametrize("params", [
+    masking.MaskingParams(masked_lm_prob=0.5),
+    masking.MaskingParams(masked_lm_prob=0.5, max_ngram_size=3),
+    masking.MaskingParams(masked_lm_prob=0.5, span_masking="geometric"),
+    masking.MaskingParams(masking="none"),
+], ids=["static", "ngrams", "spans", "none"])
+def test_mask_batch_carries_each_rows_language(params):
+  """A batch of a multilingual corpus (InstanceBatch.languages) comes out
+  of masking with the same languages, and ``langs`` is each row's id at
+  every position, padding included (XLM's ``x.clone().fill_(lang_id)``);
+  the masks are those of the same batch without languages: nothing is
+  drawn for them."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  batch, cont, _ = _wordpiece_batch(
+      ["the light ##house play ##ing ##s | rock ##able un light ##house",
+       "play ##ing ##s | the rock ##s"] * 20)
+  ids = np.arange(len(batch), dtype=np.uint16) % 3
+  tagged = dataclasses.replace(batch, languages=ids)
+  mask_id = load_vocab_list().index("[MASK]")
+  without, counts = masking.mask_batch(batch, params, 30522, mask_id, cont,
+                                       np.random.default_rng(5))
+  with_it, counts_with = masking.mask_batch(tagged, params, 30522, mask_id,
+                                            cont, np.random.default_rng(5))
+  assert without.languages is None
+  with pytest.raises(ValueError, match="no languages"):
+    _ = without.langs
+  assert np.array_equal(with_it.languages, ids)
+  assert with_it.langs.shape == batch.tokens.shape
+  assert (with_it.langs == ids[:, None]).all()
+  for field in dataclasses.fields(without):
+    if field.name != "languages":
+      assert np.array_equal(getattr(with_it, field.name),
+                            getattr(without, field.name)), field.name
+  assert counts_with == counts

@@ -132,3 +132,30 @@ def test_a_run_resumes_only_with_the_token_boundary_it_began_with(tmp_path):
   with pytest.raises(UsageError, match="--token_boundary was true, now "
                      "false"):
     resume.plan(pool_dir, out, record(["--token_boundary=false"]), 10)
+
+
+def test_a_run_resumes_only_with_the_langs_feature_it_began_with(tmp_path):
+  """--langs_feature changes the records (a feature more or less), so it is
+  part of the run record like --token_boundary."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from pipelines.mlm import option_values  # pylint: disable=import-outside-toplevel
+  from pipelines.options import MlmOptions, UsageError, resolve  # pylint: disable=import-outside-toplevel
+  from transforms import paths  # pylint: disable=import-outside-toplevel
+
+  def record(flags):
+    opts = PipelineOptions(["--input=en=x,sw=z", "--output=y"]
+                           + flags).view_as(MlmOptions)
+    resolve(opts)
+    return resume.run_record(option_values(opts),
+                             [paths.InputFile("/c/a.txt", 10)])
+
+  assert "langs_feature" not in resume.FREE_OPTIONS
+  pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
+  os.makedirs(out)
+  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(),
+                          record(["--langs_feature"]))
+  assert resume.plan(pool_dir, out, record(["--langs_feature=true"]),
+                     10).spilled is None
+  with pytest.raises(UsageError, match="--langs_feature was true, now "
+                     "false"):
+    resume.plan(pool_dir, out, record([]), 10)
