@@ -178,7 +178,7 @@ def test_langs_feature_in_parquet(corpus, tmp_path):
     (["--input=aa=CORPUS/aa/*,bb=CORPUS/bb/*", "--language_sampling_alpha=2"],
      "--language_sampling_alpha must be in (0, 1], got 2"),
     (["--input=CORPUS/aa/*", "--langs_feature=true"],
-     "--langs_feature needs languages"),
+     "--langs_feature needs the languages before the job"),
 ])
 def test_refused_before_any_work(corpus, tmp_path, flags, message):
   out = str(tmp_path / "out")
@@ -215,7 +215,7 @@ def test_languages_from_a_jsonl_field(jsonl_corpus, tmp_path):
                   "--language_field=lang", "--output=" + out,
                   "--packing=full_sentences", "--sentence_task=none",
                   "--masking=none", "--max_seq_length=48", "--dupe_factor=3",
-                  "--language_sampling_alpha=0.3",
+                  "--language_sampling_alpha=0.3", "--langs_feature",
                   "--max_rejected_fraction=0.05"])
   assert "records_missing_language 2" in proc.stderr
   with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
@@ -230,13 +230,16 @@ def test_languages_from_a_jsonl_field(jsonl_corpus, tmp_path):
   assert summary["rejected"] == {"records_missing_language": 2}
   with open(VOCAB, encoding="utf-8") as f:
     vocab = f.read().split("\n")
+  # The first pass found the languages: XLM's langs holds their ids.
+  assert {k: v["id"] for k, v in report.items()} == {"aa": 0, "bb": 1}
   for ex in read_examples(out, max_seq_length=48, masking="none",
-                          sentence_task="none"):
+                          sentence_task="none", langs=True):
     pieces = [vocab[i].lstrip("#") for i in
               ex["input_ids"][:int(ex["input_mask"].sum())]
               if vocab[i] not in ("[CLS]", "[SEP]")]
-    assert (all(p.isalpha() for p in pieces)
-            or all(p.isdigit() for p in pieces)), pieces
+    alpha = all(p.isalpha() for p in pieces)
+    assert alpha or all(p.isdigit() for p in pieces), pieces
+    assert ex["langs"].tolist() == [0 if alpha else 1] * 48
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -193,7 +193,9 @@ def test_language_flags(tmp_path):
       (["--input=" + a, "--language_sampling_alpha=0.3"], "needs languages"),
       (["--input=en=" + a, "--language_sampling_alpha=0"], r"\(0, 1\]"),
       (["--input=" + a, "--langs_feature"], "--langs_feature needs "
-       "languages"),
+       "the languages before the job"),
+      (["--input=" + a, "--input_format=jsonl", "--language_field=lang",
+        "--langs_feature"], "--langs_feature needs the languages before"),
   ):
     with pytest.raises(UsageError, match=message):
       options.language_errors(_opts(*argv))
