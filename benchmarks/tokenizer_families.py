@@ -10,10 +10,11 @@ The text: ``--input``'s documents (WikiExtractor or lines format), split
 into sentences as the pipeline splits them (blingfire). Vocabularies of
 each family are learned here from that text by the libraries themselves:
 a byte-level BPE (``tokenizers``' ``ByteLevelBPETokenizer``, RoBERTa's
-special tokens) and a Unigram SentencePiece model (``sentencepiece``,
-XLM-R's special pieces; and an uncased one with ALBERT's special pieces, learned
-from the lower-cased text, run with ALBERT's text rules); WordPiece uses
-BERT's uncased ``vocab.txt`` the project ships.
+special tokens), a Unigram SentencePiece model laid out as XLM-R's
+released one (read with fairseq's ids), and an uncased one with ALBERT's
+special pieces, learned from the lower-cased text and run with ALBERT's
+text rules; WordPiece uses BERT's uncased ``vocab.txt`` the project
+ships.
 
 Measured, in this process, with every library held to one thread
 (``RAYON_NUM_THREADS=1``, ``num_threads=1``), the fastest of ``--rounds``
@@ -98,8 +99,9 @@ def train_models(docs, folder: str, vocab_size: int):
       out.write(line.lower())
   models = {}
   for name, extra in (
-      ("xlmr", dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3,
-                    pad_piece="<pad>", user_defined_symbols="<mask>")),
+      # SentencePiece's defaults (<unk> <s> </s>, no <pad> or <mask>), as
+      # XLM-R's released sentencepiece.bpe.model: read with fairseq's ids.
+      ("xlmr", {}),
       ("albert", dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
                       pad_piece="<pad>", unk_piece="<unk>",
                       control_symbols="[CLS],[SEP],[MASK]"))):

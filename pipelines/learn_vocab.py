@@ -51,15 +51,17 @@ import os
 import shutil
 import sys
 import uuid
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import cli, outputs
-from pipelines.options import (MlmOptions, UsageError, input_patterns,
-                               language_errors, language_plan, unknown_flags)
+from pipelines.options import (MlmOptions, UsageError, compression_warning,
+                               file_languages,
+                               input_languages, input_patterns,
+                               language_errors, unknown_flags)
 from pipelines.scratch import ScratchDir
 from runners import direct
 from runners.argv import given_options
@@ -99,9 +101,8 @@ class LearnVocabOptions(PipelineOptions):
     group.add_argument("--max_words", type=int, default=1000000,
                        help="Distinct words kept for learning, the most "
                        "frequent first: what bounds the memory of the count "
-                       "and of the learner (about 1.2 KB a word for "
-                       "wordpiece and bpe, 0.7 KB for unigram; "
-                       "docs/inputs-and-outputs.md).")
+                       "and of the learner (what each learner holds per "
+                       "word: docs/benchmarks/vocab_memory.md).")
 
 
 SHARED_FLAGS = ("--input", "--input_format", "--text_field", "--output",
@@ -259,6 +260,15 @@ def check(argv: Sequence[str]):
     raise UsageError(str(e)) from None
   if opts.language_sampling_alpha is not None:
     _language_of(opts, matched)  # raises UsageError before any work
+    if not opts.language_field:
+      try:
+        languages.sampling_passes(dict(_tagged_plan(opts, matched).sizes),
+                                  opts.language_sampling_alpha, 1)
+      except ValueError as e:
+        raise UsageError(str(e)) from None
+    warning = compression_warning(opts, matched)
+    if warning:
+      print(warning, file=sys.stderr)
   for path in outputs:
     cli.check_writable(path, "--output", overwrite=bool(opts.overwrite))
   return options, opts, matched
@@ -317,7 +327,7 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
     if opts.language_sampling_alpha is None:
       word_counts = [tuple(kv) for kv in counted]
     else:
-      word_counts, summary["languages"] = _sampled(opts, counted)
+      word_counts, summary["languages"] = _sampled(opts, matched, counted)
   finally:
     _delete_quietly(counts_path)
     _remove_if_empty(rejected_dir)
@@ -391,21 +401,42 @@ def _fit(opts, word_counts):
 def _language_of(opts, matched: paths.MatchedInput):
   """The function from a document id to its language: its file's (tags on
   --input) or its record's (--language_field). Raises UsageError as
-  ``options.language_plan`` does."""
+  ``options.file_languages`` does."""
   if opts.language_field:
     return languages.document_language
-  # Only the files' languages are wanted here: one pass.
-  return language_plan(argparse.Namespace(**dict(vars(opts), dupe_factor=1)),
-                       matched).language_of
+  return _tagged_plan(opts, matched).language_of
 
 
-def _sampled(opts, counted):
-  """The counts of the job (each language's words and bytes) → ``(word
-  counts to fit, {language: (bytes, weight)})``: each language's counts
-  times ``q_i / p_i`` (``languages.sampling_passes`` with one pass), so
-  that it makes the share of the counts XLM's sampling gives it."""
-  sizes = {lang: n for lang, n in counted["bytes"].items() if n > 0}
-  weights = languages.sampling_passes(sizes, opts.language_sampling_alpha, 1)
+def _tagged_plan(opts, matched: paths.MatchedInput) -> languages.LanguagePlan:
+  """Each file's language and size (no passes: nothing is passed over
+  here)."""
+  files = [(paths.relative_name(f.path, matched.root), language, f.size)
+           for f, language in file_languages(input_languages(opts), matched)]
+  sizes: Dict[str, int] = {}
+  for _, language, size in files:
+    sizes[language] = sizes.get(language, 0) + size
+  return languages.LanguagePlan(
+      files=tuple(sorted((name, lang) for name, lang, _ in files)),
+      sizes=tuple(sorted(sizes.items())), seed=0)
+
+
+def _sampled(opts, matched: paths.MatchedInput, counted):
+  """The counts of the job (each language's words, and its bytes of text)
+  → ``(word counts to fit, {language: (bytes, target share, weight)})``:
+  each language's counts times ``q_i / p_i`` (``languages.sampling_passes``
+  with one pass), so that it makes the share of the counts XLM's sampling
+  gives it. p_i as ``pipelines.mlm`` measures it: the matched files' bytes
+  for languages tagged on --input, the bytes of text counted in the job
+  for --language_field."""
+  if opts.language_field:
+    sizes = {lang: n for lang, n in counted["bytes"].items() if n > 0}
+  else:
+    sizes = dict(_tagged_plan(opts, matched).sizes)
+  try:
+    weights = languages.sampling_passes(sizes, opts.language_sampling_alpha,
+                                        1)
+  except ValueError as e:
+    raise UsageError(str(e)) from None
   shares = languages.target_shares(sizes, opts.language_sampling_alpha)
   word_counts = vocabulary.sample_word_counts(
       {lang: counted["words"].get(lang, []) for lang in sizes}, weights,
@@ -432,9 +463,7 @@ def _count_words(options, opts, matched: paths.MatchedInput,
     docs, rejected = pipeline | "ReadDocuments" >> ReadDocuments(
         matched, input_format=opts.input_format,
         text_field=opts.text_field,
-        language_field=(opts.language_field
-                        if opts.language_sampling_alpha is not None
-                        else None))
+        language_field=opts.language_field)
     if opts.model == "bpe":
       # A sentence's first word has no space before it (ByteLevel without
       # a prefix space): counted sentence by sentence, as pipelines.mlm

@@ -41,7 +41,8 @@ from pipelines import progress
 from pipelines import resume
 from pipelines.output_lock import OutputBusy, OutputLock
 from pipelines.scratch import ScratchDir
-from pipelines.options import (MlmOptions, UsageError, example_layout,
+from pipelines.options import (MlmOptions, UsageError, compression_warning,
+                               example_layout,
                                input_patterns, instance_params,
                                language_plan, needs_language_count,
                                masking_params, preset_family_warning,
@@ -217,7 +218,8 @@ def check(argv: Sequence[str]) -> Checked:
           tokenizer, vocab, path,
           tokenizer_file=vocab.family != "wordpiece"
           or bool(opts.tokenizer_file)),
-      preset_family_warning(opts.preset, vocab.family, path)):
+      preset_family_warning(opts.preset, vocab.family, path),
+      compression_warning(opts, matched)):
     if warning:
       print(warning, file=sys.stderr)
   return Checked(options, opts, vocab, s3_kwargs, matched)

@@ -7,9 +7,11 @@ copy-paste. Beam's own flags (``--runner``, ``--direct_num_workers``,
 """
 
 import argparse
+import glob
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
 from transforms import languages, paths
@@ -288,13 +290,17 @@ class MlmOptions(PipelineOptions):
          "continuation pieces and in the padding, as google-research/"
          "albert's create_pretraining_data.py writes it; its "
          "run_pretraining.py reads it with --masked_lm_budget (masking in "
-         "the trainer). Default: true with --preset=albert.", default=None)
+         "the trainer). Default: true with --preset=albert and TFRecord "
+         "output (Hugging Face's collators do not pad the Parquet column).",
+         default=None)
     flag(group, "--langs_feature", "Also write XLM's langs feature (a column "
          "of that name in Parquet): each example's language id at every "
          "position, the padding included, as XLM's trainer fills the langs "
          "tensor its language embeddings read; a language's id is its "
-         "index in the sorted list of --input's language tags, recorded in "
-         "summary.json's languages. Needs language tags in --input.")
+         "index in the sorted list of the languages, recorded in "
+         "summary.json's languages. Needs the languages before the job: "
+         "tags on --input, or --language_field with "
+         "--language_sampling_alpha (whose first pass finds them).")
     group.add_argument(
         "--max_ngram_size", type=int, default=None,
         help="Mask whole-word n-grams of 1..N words, weighted 1/n (TF Model "
@@ -391,7 +397,10 @@ def resolve(opts: MlmOptions) -> None:
   if opts.albert_text_rules is None:
     opts.albert_text_rules = opts.preset == "albert"
   if opts.token_boundary is None:
-    opts.token_boundary = opts.preset == "albert"
+    # ALBERT's run_pretraining.py reads TFRecords; Hugging Face's collators
+    # do not pad the column in Parquet, so there it is asked for.
+    opts.token_boundary = (opts.preset == "albert"
+                           and opts.output_format == "tfrecord")
   if (opts.do_lower_case is None and not opts.tokenizer_file
       and not opts.spm_model_file and not opts.merges_file):
     opts.do_lower_case = True  # BERT's default
@@ -497,9 +506,29 @@ def validate(opts: MlmOptions) -> None:
 
 
 def _input_entries(opts: MlmOptions) -> List[Tuple[Optional[str], str]]:
-  """``--input``'s entries as ``(language or None, pattern)``."""
-  return [languages.split_language(p) for p in
-          (p.strip() for p in (opts.input or "").split(",")) if p]
+  """``--input``'s entries as ``(language or None, pattern)``. An entry
+  that reads as a tag but names local files as it is (a Hive-style folder
+  such as ``lang=en/*``) is a path; one whose both readings name files is
+  refused (UsageError)."""
+  out = []
+  for entry in (p.strip() for p in (opts.input or "").split(",")):
+    if not entry:
+      continue
+    language, pattern = languages.split_language(entry)
+    if language and _names_local_files(entry):
+      if _names_local_files(pattern):
+        raise UsageError(
+            "--input %r names files both as it is and as language %s's "
+            "pattern %r: write ./%s for the path, or tag it as %s=%s"
+            % (entry, language, pattern, entry, language, pattern))
+      language, pattern = None, entry
+    out.append((language, pattern))
+  return out
+
+
+def _names_local_files(pattern: str) -> bool:
+  return "://" not in pattern and (os.path.exists(pattern)
+                                   or bool(glob.glob(pattern)))
 
 
 def input_patterns(opts: MlmOptions) -> List[str]:
@@ -581,24 +610,71 @@ def language_plan(opts: MlmOptions, matched: paths.MatchedInput,
   tagged = input_languages(opts)
   if not tagged:
     return None
-  files = []
-  for f in matched.files:
-    found = sorted({language for language, pattern in tagged
-                    if paths.pattern_matches(pattern, f.path)})
-    if len(found) > 1:
-      raise UsageError("%s is matched by the patterns of %s: give each file "
-                       "one language" % (f.path, " and ".join(found)))
-    if found:
-      files.append((paths.relative_name(f.path, matched.root), found[0],
-                    f.size))
-  missing = sorted({l for l, _ in tagged} - {l for _, l, _ in files})
-  if missing:
-    raise UsageError("no input file for language %s" % missing[0])
+  files = [(paths.relative_name(f.path, matched.root), language, f.size)
+           for f, language in file_languages(tagged, matched)]
   try:
     return languages.plan(files, opts.language_sampling_alpha,
                           opts.dupe_factor, opts.random_seed)
   except ValueError as e:
     raise UsageError(str(e)) from None
+
+
+def compression_warning(opts: MlmOptions, matched: paths.MatchedInput
+                        ) -> Optional[str]:
+  """A ``warning:`` line when languages tagged on --input are sampled from
+  their files' bytes and some are compressed and others not (a compressed
+  byte holds several of text, so the shares would be skewed); else None."""
+  if opts.language_sampling_alpha is None or opts.language_field:
+    return None
+  tagged = input_languages(opts)
+  if not tagged:
+    return None
+  compressed = {}
+  for f, language in file_languages(tagged, matched):
+    kind = CompressionTypes.detect_compression_type(f.path)
+    compressed.setdefault(language, set()).add(
+        kind != CompressionTypes.UNCOMPRESSED)
+  if len({flag for flags in compressed.values() for flag in flags}) < 2:
+    return None
+  return ("warning: --language_sampling_alpha takes each language's share "
+          "from its files' bytes, and some of them are compressed and others "
+          "not (%s): the shares count compressed bytes as text; compress all "
+          "alike, or name each record's language with --language_field, "
+          "whose first pass counts the text itself"
+          % ", ".join("%s %s" % (lang, "compressed" if flags == {True}
+                                 else "mixed" if len(flags) > 1
+                                 else "plain")
+                      for lang, flags in sorted(compressed.items())))
+
+
+def file_languages(tagged: Sequence[Tuple[str, str]],
+                   matched: paths.MatchedInput
+                   ) -> List[Tuple[paths.InputFile, str]]:
+  """Each matched file with its language: each tagged pattern is matched
+  on its own, as ``paths.match_files`` matches (its bracket and literal
+  fallbacks included), so every file the input matched gets the language
+  of the pattern that matched it. Raises UsageError for a file two
+  languages' patterns match, or one no tagged pattern matched."""
+  assigned: Dict[str, str] = {}
+  for language, pattern in tagged:
+    try:
+      found = paths.match_files([pattern])
+    except paths.InputError as e:
+      raise UsageError("%s (language %s)" % (e, language)) from None
+    for f in found:
+      key = paths.file_key(f.path)
+      if assigned.setdefault(key, language) != language:
+        raise UsageError("%s is matched by the patterns of %s: give each "
+                         "file one language" % (f.path, " and ".join(
+                             sorted({assigned[key], language}))))
+  out = []
+  for f in matched.files:
+    language = assigned.get(paths.file_key(f.path))
+    if language is None:
+      raise UsageError("%s has no language: no tagged --input pattern "
+                       "matched it" % f.path)
+    out.append((f, language))
+  return out
 
 
 def unknown_flags(argv: Sequence[str]) -> List[str]:

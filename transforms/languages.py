@@ -88,11 +88,11 @@ def sampling_passes(sizes: Dict[str, int], alpha: Optional[float],
   ``p_i ** alpha``; ``dupe_factor`` for every language without ``alpha``
   (or with alpha 1). ``sizes``: bytes per language, each above 0. Raises
   ValueError for an empty language."""
+  if alpha is None or alpha == 1.0:
+    return {language: float(dupe_factor) for language in sizes}
   for language, size in sizes.items():
     if size <= 0:
       raise ValueError("language %s has no bytes to sample from" % language)
-  if alpha is None or alpha == 1.0:
-    return {language: float(dupe_factor) for language in sizes}
   shares = target_shares(sizes, 1.0)
   targets = target_shares(sizes, alpha)
   return {language: dupe_factor * targets[language] / shares[language]
@@ -103,6 +103,8 @@ def target_shares(sizes: Dict[str, int], alpha: Optional[float]
                   ) -> Dict[str, float]:
   """``q_i = p_i ** alpha / sum_j p_j ** alpha`` (``alpha`` None: 1)."""
   total = float(sum(sizes.values()))
+  if not total:
+    return {k: 0.0 for k in sizes}
   weights = {k: (v / total) ** (1.0 if alpha is None else alpha)
              for k, v in sizes.items()}
   norm = sum(weights.values())

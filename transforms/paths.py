@@ -48,6 +48,12 @@ class InputFile(NamedTuple):
   modified: float = 0.0
 
 
+def file_key(path: str) -> str:
+  """What makes two names of a file one: its real path on local disk (a
+  link and its target are one), the URL elsewhere."""
+  return path if "://" in path else os.path.realpath(path)
+
+
 def match_files(patterns: Sequence[str]) -> List[InputFile]:
   """Every file the ``patterns`` match, each once, sorted by path.
 
@@ -81,7 +87,7 @@ def match_files(patterns: Sequence[str]) -> List[InputFile]:
     for m in matched:
       if _is_local_dir(m.path):
         continue  # a folder matched by a glob: its files are not asked for
-      key = m.path if "://" in m.path else os.path.realpath(m.path)
+      key = file_key(m.path)
       if key not in files:
         files[key] = InputFile(m.path, m.size_in_bytes,
                                m.last_updated_in_seconds)

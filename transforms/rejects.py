@@ -26,6 +26,7 @@ from apache_beam.coders import coders
 from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 
+from transforms import languages
 from transforms import metrics
 from transforms import shards
 
@@ -88,8 +89,11 @@ def describe(error: BaseException, last: bool = False) -> str:
 
 
 def split_doc_id(doc_id: str) -> Tuple[str, Optional[int]]:
-  """``"dir/file:123#2"`` → ``("dir/file", 123)``; the offset is None where
-  the id holds none."""
+  """``"dir/file:123#2"`` (or ``"dir/file:123@en"``, a record's language
+  at its end: ``languages.with_language``) → ``("dir/file", 123)``; the
+  offset is None where the id holds none."""
+  if languages.document_language(doc_id):
+    doc_id = doc_id.rsplit("@", 1)[0]
   path, sep, rest = doc_id.rpartition(":")
   offset = rest.split("#", 1)[0]
   if not sep or not offset.isdigit():

@@ -87,15 +87,6 @@ UNIGRAM_OPTIONS = dict(
     user_defined_symbols=list(UNIGRAM_USER_DEFINED),
     character_coverage=0.99995)
 
-# Memory: what each learner adds to the process's peak (ru_maxrss) for the
-# distinct words it is given, measured on this project's 2-core test machine
-# (tokenizers 0.23.3, sentencepiece 0.2.3) with generated words of 11
-# characters on average, Zipf counts and the default vocabulary sizes:
-#   100,000 words: wordpiece 122 MB, bpe 154 MB, unigram 231 MB;
-#   1,000,000 words: wordpiece 1,187 MB, bpe 1,226 MB, unigram 666 MB
-# (docs/inputs-and-outputs.md). The (word, count) pairs themselves, as
-# Python objects, take some 150 bytes a word more.
-
 # Tokens each model reserves before it learns any, and the smallest
 # --vocab_size each takes: those and room for 200 learned ones.
 SPECIAL_TOKENS = {
@@ -236,8 +227,8 @@ def learn_wordpiece(word_counts: Sequence[Tuple[str, int]], pieces: int
   takes text, so each word is given as often as it was counted
   (``_repeated``: scaled down past ``MAX_FED_WORDS``). Raises ValueError
   when there is nothing to learn from. Memory: the trainer's tables of the
-  distinct words given and of their pieces, about 1.2 KB per word
-  (measured: the comment above ``SPECIAL_TOKENS``).
+  distinct words given and of their pieces, in proportion to them
+  (measured by benchmarks/vocab_memory.py: docs/benchmarks/vocab_memory.md).
 
   Chosen over TF Text's learner, which works from counts directly, by
   ``benchmarks/vocab_learners.py`` on the same counts: fewer pieces per
@@ -292,8 +283,8 @@ def learn_byte_level_bpe(word_counts: Sequence[Tuple[str, int]],
 
   Raises ValueError when there is nothing to learn from. Memory: the
   trainer's tables of the distinct words given, their pieces and where
-  each pair is, about 1.2 KB per word
-  (measured: the comment above ``SPECIAL_TOKENS``).
+  each pair is, in proportion to the words (measured by
+  benchmarks/vocab_memory.py: docs/benchmarks/vocab_memory.md).
   """
   # pylint: disable=import-outside-toplevel
   from tokenizers import (Tokenizer, decoders, models, normalizers,
@@ -362,9 +353,8 @@ def learn_unigram(word_counts: Sequence[Tuple[str, int]], vocab_size: int
   ValueError when there is nothing to learn from, RuntimeError with
   sentencepiece's message when it cannot learn (a ``vocab_size`` below the
   characters it must keep). Memory: the words and counts, the suffix array
-  over each word written twice, and at most a million seed pieces: about
-  0.7 KB per word, 0.2 GB at least (measured: the comment above
-  ``SPECIAL_TOKENS``).
+  over each word written twice, and at most a million seed pieces
+  (measured by benchmarks/vocab_memory.py: docs/benchmarks/vocab_memory.md).
   """
   import sentencepiece  # pylint: disable=import-outside-toplevel
   # sentencepiece's seed pieces depend on the order of its input lines:
@@ -495,10 +485,12 @@ def sample_word_counts(by_language: Dict[str, Sequence[Tuple[str, int]]],
   most frequent (ties: the word that sorts last first, as ``CountWords``).
   So a language makes a share q_i of the counts a learner fits, as it makes
   of the examples."""
+  # Summed in one order (the languages sorted), whatever order the runner
+  # hands them over in: the rounding then cannot depend on it.
   total: Dict[str, float] = collections.defaultdict(float)
-  for language, counts in by_language.items():
+  for language in sorted(by_language):
     weight = weights[language]
-    for word, count in counts:
+    for word, count in by_language[language]:
       total[word] += count * weight
   ranked = sorted(((w, max(1, math.ceil(c))) for w, c in total.items()),
                   key=lambda wc: (wc[1], wc[0]), reverse=True)

@@ -12,10 +12,9 @@ import sys
 
 import pytest
 
-from pipelines import options
 from tests.helpers import (REPO, VOCAB, assert_refused, digest, load_vocab_list,
                            read_examples, read_parquet_rows, run_cli)
-from transforms import languages, paths
+from transforms import languages
 
 WORDS = ("river stone garden window market harbor lantern meadow valley "
          "forest candle morning silver thunder orchard village").split()
@@ -72,21 +71,30 @@ def test_sampled_monolingual_and_reported(corpus, tmp_path):
     summary = json.load(f)
   report = summary["languages"]
   assert not [k for k in summary["counts"] if "/" in k]
-  # The passes are the plan's; the small language is passed over more.
-  opts = options.PipelineOptions(_flags(corpus, out)).view_as(
-      options.MlmOptions)
-  options.resolve(opts)
-  plan = options.language_plan(opts, paths.match_input(
-      options.input_patterns(opts)))
-  assert {k: v["passes"] for k, v in report.items()} == pytest.approx(
-      dict(plan.passes), abs=1e-6)
-  assert report["bb"]["passes"] > 3 > report["aa"]["passes"]
+  # Each language is passed over dupe_factor q_i / p_i times: their ratio
+  # is (p_bb / p_aa) ** (alpha - 1), and the passes over the bytes add up
+  # to dupe_factor passes over the whole.
+  p = {k: v["input_share"] for k, v in report.items()}
+  r = {k: v["passes"] for k, v in report.items()}
+  assert r["bb"] / r["aa"] == pytest.approx(
+      (p["bb"] / p["aa"]) ** (0.3 - 1), rel=1e-4)
+  assert sum(p[k] * r[k] for k in p) == pytest.approx(3, rel=1e-4)
   assert report["bb"]["target_share"] == pytest.approx(
-      languages.target_shares({k: v["bytes"] for k, v in report.items()},
-                              0.3)["bb"], abs=1e-6)
-  assert report["bb"]["share"] > report["bb"]["input_share"]
+      p["bb"] ** 0.3 / (p["aa"] ** 0.3 + p["bb"] ** 0.3), rel=1e-4)
   assert sum(v["instance_tokens"] for v in report.values()) == summary[
       "counts"]["instance_tokens"]
+  # Against the same run without sampling: the small language's share of
+  # the tokens grows by about its passes' ratio (3 each there).
+  plain = str(tmp_path / "plain")
+  run_cli([f for f in _flags(corpus, plain)
+           if not f.startswith("--language_sampling_alpha")])
+  with open(os.path.join(plain, "summary.json"), encoding="utf-8") as f:
+    unsampled = json.load(f)["languages"]
+  assert {v["passes"] for v in unsampled.values()} == {3.0}
+  gain = {k: report[k]["instance_tokens"] / unsampled[k]["instance_tokens"]
+          for k in report}
+  assert gain["bb"] == pytest.approx(r["bb"] / 3, rel=0.15)
+  assert gain["aa"] == pytest.approx(r["aa"] / 3, rel=0.15)
 
 
 def test_same_examples_with_two_workers(corpus, tmp_path):

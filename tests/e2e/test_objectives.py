@@ -112,7 +112,8 @@ def test_parquet_holds_what_the_tfrecords_hold(tmp_path):
   """The same run as TFRecord and as Parquet: row for row the same tokens,
   segments, masks, labels and (ALBERT's preset) word starts, in Hugging
   Face's column names (token_boundary keeps ALBERT's)."""
-  flags = ["--preset=albert", "--max_seq_length=128", "--random_seed=7"]
+  flags = ["--preset=albert", "--max_seq_length=128", "--random_seed=7",
+           "--token_boundary"]  # the preset's default for TFRecord only
   tf_out = _run(tmp_path, "tf", flags)
   pq_out = _run(tmp_path, "pq", flags + ["--output_format=parquet"])
   assert sorted(os.listdir(pq_out))[0].endswith(".parquet")

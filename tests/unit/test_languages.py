@@ -279,3 +279,103 @@ def test_count_words_by_language():
                language_of=languages.document_language))
     assert_that(out, equal_to([{"en": [("the", 2), ("cat", 1)],
                                 "sw": [("the", 1), ("paka", 1)]}]))
+
+
+def _passes_written(plan, docs, tmp_path):
+  """Each document's passes as the spill files hold them, and as the
+  GroupByKey path assigns them to pools."""
+  # pylint: disable=import-outside-toplevel
+  import collections
+  import os
+  from transforms import pool_files
+  spilled = pool_files.write_file(str(tmp_path), docs, 7, plan.passes_of)
+  with open(os.path.join(str(tmp_path), spilled.name + pool_files.DATA_SUFFIX),
+            "rb") as f:
+    records = list(pool_files.decode_records(f.read(), 0, 1 << 64))
+  per_doc = collections.Counter(doc.doc_id for _, _, doc in records)
+  dupes = collections.defaultdict(set)
+  for _, dupe, doc in records:
+    dupes[doc.doc_id].add(dupe)
+  return per_doc, dupes
+
+
+def test_each_document_is_spilled_its_planned_passes(tmp_path):
+  """The spill files hold every document exactly as many times as the
+  plan passes over it, with passes numbered 0..n-1; the languages' mean
+  passes follow r_i = dupe_factor q_i / p_i, whose ratio between two
+  languages is (p_b / p_a) ** (alpha - 1)."""
+  plan = languages.plan([("a.txt", "a", 900), ("b.txt", "b", 100)], 0.3,
+                        2, seed=11)
+  docs = [_doc("%s.txt:%d" % (lang, i * 10), 1000, [3, 4])
+          for lang in "ab" for i in range(600)]
+  per_doc, dupes = _passes_written(plan, docs, tmp_path)
+  for doc in docs:
+    n = plan.passes_of(doc.doc_id)
+    assert per_doc[doc.doc_id] == n
+    assert dupes[doc.doc_id] == set(range(n))
+  mean = {lang: np.mean([per_doc["%s.txt:%d" % (lang, i * 10)]
+                         for i in range(600)]) for lang in "ab"}
+  assert mean["b"] / mean["a"] == pytest.approx((100 / 900) ** (0.3 - 1),
+                                                rel=0.05)
+  assert mean["a"] < 2 < mean["b"]
+
+
+def test_paths_that_read_as_tags(tmp_path, monkeypatch):
+  """A Hive-style folder (year=2020/) that names files as it is stays a
+  path; one whose two readings both name files is refused; a file found
+  by match_files' literal-bracket fallback gets its pattern's language."""
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "year=2020").mkdir()
+  (tmp_path / "year=2020" / "a.txt").write_text("x\n")
+  hive = _opts("--input=year=2020/*")
+  assert options.input_languages(hive) == []
+  assert options.input_patterns(hive) == [str(tmp_path / "year=2020" / "*")]
+  (tmp_path / "2020").mkdir()
+  (tmp_path / "2020" / "b.txt").write_text("y\n")
+  with pytest.raises(UsageError, match="names files both as it is"):
+    options.input_patterns(_opts("--input=year=2020/*"))
+  (tmp_path / "d1").mkdir()
+  (tmp_path / "d1" / "a.txt").write_text("x\n")
+  (tmp_path / "data[2024]").mkdir()
+  (tmp_path / "data[2024]" / "b.txt").write_text("y\n")
+  opts = _opts("--input=en=d1/*,sw=data[2024]/*")
+  matched = paths.match_input(options.input_patterns(opts))
+  plan = options.language_plan(opts, matched)
+  assert plan.language_of(
+      paths.relative_name(str(tmp_path / "data[2024]" / "b.txt"),
+                          matched.root) + ":0") == "sw"
+
+
+def test_records_set_aside_keep_their_file_and_offset():
+  from transforms import rejects  # pylint: disable=import-outside-toplevel
+  assert rejects.split_doc_id("sub/a.jsonl:123@en") == ("sub/a.jsonl", 123)
+  assert rejects.split_doc_id("x.parquet:4#5@zh-Hans") == ("x.parquet", 4)
+
+
+def test_sampled_counts_do_not_depend_on_the_languages_order():
+  from transforms import vocabulary  # pylint: disable=import-outside-toplevel
+  by_language = {"a": [("x", 1)], "b": [("x", 2)], "c": [("x", 7)]}
+  weights = {"a": 0.1, "b": 0.1, "c": 0.1}
+  forward = vocabulary.sample_word_counts(by_language, weights, 5)
+  backward = vocabulary.sample_word_counts(
+      dict(reversed(list(by_language.items()))), weights, 5)
+  assert forward == backward
+
+
+def test_compression_warning(tmp_path):
+  """Sampling from file sizes with some languages compressed and others
+  not is warned about, in one line; alike, nothing is said."""
+  import gzip  # pylint: disable=import-outside-toplevel
+  (tmp_path / "a.txt").write_text("x y\n")
+  with gzip.open(str(tmp_path / "b.txt.gz"), "wt") as f:
+    f.write("x y\n")
+  mixed = _opts("--input=en=%s,sw=%s" % (tmp_path / "a.txt",
+                                         tmp_path / "b.txt.gz"),
+                "--language_sampling_alpha=0.3")
+  warning = options.compression_warning(
+      mixed, paths.match_input(options.input_patterns(mixed)))
+  assert warning.startswith("warning: ") and "en plain, sw compressed" in warning
+  alike = _opts("--input=en=%s" % (tmp_path / "a.txt"),
+                "--language_sampling_alpha=0.3")
+  assert options.compression_warning(
+      alike, paths.match_input(options.input_patterns(alike))) is None

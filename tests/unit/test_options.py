@@ -58,6 +58,9 @@ def test_token_boundary_defaults_from_the_albert_preset():
   assert not _resolved(["--preset=roberta"]).token_boundary
   assert _resolved(["--preset=albert"]).token_boundary
   assert _resolved(["--preset=albert", "--masking=none"]).token_boundary
+  # Not by default in Parquet, whose collators would not pad it.
+  assert not _resolved(["--preset=albert",
+                        "--output_format=parquet"]).token_boundary
   assert not _resolved(["--preset=albert",
                         "--token_boundary=false"]).token_boundary
   for flags in (["--token_boundary"], ["--token_boundary=true"]):
