@@ -47,6 +47,31 @@ def albert_preprocess(text: str, lower: bool) -> str:
   return text.lower() if lower else text
 
 
+def albert_preprocess_batch(texts: Sequence[str], lower: bool) -> List[str]:
+  """``albert_preprocess`` of each text, the NFKD and the combining marks
+  done once for all the texts that are not ASCII (joined by newlines,
+  which none holds once its whitespace is collapsed, and filtered as one
+  array of code points)."""
+  out = [t if (t.isprintable() and "  " not in t and t[:1] != " "
+               and t[-1:] != " ") else " ".join(t.split()) for t in texts]
+  others = [i for i, t in enumerate(out) if not t.isascii()]
+  if others:
+    joined = unicodedata.normalize("NFKD", "\n".join(out[i] for i in others))
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    kept = codes[~_combining_table()[codes]].tobytes().decode("utf-32-le")
+    for i, text in zip(others, kept.split("\n")):
+      out[i] = text
+  return [t.lower() for t in out] if lower else out
+
+
+@functools.lru_cache(maxsize=None)
+def _combining_table() -> np.ndarray:
+  """Per code point, whether it is a combining mark (``_combining_marks``)."""
+  table = np.zeros(0x110000, dtype=bool)
+  table[np.fromiter(_combining_marks(), dtype=np.int64)] = True
+  return table
+
+
 @functools.lru_cache(maxsize=None)
 def _combining_marks() -> Dict[int, None]:
   """``str.translate``'s table that drops every character
@@ -167,7 +192,10 @@ class SentencePieceTokenizer:
                             Optional[Tuple[np.ndarray, np.ndarray]]]:
     """The model's own ids of each sentence (ALBERT's rules applied), and
     when at hand, the same laid out flat (``_flatten``)."""
-    texts = [self.prepare(s) for s in sentences]
+    if self._albert:
+      texts = albert_preprocess_batch(sentences, self._lower)
+    else:
+      texts = [self.prepare(s) for s in sentences]
     ids = self._sp.encode(texts, out_type=int, num_threads=self.num_threads)
     if not self._albert:
       return ids, None
