@@ -82,7 +82,9 @@ def main(argv=None):
   report = [
       "Peak resident memory each learner's fit adds, for distinct words of "
       "4 to 18 letters with Zipf counts, at each model's default vocabulary "
-      "size; one process per fit, one thread.", "",
+      "size; one process per fit (`tokenizers` on one thread, "
+      "`sentencepiece` with its trainer's own threads: CPU s is the sum "
+      "over them).", "",
       *provenance.table(["distinct words"] + ["`%s`" % m for m in MODELS],
                         rows), "",
       "`--max_words` (default 1,000,000) bounds the words a fit is given; "
