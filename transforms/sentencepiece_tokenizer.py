@@ -81,8 +81,10 @@ def _combining_marks() -> Dict[int, None]:
           if unicodedata.combining(chr(code))}
 
 
-def _flatten(rows: Sequence[Sequence[int]]) -> Tuple[np.ndarray, np.ndarray]:
-  """Rows of ids → ``(ids back to back, lengths)``, both int64."""
+def flatten_ids(rows: Sequence[Sequence[int]]
+                ) -> Tuple[np.ndarray, np.ndarray]:
+  """Rows of ids → ``(ids back to back, lengths)``, both int64, without a
+  Python step per token."""
   lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
   ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64,
                     count=int(lengths.sum()))
@@ -181,7 +183,7 @@ class SentencePieceTokenizer:
     back (int64) and each one's length, without a Python step per
     token."""
     rows, flat = self._model_ids(sentences)
-    ids, lengths = flat if flat is not None else _flatten(rows)
+    ids, lengths = flat if flat is not None else flatten_ids(rows)
     if self._fairseq:
       ids = np.where(ids == 0, FAIRSEQ_HEAD.index("<unk>"),
                      ids + FAIRSEQ_OFFSET)
@@ -191,7 +193,7 @@ class SentencePieceTokenizer:
                  ) -> Tuple[List[List[int]],
                             Optional[Tuple[np.ndarray, np.ndarray]]]:
     """The model's own ids of each sentence (ALBERT's rules applied), and
-    when at hand, the same laid out flat (``_flatten``)."""
+    when at hand, the same laid out flat (``flatten_ids``)."""
     if self._albert:
       texts = albert_preprocess_batch(sentences, self._lower)
     else:
@@ -204,7 +206,7 @@ class SentencePieceTokenizer:
     # piece is a run of characters the model does not know, so it ends in a
     # comma only for a model that does not know the comma: then a row with
     # one goes the way ALBERT's code goes, by the pieces' text.
-    flat, lengths = _flatten(ids)
+    flat, lengths = flatten_ids(ids)
     hits = np.flatnonzero(self._digit_comma[flat])
     if self._comma_unknown:
       hits = np.union1d(hits, np.flatnonzero(flat == self._sp.unk_id()))

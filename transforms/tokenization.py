@@ -22,7 +22,6 @@ local paths, ``s3://`` and ``https://`` all work.
 """
 
 import dataclasses
-import itertools
 import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -34,6 +33,8 @@ from transforms import metrics
 from transforms import tokenizer_families as families
 from transforms import normalization
 from transforms import rejects
+from transforms.sentencepiece_tokenizer import (SentencePieceTokenizer,
+                                              flatten_ids)
 
 SENTENCE_SEPARATOR = "\n"
 
@@ -447,8 +448,6 @@ def _load_sentencepiece(path: str, do_lower_case: Optional[bool],
                         albert_rules: bool,
                         s3_client_kwargs: Optional[dict]):
   """``(SentencePieceTokenizer, pieces, "sentencepiece", path)``."""
-  # pylint: disable=import-outside-toplevel
-  from transforms.sentencepiece_tokenizer import SentencePieceTokenizer
   lower = albert_rules if do_lower_case is None else do_lower_case
   try:
     tokenizer = SentencePieceTokenizer(
@@ -678,17 +677,6 @@ def encode_flat(tokenizer, sentences: Sequence[str]
   if own is not None:
     return own(sentences)
   return flatten_ids(encode_sentences(tokenizer, sentences))
-
-
-def flatten_ids(encoded: Sequence[Sequence[int]]
-                ) -> Tuple[np.ndarray, np.ndarray]:
-  """Lists of ids → ``(ids back to back, lengths)``, both int64, without a
-  Python step per token."""
-  lengths = np.fromiter(map(len, encoded), dtype=np.int64,
-                        count=len(encoded))
-  ids = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int64,
-                    count=int(lengths.sum()))
-  return ids, lengths
 
 
 def _encode_each(docs, tokenizer, vocab: Vocabulary

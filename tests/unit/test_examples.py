@@ -220,15 +220,40 @@ def test_token_boundary_is_written_as_albert_writes_it():
     parquet.to_table(plain, boundary=True)
 
 
-def test_schema_with_token_boundary_is_tft_metadata(tmp_path):
+@pytest.mark.parametrize("extra,task,names", [
+    ({"token_boundary": True}, "sop", ["next_sentence_labels",
+                                       "token_boundary"]),
+    ({"langs": True}, "none", ["langs"])])
+def test_schema_with_an_extra_feature_is_tft_metadata(tmp_path, extra, task,
+                                                     names):
+  """ALBERT's token_boundary and XLM's langs in the schema TFT reads."""
   import tensorflow_transform as tft
   layout = examples.ExampleLayout(max_seq_length=64, masking="none",
-                                  sentence_task="sop", token_boundary=True)
+                                  sentence_task=task, **extra)
   examples.write_schema(str(tmp_path), layout)
   spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
   assert spec == examples.feature_spec(layout)
-  assert sorted(spec) == ["input_ids", "input_mask", "next_sentence_labels",
-                          "segment_ids", "token_boundary"]
+  assert sorted(spec) == sorted(["input_ids", "input_mask", "segment_ids"]
+                                + names)
+
+
+def _written(tmp_path, batches, layout, output_format):
+  """What WriteExamples wrote of ``batches`` with ``layout`` as one shard:
+  Parquet rows, or the TFRecords parsed with the layout's features."""
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  from tests.helpers import (local_test_pipeline, read_examples,  # pylint: disable=import-outside-toplevel
+                             read_parquet_rows)
+  out = str(tmp_path / "out")
+  with local_test_pipeline() as p:
+    _ = (p | beam.Create(batches)
+         | examples.WriteExamples(out, layout=layout, num_shards=1,
+                                  output_format=output_format))
+  if output_format == "parquet":
+    return read_parquet_rows(out)
+  return read_examples(out, max_seq_length=layout.max_seq_length,
+                       max_predictions_per_seq=layout.max_predictions_per_seq,
+                       token_boundary=layout.token_boundary,
+                       langs=layout.langs)
 
 
 @pytest.mark.parametrize("output_format", ["tfrecord", "parquet"])
@@ -237,31 +262,21 @@ def test_write_examples_writes_the_token_boundary_the_layout_asks_for(
   """WriteExamples with ``layout.token_boundary``: TFRecord features and a
   Parquet column of that name, each example's row unpadded in Parquet
   (int8) and padded with 0 in TFRecord, as the batches hold it."""
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
-  from tests.helpers import (local_test_pipeline, read_examples,  # pylint: disable=import-outside-toplevel
-                             read_parquet_rows)
   batches = [_with_boundary(_random_batch(n=n, seed=s), seed=s)
              for s, n in ((7, 13), (8, 9))]
   layout = examples.ExampleLayout(max_seq_length=16,
                                   max_predictions_per_seq=5,
                                   token_boundary=True)
-  out = str(tmp_path / "out")
-  with local_test_pipeline() as p:
-    _ = (p | beam.Create(batches)
-         | examples.WriteExamples(out, layout=layout, num_shards=1,
-                                  output_format=output_format))
+  rows = _written(tmp_path, batches, layout, output_format)
   want = sorted((tuple(b.input_ids[i, :b.lengths[i]].tolist()),
                  tuple(b.token_boundary[i, :b.lengths[i]].tolist()))
                 for b in batches for i in range(len(b)))
   if output_format == "parquet":
-    rows = read_parquet_rows(out)
     assert parquet.schema(True, "nsp", True).field(
         "token_boundary").type == pa.list_(pa.int8())
     got = [(tuple(r["input_ids"].tolist()), tuple(r["token_boundary"].tolist()))
            for r in rows]
   else:
-    rows = read_examples(out, max_seq_length=16, max_predictions_per_seq=5,
-                         token_boundary=True)
     got = []
     for r in rows:
       n = int(r["input_mask"].sum())
@@ -325,34 +340,17 @@ def test_langs_is_written_as_xlm_reads_it():
     parquet.to_table(plain, langs=True)
 
 
-def test_schema_with_langs_is_tft_metadata(tmp_path):
-  import tensorflow_transform as tft
-  layout = examples.ExampleLayout(max_seq_length=64, masking="none",
-                                  sentence_task="none", langs=True)
-  examples.write_schema(str(tmp_path), layout)
-  spec = tft.TFTransformOutput(str(tmp_path)).transformed_feature_spec()
-  assert spec == examples.feature_spec(layout)
-  assert sorted(spec) == ["input_ids", "input_mask", "langs", "segment_ids"]
-
-
 @pytest.mark.parametrize("output_format", ["tfrecord", "parquet"])
 def test_write_examples_writes_the_langs_the_layout_asks_for(tmp_path,
                                                              output_format):
   """WriteExamples with ``layout.langs``: a TFRecord feature and a Parquet
   column (int32, unpadded as the other columns) of that name, each row's
   language id at every position."""
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
-  from tests.helpers import (local_test_pipeline, read_examples,  # pylint: disable=import-outside-toplevel
-                             read_parquet_rows)
   batches = [_with_languages(_random_batch(n=n, seed=s), seed=s)
              for s, n in ((7, 13), (8, 9))]
   layout = examples.ExampleLayout(max_seq_length=16,
                                   max_predictions_per_seq=5, langs=True)
-  out = str(tmp_path / "out")
-  with local_test_pipeline() as p:
-    _ = (p | beam.Create(batches)
-         | examples.WriteExamples(out, layout=layout, num_shards=1,
-                                  output_format=output_format))
+  rows = _written(tmp_path, batches, layout, output_format)
   want = sorted((tuple(b.input_ids[i, :b.lengths[i]].tolist()),
                  int(b.languages[i]))
                 for b in batches for i in range(len(b)))
@@ -360,13 +358,12 @@ def test_write_examples_writes_the_langs_the_layout_asks_for(tmp_path,
   if output_format == "parquet":
     assert parquet.schema(True, "nsp", langs=True).field(
         "langs").type == pa.list_(pa.int32())
-    for r in read_parquet_rows(out):
+    for r in rows:
       assert len(r["langs"]) == len(r["input_ids"])
       assert len(set(r["langs"].tolist())) == 1
       got.append((tuple(r["input_ids"].tolist()), int(r["langs"][0])))
   else:
-    for r in read_examples(out, max_seq_length=16, max_predictions_per_seq=5,
-                           langs=True):
+    for r in rows:
       n = int(r["input_mask"].sum())
       assert len(set(r["langs"].tolist())) == 1  # padding too
       got.append((tuple(r["input_ids"][:n].tolist()), int(r["langs"][0])))

@@ -70,6 +70,18 @@ def _doc(doc_id, start, sentences):
   return TokenizedDocument(doc_id, ids, np.array(sentences, dtype=np.int32))
 
 
+def _two_language_pool(first: str, second: str):
+  """One pool's entries: 12 documents of file ``first``.txt (tokens
+  1000-1999) and 12 of ``second``.txt (tokens 5000-5999), interleaved."""
+  entries = []
+  for i in range(12):
+    entries.append((0, _doc("%s.txt:%d" % (first, i), 1000 + 50 * i,
+                            [5, 7, 4])))
+    entries.append((0, _doc("%s.txt:%d" % (second, i), 5000 + 50 * i,
+                            [6, 3, 8])))
+  return entries
+
+
 @pytest.mark.parametrize("packing,task", [("full_sentences", "none"),
                                           ("pairs", "nsp"),
                                           ("pairs", "sop")])
@@ -81,10 +93,7 @@ def test_instances_never_mix_languages(packing, task):
   params = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
                                     packing=packing, sentence_task=task,
                                     language_plan=plan)
-  entries = []
-  for i in range(12):
-    entries.append((0, _doc("a.txt:%d" % i, 1000 + 50 * i, [5, 7, 4])))
-    entries.append((0, _doc("b.txt:%d" % i, 5000 + 50 * i, [6, 3, 8])))
+  entries = _two_language_pool("a", "b")
   layout = instances.SequenceLayout(cls_id=101, sep_id=102)
   counts = {}
   rows = 0
@@ -119,10 +128,7 @@ def test_batches_carry_each_rows_language_id(packing, task):
   params = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
                                     packing=packing, sentence_task=task,
                                     language_plan=plan)
-  entries = []
-  for i in range(12):
-    entries.append((0, _doc("a.txt:%d" % i, 1000 + 50 * i, [5, 7, 4])))
-    entries.append((0, _doc("c.txt:%d" % i, 5000 + 50 * i, [6, 3, 8])))
+  entries = _two_language_pool("a", "c")
   layout = instances.SequenceLayout(cls_id=101, sep_id=102)
   seen = set()
   for batch, _ in instances.instances_for_pool(3, entries, params, layout,

@@ -106,56 +106,34 @@ def test_saved_rejected_records_round_trip(tmp_path):
   assert resume.saved_rejected(name, str(tmp_path)) == records
 
 
-def test_a_run_resumes_only_with_the_token_boundary_it_began_with(tmp_path):
-  """--token_boundary changes the records (a feature more or less), so it
-  is part of the run record: a run begun with ALBERT's preset (on by
-  default) is not resumed with --token_boundary=false."""
+@pytest.mark.parametrize("flag,base,began,same", [
+    # A run begun with ALBERT's preset (on by default) is not resumed with
+    # --token_boundary=false.
+    ("token_boundary", ["--input=x", "--preset=albert"], [],
+     ["--token_boundary=true"]),
+    ("langs_feature", ["--input=en=x,sw=z"], ["--langs_feature"],
+     ["--langs_feature=true"]),
+])
+def test_a_run_resumes_only_with_the_extra_features_it_began_with(
+    tmp_path, flag, base, began, same):
+  """--token_boundary and --langs_feature change the records (a feature
+  more or less), so they are part of the run record: the same value
+  resumes, the other is refused."""
   from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
   from pipelines.mlm import option_values  # pylint: disable=import-outside-toplevel
   from pipelines.options import MlmOptions, UsageError, resolve  # pylint: disable=import-outside-toplevel
   from transforms import paths  # pylint: disable=import-outside-toplevel
 
   def record(flags):
-    opts = PipelineOptions(["--input=x", "--output=y", "--preset=albert"]
-                           + flags).view_as(MlmOptions)
+    opts = PipelineOptions(base + ["--output=y"] + flags).view_as(MlmOptions)
     resolve(opts)
     return resume.run_record(option_values(opts),
                              [paths.InputFile("/c/a.txt", 10)])
 
-  assert "token_boundary" not in resume.FREE_OPTIONS
+  assert flag not in resume.FREE_OPTIONS
   pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
   os.makedirs(out)
-  began = record([])
-  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(), began)
-  assert resume.plan(pool_dir, out, record(["--token_boundary=true"]),
-                     10).spilled is None  # the same run: nothing spilled yet
-  with pytest.raises(UsageError, match="--token_boundary was true, now "
-                     "false"):
-    resume.plan(pool_dir, out, record(["--token_boundary=false"]), 10)
-
-
-def test_a_run_resumes_only_with_the_langs_feature_it_began_with(tmp_path):
-  """--langs_feature changes the records (a feature more or less), so it is
-  part of the run record like --token_boundary."""
-  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
-  from pipelines.mlm import option_values  # pylint: disable=import-outside-toplevel
-  from pipelines.options import MlmOptions, UsageError, resolve  # pylint: disable=import-outside-toplevel
-  from transforms import paths  # pylint: disable=import-outside-toplevel
-
-  def record(flags):
-    opts = PipelineOptions(["--input=en=x,sw=z", "--output=y"]
-                           + flags).view_as(MlmOptions)
-    resolve(opts)
-    return resume.run_record(option_values(opts),
-                             [paths.InputFile("/c/a.txt", 10)])
-
-  assert "langs_feature" not in resume.FREE_OPTIONS
-  pool_dir, out = str(tmp_path / "pools"), str(tmp_path / "out")
-  os.makedirs(out)
-  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(),
-                          record(["--langs_feature"]))
-  assert resume.plan(pool_dir, out, record(["--langs_feature=true"]),
-                     10).spilled is None
-  with pytest.raises(UsageError, match="--langs_feature was true, now "
-                     "false"):
-    resume.plan(pool_dir, out, record([]), 10)
+  resume.prepare_pool_dir(pool_dir, resume.ResumePlan(), record(began))
+  assert resume.plan(pool_dir, out, record(same), 10).spilled is None
+  with pytest.raises(UsageError, match="--%s was true, now false" % flag):
+    resume.plan(pool_dir, out, record(["--%s=false" % flag]), 10)
