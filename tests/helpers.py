@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -531,10 +532,19 @@ def train_sentencepiece_models(folder: str) -> Dict[str, str]:
   ALBERT's), ``albert_bpe`` (the same as BPE), ``xlmr`` (Unigram; <s>
   <pad> </s> <unk>, <mask> a user symbol) and ``xlmr_released`` (Unigram with
   SentencePiece's defaults, <unk> <s> </s> and no <pad> or <mask>, laid
-  out as XLM-R's released sentencepiece.bpe.model)."""
+  out as XLM-R's released sentencepiece.bpe.model) and ``albert_no_comma``
+  (``albert`` learned from the text with its commas taken out, so that the
+  comma is unknown: ALBERT's digit-comma rule then meets unknown pieces)."""
   import sentencepiece  # pylint: disable=import-outside-toplevel
   common = dict(input=SHIPPED_TEXT, vocab_size=900, hard_vocab_limit=False,
                 character_coverage=1.0, minloglevel=2)
+  no_comma = os.path.join(folder, "no_comma.txt")
+  with open(no_comma, "w", encoding="utf-8") as out:
+    for path in SHIPPED_TEXT:
+      with open(path, encoding="utf-8") as f:
+        # The fullwidth and small commas too: the model's NFKC makes them
+        # commas.
+        out.write(re.sub("[,\uff0c\ufe50\ufe10]", " ", f.read()))
   albert = dict(pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="<pad>",
                 unk_piece="<unk>", control_symbols="[CLS],[SEP],[MASK]")
   models = {}
@@ -543,9 +553,10 @@ def train_sentencepiece_models(folder: str) -> Dict[str, str]:
       ("xlmr", "unigram", dict(bos_id=0, pad_id=1, eos_id=2, unk_id=3,
                                pad_piece="<pad>",
                                user_defined_symbols="<mask>")),
-      ("xlmr_released", "unigram", {})):
+      ("xlmr_released", "unigram", {}),
+      ("albert_no_comma", "unigram", dict(albert, input=no_comma))):
     prefix = os.path.join(folder, name)
     sentencepiece.SentencePieceTrainer.train(
-        model_prefix=prefix, model_type=kind, **common, **extra)
+        model_prefix=prefix, model_type=kind, **dict(common, **extra))
     models[name] = prefix + ".model"
   return models

@@ -141,6 +141,7 @@ class SentencePieceTokenizer:
         [len(p) > 1 and p[-1] == "," and p[-2].isdigit()
          for p in model_pieces], dtype=bool)
     self._comma_unknown = self._sp.piece_to_id(",") == self._sp.unk_id()
+    self._comma_splits: Dict[int, np.ndarray] = {}
 
   @property
   def do_lower_case(self) -> bool:
@@ -171,67 +172,76 @@ class SentencePieceTokenizer:
     return text.lower() if self._lower else text
 
   def encode_sentences(self, sentences: Sequence[str]) -> List[List[int]]:
-    """Each sentence's ids, one ``encode`` call for all of them."""
-    ids, _ = self._model_ids(sentences)
-    if self._fairseq:
-      ids = [fairseq_ids(row) for row in ids]
-    return ids
+    """Each sentence's ids (``encode_flat`` cut back into rows)."""
+    if not sentences:
+      return []
+    ids, lengths = self.encode_flat(sentences)
+    return [row.tolist() for row in np.split(ids, np.cumsum(lengths)[:-1])]
 
   def encode_flat(self, sentences: Sequence[str]
                   ) -> Tuple[np.ndarray, np.ndarray]:
-    """``encode_sentences`` laid out flat: every sentence's ids back to
-    back (int64) and each one's length, without a Python step per
+    """Every sentence's ids back to back (int64) and each one's length
+    (int64), one ``encode`` call for all of them and no Python step per
     token."""
-    rows, flat = self._model_ids(sentences)
-    ids, lengths = flat if flat is not None else flatten_ids(rows)
+    ids, lengths = self._model_ids(sentences)
     if self._fairseq:
       ids = np.where(ids == 0, FAIRSEQ_HEAD.index("<unk>"),
                      ids + FAIRSEQ_OFFSET)
     return ids, lengths
 
   def _model_ids(self, sentences: Sequence[str]
-                 ) -> Tuple[List[List[int]],
-                            Optional[Tuple[np.ndarray, np.ndarray]]]:
-    """The model's own ids of each sentence (ALBERT's rules applied), and
-    when at hand, the same laid out flat (``flatten_ids``)."""
-    if self._albert:
-      texts = albert_preprocess_batch(sentences, self._lower)
-    else:
-      texts = [self.prepare(s) for s in sentences]
-    ids = self._sp.encode(texts, out_type=int, num_threads=self.num_threads)
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """The model's own ids of the sentences (ALBERT's rules applied), laid
+    out flat as ``encode_flat``'s."""
     if not self._albert:
-      return ids, None
-    # ALBERT's digit-comma rule acts on pieces that end in a digit and a
-    # comma: found among the ids at once (``_digit_comma``). An unknown
-    # piece is a run of characters the model does not know, so it ends in a
-    # comma only for a model that does not know the comma: then a row with
-    # one goes the way ALBERT's code goes, by the pieces' text.
-    flat, lengths = flatten_ids(ids)
-    hits = np.flatnonzero(self._digit_comma[flat])
+      return self._encode([self.prepare(s) for s in sentences])
+    texts = albert_preprocess_batch(sentences, self._lower)
     if self._comma_unknown:
-      hits = np.union1d(hits, np.flatnonzero(flat == self._sp.unk_id()))
-    if not hits.size:
-      return ids, (flat, lengths)
-    ends = np.cumsum(lengths)
-    for i in np.unique(np.searchsorted(ends, hits, side="right")).tolist():
-      if self._comma_unknown and self._sp.unk_id() in ids[i]:
-        ids[i] = self._albert_ids(texts[i])
-      else:
-        ids[i] = self._split_digit_commas(ids[i])
-    return ids, None
+      # An unknown piece is a run of characters the model does not know, so
+      # it ends in a digit and a comma only for a model that does not know
+      # the comma: such a model's text goes the way ALBERT's code goes, by
+      # the pieces' text.
+      return flatten_ids([self._albert_ids(text) for text in texts])
+    return self._split_digit_commas(*self._encode(texts))
 
-  def _split_digit_commas(self, row: List[int]) -> List[int]:
-    """``_albert_ids`` for a row without unknown pieces, from its ids."""
-    out: List[int] = []
-    for i in row:
-      if self._digit_comma[i]:
-        piece = self._sp.id_to_piece(i)
-        out.extend(self._sp.encode(piece[:-1].replace(SPM_SPACE, ""),
-                                   out_type=int))
-        out.append(self._sp.piece_to_id(","))
-      else:
-        out.append(i)
-    return out
+  def _encode(self, texts: List[str]) -> Tuple[np.ndarray, np.ndarray]:
+    """The texts' ids back to back (int64) and each one's length, one
+    ``encode`` call for all of them."""
+    return flatten_ids(self._sp.encode(texts, out_type=int,
+                                       num_threads=self.num_threads))
+
+  def _split_digit_commas(self, ids: np.ndarray, lengths: np.ndarray
+                          ) -> Tuple[np.ndarray, np.ndarray]:
+    """ALBERT's digit-comma rule (``_albert_ids``) on flat ids of a model
+    that knows the comma: each piece that ends in a digit and a comma
+    replaced by ``_comma_split``'s ids, lengths grown to match."""
+    hits = np.flatnonzero(self._digit_comma[ids])
+    if not hits.size:
+      return ids, lengths
+    parts, grown, start = [], [], 0
+    for at, piece in zip(hits.tolist(), ids[hits].tolist()):
+      again = self._comma_split(piece)
+      parts += [ids[start:at], again]
+      grown.append(again.size - 1)
+      start = at + 1
+    parts.append(ids[start:])
+    lengths = lengths.copy()
+    np.add.at(lengths, np.searchsorted(np.cumsum(lengths), hits, side="right"),
+              np.array(grown, dtype=np.int64))
+    return np.concatenate(parts), lengths
+
+  def _comma_split(self, piece: int) -> np.ndarray:
+    """The ids ALBERT's digit-comma rule puts for the piece ``piece``: its
+    text without ``▁`` and without its comma encoded again, then the comma
+    (``_albert_ids``); one encode per piece, remembered."""
+    again = self._comma_splits.get(piece)
+    if again is None:
+      text = self._sp.id_to_piece(piece)
+      again = np.array(
+          self._sp.encode(text[:-1].replace(SPM_SPACE, ""), out_type=int)
+          + [self._sp.piece_to_id(",")], dtype=np.int64)
+      self._comma_splits[piece] = again
+    return again
 
   def _albert_ids(self, text: str) -> List[int]:
     """ALBERT's ``encode_pieces`` and ``PieceToId``, as they run under
