@@ -18,7 +18,8 @@ ships.
 
 Measured, in this process, with every library held to one thread
 (``RAYON_NUM_THREADS=1``, ``num_threads=1``), the fastest of ``--rounds``
-(CPU seconds of the process, ``time.process_time``):
+(CPU seconds of the process, ``time.process_time``, each round begun with
+a full garbage collection):
 
 * the pipeline's stage body, ``tokenization.tokenize_documents`` over
   batches of 64 documents (what ``Tokenize`` does per batch: encode, then
@@ -35,6 +36,7 @@ share of its library's (issue target: at least 0.8).
 """
 
 import argparse
+import gc
 import os
 import re
 import sys
@@ -118,8 +120,11 @@ def train_models(docs, folder: str, vocab_size: int):
 
 
 def cpu_seconds(run: Callable[[], None], rounds: int) -> List[float]:
+  """CPU seconds of each of ``rounds`` runs, each begun with a full garbage
+  collection, so that no run pays for what an earlier one left."""
   times = []
   for _ in range(rounds):
+    gc.collect()
     start = time.process_time()
     run()
     times.append(time.process_time() - start)
