@@ -205,7 +205,7 @@ def main(argv=None):
   docs = read_documents(paths, args.input_format)
   mb = sum(len(s.encode("utf-8")) for _, doc in docs for s in doc) / 1e6
   print("%d documents, %.2f MB of sentences" % (len(docs), mb))
-  rows = []
+  rows, rounds = [], []
   with tempfile.TemporaryDirectory() as folder:
     for family, ours, library, alone in families(docs, folder,
                                                  args.vocab_size,
@@ -223,6 +223,9 @@ def main(argv=None):
       rows.append([family, "%.2f" % (mb / min(ours_t)), library,
                    "%.2f" % (mb / min(alone_t)), "%.2f" % ratio,
                    "yes" if ratio >= TARGET else "**no**"])
+      rounds.append("- %s: stage %s; library %s" % (
+          family, " ".join("%.3f" % t for t in ours_t),
+          " ".join("%.3f" % t for t in alone_t)))
   table = provenance.table(
       ["family", "Tokenize stage, MB/CPU-s", "library alone",
        "library, MB/CPU-s", "stage / library", "at least %.1f" % TARGET],
@@ -235,7 +238,9 @@ def main(argv=None):
                          args.rounds), "", *table, "",
       "The stage is `tokenization.tokenize_documents` over batches of %d "
       "documents (the Tokenize DoFn's body); the library alone encodes the "
-      "same sentences in the same batches and does nothing else." % BATCH]
+      "same sentences in the same batches and does nothing else." % BATCH,
+      "", "Every round, CPU seconds (the two sides interleaved):", "",
+      *rounds]
   print("\n".join(report))
   path = provenance.markdown_path(args.markdown, "tokenizer_families.md")
   argv_used = sys.argv[1:] if argv is None else argv
