@@ -25,7 +25,10 @@ setuptools.setup(
                   "runners": ["flink_job_server_artifacts.txt"],
                   # File/Category namespace names of every language
                   # (tests/tools/make_namespace_aliases.py).
-                  "transforms": ["wiki_namespace_aliases.json"]},
+                  # ... and the code points where nanotoken's WordPiece
+                  # differs from BERT's (python -m transforms.fast_wordpiece).
+                  "transforms": ["wiki_namespace_aliases.json",
+                                 "fast_wordpiece_unsafe.json"]},
     install_requires=[
         "apache-beam[aws]==" + APACHE_BEAM,
         "tensorflow==2.21.0",
@@ -33,6 +36,10 @@ setuptools.setup(
         "tokenizers==0.23.3",
         # --spm_model_file (ALBERT's, XLM-R's SentencePiece models).
         "sentencepiece==0.2.3",
+        # BERT's WordPiece at library speed where it gives BERT's ids
+        # (transforms/fast_wordpiece.py; MIT, abi3 wheels). An alpha: the
+        # pipeline takes its exact path wherever it is missing.
+        "nanotoken==0.1.0",
         "smart-open==9.0.2",
         "blingfire==0.1.8",
         # Wikitext structure for --input_format=wikidump.

@@ -54,7 +54,8 @@ SHARDS_DIR = "shards"
 # (spelled relative or absolute), the input is recorded as the files it
 # matched, and --resume needs the pool files whatever --pool_shuffle says.
 FREE_OPTIONS = frozenset(["resume", "overwrite", "quiet", "progress_seconds",
-                          "log_level", "tokenizer_threads", "pool_dir",
+                          "log_level", "tokenizer_threads", "fast_wordpiece",
+                          "pool_dir",
                           "max_rejected_fraction", "output", "input",
                           "pool_shuffle"])
 

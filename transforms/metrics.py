@@ -74,6 +74,10 @@ COUNTERS = {
     "tokens": "WordPiece tokens in those sentences",
     "unknown_tokens": "[UNK] tokens among them",
     "empty_sentences_dropped": "sentences that yield no token, dropped",
+    "wordpiece_exact_path_sentences": "sentences the fast WordPiece path "
+                                      "(nanotoken) left to the exact one: "
+                                      "they hold a character where the two "
+                                      "differ",
     # Vocabulary learning (pipelines.learn_vocab)
     "words": "words pipelines.learn_vocab counted, as its --model's "
              "learner takes them (BERT's, byte-level BPE's or "

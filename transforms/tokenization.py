@@ -29,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import apache_beam as beam
 import numpy as np
 
+from transforms import fast_wordpiece
 from transforms import metrics
 from transforms import tokenizer_families as families
 from transforms import normalization
@@ -205,19 +206,30 @@ def _wordpiece(tokens: Sequence[str]):
 
 class BertTokenizer:
   """BERT's FullTokenizer: ``normalization.normalize`` in Python, then a
-  ``tokenizers`` WordPiece that splits at whitespace only.
+  ``tokenizers`` WordPiece that splits at whitespace only (the exact path);
+  with ``fast``, ``nanotoken`` for the sentences it tokenizes as BERT does
+  (``fast_wordpiece``; ``fast_path`` is then set, else
+  ``fast_path_unavailable`` says why not).
 
   Offers the parts of ``tokenizers.Tokenizer``'s interface that the pipeline
   and its users need (``encode``, ``encode_batch_fast``, ``token_to_id``,
   ``to_str``), so either kind of tokenizer can be passed around.
   """
 
-  def __init__(self, tokens: Sequence[str], do_lower_case: bool):
+  def __init__(self, tokens: Sequence[str], do_lower_case: bool,
+               fast: bool = True):
     from tokenizers import pre_tokenizers  # pylint: disable=import-outside-toplevel
     self._tokens = list(tokens)
     self._lower = do_lower_case
     self._wordpiece = _wordpiece(tokens)
     self._wordpiece.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    self.fast_path = None
+    self.fast_path_unavailable = (
+        fast_wordpiece.fast_path_unavailable() if fast
+        else "turned off (--fast_wordpiece=false)")
+    if self.fast_path_unavailable is None:
+      self.fast_path = fast_wordpiece.FastWordPiece(self.to_str(),
+                                                    do_lower_case)
 
   @property
   def do_lower_case(self) -> bool:
@@ -241,6 +253,26 @@ class BertTokenizer:
     return self._wordpiece.encode_batch(
         [self.normalize(t) for t in texts],
         add_special_tokens=add_special_tokens)
+
+  def encode_flat(self, sentences: Sequence[str],
+                  safe: Optional[np.ndarray] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """The sentences' ids back to back (int64) and each one's length: the
+    ``safe`` ones (per sentence; ``fast_path.safe`` when None) by
+    ``nanotoken``, the others by the exact path. Without a fast path, all
+    by the exact path."""
+    if self.fast_path is None:
+      return flatten_ids([e.ids for e in self.encode_batch_fast(sentences)])
+    if safe is None:
+      safe = self.fast_path.safe(sentences)
+    if safe.all():
+      return self.fast_path.encode_flat(sentences)
+    chosen = safe.tolist()
+    fast = self.fast_path.encode_flat(
+        [s for s, ok in zip(sentences, chosen) if ok])
+    exact = flatten_ids([e.ids for e in self.encode_batch_fast(
+        [s for s, ok in zip(sentences, chosen) if not ok])])
+    return fast_wordpiece.merge_flat(safe, fast, exact)
 
   def add_special_tokens(self, tokens) -> int:
     return self._wordpiece.add_special_tokens(tokens)
@@ -335,7 +367,8 @@ def load_tokenizer(vocab_file: Optional[str] = None,
                    spm_model_file: Optional[str] = None,
                    merges_file: Optional[str] = None,
                    albert_rules: bool = False,
-                   special_token_overrides: Optional[Dict[str, str]] = None):
+                   special_token_overrides: Optional[Dict[str, str]] = None,
+                   fast_wordpiece: bool = True):
   """Returns ``(tokenizer, Vocabulary)``; raises VocabularyError with a
   message naming the file and the problem.
 
@@ -347,6 +380,8 @@ def load_tokenizer(vocab_file: Optional[str] = None,
   ``vocab.json`` and ``merges.txt`` (byte-level BPE); else ``vocab_file``,
   BERT's ``vocab.txt``. ``special_token_overrides``: role (cls, sep, mask,
   pad, unk) → the token to use instead of the family's.
+  ``fast_wordpiece``: with BERT's ``vocab.txt``, whether ``nanotoken``
+  takes the sentences it tokenizes as BERT does (``BertTokenizer``).
 
   ``do_lower_case``: with ``vocab_file``, whether BERT's rules lower-case
   (None: true, as in BERT). With ``tokenizer_file`` the file's normalizer
@@ -387,7 +422,7 @@ def load_tokenizer(vocab_file: Optional[str] = None,
     text = read_text(vocab_file, s3_client_kwargs)
     tokens = parse_vocab(text, vocab_file)
     lower_case = True if do_lower_case is None else do_lower_case
-    tokenizer = BertTokenizer(tokens, lower_case)
+    tokenizer = BertTokenizer(tokens, lower_case, fast=fast_wordpiece)
     family, prefix, path = "wordpiece", "##", vocab_file
   try:
     specials = families.special_tokens(family, tokens, path,
@@ -505,7 +540,9 @@ class TokenizerSettings:
   ``tokenizer.json``) or ``spm_model_file`` (a SentencePiece ``.model``),
   the first of the last two given winning over ``vocab_file``;
   ``do_lower_case``; ``albert_rules`` (ALBERT's text rules for a
-  SentencePiece model); ``special_tokens`` (role → token, overriding the
+  SentencePiece model); ``fast_wordpiece`` (BERT's vocab.txt tokenized by
+  ``nanotoken`` where it gives BERT's ids: ``BertTokenizer``);
+  ``special_tokens`` (role → token, overriding the
   family's); ``s3_client_kwargs``: smart-open's S3 client settings for
   files on S3."""
   vocab_file: Optional[str] = None
@@ -514,6 +551,7 @@ class TokenizerSettings:
   merges_file: Optional[str] = None
   do_lower_case: Optional[bool] = None
   albert_rules: bool = False
+  fast_wordpiece: bool = True
   special_tokens: Optional[Dict[str, str]] = None
   s3_client_kwargs: Optional[dict] = None
 
@@ -528,7 +566,8 @@ class TokenizerSettings:
         spm_model_file=self.spm_model_file,
         merges_file=None if one_file else self.merges_file,
         albert_rules=self.albert_rules,
-        special_token_overrides=self.special_tokens)
+        special_token_overrides=self.special_tokens,
+        fast_wordpiece=self.fast_wordpiece)
 
 
 # A tokenizer file's vocabulary may hold a few capitalized words that are no
@@ -618,13 +657,14 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
   are dropped. Returns the documents and the counts of what happened.
   """
   docs = list(docs)
-  if vocab.family == "wordpiece":
-    per_doc = _encode_joined(docs, tokenizer, vocab.sentence_separator_id)
-  else:
-    per_doc = _encode_each(docs, tokenizer, vocab)
   counts = {"sentences": 0, "empty_sentences_dropped": 0, "tokens": 0,
             "unknown_tokens": 0, "documents": 0,
             "empty_documents_dropped": 0}
+  if (vocab.family == "wordpiece"
+      and getattr(tokenizer, "fast_path", None) is None):
+    per_doc = _encode_joined(docs, tokenizer, vocab.sentence_separator_id)
+  else:
+    per_doc = _encode_each(docs, tokenizer, vocab, counts)
   out = []
   for (doc_id, sentences), (ids, lengths) in zip(docs, per_doc):
     kept = lengths > 0
@@ -679,7 +719,7 @@ def encode_flat(tokenizer, sentences: Sequence[str]
   return flatten_ids(encode_sentences(tokenizer, sentences))
 
 
-def _encode_each(docs, tokenizer, vocab: Vocabulary
+def _encode_each(docs, tokenizer, vocab: Vocabulary, counts: Dict[str, int]
                  ) -> List[Tuple[np.ndarray, np.ndarray]]:
   """Per document, its ids and each sentence's length, every sentence of
   the batch encoded on its own. A special token's id that the model made
@@ -690,7 +730,13 @@ def _encode_each(docs, tokenizer, vocab: Vocabulary
   if not flat:
     return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
             for _ in docs]
-  ids, lengths = encode_flat(tokenizer, flat)
+  fast = getattr(tokenizer, "fast_path", None)
+  if fast is not None:
+    safe = fast.safe(flat)
+    counts["wordpiece_exact_path_sentences"] = int(safe.size - safe.sum())
+    ids, lengths = tokenizer.encode_flat(flat, safe)
+  else:
+    ids, lengths = encode_flat(tokenizer, flat)
   special = np.zeros(ids.shape, dtype=bool)
   for i in {vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id}:
     special |= ids == i
