@@ -309,8 +309,9 @@ def steady_state(rows: List[Dict], key: str = "wall_s") -> Optional[Dict]:
   return {"mb_s": rate, "start_s": small[key] - small["corpus_mb"] / rate}
 
 
-# Which stage a sampled Python stack belongs to: the first stage here with
-# one of its DoFns or functions anywhere in the stack.
+# Which stage a sampled Python stack belongs to: the stage of the deepest
+# frame in the stack that is one of its DoFns or functions (in a fused Beam
+# stage the downstream DoFns run inside the upstream ones' calls).
 PROFILE_STAGES = (
     ("read and tokenize", ("_ReadRange.", "_ParseDocument.", "_SplitDoFn.",
                            "_TokenizeDoFn.", "_SpillDoFn.")),
@@ -323,13 +324,22 @@ IDLE_FRAMES = ("Condition.wait", "channel_spin", "_serve (", "Event.wait",
                "select (", "poll (", "_wait_once")
 
 
-def profile_summary(paths: List[str], top: int = 8) -> Dict:
+def _stage_of(frames: List[str], stages) -> Optional[str]:
+  for frame in reversed(frames):
+    for name, marks in stages:
+      if any(m in frame for m in marks):
+        return name
+  return None
+
+
+def profile_summary(paths: List[str], top: int = 8,
+                    stages=PROFILE_STAGES) -> Dict:
   """py-spy's collapsed stacks (``--format raw``) of the worker pools and
-  their workers, summed: busy samples per stage (``PROFILE_STAGES``; a
-  stack in none of them that imports modules is a worker starting, the
-  rest is the SDK harness itself), and the functions with the most samples
-  of their own in each."""
-  stages: Dict[str, Dict] = {}
+  their workers, summed: busy samples per stage (``stages``: (name, marks)
+  pairs, ``PROFILE_STAGES`` by default; a stack in none of them that
+  imports modules is a worker starting, the rest is the SDK harness
+  itself), and the functions with the most samples of their own in each."""
+  found: Dict[str, Dict] = {}
   for path in paths:
     with open(path, errors="replace") as f:
       for line in f:
@@ -339,21 +349,19 @@ def profile_summary(paths: List[str], top: int = 8) -> Dict:
         frames = stack.split(";")
         if any(idle in frames[-1] for idle in IDLE_FRAMES):
           continue
-        stage = next((name for name, marks in PROFILE_STAGES
-                      if any(m in frame for frame in frames for m in marks)),
-                     None)
+        stage = _stage_of(frames, stages)
         if stage is None:
           stage = ("worker start-up (imports)" if any(
               "_find_and_load" in frame for frame in frames)
                    else "SDK harness and gRPC")
-        entry = stages.setdefault(stage, {"samples": 0, "self": {}})
+        entry = found.setdefault(stage, {"samples": 0, "self": {}})
         entry["samples"] += int(count)
         entry["self"][frames[-1]] = entry["self"].get(frames[-1], 0) + int(
             count)
-  total = sum(e["samples"] for e in stages.values()) or 1
+  total = sum(e["samples"] for e in found.values()) or 1
   return {name: {"share": e["samples"] / total, "samples": e["samples"],
                  "top": sorted(e["self"].items(), key=lambda kv: -kv[1])[:top]}
-          for name, e in sorted(stages.items(), key=lambda kv: -kv[1]["samples"])}
+          for name, e in sorted(found.items(), key=lambda kv: -kv[1]["samples"])}
 
 
 def flink_job_name(flags: List[str]) -> str:

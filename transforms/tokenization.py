@@ -98,7 +98,7 @@ class Vocabulary:
   def id_dtype(self):
     """The narrowest dtype that holds every id (halves the shuffle for BERT's
     30,522-entry vocabulary)."""
-    return np.uint16 if self.size <= np.iinfo(np.uint16).max else np.int32
+    return np.uint16 if self.size <= 0xFFFF else np.int32
 
   @property
   def has_upper_case(self) -> bool:
