@@ -38,6 +38,7 @@ network with local files instead.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -356,8 +357,9 @@ def profile_summary(paths: List[str], top: int = 8,
                    else "SDK harness and gRPC")
         entry = found.setdefault(stage, {"samples": 0, "self": {}})
         entry["samples"] += int(count)
-        entry["self"][frames[-1]] = entry["self"].get(frames[-1], 0) + int(
-            count)
+        # A function's samples of its own, whatever its line.
+        own = re.sub(r":\d+\)$", ")", frames[-1])
+        entry["self"][own] = entry["self"].get(own, 0) + int(count)
   total = sum(e["samples"] for e in found.values()) or 1
   return {name: {"share": e["samples"] / total, "samples": e["samples"],
                  "top": sorted(e["self"].items(), key=lambda kv: -kv[1])[:top]}
