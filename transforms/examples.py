@@ -187,22 +187,25 @@ class _Prefixes(dict):
     self[n] = prefix
     return prefix
 
-  def columns(self, lengths: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  def columns(self, lengths: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row, the prefix for its payload length, laid out as
-    ``varint_columns`` lays out bytes: ``[rows, longest prefix]`` and which
-    slots are used. Reads a table of every length up to the largest seen."""
+    ``varint_columns`` lays out bytes: ``[rows, longest prefix]``, which
+    slots are used, and how many (``[rows]``). Reads a table of every length
+    up to the largest seen."""
     top = int(lengths.max())
     table = self._table
     if table is None or top >= table[0].shape[0]:
       parts = [self[k] for k in range(max(top + 1, 256))]
       width = max(len(p) for p in parts)
       table = (np.zeros((len(parts), width), dtype=np.uint8),
-               np.zeros((len(parts), width), dtype=bool))
+               np.zeros((len(parts), width), dtype=bool),
+               np.array([len(p) for p in parts], dtype=np.int64))
       for k, part in enumerate(parts):
         table[0][k, :len(part)] = np.frombuffer(part, dtype=np.uint8)
         table[1][k, :len(part)] = True
       self._table = table
-    return table[0][lengths], table[1][lengths]
+    return table[0][lengths], table[1][lengths], table[2][lengths]
 
 
 _INT64_LIST = b"\x1a"  # Feature field 3, length-delimited
@@ -252,12 +255,16 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
     names.insert(names.index(BOUNDARY_FEATURE if boundary else "segment_ids")
                  + 1, LANGS_FEATURE)
   for name in names:
-    payload, used = varint_columns(getattr(batch, name).reshape(n, -1))
-    lengths = used.sum(axis=1)
-    prefix, prefix_used = _PREFIXES[name].columns(lengths)
+    values = getattr(batch, name).reshape(n, -1)
+    payload, used = varint_columns(values)
+    # Bytes per row: one per value where every varint is one byte long.
+    lengths = (np.full(n, values.shape[1], dtype=np.int64)
+               if payload.shape[1] == values.shape[1]
+               else np.count_nonzero(used, axis=1))
+    prefix, prefix_used, prefix_lengths = _PREFIXES[name].columns(lengths)
     columns += [prefix, payload]
     present += [prefix_used, used]
-    features_len += prefix_used.sum(axis=1) + lengths
+    features_len += prefix_lengths + lengths
   if masks:
     weights = np.ascontiguousarray(batch.masked_lm_weights, dtype="<f4")
     weight_bytes = weights.view(np.uint8).reshape(n, -1)
@@ -275,8 +282,9 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   matrix = np.concatenate(columns, axis=1)
   keep = np.concatenate(present, axis=1)
   # np.compress on the flat arrays: several times faster than matrix[keep].
+  record_lengths = 1 + np.count_nonzero(size_used, axis=1) + features_len
   return (np.compress(keep.ravel(), matrix.ravel()).tobytes(),
-          np.cumsum(keep.sum(axis=1)).tolist())
+          np.cumsum(record_lengths).tolist())
 
 
 def serialize_batch(batch: MaskedBatch, masks: bool = True,
