@@ -62,7 +62,8 @@ from transforms.reading import ReadDocuments, check_first_file
 from transforms.rejects import REJECTED_DIR, WriteRejected
 from transforms.sentences import SplitSentences
 from transforms.tokenization import (Tokenize, Vocabulary, VocabularyError,
-                                     cased_vocabulary_warning)
+                                     cased_vocabulary_warning,
+                                     fast_path_warning)
 
 def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           matched: Optional[MatchedInput] = None, *,
@@ -219,6 +220,7 @@ def check(argv: Sequence[str]) -> Checked:
           tokenizer_file=vocab.family != "wordpiece"
           or bool(opts.tokenizer_file)),
       preset_family_warning(opts.preset, vocab.family, path),
+      fast_path_warning(tokenizer),
       compression_warning(opts, matched)):
     if warning:
       print(warning, file=sys.stderr)

@@ -256,10 +256,10 @@ class MlmOptions(PipelineOptions):
          "with --spm_model_file, --albert_text_rules' value, as in ALBERT's "
          "script; false with --merges_file.", default=None)
     flag(group, "--fast_wordpiece", "With --vocab_file=vocab.txt: "
-         "tokenize with nanotoken the sentences it provably tokenizes as "
-         "google-research/bert does (the same ids, about ten times faster), "
-         "the rest by the exact path; false: every sentence by the exact "
-         "path.", default=True)
+         "tokenize with nanotoken the sentences whose every character it "
+         "treats as google-research/bert does (the same ids, ten to twenty "
+         "times faster), the rest by the exact path; false: every sentence "
+         "by the exact path.", default=True)
     group.add_argument(
         "--tokenizer_threads", type=int, default=1,
         help="Threads of the tokenizer in each worker. 1 keeps Beam's worker "

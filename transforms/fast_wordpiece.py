@@ -1,13 +1,14 @@
 """BERT's WordPiece tokenization at library speed: PyPI's ``nanotoken`` for
-the sentences it provably tokenizes as google-research/bert does, this
-project's exact path (``normalization.normalize`` and ``tokenizers``'
+the sentences whose every character it treats as google-research/bert
+does, this project's exact path (``normalization.normalize`` and ``tokenizers``'
 WordPiece) for the rest.
 
 ``nanotoken`` (MIT; abi3 wheels for CPython 3.10+ on Linux x86_64 and
 aarch64, macOS and Windows) runs a ``tokenizer.json``'s BertNormalizer,
 BertPreTokenizer and WordPiece in Rust with the output of Hugging Face
-``tokenizers``, at about 250 MB of English Wikipedia per CPU-second on one
-thread (docs/benchmarks/tokenizer_families.md). ``tokenizers`` is not
+``tokenizers``, at about 60 MB of English Wikipedia per CPU-second on one
+thread, about 200 once its cache holds the text's words
+(docs/benchmarks/wordpiece_libraries.md). ``tokenizers`` is not
 google-research/bert: it deletes private-use characters, starts BERT's
 last CJK range later, lower-cases a word-final Σ to σ and reads other
 Unicode tables (normalization.py lists the differences). So each
@@ -44,6 +45,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from transforms import normalization
+
 LIBRARY = "nanotoken"
 TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                           "fast_wordpiece_unsafe.json")
@@ -69,10 +72,12 @@ def _read_table(path: str) -> dict:
     return json.load(f)
 
 
-def fast_path_unavailable(path: str = TABLE_FILE) -> Optional[str]:
+def fast_path_unavailable(path: Optional[str] = None) -> Optional[str]:
   """Why the fast path cannot run here (a sentence), or None where it can:
-  ``nanotoken`` installed, at the version the marks were made with, and
-  this Python's Unicode version theirs."""
+  ``nanotoken`` installed, at the version the marks (``path``, the shipped
+  ``TABLE_FILE`` by default) were made with, and this Python's Unicode
+  version theirs."""
+  path = path or TABLE_FILE
   version = library_version()
   if version is None:
     return "%s is not installed" % LIBRARY
@@ -88,11 +93,16 @@ def fast_path_unavailable(path: str = TABLE_FILE) -> Optional[str]:
   return None
 
 
-@functools.lru_cache(maxsize=None)
-def unsafe_table(lower: bool, path: str = TABLE_FILE) -> np.ndarray:
+def unsafe_table(lower: bool, path: Optional[str] = None) -> np.ndarray:
   """Per code point (0-0x10FFFF), whether a sentence holding it takes the
-  exact path: the shipped marks of that casing, and the surrogates (which
-  neither UTF-8 nor ``tokenizers`` takes)."""
+  exact path: the marks of that casing (``path``, the shipped
+  ``TABLE_FILE`` by default), and the surrogates (which neither UTF-8 nor
+  ``tokenizers`` takes)."""
+  return _unsafe_table(lower, path or TABLE_FILE)
+
+
+@functools.lru_cache(maxsize=None)
+def _unsafe_table(lower: bool, path: str) -> np.ndarray:
   table = np.zeros(CODE_POINTS, dtype=bool)
   for start, end in _read_table(path)["uncased" if lower else "cased"]:
     table[start:end + 1] = True
@@ -130,18 +140,23 @@ class FastWordPiece:
   would break ``safe_sentences``' shortcut."""
 
   def __init__(self, tokenizer_json: str, lower: bool,
-               path: str = TABLE_FILE):
+               path: Optional[str] = None):
     import nanotoken  # pylint: disable=import-outside-toplevel
     self._tokenizer = nanotoken.WordPieceTokenizer.from_json(tokenizer_json)
     self._unsafe = unsafe_table(lower, path)
     if self._unsafe[:128].any():
-      raise ValueError("%s marks ASCII characters" % path)
+      raise ValueError("%s marks ASCII characters" % (path or TABLE_FILE))
     # Threads of one encode call; 1 (the default) keeps Beam's worker count
     # honest, as --tokenizer_threads does for the other libraries.
     self.num_threads = 1
 
   def safe(self, sentences: Sequence[str]) -> np.ndarray:
     return safe_sentences(sentences, self._unsafe)
+
+  def clear_cache(self) -> None:
+    """Forgets the words ``nanotoken`` has cached (its speed on text it has
+    seen before is several times its speed on new text)."""
+    self._tokenizer.clear_cache()
 
   def encode_flat(self, sentences: Sequence[str]
                   ) -> Tuple[np.ndarray, np.ndarray]:
@@ -211,9 +226,7 @@ def probe_differences(lower: bool) -> np.ndarray:
   (``normalization.normalize`` split at whitespace, checked against BERT's
   own code for every code point by tests/unit/test_tokenization.py) in any
   of ``PROBES``. About a minute and 2 GB of memory."""
-  # pylint: disable=import-outside-toplevel
-  import nanotoken
-  from transforms import normalization
+  import nanotoken  # pylint: disable=import-outside-toplevel
   tokenizer_json, token_of = _probe_tokenizer_json(lower)
   tokenizer = nanotoken.WordPieceTokenizer.from_json(tokenizer_json)
   code_points = [c for c in range(CODE_POINTS)
@@ -231,19 +244,13 @@ def probe_differences(lower: bool) -> np.ndarray:
   return differs
 
 
-def ranges(mask: np.ndarray) -> List[List[int]]:
-  """The runs of True in ``mask`` as inclusive ``[start, end]`` pairs."""
-  edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8),
-                                                 [0]))))
-  return [[int(s), int(e) - 1] for s, e in zip(edges[::2], edges[1::2])]
-
-
 def make_table() -> dict:
   """The marks for the installed ``nanotoken`` and this Python."""
   table = {"nanotoken": library_version(),
            "unicode": unicodedata.unidata_version}
   for name, lower in (("uncased", True), ("cased", False)):
-    table[name] = ranges(probe_differences(lower))
+    table[name] = [list(run) for run in normalization.runs(
+        probe_differences(lower), 0)]
   return table
 
 

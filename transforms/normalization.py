@@ -86,7 +86,7 @@ def _char_class(ranges: List[Tuple[int, int]]) -> str:
       for lo, hi in ranges)
 
 
-def _runs(mask: np.ndarray, offset: int) -> List[Tuple[int, int]]:
+def runs(mask: np.ndarray, offset: int) -> List[Tuple[int, int]]:
   """The runs of True in ``mask`` as inclusive code point ranges."""
   edges = np.flatnonzero(np.diff(np.concatenate(
       ([0], mask.astype(np.int8), [0]))))
@@ -117,9 +117,9 @@ def _bmp_classes() -> _Classes:
   for a, b in _ASCII_PUNCTUATION:
     punctuation[a:b + 1] = True
   return _Classes(
-      control=re.compile(_char_class(_runs(control, 0))),
-      mark=re.compile(_char_class(_runs(kinds == _MARK, 0))),
-      punctuation=re.compile("(%s)" % _char_class(_runs(punctuation, 0))))
+      control=re.compile(_char_class(runs(control, 0))),
+      mark=re.compile(_char_class(runs(kinds == _MARK, 0))),
+      punctuation=re.compile("(%s)" % _char_class(runs(punctuation, 0))))
 
 
 def _is_cjk(cp: int) -> bool:

@@ -228,8 +228,13 @@ class BertTokenizer:
         fast_wordpiece.fast_path_unavailable() if fast
         else "turned off (--fast_wordpiece=false)")
     if self.fast_path_unavailable is None:
-      self.fast_path = fast_wordpiece.FastWordPiece(self.to_str(),
-                                                    do_lower_case)
+      try:
+        self.fast_path = fast_wordpiece.FastWordPiece(self.to_str(),
+                                                      do_lower_case)
+      except Exception as e:  # pylint: disable=broad-except
+        # An alpha library: whatever stops it, the exact path still works.
+        self.fast_path_unavailable = "%s could not load it (%s)" % (
+            fast_wordpiece.LIBRARY, _short(e))
 
   @property
   def do_lower_case(self) -> bool:
@@ -262,7 +267,7 @@ class BertTokenizer:
     ``nanotoken``, the others by the exact path. Without a fast path, all
     by the exact path."""
     if self.fast_path is None:
-      return flatten_ids([e.ids for e in self.encode_batch_fast(sentences)])
+      return self._exact_flat(sentences)
     if safe is None:
       safe = self.fast_path.safe(sentences)
     if safe.all():
@@ -270,9 +275,16 @@ class BertTokenizer:
     chosen = safe.tolist()
     fast = self.fast_path.encode_flat(
         [s for s, ok in zip(sentences, chosen) if ok])
-    exact = flatten_ids([e.ids for e in self.encode_batch_fast(
-        [s for s, ok in zip(sentences, chosen) if not ok])])
+    exact = self._exact_flat([s for s, ok in zip(sentences, chosen) if not ok])
     return fast_wordpiece.merge_flat(safe, fast, exact)
+
+  def _exact_flat(self, sentences: Sequence[str]
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+    """``encode_flat`` by the exact path. A line break is whitespace to
+    BERT, but the sentence separator to this tokenizer (load_tokenizer):
+    it goes as a space."""
+    return flatten_ids([e.ids for e in self.encode_batch_fast(
+        [s.replace(SENTENCE_SEPARATOR, " ") for s in sentences])])
 
   def add_special_tokens(self, tokens) -> int:
     return self._wordpiece.add_special_tokens(tokens)
@@ -636,6 +648,16 @@ def cased_vocabulary_warning(tokenizer, vocab: Vocabulary, path: str,
           % (path, len(words), ", ".join(words[:5])))
 
 
+def fast_path_warning(tokenizer) -> Optional[str]:
+  """A ``warning:`` line where BERT's WordPiece was asked for its fast path
+  (``BertTokenizer``) and cannot have it; None otherwise."""
+  why = getattr(tokenizer, "fast_path_unavailable", None)
+  if why is None or why.startswith("turned off"):
+    return None
+  return ("warning: every sentence takes the exact WordPiece path, the same "
+          "ids about 20 times slower: %s" % why)
+
+
 def limit_threads(threads: int) -> None:
   """``tokenizers`` runs a thread pool on every core unless told otherwise,
   which makes Beam's worker count meaningless; call before the first batch."""
@@ -649,9 +671,9 @@ def tokenize_documents(docs: Iterable[Tuple[str, List[str]]], tokenizer,
                        vocab: Vocabulary
                        ) -> Tuple[List[TokenizedDocument], Dict[str, int]]:
   """Tokenizes a batch of documents with one call of the tokenizer: one
-  string per document, sentences joined by the separator, for WordPiece
-  (``_add_sentence_separator``); one per sentence for the other families
-  (``encode_sentences``).
+  string per sentence (``_encode_each``), but for BERT's WordPiece without
+  its fast path, one per document, sentences joined by the separator
+  (``_encode_joined``, ``_add_sentence_separator``).
 
   Sentences that yield no token are dropped; documents left with no sentence
   are dropped. Returns the documents and the counts of what happened.
@@ -722,10 +744,11 @@ def encode_flat(tokenizer, sentences: Sequence[str]
 def _encode_each(docs, tokenizer, vocab: Vocabulary, counts: Dict[str, int]
                  ) -> List[Tuple[np.ndarray, np.ndarray]]:
   """Per document, its ids and each sentence's length, every sentence of
-  the batch encoded on its own. A special token's id that the model made
-  of the text (a SentencePiece model's user-defined ``<mask>``, a Unigram
-  vocabulary's ``<s>``) becomes the unknown token's: raw text never
-  yields a control id."""
+  the batch encoded on its own (``counts`` gets how many BERT's WordPiece
+  left to its exact path). In the other families a special token's id
+  that the model made of the text (a SentencePiece model's user-defined
+  ``<mask>``, a Unigram vocabulary's ``<s>``) becomes the unknown token's:
+  raw text never yields a control id."""
   flat = [s for _, sentences in docs for s in sentences]
   if not flat:
     return [(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
@@ -737,10 +760,13 @@ def _encode_each(docs, tokenizer, vocab: Vocabulary, counts: Dict[str, int]
     ids, lengths = tokenizer.encode_flat(flat, safe)
   else:
     ids, lengths = encode_flat(tokenizer, flat)
-  special = np.zeros(ids.shape, dtype=bool)
-  for i in {vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id}:
-    special |= ids == i
-  ids[special] = vocab.unk_id
+  if vocab.family != "wordpiece":
+    # (BERT's rules split "[CLS]" into three words; and WordPiece's pad id
+    # is 0 whatever token 0 is, which text may well make.)
+    special = np.zeros(ids.shape, dtype=bool)
+    for i in {vocab.cls_id, vocab.sep_id, vocab.mask_id, vocab.pad_id}:
+      special |= ids == i
+    ids[special] = vocab.unk_id
   # Each document's sentences, then their tokens, are one run of each.
   sentence_ends = np.cumsum([len(sentences) for _, sentences in docs])
   token_ends = np.concatenate(([0], np.cumsum(lengths)))
@@ -763,8 +789,11 @@ class _TokenizeDoFn(beam.DoFn):
   def setup(self):
     limit_threads(self._threads)
     self._tokenizer, self._vocab = self._settings.load()
+    threads = self._threads if self._threads > 0 else -1
     if hasattr(self._tokenizer, "num_threads"):  # SentencePiece
-      self._tokenizer.num_threads = self._threads if self._threads > 0 else -1
+      self._tokenizer.num_threads = threads
+    if getattr(self._tokenizer, "fast_path", None) is not None:  # nanotoken
+      self._tokenizer.fast_path.num_threads = threads
 
   def process(self, batch):
     try:

@@ -41,4 +41,11 @@ def test_fast_wordpiece_marks_are_those_shipped():
   fast path takes is one whose characters it treats as BERT does."""
   with open(fast_wordpiece.TABLE_FILE, encoding="utf-8") as f:
     shipped = json.load(f)
-  assert fast_wordpiece.make_table() == shipped
+  made = fast_wordpiece.make_table()
+  if made["unicode"] == shipped["unicode"]:
+    assert made == shipped
+  else:
+    # Another Python's Unicode tables: the shipped marks are not used there
+    # (tests/unit/test_fast_wordpiece.py makes and tests its own).
+    assert "Unicode tables are %s" % made["unicode"] in (
+        fast_wordpiece.fast_path_unavailable())
