@@ -150,6 +150,10 @@ def families(docs, folder: str, vocab_size: int, vocab_txt: str):
 
   def stage(tokenizer, vocab):
     def run():
+      # nanotoken caches the words it has seen: every round starts cold,
+      # as a worker does on new text.
+      if getattr(tokenizer, "fast_path", None) is not None:
+        tokenizer.fast_path.clear_cache()
       for batch in grouped:
         tokenization.tokenize_documents(batch, tokenizer, vocab)
     return run

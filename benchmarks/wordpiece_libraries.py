@@ -13,7 +13,8 @@ BertNormalizer, BertPreTokenizer, WordPiece; for TF Text, the vocabulary
 with ``lower_case_nfd_strip_accents``), the lines in batches of
 ``BATCH``, no special tokens, and one thread; each runs in a process of its
 own, and its fastest round counts (CPU seconds of the encode calls alone,
-``time.process_time``):
+``time.process_time``; nanotoken's cache of words seen is emptied before
+every round, so that no round is faster for having seen the text):
 
 * ``tokenizers`` as installed (0.23.3) and its 1.0 release candidate
   (installed with ``--no-deps`` into ``.cache/tools/tokenizers-rc``);
@@ -98,8 +99,10 @@ def ensure_extra(name: str) -> str:
 
 
 def _encoder(name: str, vocab_file: str, tokenizer_json: str
-             ) -> Tuple[str, Callable]:
-  """``(version, encode)``: ``encode(lines)`` → each line's ids."""
+             ) -> Tuple[str, Callable, Callable]:
+  """``(version, encode, forget)``: ``encode(lines)`` → each line's ids;
+  ``forget()`` empties the library's cache of words seen (nanotoken's), so
+  that every round starts cold."""
   # pylint: disable=import-outside-toplevel
   if name in ("tokenizers", "tokenizers-rc"):
     import tokenizers
@@ -108,7 +111,7 @@ def _encoder(name: str, vocab_file: str, tokenizer_json: str
     tokenizer = tokenizers.Tokenizer.from_file(tokenizer_json)
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     return tokenizers.__version__, lambda lines: [
-        e.ids for e in encode(lines, add_special_tokens=False)]
+        e.ids for e in encode(lines, add_special_tokens=False)], lambda: None
   if name == "nanotoken":
     import nanotoken
     with open(tokenizer_json, encoding="utf-8") as f:
@@ -118,7 +121,8 @@ def _encoder(name: str, vocab_file: str, tokenizer_json: str
       ids, offsets = tokenizer.encode_batch(lines, add_special_tokens=False,
                                             parallel=False)
       return np.split(ids, offsets[1:-1])
-    return importlib.metadata.version("nanotoken"), nanotoken_encode
+    return (importlib.metadata.version("nanotoken"), nanotoken_encode,
+            tokenizer.clear_cache)
   from transforms import tokenization
   if name == "tf-text":
     with open(vocab_file, encoding="utf-8") as f:
@@ -135,7 +139,7 @@ def _encoder(name: str, vocab_file: str, tokenizer_json: str
       ragged = tokenizer.tokenize(tf.constant(lines))
       return np.split(ragged.flat_values.numpy(),
                       ragged.row_splits.numpy()[1:-1])
-    return tensorflow_text.__version__, tf_text_encode
+    return tensorflow_text.__version__, tf_text_encode, lambda: None
   tokenizer, _ = tokenization.load_tokenizer(
       vocab_file=vocab_file, fast_wordpiece=name == "project")
   if name == "project" and tokenizer.fast_path is None:
@@ -144,7 +148,9 @@ def _encoder(name: str, vocab_file: str, tokenizer_json: str
   def project_encode(lines):
     ids, lengths = tokenizer.encode_flat(lines)
     return np.split(ids, np.cumsum(lengths)[:-1])
-  return importlib.metadata.version("mlm-pipeline"), project_encode
+  return (importlib.metadata.version("mlm-pipeline"), project_encode,
+          tokenizer.fast_path.clear_cache if tokenizer.fast_path
+          else lambda: None)
 
 
 def run_worker(name: str, folder: str, vocab_file: str, rounds: int) -> None:
@@ -152,12 +158,13 @@ def run_worker(name: str, folder: str, vocab_file: str, rounds: int) -> None:
   and every round's CPU seconds to ``folder``/``name``.npz."""
   with open(os.path.join(folder, "lines.json"), encoding="utf-8") as f:
     lines = json.load(f)
-  version, encode = _encoder(name, vocab_file,
-                             os.path.join(folder, "tokenizer.json"))
+  version, encode, forget = _encoder(name, vocab_file,
+                                     os.path.join(folder, "tokenizer.json"))
   batches = [lines[i:i + BATCH] for i in range(0, len(lines), BATCH)]
   times = []
   for _ in range(rounds):
     rows = []
+    forget()
     start = time.process_time()
     for batch in batches:
       rows += encode(batch)
