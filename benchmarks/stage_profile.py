@@ -33,7 +33,8 @@ from benchmarks.flink_memory import profile_summary
 
 README_MARK = "stage-profile"
 STAGES = (
-    ("reading and parsing", ("_ReadRange.", "_ParseDocument.")),
+    ("reading and parsing", ("_ReadRange.", "_ParseDocument.",
+                             "DocumentSource.")),
     ("sentence splitting", ("_SplitDoFn.",)),
     ("tokenizing", ("_TokenizeDoFn.",)),
     ("pools spilled to files", ("_SpillDoFn.",)),
