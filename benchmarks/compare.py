@@ -83,6 +83,25 @@ def generate_corpus(path: str, megabytes: float, seed: int = 0) -> None:
       written += len(doc.encode("utf-8"))
 
 
+def add_corpus_flags(parser: argparse.ArgumentParser) -> None:
+  """``--corpus`` or ``--generate_mb`` (``corpus_file`` reads them)."""
+  source = parser.add_mutually_exclusive_group()
+  source.add_argument("--corpus", help="A lines-format corpus file.")
+  source.add_argument("--generate_mb", type=float, default=20.0,
+                      help="Generate a corpus of this many MB from the "
+                      "project's sample text (default 20).")
+
+
+def corpus_file(args: argparse.Namespace, workdir: str) -> str:
+  """``--corpus``, or a corpus of ``--generate_mb`` generated in
+  ``workdir``."""
+  if args.corpus:
+    return args.corpus
+  corpus = os.path.join(workdir, "corpus.txt")
+  generate_corpus(corpus, args.generate_mb)
+  return corpus
+
+
 class Measured:
   """Runs a command; samples the CPU time and RSS of its process tree."""
 
@@ -353,11 +372,7 @@ def _write_page(args, argv, page: str, title: str, report: List[str]) -> None:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  source = parser.add_mutually_exclusive_group()
-  source.add_argument("--corpus", help="A lines-format corpus file.")
-  source.add_argument("--generate_mb", type=float, default=20.0,
-                      help="Generate a corpus of this many MB from the "
-                      "project's sample text (default 20).")
+  add_corpus_flags(parser)
   parser.add_argument("--workers", default="1,2",
                       help="Comma-separated DirectRunner worker counts.")
   parser.add_argument("--dupe_factor", type=int, default=5)
@@ -386,10 +401,7 @@ def main(argv=None):
            args.modes.split(",") if args.modes else None)
 
   workdir = tempfile.mkdtemp(prefix="mlm-bench-")
-  corpus = args.corpus
-  if not corpus:
-    corpus = os.path.join(workdir, "corpus.txt")
-    generate_corpus(corpus, args.generate_mb)
+  corpus = corpus_file(args, workdir)
   mb = os.path.getsize(corpus) / 1e6
   print("corpus: %s (%.1f MB); machine: %d cores, %.0f GB; logs in %s" % (
       corpus, mb, psutil.cpu_count(), psutil.virtual_memory().total / 1e9,

@@ -28,7 +28,8 @@ import sys
 import tempfile
 
 from benchmarks import provenance
-from benchmarks.compare import DEFAULT_VOCAB, REPO, Measured, generate_corpus
+from benchmarks.compare import (DEFAULT_VOCAB, REPO, Measured,
+                                add_corpus_flags, corpus_file)
 from benchmarks.flink_memory import profile_summary
 
 README_MARK = "stage-profile"
@@ -58,21 +59,14 @@ def pipeline_command(corpus: str, out: str):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  source = parser.add_mutually_exclusive_group()
-  source.add_argument("--corpus", help="A text file in the lines format.")
-  source.add_argument("--generate_mb", type=float, default=20.0,
-                      help="Generate a corpus of this many MB from the "
-                      "shipped sample text (benchmarks.compare's).")
+  add_corpus_flags(parser)
   parser.add_argument("--repeat", type=int, default=3)
   parser.add_argument("--readme", action="store_true")
   provenance.add_markdown_flag(parser, "stage_profile.md")
   args = parser.parse_args(argv)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   with tempfile.TemporaryDirectory() as workdir:
-    corpus = args.corpus
-    if not corpus:
-      corpus = os.path.join(workdir, "corpus.txt")
-      generate_corpus(corpus, args.generate_mb)
+    corpus = corpus_file(args, workdir)
     mb = os.path.getsize(corpus) / 1e6
     out = os.path.join(workdir, "out")
     cpu = []

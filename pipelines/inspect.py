@@ -40,6 +40,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines import cli, records
 from pipelines.options import s3_client_kwargs
 from runners import direct
+from transforms import tokenizer_families
 
 LABELS = {
     "nsp": ("next sentence", {0: "B follows A", 1: "B is random"}),
@@ -49,13 +50,7 @@ LABELS = {
 
 def detokenize(tokens: Sequence[str]) -> str:
   """WordPiece tokens as text: ``##`` pieces joined to the piece before."""
-  words: List[str] = []
-  for token in tokens:
-    if token.startswith("##") and words:
-      words[-1] += token[2:]
-    else:
-      words.append(token)
-  return " ".join(words)
+  return " ".join(tokenizer_families.wordpiece_words(tokens))
 
 
 def render(example: records.Example, vocab: Sequence[str],

@@ -46,6 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from transforms import normalization
+from transforms import tokenizer_families
 
 LIBRARY = "nanotoken"
 TABLE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -211,16 +212,6 @@ def _probe_tokenizer_json(lower: bool) -> Tuple[str, Dict[int, str]]:
   return tokenizer.to_str(), dict(enumerate(tokens))
 
 
-def _words_of_tokens(tokens: List[str]) -> List[str]:
-  words: List[str] = []
-  for token in tokens:
-    if token.startswith("##") and words:
-      words[-1] += token[2:]
-    else:
-      words.append(token)
-  return words
-
-
 def probe_differences(lower: bool) -> np.ndarray:
   """Per code point, whether ``nanotoken``'s words differ from BERT's
   (``normalization.normalize`` split at whitespace, checked against BERT's
@@ -237,7 +228,7 @@ def probe_differences(lower: bool) -> np.ndarray:
     ids, offsets = tokenizer.encode_batch(lines, add_special_tokens=False)
     ids = ids.tolist()
     for i, (c, line) in enumerate(zip(code_points, lines)):
-      ours = _words_of_tokens(
+      ours = tokenizer_families.wordpiece_words(
           [token_of[t] for t in ids[offsets[i]:offsets[i + 1]]])
       if ours != normalization.normalize(line, lower).split():
         differs[c] = True

@@ -144,6 +144,18 @@ def continuation_pieces(family: str, tokens: Sequence[str],
                   dtype=bool)
 
 
+def wordpiece_words(tokens: Sequence[str]) -> List[str]:
+  """WordPiece tokens → the words they spell: each ``##`` piece joined to
+  the piece before it (a leading ``##`` piece stands as a word)."""
+  words: List[str] = []
+  for token in tokens:
+    if token.startswith("##") and words:
+      words[-1] += token[2:]
+    else:
+      words.append(token)
+  return words
+
+
 def tokenizer_json_family(config: Dict) -> str:
   """The family of a parsed ``tokenizer.json``: its model's type, and for
   BPE its pre-tokenizer or decoder (ByteLevel: ``bpe``; Metaspace:
