@@ -128,11 +128,16 @@ def _ready(url: str, master: str) -> bool:
 
 def _environment(data: str) -> Dict[str, str]:
   """This process's environment less what configures ``weed`` (WEED_*) or
-  its S3 identities (AWS_*); Go's temporary directory (TMPDIR) is the data
-  directory."""
+  its S3 identities (AWS_*), but for one setting of the master's volume
+  growth; Go's temporary directory (TMPDIR) is the data directory."""
   env = {k: v for k, v in os.environ.items()
          if not k.startswith(("AWS_", "WEED_"))}
   env["TMPDIR"] = data
+  # One volume for each new bucket, not 7: the volume server holds as many
+  # as the free disk has room for (-volume.max=0), and at 7 a bucket, a
+  # disk with 20 GB free had none left for a test session's third bucket
+  # (PutObject: InternalError).
+  env["WEED_MASTER_VOLUME_GROWTH_COPY_1"] = "1"
   return env
 
 

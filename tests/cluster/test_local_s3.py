@@ -5,10 +5,12 @@ nothing behind however its ``with`` ends: no process of its group, no data
 directory, no unix socket in /tmp. SeaweedFS lacked nothing checked here,
 so no test needs moto's server."""
 
+import json
 import os
 import socket
 import tempfile
 import threading
+import urllib.request
 
 import boto3
 import botocore
@@ -130,6 +132,27 @@ def test_local_s3_serves_s3_calls_with_any_key_and_cleans_up():
 
 def _status(e):
   return e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_local_s3_gives_each_bucket_one_volume():
+  """A new bucket takes one volume, not SeaweedFS's default seven: the
+  server holds as many 1 GB volumes as its free disk has room for, and at
+  seven a bucket a test session's third bucket found none left on a disk
+  with 20 GB free (PutObject: InternalError)."""
+  with local_s3.server() as url:
+    client = _client(url)
+    for i in range(4):
+      client.create_bucket(Bucket="bucket-%d" % i)
+      client.put_object(Bucket="bucket-%d" % i, Key="k", Body=b"text")
+    flags = dict(a.lstrip("-").split("=", 1)
+                 for a in _server_process(url).cmdline()
+                 if a.startswith("-") and "=" in a)
+    with urllib.request.urlopen("http://%s:%s/dir/status" % (
+        flags["ip"], flags["master.port"]), timeout=10) as r:
+      topology = json.loads(r.read())["Topology"]
+    layouts = {l["collection"]: l["writables"] for l in topology["Layouts"]}
+    assert {name: len(volumes) for name, volumes in layouts.items()} == {
+        "bucket-%d" % i: 1 for i in range(4)}
 
 
 def test_local_s3_has_the_conditional_writes_of_the_output_lock():
