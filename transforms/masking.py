@@ -12,8 +12,9 @@ batch at once with numpy:
   even across the first ``[SEP]``).
 * ``n = min(max_predictions_per_seq, max(1, round(len * masked_lm_prob)))``
   with round-half-to-even, like Python 3's ``round``.
-* Which positions: one plain function per strategy. ``choose_positions``
-  (BERT: tokens or whole words, taken in random order while they fit in
+* Which positions: one plain function per strategy. ``choose_tokens``
+  (BERT: a uniform sample of ``n`` candidates), ``choose_positions``
+  (whole-word masking: words taken in random order while they fit in
   ``n``; one that would overflow is skipped), ``choose_ngrams`` (TF Model
   Garden's ``--max_ngram_size``: whole-word n-grams weighted 1/n) and
   ``choose_spans`` (SpanBERT's geometric spans of whole words).
@@ -188,21 +189,70 @@ def word_groups(batch: InstanceBatch, is_continuation: np.ndarray,
   return cand, group
 
 
+def choose_tokens(cand: np.ndarray, n_pred: np.ndarray,
+                  max_predictions: int, rng: np.random.Generator
+                  ) -> np.ndarray:
+  """BERT's choice without whole words: each row's ``min(n_pred,
+  candidates)`` positions, a uniform sample of its candidates (``cand``,
+  bool [n, L]) without replacement, as the first ``n_pred`` of BERT's
+  shuffled candidates are.
+
+  Returns int32 [n, max_predictions]: the chosen positions in ascending
+  order, padded with ``L``. Each position gets a random 64-bit key whose
+  low bits are replaced by its column, so that keys are distinct and the
+  ``n_pred`` smallest are exact; one sort of the keys, then one of the
+  ``max_predictions`` columns kept. Raises ValueError if a row asks for
+  more than ``max_predictions``.
+  """
+  n, L = cand.shape
+  if n and int(n_pred.max()) > max_predictions:
+    raise ValueError("n_pred above max_predictions")
+  bits = max(1, (L - 1).bit_length())
+  keys = rng.bit_generator.random_raw(n * L).reshape(n, L)
+  keys >>= np.uint64(bits)
+  keys <<= np.uint64(bits)
+  keys |= np.arange(L, dtype=np.uint64)[None, :]
+  keys[~cand] = np.iinfo(np.uint64).max
+  k = min(max_predictions, L)
+  smallest = np.sort(keys, axis=1)[:, :k]
+  limit = np.minimum(n_pred, np.count_nonzero(cand, axis=1))
+  positions = np.where(np.arange(k)[None, :] < limit[:, None],
+                       (smallest & np.uint64((1 << bits) - 1)).astype(np.int32),
+                       L)
+  positions.sort(axis=1)
+  if k < max_predictions:
+    positions = np.pad(positions, ((0, 0), (0, max_predictions - k)),
+                       constant_values=L)
+  return positions
+
+
+def ascending_positions(chosen: np.ndarray,
+                        max_predictions: int) -> np.ndarray:
+  """int32 [n, max_predictions]: each row's chosen positions (``chosen``,
+  bool [n, L], at most ``max_predictions`` a row) in ascending order,
+  padded with ``L``; the layout ``choose_tokens`` returns."""
+  n, L = chosen.shape
+  rows, cols = _nonzero(chosen)
+  per_row = np.bincount(rows, minlength=n)
+  slot = np.arange(rows.size) - np.repeat(np.cumsum(per_row) - per_row,
+                                          per_row)
+  positions = np.full((n, max_predictions), L, dtype=np.int32)
+  positions[rows, slot] = cols
+  return positions
+
+
 def choose_positions(cand: np.ndarray, group: np.ndarray, n_pred: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
-  """bool [n, L]: the positions chosen for prediction."""
+  """bool [n, L]: the positions chosen for prediction, whole groups
+  (``word_groups``) taken in random order while they fit in ``n_pred``."""
   n, L = cand.shape
   if np.array_equal(group[cand], (np.cumsum(cand, axis=1) - 1)[cand]):
-    # Every group is one position: a random permutation of the candidates,
-    # first n_pred of them.
-    # Random keys made distinct by the column, so that "the n_pred smallest"
-    # is exact: the keys at or below the n_pred-th smallest.
-    noise = rng.integers(0, 1 << 40, size=(n, L)) * L + np.arange(L)[None, :]
-    noise[~cand] = np.iinfo(np.int64).max
-    limit = np.minimum(n_pred, cand.sum(axis=1)) - 1
-    threshold = np.take_along_axis(np.sort(noise, axis=1),
-                                   np.maximum(limit, 0)[:, None], axis=1)
-    return cand & (noise <= threshold) & (limit >= 0)[:, None]
+    # Every group is one position: BERT's choice of single tokens.
+    positions = choose_tokens(cand, n_pred, L, rng)
+    chosen = np.zeros_like(cand)
+    rows, slots = _nonzero(positions < L)
+    chosen[rows, positions[rows, slots]] = True
+    return chosen
   chosen = np.zeros_like(cand)
   for r in range(n):
     g = group[r]
@@ -540,56 +590,56 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
         word_table(candidates(batch, special_ids),
                    is_continuation[batch.tokens]),
         n_pred, params.span_p, params.max_span_length, rng)
+    positions = ascending_positions(chosen, P)
   elif params.max_ngram_size > 1:
     chosen, unit, unit_words = choose_ngrams(
         word_table(candidates(batch, special_ids),
                    is_continuation[batch.tokens]),
         n_pred, params.max_ngram_size, rng)
-  else:
+    positions = ascending_positions(chosen, P)
+  elif whole_word:
     cand, group = word_groups(batch, is_continuation, whole_word,
                               special_ids)
-    chosen = choose_positions(cand, group, n_pred, rng)
+    positions = ascending_positions(
+        choose_positions(cand, group, n_pred, rng), P)
+  else:
+    positions = choose_tokens(candidates(batch, special_ids), n_pred, P, rng)
 
+  # The 80/10/10 draws, one per prediction slot (per unit with units).
   tokens = batch.tokens
   id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
-  u = rng.random((n, L), dtype=np.float32)
-  keep_or_random = rng.random((n, L), dtype=np.float32)
-  random_ids = rng.integers(0, vocab_size, size=(n, L), dtype=np.int32)
+  real = positions < L
+  at = np.where(real, positions, 0)
+  u = rng.random((n, P), dtype=np.float32)
+  keep_or_random = rng.random((n, P), dtype=np.float32)
+  random_ids = rng.integers(0, vocab_size, size=(n, P), dtype=np.int32)
   if unit is not None:
     # The draws at the unit's index stand for all of its positions.
-    index = np.maximum(unit, 0)
+    index = np.maximum(np.take_along_axis(unit, at, axis=1), 0)
     u = np.take_along_axis(u, index, axis=1)
     keep_or_random = np.take_along_axis(keep_or_random, index, axis=1)
-  to_mask = chosen & (u < 0.8)
-  to_keep = chosen & ~to_mask & (keep_or_random < 0.5)
-  to_random = chosen & ~to_mask & ~to_keep
-  input_ids = np.where(to_mask, mask_id,
-                       np.where(to_random, random_ids, tokens)).astype(id_dtype)
-
-  # Chosen positions in ascending order, padded with 0.
-  cols = np.arange(L, dtype=np.int32)[None, :]
-  pos_sorted = np.sort(np.where(chosen, cols, L), axis=1)[:, :P]
-  if pos_sorted.shape[1] < P:
-    # More predictions allowed than positions (BERT pads them, as here).
-    pos_sorted = np.pad(pos_sorted, ((0, 0), (0, P - pos_sorted.shape[1])),
-                        constant_values=L)
-  real = pos_sorted < L
-  positions = np.where(real, pos_sorted, 0)
-  ids = np.where(real, np.take_along_axis(tokens, positions, axis=1), 0)
+  to_mask = real & (u < 0.8)
+  to_keep = real & ~to_mask & (keep_or_random < 0.5)
+  to_random = real & ~to_mask & ~to_keep
+  original = np.take_along_axis(tokens, at, axis=1)
+  input_ids = tokens.astype(id_dtype)
+  rows, slots = _nonzero(real)
+  input_ids[rows, positions[rows, slots]] = np.where(
+      to_mask, mask_id, np.where(to_random, random_ids, original))[real]
 
   masked = MaskedBatch(
       key=batch.key,
       input_ids=input_ids,
       lengths=batch.lengths.astype(np.int32),
       a_lengths=batch.a_lengths.astype(np.int32),
-      masked_lm_positions=positions.astype(np.uint16),
-      masked_lm_ids=ids.astype(id_dtype),
-      num_predictions=real.sum(axis=1).astype(np.int32),
+      masked_lm_positions=at.astype(np.uint16),
+      masked_lm_ids=np.where(real, original, 0).astype(id_dtype),
+      num_predictions=np.count_nonzero(real, axis=1).astype(np.int32),
       next_sentence_labels=batch.labels.astype(np.uint8),
       separators=batch.separators, segment_b=batch.segment_b,
       token_boundary=boundary, languages=batch.languages)
   counts = {
-      "masked_tokens": int(np.count_nonzero(chosen)),
+      "masked_tokens": int(np.count_nonzero(real)),
       "masked_as_mask_token": int(np.count_nonzero(to_mask)),
       "masked_kept_original": int(np.count_nonzero(to_keep)),
       "masked_replaced_random": int(np.count_nonzero(to_random)),

@@ -96,6 +96,42 @@ def test_eighty_ten_ten():
   assert inner.min() > 20 and inner.max() < 100
 
 
+def test_choose_tokens_is_a_uniform_sample_of_the_candidates():
+  rng = np.random.default_rng(5)
+  n, L, P = 6000, 10, 12  # more predictions allowed than positions
+  cand = rng.random((n, L)) < 0.7
+  n_pred = rng.integers(1, 13, size=n)
+  positions = masking.choose_tokens(cand, n_pred, P, np.random.default_rng(6))
+  assert positions.shape == (n, P) and positions.dtype == np.int32
+  for r in range(n):
+    real = positions[r][positions[r] < L].tolist()
+    assert real == sorted(set(real))  # ascending, no position twice
+    assert all(cand[r, real])
+    assert len(real) == min(n_pred[r], cand[r].sum())
+    assert positions[r, len(real):].tolist() == [L] * (P - len(real))
+  # Rows with every position a candidate and three to choose: each
+  # position in 3/10 of them, each pair in 3*2/(10*9).
+  full = np.ones((20000, L), dtype=bool)
+  picks = masking.choose_tokens(full, np.full(20000, 3), 3,
+                                np.random.default_rng(7))
+  hit = np.zeros((20000, L), dtype=bool)
+  hit[np.arange(20000)[:, None], picks] = True
+  assert np.all(np.abs(hit.mean(axis=0) - 0.3) < 0.015)
+  pairs = (hit[:, :, None] & hit[:, None, :]).mean(axis=0)
+  off = pairs[~np.eye(L, dtype=bool)]
+  assert np.all(np.abs(off - 6 / 90) < 0.012)
+  with pytest.raises(ValueError):
+    masking.choose_tokens(full[:2], np.array([4, 1]), 3, rng)
+
+
+def test_ascending_positions_lists_each_rows_chosen_positions():
+  chosen = np.zeros((3, 8), dtype=bool)
+  chosen[0, [6, 1, 3]] = True
+  chosen[2, 7] = True
+  assert masking.ascending_positions(chosen, 4).tolist() == [
+      [1, 3, 6, 8], [8, 8, 8, 8], [7, 8, 8, 8]]
+
+
 def test_whole_word_groups():
   cont = np.zeros(VOCAB_SIZE, dtype=bool)
   cont[[600, 601]] = True  # "##" pieces
