@@ -33,6 +33,7 @@ numpy arrays, to keep Beam's per-element cost off the per-instance path.
 import bisect
 import dataclasses
 import functools
+import itertools
 import random
 import zlib
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -182,6 +183,8 @@ def truncate_seq_pair(a: np.ndarray, b: np.ndarray, max_num_tokens: int,
   """Truncates the pair to ``max_num_tokens``; each removed token comes off
   the front or the back of its side with probability 1/2. Returns the new
   pair and the number of tokens removed."""
+  if len(a) + len(b) <= max_num_tokens:
+    return a, b, 0
   cut_a, cut_b = truncation_lengths(len(a), len(b), max_num_tokens)
   if cut_a:
     front = _coin_flips(rng, cut_a)
@@ -221,7 +224,7 @@ def pool_document(doc: TokenizedDocument) -> PoolDocument:
   return doc.ids, [0] + np.cumsum(doc.sentence_lengths).tolist()
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Chunk:
   """BERT's chunk of a document pass: sentences ``first..last``, segment A
   its first ``a_end`` sentences, grown towards ``target`` tokens."""
@@ -588,36 +591,49 @@ def _zero_counts() -> Dict[str, int]:
 def _to_batch(key, rows, max_seq_length: int, layout: SequenceLayout,
               row_languages: Optional[np.ndarray] = None) -> InstanceBatch:
   """Lays rows out as ``[CLS] A [SEP] B [SEP]`` (``layout``'s separators
-  between A and B; ``[CLS] A [SEP]`` when B is None) in a padded matrix
-  with one scatter: per row only two views are listed. ``row_languages``:
-  each row's language id (``InstanceBatch.languages``), or None."""
+  between A and B; ``[CLS] A [SEP]`` when B is None) in a padded matrix:
+  the rows' segments are joined once and put, in row-major order, where a
+  mask of every row's A and B columns says. ``row_languages``: each row's
+  language id (``InstanceBatch.languages``), or None."""
   n = len(rows)
   k = layout.pair_separators
   tokens = np.full((n, max_seq_length), layout.pad_id, dtype=np.int32)
-  a_lengths = np.fromiter((len(r[0]) for r in rows), dtype=np.int64, count=n)
-  has_b = np.fromiter((r[1] is not None for r in rows), dtype=bool, count=n)
-  b_lengths = np.fromiter((0 if r[1] is None else len(r[1]) for r in rows),
-                          dtype=np.int64, count=n)
-  labels = np.fromiter((r[2] for r in rows), dtype=np.uint8, count=n)
   if n:
-    flat = np.concatenate([part for r in rows for part in r[:2]
-                           if part is not None])
-    pair = a_lengths + b_lengths
-    row_of = np.repeat(np.arange(n), pair)
-    within = np.arange(flat.size) - np.repeat(np.cumsum(pair) - pair, pair)
-    # A goes to columns 1..la, B after the [SEP]s that follow A.
-    tokens[row_of, within + 1 + k * (within >= np.repeat(a_lengths, pair))] = (
-        flat)
+    segments_a, segments_b, labels = zip(*rows)
+    has_b = np.fromiter(map(_is_not_none, segments_b), dtype=bool, count=n)
+    if not has_b.all():
+      segments_b = [_EMPTY if b is None else b for b in segments_b]
+    a_lengths = np.fromiter(map(len, segments_a), dtype=np.int64, count=n)
+    b_lengths = np.fromiter(map(len, segments_b), dtype=np.int64, count=n)
+    labels = np.fromiter(labels, dtype=np.uint8, count=n)
+    cols = np.arange(max_seq_length)[None, :]
+    b_start = (a_lengths + 1 + k)[:, None]
+    where = (((cols >= 1) & (cols <= a_lengths[:, None]))
+             | ((cols >= b_start) & (cols < b_start + b_lengths[:, None])))
+    tokens[where] = np.concatenate(list(itertools.chain.from_iterable(
+        zip(segments_a, segments_b))))
     rows_index = np.arange(n)
     tokens[:, 0] = layout.cls_id
     tokens[rows_index, a_lengths + 1] = layout.sep_id
     for extra in range(2, k + 1):
       tokens[rows_index[has_b], (a_lengths + extra)[has_b]] = layout.sep_id
-    tokens[rows_index[has_b], (pair + 1 + k)[has_b]] = layout.sep_id
+    tokens[rows_index[has_b], (a_lengths + b_lengths + 1 + k)[has_b]] = (
+        layout.sep_id)
+  else:
+    has_b = np.zeros(0, dtype=bool)
+    a_lengths = b_lengths = np.zeros(0, dtype=np.int64)
+    labels = np.zeros(0, dtype=np.uint8)
   lengths = (a_lengths + b_lengths + 2 + k * has_b).astype(np.int32)
   return InstanceBatch(key, tokens, lengths, a_lengths.astype(np.int32),
                        labels, separators=k, segment_b=layout.segment_b,
                        languages=row_languages)
+
+
+_EMPTY = np.zeros(0, dtype=np.int32)
+
+
+def _is_not_none(value) -> bool:
+  return value is not None
 
 
 def instance_tokens(batch: InstanceBatch) -> int:
