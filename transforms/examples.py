@@ -134,25 +134,45 @@ def _varint(n: int) -> bytes:
   return bytes(out)
 
 
-def varint_columns(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def varint_columns(values: np.ndarray, top: Optional[int] = None
+                   ) -> Tuple[np.ndarray, np.ndarray]:
   """Varints of non-negative ints, laid out in columns.
 
-  Returns ``(bytes, present)``, both ``[rows, values_per_row * width]``:
-  every value gets ``width`` byte slots (the size of the largest value's
-  varint), ``present`` marks the slots its varint uses. Keeping the present
-  bytes in row-major order (``bytes[present]``) gives each row's varints
-  back to back.
+  Returns ``(bytes, present)``, both ``[rows, values_per_row * slots]``:
+  every value gets ``slots`` byte slots, at least the size of the largest
+  value's varint (1, 2 or 4 slots up to four bytes, so that a value's
+  bytes are one little-endian uint16 or uint32 and every step works on
+  whole words), and ``present`` marks the slots its varint uses. Keeping
+  the present bytes in row-major order (``bytes[present]``) gives each
+  row's varints back to back. ``top``: the largest value, when the caller
+  knows it (no pass over the values to find it or to check for negatives).
   """
   v = np.ascontiguousarray(values)
   rows = v.shape[0]
   v = v.reshape(rows, -1)
-  if v.size and v.min() < 0:
-    raise ValueError("negative feature value")
-  top = int(v.max()) if v.size else 0
+  if top is None:
+    if v.size and v.min() < 0:
+      raise ValueError("negative feature value")
+    top = int(v.max()) if v.size else 0
   width = max(1, (top.bit_length() + 6) // 7)
   if width == 1:
     return v.astype(np.uint8), np.ones(v.shape, dtype=bool)
-  v = v.astype(np.int32 if width <= 4 else np.int64, copy=False)
+  if width <= 4:
+    # Byte k of the word: bits 7k..7k+6 of the value, the continuation bit
+    # where byte k+1 exists; the present word has 1 in each byte used.
+    word_type = np.dtype("<u2" if width == 2 else "<u4")
+    v = v.astype(word_type)
+    word = v & word_type.type(0x7F)
+    used = np.ones(v.shape, dtype=word_type)
+    for k in range(1, width):
+      more = (v >= (1 << (7 * k))).astype(word_type)
+      word |= (v << word_type.type(k)) & word_type.type(0x7F << (8 * k))
+      word |= more << word_type.type(8 * k - 1)
+      used |= more << word_type.type(8 * k)
+    word = word.astype(word_type, copy=False)
+    return (word.view(np.uint8).reshape(rows, -1),
+            used.view(bool).reshape(rows, -1))
+  v = v.astype(np.int64, copy=False)
   # Byte k of every value, with the continuation bit where byte k+1 exists.
   out = np.empty(v.shape + (width,), dtype=np.uint8)
   present = np.empty(v.shape + (width,), dtype=bool)
@@ -217,9 +237,15 @@ _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
+# Features whose values are 0 or 1 by construction: no pass over them to
+# find the widest varint.
+_BINARY_FEATURES = ("input_mask", "segment_ids", LABEL_FEATURE,
+                    BOUNDARY_FEATURE)
+
+
 def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
-               boundary: bool = False, langs: bool = False
-               ) -> Tuple[bytes, List[int]]:
+               boundary: bool = False, langs: bool = False,
+               framed: bool = False) -> Tuple[bytes, List[int]]:
   """The serialized ``tf.train.Example`` of every instance of ``batch``,
   back to back, and where each ends.
 
@@ -232,7 +258,10 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   ``next_sentence_labels``; ``boundary``: write ``token_boundary`` (the
   batch's, which must be there: ValueError otherwise); ``langs``: write
   ``langs`` (``MaskedBatch.langs``: the batch must carry its languages,
-  ValueError otherwise).
+  ValueError otherwise). ``framed``: each record framed as a TFRecord
+  (``frame_records``), the ends being those of the frames: the frame's
+  header is one more column of the matrix, its CRC-32C of the record is
+  written into the bytes the masked read leaves for it.
   """
   n = len(batch)
   if not n:
@@ -256,11 +285,20 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
                  + 1, LANGS_FEATURE)
   for name in names:
     values = getattr(batch, name).reshape(n, -1)
-    payload, used = varint_columns(values)
+    binary = name in _BINARY_FEATURES and (
+        name != "segment_ids" or batch.segment_b <= 1)
+    payload, used = varint_columns(values, top=1 if binary else None)
     # Bytes per row: one per value where every varint is one byte long.
-    lengths = (np.full(n, values.shape[1], dtype=np.int64)
-               if payload.shape[1] == values.shape[1]
-               else np.count_nonzero(used, axis=1))
+    if payload.shape[1] == values.shape[1]:
+      # Every row the same length: one prefix for all.
+      prefix = np.frombuffer(_PREFIXES[name][values.shape[1]],
+                             dtype=np.uint8)
+      columns += [np.broadcast_to(prefix, (n, prefix.size)), payload]
+      present.append(np.ones((n, prefix.size + payload.shape[1]),
+                             dtype=bool))
+      features_len += prefix.size + values.shape[1]
+      continue
+    lengths = np.count_nonzero(used, axis=1)
     prefix, prefix_used, prefix_lengths = _PREFIXES[name].columns(lengths)
     columns += [prefix, payload]
     present += [prefix_used, used]
@@ -279,12 +317,35 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   size, size_used = varint_columns(features_len[:, None])
   columns = [np.full((n, 1), 0x0A, dtype=np.uint8), size] + columns
   present = [np.ones((n, 1), dtype=bool), size_used] + present
+  record_lengths = 1 + np.count_nonzero(size_used, axis=1) + features_len
+  if framed:
+    # TFRecord's frame: the header (length, its CRC) by record length, and
+    # four bytes for the record's CRC.
+    distinct, which = np.unique(record_lengths, return_inverse=True)
+    headers = np.frombuffer(b"".join(map(_record_header, distinct.tolist())),
+                            dtype=np.uint8).reshape(-1, _HEADER_BYTES)
+    columns = [headers[which]] + columns + [np.zeros((n, 4), np.uint8)]
+    present = ([np.ones((n, _HEADER_BYTES), dtype=bool)] + present
+               + [np.ones((n, 4), dtype=bool)])
+    frame_lengths = record_lengths + _HEADER_BYTES + 4
+  else:
+    frame_lengths = record_lengths
   matrix = np.concatenate(columns, axis=1)
   keep = np.concatenate(present, axis=1)
   # np.compress on the flat arrays: several times faster than matrix[keep].
-  record_lengths = 1 + np.count_nonzero(size_used, axis=1) + features_len
-  return (np.compress(keep.ravel(), matrix.ravel()).tobytes(),
-          np.cumsum(record_lengths).tolist())
+  out = np.compress(keep.ravel(), matrix.ravel())
+  ends = np.cumsum(frame_lengths)
+  if framed:
+    data = out.tobytes()
+    starts = (ends - 4 - record_lengths).tolist()
+    crcs = np.fromiter(
+        map(google_crc32c.value,
+            [data[a:b] for a, b in zip(starts, (ends - 4).tolist())]),
+        dtype=np.uint32, count=n)
+    masked = ((crcs >> 15) | (crcs << 17)) + np.uint32(_CRC_MASK_DELTA)
+    out[(ends - 4)[:, None] + np.arange(4)] = (
+        masked.astype("<u4").view(np.uint8).reshape(n, 4))
+  return out.tobytes(), ends.tolist()
 
 
 def serialize_batch(batch: MaskedBatch, masks: bool = True,
@@ -304,10 +365,15 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 
+_CRC_MASK_DELTA = 0xA282EAD8
+_HEADER_BYTES = 12  # a TFRecord's uint64 length and the CRC of it
+
+
 def masked_crc(data: bytes) -> int:
   """TFRecord's masked CRC-32C: rotated right by 15 bits, plus a constant."""
   crc = google_crc32c.value(data)
-  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF)
+          + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
 def _masked_crc(data: bytes) -> bytes:
@@ -339,7 +405,7 @@ def serialize_framed(batch: MaskedBatch, masks: bool = True,
                      langs: bool = False) -> bytes:
   """``batch`` as a run of framed TFRecord records, ready to append to a
   shard."""
-  return frame_records(*_serialize(batch, masks, label, boundary, langs))
+  return _serialize(batch, masks, label, boundary, langs, framed=True)[0]
 
 
 def shard_suffix(compression: str) -> str:

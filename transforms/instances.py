@@ -152,8 +152,11 @@ def segment_ids(lengths: np.ndarray, a_lengths: np.ndarray, width: int,
   """uint8 [n, width]: 0 through the [SEP]s after A, ``segment_b`` for B and
   its [SEP], 0 in the padding."""
   cols = np.arange(width)[None, :]
-  return (((cols > (a_lengths + separators)[:, None])
-           & (cols < lengths[:, None])) * segment_b).astype(np.uint8)
+  in_b = ((cols > (a_lengths + separators)[:, None])
+          & (cols < lengths[:, None]))
+  if segment_b == 1:
+    return in_b.view(np.uint8)
+  return (in_b * segment_b).astype(np.uint8)
 
 
 def truncation_lengths(len_a: int, len_b: int, max_num_tokens: int

@@ -113,7 +113,7 @@ class MaskedBatch:
   @property
   def input_mask(self) -> np.ndarray:
     cols = np.arange(self.input_ids.shape[1])[None, :]
-    return (cols < self.lengths[:, None]).astype(np.uint8)
+    return (cols < self.lengths[:, None]).view(np.uint8)
 
   @property
   def segment_ids(self) -> np.ndarray:

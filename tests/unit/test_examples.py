@@ -39,6 +39,27 @@ def test_varints_match_protobuf():
     assert row[row_used].tobytes() == expected
 
 
+@pytest.mark.parametrize("top,dtype", [
+    (top, dtype)
+    for top in (1, 127, 128, 16383, 16384, 2 ** 21 - 1, 2 ** 21, 2 ** 28 - 1,
+                2 ** 28)
+    for dtype in (np.uint16, np.int32, np.uint32, np.int64)
+    if top <= np.iinfo(dtype).max])
+def test_varints_of_every_width_match_protobuf(top, dtype):
+  """Each width's layout (one, two, four slots a value, or one per byte
+  beyond four) gives protobuf's own varint bytes."""
+  from google.protobuf.internal.encoder import _VarintBytes
+  rng = np.random.default_rng(top)
+  values = rng.integers(0, top + 1, size=(6, 11)).astype(dtype)
+  values[0, 0], values[1, 3] = top, 0
+  columns, used = examples.varint_columns(values)
+  known, known_used = examples.varint_columns(values, top=top)
+  assert np.array_equal(columns[used], known[known_used])
+  for row, row_used, row_values in zip(columns, used, values):
+    expected = b"".join(_VarintBytes(int(v)) for v in row_values)
+    assert row[row_used].tobytes() == expected
+
+
 def test_serialized_examples_parse_with_tensorflow():
   batch = _random_batch()
   records = examples.serialize_batch(batch)
