@@ -610,6 +610,7 @@ def main() -> None:
   # kill -USR1 <pid> prints every thread's stack: what a job that seems
   # stuck is waiting for.
   faulthandler.register(signal.SIGUSR1, all_threads=True)
+  direct.collect_less()
   code = run()
   # An interrupt's clean-up, once begun, ends the process itself.
   interrupts.hold_if_ending()

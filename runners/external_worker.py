@@ -31,7 +31,7 @@ from apache_beam.portability.api import (beam_provision_api_pb2,
                                          endpoints_pb2)
 from apache_beam.runners.worker import sdk_worker_main
 
-from runners.direct import exit_now
+from runners.direct import collect_less, exit_now
 
 EXECUTABLE = "mlm-external-worker"
 
@@ -73,6 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
       "CONTROL_API_SERVICE_DESCRIPTOR": _descriptor(args.control_endpoint),
       "LOGGING_API_SERVICE_DESCRIPTOR": _descriptor(args.logging_endpoint),
   })
+  collect_less()
   sdk_worker_main.main(sys.argv)
   exit_now(0)
 

@@ -15,7 +15,7 @@ import sys
 
 from apache_beam.runners.worker import sdk_worker_main
 
-from runners.direct import exit_now, write_worker_pid
+from runners.direct import collect_less, exit_now, write_worker_pid
 from transforms import metrics
 
 # Set (to anything) in the launcher's environment to keep the workers'
@@ -59,6 +59,7 @@ def main() -> None:
   if not os.environ.get(DEBUG_LOGS_ENV):
     logging.setLogRecordFactory(_one_line_records(
         logging.getLogRecordFactory()))
+  collect_less()
   sdk_worker_main.main(sys.argv)
   # The last second of the live progress tally, which the launcher reads
   # once more when the job is done.

@@ -2,11 +2,13 @@
 runner, and ``build()`` run on a TestPipeline."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import (SAMPLE_DIR, VOCAB, load_vocab_list,
+from tests.helpers import (REPO, SAMPLE_DIR, VOCAB, load_vocab_list,
                            local_test_pipeline, read_examples,
                            sample_documents, shard_files)
 
@@ -180,3 +182,17 @@ def test_token_boundary_on_a_wordpiece_vocabulary(output_format, tmp_path):
   assert continuations > 20
   if output_format == "tfrecord":
     assert masked_continuations > 0  # whole words: ## pieces masked too
+
+
+def test_collect_less_freezes_the_imports_and_raises_the_thresholds():
+  """runners.direct.collect_less, which the job and its workers call once
+  their imports are done: the collector's thresholds become GC_THRESHOLDS
+  and what was alive is out of its scans. In a process of its own, so this
+  one's collector is left as it is."""
+  code = ("import gc; from runners import direct; "
+          "before = gc.get_freeze_count(); direct.collect_less(); "
+          "print(gc.get_threshold() == direct.GC_THRESHOLDS, "
+          "gc.get_freeze_count() > before > -1)")
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
+                       capture_output=True, text=True).stdout.split()
+  assert out == ["True", "True"]
