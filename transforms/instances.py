@@ -224,7 +224,8 @@ PoolDocument = Tuple[np.ndarray, List[int]]
 
 
 def pool_document(doc: TokenizedDocument) -> PoolDocument:
-  return doc.ids, [0] + np.cumsum(doc.sentence_lengths).tolist()
+  return doc.ids, list(itertools.accumulate(doc.sentence_lengths.tolist(),
+                                            initial=0))
 
 
 @dataclasses.dataclass(slots=True)
@@ -537,10 +538,7 @@ def instances_for_pool(pool_id: int,
   make their rows apart, and the batches carry each row's language id
   (``InstanceBatch.languages``).
   """
-  # Ids only collide for same-named files in different folders: then the
-  # content decides, through a checksum that copies nothing.
-  entries = sorted(entries, key=lambda e: (e[1].doc_id, e[0], e[1].ids.size,
-                                           zlib.crc32(e[1].ids)))
+  entries = _sorted_entries(entries)
   rows: List[Row] = []
   row_languages: List[int] = []  # with a plan: each row's language id
   counts = _zero_counts()
@@ -582,6 +580,28 @@ def instances_for_pool(pool_id: int,
                      layout, None if ids is None
                      else ids[start:start + batch_size]),
            counts if last else _zero_counts())
+
+
+def _entry_key(entry: Tuple[int, TokenizedDocument]) -> Tuple[str, int, int]:
+  return entry[1].doc_id, entry[0], entry[1].ids.size
+
+
+def _sorted_entries(entries: Sequence[Tuple[int, TokenizedDocument]]
+                    ) -> List[Tuple[int, TokenizedDocument]]:
+  """``entries`` by document id, dupe pass and token count. Ids only
+  collide for same-named files in different folders: then the content
+  decides, through a checksum (that copies nothing) of those entries
+  alone."""
+  entries = sorted(entries, key=_entry_key)
+  start = 0
+  for end in range(1, len(entries) + 1):
+    if end == len(entries) or (_entry_key(entries[end])
+                               != _entry_key(entries[start])):
+      if end - start > 1:
+        entries[start:end] = sorted(entries[start:end],
+                                    key=lambda e: zlib.crc32(e[1].ids))
+      start = end
+  return entries
 
 
 def _zero_counts() -> Dict[str, int]:

@@ -146,6 +146,24 @@ def test_short_targets_follow_short_seq_prob():
   assert min(short) >= 2 and max(short) <= 125
 
 
+def test_instances_for_pool_orders_colliding_documents_by_content():
+  """Two documents with the same id, dupe pass and size (same-named files
+  in two folders) are put in order by their content: any arrival order
+  gives the same instances."""
+  params = instances.InstanceParams(max_seq_length=32, dupe_factor=1,
+                                    short_seq_prob=0.0, random_seed=3)
+  twins = [_doc("same", [4, 5, 6], start=s) for s in (2000, 1000, 3000)]
+  others = [_doc("d%d" % i, [3, 4, 5], start=5000 + 100 * i)
+            for i in range(4)]
+  entries = [(0, d) for d in twins + others]
+  runs = [[b.tokens for b, _ in instances.instances_for_pool(
+      0, order, params, BERT_LAYOUT)]
+          for order in (entries, entries[::-1], entries[1:] + entries[:1])]
+  for run in runs[1:]:
+    assert len(run) == len(runs[0])
+    assert all(np.array_equal(a, b) for a, b in zip(run, runs[0]))
+
+
 def test_instances_for_pool_layout_and_determinism():
   params = instances.InstanceParams(max_seq_length=32, dupe_factor=3,
                                     short_seq_prob=0.1, random_seed=7)
