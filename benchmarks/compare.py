@@ -239,6 +239,7 @@ def _best(runs) -> List[Dict]:
   return rows
 
 
+README_MARK = "compare"  # the README's section (--readme)
 # The targets the tables are read against (docs/benchmarks.md).
 TARGET_CPU_EFFICIENCY = 30.0  # one worker, per CPU-second, vs the reference
 TARGET_PEAK_RSS_MB = 272  # one worker at 20 MB; at most this
@@ -392,6 +393,10 @@ def main(argv=None):
                       "each run's fastest round (for shared, noisy "
                       "machines).")
   parser.add_argument("--json", help="Also write the results here.")
+  parser.add_argument("--readme", action="store_true",
+                      help="Also write the table and what it meets into "
+                      "README.md, between its compare markers (not with "
+                      "--modes).")
   provenance.add_markdown_flag(parser, "compare.md (compare_modes.md with "
                                "--modes)")
   parser.add_argument("--modes", default=None,
@@ -399,6 +404,8 @@ def main(argv=None):
                       "compare them instead of worker counts." % ", ".join(
                           MODES))
   args = parser.parse_args(argv)
+  if args.readme and args.modes:
+    parser.error("--readme writes the worker-count table, not --modes'")
   modes = (list(MODES) if args.modes == "all" else
            args.modes.split(",") if args.modes else None)
 
@@ -463,6 +470,10 @@ def main(argv=None):
   print("\n".join(report))
   _write_page(args, argv, "compare.md",
               "The pipeline against the reference", report)
+  if args.readme:
+    provenance.write_readme_section(
+        README_MARK, sys.argv[1:] if argv is None else argv,
+        [setting(corpus, mb, args), "", table(rows, mb), ""] + verdict(rows))
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"corpus_mb": mb, "rows": rows}, f, indent=2)
