@@ -39,6 +39,8 @@ from benchmarks.compare import (DEFAULT_VOCAB, REPO, Measured,
 from benchmarks.flink_memory import profile_summary
 
 README_MARK = "stage-profile"
+# The project's top-level packages, which a --baseline revision must have.
+PACKAGES = ("pipelines", "transforms", "runners")
 STAGES = (
     ("reading and parsing", ("_ReadRange.", "_ParseDocument.",
                              "DocumentSource.")),
@@ -76,6 +78,13 @@ def checkout(revision: str, workdir: str) -> str:
         revision, archive.stderr.decode(errors="replace").strip()))
   subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout,
                  check=True)
+  # A package the revision lacks would be imported from this checkout
+  # (the editable install): two versions mixed in one run.
+  missing = [name for name in PACKAGES
+             if not os.path.isdir(os.path.join(folder, name))]
+  if missing:
+    raise SystemExit("error: --baseline=%s has no %s package; its run would "
+                     "take this checkout's" % (revision, ", ".join(missing)))
   return folder
 
 

@@ -229,7 +229,9 @@ GC_THRESHOLDS = (10_000, 20, 100)
 def collect_less() -> None:
   """Sets ``GC_THRESHOLDS`` and moves everything alive now (the imported
   modules, which are never garbage) out of the collector's scans
-  (``gc.freeze``). Called once a job's or a worker's imports are done."""
+  (``gc.freeze``), after one full collection so that no garbage is frozen
+  with them. Called once a job's or a worker's imports are done."""
+  gc.collect()
   gc.freeze()
   gc.set_threshold(*GC_THRESHOLDS)
 

@@ -592,16 +592,14 @@ def _sorted_entries(entries: Sequence[Tuple[int, TokenizedDocument]]
   collide for same-named files in different folders: then the content
   decides, through a checksum (that copies nothing) of those entries
   alone."""
-  entries = sorted(entries, key=_entry_key)
-  start = 0
-  for end in range(1, len(entries) + 1):
-    if end == len(entries) or (_entry_key(entries[end])
-                               != _entry_key(entries[start])):
-      if end - start > 1:
-        entries[start:end] = sorted(entries[start:end],
-                                    key=lambda e: zlib.crc32(e[1].ids))
-      start = end
-  return entries
+  ordered = []
+  for _, same in itertools.groupby(sorted(entries, key=_entry_key),
+                                   key=_entry_key):
+    same = list(same)
+    if len(same) > 1:
+      same.sort(key=lambda e: zlib.crc32(e[1].ids))
+    ordered.extend(same)
+  return ordered
 
 
 def _zero_counts() -> Dict[str, int]:

@@ -201,8 +201,9 @@ def choose_tokens(cand: np.ndarray, n_pred: np.ndarray,
   order, padded with ``L``. Each position gets a random 64-bit key whose
   low bits are replaced by its column, so that keys are distinct and the
   ``n_pred`` smallest are exact; one sort of the keys, then one of the
-  ``max_predictions`` columns kept. Raises ValueError if a row asks for
-  more than ``max_predictions``.
+  ``max_predictions`` columns kept. ``rng`` must draw 64 random bits per
+  raw value (PCG64, numpy's ``default_rng``; ``batch_rng``). Raises
+  ValueError if a row asks for more than ``max_predictions``.
   """
   n, L = cand.shape
   if n and int(n_pred.max()) > max_predictions:
