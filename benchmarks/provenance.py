@@ -23,14 +23,15 @@ HEAD_FIELDS = ("machine", "commit", "command", "date")
 
 def commit() -> str:
   """The checked-out commit, with ``+changes`` when the tree differs from
-  it outside ``docs/benchmarks/`` (the pages are what benchmarks write, so
-  one written before does not change what the next one measures)."""
+  it in anything but Markdown (the pages and the README's tables are what
+  benchmarks write, and no document changes what the next one
+  measures)."""
   try:
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"],
                           cwd=REPO, capture_output=True, text=True,
                           check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", ".",
-                            ":(exclude)docs/benchmarks"],
+                            ":(exclude)*.md", ":(exclude)docs/benchmarks"],
                            cwd=REPO, capture_output=True, text=True,
                            check=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
