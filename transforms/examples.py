@@ -243,6 +243,18 @@ _BINARY_FEATURES = ("input_mask", "segment_ids", LABEL_FEATURE,
                     BOUNDARY_FEATURE)
 
 
+def _fixed_width(name: str, payload: np.ndarray, columns: List[np.ndarray],
+                 present: List[np.ndarray]) -> int:
+  """Appends to ``_serialize``'s matrix a feature whose payload
+  (``[rows, bytes]``) is as long in every row, so one prefix serves all
+  rows and every byte is kept; returns the bytes it adds to each row."""
+  n, width = payload.shape
+  prefix = np.frombuffer(_PREFIXES[name][width], dtype=np.uint8)
+  columns += [np.broadcast_to(prefix, (n, prefix.size)), payload]
+  present.append(np.ones((n, prefix.size + width), dtype=bool))
+  return prefix.size + width
+
+
 def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
                boundary: bool = False, langs: bool = False,
                framed: bool = False) -> Tuple[bytes, List[int]]:
@@ -289,14 +301,8 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
         name != "segment_ids" or batch.segment_b <= 1)
     payload, used = varint_columns(values, top=1 if binary else None)
     # Bytes per row: one per value where every varint is one byte long.
-    if payload.shape[1] == values.shape[1]:
-      # Every row the same length: one prefix for all.
-      prefix = np.frombuffer(_PREFIXES[name][values.shape[1]],
-                             dtype=np.uint8)
-      columns += [np.broadcast_to(prefix, (n, prefix.size)), payload]
-      present.append(np.ones((n, prefix.size + payload.shape[1]),
-                             dtype=bool))
-      features_len += prefix.size + values.shape[1]
+    if payload.shape[1] == values.shape[1]:  # every varint one byte
+      features_len += _fixed_width(name, payload, columns, present)
       continue
     lengths = np.count_nonzero(used, axis=1)
     prefix, prefix_used, prefix_lengths = _PREFIXES[name].columns(lengths)
@@ -305,14 +311,9 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
     features_len += prefix_lengths + lengths
   if masks:
     weights = np.ascontiguousarray(batch.masked_lm_weights, dtype="<f4")
-    weight_bytes = weights.view(np.uint8).reshape(n, -1)
-    weight_prefix = np.frombuffer(
-        _PREFIXES["masked_lm_weights"][weight_bytes.shape[1]], dtype=np.uint8)
-    columns += [np.broadcast_to(weight_prefix, (n, weight_prefix.size)),
-                weight_bytes]
-    present += [np.ones((n, weight_prefix.size + weight_bytes.shape[1]),
-                        dtype=bool)]
-    features_len += weight_prefix.size + weight_bytes.shape[1]
+    features_len += _fixed_width("masked_lm_weights",
+                                 weights.view(np.uint8).reshape(n, -1),
+                                 columns, present)
   # The Example: field 1 tag, the varint length of the Features, then them.
   size, size_used = varint_columns(features_len[:, None])
   columns = [np.full((n, 1), 0x0A, dtype=np.uint8), size] + columns
