@@ -36,6 +36,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 ENDING = threading.Event()
 # How long the job's processes get to end after SIGTERM before SIGKILL.
 TERMINATE_GRACE_SECONDS = 3.0
+# How long a thread that fails waits for an interrupt's clean-up to begin
+# before its traceback is printed (``_quiet_while_ending``).
+THREAD_ERROR_WAIT_SECONDS = 1.0
 # A second signal this soon after the first is ignored (the clean-up,
 # usually 0.1 s, finishes); a later one ends the process at once.
 SECOND_SIGNAL_GRACE_SECONDS = 2.0
@@ -132,6 +135,22 @@ def hold_if_ending(seconds: float = 60.0) -> None:
     time.sleep(seconds)
 
 
+def _quiet_while_ending(previous: Callable) -> Callable:
+  """A ``threading.excepthook`` that prints nothing for a thread that fails
+  because an interrupt is ending the job: a signal sent to the whole process
+  group stops the workers at once, and Beam's gRPC threads in this process
+  fail with their connections before the watcher has begun (``ENDING``);
+  the watcher's one line says what happened. Any other thread's failure is
+  printed by ``previous``, ``THREAD_ERROR_WAIT_SECONDS`` later."""
+
+  def hook(args) -> None:
+    if ENDING.wait(THREAD_ERROR_WAIT_SECONDS):
+      return
+    previous(args)
+
+  return hook
+
+
 class InterruptWatch:
   """Ends the process cleanly on SIGINT or SIGTERM (see the module
   docstring). Install it from the main thread.
@@ -152,6 +171,7 @@ class InterruptWatch:
     self._saved = {}
     self._saved_fd = -1
     self._thread: Optional[threading.Thread] = None
+    self._saved_excepthook: Optional[Callable] = None
 
   def add(self, cleanup: Callable[[], None]) -> None:
     """Runs ``cleanup`` after the steps given so far."""
@@ -174,6 +194,8 @@ class InterruptWatch:
       # The Python-level handler does nothing: the watcher thread acts.
       # (A handler must be set for the wakeup fd to be written.)
       self._saved[sig] = signal.signal(sig, lambda signum, frame: None)
+    self._saved_excepthook = threading.excepthook
+    threading.excepthook = _quiet_while_ending(threading.excepthook)
     self._thread = threading.Thread(target=self._watch, daemon=True,
                                     name="interrupt-watch")
     self._thread.start()
@@ -185,6 +207,7 @@ class InterruptWatch:
     for sig, handler in self._saved.items():
       signal.signal(sig, handler)
     signal.set_wakeup_fd(self._saved_fd)
+    threading.excepthook = self._saved_excepthook
     self._writer.close()  # ends the watcher's read
     self._reader, self._writer = None, None
 

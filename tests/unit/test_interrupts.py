@@ -4,6 +4,7 @@ the grace they are given (the CLI interrupted: tests/e2e/test_interrupts.py)."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 from pipelines import interrupts
@@ -36,3 +37,19 @@ def test_descendants_and_stop_processes_unit():
     child.wait()
 
 
+
+
+def test_a_thread_failing_while_an_interrupt_ends_the_job_prints_nothing(
+    monkeypatch):
+  """The excepthook InterruptWatch installs: a thread that fails once the
+  watcher is ending the process (or within the wait for it) prints no
+  traceback; a failure with no interrupt reaches the previous hook."""
+  seen = []
+  monkeypatch.setattr(interrupts, "THREAD_ERROR_WAIT_SECONDS", 0.05)
+  hook = interrupts._quiet_while_ending(seen.append)
+  monkeypatch.setattr(interrupts, "ENDING", threading.Event())
+  hook("no interrupt")
+  assert seen == ["no interrupt"]
+  interrupts.ENDING.set()
+  hook("while ending")
+  assert seen == ["no interrupt"]
