@@ -19,6 +19,9 @@ if __name__ == "__main__":
   # watch, a Ctrl-C ends the process with one line, not a traceback.
   interrupts.end_quietly_while_starting()
 
+from runners import lean_beam  # before anything imports Beam
+lean_beam.import_beam()
+
 import argparse
 import faulthandler
 import json

@@ -23,6 +23,10 @@ import os
 import sys
 from typing import Optional, Sequence
 
+# pylint: disable=wrong-import-position
+from runners import lean_beam  # before anything imports Beam
+lean_beam.import_beam()
+
 import grpc
 from google.protobuf import json_format, text_format
 

@@ -13,6 +13,10 @@ import os
 import signal
 import sys
 
+# pylint: disable=wrong-import-position
+from runners import lean_beam  # before anything imports Beam
+lean_beam.import_beam()
+
 from apache_beam.runners.worker import sdk_worker_main
 
 from runners.direct import collect_less, exit_now, write_worker_pid

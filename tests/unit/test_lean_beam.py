@@ -1,0 +1,92 @@
+"""runners/lean_beam.py: the job's processes import Beam without pandas,
+pyarrow, the Google Cloud clients or MongoDB's, and can still import them
+afterwards."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from runners import lean_beam
+from tests.helpers import REPO
+
+# What a plain ``import apache_beam`` loads besides ``UNUSED``: the Google
+# Cloud clients, each of which imports google.api_core.
+CLIENTS = ("google.cloud.storage", "google.cloud.dataflow_v1beta3",
+           "google.cloud.bigquery_storage_v1", "google.cloud.pubsub_v1")
+
+LOADED = """
+      from runners.lean_beam import UNUSED
+      print(sorted(name for name in UNUSED + %r
+                   if any(m == name or m.startswith(name + ".")
+                          for m in sys.modules)))
+""" % (CLIENTS,)
+
+
+def _run(code: str, quiet: bool = False) -> str:
+  """Runs ``code`` in a fresh interpreter at the repository root and
+  returns what it printed; ``quiet``: it must print nothing on stderr."""
+  done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
+                        cwd=REPO, capture_output=True, text=True,
+                        timeout=120, check=False)
+  assert done.returncode == 0, done.stderr
+  if quiet:
+    assert done.stderr == ""
+  return done.stdout
+
+
+@pytest.mark.parametrize("entry", ["pipelines.mlm", "runners.worker",
+                                   "runners.external_worker"])
+def test_the_job_processes_import_none_of_the_unused_packages(entry):
+  """The launcher, the DirectRunner's worker processes and the Flink
+  worker: importing the entry point loads Beam but none of ``UNUSED`` or
+  the Google Cloud clients
+  (each was loaded by a plain ``import apache_beam``, below), and says
+  nothing on stderr (Beam warns when a filesystem fails to import for any
+  reason but a missing module)."""
+  printed = _run(f"""
+      import sys
+      import {entry}
+      assert "apache_beam" in sys.modules
+      """ + LOADED, quiet=True)
+  assert printed.strip() == "[]"
+
+
+def test_a_plain_beam_import_loads_them():
+  """The control: without ``import_beam()`` Beam loads every one of
+  ``UNUSED`` (installed with tensorflow-transform). If this fails, Beam or
+  the dependencies changed and ``UNUSED`` should be checked again."""
+  printed = _run("""
+      import sys
+      import apache_beam
+      """ + LOADED)
+  assert printed.strip() == repr(sorted(lean_beam.UNUSED + CLIENTS))
+
+
+def test_after_the_import_everything_imports_and_s3_is_a_filesystem():
+  """What was hidden imports as usual afterwards (Parquet's pyarrow,
+  pandas), and Beam's own filesystems are there: local and ``s3://``."""
+  printed = _run("""
+      from runners import lean_beam
+      lean_beam.import_beam()
+      import pandas, pyarrow.parquet, google.cloud.storage
+      from apache_beam.io.filesystems import FileSystems
+      print(type(FileSystems.get_filesystem("s3://bucket/key")).__name__,
+            type(FileSystems.get_filesystem("/tmp/x")).__name__)
+      """)
+  assert printed.split() == ["S3FileSystem", "LocalFileSystem"]
+
+
+def test_modules_hidden_hides_only_within_the_block_and_keeps_loaded_ones():
+  name = "json"  # already imported: left as it is
+  assert name in sys.modules
+  absent = "mlm_lean_beam_test_absent"
+  with lean_beam.modules_hidden([name, absent]):
+    import json  # pylint: disable=import-outside-toplevel,reimported
+    assert json is sys.modules[name]
+    with pytest.raises(ModuleNotFoundError):
+      __import__(absent)
+    with pytest.raises(ModuleNotFoundError):
+      __import__(absent + ".sub")
+  assert absent not in sys.modules
