@@ -395,3 +395,51 @@ def albert_input_fn(files: Sequence[str], max_seq_length: int,
       capture_output=True, text=True, check=True,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# Megatron-LM's own reader of its indexed dataset, from PyPI: megatron-core's
+# ``megatron.core.datasets.indexed_dataset.IndexedDataset`` (what its
+# GPT and BERT datasets read through). It imports PyTorch, and PyPI's Linux
+# torch wheel loads its CUDA libraries when imported, so the venv holds the
+# whole set (about 5 GB, 1.5 minutes on this project's machines, once).
+MEGATRON_READER = ("megatron-core==0.16.1", "torch==2.15.0", "numpy==2.4.6")
+MEGATRON_SCRIPT = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+from megatron.core.datasets.indexed_dataset import IndexedDataset
+data = IndexedDataset(sys.argv[1])
+print(json.dumps({
+    "dtype": data.index.dtype.__name__,
+    "sequences": [data[i].tolist() for i in range(len(data))],
+    "document_indices": data.document_indices.tolist(),
+    "sequence_lengths": data.sequence_lengths.tolist(),
+}))
+"""
+
+
+def ensure_megatron_reader(venv: str) -> str:
+  """A venv at ``venv`` with ``MEGATRON_READER`` (once); returns its
+  python. Safe to call again: an existing one is reused."""
+  python = os.path.join(venv, "bin", "python")
+  marker = os.path.join(venv, ".installed")
+  if not os.path.exists(marker):
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet",
+                    *MEGATRON_READER], check=True)
+    with open(marker, "w", encoding="utf-8") as f:
+      f.write(" ".join(MEGATRON_READER) + "\n")
+  return python
+
+
+def megatron_read(python: str, prefix: str) -> Dict:
+  """``IndexedDataset(prefix)`` as megatron-core reads it, run by
+  ``python`` (``ensure_megatron_reader``'s): the token ``dtype``'s name,
+  every sequence's ids in order, the ``document_indices`` and the
+  ``sequence_lengths``."""
+  proc = subprocess.run([python, "-c", MEGATRON_SCRIPT, prefix],
+                        capture_output=True, text=True, check=False)
+  if proc.returncode:
+    raise RuntimeError("megatron-core could not read %s: %s"
+                       % (prefix, proc.stderr[-2000:]))
+  return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -143,6 +143,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   except VocabularyError as e:
     cli.error("%s (pass --vocab_file)" % e)
     return 2
+  if output.format == "megatron":
+    return _inspect_megatron(output, vocab, args)
   if not args.no_validate:
     try:
       checked = records.validate(
@@ -181,6 +183,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except records.InvalidOutput as e:
       cli.error(str(e))
       return 1
+  return 0
+
+
+def _inspect_megatron(output: records.Output, vocab, args) -> int:
+  """``main`` for a Megatron indexed dataset: validates it
+  (``records.validate_megatron``), then prints its first ``--num``
+  sequences decoded, each with its document."""
+  try:
+    if not args.no_validate:
+      checked = records.validate_megatron(output, vocab.size)
+      for prefix, (sequences, size) in checked.items():
+        index = records.megatron_index(output, prefix)
+        print("%s: %d sequences in %d documents, %s tokens, %.1f MB, valid"
+              % (prefix, sequences, index.document_indices.size - 1,
+                 index.dtype.name, size / 1e6))
+      print("%d Megatron datasets: the index, the ids and the counts of "
+            "summary.json hold" % len(checked))
+    if args.num:
+      for prefix in records.megatron_prefixes(output):
+        print()
+        for i, document, ids in records.megatron_sequences(
+            output, prefix, args.num):
+          print("%s sequence %d (document %d): %d tokens" % (
+              prefix, i, document, ids.size))
+          print("  " + detokenize([vocab.tokens[t] for t in ids.tolist()]))
+  except records.InvalidOutput as e:
+    cli.error(str(e))
+    return 1
   return 0
 
 

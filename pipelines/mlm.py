@@ -58,6 +58,7 @@ from transforms.instances import (CreateInstances, pool_builder,
                                   sequence_layout)
 from transforms.masking import MaskTokens
 from transforms import languages
+from transforms import megatron
 from transforms import pool_files
 from transforms import s3_clients
 from transforms.paths import InputError, MatchedInput, match_input
@@ -87,6 +88,14 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
     matched = match_input(input_patterns(opts))
   if plan is None:
     plan = language_plan(opts, matched)
+  if opts.output_format == "megatron":
+    if pool_dir is None:
+      raise ValueError("--output_format=megatron needs a pool directory")
+    return (_tokenized(pipeline, opts, s3_client_kwargs, matched)
+            | "WriteMegatron" >> megatron.WriteMegatron(
+                opts.output, packing=opts.packing, vocab_size=vocab.size,
+                seed=opts.random_seed, pool_size=opts.random_next_pool_size,
+                pool_dir=pool_dir))
   if reuse is not None and reuse.spilled is not None:
     batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched,
                              reuse, plan)
@@ -110,6 +119,16 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
 def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
                   matched: MatchedInput, plan):
   """Input files → instance batches: read, split, tokenize, pool."""
+  tokenized = _tokenized(pipeline, opts, s3_client_kwargs, matched)
+  layout = sequence_layout(vocab)
+  return tokenized | "CreateInstances" >> CreateInstances(
+      instance_params(opts, layout.pair_separators, plan), layout=layout,
+      pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
+
+
+def _tokenized(pipeline, opts, s3_client_kwargs, matched: MatchedInput):
+  """Input files → tokenized documents: read, split, tokenize; what cannot
+  be used is written to ``_rejected/``."""
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
       matched, input_format=opts.input_format,
       text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
@@ -123,10 +142,7 @@ def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
   _ = ((read_rejects, split_rejects, tokenize_rejects)
        | "GatherRejected" >> beam.Flatten()
        | "WriteRejected" >> WriteRejected(opts.output, matched.root))
-  layout = sequence_layout(vocab)
-  return tokenized | "CreateInstances" >> CreateInstances(
-      instance_params(opts, layout.pair_separators, plan), layout=layout,
-      pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
+  return tokenized
 
 
 def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,

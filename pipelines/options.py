@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
-from transforms import languages, paths
+from transforms import languages, megatron, paths
 from transforms.examples import ExampleLayout
 from transforms.instances import (DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS,
                                   InstanceParams)
@@ -39,7 +39,7 @@ def parse_bool(value) -> bool:
   raise argparse.ArgumentTypeError("expected true or false, got %r" % value)
 
 
-OUTPUT_FORMATS = ("tfrecord", "parquet")
+OUTPUT_FORMATS = ("tfrecord", "parquet", "megatron")
 
 # What each objective's paper and reference code use; --preset=NAME sets
 # these, and any flag given on the command line wins. Flags that are not
@@ -177,7 +177,10 @@ class MlmOptions(PipelineOptions):
         help="tfrecord: BERT's tf.train.Example features. parquet: "
         "zstd-compressed Parquet shards with Hugging Face's column names "
         "(input_ids, attention_mask, token_type_ids, labels, "
-        "next_sentence_label / sentence_order_label), for PyTorch trainers.")
+        "next_sentence_label / sentence_order_label), for PyTorch trainers. "
+        "megatron: Megatron-LM's indexed dataset, one text_sentence.bin/.idx "
+        "pair per run (text_document with --packing=doc) of token ids, which "
+        "Megatron's BERT dataset masks and pairs at training time.")
     flag(group, "--overwrite", "Replace the contents of a non-empty --output.")
     flag(group, "--resume", "Continue a run that failed or was stopped, "
          "with the same flags and input: reuse its finished work (every "
@@ -277,12 +280,14 @@ class MlmOptions(PipelineOptions):
         "half the time. sop: ALBERT's sentence-order prediction, B is the "
         "real continuation, swapped half the time. none: no sentence label.")
     group.add_argument(
-        "--packing", default=None, choices=PACKINGS,
+        "--packing", default=None, choices=PACKINGS + megatron.PACKINGS,
         help="pairs (default): BERT's segments A and B. full_sentences / "
         "doc_sentences: RoBERTa's, whole sentences packed up to "
         "--max_seq_length in one segment, across document boundaries (with "
         "a [SEP] between documents) or not. Packing needs "
-        "--sentence_task=none.")
+        "--sentence_task=none. With --output_format=megatron: sentences "
+        "(default; one sequence per sentence, as Megatron's preprocess_data."
+        "py --split-sentences) or doc (one per document).")
     group.add_argument(
         "--masking", default=None, choices=MASKINGS,
         help="static (default): mask once per dupe pass, here. none: write "
@@ -385,6 +390,10 @@ def resolve(opts: MlmOptions) -> None:
   ``--masking=none`` is asked for, its n-grams when ``--span_masking``
   is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
+  if opts.output_format == "megatron":
+    # Megatron pairs and masks at training time: one pass, nothing masked.
+    preset.update(packing=megatron.PACKINGS[0], sentence_task="none",
+                  masking="none")
   if not input_languages(opts) and not opts.language_field:
     # A corpus without language tags is one language: nothing to sample.
     preset.pop("language_sampling_alpha", None)
@@ -420,6 +429,10 @@ MASKING_CHOICES = {"max_ngram_size": 0, "do_whole_word_mask": False,
 
 def objective_errors(opts: MlmOptions):
   """The combinations of objective flags that cannot work, as messages."""
+  megatron_problems = list(megatron_errors(opts))
+  if megatron_problems:  # the format decides what the other flags mean
+    yield from megatron_problems
+    return
   if opts.packing != "pairs" and opts.sentence_task != "none":
     yield ("--packing=%s makes one segment per sequence, so there is no "
            "sentence pair for --sentence_task=%s: pass --sentence_task=none "
@@ -437,6 +450,44 @@ def objective_errors(opts: MlmOptions):
   if opts.output_format == "parquet" and opts.compression != "none":
     yield ("--compression applies to TFRecord shards; Parquet shards are "
            "always zstd-compressed: drop --compression")
+
+
+def megatron_errors(opts: MlmOptions):
+  """What ``--output_format=megatron`` cannot go with, as messages: it
+  writes each document's token ids once, and Megatron's BERT dataset
+  pairs, truncates and masks them at training time."""
+  if opts.output_format != "megatron":
+    if opts.packing in megatron.PACKINGS:
+      yield ("--packing=%s is a layout of --output_format=megatron; pass "
+             "--output_format=megatron or one of %s"
+             % (opts.packing, ", ".join(PACKINGS)))
+    return
+  if opts.packing not in megatron.PACKINGS:
+    yield ("--output_format=megatron writes one sequence per sentence "
+           "(--packing=sentences, the default) or per document "
+           "(--packing=doc), not --packing=%s" % opts.packing)
+  if opts.sentence_task != "none":
+    yield ("--output_format=megatron has no sentence task: Megatron's BERT "
+           "dataset pairs the sentences at training time; drop "
+           "--sentence_task or --preset")
+  if opts.masking != "none":
+    yield ("--output_format=megatron writes token ids unmasked: Megatron "
+           "masks at training time; drop --masking or --preset")
+  if opts.dupe_factor != 1:
+    yield ("--output_format=megatron writes each document once (the trainer "
+           "masks anew each epoch): drop --dupe_factor")
+  if opts.compression != "none" or opts.num_shards:
+    yield ("--output_format=megatron writes one uncompressed .bin/.idx "
+           "pair per run: drop --compression and --num_shards")
+  if opts.pool_shuffle == "groupbykey":
+    yield ("--output_format=megatron orders the documents through the pool "
+           "files: drop --pool_shuffle=groupbykey")
+  if opts.resume:
+    yield ("--resume does not apply to --output_format=megatron yet: run it "
+           "again without --resume (with --overwrite)")
+  if opts.language_sampling_alpha is not None:
+    yield ("--language_sampling_alpha repeats documents of some languages; "
+           "--output_format=megatron writes each document once: drop it")
 
 
 def validate(opts: MlmOptions) -> None:

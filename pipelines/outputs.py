@@ -26,6 +26,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import UsageError
 from pipelines.output_lock import LOCK_NAME
+from transforms import megatron
 from transforms import metrics
 from transforms import paths
 from transforms import rejects
@@ -72,17 +73,23 @@ def check_output_path(output_dir: str) -> None:
 # the format's suffix (transforms/examples.py, transforms/parquet.py).
 _SHARD_NAME = re.compile(r"^%s-\d{5,}-of-\d{5,}(\.tfrecord(\.gz)?|\.parquet)$"
                          % re.escape(SHARD_PREFIX))
+# The Megatron dataset's pair (transforms/megatron.py).
+MEGATRON_NAMES = frozenset(name + suffix
+                           for name in megatron.DATASET_NAMES.values()
+                           for suffix in (megatron.BIN_SUFFIX,
+                                          megatron.IDX_SUFFIX))
 
 
 def own_entry(name: str) -> bool:
   """Whether ``name``, an entry at the top of an output directory, is one
   that pipelines.mlm writes: shards (``part-00000-of-00004.tfrecord``),
+  the Megatron dataset (``text_sentence.bin``, ``.idx``),
   ``summary.json``, ``_rejected/``, ``transformed_metadata/``, ``_pools/``,
   the markers, and the temporary folders Beam's writers use while they
   write. (``summary.json`` is also checked to be this tool's, by
   ``foreign_entries``.)"""
   return (name in OWN_NAMES or bool(_SHARD_NAME.match(name))
-          or name.startswith(_BEAM_TEMP_PREFIX))
+          or name in MEGATRON_NAMES or name.startswith(_BEAM_TEMP_PREFIX))
 
 
 def is_own_summary(path: str) -> bool:
@@ -283,8 +290,15 @@ def remove_if_empty(directory: str) -> None:
 
 
 def shard_list(output_dir: str) -> List[Dict[str, object]]:
+  """The output's data files (shards, or the Megatron dataset's pair) with
+  their sizes."""
+  found = list(paths.match_below(output_dir, SHARD_PREFIX + "-*"))
+  found += [f for pattern in ("text_*" + megatron.BIN_SUFFIX,
+                              "text_*" + megatron.IDX_SUFFIX)
+            for f in paths.match_below(output_dir, pattern)
+            if f.path.rsplit("/", 1)[-1] in MEGATRON_NAMES]
   return [{"path": f.path.rsplit("/", 1)[-1], "bytes": f.size}
-          for f in sorted(paths.match_below(output_dir, SHARD_PREFIX + "-*"))]
+          for f in sorted(found, key=lambda f: f.path)]
 
 
 def collect_metrics(result) -> Dict[str, Dict]:
@@ -349,6 +363,9 @@ def output_features(output_format: str,
                     layout: ExampleLayout) -> Dict[str, str]:
   """What each record holds, for summary.json: TFRecord features with their
   fixed length, or Parquet columns with their Arrow type."""
+  if output_format == "megatron":
+    return {"tokens": "token ids of each sequence (.bin), lengths, pointers "
+                      "and document indices (.idx)"}
   if output_format == "parquet":
     # pylint: disable=import-outside-toplevel
     from transforms import parquet

@@ -26,7 +26,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import metrics
+from transforms import megatron, metrics
 from transforms.examples import masked_crc
 
 SUMMARY = "summary.json"
@@ -566,6 +566,107 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
     if total != expected:
       raise InvalidOutput("%d records in the shards, summary.json counts %d "
                           "instances" % (total, expected))
+  problem = balance_problem(output.summary)
+  if problem:
+    raise InvalidOutput(problem)
+  return result
+
+
+# --- Megatron's indexed dataset (--output_format=megatron) -----------------
+
+
+def _read_whole(path: str, name: str) -> bytes:
+  try:
+    with FileSystems.open(
+        path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      return f.read()
+  except Exception as e:  # pylint: disable=broad-except
+    raise InvalidOutput("cannot be read: %s" % _one_line(e), name) from None
+
+
+def megatron_prefixes(output: Output) -> List[str]:
+  """The dataset names (``text_sentence``) of a Megatron output's pairs."""
+  return sorted({s["path"][:-len(megatron.IDX_SUFFIX)] for s in output.shards
+                 if s["path"].endswith(megatron.IDX_SUFFIX)})
+
+
+def megatron_index(output: Output, prefix: str) -> megatron.Index:
+  """The parsed ``.idx`` of dataset ``prefix``; raises ``InvalidOutput``."""
+  name = prefix + megatron.IDX_SUFFIX
+  try:
+    return megatron.read_index(_read_whole(output.shard_path(name), name))
+  except ValueError as e:
+    raise InvalidOutput(str(e), name) from None
+
+
+def megatron_sequences(output: Output, prefix: str, limit: int
+                       ) -> Iterator[Tuple[int, int, np.ndarray]]:
+  """``(sequence, its document, its ids)`` of the first ``limit``
+  sequences of dataset ``prefix``, read by their offsets."""
+  index = megatron_index(output, prefix)
+  name = prefix + megatron.BIN_SUFFIX
+  documents = np.searchsorted(index.document_indices, np.arange(
+      min(limit, index.lengths.size)), side="right") - 1
+  with FileSystems.open(output.shard_path(name),
+                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    for i, document in enumerate(documents.tolist()):
+      f.seek(int(index.pointers[i]))
+      data = f.read(int(index.lengths[i]) * index.dtype.itemsize)
+      yield i, document, np.frombuffer(data, index.dtype)
+
+
+def validate_megatron(output: Output, vocab_size: int
+                      ) -> Dict[str, Tuple[int, int]]:
+  """Checks a Megatron output: each file's size against summary.json, the
+  index's layout against its ``.bin`` (``megatron.index_problem``), every
+  id inside the vocabulary, the sequences against ``instances`` and the
+  documents against ``megatron_documents``, the document counters
+  (``balance_problem``). Returns ``{file: (sequences, bytes)}``; raises
+  ``InvalidOutput`` at the first fault."""
+  sizes = {}
+  for shard in output.shards:
+    name = shard["path"]
+    matched = FileSystems.match([output.shard_path(name)])[0].metadata_list
+    if not matched:
+      raise InvalidOutput("listed in summary.json but missing", name)
+    sizes[name] = matched[0].size_in_bytes
+    if shard.get("bytes") is not None and sizes[name] != shard["bytes"]:
+      raise InvalidOutput("%d bytes, summary.json says %d" % (
+          sizes[name], shard["bytes"]), name)
+  result = {}
+  counts = output.summary.get("counts", {})
+  for prefix in megatron_prefixes(output):
+    bin_name = prefix + megatron.BIN_SUFFIX
+    if bin_name not in sizes:
+      raise InvalidOutput("no %s beside its index" % bin_name, prefix)
+    index = megatron_index(output, prefix)
+    problem = megatron.index_problem(index, sizes[bin_name])
+    if problem:
+      raise InvalidOutput(problem, prefix + megatron.IDX_SUFFIX)
+    with FileSystems.open(output.shard_path(bin_name),
+                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
+      at = 0
+      while True:
+        data = f.read(16 << 20)
+        if not data:
+          break
+        ids = np.frombuffer(data, index.dtype)
+        bad = np.flatnonzero((ids < 0) | (ids >= vocab_size))
+        if bad.size:
+          raise InvalidOutput("id %d at token %d is outside the vocabulary "
+                              "of %d" % (int(ids[bad[0]]), at + int(bad[0]),
+                                         vocab_size), bin_name)
+        at += ids.size
+    sequences = int(index.lengths.size)
+    documents = int(index.document_indices.size) - 1
+    for counter, found in (("instances", sequences),
+                           ("megatron_documents", documents)):
+      if counter in counts and counts[counter] != found:
+        raise InvalidOutput("%d %s in the index, summary.json counts %d" % (
+            found, "sequences" if counter == "instances" else "documents",
+            counts[counter]), prefix + megatron.IDX_SUFFIX)
+    result[prefix] = (sequences, sizes[bin_name] + sizes[
+        prefix + megatron.IDX_SUFFIX])
   problem = balance_problem(output.summary)
   if problem:
     raise InvalidOutput(problem)

@@ -538,7 +538,7 @@ def instances_for_pool(pool_id: int,
   make their rows apart, and the batches carry each row's language id
   (``InstanceBatch.languages``).
   """
-  entries = _sorted_entries(entries)
+  entries = sorted_entries(entries)
   rows: List[Row] = []
   row_languages: List[int] = []  # with a plan: each row's language id
   counts = _zero_counts()
@@ -586,7 +586,7 @@ def _entry_key(entry: Tuple[int, TokenizedDocument]) -> Tuple[str, int, int]:
   return entry[1].doc_id, entry[0], entry[1].ids.size
 
 
-def _sorted_entries(entries: Sequence[Tuple[int, TokenizedDocument]]
+def sorted_entries(entries: Sequence[Tuple[int, TokenizedDocument]]
                     ) -> List[Tuple[int, TokenizedDocument]]:
   """``entries`` by document id, dupe pass and token count. Ids only
   collide for same-named files in different folders: then the content

@@ -83,7 +83,8 @@ COUNTERS = {
              "learner takes them (BERT's, byte-level BPE's or "
              "SentencePiece's words: transforms/vocabulary.py)",
     # Instances
-    "instances": "examples written",
+    "instances": "examples written (with --output_format=megatron: "
+                 "sequences written, one per sentence or document)",
     "random_next_instances": "examples whose B is a random next segment "
                              "(NSP label 1)",
     "swapped_instances": "SOP examples labelled 1: A and B swapped, or B "
@@ -101,6 +102,8 @@ COUNTERS = {
     "instance_tokens": "tokens of A and B in the examples written (the "
                        "text kept; [CLS] and [SEP] not counted)",
     "truncated_instances": "pairs truncated to --max_seq_length",
+    "megatron_documents": "documents in the Megatron dataset's index "
+                          "(--output_format=megatron)",
     "truncated_tokens": "tokens removed by that truncation",
     # Masking
     "masked_tokens": "masked-LM predictions",

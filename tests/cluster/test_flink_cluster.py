@@ -122,6 +122,26 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   assert any("GroupPools" in n for n in names), names
 
 
+def test_flink_writes_the_same_megatron_dataset(cluster, tmp_path):
+  """--output_format=megatron on Flink, two slots: every byte of the
+  .bin/.idx pair as the DirectRunner writes it (Megatron's own reader reads
+  that one: tests/e2e/test_megatron.py)."""
+  corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
+                              docs_per_file=15, seed=6)
+  common = ["--input=" + ",".join(corpus), "--output_format=megatron"]
+  direct_out = str(tmp_path / "direct")
+  run_cli(common + ["--output=" + direct_out])
+  flink_out = str(tmp_path / "on_flink")
+  run_cli(common + ["--output=" + flink_out, "--runner=PortableRunner",
+                    "--job_endpoint=" + cluster["job_endpoint"],
+                    "--parallelism=2"])
+  for name in ("text_sentence.bin", "text_sentence.idx"):
+    with open(os.path.join(direct_out, name), "rb") as a, \
+        open(os.path.join(flink_out, name), "rb") as b:
+      assert a.read() == b.read(), name
+  assert not os.path.exists(os.path.join(flink_out, "_pools"))
+
+
 def test_ctrl_c_on_the_launcher_cancels_the_flink_job(cluster, tmp_path):
   """The launcher's Ctrl-C ends the job on the cluster too, not only the
   launcher: Flink lists it CANCELED."""

@@ -107,6 +107,30 @@ def test_s3_to_s3_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
     assert FAKE_SECRET not in text and FAKE_KEY_ID not in text
 
 
+def test_s3_megatron_dataset_matches_a_local_run(s3_server, s3_env, bucket,
+                                                 tmp_path):
+  """--output_format=megatron to s3://: the same .bin/.idx pair as on a
+  local disk, private like every object the run writes."""
+  client, paths = bucket
+  run_cli(["--input=s3://corpus/in/*.txt", "--output=s3://corpus/megatron",
+           "--vocab_file=s3://corpus/vocab/vocab.txt",
+           "--output_format=megatron"] + _s3_flags(s3_server), env=s3_env)
+  keys = _download(client, "megatron/", str(tmp_path / "from_s3"))
+  assert sorted(keys) == ["megatron/summary.json",
+                          "megatron/text_sentence.bin",
+                          "megatron/text_sentence.idx"]
+  local = str(tmp_path / "local")
+  run_cli(["--input=" + ",".join(paths), "--output=" + local,
+           "--output_format=megatron"])
+  for name in ("text_sentence.bin", "text_sentence.idx"):
+    with open(os.path.join(local, name), "rb") as a, \
+        open(str(tmp_path / "from_s3" / name), "rb") as b:
+      assert a.read() == b.read(), name
+  for key in keys:
+    grants = client.get_object_acl(Bucket="corpus", Key=key)["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], (key, grants)
+
+
 def test_s3_non_empty_output_is_refused(s3_server, s3_env, bucket):
   client, _ = bucket
   client.put_object(Bucket="corpus", Key="taken/keep.txt", Body=b"keep")
