@@ -40,6 +40,7 @@ def parse_bool(value) -> bool:
 
 
 OUTPUT_FORMATS = ("tfrecord", "parquet", "megatron")
+DEFAULT_OUTPUT_FORMAT = "tfrecord"
 
 # What each objective's paper and reference code use; --preset=NAME sets
 # these, and any flag given on the command line wins. Flags that are not
@@ -68,6 +69,12 @@ PRESETS = {
     "xlmr": {"sentence_task": "none", "packing": "full_sentences",
              "masking": "none", "max_seq_length": 512,
              "language_sampling_alpha": 0.3},
+    # Megatron-LM's BERT (Shoeybi et al. 2019; NVIDIA/Megatron-LM README,
+    # "Data Preprocessing": preprocess_data.py --split-sentences for BERT):
+    # token ids one sentence per sequence, documents marked; its BERT dataset
+    # pairs, truncates to --seq-length and masks at training time.
+    "megatron-bert": {"output_format": "megatron", "packing": "sentences",
+                      "sentence_task": "none", "masking": "none"},
 }
 # The tokenizer family each preset's model was trained with
 # (transforms/tokenizer_families.py).
@@ -75,7 +82,8 @@ PRESET_FAMILIES = {"bert": ("wordpiece",), "electra": ("wordpiece",),
                    # XLM-R is RoBERTa's recipe over SentencePiece.
                    "roberta": ("bpe", "sentencepiece"),
                    "albert": ("sentencepiece",),
-                   "xlmr": ("sentencepiece",)}
+                   "xlmr": ("sentencepiece",),
+                   "megatron-bert": ("wordpiece",)}
 FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
                 "bpe": "byte-level BPE (RoBERTa's)",
                 "sentencepiece": "SentencePiece (ALBERT's, XLM-R's)"}
@@ -173,8 +181,9 @@ class MlmOptions(PipelineOptions):
         "--compression", default="none", choices=("none", "gzip"),
         help="Compression of the TFRecord shards (gzip: .tfrecord.gz).")
     group.add_argument(
-        "--output_format", default="tfrecord", choices=OUTPUT_FORMATS,
-        help="tfrecord: BERT's tf.train.Example features. parquet: "
+        "--output_format", default=None, choices=OUTPUT_FORMATS,
+        help="tfrecord (default; megatron with --preset=megatron-bert): "
+        "BERT's tf.train.Example features. parquet: "
         "zstd-compressed Parquet shards with Hugging Face's column names "
         "(input_ids, attention_mask, token_type_ids, labels, "
         "next_sentence_label / sentence_order_label), for PyTorch trainers. "
@@ -381,8 +390,9 @@ class UsageError(Exception):
 
 
 def resolve(opts: MlmOptions) -> None:
-  """Fills in the objective flags left out (None): from ``--preset``, then
-  from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
+  """Fills in the objective flags left out (None): ``--output_format`` from
+  ``--preset`` or ``DEFAULT_OUTPUT_FORMAT``, the others from ``--preset``,
+  then from ``BASE_DEFAULTS``; ``--dupe_factor`` is 10, or 1 with
   ``--masking=none``; ``--albert_text_rules`` and ``--token_boundary`` are
   true with ``--preset=albert``, false otherwise; ``--do_lower_case`` is
   true, as in BERT, unless a ``--tokenizer_file`` is to decide it. A
@@ -390,6 +400,9 @@ def resolve(opts: MlmOptions) -> None:
   ``--masking=none`` is asked for, its n-grams when ``--span_masking``
   is."""
   preset = dict(PRESETS.get(opts.preset or "", {}))
+  if opts.output_format is None:
+    opts.output_format = preset.get("output_format", DEFAULT_OUTPUT_FORMAT)
+  preset.pop("output_format", None)
   if opts.output_format == "megatron":
     # Megatron pairs and masks at training time: one pass, nothing masked.
     preset.update(packing=megatron.PACKINGS[0], sentence_task="none",

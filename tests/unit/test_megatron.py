@@ -134,3 +134,21 @@ def test_read_index_and_its_problems():
   unended = megatron.Index(index.dtype, index.lengths, index.pointers,
                            np.array([0, 1], np.int64))
   assert "document indices" in megatron.index_problem(unended, 10)
+
+
+def test_the_megatron_bert_preset_writes_megatrons_sentences():
+  opts = options.MlmOptions(["--input=x", "--output=y",
+                             "--preset=megatron-bert"])
+  options.resolve(opts)
+  assert (opts.output_format, opts.packing, opts.masking,
+          opts.dupe_factor) == ("megatron", "sentences", "none", 1)
+  assert list(options.objective_errors(opts)) == []
+  plain = options.MlmOptions(["--input=x", "--output=y", "--preset=bert"])
+  options.resolve(plain)
+  assert plain.output_format == "tfrecord"
+  other = options.MlmOptions(["--input=x", "--output=y",
+                              "--preset=megatron-bert",
+                              "--output_format=parquet"])
+  options.resolve(other)
+  assert "a layout of --output_format=megatron" in next(
+      options.objective_errors(other))
