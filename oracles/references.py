@@ -397,12 +397,16 @@ def albert_input_fn(files: Sequence[str], max_seq_length: int,
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-# Megatron-LM's own reader of its indexed dataset, from PyPI: megatron-core's
-# ``megatron.core.datasets.indexed_dataset.IndexedDataset`` (what its
-# GPT and BERT datasets read through). It imports PyTorch, and PyPI's Linux
-# torch wheel loads its CUDA libraries when imported, so the venv holds the
-# whole set (about 5 GB, 1.5 minutes on this project's machines, once).
-MEGATRON_READER = ("megatron-core==0.16.1", "torch==2.15.0", "numpy==2.4.6")
+# The trainers' own readers, from PyPI: megatron-core's
+# ``megatron.core.datasets.indexed_dataset.IndexedDataset`` (what Megatron-LM's
+# GPT and BERT datasets read through) and mosaicml-streaming's
+# ``LocalDataset``/``StreamingDataset`` (what Composer trainers, ModernBERT's
+# among them, read MDS with). Both import PyTorch, and PyPI's Linux torch
+# wheel loads its CUDA libraries when imported, so the venv holds the whole
+# set (about 5 GB, 1.5 minutes on this project's machines, once).
+# mosaicml-streaming 0.13 takes numpy below 2.2.
+TRAINER_READERS = ("megatron-core==0.16.1", "mosaicml-streaming==0.13.0",
+                   "torch==2.15.0", "numpy==2.1.3")
 MEGATRON_SCRIPT = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
@@ -415,10 +419,32 @@ print(json.dumps({
     "sequence_lengths": data.sequence_lengths.tolist(),
 }))
 """
+MDS_SCRIPT = r"""
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import os, tempfile
+import numpy as np
+from streaming import LocalDataset, StreamingDataset
+with open(os.path.join(sys.argv[1], "index.json")) as f:
+  zipped = any(s["zip_data"] for s in json.load(f)["shards"])
+if zipped:  # LocalDataset reads raw shards; StreamingDataset decompresses
+  data = StreamingDataset(remote=sys.argv[1], local=tempfile.mkdtemp(),
+                          shuffle=False, batch_size=1)
+else:
+  data = LocalDataset(local=sys.argv[1])
+rows = []
+for i in range(len(data)):
+  sample = data[i]
+  rows.append({k: (v.tolist() if isinstance(v, np.ndarray) else int(v))
+               for k, v in sample.items()})
+dtypes = {k: v.dtype.name for k, v in data[0].items()
+          if isinstance(v, np.ndarray)} if len(data) else {}
+print(json.dumps({"samples": rows, "dtypes": dtypes}))
+"""
 
 
-def ensure_megatron_reader(venv: str) -> str:
-  """A venv at ``venv`` with ``MEGATRON_READER`` (once); returns its
+def ensure_trainer_readers(venv: str) -> str:
+  """A venv at ``venv`` with ``TRAINER_READERS`` (once); returns its
   python. Safe to call again: an existing one is reused."""
   python = os.path.join(venv, "bin", "python")
   marker = os.path.join(venv, ".installed")
@@ -426,20 +452,32 @@ def ensure_megatron_reader(venv: str) -> str:
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     subprocess.run([python, "-m", "pip", "install", "--quiet",
-                    *MEGATRON_READER], check=True)
+                    *TRAINER_READERS], check=True)
     with open(marker, "w", encoding="utf-8") as f:
-      f.write(" ".join(MEGATRON_READER) + "\n")
+      f.write(" ".join(TRAINER_READERS) + "\n")
   return python
+
+
+def _run_reader(python: str, script: str, path: str, what: str) -> Dict:
+  proc = subprocess.run([python, "-c", script, path], capture_output=True,
+                        text=True, check=False)
+  if proc.returncode:
+    raise RuntimeError("%s could not read %s: %s"
+                       % (what, path, proc.stderr[-2000:]))
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def mds_read(python: str, directory: str) -> Dict:
+  """The MDS dataset in ``directory`` as mosaicml-streaming reads it
+  (``LocalDataset``; ``StreamingDataset`` from it as the remote when the
+  shards are compressed), run by ``python`` (``ensure_trainer_readers``'): every
+  sample's columns in order (``samples``) and the arrays' ``dtypes``."""
+  return _run_reader(python, MDS_SCRIPT, directory, "mosaicml-streaming")
 
 
 def megatron_read(python: str, prefix: str) -> Dict:
   """``IndexedDataset(prefix)`` as megatron-core reads it, run by
-  ``python`` (``ensure_megatron_reader``'s): the token ``dtype``'s name,
+  ``python`` (``ensure_trainer_readers``'): the token ``dtype``'s name,
   every sequence's ids in order, the ``document_indices`` and the
   ``sequence_lengths``."""
-  proc = subprocess.run([python, "-c", MEGATRON_SCRIPT, prefix],
-                        capture_output=True, text=True, check=False)
-  if proc.returncode:
-    raise RuntimeError("megatron-core could not read %s: %s"
-                       % (prefix, proc.stderr[-2000:]))
-  return json.loads(proc.stdout.strip().splitlines()[-1])
+  return _run_reader(python, MEGATRON_SCRIPT, prefix, "megatron-core")

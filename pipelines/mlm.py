@@ -18,9 +18,10 @@ if __name__ == "__main__":
   # Importing Beam and TensorFlow takes seconds: until run() installs its
   # watch, a Ctrl-C ends the process with one line, not a traceback.
   interrupts.end_quietly_while_starting()
-
-from runners import lean_beam  # before anything imports Beam
-lean_beam.import_beam()
+  # Only as the program: a process that imports this module keeps Beam's
+  # optional integrations (runners/lean_beam.py).
+  from runners import lean_beam
+  lean_beam.import_beam()
 
 import argparse
 import faulthandler
@@ -58,6 +59,7 @@ from transforms.instances import (CreateInstances, pool_builder,
                                   sequence_layout)
 from transforms.masking import MaskTokens
 from transforms import languages
+from transforms import mds
 from transforms import megatron
 from transforms import pool_files
 from transforms import s3_clients
@@ -102,12 +104,17 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   else:
     batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
                             pool_dir, matched, plan)
+  masked = batches | "MaskTokens" >> MaskTokens(
+      masking_params(opts), vocab_size=vocab.size, mask_id=vocab.mask_id,
+      is_continuation=vocab.is_continuation,
+      special_ids=(vocab.cls_id, vocab.sep_id))
+  if opts.output_format == "mds":
+    return masked | "WriteMds" >> mds.WriteMds(
+        opts.output, vocab_size=vocab.size, pairs=opts.packing == "pairs",
+        sentence_task=opts.sentence_task,
+        shard_bytes_limit=opts.mds_shard_bytes, compression=opts.compression)
   return (
-      batches
-      | "MaskTokens" >> MaskTokens(
-          masking_params(opts), vocab_size=vocab.size, mask_id=vocab.mask_id,
-          is_continuation=vocab.is_continuation,
-          special_ids=(vocab.cls_id, vocab.sep_id))
+      masked
       | "WriteExamples" >> WriteExamples(
           opts.output, layout=example_layout(opts),
           num_shards=opts.num_shards, compression=opts.compression,
@@ -448,6 +455,11 @@ def _add_languages(summary: Dict, opts: MlmOptions,
   if plan is not None:
     summary["languages"] = languages.report(
         plan, opts.language_sampling_alpha, tokens)
+    if opts.output_format == "megatron":
+      # Its sequences are written without their language: no count.
+      for entry in summary["languages"].values():
+        entry.pop("instance_tokens", None)
+        entry.pop("share", None)
 
 
 def _count_languages(options, opts: MlmOptions, matched: MatchedInput

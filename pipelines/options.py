@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions, S3Options
 
-from transforms import languages, megatron, paths
+from transforms import languages, mds, megatron, paths
 from transforms.examples import ExampleLayout
 from transforms.instances import (DEFAULT_POOL_SIZE, PACKINGS, SENTENCE_TASKS,
                                   InstanceParams)
@@ -39,7 +39,7 @@ def parse_bool(value) -> bool:
   raise argparse.ArgumentTypeError("expected true or false, got %r" % value)
 
 
-OUTPUT_FORMATS = ("tfrecord", "parquet", "megatron")
+OUTPUT_FORMATS = ("tfrecord", "parquet", "megatron", "mds")
 DEFAULT_OUTPUT_FORMAT = "tfrecord"
 
 # What each objective's paper and reference code use; --preset=NAME sets
@@ -75,6 +75,13 @@ PRESETS = {
     # pairs, truncates to --seq-length and masks at training time.
     "megatron-bert": {"output_format": "megatron", "packing": "sentences",
                       "sentence_task": "none", "masking": "none"},
+    # ModernBERT (Warner et al. 2024, "Smarter, Better, Faster, Longer",
+    # section 2.2: no NSP, sequence packing, 1,024-token sequences in
+    # pretraining before the 8,192 context extension; its 30% masking
+    # rate is the trainer's, applied per batch): MDS shards for Composer.
+    "modernbert": {"output_format": "mds", "sentence_task": "none",
+                   "packing": "full_sentences", "masking": "none",
+                   "max_seq_length": 1024},
 }
 # The tokenizer family each preset's model was trained with
 # (transforms/tokenizer_families.py).
@@ -83,7 +90,9 @@ PRESET_FAMILIES = {"bert": ("wordpiece",), "electra": ("wordpiece",),
                    "roberta": ("bpe", "sentencepiece"),
                    "albert": ("sentencepiece",),
                    "xlmr": ("sentencepiece",),
-                   "megatron-bert": ("wordpiece",)}
+                   "megatron-bert": ("wordpiece",),
+                   # A BPE like OLMo's (Warner et al. 2024, section 2.1.2).
+                   "modernbert": ("bpe",)}
 FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
                 "bpe": "byte-level BPE (RoBERTa's)",
                 "sentencepiece": "SentencePiece (ALBERT's, XLM-R's)"}
@@ -189,7 +198,15 @@ class MlmOptions(PipelineOptions):
         "next_sentence_label / sentence_order_label), for PyTorch trainers. "
         "megatron: Megatron-LM's indexed dataset, one text_sentence.bin/.idx "
         "pair per run (text_document with --packing=doc) of token ids, which "
-        "Megatron's BERT dataset masks and pairs at training time.")
+        "Megatron's BERT dataset masks and pairs at training time. mds: "
+        "MosaicML Streaming's MDS shards and index.json (input_ids, "
+        "token_type_ids for segment pairs, the sentence label), unpadded and "
+        "unmasked (--masking=none), for Composer trainers such as "
+        "ModernBERT's.")
+    group.add_argument(
+        "--mds_shard_bytes", type=int, default=mds.DEFAULT_SHARD_BYTES,
+        help="With --output_format=mds: a shard's size limit in bytes before "
+        "compression (MDS's size_limit; default 64 MiB, MDSWriter's).")
     flag(group, "--overwrite", "Replace the contents of a non-empty --output.")
     flag(group, "--resume", "Continue a run that failed or was stopped, "
          "with the same flags and input: reuse its finished work (every "
@@ -404,9 +421,12 @@ def resolve(opts: MlmOptions) -> None:
     opts.output_format = preset.get("output_format", DEFAULT_OUTPUT_FORMAT)
   preset.pop("output_format", None)
   if opts.output_format == "megatron":
-    # Megatron pairs and masks at training time: one pass, nothing masked.
+    # Megatron pairs and masks at training time: one pass, nothing masked,
+    # so a preset's masking choices and language sampling do not apply.
     preset.update(packing=megatron.PACKINGS[0], sentence_task="none",
                   masking="none")
+    for name in tuple(MASKING_CHOICES) + ("language_sampling_alpha",):
+      preset.pop(name, None)
   if not input_languages(opts) and not opts.language_field:
     # A corpus without language tags is one language: nothing to sample.
     preset.pop("language_sampling_alpha", None)
@@ -442,7 +462,7 @@ MASKING_CHOICES = {"max_ngram_size": 0, "do_whole_word_mask": False,
 
 def objective_errors(opts: MlmOptions):
   """The combinations of objective flags that cannot work, as messages."""
-  megatron_problems = list(megatron_errors(opts))
+  megatron_problems = list(megatron_errors(opts)) + list(mds_errors(opts))
   if megatron_problems:  # the format decides what the other flags mean
     yield from megatron_problems
     return
@@ -465,6 +485,31 @@ def objective_errors(opts: MlmOptions):
            "always zstd-compressed: drop --compression")
 
 
+def mds_errors(opts: MlmOptions):
+  """What ``--output_format=mds`` cannot go with, as messages."""
+  if opts.output_format != "mds":
+    return
+  if opts.masking != "none":
+    yield ("--output_format=mds writes unmasked sequences for a trainer "
+           "that masks them (dynamic masking): pass --masking=none or a "
+           "preset that has it (roberta, electra, xlmr)")
+  if opts.num_shards:
+    yield ("--output_format=mds cuts its shards by --mds_shard_bytes: drop "
+           "--num_shards")
+  if opts.mds_shard_bytes < 1024:
+    yield ("--mds_shard_bytes must be at least 1024, got %d"
+           % opts.mds_shard_bytes)
+  if opts.pool_shuffle == "groupbykey":
+    yield ("--output_format=mds writes a shard sequence per pool group, "
+           "through the pool files: drop --pool_shuffle=groupbykey")
+  if opts.resume:
+    yield ("--resume does not apply to --output_format=mds yet: run it "
+           "again without --resume")
+  if opts.token_boundary or opts.langs_feature:
+    yield ("--output_format=mds writes input_ids, token_type_ids and the "
+           "sentence label only: drop --token_boundary and --langs_feature")
+
+
 def megatron_errors(opts: MlmOptions):
   """What ``--output_format=megatron`` cannot go with, as messages: it
   writes each document's token ids once, and Megatron's BERT dataset
@@ -482,10 +527,10 @@ def megatron_errors(opts: MlmOptions):
   if opts.sentence_task != "none":
     yield ("--output_format=megatron has no sentence task: Megatron's BERT "
            "dataset pairs the sentences at training time; drop "
-           "--sentence_task or --preset")
+           "--sentence_task")
   if opts.masking != "none":
     yield ("--output_format=megatron writes token ids unmasked: Megatron "
-           "masks at training time; drop --masking or --preset")
+           "masks at training time; drop --masking")
   if opts.dupe_factor != 1:
     yield ("--output_format=megatron writes each document once (the trainer "
            "masks anew each epoch): drop --dupe_factor")
@@ -497,10 +542,13 @@ def megatron_errors(opts: MlmOptions):
            "files: drop --pool_shuffle=groupbykey")
   if opts.resume:
     yield ("--resume does not apply to --output_format=megatron yet: run it "
-           "again without --resume (with --overwrite)")
+           "again without --resume")
   if opts.language_sampling_alpha is not None:
     yield ("--language_sampling_alpha repeats documents of some languages; "
            "--output_format=megatron writes each document once: drop it")
+  if opts.token_boundary or opts.langs_feature:
+    yield ("--output_format=megatron writes token ids only: drop "
+           "--token_boundary and --langs_feature")
 
 
 def validate(opts: MlmOptions) -> None:

@@ -26,6 +26,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import UsageError
 from pipelines.output_lock import LOCK_NAME
+from transforms import mds
 from transforms import megatron
 from transforms import metrics
 from transforms import paths
@@ -80,16 +81,22 @@ MEGATRON_NAMES = frozenset(name + suffix
                                           megatron.IDX_SUFFIX))
 
 
+# MDS shards (transforms/mds.py): shard.GGGGG.KKKK.mds, .mds.gz compressed.
+_MDS_SHARD = re.compile(r"^shard\.\d{5,}\.\d{4,}\.mds(\.gz)?$")
+
+
 def own_entry(name: str) -> bool:
   """Whether ``name``, an entry at the top of an output directory, is one
   that pipelines.mlm writes: shards (``part-00000-of-00004.tfrecord``),
-  the Megatron dataset (``text_sentence.bin``, ``.idx``),
+  the Megatron dataset (``text_sentence.bin``, ``.idx``), MDS shards
+  (``shard.00000.0000.mds``) and their ``index.json``,
   ``summary.json``, ``_rejected/``, ``transformed_metadata/``, ``_pools/``,
   the markers, and the temporary folders Beam's writers use while they
   write. (``summary.json`` is also checked to be this tool's, by
   ``foreign_entries``.)"""
   return (name in OWN_NAMES or bool(_SHARD_NAME.match(name))
-          or name in MEGATRON_NAMES or name.startswith(_BEAM_TEMP_PREFIX))
+          or name in MEGATRON_NAMES or bool(_MDS_SHARD.match(name))
+          or name == mds.INDEX or name.startswith(_BEAM_TEMP_PREFIX))
 
 
 def is_own_summary(path: str) -> bool:
@@ -297,6 +304,8 @@ def shard_list(output_dir: str) -> List[Dict[str, object]]:
                               "text_*" + megatron.IDX_SUFFIX)
             for f in paths.match_below(output_dir, pattern)
             if f.path.rsplit("/", 1)[-1] in MEGATRON_NAMES]
+  found += [f for f in paths.match_below(output_dir, mds.SHARD_PATTERN)
+            if _MDS_SHARD.match(f.path.rsplit("/", 1)[-1])]
   return [{"path": f.path.rsplit("/", 1)[-1], "bytes": f.size}
           for f in sorted(found, key=lambda f: f.path)]
 
@@ -363,6 +372,10 @@ def output_features(output_format: str,
                     layout: ExampleLayout) -> Dict[str, str]:
   """What each record holds, for summary.json: TFRecord features with their
   fixed length, or Parquet columns with their Arrow type."""
+  if output_format == "mds":
+    return {"input_ids": "ndarray (uint16, or uint32 above 65,536 ids)",
+            "token_type_ids": "ndarray uint8, with segment pairs",
+            "sentence label": "uint8, with a sentence task"}
   if output_format == "megatron":
     return {"tokens": "token ids of each sequence (.bin), lengths, pointers "
                       "and document indices (.idx)"}

@@ -16,6 +16,7 @@ A plain TFRecord file of google-research/bert's ``create_pretraining_data.py``
 """
 
 import dataclasses
+import gzip
 import json
 import re
 import struct
@@ -26,7 +27,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import megatron, metrics
+from transforms import mds, megatron, metrics
 from transforms.examples import masked_crc
 
 SUMMARY = "summary.json"
@@ -440,11 +441,37 @@ def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
       index += 1
 
 
+def _mds_examples(output: Output, shard: str) -> Iterator[Example]:
+  """An MDS shard's samples (``mds.decode_shard``; a ``.gz`` one
+  decompressed) as examples: no masks, segments from ``token_type_ids``
+  (zeros without), the sentence label where there is one."""
+  data = _read_whole(output.shard_path(shard), shard)
+  try:
+    if shard.endswith(".gz"):
+      data = gzip.decompress(data)
+    _, samples = mds.decode_shard(data)
+  except (ValueError, OSError, EOFError) as e:
+    raise InvalidOutput("not an MDS shard: %s" % e, shard) from None
+  empty = np.zeros(0, np.int64)
+  for index, sample in enumerate(samples):
+    ids = np.asarray(sample["input_ids"], dtype=np.int64)
+    segments = np.asarray(sample.get("token_type_ids", np.zeros_like(ids)),
+                          dtype=np.int64)
+    if segments.size != ids.size:
+      raise InvalidOutput("input_ids and token_type_ids differ in length",
+                          shard, index)
+    label = next((sample[c] for c in LABEL_COLUMNS if c in sample), None)
+    yield Example(shard, index, ids, segments, empty, empty,
+                  None if label is None else int(label))
+
+
 def examples(output: Output, shard: str) -> Iterator[Example]:
   """Every example of one shard, in order; raises ``InvalidOutput`` at the
   first record that cannot be read."""
   if output.format == "parquet":
     return _parquet_examples(output, shard)
+  if output.format == "mds":
+    return _mds_examples(output, shard)
   return _tfrecord_examples(output, shard)
 
 
@@ -611,7 +638,10 @@ def megatron_sequences(output: Output, prefix: str, limit: int
                         compression_type=CompressionTypes.UNCOMPRESSED) as f:
     for i, document in enumerate(documents.tolist()):
       f.seek(int(index.pointers[i]))
-      data = f.read(int(index.lengths[i]) * index.dtype.itemsize)
+      want = int(index.lengths[i]) * index.dtype.itemsize
+      data = f.read(want)
+      if len(data) != want:
+        raise InvalidOutput("sequence %d ends past the file's end" % i, name)
       yield i, document, np.frombuffer(data, index.dtype)
 
 
@@ -635,7 +665,16 @@ def validate_megatron(output: Output, vocab_size: int
           sizes[name], shard["bytes"]), name)
   result = {}
   counts = output.summary.get("counts", {})
-  for prefix in megatron_prefixes(output):
+  prefixes = megatron_prefixes(output)
+  for name in sizes:
+    stem = name.rsplit(".", 1)[0]
+    if name.endswith(megatron.BIN_SUFFIX) and stem not in prefixes:
+      raise InvalidOutput("no %s beside it" % (stem + megatron.IDX_SUFFIX),
+                          name)
+  if not prefixes and counts.get("instances"):
+    raise InvalidOutput("summary.json counts %d sequences but lists no "
+                        "dataset" % counts["instances"])
+  for prefix in prefixes:
     bin_name = prefix + megatron.BIN_SUFFIX
     if bin_name not in sizes:
       raise InvalidOutput("no %s beside its index" % bin_name, prefix)

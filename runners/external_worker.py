@@ -23,19 +23,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-# pylint: disable=wrong-import-position
-from runners import lean_beam  # before anything imports Beam
-lean_beam.import_beam()
-
-import grpc
-from google.protobuf import json_format, text_format
-
-from apache_beam.portability.api import (beam_provision_api_pb2,
-                                         beam_provision_api_pb2_grpc,
-                                         endpoints_pb2)
-from apache_beam.runners.worker import sdk_worker_main
-
-from runners.direct import collect_less, exit_now
+# Beam is imported by main() (runners/lean_beam.py), not when another
+# module imports this one for executable().
+# pylint: disable=import-outside-toplevel
 
 EXECUTABLE = "mlm-external-worker"
 
@@ -45,10 +35,12 @@ def executable() -> str:
   return os.path.join(os.path.dirname(sys.executable), EXECUTABLE)
 
 
-def provision_info(endpoint: str, worker_id: str
-                   ) -> beam_provision_api_pb2.ProvisionInfo:
-  """The runner's ProvisionInfo for ``worker_id`` (pipeline options,
-  endpoints)."""
+def provision_info(endpoint: str, worker_id: str):
+  """The runner's ``beam_provision_api_pb2.ProvisionInfo`` for
+  ``worker_id`` (pipeline options, endpoints)."""
+  import grpc
+  from apache_beam.portability.api import (beam_provision_api_pb2,
+                                           beam_provision_api_pb2_grpc)
   with grpc.insecure_channel(endpoint) as channel:
     stub = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
     return stub.GetProvisionInfo(
@@ -57,11 +49,18 @@ def provision_info(endpoint: str, worker_id: str
 
 
 def _descriptor(url: str) -> str:
+  from apache_beam.portability.api import endpoints_pb2
+  from google.protobuf import text_format
   return text_format.MessageToString(endpoints_pb2.ApiServiceDescriptor(
       url=url))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+  from runners import lean_beam
+  lean_beam.import_beam()
+  from apache_beam.runners.worker import sdk_worker_main
+  from google.protobuf import json_format
+  from runners.direct import collect_less, exit_now
   parser = argparse.ArgumentParser(prog=EXECUTABLE, description=__doc__)
   # The worker pool's container contract.
   parser.add_argument("--id", required=True)

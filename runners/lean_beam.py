@@ -21,8 +21,13 @@ worker process pay it (``benchmarks/stage_profile.py`` shows the job).
 ``UNUSED`` (Python then raises ``ModuleNotFoundError`` for it, the case
 Beam's guards skip without a warning), imports Beam's modules, and removes
 those entries again: a later ``import pandas`` or ``import pyarrow`` in the
-same process works as usual. Beam's pandas and Arrow batch type hints and
-its ``gs://`` filesystem stay unregistered in that process.
+same process works as usual. What Beam set up without them stays so in
+that process: its pandas and Arrow batch type hints, its ``gs://``
+filesystem, and its own Parquet IO (``apache_beam.io.parquetio`` keeps no
+pyarrow; the project writes and reads Parquet with pyarrow directly). So
+only the programs call it, as they start (``pipelines.mlm`` run as a
+program, ``runners.worker``, ``runners.external_worker.main``), never a
+module that another program imports.
 """
 
 import contextlib

@@ -14,8 +14,9 @@ import signal
 import sys
 
 # pylint: disable=wrong-import-position
-from runners import lean_beam  # before anything imports Beam
-lean_beam.import_beam()
+if __name__ == "__main__":  # the program, not a module imported by another
+  from runners import lean_beam
+  lean_beam.import_beam()
 
 from apache_beam.runners.worker import sdk_worker_main
 

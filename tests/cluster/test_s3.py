@@ -131,6 +131,28 @@ def test_s3_megatron_dataset_matches_a_local_run(s3_server, s3_env, bucket,
     assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], (key, grants)
 
 
+def test_s3_mds_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
+  """--output_format=mds to s3://: the same shards and index.json as on a
+  local disk."""
+  client, paths = bucket
+  flags = ["--output_format=mds", "--preset=roberta", "--max_seq_length=64",
+           "--mds_shard_bytes=4096"]
+  run_cli(["--input=s3://corpus/in/*.txt", "--output=s3://corpus/mds",
+           "--vocab_file=s3://corpus/vocab/vocab.txt"] + flags
+          + _s3_flags(s3_server), env=s3_env)
+  keys = _download(client, "mds/", str(tmp_path / "from_s3"))
+  local = str(tmp_path / "local")
+  run_cli(["--input=" + ",".join(paths), "--output=" + local] + flags)
+  names = sorted(n for n in os.listdir(local) if n != "summary.json")
+  assert "index.json" in names and len(names) >= 2
+  assert sorted(k[len("mds/"):] for k in keys) == sorted(
+      names + ["summary.json"])
+  for name in names:
+    with open(os.path.join(local, name), "rb") as a, \
+        open(str(tmp_path / "from_s3" / name), "rb") as b:
+      assert a.read() == b.read(), name
+
+
 def test_s3_non_empty_output_is_refused(s3_server, s3_env, bucket):
   client, _ = bucket
   client.put_object(Bucket="corpus", Key="taken/keep.txt", Body=b"keep")

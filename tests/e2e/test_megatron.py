@@ -21,8 +21,8 @@ SAMPLE = os.path.join(REPO, "corpora", "sample", "*.txt")
 
 @pytest.fixture(scope="module")
 def megatron_python():
-  return references.ensure_megatron_reader(
-      os.path.join(REPO, ".cache", "tools", "megatron-venv"))
+  return references.ensure_trainer_readers(
+      os.path.join(REPO, ".cache", "tools", "trainer-readers-venv"))
 
 
 @pytest.fixture(scope="module")
