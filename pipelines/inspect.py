@@ -157,9 +157,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     total = sum(n for n, _ in checked.values())
     for name, (n, size) in checked.items():
       print("%s: %d records, %.1f MB, valid" % (name, n, size / 1e6))
-    print("%d shards, %d records: every record's checksums, features and "
-          "values hold%s" % (len(checked), total, "" if args.shard else
-                              ", and the count matches summary.json"))
+    print("%d shards, %d records: every record's %s, features and values "
+          "hold%s" % (len(checked), total,
+                      "layout" if output.format == "mds" else "checksums",
+                      "" if args.shard else
+                      ", and the count matches summary.json"
+                      + (" and index.json lists every shard"
+                         if output.format == "mds" else "")))
     balance = records.document_balance(output.summary)
     if balance is not None:
       read, _, terms = balance

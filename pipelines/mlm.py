@@ -539,6 +539,9 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
   outputs.describe_run(summary, opts.output_format, layout, matched,
                        option_values(opts),
                        options.view_as(StandardOptions).runner)
+  if opts.output_format == "mds":
+    summary["features"] = {c.name: c.encoding for c in mds.columns(
+        vocab.size, opts.packing == "pairs", opts.sentence_task)}
   if opts.resume:
     summary["resumed"] = reuse.summary(_groups(reuse, opts))
   try:

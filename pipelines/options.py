@@ -76,11 +76,13 @@ PRESETS = {
     "megatron-bert": {"output_format": "megatron", "packing": "sentences",
                       "sentence_task": "none", "masking": "none"},
     # ModernBERT (Warner et al. 2024, "Smarter, Better, Faster, Longer",
-    # section 2.2: no NSP, sequence packing, 1,024-token sequences in
-    # pretraining before the 8,192 context extension; its 30% masking
-    # rate is the trainer's, applied per batch): MDS shards for Composer.
+    # section 2.2: no NSP, 1,024-token sequences in pretraining before the
+    # 8,192 context extension; its 30% masking rate is the trainer's,
+    # applied per batch). Its trainer packs unpadded samples into batches
+    # itself, attention kept within each sample, so a sample here stays
+    # inside its document (RoBERTa's DOC-SENTENCES). MDS for Composer.
     "modernbert": {"output_format": "mds", "sentence_task": "none",
-                   "packing": "full_sentences", "masking": "none",
+                   "packing": "doc_sentences", "masking": "none",
                    "max_seq_length": 1024},
 }
 # The tokenizer family each preset's model was trained with
@@ -91,7 +93,7 @@ PRESET_FAMILIES = {"bert": ("wordpiece",), "electra": ("wordpiece",),
                    "albert": ("sentencepiece",),
                    "xlmr": ("sentencepiece",),
                    "megatron-bert": ("wordpiece",),
-                   # A BPE like OLMo's (Warner et al. 2024, section 2.1.2).
+                   # A BPE like OLMo's (Warner et al. 2024, section 2.2).
                    "modernbert": ("bpe",)}
 FAMILY_NAMES = {"wordpiece": "WordPiece (BERT's)",
                 "bpe": "byte-level BPE (RoBERTa's)",
@@ -188,10 +190,12 @@ class MlmOptions(PipelineOptions):
         "--resume); a count costs a shuffle of every example.")
     group.add_argument(
         "--compression", default="none", choices=("none", "gzip"),
-        help="Compression of the TFRecord shards (gzip: .tfrecord.gz).")
+        help="Compression of the TFRecord shards (gzip: .tfrecord.gz) or "
+        "of the MDS shards (gzip: MDS's gz, .mds.gz).")
     group.add_argument(
         "--output_format", default=None, choices=OUTPUT_FORMATS,
-        help="tfrecord (default; megatron with --preset=megatron-bert): "
+        help="tfrecord (default; megatron with --preset=megatron-bert, mds "
+        "with --preset=modernbert): "
         "BERT's tf.train.Example features. parquet: "
         "zstd-compressed Parquet shards with Hugging Face's column names "
         "(input_ids, attention_mask, token_type_ids, labels, "
@@ -201,8 +205,8 @@ class MlmOptions(PipelineOptions):
         "Megatron's BERT dataset masks and pairs at training time. mds: "
         "MosaicML Streaming's MDS shards and index.json (input_ids, "
         "token_type_ids for segment pairs, the sentence label), unpadded and "
-        "unmasked (--masking=none), for Composer trainers such as "
-        "ModernBERT's.")
+        "unmasked (--masking=none), for mosaicml-streaming readers "
+        "(Composer; ModernBERT's non-streaming loader).")
     group.add_argument(
         "--mds_shard_bytes", type=int, default=mds.DEFAULT_SHARD_BYTES,
         help="With --output_format=mds: a shard's size limit in bytes before "
@@ -492,13 +496,13 @@ def mds_errors(opts: MlmOptions):
   if opts.masking != "none":
     yield ("--output_format=mds writes unmasked sequences for a trainer "
            "that masks them (dynamic masking): pass --masking=none or a "
-           "preset that has it (roberta, electra, xlmr)")
+           "preset that has it (modernbert, roberta, electra, xlmr)")
   if opts.num_shards:
     yield ("--output_format=mds cuts its shards by --mds_shard_bytes: drop "
            "--num_shards")
-  if opts.mds_shard_bytes < 1024:
-    yield ("--mds_shard_bytes must be at least 1024, got %d"
-           % opts.mds_shard_bytes)
+  if not 1024 <= opts.mds_shard_bytes <= mds.MAX_SHARD_BYTES:
+    yield ("--mds_shard_bytes must be at least 1024 and below 2**32 (MDS "
+           "offsets are 32-bit), got %d" % opts.mds_shard_bytes)
   if opts.pool_shuffle == "groupbykey":
     yield ("--output_format=mds writes a shard sequence per pool group, "
            "through the pool files: drop --pool_shuffle=groupbykey")

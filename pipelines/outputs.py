@@ -119,7 +119,20 @@ def foreign_entries(output_dir: str, entries: Dict[str, str]) -> List[str]:
   if summary is not None and not is_own_summary(
       FileSystems.join(output_dir, SUMMARY)):
     foreign.append(summary)
+  index = entries.get(mds.INDEX)
+  if index is not None and not _is_own_index(
+      FileSystems.join(output_dir, mds.INDEX)):
+    foreign.append(index)
   return foreign
+
+
+def _is_own_index(path: str) -> bool:
+  """Whether ``path`` is an MDS ``index.json`` this tool wrote."""
+  try:
+    with FileSystems.open(path) as f:
+      return mds.is_index(f.read(64 << 20))
+  except Exception:  # pylint: disable=broad-except
+    return False
 
 
 def _top_name(output_dir: str, path: str) -> str:
@@ -372,10 +385,6 @@ def output_features(output_format: str,
                     layout: ExampleLayout) -> Dict[str, str]:
   """What each record holds, for summary.json: TFRecord features with their
   fixed length, or Parquet columns with their Arrow type."""
-  if output_format == "mds":
-    return {"input_ids": "ndarray (uint16, or uint32 above 65,536 ids)",
-            "token_type_ids": "ndarray uint8, with segment pairs",
-            "sentence label": "uint8, with a sentence task"}
   if output_format == "megatron":
     return {"tokens": "token ids of each sequence (.bin), lengths, pointers "
                       "and document indices (.idx)"}

@@ -441,6 +441,23 @@ def _parquet_rows(parquet, output: Output, shard: str) -> Iterator[Example]:
       index += 1
 
 
+def _check_mds_index(output: Output) -> None:
+  """Raises ``InvalidOutput`` unless ``index.json`` lists every shard, once,
+  with its size (``mds.index_problem``)."""
+  data = _read_whole(output.shard_path(mds.INDEX), mds.INDEX)
+  try:
+    index = json.loads(data.decode("utf-8"))
+  except ValueError as e:
+    raise InvalidOutput("not JSON: %s" % e, mds.INDEX) from None
+  found = {}
+  for f in FileSystems.match([output.shard_path(mds.SHARD_PATTERN)])[
+      0].metadata_list:
+    found[f.path.rsplit("/", 1)[-1]] = f.size_in_bytes
+  problem = mds.index_problem(index, found)
+  if problem:
+    raise InvalidOutput(problem, mds.INDEX)
+
+
 def _mds_examples(output: Output, shard: str) -> Iterator[Example]:
   """An MDS shard's samples (``mds.decode_shard``; a ``.gz`` one
   decompressed) as examples: no masks, segments from ``token_type_ids``
@@ -587,6 +604,8 @@ def validate(output: Output, vocab_size: int, cls_id: int, sep_id: int,
       raise InvalidOutput("%d records, summary.json says %d (as its writer "
                           "counted them)" % (count, shard["records"]), name)
     result[name] = (count, size)
+  if output.format == "mds" and shards is None:
+    _check_mds_index(output)
   expected = output.summary.get("counts", {}).get("instances")
   if shards is None and expected is not None and names:
     total = sum(r for r, _ in result.values())

@@ -18,6 +18,13 @@ The format, as mosaicml-streaming 0.13 writes it (``MDSWriter``,
   is its configuration plus ``samples``, ``raw_data`` and ``zip_data``
   (basename, bytes, hashes; ``zip_data`` is the compressed file, or null).
 
+Which trainers read it: mosaicml-streaming's own datasets, and so
+ModernBERT's ``NoStreamingDataset`` (``streaming: false``, its pretraining
+configurations' choice), which reads ``ndarray`` columns from a split's
+folder (``--output=DATA/train``) of raw shards. ModernBERT's
+``StreamingTextDataset`` (``streaming: true``) reads ``input_ids`` as int64
+``bytes`` instead (llm-foundry's older layout), which this does not write.
+
 Columns (``columns``): ``input_ids`` (uint16 for a vocabulary of at most
 65,536 ids, uint32 above), ``token_type_ids`` (uint8) where sequences have
 two segments (``--packing=pairs``), and the sentence label
@@ -49,6 +56,8 @@ from transforms.masking import MaskedBatch
 INDEX = "index.json"
 SHARD_PATTERN = "shard.*.mds*"
 DEFAULT_SHARD_BYTES = 1 << 26  # MDSWriter's size_limit
+# Offsets are uint32: MDSWriter refuses a size_limit from 2**32 on.
+MAX_SHARD_BYTES = (1 << 32) - 1
 # --compression's values here, as MDS names them (the file's suffix too).
 COMPRESSIONS = {"none": None, "gzip": "gz"}
 LABEL_COLUMNS = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
@@ -160,10 +169,16 @@ def decode_shard(data: bytes) -> Tuple[Dict, List[Dict[str, object]]]:
   samples = []
   for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
     sample, at = {}, a + 4 * len(variable)
+    if at > b:
+      raise ValueError("a sample of %d bytes without its column sizes"
+                       % (b - a))
     lengths = np.frombuffer(data, "<u4", len(variable), a).tolist()
     by_column = dict(zip(variable, lengths))
     for i, (name, encoding) in enumerate(zip(names, encodings)):
       size = sizes[i] if sizes[i] is not None else by_column[i]
+      if at + size > b or size < 1:
+        raise ValueError("a column %s of %d bytes in a sample of %d"
+                         % (name, size, b - a))
       piece = data[at:at + size]
       at += size
       sample[name] = _decode(encoding, piece)
@@ -180,8 +195,12 @@ def _decode(encoding: str, piece: bytes):
     head = piece[0]
     ndim, code = head >> 2, head & 3
     shape_dtype = np.dtype(["<u1", "<u2", "<u4", "<u8"][code])
-    shape = np.frombuffer(piece, shape_dtype, ndim, 1)
     start = 1 + ndim * shape_dtype.itemsize
+    if ndim != 1 or start > len(piece) or (
+        len(piece) - start) % dtype.itemsize:
+      raise ValueError("an array column of %d bytes that is no 1-d %s array"
+                       % (len(piece), dtype.name))
+    shape = np.frombuffer(piece, shape_dtype, ndim, 1)
     values = np.frombuffer(piece, dtype, offset=start)
     if ndim != 1 or values.size != int(shape[0]):
       raise ValueError("an array of shape %s holding %d values"
@@ -190,6 +209,45 @@ def _decode(encoding: str, piece: bytes):
   if encoding in ("uint8", "int8"):
     return int(np.frombuffer(piece, encoding, 1)[0])
   raise ValueError("an encoding this project does not write: %s" % encoding)
+
+
+def index_problem(index: Dict, shard_files: Dict[str, int]) -> Optional[str]:
+  """Why ``index`` (a parsed ``index.json``) does not describe the shards
+  in ``shard_files`` (``{basename: bytes}``) as a reader needs, or None:
+  every file listed once with its size, and no shard left out."""
+  try:
+    entries = index["shards"]
+    listed = [(e["zip_data"] or e["raw_data"]) for e in entries]
+    names = [f["basename"] for f in listed]
+  except (KeyError, TypeError) as e:
+    return "index.json is not an MDS index (%s)" % e
+  if index.get("version") != 2:
+    return "index.json is version %r, not 2" % index.get("version")
+  for name, entry in zip(names, listed):
+    if name not in shard_files:
+      return "index.json lists %s, which is missing" % name
+    if entry["bytes"] != shard_files[name]:
+      return "%s holds %d bytes, index.json says %d" % (
+          name, shard_files[name], entry["bytes"])
+  left_out = sorted(set(shard_files) - set(names))
+  if left_out:
+    return "%s is not in index.json" % left_out[0]
+  if len(set(names)) != len(names):
+    return "index.json lists a shard twice"
+  return None
+
+
+def is_index(data: bytes) -> bool:
+  """Whether ``data`` is an ``index.json`` this project writes: version 2,
+  every shard of format ``mds`` under one of its shard names."""
+  try:
+    index = json.loads(data.decode("utf-8"))
+    return index.get("version") == 2 and all(
+        e.get("format") == "mds"
+        and str(e["raw_data"]["basename"]).startswith("shard.")
+        for e in index["shards"])
+  except Exception:  # pylint: disable=broad-except
+    return False
 
 
 def _create(path: str):

@@ -111,6 +111,7 @@ def test_gzip_compressed_mds_is_read_the_same(readers_python, tmp_path):
     ([], "pass --masking=none"),  # BERT's static masks
     (["--preset=roberta", "--num_shards=2"], "drop --num_shards"),
     (["--preset=roberta", "--mds_shard_bytes=10"], "at least 1024"),
+    (["--preset=roberta", "--mds_shard_bytes=4294967296"], "below 2**32"),
     (["--preset=roberta", "--resume"], "--resume does not apply"),
 ])
 def test_flags_mds_cannot_take_are_refused(flags, message, tmp_path):
@@ -130,7 +131,8 @@ def test_inspect_and_report_read_mds(tmp_path):
            "--preset=electra"])
   shown = _tool("inspect", [out, "--num=1"])
   assert shown.returncode == 0, shown.stderr
-  assert "every record's checksums, features and values hold" in shown.stdout
+  assert "every record's layout, features and values hold" in shown.stdout
+  assert "index.json lists every shard" in shown.stdout
   assert "shard.00000.0000.mds record 0: " in shown.stdout
   report = _tool("report", [out, "--out=" + str(tmp_path / "plots")])
   assert report.returncode == 0, report.stderr
@@ -143,3 +145,30 @@ def test_inspect_and_report_read_mds(tmp_path):
   bad = _tool("inspect", [out])
   assert bad.returncode == 1
   assert "shard.00000.0000.mds" in one_error_line(bad.stderr)
+
+
+def test_inspect_checks_index_json_and_a_foreign_one_is_never_removed(
+    tmp_path):
+  out = str(tmp_path / "o")
+  args = ["--input=" + SAMPLE, "--output=" + out, "--output_format=mds",
+          "--preset=roberta", "--max_seq_length=64", "--mds_shard_bytes=2048"]
+  run_cli(args)
+  index_path = os.path.join(out, "index.json")
+  with open(index_path, encoding="utf-8") as f:
+    index = json.load(f)
+  index["shards"].pop()
+  with open(index_path, "w", encoding="utf-8") as f:
+    json.dump(index, f)
+  bad = _tool("inspect", [out, "--num=0"])
+  assert bad.returncode == 1
+  assert "is not in index.json" in one_error_line(bad.stderr)
+  # Someone else's index.json: the output is refused, even with
+  # --overwrite, and the file stays.
+  other = tmp_path / "theirs"
+  other.mkdir()
+  (other / "index.json").write_text('{"my": "own index"}')
+  refused = run_cli(["--input=" + SAMPLE, "--output=" + str(other),
+                     "--output_format=parquet", "--preset=roberta",
+                     "--overwrite"], check=False)
+  assert refused.returncode == 2, refused.stderr
+  assert (other / "index.json").read_text() == '{"my": "own index"}'

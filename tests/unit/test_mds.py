@@ -55,6 +55,30 @@ def test_a_shard_decodes_to_its_samples():
   assert samples[0][4 * 2:4 * 2 + 2] == bytes([4, 5])
   with pytest.raises(ValueError):
     mds.decode_shard(data[:-1])
+  # A sample whose column size says 0, or more than the sample holds.
+  start = int(offsets[0])
+  for size in (0, 1000):
+    broken = bytearray(data)
+    broken[start:start + 4] = np.array([size], "<u4").tobytes()
+    with pytest.raises(ValueError, match="a column input_ids"):
+      mds.decode_shard(bytes(broken))
+
+
+def test_index_problem_names_what_a_reader_would_miss():
+  index = {"version": 2, "shards": [
+      {"raw_data": {"basename": "shard.00000.0000.mds", "bytes": 10},
+       "zip_data": None},
+      {"raw_data": {"basename": "shard.00001.0000.mds", "bytes": 7},
+       "zip_data": {"basename": "shard.00001.0000.mds.gz", "bytes": 5}}]}
+  files = {"shard.00000.0000.mds": 10, "shard.00001.0000.mds.gz": 5}
+  assert mds.index_problem(index, files) is None
+  assert "holds 11 bytes" in mds.index_problem(
+      index, dict(files, **{"shard.00000.0000.mds": 11}))
+  assert "is not in index.json" in mds.index_problem(
+      index, dict(files, **{"shard.00002.0000.mds": 3}))
+  assert "which is missing" in mds.index_problem(
+      index, {"shard.00000.0000.mds": 10})
+  assert not mds.is_index(b'{"my": "own index"}')
 
 
 def test_the_modernbert_preset_writes_packed_unmasked_mds():
@@ -64,5 +88,5 @@ def test_the_modernbert_preset_writes_packed_unmasked_mds():
   options.resolve(opts)
   assert (opts.output_format, opts.packing, opts.masking, opts.sentence_task,
           opts.max_seq_length, opts.dupe_factor) == (
-              "mds", "full_sentences", "none", "none", 1024, 1)
+              "mds", "doc_sentences", "none", "none", 1024, 1)
   assert list(options.objective_errors(opts)) == []
