@@ -288,19 +288,26 @@ print(json.dumps({
 """
 
 
-def ensure_xlmr_reference(venv: str) -> str:
-  """A venv at ``venv`` with ``XLMR_REFERENCE`` (about 250 MB, 20 s, once);
-  returns its python. Safe to call again: an existing one is reused."""
+def _venv_with(venv: str, packages: Sequence[str]) -> str:
+  """A venv at ``venv`` with ``packages`` installed from PyPI, once (a
+  marker file says the install finished; a venv without it is made anew);
+  returns its python."""
   python = os.path.join(venv, "bin", "python")
   marker = os.path.join(venv, ".installed")
   if not os.path.exists(marker):
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet",
-                    *XLMR_REFERENCE], check=True)
+    subprocess.run([python, "-m", "pip", "install", "--quiet", *packages],
+                   check=True)
     with open(marker, "w", encoding="utf-8") as f:
-      f.write(" ".join(XLMR_REFERENCE) + "\n")
+      f.write(" ".join(packages) + "\n")
   return python
+
+
+def ensure_xlmr_reference(venv: str) -> str:
+  """A venv at ``venv`` with ``XLMR_REFERENCE`` (about 250 MB, 20 s, once);
+  returns its python. Safe to call again: an existing one is reused."""
+  return _venv_with(venv, XLMR_REFERENCE)
 
 
 def xlmr_slow_tokenizer(python: str, model: str, lines: Sequence[str]
@@ -446,16 +453,7 @@ print(json.dumps({"samples": rows, "dtypes": dtypes}))
 def ensure_trainer_readers(venv: str) -> str:
   """A venv at ``venv`` with ``TRAINER_READERS`` (once); returns its
   python. Safe to call again: an existing one is reused."""
-  python = os.path.join(venv, "bin", "python")
-  marker = os.path.join(venv, ".installed")
-  if not os.path.exists(marker):
-    shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([python, "-m", "pip", "install", "--quiet",
-                    *TRAINER_READERS], check=True)
-    with open(marker, "w", encoding="utf-8") as f:
-      f.write(" ".join(TRAINER_READERS) + "\n")
-  return python
+  return _venv_with(venv, TRAINER_READERS)
 
 
 def _run_reader(python: str, script: str, path: str, what: str) -> Dict:

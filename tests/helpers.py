@@ -74,6 +74,14 @@ def run_cli(args: List[str], check: bool = True, env: Dict[str, str] = None,
   return proc
 
 
+def run_tool(tool: str, args: List[str]) -> subprocess.CompletedProcess:
+  """Runs ``python -m pipelines.TOOL`` (inspect, report) as a user would;
+  returns it whatever its exit status."""
+  return subprocess.run([sys.executable, "-m", "pipelines." + tool] + args,
+                        cwd=REPO, capture_output=True, text=True, timeout=300,
+                        check=False)
+
+
 def shard_files(output_dir: str) -> List[str]:
   return sorted(glob.glob(os.path.join(output_dir, "part-*")))
 

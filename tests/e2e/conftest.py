@@ -1,9 +1,13 @@
 """Fixtures the e2e tests share: tokenizers of each family, trained once per
 run on the text the project ships (tests/helpers.py)."""
 
+import os
+
 import pytest
 
-from tests.helpers import train_byte_level_bpe, train_sentencepiece_models
+from oracles import references
+from tests.helpers import (REPO, train_byte_level_bpe,
+                           train_sentencepiece_models)
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +21,11 @@ def spm_models(tmp_path_factory):
   """SentencePiece models by name: albert, albert_bpe, xlmr,
   xlmr_released."""
   return train_sentencepiece_models(str(tmp_path_factory.mktemp("spm")))
+
+
+@pytest.fixture(scope="session")
+def readers_python():
+  """The python of the trainers' own readers' venv (megatron-core,
+  mosaicml-streaming: oracles/references.py), installed once."""
+  return references.ensure_trainer_readers(
+      os.path.join(REPO, ".cache", "tools", "trainer-readers-venv"))

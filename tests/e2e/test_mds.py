@@ -6,22 +6,15 @@ examples written as Parquet."""
 import gzip
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from oracles import references
 from tests.helpers import (REPO, assert_refused, one_error_line,
-                           read_parquet_rows, run_cli, write_lines_corpus)
+                           read_parquet_rows, run_cli, run_tool,
+                           write_lines_corpus)
 
 SAMPLE = os.path.join(REPO, "corpora", "sample", "*.txt")
-
-
-@pytest.fixture(scope="module")
-def readers_python():
-  return references.ensure_trainer_readers(
-      os.path.join(REPO, ".cache", "tools", "trainer-readers-venv"))
 
 
 @pytest.fixture(scope="module")
@@ -119,22 +112,17 @@ def test_flags_mds_cannot_take_are_refused(flags, message, tmp_path):
                   "--output_format=mds"] + flags, message)
 
 
-def _tool(tool, args):
-  return subprocess.run([sys.executable, "-m", "pipelines." + tool] + args,
-                        cwd=REPO, capture_output=True, text=True, timeout=300,
-                        check=False)
-
 
 def test_inspect_and_report_read_mds(tmp_path):
   out = str(tmp_path / "o")
   run_cli(["--input=" + SAMPLE, "--output=" + out, "--output_format=mds",
            "--preset=electra"])
-  shown = _tool("inspect", [out, "--num=1"])
+  shown = run_tool("inspect", [out, "--num=1"])
   assert shown.returncode == 0, shown.stderr
   assert "every record's layout, features and values hold" in shown.stdout
   assert "index.json lists every shard" in shown.stdout
   assert "shard.00000.0000.mds record 0: " in shown.stdout
-  report = _tool("report", [out, "--out=" + str(tmp_path / "plots")])
+  report = run_tool("report", [out, "--out=" + str(tmp_path / "plots")])
   assert report.returncode == 0, report.stderr
   # A shard whose offsets run past its end.
   shard = os.path.join(out, "shard.00000.0000.mds")
@@ -142,7 +130,7 @@ def test_inspect_and_report_read_mds(tmp_path):
     data = f.read()
   with open(shard, "wb") as f:
     f.write(data[:-3])
-  bad = _tool("inspect", [out])
+  bad = run_tool("inspect", [out])
   assert bad.returncode == 1
   assert "shard.00000.0000.mds" in one_error_line(bad.stderr)
 
@@ -159,7 +147,7 @@ def test_inspect_checks_index_json_and_a_foreign_one_is_never_removed(
   index["shards"].pop()
   with open(index_path, "w", encoding="utf-8") as f:
     json.dump(index, f)
-  bad = _tool("inspect", [out, "--num=0"])
+  bad = run_tool("inspect", [out, "--num=0"])
   assert bad.returncode == 1
   assert "is not in index.json" in one_error_line(bad.stderr)
   # Someone else's index.json: the output is refused, even with

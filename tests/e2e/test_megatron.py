@@ -7,22 +7,14 @@ import collections
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
 from oracles import references
 from tests.helpers import (REPO, VOCAB, assert_refused, one_error_line,
-                           run_cli, sample_documents)
+                           run_cli, run_tool, sample_documents)
 
 SAMPLE = os.path.join(REPO, "corpora", "sample", "*.txt")
-
-
-@pytest.fixture(scope="module")
-def megatron_python():
-  return references.ensure_trainer_readers(
-      os.path.join(REPO, ".cache", "tools", "trainer-readers-venv"))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +54,7 @@ def _summary(output):
 
 
 def test_sentences_read_by_megatron_are_berts_and_the_same_for_any_workers(
-    megatron_python, bert_ids, tmp_path):
+    readers_python, bert_ids, tmp_path):
   outputs = {}
   for workers in (1, 2):
     out = str(tmp_path / ("w%d" % workers))
@@ -77,7 +69,7 @@ def test_sentences_read_by_megatron_are_berts_and_the_same_for_any_workers(
       assert a.read() == b.read(), suffix
 
   read = references.megatron_read(
-      megatron_python, os.path.join(outputs[1], "text_sentence"))
+      readers_python, os.path.join(outputs[1], "text_sentence"))
   assert read["dtype"] == "uint16"  # BERT's 30,522 ids, as Megatron picks
   expected = _expected_documents(bert_ids)
   found = _documents(read)
@@ -93,11 +85,11 @@ def test_sentences_read_by_megatron_are_berts_and_the_same_for_any_workers(
 
 
 def test_doc_packing_is_one_sequence_per_document(
-    megatron_python, bert_ids, tmp_path):
+    readers_python, bert_ids, tmp_path):
   out = str(tmp_path / "doc")
   run_cli(["--input=" + SAMPLE, "--output=" + out, "--output_format=megatron",
            "--packing=doc"])
-  read = references.megatron_read(megatron_python,
+  read = references.megatron_read(readers_python,
                                   os.path.join(out, "text_document"))
   expected = [tuple(i for sentence in doc for i in sentence)
               for doc in _expected_documents(bert_ids)]
@@ -107,7 +99,7 @@ def test_doc_packing_is_one_sequence_per_document(
 
 
 def test_a_vocabulary_of_65500_ids_or_more_writes_int32(
-    megatron_python, bert_ids, tmp_path):
+    readers_python, bert_ids, tmp_path):
   """Megatron's rule for the token dtype: int32 from 65,500 ids. The ids
   of BERT's own tokens are unchanged by the extra entries at the end."""
   vocab = str(tmp_path / "big_vocab.txt")
@@ -118,7 +110,7 @@ def test_a_vocabulary_of_65500_ids_or_more_writes_int32(
   out = str(tmp_path / "big")
   run_cli(["--input=" + SAMPLE, "--output=" + out, "--output_format=megatron",
            "--vocab_file=" + vocab])
-  read = references.megatron_read(megatron_python,
+  read = references.megatron_read(readers_python,
                                   os.path.join(out, "text_sentence"))
   assert read["dtype"] == "int32"
   assert collections.Counter(_documents(read)) == collections.Counter(
@@ -153,23 +145,18 @@ def test_a_megatron_output_is_replaced_only_when_asked(tmp_path):
                                      "text_sentence.idx"]
 
 
-def _tool(tool, args):
-  return subprocess.run([sys.executable, "-m", "pipelines." + tool] + args,
-                        cwd=REPO, capture_output=True, text=True, timeout=300,
-                        check=False)
-
 
 def test_inspect_checks_and_shows_it_and_report_says_why_not(tmp_path):
   out = str(tmp_path / "o")
   run_cli(["--input=" + SAMPLE, "--output=" + out,
            "--output_format=megatron"])
-  shown = _tool("inspect", [out, "--num=2"])
+  shown = run_tool("inspect", [out, "--num=2"])
   assert shown.returncode == 0, shown.stderr
   sequences = _summary(out)["counts"]["instances"]
   assert ("text_sentence: %d sequences in %d documents, uint16 tokens"
           % (sequences, len(sample_documents()))) in shown.stdout
   assert "text_sentence sequence 1 (document 0): " in shown.stdout
-  refused = _tool("report", [out])
+  refused = run_tool("report", [out])
   assert refused.returncode == 2
   assert "is a Megatron indexed dataset" in one_error_line(refused.stderr)
   # A .bin cut short: the index no longer describes it.
@@ -178,7 +165,7 @@ def test_inspect_checks_and_shows_it_and_report_says_why_not(tmp_path):
     data = f.read()
   with open(path, "wb") as f:
     f.write(data[:-2])
-  bad = _tool("inspect", [out])
+  bad = run_tool("inspect", [out])
   assert bad.returncode == 1
   assert "text_sentence.bin: %d bytes, summary.json says %d" % (
       len(data) - 2, len(data)) in one_error_line(bad.stderr)
