@@ -73,15 +73,15 @@ PRESETS = {
     # "Data Preprocessing": preprocess_data.py --split-sentences for BERT):
     # token ids one sentence per sequence, documents marked; its BERT dataset
     # pairs, truncates to --seq-length and masks at training time.
-    "megatron-bert": {"output_format": "megatron", "packing": "sentences",
-                      "sentence_task": "none", "masking": "none"},
+    "megatron-bert": {"sentence_task": "none", "output_format": "megatron",
+                      "packing": "sentences", "masking": "none"},
     # ModernBERT (Warner et al. 2024, "Smarter, Better, Faster, Longer",
     # section 2.2: no NSP, 1,024-token sequences in pretraining before the
     # 8,192 context extension; its 30% masking rate is the trainer's,
     # applied per batch). Its trainer packs unpadded samples into batches
     # itself, attention kept within each sample, so a sample here stays
     # inside its document (RoBERTa's DOC-SENTENCES). MDS for Composer.
-    "modernbert": {"output_format": "mds", "sentence_task": "none",
+    "modernbert": {"sentence_task": "none", "output_format": "mds",
                    "packing": "doc_sentences", "masking": "none",
                    "max_seq_length": 1024},
 }

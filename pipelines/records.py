@@ -482,6 +482,29 @@ def _mds_examples(output: Output, shard: str) -> Iterator[Example]:
                   None if label is None else int(label))
 
 
+def _megatron_examples(output: Output, shard: str) -> Iterator[Example]:
+  """A Megatron dataset's sequences (its ``.bin``; nothing for its
+  ``.idx``) as examples: the token ids as they are (no ``[CLS]``/``[SEP]``,
+  the trainer adds them), one segment, no masks, no label. Read in order,
+  a piece of the ``.bin`` at a time."""
+  if not shard.endswith(megatron.BIN_SUFFIX):
+    return
+  index = megatron_index(output, shard[:-len(megatron.BIN_SUFFIX)])
+  empty = np.zeros(0, np.int64)
+  with FileSystems.open(output.shard_path(shard),
+                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    pending = np.zeros(0, index.dtype)
+    for i, length in enumerate(index.lengths.tolist()):
+      while pending.size < length:
+        data = f.read(max(16 << 20, length * index.dtype.itemsize))
+        if not data or len(data) % index.dtype.itemsize:
+          raise InvalidOutput("sequence %d ends past the file's end" % i,
+                              shard, i)
+        pending = np.concatenate([pending, np.frombuffer(data, index.dtype)])
+      ids, pending = pending[:length].astype(np.int64), pending[length:]
+      yield Example(shard, i, ids, np.zeros_like(ids), empty, empty, None)
+
+
 def examples(output: Output, shard: str) -> Iterator[Example]:
   """Every example of one shard, in order; raises ``InvalidOutput`` at the
   first record that cannot be read."""
@@ -489,6 +512,8 @@ def examples(output: Output, shard: str) -> Iterator[Example]:
     return _parquet_examples(output, shard)
   if output.format == "mds":
     return _mds_examples(output, shard)
+  if output.format == "megatron":
+    return _megatron_examples(output, shard)
   return _tfrecord_examples(output, shard)
 
 

@@ -493,12 +493,6 @@ def _load(path: str, limit: int, seed: int, vocab_override: Optional[str],
           s3_kwargs) -> Statistics:
   # pylint: disable=import-outside-toplevel
   output = records.open_output(path)
-  if output.format == "megatron":
-    raise records.InvalidOutput(
-        "%s is a Megatron indexed dataset, whose sequences are paired and "
-        "masked by the trainer: report's statistics are those of finished "
-        "examples (TFRecord or Parquet); pipelines.inspect checks and shows "
-        "it" % path)
   vocab = records.vocabulary(output, vocab_override, s3_kwargs)
   examples = sample_examples(output, limit, seed)
   result = statistics(examples, vocab.tokens,

@@ -146,7 +146,7 @@ def test_a_megatron_output_is_replaced_only_when_asked(tmp_path):
 
 
 
-def test_inspect_checks_and_shows_it_and_report_says_why_not(tmp_path):
+def test_inspect_checks_and_shows_it_and_report_reads_it(tmp_path):
   out = str(tmp_path / "o")
   run_cli(["--input=" + SAMPLE, "--output=" + out,
            "--output_format=megatron"])
@@ -156,9 +156,23 @@ def test_inspect_checks_and_shows_it_and_report_says_why_not(tmp_path):
   assert ("text_sentence: %d sequences in %d documents, uint16 tokens"
           % (sequences, len(sample_documents()))) in shown.stdout
   assert "text_sentence sequence 1 (document 0): " in shown.stdout
-  refused = run_tool("report", [out])
-  assert refused.returncode == 2
-  assert "is a Megatron indexed dataset" in one_error_line(refused.stderr)
+  # report: the sequences' statistics, and --compare against a run with
+  # one sequence per document (longer sequences, fewer of them).
+  doc = str(tmp_path / "doc")
+  run_cli(["--input=" + SAMPLE, "--output=" + doc, "--output_format=megatron",
+           "--packing=doc"])
+  report = run_tool("report", [out, "--compare=" + doc, "--json=" + str(
+      tmp_path / "report.json"), "--out=" + str(tmp_path / "plots")])
+  assert report.returncode == 0, report.stderr
+  with open(tmp_path / "report.json", encoding="utf-8") as f:
+    found = json.load(f)
+  assert found["statistics"]["o"]["examples"] == sequences
+  assert found["statistics"]["doc"]["examples"] == len(sample_documents())
+  assert found["statistics"]["o"]["mean_predictions"] == 0
+  stats = found["statistics"]
+  assert (stats["o"]["mean_sequence_length"]
+          < stats["doc"]["mean_sequence_length"])
+  assert found["comparison"]
   # A .bin cut short: the index no longer describes it.
   path = os.path.join(out, "text_sentence.bin")
   with open(path, "rb") as f:
