@@ -50,6 +50,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from typing import Dict, List, Optional, Sequence
 
@@ -293,23 +294,47 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
   rejected_dir = FileSystems.join(FileSystems.split(opts.output)[0],
                                   REJECTED_DIR)
   scratch = ScratchDir()
+  # An interrupt that comes while the vocabulary files are written waits
+  # for them, then removes them: the run it ends wrote nothing, as its
+  # error line says, whenever the signal comes.
+  commit = _Commit()
   watch = interrupts.InterruptWatch(
       lambda name: "error: interrupted by %s: the word count was stopped; %s "
       "was not written" % (name, opts.output),
-      [interrupts.stop_descendants, lambda: _delete_quietly(counts_path),
+      [interrupts.stop_descendants, lambda: _delete_with_temps(counts_path),
        lambda: _remove_beam_temp(rejected_dir),
-       lambda: _remove_if_empty(rejected_dir), scratch.exit])
+       lambda: _remove_if_empty(rejected_dir), commit.undo, scratch.exit])
   scratch.enter()
   watch.install()
   try:
-    return _learn(options, opts, matched, counts_path, rejected_dir)
+    return _learn(options, opts, matched, counts_path, rejected_dir, commit)
   finally:
     watch.uninstall()
     scratch.exit()
 
 
+class _Commit:
+  """The vocabulary files written by this run (``write``), which an
+  interrupt's clean-up removes (``undo``): after the files are in place, or,
+  while they are being written, once they are."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._written: List[str] = []
+
+  def write(self, files) -> None:
+    with self._lock:
+      cli.write_files(files)
+      self._written.extend(path for path, _ in files)
+
+  def undo(self) -> None:
+    with self._lock:
+      for path in self._written:
+        _delete_quietly(path)
+
+
 def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
-           rejected_dir: str) -> int:
+           rejected_dir: str, commit: Optional[_Commit] = None) -> int:
   """Counts the words, learns the vocabulary and writes it; returns the
   exit status."""
   try:
@@ -346,7 +371,7 @@ def _learn(options, opts, matched: paths.MatchedInput, counts_path: str,
                                opts.output))
     return 1
   try:
-    cli.write_files(files)
+    (commit or _Commit()).write(files)
   except Exception as e:  # pylint: disable=broad-except
     cli.error("cannot write %s: %s; nothing was written there"
               % (opts.output, cli.first_line(e)))
@@ -508,6 +533,21 @@ def _delete_quietly(path: str) -> None:
       FileSystems.delete([path])
   except Exception as e:  # pylint: disable=broad-except
     logging.warning("could not remove %s: %s", path, cli.first_line(e))
+
+
+def _delete_with_temps(path: str) -> None:
+  """Removes ``path`` and the temporary files it is written through
+  (``path`` + ``cli.TEMP_INFIX`` …): a worker stopped while writing the
+  counts leaves its temporary file."""
+  folder, name = FileSystems.split(path)
+  try:
+    found = paths.match_below(folder, paths.escape_glob(name) + "*")
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("could not list %s: %s", folder, cli.first_line(e))
+    found = []
+  for f in found:
+    _delete_quietly(f.path)
+  _delete_quietly(path)
 
 
 def _remove_beam_temp(folder: str) -> None:
