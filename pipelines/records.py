@@ -673,20 +673,14 @@ def megatron_index(output: Output, prefix: str) -> megatron.Index:
 def megatron_sequences(output: Output, prefix: str, limit: int
                        ) -> Iterator[Tuple[int, int, np.ndarray]]:
   """``(sequence, its document, its ids)`` of the first ``limit``
-  sequences of dataset ``prefix``, read by their offsets."""
+  sequences of dataset ``prefix`` (``_megatron_examples``' ids)."""
   index = megatron_index(output, prefix)
-  name = prefix + megatron.BIN_SUFFIX
   documents = np.searchsorted(index.document_indices, np.arange(
       min(limit, index.lengths.size)), side="right") - 1
-  with FileSystems.open(output.shard_path(name),
-                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    for i, document in enumerate(documents.tolist()):
-      f.seek(int(index.pointers[i]))
-      want = int(index.lengths[i]) * index.dtype.itemsize
-      data = f.read(want)
-      if len(data) != want:
-        raise InvalidOutput("sequence %d ends past the file's end" % i, name)
-      yield i, document, np.frombuffer(data, index.dtype)
+  sequences = _megatron_examples(output, prefix + megatron.BIN_SUFFIX)
+  for (i, document), example in zip(enumerate(documents.tolist()),
+                                    sequences):
+    yield i, document, example.input_ids
 
 
 def validate_megatron(output: Output, vocab_size: int
