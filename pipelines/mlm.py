@@ -90,17 +90,30 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
     matched = match_input(input_patterns(opts))
   if plan is None:
     plan = language_plan(opts, matched)
+  done_dir = FileSystems.join(pool_dir, resume.SHARDS_DIR) if pool_dir else None
+  reused = reuse is not None and reuse.spilled is not None
   if opts.output_format == "megatron":
     if pool_dir is None:
       raise ValueError("--output_format=megatron needs a pool directory")
-    return (_tokenized(pipeline, opts, s3_client_kwargs, matched)
-            | "WriteMegatron" >> megatron.WriteMegatron(
-                opts.output, packing=opts.packing, vocab_size=vocab.size,
-                seed=opts.random_seed, pool_size=opts.random_next_pool_size,
-                pool_dir=pool_dir))
-  if reuse is not None and reuse.spilled is not None:
-    batches = _reused_stages(pipeline, opts, vocab, pool_dir, matched,
-                             reuse, plan)
+    if reused:
+      grouped = _reused_stages(pipeline, opts, pool_dir, matched, reuse,
+                               megatron.documents_for_pool)
+    else:
+      grouped = (_tokenized(pipeline, opts, s3_client_kwargs, matched)
+                 | "PoolDocuments" >> megatron.PoolDocuments(
+                     seed=opts.random_seed,
+                     pool_size=opts.random_next_pool_size, pool_dir=pool_dir))
+    return grouped | "WriteMegatron" >> megatron.WriteMegatron(
+        opts.output, packing=opts.packing, vocab_size=vocab.size,
+        pool_dir=pool_dir, done_dir=done_dir,
+        reused=megatron.reused_fragments(
+            reuse.done.values()) if reused else ())
+  if reused:
+    layout = sequence_layout(vocab)
+    batches = _reused_stages(
+        pipeline, opts, pool_dir, matched, reuse,
+        pool_builder(instance_params(opts, layout.pair_separators, plan),
+                     layout))
   else:
     batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
                             pool_dir, matched, plan)
@@ -112,15 +125,15 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
     return masked | "WriteMds" >> mds.WriteMds(
         opts.output, vocab_size=vocab.size, pairs=opts.packing == "pairs",
         sentence_task=opts.sentence_task,
-        shard_bytes_limit=opts.mds_shard_bytes, compression=opts.compression)
+        shard_bytes_limit=opts.mds_shard_bytes, compression=opts.compression,
+        done_dir=done_dir,
+        reused=mds.reused_entries(reuse.done.values()) if reused else ())
   return (
       masked
       | "WriteExamples" >> WriteExamples(
           opts.output, layout=example_layout(opts),
           num_shards=opts.num_shards, compression=opts.compression,
-          output_format=opts.output_format,
-          done_dir=(FileSystems.join(pool_dir, resume.SHARDS_DIR)
-                    if pool_dir else None)))
+          output_format=opts.output_format, done_dir=done_dir))
 
 
 def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
@@ -152,11 +165,12 @@ def _tokenized(pipeline, opts, s3_client_kwargs, matched: MatchedInput):
   return tokenized
 
 
-def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,
-                   reuse: resume.ResumePlan, plan):
-  """A stopped run's spill files → instance batches of the pool groups it
-  did not write, and its records set aside written again."""
-  layout = sequence_layout(vocab)
+def _reused_stages(pipeline, opts, pool_dir, matched: MatchedInput,
+                   reuse: resume.ResumePlan, build_pool):
+  """A stopped run's spill files → what ``build_pool`` makes of the pools
+  of the groups it did not write (instance batches, or a Megatron run's
+  documents), each group's between its ``GroupMark`` s; its records set
+  aside written again."""
   _ = (pipeline
        | "ReusedRejected" >> beam.Create(
            sorted(f.rejected for f in reuse.spilled if f.rejected))
@@ -165,10 +179,8 @@ def _reused_stages(pipeline, opts, vocab, pool_dir, matched: MatchedInput,
   return (pipeline
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
-              pool_builder(instance_params(opts, layout.pair_separators,
-                                           plan),
-                           layout),
-              opts.random_next_pool_size, pool_dir, frozenset(reuse.done)))
+              build_pool, opts.random_next_pool_size, pool_dir,
+              frozenset(reuse.done)))
 
 
 def _help_parser() -> argparse.ArgumentParser:

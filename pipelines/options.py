@@ -506,9 +506,6 @@ def mds_errors(opts: MlmOptions):
   if opts.pool_shuffle == "groupbykey":
     yield ("--output_format=mds writes a shard sequence per pool group, "
            "through the pool files: drop --pool_shuffle=groupbykey")
-  if opts.resume:
-    yield ("--resume does not apply to --output_format=mds yet: run it "
-           "again without --resume")
   if opts.token_boundary or opts.langs_feature:
     yield ("--output_format=mds writes input_ids, token_type_ids and the "
            "sentence label only: drop --token_boundary and --langs_feature")
@@ -544,9 +541,6 @@ def megatron_errors(opts: MlmOptions):
   if opts.pool_shuffle == "groupbykey":
     yield ("--output_format=megatron orders the documents through the pool "
            "files: drop --pool_shuffle=groupbykey")
-  if opts.resume:
-    yield ("--resume does not apply to --output_format=megatron yet: run it "
-           "again without --resume")
   if opts.language_sampling_alpha is not None:
     yield ("--language_sampling_alpha repeats documents of some languages; "
            "--output_format=megatron writes each document once: drop it")

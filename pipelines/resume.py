@@ -11,10 +11,13 @@ it finishes:
   read, tokenized and spilled, ``spilled.json`` lists the spill files (each
   checked here by name and size) with what that stage counted and the
   records it set aside. A resumed run then starts at the pools.
-* each pool group's shard (transforms/examples.py): its record in
-  ``shards/`` names the shard, its size and what its steps counted. A
-  resumed run builds only the groups without a record whose shard is there
-  at that size.
+* each pool group's output (transforms/shards.py ``write_group_record``):
+  its record in ``shards/`` names the files it wrote (a TFRecord or
+  Parquet shard, MDS shards, or a Megatron fragment in the pool
+  directory), their sizes, what its steps counted and what the format's
+  last step needs of it (an MDS shard's ``index.json`` entry, a Megatron
+  fragment's counts). A resumed run builds only the groups without a
+  record whose files are all there at those sizes.
 
 The examples are the same as an uninterrupted run's: every stage's output
 depends only on the seed, the flags and the documents (keyed randomness),
@@ -70,8 +73,10 @@ class ResumePlan:
 
   @property
   def shards(self) -> List[str]:
-    return sorted(record["shard"] for record in self.done.values()
-                  if record["shard"])
+    """The names of the files the finished groups wrote in the output
+    folder, which the resumed run keeps."""
+    return sorted(name for record in self.done.values()
+                  for name, _ in record["files"])
 
   def tally(self) -> metrics.Tally:
     """What the reused work counted."""
@@ -220,13 +225,28 @@ def plan(pool_dir: str, output: str, record: Dict,
   for match in FileSystems.match(
       [FileSystems.join(pool_dir, SHARDS_DIR, "*.json")])[0].metadata_list:
     value = _read_json(match.path)
-    if not isinstance(value, dict) or value.get("groups") != groups:
-      continue
-    if value["shard"] and _size(FileSystems.join(
-        output, value["shard"])) != value["bytes"]:
-      continue  # a group with no instance has no shard
-    done[int(value["group"])] = value
+    if _group_intact(value, groups, output, pool_dir):
+      done[int(value["group"])] = value
   return ResumePlan(spilled, done)
+
+
+def _group_intact(record, groups: int, output: str, pool_dir: str) -> bool:
+  """Whether ``record`` (transforms/shards.py ``write_group_record``) is a
+  finished group of a run of ``groups`` groups whose every file is there
+  at its size: those in ``output`` and those in ``pool_dir``. A group with
+  no instance has no file."""
+  try:
+    if record.get("groups") != groups:
+      return False
+    wanted = ([(FileSystems.join(output, name), size)
+               for name, size in record["files"]]
+              + [(FileSystems.join(pool_dir, name), size)
+                 for name, size in record["pool_files"]])
+    int(record["group"])
+    metrics.Tally.from_json(record["tally"])
+  except (AttributeError, KeyError, TypeError, ValueError):
+    return False  # another version's record, or not one
+  return all(_size(path) == size for path, size in wanted)
 
 
 class PoolDirectoryError(OSError):

@@ -37,13 +37,18 @@ would take the shard past ``--mds_shard_bytes`` (MDS's own rule: the
 header, each sample plus its 4-byte offset), and named
 ``shard.GGGGG.KKKK.mds`` (group, shard within it), so any worker writes
 any group and the files, and ``index.json`` (written last, by one step,
-the shards in name order), are the same for any number of workers.
+the shards in name order), are the same for any number of workers. Each
+group is recorded with its shards' entries once they are written
+(``shards.write_group_record``): a resumed run (pipelines/resume.py)
+builds the others and lists the recorded entries in ``index.json`` with
+its own.
 """
 
 import dataclasses
 import gzip
 import json
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import apache_beam as beam
 import numpy as np
@@ -258,16 +263,19 @@ def _create(path: str):
 class _WriteShardsDoFn(beam.DoFn):
   """Each pool group's batches (between its ``shards.GroupMark`` s) → MDS
   shards of at most ``size_limit`` bytes; outputs each shard's
-  ``index.json`` entry with its ``(group, k)``."""
+  ``index.json`` entry with its ``(group, k)``. With ``done_dir``, each
+  group's shards and entries are recorded there once all are written
+  (``shards.write_group_record``), for ``--resume``."""
 
   def __init__(self, output_dir: str, cols: Sequence[Column],
                dtype: np.dtype, size_limit: int,
-               compression: Optional[str]):
+               compression: Optional[str], done_dir: Optional[str] = None):
     self._output_dir = output_dir
     self._cols = list(cols)
     self._dtype = np.dtype(dtype)
     self._size_limit = size_limit
     self._compression = compression
+    self._done_dir = done_dir
     self._config = shard_config(cols, compression, size_limit)
     self._config_bytes = len(json.dumps(self._config,
                                         sort_keys=True).encode("utf-8"))
@@ -275,6 +283,7 @@ class _WriteShardsDoFn(beam.DoFn):
     self._k = 0
     self._samples: List[bytes] = []
     self._size = 0
+    self._written: List[Tuple[Tuple[int, int], Dict]] = []
 
   def setup(self):
     s3_clients.share_s3_clients()
@@ -285,10 +294,17 @@ class _WriteShardsDoFn(beam.DoFn):
   def process(self, element):
     if isinstance(element, shards.GroupMark):
       if not element.end:
-        self._group, self._k = element.group, 0
+        self._group, self._k, self._written = element.group, 0, []
         self._reset()
-      elif self._samples:
+        return
+      if self._samples:
         yield self._flush()
+      if self._done_dir:
+        shards.write_group_record(
+            self._done_dir, element,
+            [_written_file(entry) for _, entry in self._written],
+            entries=[[list(key), entry] for key, entry in self._written])
+      self._written = []
       return
     for sample in encode_batch(element, self._cols, self._dtype):
       size = len(sample) + 4
@@ -313,6 +329,7 @@ class _WriteShardsDoFn(beam.DoFn):
       f.write(data)
     metrics.count(shards.SHARD_RECORDS_PREFIX + basename, len(self._samples))
     key = (self._group, self._k)
+    self._written.append((key, entry))
     self._k += 1
     self._reset()
     return key, entry
@@ -323,12 +340,30 @@ class _WriteShardsDoFn(beam.DoFn):
                          "GroupMark")
 
 
-def write_index(unused_element, entries, output_dir: str) -> Iterator[str]:
-  """Writes ``index.json`` with every shard's entry, in (group, k) order;
-  with no shard, writes nothing (the run reports that no example was
-  made)."""
+def _written_file(entry: Dict) -> Tuple[str, int]:
+  """The ``(basename, bytes)`` of the file an ``index.json`` entry names."""
+  stored = entry["zip_data"] or entry["raw_data"]
+  return stored["basename"], stored["bytes"]
+
+
+def reused_entries(records: Iterable[Dict]
+                   ) -> List[Tuple[Tuple[int, int], Dict]]:
+  """The ``index.json`` entries, with their ``(group, k)``, of the groups a
+  stopped run finished (their records, ``shards.write_group_record``)."""
+  return [((int(key[0]), int(key[1])), entry)
+          for record in records for key, entry in record["entries"]]
+
+
+def write_index(unused_element, entries, output_dir: str,
+                reused: Sequence[Tuple[Tuple[int, int], Dict]] = ()
+                ) -> Iterator[str]:
+  """Writes ``index.json`` with every shard's entry, this run's
+  (``entries``) and those of the groups a stopped run finished
+  (``reused``), in (group, k) order; with no shard, writes nothing (the
+  run reports that no example was made)."""
   s3_clients.share_s3_clients()
-  ordered = [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+  ordered = [entry for _, entry in sorted(list(entries) + list(reused),
+                                          key=lambda e: e[0])]
   if ordered:
     path = FileSystems.join(output_dir, INDEX)
     with _create(path) as f:
@@ -339,25 +374,31 @@ def write_index(unused_element, entries, output_dir: str) -> Iterator[str]:
 
 class WriteMds(beam.PTransform):
   """Masked batches, grouped between ``shards.GroupMark`` s (the pools read
-  from files) → MDS shards and ``index.json`` in ``output_dir``. Output:
-  the index's path."""
+  from files) → MDS shards and ``index.json`` in ``output_dir``. With
+  ``done_dir``, each group is recorded there when written (``--resume``);
+  ``reused``: the entries of the groups a stopped run finished
+  (``reused_entries``), listed in the index with this run's. Output: the
+  index's path."""
 
   def __init__(self, output_dir: str, *, vocab_size: int, pairs: bool,
                sentence_task: str, shard_bytes_limit: int = DEFAULT_SHARD_BYTES,
-               compression: str = "none"):
+               compression: str = "none", done_dir: Optional[str] = None,
+               reused: Sequence[Tuple[Tuple[int, int], Dict]] = ()):
     super().__init__()
     self._output_dir = output_dir
     self._cols = columns(vocab_size, pairs, sentence_task)
     self._dtype = ids_dtype(vocab_size)
     self._size_limit = shard_bytes_limit
     self._compression = COMPRESSIONS[compression]
+    self._done_dir = done_dir
+    self._reused = list(reused)
 
   def expand(self, batches):
     entries = batches | "WriteShards" >> beam.ParDo(_WriteShardsDoFn(
         self._output_dir, self._cols, self._dtype, self._size_limit,
-        self._compression))
+        self._compression, self._done_dir))
     return (batches.pipeline
             | "Once" >> beam.Create([None])
             | "WriteIndex" >> beam.FlatMap(write_index,
                                            beam.pvalue.AsList(entries),
-                                           self._output_dir))
+                                           self._output_dir, self._reused))

@@ -30,13 +30,16 @@ group; once every group is written, one step concatenates the fragments'
 tokens into the ``.bin`` and writes the ``.idx`` from their index arrays,
 one fragment at a time (``merge``): memory is bounded by one group, and the
 order, and so every byte, is the same for any number of workers and on any
-runner.
+runner. Each group is recorded once its fragment is written
+(``shards.write_group_record``): a resumed run (pipelines/resume.py) builds
+the others and merges its fragments with the recorded ones.
 """
 
 import dataclasses
 import io
 import struct
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import apache_beam as beam
 import numpy as np
@@ -55,6 +58,7 @@ PACKINGS = ("sentences", "doc")
 DATASET_NAMES = {"sentences": "text_sentence", "doc": "text_document"}
 BIN_SUFFIX = ".bin"
 IDX_SUFFIX = ".idx"
+NPZ_SUFFIX = ".npz"  # a fragment's index arrays
 
 INDEX_HEADER = b"MMIDIDX\x00\x00"
 INDEX_VERSION = 1
@@ -243,7 +247,7 @@ def write_fragment(directory: str, group: int,
       f.write(chunk)
   buffer = io.BytesIO()
   np.savez(buffer, lengths=lengths, ends=ends)
-  with _create(FileSystems.join(directory, name + ".npz")) as f:
+  with _create(FileSystems.join(directory, name + NPZ_SUFFIX)) as f:
     f.write(buffer.getvalue())
   return Fragment(group, name, int(lengths.size), int(ends.size),
                   int(lengths.sum(dtype=np.int64)))
@@ -251,7 +255,7 @@ def write_fragment(directory: str, group: int,
 
 def _fragment_index(directory: str, fragment: Fragment
                     ) -> Tuple[np.ndarray, np.ndarray]:
-  with _open(FileSystems.join(directory, fragment.name + ".npz")) as f:
+  with _open(FileSystems.join(directory, fragment.name + NPZ_SUFFIX)) as f:
     arrays = np.load(io.BytesIO(f.read()), allow_pickle=False)
     return arrays["lengths"], arrays["ends"]
 
@@ -297,12 +301,16 @@ def merge(directory: str, fragments: Sequence[Fragment], prefix: str,
 
 class _WriteFragmentsDoFn(beam.DoFn):
   """Each pool group's documents (between its two ``shards.GroupMark`` s)
-  → one fragment (``write_fragment``); outputs the ``Fragment``."""
+  → one fragment (``write_fragment``); outputs the ``Fragment``. With
+  ``done_dir``, each group is recorded there once its fragment is written
+  (``shards.write_group_record``), for ``--resume``."""
 
-  def __init__(self, directory: str, packing: str, dtype: np.dtype):
+  def __init__(self, directory: str, packing: str, dtype: np.dtype,
+               done_dir: Optional[str] = None):
     self._directory = directory
     self._packing = packing
     self._dtype = np.dtype(dtype)
+    self._done_dir = done_dir
     self._docs: List[TokenizedDocument] = []
     self._group: Optional[shards.GroupMark] = None
 
@@ -317,6 +325,11 @@ class _WriteFragmentsDoFn(beam.DoFn):
       fragment = write_fragment(self._directory, element.group, self._docs,
                                 self._packing, self._dtype)
       self._docs = []
+      if self._done_dir:
+        shards.write_group_record(
+            self._done_dir, element, [],
+            pool_files=fragment_files(self._directory, fragment),
+            fragment=dataclasses.asdict(fragment) if fragment else None)
       if fragment is not None:
         yield fragment
       return
@@ -328,13 +341,35 @@ class _WriteFragmentsDoFn(beam.DoFn):
                          "GroupMark")
 
 
+def fragment_files(directory: str, fragment: Optional[Fragment]
+                   ) -> List[Tuple[str, int]]:
+  """``(path relative to the pool directory, bytes)`` of the fragment's
+  two files in ``directory`` (its ``FRAGMENTS_DIR``); none for None."""
+  if fragment is None:
+    return []
+  out = []
+  for suffix in (BIN_SUFFIX, NPZ_SUFFIX):
+    path = FileSystems.join(directory, fragment.name + suffix)
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    out.append((FRAGMENTS_DIR + "/" + fragment.name + suffix, size))
+  return out
+
+
+def reused_fragments(records: Iterable[Dict]) -> List[Fragment]:
+  """The fragments of the groups a stopped run finished (their records,
+  ``shards.write_group_record``)."""
+  return [Fragment(**record["fragment"]) for record in records
+          if record.get("fragment")]
+
+
 def _merge_once(unused_element, fragments, directory: str, prefix: str,
-                dtype: np.dtype):
-  """The final step: ``merge``, then the counts of what was written (as
+                dtype: np.dtype, reused: Sequence[Fragment] = ()):
+  """The final step: ``merge`` of this run's ``fragments`` and a stopped
+  run's ``reused`` ones, then the counts of what was written (as
   ``instances`` and ``instance_tokens``, and the ``.bin``'s sequences as
   its shard records)."""
   s3_clients.share_s3_clients()
-  fragments = list(fragments)
+  fragments = list(fragments) + list(reused)
   # With no sequence nothing is written: the run reports that no example
   # was made.
   if fragments:
@@ -347,16 +382,37 @@ def _merge_once(unused_element, fragments, directory: str, prefix: str,
     yield prefix
 
 
+class PoolDocuments(beam.PTransform):
+  """Tokenized documents → each pool group's documents between its
+  ``shards.GroupMark`` s (``documents_for_pool``), through pool files in
+  ``pool_dir``: one pass per document, ordered by ``seed``."""
+
+  def __init__(self, *, seed: int, pool_size: int, pool_dir: str):
+    super().__init__()
+    self._seed = seed
+    self._pool_size = pool_size
+    self._pool_dir = pool_dir
+
+  def expand(self, docs):
+    return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
+        documents_for_pool, self._seed, 1, self._pool_size, self._pool_dir)
+
+
 class WriteMegatron(beam.PTransform):
-  """Tokenized documents → ``OUTPUT/text_sentence.{bin,idx}`` (or
-  ``text_document`` with ``packing="doc"``), through pool files in
-  ``pool_dir`` (any Beam filesystem every worker reaches; the caller
-  removes it). ``seed`` orders the documents (their entry hashes);
-  ``vocab_size`` chooses the token dtype (``token_dtype``). Output: the
-  dataset's path prefix."""
+  """Each pool group's documents (``PoolDocuments``, or
+  ``pool_files.InstancesFromSpill`` with ``documents_for_pool`` on a
+  resumed run) → ``OUTPUT/text_sentence.{bin,idx}`` (or ``text_document``
+  with ``packing="doc"``), through fragments in ``pool_dir`` (any Beam
+  filesystem every worker reaches; the caller removes it).
+  ``vocab_size`` chooses the token dtype (``token_dtype``). With
+  ``done_dir``, each group is recorded there when written (``--resume``);
+  ``reused``: the fragments of the groups a stopped run finished
+  (``reused_fragments``), merged with this run's. Output: the dataset's
+  path prefix."""
 
   def __init__(self, output_dir: str, *, packing: str, vocab_size: int,
-               seed: int, pool_size: int, pool_dir: str):
+               pool_dir: str, done_dir: Optional[str] = None,
+               reused: Sequence[Fragment] = ()):
     super().__init__()
     if packing not in PACKINGS:
       raise ValueError("unknown Megatron layout %r (one of %s)"
@@ -364,22 +420,17 @@ class WriteMegatron(beam.PTransform):
     self._prefix = FileSystems.join(output_dir, DATASET_NAMES[packing])
     self._packing = packing
     self._dtype = token_dtype(vocab_size)
-    self._seed = seed
-    self._pool_size = pool_size
     self._pool_dir = pool_dir
+    self._done_dir = done_dir
+    self._reused = list(reused)
 
-  def expand(self, docs):
+  def expand(self, grouped):
     fragment_dir = FileSystems.join(self._pool_dir, FRAGMENTS_DIR)
-    fragments = (
-        docs
-        | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
-            documents_for_pool, self._seed, 1, self._pool_size,
-            self._pool_dir)
-        | "WriteFragments" >> beam.ParDo(_WriteFragmentsDoFn(
-            fragment_dir, self._packing, self._dtype)))
-    return (docs.pipeline
+    fragments = grouped | "WriteFragments" >> beam.ParDo(_WriteFragmentsDoFn(
+        fragment_dir, self._packing, self._dtype, self._done_dir))
+    return (grouped.pipeline
             | "Once" >> beam.Create([None])
             | "Merge" >> beam.FlatMap(_merge_once,
                                       beam.pvalue.AsList(fragments),
                                       fragment_dir, self._prefix,
-                                      self._dtype))
+                                      self._dtype, self._reused))

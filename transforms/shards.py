@@ -12,7 +12,7 @@ import dataclasses
 import json
 import random
 import uuid
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io import filebasedsink
@@ -56,6 +56,29 @@ def group_record_path(done_dir: str, group: int) -> str:
   return FileSystems.join(done_dir, "%05d.json" % group)
 
 
+def write_group_record(done_dir: str, mark: GroupMark,
+                       files: Sequence[Tuple[str, int]],
+                       pool_files: Sequence[Tuple[str, int]] = (),
+                       **written) -> None:
+  """Records pool group ``mark.group`` as finished, once all it writes is
+  written (``group_record_path``), for ``--resume`` (pipelines/resume.py):
+  ``files``, ``(name, bytes)`` of each file it wrote in the output folder
+  (none for a group with no instance); ``pool_files``, the same of each it
+  wrote in the pool directory; ``written``, what the format's last step
+  needs of the group (JSON values); and this thread's ``metrics.Tally``
+  (what the steps since the pools' reading counted for it). Written again
+  after a failure, it holds the same."""
+  if "://" not in done_dir:
+    _make_temp_dir(done_dir)
+  tally = metrics.current_tally() or metrics.Tally()
+  record = dict(written, group=mark.group, groups=mark.groups,
+                files=[[name, int(size)] for name, size in files],
+                pool_files=[[name, int(size)] for name, size in pool_files],
+                tally=tally.to_json())
+  paths.write_whole(group_record_path(done_dir, mark.group),
+                    json.dumps(record, sort_keys=True).encode("utf-8"))
+
+
 def group_shard_name(sink: filebasedsink.FileBasedSink, group: int,
                      groups: int) -> str:
   """The full name of group ``group``'s shard: ``part-GGGGG-of-NNNNN`` with
@@ -71,9 +94,8 @@ class _WriteGroupsDoFn(beam.DoFn):
   (``group_shard_name``: straight to it on an object store, which shows an
   object only once it is complete; on a local disk aside in ``temp_dir``,
   then renamed), with no rename step at the end of the job. Then the
-  group's record goes to ``done_dir`` (``group_record_path``): the shard's
-  name and size and the group's ``metrics.Tally`` (what the steps since the
-  pools' reading counted for it), which a resumed run reuses
+  group's record goes to ``done_dir`` (``write_group_record``: the shard's
+  name and size and what the group counted), which a resumed run reuses
   (pipelines/resume.py). A group built again after a failure writes the
   same bytes under the same name. A group with no instance writes no shard
   (Beam's S3 writer cannot write an empty object), only its record.
@@ -121,7 +143,7 @@ class _WriteGroupsDoFn(beam.DoFn):
     self._records = 0
 
   def _close(self, mark: GroupMark):
-    final, name, size = self._final, "", 0
+    final, files = self._final, []
     if self._handle is not None:
       self._sink.close(self._handle)
       self._handle = None
@@ -129,14 +151,10 @@ class _WriteGroupsDoFn(beam.DoFn):
         FileSystems.rename([self._path], [final])
       name = final.rsplit("/", 1)[-1]
       metrics.count(SHARD_RECORDS_PREFIX + name, self._records)
-      size = FileSystems.match([final])[0].metadata_list[0].size_in_bytes
+      files.append((name, FileSystems.match([final])[0]
+                    .metadata_list[0].size_in_bytes))
       yield final
-    tally = metrics.current_tally() or metrics.Tally()
-    paths.write_whole(group_record_path(self._done_dir, mark.group),
-                      json.dumps({"group": mark.group, "groups": mark.groups,
-                                  "shard": name, "bytes": size,
-                                  "tally": tally.to_json()},
-                                 sort_keys=True).encode("utf-8"))
+    write_group_record(self._done_dir, mark, files)
 
   def finish_bundle(self):
     if self._handle is not None:

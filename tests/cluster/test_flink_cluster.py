@@ -122,20 +122,29 @@ def test_flink_runs_the_job_with_the_same_examples(cluster, tmp_path):
   assert any("GroupPools" in n for n in names), names
 
 
-def test_flink_writes_the_same_megatron_dataset(cluster, tmp_path):
-  """--output_format=megatron on Flink, two slots: every byte of the
-  .bin/.idx pair as the DirectRunner writes it (Megatron's own reader reads
-  that one: tests/e2e/test_megatron.py)."""
+@pytest.mark.parametrize("flags", [
+    ["--output_format=megatron"],
+    ["--preset=modernbert", "--mds_shard_bytes=4096"],
+], ids=["megatron", "mds"])
+def test_flink_writes_the_same_trainer_dataset(cluster, flags, tmp_path):
+  """--output_format=megatron and mds on Flink, two slots: every byte of
+  the .bin/.idx pair, or of the MDS shards and index.json, as the
+  DirectRunner writes them (their trainers' own readers read those:
+  tests/e2e/test_megatron.py, test_mds.py)."""
   corpus = write_lines_corpus(str(tmp_path / "corpus"), num_files=2,
                               docs_per_file=15, seed=6)
-  common = ["--input=" + ",".join(corpus), "--output_format=megatron"]
+  common = ["--input=" + ",".join(corpus)] + flags
   direct_out = str(tmp_path / "direct")
   run_cli(common + ["--output=" + direct_out])
   flink_out = str(tmp_path / "on_flink")
   run_cli(common + ["--output=" + flink_out, "--runner=PortableRunner",
                     "--job_endpoint=" + cluster["job_endpoint"],
                     "--parallelism=2"])
-  for name in ("text_sentence.bin", "text_sentence.idx"):
+  names = sorted(n for n in os.listdir(direct_out) if n != "summary.json")
+  assert len(names) >= 2, names
+  assert sorted(n for n in os.listdir(flink_out)
+                if n != "summary.json") == names
+  for name in names:
     with open(os.path.join(direct_out, name), "rb") as a, \
         open(os.path.join(flink_out, name), "rb") as b:
       assert a.read() == b.read(), name

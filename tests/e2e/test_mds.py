@@ -105,7 +105,6 @@ def test_gzip_compressed_mds_is_read_the_same(readers_python, tmp_path):
     (["--preset=roberta", "--num_shards=2"], "drop --num_shards"),
     (["--preset=roberta", "--mds_shard_bytes=10"], "at least 1024"),
     (["--preset=roberta", "--mds_shard_bytes=4294967296"], "below 2**32"),
-    (["--preset=roberta", "--resume"], "--resume does not apply"),
 ])
 def test_flags_mds_cannot_take_are_refused(flags, message, tmp_path):
   assert_refused(["--input=" + SAMPLE, "--output=" + str(tmp_path / "o"),

@@ -123,7 +123,6 @@ def test_a_vocabulary_of_65500_ids_or_more_writes_int32(
     (["--dupe_factor=5"], "writes each document once"),
     (["--packing=pairs"], "not --packing=pairs"),
     (["--num_shards=4"], "one uncompressed .bin/.idx pair"),
-    (["--resume"], "--resume does not apply"),
 ])
 def test_flags_megatron_cannot_take_are_refused(flags, message, tmp_path):
   assert_refused(["--input=" + SAMPLE, "--output=" + str(tmp_path / "o"),

@@ -203,3 +203,130 @@ def test_a_run_refused_for_its_rejects_resumes_with_a_higher_limit(
   assert reused["shards_reused"] == reused["shards"], reused
   assert "and %d of %d shards" % (reused["shards"], reused["shards"]) in (
       result.stderr)
+
+
+# The trainers' formats keep their finished work too: a Megatron run its
+# fragments (in the pool directory), an MDS run its shards and their
+# index.json entries. Both write the same bytes for any run, so a resumed
+# run's files are compared byte for byte with a clean run's.
+TRAINER_FORMATS = {
+    "megatron": ["--preset=megatron-bert"],
+    # Small shards: a group's records list several.
+    "mds": ["--preset=modernbert", "--mds_shard_bytes=16384"],
+}
+
+
+@pytest.fixture(scope="module")
+def trainer_corpus(corpus, tmp_path_factory):
+  """The lines corpus's documents as JSON lines, one in 50 of them not
+  JSON (2% set aside: more than the default --max_rejected_fraction)."""
+  path = str(tmp_path_factory.mktemp("trainercorpus") / "docs.jsonl")
+  docs = []
+  for name in corpus["lines"]:
+    with open(name, encoding="utf-8") as f:
+      docs.extend(d.replace("\n", " ") for d in f.read().split("\n\n")
+                  if d.strip())
+  with open(path, "w", encoding="utf-8") as f:
+    for i, doc in enumerate(docs):
+      f.write("{not json %d\n" % i if i % 50 == 7
+              else json.dumps({"text": doc}) + "\n")
+  return path
+
+
+def _trainer_args(trainer_corpus, fmt, out, limit="0.1"):
+  args = ["--input=" + trainer_corpus, "--input_format=jsonl",
+          "--output=" + out, "--random_next_pool_size=500", "--quiet"]
+  if limit:
+    args.append("--max_rejected_fraction=" + limit)
+  return args + TRAINER_FORMATS[fmt]
+
+
+def _trainer_outcome(out):
+  """Every file of the output, its bytes (summary.json's counts instead of
+  its own bytes, which hold the run's time), and the records set aside."""
+  files = {}
+  for root, _, names in os.walk(out):
+    for name in names:
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, out)
+      if rel != "summary.json":
+        with open(path, "rb") as f:
+          files[rel] = (sorted(f.read().splitlines())
+                        if rel.startswith("_rejected") else f.read())
+  with open(os.path.join(out, "summary.json")) as f:
+    summary = json.load(f)
+  return {"files": files, "counts": summary["counts"],
+          "rejected": summary["rejected"],
+          "distributions": summary["distributions"],
+          "shard_records": {s["path"]: s["records"]
+                            for s in summary["shards"]}}, summary
+
+
+@pytest.fixture(scope="module")
+def trainer_clean(trainer_corpus, tmp_path_factory):
+  outcomes = {}
+  for fmt in TRAINER_FORMATS:
+    out = str(tmp_path_factory.mktemp("trainerclean") / fmt)
+    run_cli(_trainer_args(trainer_corpus, fmt, out))
+    outcomes[fmt] = _trainer_outcome(out)[0]
+    assert outcomes[fmt]["rejected"]["malformed_jsonl_lines"] > 0
+  assert any(name.endswith(".bin")
+             for name in outcomes["megatron"]["files"])
+  assert len([n for n in outcomes["mds"]["files"] if n.startswith(
+      "shard.")]) > 64, "expected several MDS shards per pool group"
+  return outcomes
+
+
+@pytest.mark.parametrize("fmt", sorted(TRAINER_FORMATS))
+def test_a_killed_trainer_format_run_resumes_to_the_same_files(
+    trainer_corpus, trainer_clean, fmt, tmp_path):
+  out = str(tmp_path / "out")
+  args = _trainer_args(trainer_corpus, fmt, out)
+  assert _stop_at(args, out, "spilled", signal.SIGKILL,
+                  str(tmp_path / "log")), "the run finished before it was stopped"
+  result = run_cli(args + ["--resume"])
+  assert "reusing the spilled stage" in result.stderr, result.stderr
+  outcome, summary = _trainer_outcome(out)
+  assert outcome == trainer_clean[fmt]
+  assert summary["resumed"]["spilled_stage_reused"], summary["resumed"]
+  assert "_pools" not in os.listdir(out)
+
+
+@pytest.mark.parametrize("fmt", sorted(TRAINER_FORMATS))
+def test_a_trainer_format_run_resumes_its_unfinished_groups_only(
+    trainer_corpus, trainer_clean, fmt, tmp_path):
+  """A run whose job finished but that was refused for its share of
+  records set aside keeps its pool directory with every group's record;
+  every third group's record and files are then removed, as if it had
+  stopped before writing them. The resumed run builds those groups only,
+  keeps the others' files as they are, and its output is the clean run's,
+  byte for byte."""
+  out = str(tmp_path / "out")
+  refused = run_cli(_trainer_args(trainer_corpus, fmt, out, limit=None),
+                    check=False)
+  assert refused.returncode == 1, refused.stderr
+  pool_dir = _pool_dir(out)
+  records = sorted(glob.glob(os.path.join(pool_dir, resume.SHARDS_DIR,
+                                          "*.json")))
+  assert len(records) > 10, records
+  kept, removed = {}, 0
+  for i, path in enumerate(records):
+    with open(path) as f:
+      record = json.load(f)
+    files = ([os.path.join(out, n) for n, _ in record["files"]]
+             + [os.path.join(pool_dir, n) for n, _ in record["pool_files"]])
+    assert files, record  # every group of this corpus wrote something
+    if i % 3:
+      kept.update((p, os.stat(p).st_mtime_ns) for p in files)
+      continue
+    for name in files + [path]:
+      os.remove(name)
+    removed += 1
+  result = run_cli(_trainer_args(trainer_corpus, fmt, out) + ["--resume"])
+  assert "and %d of %d shards" % (len(records) - removed, len(records)) in (
+      result.stderr), result.stderr
+  outcome, summary = _trainer_outcome(out)
+  assert outcome == trainer_clean[fmt]
+  assert summary["resumed"]["shards_reused"] == len(records) - removed
+  if fmt == "mds":  # the finished groups' shards were not written again
+    assert {p: os.stat(p).st_mtime_ns for p in kept} == kept

@@ -144,11 +144,11 @@ def test_write_examples_writes_one_shard_per_pool_group(tmp_path):
       record = json.load(f)
     if not n:  # no shard for an empty group, only its record
       assert not (tmp_path / "out" / name).exists()
-      assert record["shard"] == "" and record["bytes"] == 0
+      assert record["files"] == [] and record["pool_files"] == []
       continue
     with open(tmp_path / "out" / name, "rb") as f:
       assert f.read() == framed
-    assert record["shard"] == name and record["bytes"] == len(framed)
+    assert record["files"] == [[name, len(framed)]]
     assert record["tally"]["counts"] == (
         {"instances": n, shards.SHARD_RECORDS_PREFIX + name: n} if n
         else {})

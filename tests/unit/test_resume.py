@@ -64,12 +64,30 @@ def test_plan_checks_flags_files_and_shards(tmp_path):
       f.write(b"x" * 3)  # shard 1 is shorter than its record says
     with open(os.path.join(pool_dir, resume.SHARDS_DIR, "%05d.json" % g),
               "w") as f:
-      json.dump({"group": g, "groups": groups, "shard": name, "bytes": size,
+      json.dump({"group": g, "groups": groups, "files": [[name, size]],
+                 "pool_files": [],
                  "tally": {"counts": {"instances": 4},
                            "distributions": {}}}, f)
+  # Files a group wrote in the pool directory (a Megatron fragment) are
+  # checked there; a record of another layout (an earlier version's) is
+  # not reused.
+  os.makedirs(os.path.join(pool_dir, "megatron"))
+  with open(os.path.join(pool_dir, "megatron", "00002.bin"), "wb") as f:
+    f.write(b"x" * 5)
+  for g, fragment_size in ((2, 5), (3, 6)):
+    with open(os.path.join(pool_dir, resume.SHARDS_DIR, "%05d.json" % g),
+              "w") as f:
+      json.dump({"group": g, "groups": groups, "files": [],
+                 "pool_files": [["megatron/%05d.bin" % 2, fragment_size]],
+                 "tally": {"counts": {}, "distributions": {}}}, f)
+  with open(os.path.join(pool_dir, resume.SHARDS_DIR, "00004.json"),
+            "w") as f:
+    json.dump({"group": 4, "groups": groups, "shard": "", "bytes": 0,
+               "tally": {"counts": {}, "distributions": {}}}, f)
   reuse = resume.plan(pool_dir, out, record, 10)
   assert reuse.spilled == sorted(files, key=lambda f: f.name)
-  assert sorted(reuse.done) == [0]
+  assert sorted(reuse.done) == [0, 2]
+  assert reuse.shards == ["part-00000-of-%05d.tfrecord" % groups]
   assert reuse.tally().counts == {"instances": 4}
   # A flag that does not change the examples may change; one that does not.
   quiet = resume.run_record({"dupe_factor": 2, "quiet": False},
