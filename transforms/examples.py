@@ -237,6 +237,17 @@ _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
+# The C encoder of the same records (transforms/_record_encoder.c), built
+# by setup.py where a C compiler is found; without it, or with
+# MLM_NUMPY_ENCODER=1 in the environment, the numpy path below writes them.
+try:
+  from transforms import _record_encoder  # pylint: disable=no-name-in-module
+except ImportError:
+  _record_encoder = None
+_NUMPY_ONLY = os.environ.get("MLM_NUMPY_ENCODER", "") not in ("", "0")
+_KEYS = {name: name.encode("utf-8") for name in _PREFIXES}
+
+
 # Features whose values are 0 or 1 by construction: no pass over them to
 # find the widest varint.
 _BINARY_FEATURES = ("input_mask", "segment_ids", LABEL_FEATURE,
@@ -284,9 +295,6 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   if langs and batch.languages is None:
     raise ValueError("the batch has no languages to write langs from (a "
                      "corpus without language tags)")
-  columns: List[np.ndarray] = []
-  present: List[np.ndarray] = []
-  features_len = np.zeros(n, dtype=np.int64)
   names = [name for name in INT_FEATURES + (LABEL_FEATURE,)
            if (masks or name not in MASKED_FEATURES)
            and (label or name != LABEL_FEATURE)]
@@ -295,6 +303,14 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   if langs:
     names.insert(names.index(BOUNDARY_FEATURE if boundary else "segment_ids")
                  + 1, LANGS_FEATURE)
+  if _record_encoder is not None and not _NUMPY_ONLY:
+    features = _encoder_features(batch, names, masks)
+    if features is not None:
+      data, ends = _record_encoder.encode(features, n, framed)
+      return data, np.frombuffer(ends, dtype=np.int64).tolist()
+  columns: List[np.ndarray] = []
+  present: List[np.ndarray] = []
+  features_len = np.zeros(n, dtype=np.int64)
   for name in names:
     values = getattr(batch, name).reshape(n, -1)
     binary = name in _BINARY_FEATURES and (
@@ -347,6 +363,28 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
     out[(ends - 4)[:, None] + np.arange(4)] = (
         masked.astype("<u4").view(np.uint8).reshape(n, 4))
   return out.tobytes(), ends.tolist()
+
+
+def _encoder_features(batch: MaskedBatch, names: List[str], masks: bool
+                      ) -> Optional[List[Tuple[bytes, bool, np.ndarray]]]:
+  """The C encoder's features (``_record_encoder.encode``), in ``_serialize``'s
+  order: each int feature's values as uint32 (ValueError for a negative
+  one, as ``varint_columns`` raises), then the weights as float32; None
+  when a feature's type is wider than 32 bits (the numpy path takes it)."""
+  n = len(batch)
+  features = []
+  for name in names:
+    values = getattr(batch, name).reshape(n, -1)
+    if values.dtype.itemsize > 4 or values.dtype.kind not in "iub":
+      return None
+    if values.dtype.kind == "i" and values.size and values.min() < 0:
+      raise ValueError("negative feature value")
+    features.append((_KEYS[name], False,
+                     np.ascontiguousarray(values, dtype=np.uint32)))
+  if masks:
+    features.append((_KEYS["masked_lm_weights"], True, np.ascontiguousarray(
+        batch.masked_lm_weights, dtype=np.float32)))
+  return features
 
 
 def serialize_batch(batch: MaskedBatch, masks: bool = True,

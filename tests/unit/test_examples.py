@@ -1,6 +1,8 @@
 """The hand-written tf.train.Example encoder against TensorFlow's parser;
 ALBERT's token_boundary and XLM's langs in both formats."""
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -389,3 +391,82 @@ def test_write_examples_writes_the_langs_the_layout_asks_for(tmp_path,
       assert len(set(r["langs"].tolist())) == 1  # padding too
       got.append((tuple(r["input_ids"][:n].tolist()), int(r["langs"][0])))
   assert sorted(got) == want
+
+
+def _compiler() -> bool:
+  import shutil  # pylint: disable=import-outside-toplevel
+  import sysconfig  # pylint: disable=import-outside-toplevel
+  return bool(shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]))
+
+
+def test_the_c_encoder_is_built_where_a_compiler_is():
+  """setup.py builds transforms/_record_encoder.c (optional: without a C
+  compiler the numpy path writes the records); where there is a compiler,
+  as on CI, it must have been built, or every test below compares the
+  numpy path with itself."""
+  if _compiler():
+    assert examples._record_encoder is not None, (
+        "transforms/_record_encoder.c was not built: run pip install -e . "
+        "again and read its output")
+  assert not examples._NUMPY_ONLY
+
+
+@pytest.mark.parametrize("options", [
+    dict(masks=m, label=l, boundary=b, langs=g, framed=f)
+    for m in (True, False) for l in (True, False) for b in (True, False)
+    for g in (True, False) for f in (True, False)])
+@pytest.mark.parametrize("variant", ["plain", "pairs2", "roberta_segments",
+                                     "wide_ids", "empty"])
+def test_c_encoder_writes_the_numpy_paths_bytes(monkeypatch, options,
+                                                variant):
+  """The C encoder and the numpy path write the same bytes, for every
+  combination of features, framed or not, with two separators or RoBERTa's
+  segment ids, ids of every varint width up to five bytes (uint32), and an
+  empty batch. (The tests above check the bytes against TensorFlow.)"""
+  if examples._record_encoder is None:
+    pytest.skip("the C encoder is not built here (no C compiler)")
+  batch = _with_languages(_with_boundary(_random_batch(n=40, seed=7)))
+  if variant == "pairs2":
+    batch = dataclasses.replace(batch, separators=2)
+  elif variant == "roberta_segments":
+    batch = dataclasses.replace(batch, segment_b=0)
+  elif variant == "wide_ids":
+    ids = batch.input_ids.astype(np.uint32)
+    ids[1, :6] = [2 ** 28 - 1, 2 ** 28, 2 ** 32 - 1, 2 ** 31, 2 ** 14, 5]
+    batch = dataclasses.replace(batch, input_ids=ids)
+  elif variant == "empty":
+    batch = dataclasses.replace(batch, **{
+        f.name: getattr(batch, f.name)[:0]
+        for f in dataclasses.fields(batch)
+        if isinstance(getattr(batch, f.name), np.ndarray)})
+  c = examples._serialize(batch, **options)
+  monkeypatch.setattr(examples, "_NUMPY_ONLY", True)
+  assert examples._serialize(batch, **options) == c
+
+
+def test_c_encoder_takes_the_numpy_path_for_wide_types_and_refuses_negatives(
+    monkeypatch):
+  batch = _random_batch(n=10)
+  wide = batch.input_ids.astype(np.int64)
+  assert examples._encoder_features(
+      dataclasses.replace(batch, input_ids=wide), ["input_ids"], True) is None
+  negative = batch.input_ids.copy()
+  negative[2, 3] = -1
+  with pytest.raises(ValueError, match="negative feature value"):
+    examples._serialize(dataclasses.replace(batch, input_ids=negative))
+  monkeypatch.setattr(examples, "_NUMPY_ONLY", True)
+  with pytest.raises(ValueError, match="negative feature value"):
+    examples._serialize(dataclasses.replace(batch, input_ids=negative))
+
+
+def test_c_encoders_crc32c_is_tfrecords():
+  """Both ways the C encoder computes CRC-32C (the CPU's instruction, the
+  tables) give TFRecord's masked CRC of google-crc32c."""
+  if examples._record_encoder is None:
+    pytest.skip("the C encoder is not built here (no C compiler)")
+  rng = np.random.default_rng(3)
+  for n in (0, 1, 7, 8, 9, 15, 16, 17, 100, 4097):
+    data = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
+    for portable in (False, True):
+      assert examples._record_encoder.masked_crc32c(data, portable) == (
+          examples.masked_crc(data)), (n, portable)
