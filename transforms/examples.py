@@ -39,6 +39,7 @@ from apache_beam.io import filebasedsink
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import kernels
 from transforms.masking import MaskedBatch
 from transforms.shards import SHARD_PREFIX, GroupMark, WriteShards
 
@@ -237,14 +238,7 @@ _PREFIXES.update({name: _Prefixes(name, _FLOAT_LIST)
                   for name in FLOAT_FEATURES})
 
 
-# The C encoder of the same records (transforms/_record_encoder.c), built
-# by setup.py where a C compiler is found; without it, or with
-# MLM_NUMPY_ENCODER=1 in the environment, the numpy path below writes them.
-try:
-  from transforms import _record_encoder  # pylint: disable=no-name-in-module
-except ImportError:
-  _record_encoder = None
-_NUMPY_ONLY = os.environ.get("MLM_NUMPY_ENCODER", "") not in ("", "0")
+# Feature names as the C encoder takes them (transforms/kernels.py).
 _KEYS = {name: name.encode("utf-8") for name in _PREFIXES}
 
 
@@ -303,10 +297,11 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
   if langs:
     names.insert(names.index(BOUNDARY_FEATURE if boundary else "segment_ids")
                  + 1, LANGS_FEATURE)
-  if _record_encoder is not None and not _NUMPY_ONLY:
+  encoder = kernels.record_encoder()
+  if encoder is not None:
     features = _encoder_features(batch, names, masks)
     if features is not None:
-      data, ends = _record_encoder.encode(features, n, framed)
+      data, ends = encoder.encode(features, n, framed)
       return data, np.frombuffer(ends, dtype=np.int64).tolist()
   columns: List[np.ndarray] = []
   present: List[np.ndarray] = []

@@ -43,6 +43,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import apache_beam as beam
 import numpy as np
 
+from transforms import kernels
 from transforms import keys
 from transforms import metrics
 from transforms.instances import InstanceBatch, segment_ids
@@ -583,6 +584,10 @@ def mask_batch(batch: InstanceBatch, params: MaskingParams, vocab_size: int,
   whole_word = (params.do_whole_word_mask or params.max_ngram_size > 0
                 or params.span_masking != "none")
   n_pred = num_to_predict(batch.lengths, params.masked_lm_prob, P)
+  kernel = kernels.masking_kernel()
+  if kernel is not None and not whole_word:
+    return _mask_tokens_in_c(kernel, batch, n_pred, P, vocab_size, mask_id,
+                             rng, special_ids, boundary)
   # With units (n-grams, spans): one 80/10/10 decision per unit.
   unit: Optional[np.ndarray] = None
   unit_words = np.zeros(0, dtype=np.int64)
@@ -667,6 +672,45 @@ def no_masking(batch: InstanceBatch) -> MaskedBatch:
       next_sentence_labels=batch.labels.astype(np.uint8),
       separators=batch.separators, segment_b=batch.segment_b,
       languages=batch.languages)
+
+
+def _mask_tokens_in_c(kernel, batch: InstanceBatch, n_pred: np.ndarray,
+                      P: int, vocab_size: int, mask_id: int,
+                      rng: np.random.Generator, special_ids: Sequence[int],
+                      boundary: Optional[np.ndarray]
+                      ) -> Tuple[MaskedBatch, Dict[str, int]]:
+  """``mask_batch`` without whole words, its choice and replacement done by
+  the C kernel (transforms/_masking_kernel.c, transforms/kernels.py) from
+  the same draws of ``rng``, in the same order, as ``choose_tokens`` and
+  ``mask_batch`` make them: the same features and counts."""
+  n, L = batch.tokens.shape
+  if n and int(n_pred.max()) > P:
+    raise ValueError("n_pred above max_predictions")
+  keys = rng.bit_generator.random_raw(n * L)
+  u = rng.random((n, P), dtype=np.float32)
+  keep_or_random = rng.random((n, P), dtype=np.float32)
+  random_ids = rng.integers(0, vocab_size, size=(n, P), dtype=np.int32)
+  id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
+  input_ids = batch.tokens.astype(id_dtype)
+  positions = np.empty((n, P), dtype=np.uint16)
+  masked_ids = np.empty((n, P), dtype=id_dtype)
+  num_predictions = np.empty(n, dtype=np.int32)
+  lengths = np.ascontiguousarray(batch.lengths, dtype=np.int32)
+  a_lengths = np.ascontiguousarray(batch.a_lengths, dtype=np.int32)
+  masked, as_mask, kept, replaced = kernel.mask_tokens(
+      np.ascontiguousarray(batch.tokens, dtype=np.int32), lengths, a_lengths,
+      batch.separators, np.asarray(special_ids, dtype=np.int32), keys,
+      np.ascontiguousarray(n_pred, dtype=np.int64), u, keep_or_random,
+      random_ids, mask_id, input_ids, positions, masked_ids, num_predictions)
+  return MaskedBatch(
+      key=batch.key, input_ids=input_ids, lengths=lengths,
+      a_lengths=a_lengths, masked_lm_positions=positions,
+      masked_lm_ids=masked_ids, num_predictions=num_predictions,
+      next_sentence_labels=batch.labels.astype(np.uint8),
+      separators=batch.separators, segment_b=batch.segment_b,
+      token_boundary=boundary, languages=batch.languages), {
+          "masked_tokens": masked, "masked_as_mask_token": as_mask,
+          "masked_kept_original": kept, "masked_replaced_random": replaced}
 
 
 def batch_rng(seed: int, key) -> np.random.Generator:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 import tensorflow as tf
 
-from transforms import examples, parquet
+from transforms import examples, kernels, parquet
 from transforms.masking import MaskedBatch
 
 
@@ -405,10 +405,10 @@ def test_the_c_encoder_is_built_where_a_compiler_is():
   as on CI, it must have been built, or every test below compares the
   numpy path with itself."""
   if _compiler():
-    assert examples._record_encoder is not None, (
+    assert kernels.built()["record_encoder"], (
         "transforms/_record_encoder.c was not built: run pip install -e . "
         "again and read its output")
-  assert not examples._NUMPY_ONLY
+  assert not kernels.numpy_only
 
 
 @pytest.mark.parametrize("options", [
@@ -423,7 +423,7 @@ def test_c_encoder_writes_the_numpy_paths_bytes(monkeypatch, options,
   combination of features, framed or not, with two separators or RoBERTa's
   segment ids, ids of every varint width up to five bytes (uint32), and an
   empty batch. (The tests above check the bytes against TensorFlow.)"""
-  if examples._record_encoder is None:
+  if kernels.record_encoder() is None:
     pytest.skip("the C encoder is not built here (no C compiler)")
   batch = _with_languages(_with_boundary(_random_batch(n=40, seed=7)))
   if variant == "pairs2":
@@ -440,7 +440,7 @@ def test_c_encoder_writes_the_numpy_paths_bytes(monkeypatch, options,
         for f in dataclasses.fields(batch)
         if isinstance(getattr(batch, f.name), np.ndarray)})
   c = examples._serialize(batch, **options)
-  monkeypatch.setattr(examples, "_NUMPY_ONLY", True)
+  monkeypatch.setattr(kernels, "numpy_only", True)
   assert examples._serialize(batch, **options) == c
 
 
@@ -454,7 +454,7 @@ def test_c_encoder_takes_the_numpy_path_for_wide_types_and_refuses_negatives(
   negative[2, 3] = -1
   with pytest.raises(ValueError, match="negative feature value"):
     examples._serialize(dataclasses.replace(batch, input_ids=negative))
-  monkeypatch.setattr(examples, "_NUMPY_ONLY", True)
+  monkeypatch.setattr(kernels, "numpy_only", True)
   with pytest.raises(ValueError, match="negative feature value"):
     examples._serialize(dataclasses.replace(batch, input_ids=negative))
 
@@ -462,11 +462,11 @@ def test_c_encoder_takes_the_numpy_path_for_wide_types_and_refuses_negatives(
 def test_c_encoders_crc32c_is_tfrecords():
   """Both ways the C encoder computes CRC-32C (the CPU's instruction, the
   tables) give TFRecord's masked CRC of google-crc32c."""
-  if examples._record_encoder is None:
+  if kernels.record_encoder() is None:
     pytest.skip("the C encoder is not built here (no C compiler)")
   rng = np.random.default_rng(3)
   for n in (0, 1, 7, 8, 9, 15, 16, 17, 100, 4097):
     data = rng.integers(0, 256, size=n, dtype=np.uint8).tobytes()
     for portable in (False, True):
-      assert examples._record_encoder.masked_crc32c(data, portable) == (
+      assert kernels.record_encoder().masked_crc32c(data, portable) == (
           examples.masked_crc(data)), (n, portable)

@@ -608,3 +608,87 @@ def test_mask_batch_carries_each_rows_language(params):
       assert np.array_equal(getattr(with_it, field.name),
                             getattr(without, field.name)), field.name
   assert counts_with == counts
+
+
+def _random_pairs(rng, n, L, separators, vocab_size):
+  """Segment pairs of random lengths (some too short to mask anything) in
+  a [n, L] batch, with [SEP]s inside the segments now and then."""
+  tokens = np.zeros((n, L), dtype=np.int32)
+  lengths = rng.integers(2, L + 1, size=n).astype(np.int32)
+  a_lengths = np.zeros(n, dtype=np.int32)
+  for r, length in enumerate(lengths.tolist()):
+    body = length - 2 - separators
+    if body < 2:
+      lengths[r] = 2 + (length > 2)
+      tokens[r, :lengths[r]] = [CLS] + [500] * (lengths[r] - 2) + [SEP]
+      a_lengths[r] = lengths[r] - 2
+      continue
+    a = int(rng.integers(1, body))
+    ids = rng.integers(1000, vocab_size, size=body)
+    ids[rng.random(body) < 0.03] = SEP
+    row = ([CLS] + ids[:a].tolist() + [SEP] * separators + ids[a:].tolist()
+           + [SEP])
+    tokens[r, :len(row)] = row
+    a_lengths[r] = a
+  return InstanceBatch((3, 4), tokens, lengths, a_lengths,
+                       rng.integers(0, 2, size=n).astype(np.uint8),
+                       separators=separators)
+
+
+def test_the_masking_kernel_is_built_where_a_compiler_is():
+  """setup.py builds transforms/_masking_kernel.c where there is a C
+  compiler (as on CI), or the test below compares numpy with itself."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  import sysconfig  # pylint: disable=import-outside-toplevel
+  from transforms import kernels  # pylint: disable=import-outside-toplevel
+  if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]):
+    assert kernels.built()["masking_kernel"], (
+        "transforms/_masking_kernel.c was not built: run pip install -e . "
+        "again and read its output")
+  assert not kernels.numpy_only
+
+
+@pytest.mark.parametrize("L, P, separators, prob, vocab_size, special", [
+    (128, 20, 1, 0.15, 30522, (CLS, SEP)),  # BERT's
+    (128, 20, 1, 0.15, 30522, ()),
+    (64, 10, 2, 0.15, 50265, (CLS, SEP, 7)),  # two separators
+    (16, 20, 1, 0.15, 30522, (CLS, SEP)),  # more slots than tokens
+    (32, 5, 1, 0.9, 30522, (CLS, SEP)),  # every row asks for all its slots
+    (256, 40, 1, 0.15, 250002, (CLS, SEP)),  # int32 ids
+    (512, 76, 1, 0.15, 30522, (SEP,)),
+])
+def test_the_c_kernel_masks_as_numpy_does(monkeypatch, L, P, separators,
+                                          prob, vocab_size, special):
+  """The C masking kernel (BERT's token masking without whole words) and
+  the numpy path give the same features and counts from the same
+  generator, for several layouts, with and without token_boundary, and
+  for an empty batch. (The statistical tests above check the masking
+  itself.)"""
+  from transforms import kernels  # pylint: disable=import-outside-toplevel
+  if kernels.masking_kernel() is None:
+    pytest.skip("the masking kernel is not built here (no C compiler)")
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(L * P + separators)
+  cont = rng.random(vocab_size) < 0.3
+  for n, boundary in ((300, False), (50, True), (0, False)):
+    batch = _random_pairs(rng, n, L, separators, vocab_size)
+    params = masking.MaskingParams(masked_lm_prob=prob,
+                                   max_predictions_per_seq=P,
+                                   token_boundary=boundary)
+    outcomes = []
+    for numpy_only in (False, True):
+      monkeypatch.setattr(kernels, "numpy_only", numpy_only)
+      outcomes.append(masking.mask_batch(
+          batch, params, vocab_size, MASK, cont,
+          masking.batch_rng(5, batch.key), special))
+    (c, c_counts), (ref, ref_counts) = outcomes
+    assert c_counts == ref_counts
+    for field in dataclasses.fields(c):
+      got, want = getattr(c, field.name), getattr(ref, field.name)
+      if isinstance(want, np.ndarray):
+        assert got.dtype == want.dtype, field.name
+        assert np.array_equal(got, want), field.name
+      else:
+        assert got == want, field.name
+    if n:
+      assert c_counts["masked_tokens"] > 0
