@@ -18,14 +18,16 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["pipelines", "pipelines.*",
                                                "transforms", "transforms.*",
                                                "runners", "runners.*"]),
-    # The C kernels (transforms/kernels.py): the TFRecord encoder and BERT's
-    # token masking. Speed-ups only, so optional: where they cannot be
+    # The C kernels (transforms/kernels.py): the TFRecord encoder, BERT's
+    # token masking and its NSP pairs. Speed-ups only, so optional: where they cannot be
     # built (no C compiler) the install goes on and numpy does the same.
     ext_modules=[
         setuptools.Extension("transforms._record_encoder",
                              ["transforms/_record_encoder.c"], optional=True),
         setuptools.Extension("transforms._masking_kernel",
                              ["transforms/_masking_kernel.c"], optional=True),
+        setuptools.Extension("transforms._pairs_kernel",
+                             ["transforms/_pairs_kernel.c"], optional=True),
     ],
     entry_points={"console_scripts": [
         # Beam's worker pool runs it for each task (runners/external_worker.py).

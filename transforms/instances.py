@@ -41,6 +41,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import apache_beam as beam
 import numpy as np
 
+from transforms import kernels
 from transforms import keys
 from transforms import languages
 from transforms import metrics
@@ -539,6 +540,13 @@ def instances_for_pool(pool_id: int,
   (``InstanceBatch.languages``).
   """
   entries = sorted_entries(entries)
+  kernel = kernels.pairs_kernel()
+  if (kernel is not None and params.language_plan is None
+      and (params.packing, params.sentence_task) == ("pairs", "nsp")
+      and all(doc.sentence_lengths.size for _, doc in entries)):
+    yield from _nsp_pool_in_c(kernel, pool_id, entries, params, layout,
+                              batch_size)
+    return
   rows: List[Row] = []
   row_languages: List[int] = []  # with a plan: each row's language id
   counts = _zero_counts()
@@ -580,6 +588,54 @@ def instances_for_pool(pool_id: int,
                      layout, None if ids is None
                      else ids[start:start + batch_size]),
            counts if last else _zero_counts())
+
+
+def _nsp_pool_in_c(kernel, pool_id: int,
+                   entries: Sequence[Tuple[int, TokenizedDocument]],
+                   params: InstanceParams, layout: SequenceLayout,
+                   batch_size: int
+                   ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
+  """``instances_for_pool`` for BERT's NSP pairs of one language, the
+  pairs made and laid out by the C kernel (transforms/_pairs_kernel.c,
+  transforms/kernels.py) from the same generator's state: the same
+  batches and counts as ``create_instances_from_document`` and
+  ``_to_batch``. ``entries`` are sorted, each with a sentence."""
+  docs = [doc for _, doc in entries]
+  rng = random.Random(keys.stable_hash("instances", params.random_seed,
+                                       pool_id))
+  codes: Dict[str, int] = {}
+  rows_bytes, truncated, truncated_tokens, same_document = kernel.nsp_rows(
+      rng.getstate()[1],
+      np.concatenate([doc.sentence_lengths for doc in docs]
+                     or [np.zeros(0)]).astype(np.int64),
+      np.array([doc.sentence_lengths.size for doc in docs], dtype=np.int64),
+      np.array([codes.setdefault(doc.doc_id, len(codes)) for doc in docs],
+               dtype=np.int64),
+      params.max_num_tokens, params.short_seq_prob)
+  counts = _zero_counts()
+  counts["truncated_instances"] = truncated
+  counts["truncated_tokens"] = truncated_tokens
+  counts["random_next_from_same_document"] = same_document
+  rows = np.frombuffer(rows_bytes, dtype=np.int64).reshape(-1, 5)
+  order = np.random.default_rng(keys.stable_hash(
+      "pool-order", params.random_seed, pool_id)).permutation(len(rows))
+  rows = rows[order]
+  flat = np.concatenate([doc.ids for doc in docs] or [np.zeros(0)]).astype(
+      np.int32)
+  L, k = params.max_seq_length, layout.pair_separators
+  starts = list(range(0, len(rows), batch_size)) or [0]
+  for batch_index, start in enumerate(starts):
+    part = np.ascontiguousarray(rows[start:start + batch_size])
+    n = len(part)
+    tokens = np.empty((n, L), dtype=np.int32)
+    lengths = np.empty(n, dtype=np.int32)
+    a_lengths = np.empty(n, dtype=np.int32)
+    labels = np.empty(n, dtype=np.uint8)
+    kernel.fill_batch(flat, part, layout.cls_id, layout.sep_id, layout.pad_id,
+                      k, tokens, lengths, a_lengths, labels)
+    yield (InstanceBatch((pool_id, batch_index), tokens, lengths, a_lengths,
+                         labels, separators=k, segment_b=layout.segment_b),
+           counts if batch_index == len(starts) - 1 else _zero_counts())
 
 
 def _entry_key(entry: Tuple[int, TokenizedDocument]) -> Tuple[str, int, int]:

@@ -1,14 +1,16 @@
 """The optional C kernels and the switch between them and numpy.
 
-Two steps of the job have a C version beside their numpy one, built by
-setup.py as optional extensions where a C compiler is found (without one
-the install goes on, and numpy does the work): the TFRecord encoder
-(``transforms/_record_encoder.c``, used by examples.py) and BERT's token
-masking without whole words (``transforms/_masking_kernel.c``, used by
-masking.py). Each gives the same bytes and arrays as its numpy path
-(tests/unit/test_examples.py, test_masking.py compare them); only the CPU
-time differs. ``MLM_NUMPY_ONLY=1`` in the environment keeps both on numpy
-(to compare, or to rule the C out).
+Three steps of the job have a C version beside their Python/numpy one,
+built by setup.py as optional extensions where a C compiler is found
+(without one the install goes on, and Python does the work): the TFRecord
+encoder (``transforms/_record_encoder.c``, used by examples.py), BERT's
+token masking without whole words (``transforms/_masking_kernel.c``, used
+by masking.py) and BERT's NSP segment pairs (``transforms/_pairs_kernel.c``,
+used by instances.py, drawing from the pool's ``random.Random`` as the
+Python does). Each gives the same bytes and arrays as its Python path
+(tests/unit/test_examples.py, test_masking.py, test_instances.py compare
+them); only the CPU time differs. ``MLM_NUMPY_ONLY=1`` in the environment
+keeps all three on Python (to compare, or to rule the C out).
 """
 
 import os
@@ -23,6 +25,10 @@ try:
   from transforms import _masking_kernel  # pylint: disable=no-name-in-module
 except ImportError:
   _masking_kernel = None
+try:
+  from transforms import _pairs_kernel  # pylint: disable=no-name-in-module
+except ImportError:
+  _pairs_kernel = None
 
 NUMPY_ONLY_ENV = "MLM_NUMPY_ONLY"
 # Read once; tests set it directly.
@@ -39,7 +45,14 @@ def masking_kernel() -> Optional[ModuleType]:
   return None if numpy_only else _masking_kernel
 
 
+def pairs_kernel() -> Optional[ModuleType]:
+  """The C builder of BERT's NSP pairs, or None (not built, or
+  ``numpy_only``)."""
+  return None if numpy_only else _pairs_kernel
+
+
 def built() -> dict:
   """Which kernels this install has: name → bool."""
   return {"record_encoder": _record_encoder is not None,
-          "masking_kernel": _masking_kernel is not None}
+          "masking_kernel": _masking_kernel is not None,
+          "pairs_kernel": _pairs_kernel is not None}

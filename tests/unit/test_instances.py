@@ -684,3 +684,87 @@ def test_roberta_pairs_fit_and_never_mask_a_separator():
   assert pairs > 10
   with pytest.raises(ValueError, match="room for 1 separators"):
     instances.pool_builder(instances.InstanceParams(), ROBERTA_LAYOUT)
+
+
+def test_the_pairs_kernel_is_built_where_a_compiler_is():
+  """setup.py builds transforms/_pairs_kernel.c where there is a C
+  compiler (as on CI), or the test below compares Python with itself."""
+  import shutil  # pylint: disable=import-outside-toplevel
+  import sysconfig  # pylint: disable=import-outside-toplevel
+  from transforms import kernels  # pylint: disable=import-outside-toplevel
+  if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]):
+    assert kernels.built()["pairs_kernel"], (
+        "transforms/_pairs_kernel.c was not built: run pip install -e . "
+        "again and read its output")
+  assert not kernels.numpy_only
+
+
+def _kernel_pool(rng, num_docs, max_sentences, max_len, zero_len=False):
+  """Entries of random documents, some passed twice (the same document in
+  two dupe passes), with sentences long and short."""
+  entries = []
+  for d in range(num_docs):
+    lengths = rng.integers(0 if zero_len else 1, max_len + 1,
+                           size=int(rng.integers(1, max_sentences + 1)))
+    doc = TokenizedDocument(
+        "doc%d" % d, rng.integers(1000, 30000, size=int(lengths.sum()))
+        .astype(np.int32), lengths.astype(np.int32))
+    for dupe in range(1 + (d % 3 == 0)):
+      entries.append((dupe, doc))
+  rng.shuffle(entries)
+  return entries
+
+
+@pytest.mark.parametrize("max_seq_length, short_seq_prob, separators", [
+    (128, 0.1, 1),  # BERT's
+    (32, 0.1, 1),  # much truncation
+    (16, 1.0, 1),  # every pass a short target
+    (24, 0.0, 2),  # RoBERTa's layout
+    (512, 0.1, 1),  # long sentences, many coin flips at once
+])
+def test_the_pairs_kernel_makes_the_python_paths_instances(
+    monkeypatch, max_seq_length, short_seq_prob, separators):
+  """The C builder of BERT's NSP pairs and the Python path give the same
+  batches and counts from the same keyed generator: pools of one entry (no
+  other document), of one document twice (every random next from
+  itself), of many, with sentences of 0 tokens and sentences longer than
+  a sequence, in batches of several sizes. (The tests above check the
+  Python path against BERT's.)"""
+  from transforms import kernels  # pylint: disable=import-outside-toplevel
+  if kernels.pairs_kernel() is None:
+    pytest.skip("the pairs kernel is not built here (no C compiler)")
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(max_seq_length + separators)
+  params = instances.InstanceParams(max_seq_length=max_seq_length,
+                                    short_seq_prob=short_seq_prob,
+                                    pair_separators=separators,
+                                    random_seed=int(rng.integers(1 << 30)))
+  layout = instances.SequenceLayout(cls_id=101, sep_id=102, pad_id=7,
+                                    pair_separators=separators,
+                                    segment_b=1 if separators == 1 else 0)
+  one = TokenizedDocument("one", np.arange(1000, 1010, dtype=np.int32),
+                          np.array([4, 6], dtype=np.int32))
+  pools = [[(0, one)], [(0, one), (1, one)], [],
+           _kernel_pool(rng, 40, 12, max_seq_length // 3),
+           _kernel_pool(rng, 25, 5, max_seq_length * 2),
+           _kernel_pool(rng, 30, 20, 9, zero_len=True)]
+  made = 0
+  for pool_id, entries in enumerate(pools):
+    for batch_size in (7, 512):
+      outcomes = []
+      for numpy_only in (False, True):
+        monkeypatch.setattr(kernels, "numpy_only", numpy_only)
+        outcomes.append(list(instances.instances_for_pool(
+            pool_id, entries, params, layout, batch_size=batch_size)))
+      c, python = outcomes
+      assert len(c) == len(python)
+      for (got, got_counts), (want, want_counts) in zip(c, python):
+        assert got_counts == want_counts
+        made += len(want)
+        for field in dataclasses.fields(want):
+          a, b = getattr(got, field.name), getattr(want, field.name)
+          if isinstance(b, np.ndarray):
+            assert a.dtype == b.dtype and np.array_equal(a, b), field.name
+          else:
+            assert a == b, field.name
+  assert made > 100
