@@ -2,9 +2,9 @@
 uses, so that each process of a job starts faster and smaller.
 
 Beam's ``import apache_beam`` loads, when they are installed, pandas (for
-its DataFrame type hints), pyarrow (Arrow type hints), and the Google Cloud
+its DataFrame type hints), pyarrow (Arrow type hints), the Google Cloud
 clients of its ``gs://`` filesystem, its BigQuery and Pub/Sub connectors
-and its Dataflow runner. Each is guarded
+and its Dataflow runner, and MongoDB's client. Each is guarded
 in Beam by ``try: import … except ImportError``. This project installs
 them only because ``tensorflow-transform`` depends on ``apache-beam[gcp]``,
 pandas and pyarrow; the job reads and writes local files and ``s3://``,
@@ -14,7 +14,8 @@ runs on the DirectRunner or Flink, never Dataflow.
 Measured on the development machine (2 cores, Python 3.11, Beam 2.77):
 importing what the launcher imports from Beam (``BEAM_MODULES``) took
 1.25-1.47 CPU seconds and 208 MB of resident memory; with ``import_beam()``
-0.82-0.93 s and 120 MB. The launcher and every
+0.82-0.93 s and 120 MB (pandas, pyarrow and google.api_core hidden), and
+then 0.05-0.07 s less with MongoDB's client and google.auth hidden too. The launcher and every
 worker process pay it (``benchmarks/stage_profile.py`` shows the job).
 
 ``import_beam()`` sets ``sys.modules[name] = None`` for each name in
@@ -31,6 +32,7 @@ module that another program imports.
 """
 
 import contextlib
+import logging
 import sys
 from typing import Iterator, Sequence
 
@@ -39,9 +41,19 @@ from typing import Iterator, Sequence
 # imports (storage, Dataflow, BigQuery, Pub/Sub) imports ``google.api_core``
 # first; ``google.cloud`` itself cannot be hidden, as a ``.pth`` file of
 # google-cloud-aiplatform imports that namespace when Python starts.
-# (apitools, pymongo and bson would save 0.08 s and 14 MB more, but Beam
-# logs a warning when they are missing.)
-UNUSED = ("pandas", "pyarrow", "google.api_core")
+# pymongo and bson (Beam's MongoDB IO) and google.auth (GCP credentials)
+# took 0.05-0.07 CPU s more (0.68-0.70 -> 0.61-0.64 s, side by side); Beam
+# logs a warning without bson (``EXPECTED_WARNINGS``), which the import
+# leaves out. (Without apitools, 0.04 s more, the DirectRunner's workers
+# log their INFO lines to the terminal.)
+UNUSED = ("pandas", "pyarrow", "google.api_core", "pymongo", "bson",
+          "google.auth")
+
+# (logger, start of the message) of the warnings Beam logs when it imports
+# without ``UNUSED``: nothing the user can or should act on.
+EXPECTED_WARNINGS = (
+    ("apache_beam.io.mongodbio", "Could not find a compatible bson package"),
+)
 
 # What the launcher and the workers import from Beam.
 BEAM_MODULES = ("apache_beam", "apache_beam.runners.direct",
@@ -66,10 +78,29 @@ def modules_hidden(names: Sequence[str] = UNUSED) -> Iterator[None]:
         del sys.modules[name]
 
 
+class _DropExpected(logging.Filter):
+  """Drops the records of ``EXPECTED_WARNINGS``."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return not any(record.name == name and message.startswith(start)
+                   for name, start in EXPECTED_WARNINGS)
+
+
 def import_beam(modules: Sequence[str] = BEAM_MODULES) -> None:
-  """Imports ``modules`` (Beam's) with ``UNUSED`` hidden. Does nothing more
-  than a plain import where Beam is already imported: call it before any
-  module that imports Beam."""
-  with modules_hidden():
-    for module in modules:
-      __import__(module)
+  """Imports ``modules`` (Beam's) with ``UNUSED`` hidden, without the
+  warnings that leaves (``EXPECTED_WARNINGS``). Does nothing more than a
+  plain import where Beam is already imported: call it before any module
+  that imports Beam."""
+  drop = _DropExpected()
+  loggers = [logging.getLogger(name if name != "root" else None)
+             for name, _ in EXPECTED_WARNINGS]
+  for logger in loggers:
+    logger.addFilter(drop)
+  try:
+    with modules_hidden():
+      for module in modules:
+        __import__(module)
+  finally:
+    for logger in loggers:
+      logger.removeFilter(drop)

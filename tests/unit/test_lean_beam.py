@@ -116,3 +116,24 @@ def test_modules_hidden_hides_only_within_the_block_and_keeps_loaded_ones():
     with pytest.raises(ModuleNotFoundError):
       __import__(absent + ".sub")
   assert absent not in sys.modules
+
+
+def test_the_import_logs_none_of_the_warnings_it_causes():
+  """Beam warns when bson is missing; ``import_beam`` leaves that warning
+  out (``EXPECTED_WARNINGS``), and logs nothing else."""
+  _run("""
+      import logging
+      logging.basicConfig(level=logging.WARNING)
+      from runners import lean_beam
+      lean_beam.import_beam()
+      """, quiet=True)
+  done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+      import logging
+      logging.basicConfig(level=logging.WARNING)
+      from runners import lean_beam
+      with lean_beam.modules_hidden():
+        import apache_beam
+      """)], cwd=REPO, capture_output=True, text=True, timeout=120,
+                        check=False)
+  assert "Could not find a compatible bson package" in done.stderr, (
+      "the control: hidden without the filter, Beam warns")
