@@ -144,12 +144,13 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
   const uint64_t low = ((uint64_t)1 << bits) - 1;
   Py_ssize_t k = P < L ? P : L;
   Py_ssize_t counts[4] = {0, 0, 0, 0};
-  uint64_t *best = PyMem_Malloc(sizeof(uint64_t) * 2 * L);
+  Py_ssize_t words = (L + 63) / 64;
+  uint64_t *best = PyMem_Malloc(sizeof(uint64_t) * (2 * L + words));
   if (!best) {
     PyErr_NoMemory();
     goto done;
   }
-  uint64_t *small = best + L;
+  uint64_t *small = best + L, *bitmap = best + 2 * L;
 
   Py_BEGIN_ALLOW_THREADS
   for (Py_ssize_t r = 0; r < n; r++) {
@@ -157,9 +158,8 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
     const uint64_t *row_keys = keys + r * L;
     Py_ssize_t want = n_pred[r] < k ? (Py_ssize_t)n_pred[r] : k;
     int32_t length = lengths[r], after_a = a_lengths[r];
-    /* The candidates' keys, then the `want` smallest of them (a
-     * quickselect: the keys are distinct, their low bits being the
-     * column), then those columns in ascending order. */
+    /* The candidates' keys (distinct: their low bits are the column);
+     * the columns of the `want` smallest of them are the chosen ones. */
     Py_ssize_t m = 0;
     for (Py_ssize_t c = 1; c < L && c < (Py_ssize_t)length - 1; c++) {
       if (c > after_a && c <= (Py_ssize_t)after_a + separators) continue;
@@ -174,12 +174,12 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
     }
     Py_ssize_t have = want < m ? want : m;
     uint64_t *pick = best;
+    Py_ssize_t size = m;
     if (have > 0 && have < m) {
       /* The keys are uniform: about 1.5 * have of them lie below this
        * threshold. When at least `have` do, the smallest are among them:
-       * they are copied out (without a branch) and sorted alone;
-       * otherwise all are. */
-      Py_ssize_t size = m;
+       * they are copied out (without a branch) and chosen from alone;
+       * otherwise from all. */
       double share = 1.5 * (double)have / (double)m + 2.0 / (double)m;
       if (share < 1.0) {
         uint64_t limit = (uint64_t)(share * 18446744073709551615.0);
@@ -193,7 +193,28 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
           size = below;
         }
       }
-      /* Insertion sort, stopped at the `have` smallest. */
+    }
+    /* The chosen columns, marked in a bitmap of the row and read back in
+     * ascending order. Among few keys, a key is chosen when fewer than
+     * `have` are smaller (its rank, without a branch); among many (too few
+     * below the threshold), by an insertion sort stopped at the `have`
+     * smallest. */
+    memset(bitmap, 0, sizeof(uint64_t) * words);
+    if (have == size) {
+      for (Py_ssize_t i = 0; i < size; i++) {
+        uint64_t col = pick[i] & low;
+        bitmap[col >> 6] |= (uint64_t)1 << (col & 63);
+      }
+    } else if (size <= 64) {
+      for (Py_ssize_t i = 0; i < size; i++) {
+        Py_ssize_t rank = 0;
+        for (Py_ssize_t j = 0; j < size; j++) rank += pick[j] < pick[i];
+        if (rank < have) {
+          uint64_t col = pick[i] & low;
+          bitmap[col >> 6] |= (uint64_t)1 << (col & 63);
+        }
+      }
+    } else {
       for (Py_ssize_t i = 1; i < size; i++) {
         uint64_t key = pick[i];
         if (i >= have && key >= pick[have - 1]) continue;
@@ -204,16 +225,19 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
         }
         pick[at] = key;
       }
+      for (Py_ssize_t j = 0; j < have; j++) {
+        uint64_t col = pick[j] & low;
+        bitmap[col >> 6] |= (uint64_t)1 << (col & 63);
+      }
     }
     uint16_t *row_positions = positions + r * P;
-    for (Py_ssize_t j = 0; j < have; j++) {
-      uint16_t col = (uint16_t)(pick[j] & low);
-      Py_ssize_t at = j;
-      while (at > 0 && row_positions[at - 1] > col) {
-        row_positions[at] = row_positions[at - 1];
-        at--;
+    Py_ssize_t chosen = 0;
+    for (Py_ssize_t w = 0; w < words && chosen < have; w++) {
+      uint64_t bits_left = bitmap[w];
+      while (bits_left) {
+        row_positions[chosen++] = (uint16_t)(w * 64 + __builtin_ctzll(bits_left));
+        bits_left &= bits_left - 1;
       }
-      row_positions[at] = col;
     }
     for (Py_ssize_t j = have; j < P; j++) row_positions[j] = 0;
     num_predictions[r] = (int32_t)have;
