@@ -7,10 +7,13 @@
  *
  * encode(features, rows, framed) -> (bytes data, bytes ends)
  *
- *   features: a sequence of (key: bytes, is_float: bool, values), in the
- *     order the records hold them; values is a C-contiguous buffer of
- *     rows * k items, k per row: uint32 ("I") varint values of an
- *     Int64List, or float32 ("f") values of a FloatList.
+ *   features: a sequence, in the order the records hold them, of
+ *     (key: bytes, is_float: bool, values): values a C-contiguous buffer
+ *     of rows * k items, k per row: non-negative ints of 1, 2 or 4 bytes
+ *     (varint values of an Int64List), or float32 (a FloatList); or
+ *     (key, is_float, width, lo, hi, value): width values a row, `value`
+ *     at the columns c with lo[row] < c < hi[row] and 0 elsewhere (lo, hi
+ *     int32 [rows]; BERT's input_mask, segment_ids, masked_lm_weights).
  *   rows: the number of records.
  *   framed: each record as a TFRecord frame (tf.io.TFRecordWriter's): its
  *     little-endian uint64 length, that length's masked CRC-32C, the
@@ -109,13 +112,19 @@ static inline void put_u32(unsigned char *out, uint32_t v) {
   out[3] = (unsigned char)(v >> 24);
 }
 
+enum { KIND_INTS, KIND_FLOATS, KIND_INTERVAL };
+
 typedef struct {
   const char *key;
   Py_ssize_t key_len;
-  int is_float;
+  int kind;
+  int is_float;  /* a FloatList (else an Int64List) */
+  Py_ssize_t itemsize;  /* KIND_INTS: 1, 2 or 4 */
   Py_ssize_t per_row;
   const void *values;
-  Py_buffer view;
+  const int32_t *lo, *hi;  /* KIND_INTERVAL */
+  uint32_t value;
+  Py_buffer view, lo_view, hi_view;
 } Feature;
 
 static inline Py_ssize_t varint_size(uint64_t v) {
@@ -136,13 +145,33 @@ static inline unsigned char *put_varint(unsigned char *out, uint64_t v) {
   return out;
 }
 
+static inline uint32_t int_at(const Feature *f, Py_ssize_t i) {
+  switch (f->itemsize) {
+    case 1: return ((const uint8_t *)f->values)[i];
+    case 2: return ((const uint16_t *)f->values)[i];
+    default: return ((const uint32_t *)f->values)[i];
+  }
+}
+
+/* KIND_INTERVAL: how many of the row's columns lie strictly between lo
+ * and hi. */
+static inline Py_ssize_t inside(const Feature *f, Py_ssize_t row) {
+  Py_ssize_t from = (Py_ssize_t)f->lo[row] + 1, to = f->hi[row];
+  if (from < 0) from = 0;
+  if (to > f->per_row) to = f->per_row;
+  return to > from ? to - from : 0;
+}
+
 /* Bytes of a feature's packed values in one row. */
 static inline Py_ssize_t payload_size(const Feature *f, Py_ssize_t row) {
   if (f->is_float) return 4 * f->per_row;
-  const uint32_t *v = (const uint32_t *)f->values + row * f->per_row;
-  Py_ssize_t n = 0;
+  if (f->kind == KIND_INTERVAL) {
+    Py_ssize_t n = inside(f, row);
+    return n * varint_size(f->value) + (f->per_row - n);
+  }
+  Py_ssize_t n = 0, base = row * f->per_row;
   for (Py_ssize_t i = 0; i < f->per_row; i++) {
-    uint32_t x = v[i];
+    uint32_t x = int_at(f, base + i);
     n += x < (1u << 7) ? 1 : x < (1u << 14) ? 2 : x < (1u << 21) ? 3
          : x < (1u << 28) ? 4 : 5;
   }
@@ -164,8 +193,86 @@ static inline void feature_sizes(const Feature *f, Py_ssize_t payload,
 static void release(Feature *features, Py_ssize_t n) {
   for (Py_ssize_t i = 0; i < n; i++) {
     if (features[i].view.obj) PyBuffer_Release(&features[i].view);
+    if (features[i].lo_view.obj) PyBuffer_Release(&features[i].lo_view);
+    if (features[i].hi_view.obj) PyBuffer_Release(&features[i].hi_view);
   }
   PyMem_Free(features);
+}
+
+/* An int32 [rows] buffer of an interval feature. */
+static int interval_bound(PyObject *obj, Py_buffer *view, Py_ssize_t rows,
+                          Py_ssize_t i) {
+  if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+  if (view->itemsize != 4 || view->len != 4 * rows) {
+    PyErr_Format(PyExc_ValueError,
+                 "feature %zd: interval bounds must be int32, one a row", i);
+    return -1;
+  }
+  return 0;
+}
+
+/* Reads features[i] from its tuple: (key, is_float, values) or (key,
+ * is_float, width, lo, hi, value). */
+static int read_feature(PyObject *item, Feature *f, Py_ssize_t rows,
+                        Py_ssize_t i) {
+  const char *key;
+  Py_ssize_t key_len;
+  int is_float;
+  if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 6) {
+    Py_ssize_t width;
+    PyObject *lo, *hi;
+    unsigned long value;
+    if (!PyArg_ParseTuple(item, "y#pnOOk", &key, &key_len, &is_float, &width,
+                          &lo, &hi, &value))
+      return -1;
+    if (width < 0 || value > 0xFFFFFFFFul) {
+      PyErr_Format(PyExc_ValueError, "feature %zd: a bad width or value", i);
+      return -1;
+    }
+    if (interval_bound(lo, &f->lo_view, rows, i) < 0 ||
+        interval_bound(hi, &f->hi_view, rows, i) < 0)
+      return -1;
+    f->kind = KIND_INTERVAL;
+    f->per_row = width;
+    f->lo = f->lo_view.buf;
+    f->hi = f->hi_view.buf;
+    f->value = (uint32_t)value;
+  } else {
+    PyObject *values;
+    if (!PyArg_ParseTuple(item, "y#pO", &key, &key_len, &is_float, &values))
+      return -1;
+    if (PyObject_GetBuffer(values, &f->view,
+                           PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+      return -1;
+    const char *fmt = f->view.format ? f->view.format : "B";
+    if (*fmt == '<' || *fmt == '=') fmt++;
+    int ok = fmt[0] && fmt[1] == '\0' &&
+             (is_float ? (fmt[0] == 'f' && f->view.itemsize == 4)
+                       : (strchr("BbHhIi", fmt[0]) != NULL &&
+                          f->view.itemsize <= 4));
+    if (!ok) {
+      PyErr_Format(PyExc_TypeError,
+                   "feature %zd: values must be %s, got format '%s'", i,
+                   is_float ? "float32" : "ints of 1, 2 or 4 bytes",
+                   f->view.format ? f->view.format : "B");
+      return -1;
+    }
+    Py_ssize_t items = f->view.len / f->view.itemsize;
+    if (rows ? items % rows : items) {
+      PyErr_Format(PyExc_ValueError,
+                   "feature %zd: %zd values do not split into %zd rows", i,
+                   items, rows);
+      return -1;
+    }
+    f->kind = is_float ? KIND_FLOATS : KIND_INTS;
+    f->itemsize = f->view.itemsize;
+    f->per_row = rows ? items / rows : 0;
+    f->values = f->view.buf;
+  }
+  f->key = key;
+  f->key_len = key_len;
+  f->is_float = is_float;
+  return 0;
 }
 
 static PyObject *encode(PyObject *self, PyObject *args) {
@@ -187,50 +294,12 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     return PyErr_NoMemory();
   }
   for (Py_ssize_t i = 0; i < nf; i++) {
-    PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-    PyObject *values;
-    const char *key;
-    Py_ssize_t key_len;
-    int is_float;
-    if (!PyArg_ParseTuple(item, "y#pO", &key, &key_len, &is_float,
-                          &values)) {
+    if (read_feature(PySequence_Fast_GET_ITEM(fast, i), &features[i], rows,
+                     i) < 0) {
       release(features, nf);
       Py_DECREF(fast);
       return NULL;
     }
-    Feature *f = &features[i];
-    if (PyObject_GetBuffer(values, &f->view,
-                           PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-      release(features, nf);
-      Py_DECREF(fast);
-      return NULL;
-    }
-    const char *fmt = f->view.format ? f->view.format : "B";
-    if (*fmt == '<' || *fmt == '=') fmt++;
-    if (f->view.itemsize != 4 || fmt[0] != (is_float ? 'f' : 'I') ||
-        fmt[1] != '\0') {
-      PyErr_Format(PyExc_TypeError,
-                   "feature %zd: values must be %s, got format '%s'", i,
-                   is_float ? "float32" : "uint32",
-                   f->view.format ? f->view.format : "B");
-      release(features, nf);
-      Py_DECREF(fast);
-      return NULL;
-    }
-    Py_ssize_t items = f->view.len / 4;
-    if (rows ? items % rows : items) {
-      PyErr_Format(PyExc_ValueError,
-                   "feature %zd: %zd values do not split into %zd rows", i,
-                   items, rows);
-      release(features, nf);
-      Py_DECREF(fast);
-      return NULL;
-    }
-    f->key = key;
-    f->key_len = key_len;
-    f->is_float = is_float;
-    f->per_row = rows ? items / rows : 0;
-    f->values = f->view.buf;
   }
 
   /* Pass 1: each row's payload sizes, and the whole size. */
@@ -305,21 +374,34 @@ static PyObject *encode(PyObject *self, PyObject *args) {
       out = put_varint(out, (uint64_t)list_len);
       *out++ = 0x0A;  /* the packed values */
       out = put_varint(out, (uint64_t)p);
-      if (f->is_float) {
+      if (f->kind == KIND_INTERVAL) {
+        int32_t lo = f->lo[r], hi = f->hi[r];
+        float one = (float)f->value;
+        uint32_t one_bits;
+        memcpy(&one_bits, &one, 4);
+        for (Py_ssize_t k = 0; k < f->per_row; k++) {
+          int in = lo < k && k < hi;
+          if (f->is_float) {
+            put_u32(out, in ? one_bits : 0);
+            out += 4;
+          } else if (in) {
+            out = put_varint(out, f->value);
+          } else {
+            *out++ = 0;
+          }
+        }
+      } else if (f->is_float) {
         const float *v = (const float *)f->values + r * f->per_row;
         for (Py_ssize_t k = 0; k < f->per_row; k++) {
           uint32_t bits;
           memcpy(&bits, &v[k], 4);
-          out[0] = (unsigned char)bits;
-          out[1] = (unsigned char)(bits >> 8);
-          out[2] = (unsigned char)(bits >> 16);
-          out[3] = (unsigned char)(bits >> 24);
+          put_u32(out, bits);
           out += 4;
         }
       } else {
-        const uint32_t *v = (const uint32_t *)f->values + r * f->per_row;
+        Py_ssize_t base = r * f->per_row;
         for (Py_ssize_t k = 0; k < f->per_row; k++) {
-          uint32_t x = v[k];
+          uint32_t x = int_at(f, base + k);
           if (x < 0x80) {
             *out++ = (unsigned char)x;
           } else {

@@ -361,24 +361,39 @@ def _serialize(batch: MaskedBatch, masks: bool = True, label: bool = True,
 
 
 def _encoder_features(batch: MaskedBatch, names: List[str], masks: bool
-                      ) -> Optional[List[Tuple[bytes, bool, np.ndarray]]]:
+                      ) -> Optional[List[Tuple]]:
   """The C encoder's features (``_record_encoder.encode``), in ``_serialize``'s
-  order: each int feature's values as uint32 (ValueError for a negative
-  one, as ``varint_columns`` raises), then the weights as float32; None
-  when a feature's type is wider than 32 bits (the numpy path takes it)."""
+  order: each int feature's values as they are (ValueError for a negative
+  one, as ``varint_columns`` raises), ``input_mask``, ``segment_ids`` and
+  the weights as intervals of the batch's lengths (nothing computed here);
+  None when a feature's type is wider than 32 bits (the numpy path takes
+  it)."""
   n = len(batch)
-  features = []
+  no_lo = np.full(n, -1, dtype=np.int32)
+  lengths = np.ascontiguousarray(batch.lengths, dtype=np.int32)
+  width = batch.input_ids.shape[1]
+  features: List[Tuple] = []
   for name in names:
+    if name == "input_mask":
+      features.append((_KEYS[name], False, width, no_lo, lengths, 1))
+      continue
+    if name == "segment_ids":
+      features.append((_KEYS[name], False, width, np.ascontiguousarray(
+          batch.a_lengths + batch.separators, dtype=np.int32), lengths,
+                       batch.segment_b))
+      continue
     values = getattr(batch, name).reshape(n, -1)
     if values.dtype.itemsize > 4 or values.dtype.kind not in "iub":
       return None
     if values.dtype.kind == "i" and values.size and values.min() < 0:
       raise ValueError("negative feature value")
-    features.append((_KEYS[name], False,
-                     np.ascontiguousarray(values, dtype=np.uint32)))
+    features.append((_KEYS[name], False, np.ascontiguousarray(
+        values.view(np.uint8) if values.dtype.kind == "b" else values)))
   if masks:
-    features.append((_KEYS["masked_lm_weights"], True, np.ascontiguousarray(
-        batch.masked_lm_weights, dtype=np.float32)))
+    features.append((_KEYS["masked_lm_weights"], True,
+                     batch.masked_lm_positions.shape[1], no_lo,
+                     np.ascontiguousarray(batch.num_predictions,
+                                          dtype=np.int32), 1))
   return features
 
 
