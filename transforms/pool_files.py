@@ -53,7 +53,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import metrics, paths, rejects, s3_clients, shards
-from transforms.pools import entry_hash, num_pools, pool_bounds
+from transforms.pools import entry_hashes, num_pools, pool_bounds
 from transforms.tokenization import TokenizedDocument
 
 FILE_BYTES = 32 << 20
@@ -152,15 +152,22 @@ def decode_records(data: bytes, lo: int, hi: int
     pos = start + id_len + ids_len + 4 * sentences
     if not lo <= h < hi:
       continue
-    dtype = np.dtype(dtype.decode("ascii"))
+    dtype = _DTYPES.get(dtype) or _DTYPES.setdefault(
+        dtype, np.dtype(dtype.decode("ascii")))
     doc_id = bytes(view[start:start + id_len]).decode("utf-8")
     start += id_len
     ids = np.frombuffer(data, dtype=dtype, count=ids_len // dtype.itemsize,
                         offset=start)
-    lengths = np.frombuffer(data, dtype="<i4", count=sentences,
+    lengths = np.frombuffer(data, dtype=_LENGTHS, count=sentences,
                             offset=start + ids_len)
-    yield h, dupe, TokenizedDocument(doc_id, ids,
-                                     lengths.astype(np.int32, copy=False))
+    if _LENGTHS != np.int32:  # a big-endian machine
+      lengths = lengths.astype(np.int32)
+    yield h, dupe, TokenizedDocument(doc_id, ids, lengths)
+
+
+# The token dtypes of the records, by their code (``encode_document``).
+_DTYPES: Dict[bytes, np.dtype] = {}
+_LENGTHS = np.dtype("<i4")
 
 
 def _path(directory: str, name: str) -> str:
@@ -190,8 +197,7 @@ class SpillBuffer:
     if not passes:
       return
     self._bodies.append(encode_document(doc))
-    self._hashes.extend(entry_hash(self._seed, doc.doc_id, dupe)
-                        for dupe in range(passes))
+    self._hashes.extend(entry_hashes(self._seed, doc.doc_id, passes))
     self._body_of.extend([len(self._bodies) - 1] * passes)
     self._dupes.extend(range(passes))
     self.size += len(self._bodies[-1]) + 8 * passes

@@ -9,7 +9,7 @@ pool files.
 """
 
 import math
-from typing import Tuple
+from typing import List, Tuple
 
 from transforms import keys
 
@@ -22,6 +22,11 @@ def num_pools(num_entries: int, pool_size: int) -> int:
 def entry_hash(seed: int, doc_id: str, dupe: int) -> int:
   """The 64-bit hash that places one document pass among the pools."""
   return keys.stable_hash("pool", seed, doc_id, dupe)
+
+
+def entry_hashes(seed: int, doc_id: str, passes: int) -> List[int]:
+  """``entry_hash`` of each of a document's ``passes`` passes."""
+  return keys.stable_hashes(("pool", seed, doc_id), range(passes))
 
 
 def pool_of(seed: int, doc_id: str, dupe: int, pools: int) -> int:

@@ -41,3 +41,13 @@ def test_a_bundle_of_records_set_aside_is_saved_in_bounded_tallies(
   assert counts["rejected_records"] == 10
   assert counts["rejected/bad_json"] == 10
   assert sum(f.records for f in out) == 2  # the document, two passes
+
+
+def test_entry_hashes_are_each_passes_entry_hash():
+  """``entry_hashes`` (the prefix hashed once) gives ``entry_hash`` of
+  every pass, for ids of any characters."""
+  from transforms import pools  # pylint: disable=import-outside-toplevel
+  for seed, doc_id in ((0, ""), (12345, "a.txt:0"), (2 ** 40, "wiki/é:77#2")):
+    assert pools.entry_hashes(seed, doc_id, 7) == [
+        pools.entry_hash(seed, doc_id, dupe) for dupe in range(7)]
+  assert pools.entry_hashes(1, "x", 0) == []
