@@ -106,6 +106,19 @@ def iter_raw_lines(f, start: int, max_line_bytes: Optional[int],
   eof = False
   limit = max_line_bytes or MAX_JSONL_LINE_BYTES
   while True:
+    # The common case at once: a run of whole lines, none over the limit
+    # and none with a CR, split in one call.
+    last = buf.rfind(b"\n", pos)
+    if last - pos > 1:
+      run = buf[pos:last]
+      if b"\r" not in run:
+        lines = run.split(b"\n")
+        if max(map(len, lines)) <= limit:
+          for line in lines:
+            yield offset, line
+            offset += len(line) + 1
+          pos = last + 1
+          continue
     m = _EOL.search(buf, pos, pos + limit + 1)
     if m and (buf[m.start()] != 13 or m.start() + 1 < len(buf) or eof):
       end = m.start()
@@ -514,6 +527,15 @@ class DocumentSource(filebasedsource.FileBasedSource):
       if at_file_start and offset == 0 and data.startswith(_BOM):
         count("byte_order_marks_removed", 1)
         data = data[len(_BOM):]
+      text = None
+      if b"\r" not in data and b"\x00" not in data:
+        try:  # what clean_line does with a line that needs no repair
+          text = data.decode("utf-8")
+        except UnicodeDecodeError:
+          pass
+      if text is not None:
+        yield offset, text
+        continue
       for text in clean_line(data, count):
         yield offset, text
 
