@@ -19,8 +19,9 @@ setuptools.setup(
                                                "transforms", "transforms.*",
                                                "runners", "runners.*"]),
     # The C kernels (transforms/kernels.py): the TFRecord encoder, BERT's
-    # token masking and its NSP pairs. Speed-ups only, so optional: where they cannot be
-    # built (no C compiler) the install goes on and numpy does the same.
+    # token masking and segment pairs. Speed-ups only, so optional: where
+    # they cannot be built (no C compiler) the install goes on and the
+    # Python paths do the same.
     ext_modules=[
         setuptools.Extension("transforms._record_encoder",
                              ["transforms/_record_encoder.c"], optional=True),

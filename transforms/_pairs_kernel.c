@@ -1,15 +1,18 @@
-/* BERT's segment pairs with next-sentence prediction, in C: what
- * transforms/instances.py's create_instances_from_document does for every
+/* Segment pairs, in C: what transforms/instances.py's
+ * create_instances_from_document (BERT's NSP),
+ * create_sop_instances_from_document (ALBERT's SOP) and
+ * create_segment_pairs_from_document (no sentence task) do for every
  * document pass of a pool (chunks, A's end, the random next segment, the
- * truncation), drawing from the pool's random.Random exactly as the Python
- * does, and the rows laid out as _to_batch lays them out. Optional: when
- * this module is not built (no C compiler at install), instances.py keeps
- * its Python path; tests/unit/test_instances.py checks that the two give
- * the same instances and counts.
+ * swap, the truncation), drawing from the pool's random.Random exactly as
+ * the Python does, and the rows laid out as _to_batch lays them out.
+ * Optional: when this module is not built (no C compiler at install),
+ * instances.py keeps its Python path; tests/unit/test_instances.py checks
+ * that the two give the same instances and counts.
  *
- * nsp_rows(state, sentence_lengths, sentence_counts, codes,
- *          max_num_tokens, short_seq_prob)
- *   -> (rows, truncated_instances, truncated_tokens, same_document)
+ * pair_rows(state, sentence_lengths, sentence_counts, codes,
+ *           max_num_tokens, short_seq_prob, mode, max_single)
+ *   -> (rows, truncated_instances, truncated_tokens, same_document,
+ *       sop_random_next)
  *
  *   state: random.Random.getstate()[1], the Mersenne Twister's 624 words
  *     and its position (CPython's _randommodule.c: random() takes two
@@ -20,14 +23,16 @@
  *     entries, entry after entry; sentence_counts int64 [D]: the sentences
  *     of each entry (at least one); codes int64 [D]: equal for the entries
  *     of one document.
+ *   mode: 0 NSP, 1 SOP, 2 none (a one-sentence chunk is one segment, cut
+ *     to max_single tokens).
  *   Returns the rows, int64 [R, 5] as bytes: (start of A, its tokens,
- *   start of B, its tokens, label), starts counted in the tokens of the
- *   pool's entries back to back; and the counters.
+ *   start of B, its tokens or -1 for no B, label), starts counted in the
+ *   tokens of the pool's entries back to back; and the counters.
  *
  * fill_batch(flat, rows, cls_id, sep_id, pad_id, separators,
  *            tokens, lengths, a_lengths, labels)
  *   Lays rows (int64 [n, 5] as above) out as _to_batch does:
- *   [CLS] A [SEP]*separators B [SEP], padded with pad_id, in tokens int32
+ *   [CLS] A [SEP]*separators B [SEP] (or [CLS] A [SEP]), padded with pad_id, in tokens int32
  *   [n, L] (L its width), and the lengths (int32), A's lengths (int32) and
  *   labels (uint8). flat: int32, the pool's tokens back to back.
  */
@@ -184,14 +189,22 @@ static int read_state(PyObject *state, MT *s) {
   return 0;
 }
 
-static PyObject *nsp_rows(PyObject *self, PyObject *args) {
+enum { MODE_NSP, MODE_SOP, MODE_NONE };
+
+static PyObject *pair_rows(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *state_obj, *lengths_obj, *counts_obj, *codes_obj;
-  long long max_num_tokens;
+  long long max_num_tokens, max_single;
   double short_seq_prob;
-  if (!PyArg_ParseTuple(args, "OOOOLd", &state_obj, &lengths_obj, &counts_obj,
-                        &codes_obj, &max_num_tokens, &short_seq_prob))
+  int mode;
+  if (!PyArg_ParseTuple(args, "OOOOLdiL", &state_obj, &lengths_obj,
+                        &counts_obj, &codes_obj, &max_num_tokens,
+                        &short_seq_prob, &mode, &max_single))
     return NULL;
+  if (mode < MODE_NSP || mode > MODE_NONE) {
+    PyErr_SetString(PyExc_ValueError, "mode: 0 (NSP), 1 (SOP) or 2 (none)");
+    return NULL;
+  }
   MT rng;
   if (read_state(state_obj, &rng) < 0) return NULL;
   Py_buffer lv, cv, dv;
@@ -254,7 +267,8 @@ static PyObject *nsp_rows(PyObject *self, PyObject *args) {
     goto done;
   }
 
-  int64_t truncated_instances = 0, truncated_tokens = 0, same_document = 0;
+  int64_t truncated_instances = 0, truncated_tokens = 0, same_document = 0,
+          sop_random_next = 0;
   int failed = 0;
   for (Py_ssize_t d = 0; d < D && !failed; d++) {
     const int64_t *off = offsets + first_offset[d];
@@ -273,8 +287,15 @@ static PyObject *nsp_rows(PyObject *self, PyObject *args) {
                           ? randint(&rng, 1, chunk_sentences - 1) : 1;
       int64_t a_start = base + off[first];
       int64_t a_len = off[first + a_end] - off[first];
-      int64_t b_start, b_len, label;
-      if (last == first || mt_random(&rng) < 0.5) {
+      int64_t b_start, b_len, label = 0, limit = max_num_tokens;
+      int random_next = 0;
+      if (mode == MODE_NSP) {
+        random_next = last == first || mt_random(&rng) < 0.5;
+      } else if (mode == MODE_SOP) {
+        random_next = last == first;
+        if (random_next) sop_random_next++;
+      }
+      if (random_next) {
         label = 1;
         int64_t target_b = target - a_len;
         /* _random_other_document */
@@ -301,15 +322,29 @@ static PyObject *nsp_rows(PyObject *self, PyObject *args) {
         b_start = token_start[other] + o_off[start];
         b_len = o_off[end] - o_off[start];
         last = first + a_end - 1; /* put_back_b */
+      } else if (mode == MODE_NONE && last == first) {
+        /* One segment, [CLS] A [SEP]: no B (b_len -1). */
+        b_start = 0;
+        b_len = -1;
+        limit = max_single;
       } else {
-        label = 0;
         b_start = base + off[first + a_end];
         b_len = off[last + 1] - off[first + a_end];
+        if (mode == MODE_SOP && mt_random(&rng) < 0.5) {
+          label = 1; /* swapped */
+          int64_t t = a_start;
+          a_start = b_start;
+          b_start = t;
+          t = a_len;
+          a_len = b_len;
+          b_len = t;
+        }
       }
       /* truncate_seq_pair */
-      if (a_len + b_len > max_num_tokens) {
+      int64_t pair_len = b_len < 0 ? 0 : b_len;
+      if (a_len + pair_len > limit) {
         int64_t cut_a, cut_b;
-        truncation_lengths(a_len, b_len, max_num_tokens, &cut_a, &cut_b);
+        truncation_lengths(a_len, pair_len, limit, &cut_a, &cut_b);
         if (cut_a) {
           int64_t front = coin_flips(&rng, cut_a);
           a_start += front;
@@ -337,9 +372,10 @@ static PyObject *nsp_rows(PyObject *self, PyObject *args) {
     PyObject *data = PyBytes_FromStringAndSize(
         (const char *)rows.data, (Py_ssize_t)(sizeof(int64_t) * rows.size));
     if (data) {
-      result = Py_BuildValue("(NLLL)", data, (long long)truncated_instances,
+      result = Py_BuildValue("(NLLLL)", data, (long long)truncated_instances,
                              (long long)truncated_tokens,
-                             (long long)same_document);
+                             (long long)same_document,
+                             (long long)sop_random_next);
     }
   }
 
@@ -391,10 +427,12 @@ static PyObject *fill_batch(PyObject *self, PyObject *args) {
     const int64_t *row = rows + 5 * r;
     int64_t a_start = row[0], a_len = row[1], b_start = row[2],
             b_len = row[3];
-    int64_t length = a_len + 2 + (int64_t)separators + b_len;
-    if (a_start < 0 || a_len < 0 || b_start < 0 || b_len < 0 ||
-        a_start + a_len > flat_size || b_start + b_len > flat_size ||
-        length > L) {
+    int has_b = b_len >= 0;
+    int64_t length = has_b ? a_len + 2 + (int64_t)separators + b_len
+                           : a_len + 2;
+    if (a_start < 0 || a_len < 0 || b_start < 0 ||
+        a_start + a_len > flat_size || (has_b && b_start + b_len > flat_size)
+        || length > L) {
       PyErr_SetString(PyExc_ValueError, "a row that does not fit");
       goto done;
     }
@@ -402,9 +440,11 @@ static PyObject *fill_batch(PyObject *self, PyObject *args) {
     out[0] = cls_id;
     memcpy(out + 1, flat + a_start, sizeof(int32_t) * a_len);
     Py_ssize_t at = 1 + a_len;
-    for (int k = 0; k < separators; k++) out[at++] = sep_id;
-    memcpy(out + at, flat + b_start, sizeof(int32_t) * b_len);
-    at += b_len;
+    if (has_b) {
+      for (int k = 0; k < separators; k++) out[at++] = sep_id;
+      memcpy(out + at, flat + b_start, sizeof(int32_t) * b_len);
+      at += b_len;
+    }
     out[at++] = sep_id;
     for (; at < L; at++) out[at] = pad_id;
     lengths[r] = (int32_t)length;
@@ -420,15 +460,16 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"nsp_rows", nsp_rows, METH_VARARGS,
-     "BERT's NSP segment pairs of a pool (see the module's source)."},
+    {"pair_rows", pair_rows, METH_VARARGS,
+     "BERT's, ALBERT's or plain segment pairs of a pool (see the module's "
+     "source)."},
     {"fill_batch", fill_batch, METH_VARARGS,
      "Rows laid out as instances._to_batch does (see the module's source)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_pairs_kernel",
-    "BERT's NSP segment pairs, in C (transforms/instances.py).", -1, methods,
+    "Segment pairs, in C (transforms/instances.py).", -1, methods,
     NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__pairs_kernel(void) { return PyModule_Create(&module); }

@@ -542,10 +542,10 @@ def instances_for_pool(pool_id: int,
   entries = sorted_entries(entries)
   kernel = kernels.pairs_kernel()
   if (kernel is not None and params.language_plan is None
-      and (params.packing, params.sentence_task) == ("pairs", "nsp")
+      and params.packing == "pairs" and params.sentence_task in _C_PAIRS
       and all(doc.sentence_lengths.size for _, doc in entries)):
-    yield from _nsp_pool_in_c(kernel, pool_id, entries, params, layout,
-                              batch_size)
+    yield from _pairs_in_c(kernel, pool_id, entries, params, layout,
+                           batch_size)
     return
   rows: List[Row] = []
   row_languages: List[int] = []  # with a plan: each row's language id
@@ -590,32 +590,43 @@ def instances_for_pool(pool_id: int,
            counts if last else _zero_counts())
 
 
-def _nsp_pool_in_c(kernel, pool_id: int,
-                   entries: Sequence[Tuple[int, TokenizedDocument]],
-                   params: InstanceParams, layout: SequenceLayout,
-                   batch_size: int
-                   ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
-  """``instances_for_pool`` for BERT's NSP pairs of one language, the
-  pairs made and laid out by the C kernel (transforms/_pairs_kernel.c,
-  transforms/kernels.py) from the same generator's state: the same
-  batches and counts as ``create_instances_from_document`` and
-  ``_to_batch``. ``entries`` are sorted, each with a sentence."""
+# The segment-pair builders the C kernel does too, by sentence task: its
+# mode (transforms/_pairs_kernel.c).
+_C_PAIRS = {"nsp": 0, "sop": 1, "none": 2}
+
+
+def _pairs_in_c(kernel, pool_id: int,
+                entries: Sequence[Tuple[int, TokenizedDocument]],
+                params: InstanceParams, layout: SequenceLayout,
+                batch_size: int
+                ) -> Iterator[Tuple[InstanceBatch, Dict[str, int]]]:
+  """``instances_for_pool`` for segment pairs of one language (BERT's NSP,
+  ALBERT's SOP or no sentence task), the pairs made and laid out by the C
+  kernel (transforms/_pairs_kernel.c, transforms/kernels.py) from the same
+  generator's state: the same batches and counts as
+  ``create_instances_from_document``, ``create_sop_instances_from_document``
+  or ``create_segment_pairs_from_document``, and ``_to_batch``. ``entries``
+  are sorted, each with a sentence."""
   docs = [doc for _, doc in entries]
   rng = random.Random(keys.stable_hash("instances", params.random_seed,
                                        pool_id))
   codes: Dict[str, int] = {}
-  rows_bytes, truncated, truncated_tokens, same_document = kernel.nsp_rows(
-      rng.getstate()[1],
-      np.concatenate([doc.sentence_lengths for doc in docs]
-                     or [np.zeros(0)]).astype(np.int64),
-      np.array([doc.sentence_lengths.size for doc in docs], dtype=np.int64),
-      np.array([codes.setdefault(doc.doc_id, len(codes)) for doc in docs],
-               dtype=np.int64),
-      params.max_num_tokens, params.short_seq_prob)
+  rows_bytes, truncated, truncated_tokens, same_document, sop_random = (
+      kernel.pair_rows(
+          rng.getstate()[1],
+          np.concatenate([doc.sentence_lengths for doc in docs]
+                         or [np.zeros(0)]).astype(np.int64),
+          np.array([doc.sentence_lengths.size for doc in docs],
+                   dtype=np.int64),
+          np.array([codes.setdefault(doc.doc_id, len(codes))
+                    for doc in docs], dtype=np.int64),
+          params.max_num_tokens, params.short_seq_prob,
+          _C_PAIRS[params.sentence_task], params.max_seq_length - 2))
   counts = _zero_counts()
   counts["truncated_instances"] = truncated
   counts["truncated_tokens"] = truncated_tokens
   counts["random_next_from_same_document"] = same_document
+  counts["sop_random_next"] = sop_random
   rows = np.frombuffer(rows_bytes, dtype=np.int64).reshape(-1, 5)
   order = np.random.default_rng(keys.stable_hash(
       "pool-order", params.random_seed, pool_id)).permutation(len(rows))

@@ -5,9 +5,9 @@ built by setup.py as optional extensions where a C compiler is found
 (without one the install goes on, and Python does the work): the TFRecord
 encoder (``transforms/_record_encoder.c``, used by examples.py), BERT's
 token masking without whole words (``transforms/_masking_kernel.c``, used
-by masking.py) and BERT's NSP segment pairs (``transforms/_pairs_kernel.c``,
-used by instances.py, drawing from the pool's ``random.Random`` as the
-Python does). Each gives the same bytes and arrays as its Python path
+by masking.py) and segment pairs with NSP, SOP or no sentence task
+(``transforms/_pairs_kernel.c``, used by instances.py, drawing from the
+pool's ``random.Random`` as the Python does). Each gives the same bytes and arrays as its Python path
 (tests/unit/test_examples.py, test_masking.py, test_instances.py compare
 them); only the CPU time differs. ``MLM_NUMPY_ONLY=1`` in the environment
 keeps all three on Python (to compare, or to rule the C out).
@@ -46,8 +46,8 @@ def masking_kernel() -> Optional[ModuleType]:
 
 
 def pairs_kernel() -> Optional[ModuleType]:
-  """The C builder of BERT's NSP pairs, or None (not built, or
-  ``numpy_only``)."""
+  """The C builder of segment pairs (NSP, SOP, none), or None (not built,
+  or ``numpy_only``)."""
   return None if numpy_only else _pairs_kernel
 
 

@@ -715,6 +715,7 @@ def _kernel_pool(rng, num_docs, max_sentences, max_len, zero_len=False):
   return entries
 
 
+@pytest.mark.parametrize("task", ["nsp", "sop", "none"])
 @pytest.mark.parametrize("max_seq_length, short_seq_prob, separators", [
     (128, 0.1, 1),  # BERT's
     (32, 0.1, 1),  # much truncation
@@ -723,13 +724,14 @@ def _kernel_pool(rng, num_docs, max_sentences, max_len, zero_len=False):
     (512, 0.1, 1),  # long sentences, many coin flips at once
 ])
 def test_the_pairs_kernel_makes_the_python_paths_instances(
-    monkeypatch, max_seq_length, short_seq_prob, separators):
-  """The C builder of BERT's NSP pairs and the Python path give the same
-  batches and counts from the same keyed generator: pools of one entry (no
-  other document), of one document twice (every random next from
-  itself), of many, with sentences of 0 tokens and sentences longer than
-  a sequence, in batches of several sizes. (The tests above check the
-  Python path against BERT's.)"""
+    monkeypatch, max_seq_length, short_seq_prob, separators, task):
+  """The C builder of segment pairs (BERT's NSP, ALBERT's SOP, no sentence
+  task) and the Python path give the same batches and counts from the
+  same keyed generator: pools of one entry (no other document), of one
+  document twice (every random next from itself), of many, with sentences
+  of 0 tokens and sentences longer than a sequence, in batches of several
+  sizes. (The tests above check the Python path against BERT's and
+  ALBERT's.)"""
   from transforms import kernels  # pylint: disable=import-outside-toplevel
   if kernels.pairs_kernel() is None:
     pytest.skip("the pairs kernel is not built here (no C compiler)")
@@ -738,6 +740,7 @@ def test_the_pairs_kernel_makes_the_python_paths_instances(
   params = instances.InstanceParams(max_seq_length=max_seq_length,
                                     short_seq_prob=short_seq_prob,
                                     pair_separators=separators,
+                                    sentence_task=task,
                                     random_seed=int(rng.integers(1 << 30)))
   layout = instances.SequenceLayout(cls_id=101, sep_id=102, pad_id=7,
                                     pair_separators=separators,
