@@ -393,24 +393,6 @@ def test_write_examples_writes_the_langs_the_layout_asks_for(tmp_path,
   assert sorted(got) == want
 
 
-def _compiler() -> bool:
-  import shutil  # pylint: disable=import-outside-toplevel
-  import sysconfig  # pylint: disable=import-outside-toplevel
-  return bool(shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]))
-
-
-def test_the_c_encoder_is_built_where_a_compiler_is():
-  """setup.py builds transforms/_record_encoder.c (optional: without a C
-  compiler the numpy path writes the records); where there is a compiler,
-  as on CI, it must have been built, or every test below compares the
-  numpy path with itself."""
-  if _compiler():
-    assert kernels.built()["record_encoder"], (
-        "transforms/_record_encoder.c was not built: run pip install -e . "
-        "again and read its output")
-  assert not kernels.numpy_only
-
-
 @pytest.mark.parametrize("options", [
     dict(masks=m, label=l, boundary=b, langs=g, framed=f)
     for m in (True, False) for l in (True, False) for b in (True, False)

@@ -686,19 +686,6 @@ def test_roberta_pairs_fit_and_never_mask_a_separator():
     instances.pool_builder(instances.InstanceParams(), ROBERTA_LAYOUT)
 
 
-def test_the_pairs_kernel_is_built_where_a_compiler_is():
-  """setup.py builds transforms/_pairs_kernel.c where there is a C
-  compiler (as on CI), or the test below compares Python with itself."""
-  import shutil  # pylint: disable=import-outside-toplevel
-  import sysconfig  # pylint: disable=import-outside-toplevel
-  from transforms import kernels  # pylint: disable=import-outside-toplevel
-  if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]):
-    assert kernels.built()["pairs_kernel"], (
-        "transforms/_pairs_kernel.c was not built: run pip install -e . "
-        "again and read its output")
-  assert not kernels.numpy_only
-
-
 def _kernel_pool(rng, num_docs, max_sentences, max_len, zero_len=False):
   """Entries of random documents, some passed twice (the same document in
   two dupe passes), with sentences long and short."""

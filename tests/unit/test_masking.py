@@ -635,19 +635,6 @@ def _random_pairs(rng, n, L, separators, vocab_size):
                        separators=separators)
 
 
-def test_the_masking_kernel_is_built_where_a_compiler_is():
-  """setup.py builds transforms/_masking_kernel.c where there is a C
-  compiler (as on CI), or the test below compares numpy with itself."""
-  import shutil  # pylint: disable=import-outside-toplevel
-  import sysconfig  # pylint: disable=import-outside-toplevel
-  from transforms import kernels  # pylint: disable=import-outside-toplevel
-  if shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]):
-    assert kernels.built()["masking_kernel"], (
-        "transforms/_masking_kernel.c was not built: run pip install -e . "
-        "again and read its output")
-  assert not kernels.numpy_only
-
-
 @pytest.mark.parametrize("L, P, separators, prob, vocab_size, special", [
     (128, 20, 1, 0.15, 30522, (CLS, SEP)),  # BERT's
     (128, 20, 1, 0.15, 30522, ()),
