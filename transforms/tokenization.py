@@ -22,6 +22,7 @@ local paths, ``s3://`` and ``https://`` all work.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -544,6 +545,10 @@ def byte_level_bpe(vocab_text: str, vocab_path: str, merges_text: str,
   return tokenizer, tokens
 
 
+# The tokenizer this process loaded last, by ``TokenizerSettings._cache_key``.
+_LOADED: Dict[str, Tuple] = {}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TokenizerSettings:
   """Which tokenizer the job loads (the flags of the same names; see
@@ -568,7 +573,45 @@ class TokenizerSettings:
   s3_client_kwargs: Optional[dict] = None
 
   def load(self):
-    """``(tokenizer, Vocabulary)``; raises VocabularyError."""
+    """``(tokenizer, Vocabulary)``; raises VocabularyError. Loaded once per
+    process for local files unchanged since (``_LOADED``): the launcher's
+    check and a DoFn in the same process (the DirectRunner's one worker)
+    share it."""
+    key = self._cache_key()
+    if key is not None and key in _LOADED:
+      return _LOADED[key]
+    loaded = self._load()
+    if key is not None:
+      _LOADED.clear()
+      _LOADED[key] = loaded
+      # The launcher then runs with the casing the files decided.
+      resolved = dataclasses.replace(
+          self, do_lower_case=loaded[1].lower_case)._cache_key()
+      if resolved is not None:
+        _LOADED[resolved] = loaded
+    return loaded
+
+  def _cache_key(self) -> Optional[str]:
+    """What ``load`` depends on: the settings and each file's name and
+    content (a BLAKE2b digest: a vocabulary is a few MB at most); None
+    for a file on S3, missing or unreadable."""
+    files = [f for f in (self.vocab_file, self.tokenizer_file,
+                         self.spm_model_file, self.merges_file) if f]
+    if any("://" in f for f in files):
+      return None
+    digests = []
+    for name in files:
+      try:
+        with open(name, "rb") as f:
+          digests.append((name, hashlib.file_digest(f, "blake2b").hexdigest()
+                          if hasattr(hashlib, "file_digest")
+                          else hashlib.blake2b(f.read()).hexdigest()))
+      except OSError:
+        return None
+    return repr((sorted((k, repr(v)) for k, v in vars(self).items()),
+                 digests))
+
+  def _load(self):
     one_file = self.spm_model_file or self.tokenizer_file
     return load_tokenizer(
         vocab_file=None if one_file else self.vocab_file,
