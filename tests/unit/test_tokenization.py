@@ -513,3 +513,22 @@ def test_upper_case_words_reads_tokens_as_the_decoder_writes_them():
   tokenizer.decoder = None  # written as they are: Ġ and Ċ are letters
   assert tokenization.upper_case_words(tokenizer, vocab) == [
       "Ġ", "Ċ", "ĠThe", "Ġthe", "ÃĦ", "The"]
+
+
+def test_a_tokenizer_is_loaded_once_per_settings_and_file_content(tmp_path):
+  """``TokenizerSettings.load`` gives the loaded tokenizer again for the
+  same settings and file content, also once its casing is spelled out as
+  the launcher then spells it; a file rewritten with other content (even
+  of the same size) is loaded anew."""
+  path = tmp_path / "vocab.txt"
+  words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"]
+  path.write_text("\n".join(words) + "\n")
+  settings = tokenization.TokenizerSettings(vocab_file=str(path))
+  first = settings.load()
+  assert settings.load() is first
+  resolved = tokenization.TokenizerSettings(
+      vocab_file=str(path), do_lower_case=first[1].lower_case)
+  assert resolved.load() is first
+  path.write_text("\n".join(words[:-1] + ["dog"]) + "\n")
+  again = settings.load()
+  assert again is not first and "dog" in again[1].tokens
