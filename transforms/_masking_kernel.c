@@ -200,7 +200,9 @@ static PyObject *mask_tokens(PyObject *self, PyObject *args) {
      * below the threshold), by an insertion sort stopped at the `have`
      * smallest. */
     memset(bitmap, 0, sizeof(uint64_t) * words);
-    if (have == size) {
+    if (have == 0) {
+      /* nothing chosen (no candidate, or no prediction asked) */
+    } else if (have == size) {
       for (Py_ssize_t i = 0; i < size; i++) {
         uint64_t col = pick[i] & low;
         bitmap[col >> 6] |= (uint64_t)1 << (col & 63);

@@ -175,6 +175,12 @@ static int read_state(PyObject *state, MT *s) {
       Py_DECREF(fast);
       return -1;
     }
+    if (v > (i < MT_N ? 0xFFFFFFFFul : (unsigned long)MT_N)) {
+      PyErr_SetString(PyExc_ValueError,
+                      "a state word above 2**32 or a position above 624");
+      Py_DECREF(fast);
+      return -1;
+    }
     if (i < MT_N) {
       s->mt[i] = (uint32_t)v;
     } else {
@@ -244,7 +250,7 @@ static PyObject *pair_rows(PyObject *self, PyObject *args) {
   Py_ssize_t at = 0, sentence = 0;
   int64_t tokens = 0;
   for (Py_ssize_t d = 0; d < D; d++) {
-    if (sentence_counts[d] < 1 || sentence + sentence_counts[d] > S) {
+    if (sentence_counts[d] < 1 || sentence_counts[d] > S - sentence) {
       PyErr_SetString(PyExc_ValueError,
                       "every entry needs a sentence, and the counts must add "
                       "up to the lengths given");
@@ -413,6 +419,10 @@ static PyObject *fill_batch(PyObject *self, PyObject *args) {
     }
   }
   Py_ssize_t n = v[1].len / 40;
+  if (separators < 0 || separators > 1000) {
+    PyErr_SetString(PyExc_ValueError, "separators: 0 to 1000");
+    goto done;
+  }
   if (v[1].len != 40 * n || v[3].len != 4 * n || v[4].len != 4 * n ||
       v[5].len != n || (n && v[2].len % (4 * n))) {
     PyErr_SetString(PyExc_ValueError, "arrays of other sizes than the rows");

@@ -380,10 +380,11 @@ def _encoder_features(batch: MaskedBatch, names: List[str], masks: bool
     if name == "segment_ids":
       features.append((_KEYS[name], False, width, np.ascontiguousarray(
           batch.a_lengths + batch.separators, dtype=np.int32), lengths,
-                       batch.segment_b))
+                       int(batch.segment_b)))
       continue
     values = getattr(batch, name).reshape(n, -1)
-    if values.dtype.itemsize > 4 or values.dtype.kind not in "iub":
+    if (values.dtype.itemsize > 4 or values.dtype.kind not in "iub"
+        or not values.dtype.isnative):
       return None
     if values.dtype.kind == "i" and values.size and values.min() < 0:
       raise ValueError("negative feature value")

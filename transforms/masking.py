@@ -691,7 +691,9 @@ def _mask_tokens_in_c(kernel, batch: InstanceBatch, n_pred: np.ndarray,
   keep_or_random = rng.random((n, P), dtype=np.float32)
   random_ids = rng.integers(0, vocab_size, size=(n, P), dtype=np.int32)
   id_dtype = np.uint16 if vocab_size <= np.iinfo(np.uint16).max else np.int32
-  input_ids = batch.tokens.astype(id_dtype)
+  input_ids = np.ascontiguousarray(batch.tokens, dtype=id_dtype)
+  if input_ids is batch.tokens:
+    input_ids = input_ids.copy()  # the kernel writes into it
   positions = np.empty((n, P), dtype=np.uint16)
   masked_ids = np.empty((n, P), dtype=id_dtype)
   num_predictions = np.empty(n, dtype=np.int32)

@@ -432,6 +432,12 @@ def test_c_encoder_takes_the_numpy_path_for_wide_types_and_refuses_negatives(
   wide = batch.input_ids.astype(np.int64)
   assert examples._encoder_features(
       dataclasses.replace(batch, input_ids=wide), ["input_ids"], True) is None
+  swapped = batch.input_ids.astype(">i4")  # not the machine's byte order
+  assert examples._encoder_features(
+      dataclasses.replace(batch, input_ids=swapped), ["input_ids"],
+      True) is None
+  assert examples._serialize(dataclasses.replace(
+      batch, input_ids=swapped)) == examples._serialize(batch)
   negative = batch.input_ids.copy()
   negative[2, 3] = -1
   with pytest.raises(ValueError, match="negative feature value"):

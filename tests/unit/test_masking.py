@@ -643,6 +643,7 @@ def _random_pairs(rng, n, L, separators, vocab_size):
     (32, 5, 1, 0.9, 30522, (CLS, SEP)),  # every row asks for all its slots
     (256, 40, 1, 0.15, 250002, (CLS, SEP)),  # int32 ids
     (512, 76, 1, 0.15, 30522, (SEP,)),
+    (128, 0, 1, 0.15, 30522, (CLS, SEP)),  # --max_predictions_per_seq=0
 ])
 def test_the_c_kernel_masks_as_numpy_does(monkeypatch, L, P, separators,
                                           prob, vocab_size, special):
@@ -677,5 +678,34 @@ def test_the_c_kernel_masks_as_numpy_does(monkeypatch, L, P, separators,
         assert np.array_equal(got, want), field.name
       else:
         assert got == want, field.name
-    if n:
+    if n and P:
       assert c_counts["masked_tokens"] > 0
+
+
+def test_the_c_kernel_chooses_nothing_when_no_prediction_is_asked():
+  """Rows of many candidates and no prediction asked (``n_pred`` 0, as
+  ``--max_predictions_per_seq=0`` asks): nothing is chosen, nothing is
+  read or written outside the row, whatever the keys (all zero here: the
+  smallest there are)."""
+  from transforms import kernels  # pylint: disable=import-outside-toplevel
+  kernel = kernels.masking_kernel()
+  if kernel is None:
+    pytest.skip("the masking kernel is not built here (no C compiler)")
+  n, L, P = 4, 200, 3
+  tokens = np.full((n, L), 500, dtype=np.int32)
+  tokens[:, 0], tokens[:, L - 1] = CLS, SEP
+  lengths = np.full(n, L, dtype=np.int32)
+  a_lengths = np.full(n, L // 2, dtype=np.int32)
+  input_ids = tokens.astype(np.uint16)
+  positions = np.full((n, P), 9, dtype=np.uint16)
+  masked_ids = np.full((n, P), 9, dtype=np.uint16)
+  num = np.full(n, 9, dtype=np.int32)
+  counts = kernel.mask_tokens(
+      tokens, lengths, a_lengths, 1, np.array([CLS, SEP], dtype=np.int32),
+      np.zeros(n * L, dtype=np.uint64), np.zeros(n, dtype=np.int64),
+      np.zeros((n, P), dtype=np.float32), np.zeros((n, P), dtype=np.float32),
+      np.zeros((n, P), dtype=np.int32), MASK, input_ids, positions,
+      masked_ids, num)
+  assert counts == (0, 0, 0, 0)
+  assert (positions == 0).all() and (masked_ids == 0).all()
+  assert (num == 0).all() and (input_ids == tokens).all()
