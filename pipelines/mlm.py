@@ -18,6 +18,11 @@ if __name__ == "__main__":
   # Importing Beam and TensorFlow takes seconds: until run() installs its
   # watch, a Ctrl-C ends the process with one line, not a traceback.
   interrupts.end_quietly_while_starting()
+  # DirectRunner worker processes import Beam on the other cores while
+  # this process does (runners/prestart.py).
+  import sys
+  from runners import prestart
+  prestart.start(prestart.wanted_processes(sys.argv[1:]))
   # Only as the program: a process that imports this module keeps Beam's
   # optional integrations (runners/lean_beam.py).
   from runners import lean_beam

@@ -9,6 +9,8 @@
 * ``--direct_num_workers=N`` (N > 1) without ``--direct_running_mode``:
   ``multi_processing``. Beam's default mode, ``in_memory``, runs the workers
   as threads of one Python process, which the GIL serializes.
+* In ``multi_processing`` mode with N workers, N - 1 are worker processes
+  and the launcher itself is the N-th (``_worker_handlers``).
 * In ``multi_processing`` mode the worker processes run ``runners.worker``:
   Beam's SDK harness, then an exit that skips the interpreter's teardown.
   They ignore SIGINT: Ctrl-C is the launcher's to handle.
@@ -28,9 +30,12 @@
   opens, and a worker process still running ``STOP_GRACE_SECONDS`` after
   it was told to stop is killed (each worker writes its pid into a folder
   of the run, ``PID_DIR_ENV``): Beam would wait for it forever.
+* A worker the launcher started as it began (runners/prestart.py) and that
+  is waiting, imports done, is used before a new process is started.
 """
 
 import gc
+import itertools
 import logging
 import os
 import shutil
@@ -38,17 +43,27 @@ import signal
 import sys
 import tempfile
 import threading
-from typing import Collection, List
+from typing import Collection, Dict, List
+
+import grpc
+from google.protobuf import json_format, text_format
 
 from apache_beam.options.pipeline_options import (DirectOptions,
                                                   PipelineOptions,
                                                   StandardOptions)
 from apache_beam.portability import python_urns
-from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
+from apache_beam.portability.api import (beam_fn_api_pb2,
+                                        beam_fn_api_pb2_grpc,
+                                        beam_provision_api_pb2,
+                                        endpoints_pb2)
+from apache_beam.runners.portability import local_job_service
 from apache_beam.runners.portability.fn_api_runner import (fn_runner,
                                                            worker_handlers)
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
+from apache_beam.utils import thread_pool_executor
+
+from runners import prestart
 
 
 LOCAL_RUNNER = "runners.direct.LocalRunner"
@@ -83,9 +98,7 @@ class _WatchedSubprocessWorkerHandler(
 
   def start_worker(self):
     # Beam's start_worker, with the worker run by _run_and_watch.
-    # pylint: disable=import-outside-toplevel
-    from apache_beam.runners.portability import local_job_service
-    self.worker = local_job_service.SubprocessSdkWorker(
+    self.worker = _SdkWorkerProcess(
         self._worker_command_line, self.control_address, self.provision_info,
         self.worker_id)
     self.worker_thread = threading.Thread(name="run_worker",
@@ -126,6 +139,87 @@ class _WatchedSubprocessWorkerHandler(
         except ProcessLookupError:
           pass
     super().stop_worker()
+
+
+def _worker_handlers(workers: int):
+  """The constructor of the worker handlers of a ``multi_processing`` run
+  of ``workers`` workers, for ``WorkerHandler.register_environment``: the
+  first ``workers - 1`` are worker processes, watched
+  (``_WatchedSubprocessWorkerHandler``); the last is the launcher itself,
+  with Beam's ``EmbeddedWorkerHandler``, as in ``in_memory`` mode.
+
+  The launcher is idle while the job runs, and holds Beam, the stages'
+  modules and the tokenizer already: a worker process of its own cost the
+  job 0.6-0.7 CPU s of imports and, on a 2-core machine, most of a second
+  before the first bundle (benchmarks/compare.py, two workers at 200 MB,
+  11.7-11.8 s with the launcher as a worker against 12.2-12.4 s without).
+  The in-process worker is the last one made: the FnApiRunner builds each
+  stage's descriptor from the first handler's data and state addresses,
+  which a worker process needs and the in-process worker ignores."""
+  made = itertools.count(1)
+
+  def create(payload, state, provision_info, grpc_server):
+    if next(made) == workers:
+      # pylint: disable=protected-access
+      manager = grpc_server.control_handler._worker_manager
+      return worker_handlers.EmbeddedWorkerHandler(None, state,
+                                                   provision_info, manager)
+    return _WatchedSubprocessWorkerHandler(payload, state, provision_info,
+                                           grpc_server)
+
+  return create
+
+
+class _SdkWorkerProcess(local_job_service.SubprocessSdkWorker):
+  """One worker process: a prestarted one (runners/prestart.py) while one
+  waits, otherwise a new one, started as Beam starts it. ``run()`` returns
+  when the process ends, and raises when it ended non-zero."""
+
+  def run(self):
+    process = prestart.take()
+    if process is None:
+      super().run()
+      return
+    # The worker sends its log records to a server of its own, as Beam's
+    # workers do; they become the launcher's "Worker: ..." log lines.
+    logs = grpc.server(thread_pool_executor.shared_unbounded_instance())
+    port = logs.add_insecure_port("localhost:0")
+    beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(
+        local_job_service.BeamFnLoggingServicer(), logs)
+    logs.start()
+    try:
+      try:
+        prestart.hand_over(process, self.environment("localhost:%d" % port))
+      except OSError:  # it ended while it waited: start one as Beam does
+        logging.warning(prestart.REPLACED, process.pid, process.wait())
+        super().run()
+        return
+      code = process.wait()
+      if code:
+        raise RuntimeError(
+            "Worker subprocess exited with return code %s" % code)
+    finally:
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+      logs.stop(0)
+
+  def environment(self, logging_address: str) -> Dict[str, str]:
+    """What Beam's harness reads from its environment: where the control
+    and logging services are, the pipeline options, the worker's id; with
+    the launcher's own environment as it is now."""
+    # pylint: disable=protected-access
+    def descriptor(url):
+      return text_format.MessageToString(
+          endpoints_pb2.ApiServiceDescriptor(url=url))
+    env = dict(os.environ,
+               CONTROL_API_SERVICE_DESCRIPTOR=descriptor(self._control_address),
+               LOGGING_API_SERVICE_DESCRIPTOR=descriptor(logging_address),
+               PIPELINE_OPTIONS=json_format.MessageToJson(
+                   self._provision_info.provision_info.pipeline_options))
+    if self._worker_id:
+      env["WORKER_ID"] = self._worker_id
+    return env
 
 
 def worker_pid(worker_id: str):
@@ -192,7 +286,8 @@ class LocalRunner(PipelineRunner):
     # Beam keeps one handler class per environment kind, process-wide: ours
     # is Beam's own plus the watch for dead workers.
     worker_handlers.WorkerHandler.register_environment(
-        python_urns.SUBPROCESS_SDK, bytes)(_WatchedSubprocessWorkerHandler)
+        python_urns.SUBPROCESS_SDK, bytes)(_worker_handlers(
+            options.view_as(DirectOptions).direct_num_workers))
     # Workers get the pipeline options through the provision info (S3
     # settings, for one, are read from there).
     provision = beam_provision_api_pb2.ProvisionInfo(
@@ -210,6 +305,7 @@ class LocalRunner(PipelineRunner):
         raise RuntimeError(_WatchedSubprocessWorkerHandler.deaths[0]) from e
       raise
     finally:
+      prestart.discard()  # the workers this run did not use
       shutil.rmtree(os.environ[PID_DIR_ENV], ignore_errors=True)
       if saved is None:
         del os.environ[PID_DIR_ENV]

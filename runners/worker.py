@@ -5,16 +5,25 @@ command does, then ends at once: the FnApiRunner waits for each worker
 process to end, one after the other, and the interpreter's teardown took
 half a second per worker (runners/direct.py). A harness that fails raises,
 and the process exits non-zero with the traceback as before.
+
+With ``--prestarted`` (runners/prestart.py) the process is started with the
+launcher: it ignores SIGINT (as Beam's worker command line has it do),
+imports Beam and the stages every job runs, then waits for the launcher to
+hand it the harness's environment, and ends at once if none comes.
 """
 
-import ctypes
 import logging
 import os
 import signal
 import sys
 
+from runners import prestart
+
 # pylint: disable=wrong-import-position
 if __name__ == "__main__":  # the program, not a module imported by another
+  if prestart.PRESTART_FLAG in sys.argv[1:]:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prestart.end_with_the_launcher()
   from runners import lean_beam
   lean_beam.import_beam()
 
@@ -53,28 +62,39 @@ def _one_line_records(make_record):
   return make
 
 
-def _end_with_the_launcher() -> None:
-  """Asks Linux to SIGKILL this worker when the thread that started it
-  ends (``PR_SET_PDEATHSIG``): a launcher killed with SIGKILL left its
-  workers running for minutes. A no-op where ``prctl`` is missing."""
-  try:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-  except (AttributeError, OSError):
-    return
-  if os.getppid() == 1:  # the launcher was already gone
-    os._exit(1)  # pylint: disable=protected-access
+# The stages' modules a worker of every job unpickles its DoFns from: a
+# prestarted worker imports them while it waits.
+STAGE_MODULES = ("transforms.reading", "transforms.sentences",
+                 "transforms.tokenization", "transforms.instances",
+                 "transforms.masking", "transforms.examples",
+                 "transforms.pool_files", "transforms.shards")
+
+
+def _wait_for_the_launcher() -> None:
+  """A prestarted worker: imports ``STAGE_MODULES``, then takes the
+  environment the launcher hands over, or exits when none comes."""
+  for module in STAGE_MODULES:
+    __import__(module)
+  collect_less()
+  env = prestart.wait_for_job()
+  if env is None:
+    exit_now(0)
+  os.environ.update(env)
 
 
 def main() -> None:
-  _end_with_the_launcher()
+  prestart.end_with_the_launcher()
+  prestarted = prestart.PRESTART_FLAG in sys.argv[1:]
+  if prestarted:
+    _wait_for_the_launcher()
   write_worker_pid()
   if not os.environ.get(DEBUG_LOGS_ENV):
     logging.setLogRecordFactory(_one_line_records(
         logging.getLogRecordFactory()))
     for name in EXPECTED_WARNINGS:
       logging.getLogger(name).setLevel(logging.ERROR)
-  collect_less()
+  if not prestarted:
+    collect_less()
   sdk_worker_main.main(sys.argv)
   # The last second of the live progress tally, which the launcher reads
   # once more when the job is done.

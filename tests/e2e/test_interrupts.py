@@ -13,6 +13,7 @@ import random
 import signal
 import time
 
+import psutil
 import pytest
 
 from pipelines import interrupts
@@ -145,16 +146,24 @@ def test_workers_end_with_a_killed_launcher(corpus, tmp_path):
   """SIGKILL to the launcher alone (an OOM kill): its DirectRunner workers
   end with it (they ran on, orphaned, for minutes)."""
   out = str(tmp_path / "out")
-  launcher, at_work = [], []
+  launcher = []
 
   def workers_at_work():
-    """Half a second after the launcher has its two workers."""
-    if not at_work and len(interrupts.descendants(launcher[0])) >= 2:
-      at_work.append(time.monotonic())
-    return bool(at_work) and time.monotonic() - at_work[0] >= 0.5
+    """The launcher's two worker processes are in the job: each holds a
+    connection to it (a prestarted worker has none until its job comes,
+    runners/prestart.py)."""
+    connected = 0
+    for pid in interrupts.descendants(launcher[0]):
+      try:
+        connected += any(c.status == psutil.CONN_ESTABLISHED
+                         for c in psutil.Process(pid).net_connections())
+      except psutil.Error:
+        pass
+    return connected >= 2
 
+  # Three workers: two worker processes and the launcher (runners/direct.py).
   run = stop_cli_when(["--output=" + out, "--input=" + ",".join(corpus),
-                       "--direct_num_workers=2", "--dupe_factor=3"],
+                       "--direct_num_workers=3", "--dupe_factor=3"],
                       workers_at_work, signal.SIGKILL, str(tmp_path / "log"),
                       timeout=120, poll=0.05, to_group=False, grace=10,
                       on_start=launcher.append)

@@ -4,8 +4,12 @@ with TensorFlow, determinism across workers, and every refused input."""
 import gzip
 import json
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
+import psutil
 import pytest
 
 from tests.helpers import (REPO, VOCAB, assert_refused, digest,
@@ -127,6 +131,40 @@ def test_same_examples_whatever_the_workers_order_and_shards(corpus, baseline,
   with gzip.open(files[0]) as f:
     f.read(16)
   assert digest(read_examples(reordered)) == digest(read_examples(baseline))
+
+
+def test_workers_are_the_launcher_and_the_processes_it_started_first(
+    corpus, baseline, tmp_path):
+  """--direct_num_workers=3: the launcher is one worker, and the two worker
+  processes are the ones it started as it began (runners/prestart.py),
+  handed their job: no other process is started, and the examples are the
+  baseline's."""
+  out = str(tmp_path / "three")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "pipelines.mlm", "--input=" + ",".join(corpus),
+       "--output=" + out, "--dupe_factor=3", "--direct_num_workers=3",
+       "--quiet"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  seen = {}
+  try:
+    launcher = psutil.Process(proc.pid)
+    while proc.poll() is None:
+      try:
+        for child in launcher.children(recursive=True):
+          seen.setdefault(child.pid, child.cmdline())
+      except psutil.Error:
+        pass
+      time.sleep(0.01)
+    stderr = proc.stderr.read()
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+    proc.wait()
+  assert proc.returncode == 0, stderr
+  assert len(seen) == 2, seen
+  assert all(cmdline[-3:] == ["-m", "runners.worker", "--prestarted"]
+             for cmdline in seen.values()), seen
+  assert digest(read_examples(out)) == digest(read_examples(baseline))
 
 
 def test_pools_through_a_groupbykey_give_the_same_examples(corpus, baseline,
