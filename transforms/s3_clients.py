@@ -18,7 +18,10 @@ per wrapper, as before. Every DoFn that reads or writes files calls it in
 ``setup()``, and the launcher before the job; calling it again does nothing.
 """
 
+import importlib
+import sys
 import threading
+import types
 from typing import Dict, Tuple
 
 from apache_beam.options import pipeline_options
@@ -26,6 +29,8 @@ from apache_beam.options import pipeline_options
 _FIELDS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token",
            "s3_endpoint_url", "s3_region_name", "s3_api_version",
            "s3_verify", "s3_disable_ssl")
+_CLIENT_MODULE = "apache_beam.io.aws.clients.s3.boto3_client"
+_S3IO_MODULE = "apache_beam.io.aws.s3io"
 _lock = threading.Lock()
 _installed = False
 
@@ -44,10 +49,20 @@ def settings_key(options) -> Tuple:
 
 def share_s3_clients() -> bool:
   """Installs the shared client into Beam's S3 filesystem; returns False
-  where Beam's AWS extra (boto3) is not installed."""
+  where Beam's AWS extra (boto3) is not installed. Where Beam's S3 IO
+  imports its boto3 wrapper on first use (runners/lean_beam.py), boto3 is
+  not imported here either: the wrapper is shared once it is imported."""
   global _installed  # pylint: disable=global-statement
   with _lock:
     if _installed:
+      return True
+    s3io = sys.modules.get(_S3IO_MODULE)
+    if (_CLIENT_MODULE not in sys.modules and s3io is not None
+        and getattr(s3io, "BOTO3_INSTALLED", False)
+        and not isinstance(getattr(s3io, "boto3_client", None),
+                           types.ModuleType)):
+      s3io.boto3_client = _SharedOnFirstUse(s3io)
+      _installed = True
       return True
     try:
       from apache_beam.io.aws.clients.s3 import boto3_client  # pylint: disable=import-outside-toplevel
@@ -55,9 +70,31 @@ def share_s3_clients() -> bool:
       return False
     if boto3_client.boto3 is None:
       return False
-    boto3_client.Client = _shared_client_class(boto3_client.Client)
+    _share(boto3_client)
     _installed = True
     return True
+
+
+def _share(module) -> None:
+  """Makes Beam's boto3 wrapper class in ``module`` share its clients."""
+  if not getattr(module.Client, "shared_clients", None):
+    module.Client = _shared_client_class(module.Client)
+
+
+class _SharedOnFirstUse:
+  """Stands for Beam's boto3 wrapper module in its S3 IO (``s3io``) until
+  an ``s3://`` path needs it: then imports it, shares its clients and puts
+  the module in its place."""
+
+  def __init__(self, s3io):
+    self._s3io = s3io
+
+  def __getattr__(self, name):
+    module = importlib.import_module(_CLIENT_MODULE)
+    with _lock:
+      _share(module)
+      self._s3io.boto3_client = module
+    return getattr(module, name)
 
 
 def _shared_client_class(base):

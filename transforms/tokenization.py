@@ -110,13 +110,26 @@ class Vocabulary:
                if not (t.startswith("[") and t.endswith("]")))
 
 
+# The extensions smart_open (9.x) decompresses as it reads.
+SMART_OPEN_COMPRESSED = (".gz", ".bz2", ".zst", ".xz", ".lz4")
+
+
 def read_bytes(path: str, s3_client_kwargs: Optional[dict] = None) -> bytes:
   """Reads a (small) file from a local path, s3:// or https://.
 
   ``s3_client_kwargs`` configure the boto3 client for s3:// (endpoint,
   region, credentials); by default boto3's own chain decides. Raises
-  VocabularyError naming the file.
+  VocabularyError naming the file. A local file that is not compressed
+  (no extension of ``SMART_OPEN_COMPRESSED``) is read with ``open``, as
+  smart_open would: importing smart_open, with the clients of every store
+  it supports, took 0.04-0.05 CPU s of each process's start.
   """
+  if "://" not in path and not path.lower().endswith(SMART_OPEN_COMPRESSED):
+    try:
+      with open(os.path.expanduser(path), "rb") as f:
+        return f.read()
+    except OSError as e:
+      raise VocabularyError("cannot read %s: %s" % (path, _short(e))) from None
   import smart_open  # pylint: disable=import-outside-toplevel
   transport_params = None
   if path.startswith("s3://") and s3_client_kwargs:

@@ -137,3 +137,27 @@ def test_the_import_logs_none_of_the_warnings_it_causes():
                         check=False)
   assert "Could not find a compatible bson package" in done.stderr, (
       "the control: hidden without the filter, Beam warns")
+
+
+def test_boto3_is_imported_at_the_first_s3_path_and_clients_are_shared():
+  """Beam's S3 IO gets its boto3 wrapper on first use: the launcher's
+  ``share_s3_clients()`` imports nothing, and the first ``S3IO`` imports it
+  with its clients shared (transforms/s3_clients.py). No server is needed:
+  boto3 connects only on a request."""
+  printed = _run("""
+      import sys
+      from runners import lean_beam
+      lean_beam.import_beam()
+      print("boto3" in sys.modules)
+      from transforms import s3_clients
+      print(s3_clients.share_s3_clients(), "boto3" in sys.modules)
+      from apache_beam.io.aws import s3io
+      from apache_beam.options.pipeline_options import PipelineOptions
+      options = PipelineOptions(["--s3_endpoint_url=http://127.0.0.1:9",
+                                 "--s3_region_name=us-east-1"])
+      first, second = s3io.S3IO(options=options), s3io.S3IO(options=options)
+      print("boto3" in sys.modules, type(first.client).__name__,
+            first.client.client is second.client.client)
+      """, quiet=True)
+  assert printed.split() == ["False", "True", "False", "True",
+                             "SharedClient", "True"]

@@ -5,6 +5,7 @@ tokenizers' BERT configuration differs, the vocabulary and tokenizer.json
 files, and batch tokenization of documents."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -373,6 +374,30 @@ def test_vocabulary_over_http(tmp_path):
   finally:
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.parametrize("name", ["vocab.txt", "vocab.txt.gz",
+                                  "vocab.txt.bz2", "vocab.TXT.GZ"])
+def test_local_files_read_as_smart_open_reads_them(tmp_path, monkeypatch,
+                                                   name):
+  """A plain local file is read with open(), a compressed one through
+  smart_open: the bytes are smart_open's either way, "~" expanded too."""
+  import bz2
+  import gzip
+  import smart_open
+  raw = open(VOCAB, "rb").read()
+  path = tmp_path / name
+  packed = {".gz": gzip.compress, ".bz2": bz2.compress}.get(
+      os.path.splitext(name.lower())[1], lambda b: b)
+  path.write_bytes(packed(raw))
+  with smart_open.open(str(path), "rb") as f:
+    assert f.read() == raw
+  assert tokenization.read_bytes(str(path)) == raw
+  monkeypatch.setenv("HOME", str(tmp_path))
+  assert tokenization.read_bytes("~/" + name) == raw
+  for bad in (tmp_path / "missing.txt", tmp_path):
+    with pytest.raises(tokenization.VocabularyError, match="cannot read"):
+      tokenization.read_bytes(str(bad))
 
 
 def _with_normalizer(normalizer):
