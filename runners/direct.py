@@ -9,7 +9,7 @@
 * ``--direct_num_workers=N`` (N > 1) without ``--direct_running_mode``:
   ``multi_processing``. Beam's default mode, ``in_memory``, runs the workers
   as threads of one Python process, which the GIL serializes.
-* In ``multi_processing`` mode with N workers, N - 1 are worker processes
+* In ``multi_processing`` mode with N > 1 workers, N - 1 are worker processes
   and the launcher itself is the N-th (``_worker_handlers``).
 * In ``multi_processing`` mode the worker processes run ``runners.worker``:
   Beam's SDK harness, then an exit that skips the interpreter's teardown.
@@ -30,8 +30,8 @@
   opens, and a worker process still running ``STOP_GRACE_SECONDS`` after
   it was told to stop is killed (each worker writes its pid into a folder
   of the run, ``PID_DIR_ENV``): Beam would wait for it forever.
-* A worker the launcher started as it began (runners/prestart.py) and that
-  is waiting, imports done, is used before a new process is started.
+* A worker process the launcher started as it began (runners/prestart.py)
+  and that is still waiting is used before a new process is started.
 """
 
 import gc
@@ -141,6 +141,12 @@ class _WatchedSubprocessWorkerHandler(
     super().stop_worker()
 
 
+# The options of Beam's own logging server for a worker process
+# (``local_job_service.SubprocessSdkWorker``, Beam 2.77).
+LOGGING_SERVER_OPTIONS = (("grpc.http2.max_pings_without_data", 0),
+                          ("grpc.http2.max_ping_strikes", 0))
+
+
 def _worker_handlers(workers: int):
   """The constructor of the worker handlers of a ``multi_processing`` run
   of ``workers`` workers, for ``WorkerHandler.register_environment``: the
@@ -155,11 +161,19 @@ def _worker_handlers(workers: int):
   11.7-11.8 s with the launcher as a worker against 12.2-12.4 s without).
   The in-process worker is the last one made: the FnApiRunner builds each
   stage's descriptor from the first handler's data and state addresses,
-  which a worker process needs and the in-process worker ignores."""
+  which a worker process needs and the in-process worker ignores. With
+  ``workers`` 1 (``multi_processing`` asked for one worker) the one worker
+  is a process, as asked.
+
+  The trade-off: the launcher's share of each stage runs in the launcher,
+  as the whole job does with one worker, so a crash there (a segfault, an
+  OOM kill) ends the launcher itself, and its peak memory holds one
+  worker's too (the job's total is lower: 418 MB against 642 MB for two
+  workers at 200 MB, docs/benchmarks/compare_200mb.md)."""
   made = itertools.count(1)
 
   def create(payload, state, provision_info, grpc_server):
-    if next(made) == workers:
+    if next(made) == workers and workers > 1:
       # pylint: disable=protected-access
       manager = grpc_server.control_handler._worker_manager
       return worker_handlers.EmbeddedWorkerHandler(None, state,
@@ -180,14 +194,18 @@ class _SdkWorkerProcess(local_job_service.SubprocessSdkWorker):
     if process is None:
       super().run()
       return
-    # The worker sends its log records to a server of its own, as Beam's
-    # workers do; they become the launcher's "Worker: ..." log lines.
-    logs = grpc.server(thread_pool_executor.shared_unbounded_instance())
-    port = logs.add_insecure_port("localhost:0")
-    beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(
-        local_job_service.BeamFnLoggingServicer(), logs)
-    logs.start()
+    logs = None
     try:
+      # The worker sends its log records to a server of its own, as Beam's
+      # workers do (with Beam's settings: the worker's channels ping every
+      # 20 s, which gRPC's defaults would answer with a GOAWAY); they
+      # become the launcher's "Worker: ..." log lines.
+      logs = grpc.server(thread_pool_executor.shared_unbounded_instance(),
+                         options=LOGGING_SERVER_OPTIONS)
+      port = logs.add_insecure_port("localhost:0")
+      beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(
+          local_job_service.BeamFnLoggingServicer(), logs)
+      logs.start()
       try:
         prestart.hand_over(process, self.environment("localhost:%d" % port))
       except OSError:  # it ended while it waited: start one as Beam does
@@ -199,10 +217,13 @@ class _SdkWorkerProcess(local_job_service.SubprocessSdkWorker):
         raise RuntimeError(
             "Worker subprocess exited with return code %s" % code)
     finally:
+      if process.stdin and not process.stdin.closed:
+        process.stdin.close()
       if process.poll() is None:
         process.kill()
         process.wait()
-      logs.stop(0)
+      if logs is not None:
+        logs.stop(0)
 
   def environment(self, logging_address: str) -> Dict[str, str]:
     """What Beam's harness reads from its environment: where the control

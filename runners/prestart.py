@@ -19,10 +19,19 @@ with (``hand_over``: the environment, with the control and logging
 addresses, the pipeline options and the worker id); without one it starts
 a process as Beam does.
 
-A waiting process ends by itself when the launcher does: its standard input
-is a pipe from the launcher, whose end of it closes when the launcher exits
-or calls ``discard()`` (then the worker reads end-of-file), and Linux kills
-it when the launcher's main thread ends (``end_with_the_launcher``).
+A waiting process ends with the launcher: its standard input is a pipe
+from the launcher, whose end of it closes when the launcher exits (the
+worker then reads end-of-file), and Linux kills it when the launcher's main
+thread ends (``end_with_the_launcher``). The runner kills those it did not
+use (``discard``).
+
+A waiting process has imported the stages' modules before it gets the
+environment the launcher hands over: what a module reads from the
+environment as it is imported is the launcher's environment as the
+launcher began (``MLM_NUMPY_ONLY``, read by ``transforms.kernels``, is one;
+the launcher never changes it). The handed-over environment replaces the
+rest: variables the launcher has since removed are removed, those a
+module of the worker set as it was imported stay (``apply_environment``).
 
 This module imports nothing from Beam: the launcher calls it first.
 """
@@ -81,12 +90,24 @@ def wanted_processes(argv: Sequence[str]) -> int:
 
 
 def start(count: int) -> None:
-  """Starts ``count`` worker processes that wait for their job."""
-  with _lock:
-    for _ in range(count):
-      _waiting.append(subprocess.Popen(
-          [sys.executable, "-m", WORKER_MODULE, PRESTART_FLAG],
-          stdin=subprocess.PIPE))
+  """Starts ``count`` worker processes that wait for their job. Call it
+  from the main thread: the processes start with SIGINT ignored (as Beam's
+  worker command line has them, ``trap '' INT``), set so in this process
+  for the moment it starts them, and Linux ends them with the thread that
+  started them (``end_with_the_launcher``)."""
+  if count <= 0:
+    return
+  # An ignored signal stays ignored across exec: a Ctrl-C in the worker's
+  # first instants, before its own code runs, leaves no traceback.
+  previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:
+    with _lock:
+      for _ in range(count):
+        _waiting.append(subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, PRESTART_FLAG],
+            stdin=subprocess.PIPE))
+  finally:
+    signal.signal(signal.SIGINT, previous)
 
 
 def take() -> Optional[subprocess.Popen]:
@@ -112,19 +133,16 @@ def hand_over(process: subprocess.Popen, env: Dict[str, str]) -> None:
 
 
 def discard() -> None:
-  """Ends the processes still waiting (they read end-of-file and exit) and
-  reaps them."""
+  """Kills the processes still waiting (they hold nothing but their
+  imports) and reaps them."""
   with _lock:
     left = _waiting[:]
     del _waiting[:]
   for process in left:
     process.stdin.close()
+    process.kill()
   for process in left:
-    try:
-      process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-      process.kill()
-      process.wait()
+    process.wait()
 
 
 def wait_for_job(stream=None) -> Optional[Dict[str, str]]:
@@ -136,6 +154,17 @@ def wait_for_job(stream=None) -> Optional[Dict[str, str]]:
   if not line.strip():
     return None
   return json.loads(line.decode("utf-8"))
+
+
+def apply_environment(env: Dict[str, str], started_with: Dict[str, str]
+                      ) -> None:
+  """In a waiting worker given ``env``: ``os.environ`` becomes ``env``,
+  plus what this process's imports set that ``started_with`` (its
+  environment as it started) lacked."""
+  for name in list(os.environ):
+    if name not in env and name in started_with:
+      del os.environ[name]
+  os.environ.update(env)
 
 
 def end_with_the_launcher() -> None:

@@ -19,10 +19,14 @@ import sys
 
 from runners import prestart
 
+# The environment as the process started, before Beam's and the stages'
+# imports (prestart.apply_environment).
+STARTED_WITH = dict(os.environ)
+
 # pylint: disable=wrong-import-position
 if __name__ == "__main__":  # the program, not a module imported by another
   if prestart.PRESTART_FLAG in sys.argv[1:]:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so, from start()
     prestart.end_with_the_launcher()
   from runners import lean_beam
   lean_beam.import_beam()
@@ -79,7 +83,7 @@ def _wait_for_the_launcher() -> None:
   env = prestart.wait_for_job()
   if env is None:
     exit_now(0)
-  os.environ.update(env)
+  prestart.apply_environment(env, STARTED_WITH)
 
 
 def main() -> None:

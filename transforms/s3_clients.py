@@ -77,7 +77,7 @@ def share_s3_clients() -> bool:
 
 def _share(module) -> None:
   """Makes Beam's boto3 wrapper class in ``module`` share its clients."""
-  if not getattr(module.Client, "shared_clients", None):
+  if getattr(module.Client, "shared_clients", None) is None:
     module.Client = _shared_client_class(module.Client)
 
 

@@ -100,10 +100,10 @@ def test_killed_run_leaves_nothing_complete_and_rerun_cleans_up(
   assert digest(read_examples(out)) == clean_digest
 
 
-# When a worker is killed: as soon as it starts (before it connects to the
-# runner; a worker the launcher started early and that still waits for its
-# job is replaced instead, with a warning), while it reads an input file (a bundle of the first stage), while
-# it writes an output shard (a bundle of the last stage).
+# When a worker is killed: as soon as it starts (before it has its job: the
+# launcher replaces it, with a warning), while it reads an input file (a
+# bundle of the first stage), while it writes an output shard (a bundle of
+# the last stage).
 KILL_MOMENTS = ("starting", "reading", "writing")
 
 
@@ -112,7 +112,8 @@ def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
                                              moment):
   """A worker killed in the middle of the job fails it within seconds with
   one error line: no hang, no summary.json, nothing left running, and a
-  rerun gives the clean examples.
+  rerun gives the clean examples. One killed before it has its job is
+  replaced, and the job completes.
 
   Deterministic: the worker is frozen (SIGSTOP) at the moment named, the
   moment is checked again on the frozen process, then it is killed."""
@@ -133,7 +134,10 @@ def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
         return any(f.startswith(os.path.realpath(out) + os.sep)
                    and os.sep + "_pools" + os.sep not in f
                    and not f.endswith("_INCOMPLETE") for f in files)
-      return True
+      # Starting: started with the launcher, and not connected to it yet.
+      return ("--prestarted" in p.cmdline()
+              and not any(c.status == psutil.CONN_ESTABLISHED
+                          for c in p.net_connections()))
 
     def freeze_worker_at_moment():
       """A worker frozen at the moment, or None (none is there yet)."""
@@ -168,9 +172,12 @@ def test_killed_worker_process_fails_clearly(corpus, clean_digest, tmp_path,
     took = time.time() - killed_at
     with open(str(tmp_path / "log")) as f:
       stderr = f.read()
-    if moment == "starting" and "in its place" in stderr:
-      # Killed while it waited for its job (runners/prestart.py): the
-      # launcher said so and started another worker, and the job is whole.
+    if moment == "starting":
+      # The worker seen first is the one the launcher started as it began
+      # (runners/prestart.py), killed long before the launcher is ready to
+      # hand it its job: the launcher says so, starts another in its place,
+      # and the job is whole.
+      assert "in its place" in stderr, stderr[-3000:]
       assert proc.returncode == 0, stderr[-3000:]
       assert "summary.json" in os.listdir(out)
       assert digest(read_examples(out)) == clean_digest

@@ -140,27 +140,30 @@ def test_workers_are_the_launcher_and_the_processes_it_started_first(
   handed their job: no other process is started, and the examples are the
   baseline's."""
   out = str(tmp_path / "three")
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "pipelines.mlm", "--input=" + ",".join(corpus),
-       "--output=" + out, "--dupe_factor=3", "--direct_num_workers=3",
-       "--quiet"], cwd=REPO, stderr=subprocess.PIPE, text=True,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  seen = {}
+  log = tmp_path / "log"
+  with open(log, "w") as stderr:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.mlm", "--input=" + ",".join(corpus),
+         "--output=" + out, "--dupe_factor=3", "--direct_num_workers=3",
+         "--quiet"], cwd=REPO, stderr=stderr,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  seen = {}  # pid -> its command line, as last seen (after its exec)
   try:
     launcher = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 300
     while proc.poll() is None:
+      assert time.monotonic() < deadline, "the job did not end"
       try:
         for child in launcher.children(recursive=True):
-          seen.setdefault(child.pid, child.cmdline())
+          seen[child.pid] = child.cmdline()
       except psutil.Error:
         pass
       time.sleep(0.01)
-    stderr = proc.stderr.read()
   finally:
     if proc.poll() is None:
       proc.kill()
     proc.wait()
-  assert proc.returncode == 0, stderr
+  assert proc.returncode == 0, log.read_text()
   assert len(seen) == 2, seen
   assert all(cmdline[-3:] == ["-m", "runners.worker", "--prestarted"]
              for cmdline in seen.values()), seen

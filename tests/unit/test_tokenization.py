@@ -400,6 +400,20 @@ def test_local_files_read_as_smart_open_reads_them(tmp_path, monkeypatch,
       tokenization.read_bytes(str(bad))
 
 
+def test_a_local_vocabulary_is_read_without_importing_smart_open():
+  import subprocess
+  import sys
+  from tests.helpers import REPO
+  done = subprocess.run(
+      [sys.executable, "-c",
+       "import sys\n"
+       "from transforms import tokenization\n"
+       "tokenization.load_tokenizer(vocab_file=%r)\n"
+       "print('smart_open' in sys.modules)\n" % VOCAB],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+  assert done.stdout.split() == ["False"], done.stderr
+
+
 def _with_normalizer(normalizer):
   from tokenizers import Tokenizer, models
   tokenizer = Tokenizer(models.WordPiece({"[UNK]": 0, "a": 1},
