@@ -244,6 +244,7 @@ README_MARK = "compare"  # the README's section (--readme)
 TARGET_CPU_EFFICIENCY = 30.0  # one worker, per CPU-second, vs the reference
 TARGET_PEAK_RSS_MB = 272  # one worker at 20 MB; at most this
 TARGET_TWO_WORKERS = 1.8  # two workers' wall time against one's, at 200 MB
+TWO_WORKERS_TARGET_MB = 200
 TARGET_MODE_COST = 1.3  # each mode's CPU seconds against BERT's
 
 
@@ -287,8 +288,10 @@ def _met(value: float, target: float) -> str:
   return "met" if value >= target else "not met"
 
 
-def verdict(rows) -> List[str]:
-  """The worker-count table read against the targets, a sentence each."""
+def verdict(rows, mb: float = 200.0) -> List[str]:
+  """The worker-count table read against the targets, a sentence each.
+  ``mb``: the corpus's size; the two-worker target is for 200 MB, and a
+  smaller corpus's speed-up is only reported."""
   ref = next((r for r in rows if r["name"] == "reference"), None)
   tok = next((r for r in rows if r["name"] == "tokenizer"), None)
   pipe = {r["workers"]: r for r in rows if r["name"] == "pipeline"}
@@ -311,11 +314,17 @@ def verdict(rows) -> List[str]:
         % (pipe[1]["cpu_s"] / tok["cpu_s"]))
   if 1 in pipe and 2 in pipe:
     speed_up = pipe[1]["wall_s"] / pipe[2]["wall_s"]
-    lines.append(
-        "- Two workers against one, wall time: %.2fx (target %.1fx at 200 "
-        "MB: %s; a fixed start of a few seconds cannot be shared, so small "
-        "corpora fall short of it)." % (speed_up, TARGET_TWO_WORKERS,
-                                        _met(speed_up, TARGET_TWO_WORKERS)))
+    if mb >= TWO_WORKERS_TARGET_MB * 0.95:
+      lines.append(
+          "- Two workers against one, wall time: %.2fx (target %.1fx at %d "
+          "MB: %s)." % (speed_up, TARGET_TWO_WORKERS, TWO_WORKERS_TARGET_MB,
+                        _met(speed_up, TARGET_TWO_WORKERS)))
+    else:
+      lines.append(
+          "- Two workers against one, wall time: %.2fx. The %.1fx target is "
+          "for %d MB (docs/benchmarks/compare_200mb.md): on %.0f MB the "
+          "fixed start, which two workers cannot share, weighs more."
+          % (speed_up, TARGET_TWO_WORKERS, TWO_WORKERS_TARGET_MB, mb))
   return lines
 
 
@@ -465,7 +474,7 @@ def main(argv=None):
     report += ["CPU s per round: " + "; ".join(
         "%s, %d worker(s) %s" % (row["name"], row["workers"], ", ".join(
             "%.1f" % c for c in row["cpu_s_all"])) for row in rows), ""]
-  report += verdict(rows) + ["", WORKERS_MEANING]
+  report += verdict(rows, mb) + ["", WORKERS_MEANING]
   print()
   print("\n".join(report))
   _write_page(args, argv, "compare.md",
@@ -473,7 +482,8 @@ def main(argv=None):
   if args.readme:
     provenance.write_readme_section(
         README_MARK, sys.argv[1:] if argv is None else argv,
-        [setting(corpus, mb, args), "", table(rows, mb), ""] + verdict(rows))
+        [setting(corpus, mb, args), "", table(rows, mb), ""]
+        + verdict(rows, mb))
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"corpus_mb": mb, "rows": rows}, f, indent=2)
