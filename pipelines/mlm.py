@@ -81,7 +81,8 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
           s3_client_kwargs: Optional[dict] = None,
           pool_dir: Optional[str] = None,
           reuse: Optional[resume.ResumePlan] = None,
-          plan: Optional[languages.LanguagePlan] = None):
+          plan: Optional[languages.LanguagePlan] = None,
+          spread: bool = True):
   """Wires the stages; returns the PCollection of written shard names.
   ``matched``: the input as ``check`` matched it (matched here from
   ``--input`` if not given). ``pool_dir``: gather the pools through files
@@ -90,7 +91,9 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
   ``reuse``: what a stopped run finished
   (pipelines/resume.py), with ``pool_dir`` its pool directory: a reused
   spilled stage replaces the stages up to the pools, and the pool groups
-  whose shards are written are skipped."""
+  whose shards are written are skipped. ``spread=False``: the graph of a
+  job with one worker (``runners.direct.one_worker``), without the
+  Reshuffles that only spread the work over workers."""
   if matched is None:
     matched = match_input(input_patterns(opts))
   if plan is None:
@@ -102,12 +105,14 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
       raise ValueError("--output_format=megatron needs a pool directory")
     if reused:
       grouped = _reused_stages(pipeline, opts, pool_dir, matched, reuse,
-                               megatron.documents_for_pool)
+                               megatron.documents_for_pool, spread)
     else:
-      grouped = (_tokenized(pipeline, opts, s3_client_kwargs, matched)
+      grouped = (_tokenized(pipeline, opts, s3_client_kwargs, matched,
+                            spread)
                  | "PoolDocuments" >> megatron.PoolDocuments(
                      seed=opts.random_seed,
-                     pool_size=opts.random_next_pool_size, pool_dir=pool_dir))
+                     pool_size=opts.random_next_pool_size, pool_dir=pool_dir,
+                     spread=spread))
     return grouped | "WriteMegatron" >> megatron.WriteMegatron(
         opts.output, packing=opts.packing, vocab_size=vocab.size,
         pool_dir=pool_dir, done_dir=done_dir,
@@ -118,10 +123,10 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
     batches = _reused_stages(
         pipeline, opts, pool_dir, matched, reuse,
         pool_builder(instance_params(opts, layout.pair_separators, plan),
-                     layout))
+                     layout), spread)
   else:
     batches = _first_stages(pipeline, opts, vocab, s3_client_kwargs,
-                            pool_dir, matched, plan)
+                            pool_dir, matched, plan, spread)
   masked = batches | "MaskTokens" >> MaskTokens(
       masking_params(opts), vocab_size=vocab.size, mask_id=vocab.mask_id,
       is_continuation=vocab.is_continuation,
@@ -142,23 +147,24 @@ def build(pipeline: beam.Pipeline, opts: MlmOptions, vocab: Vocabulary,
 
 
 def _first_stages(pipeline, opts, vocab, s3_client_kwargs, pool_dir,
-                  matched: MatchedInput, plan):
+                  matched: MatchedInput, plan, spread: bool):
   """Input files → instance batches: read, split, tokenize, pool."""
-  tokenized = _tokenized(pipeline, opts, s3_client_kwargs, matched)
+  tokenized = _tokenized(pipeline, opts, s3_client_kwargs, matched, spread)
   layout = sequence_layout(vocab)
   return tokenized | "CreateInstances" >> CreateInstances(
       instance_params(opts, layout.pair_separators, plan), layout=layout,
-      pool_size=opts.random_next_pool_size, pool_dir=pool_dir)
+      pool_size=opts.random_next_pool_size, pool_dir=pool_dir, spread=spread)
 
 
-def _tokenized(pipeline, opts, s3_client_kwargs, matched: MatchedInput):
+def _tokenized(pipeline, opts, s3_client_kwargs, matched: MatchedInput,
+               spread: bool):
   """Input files → tokenized documents: read, split, tokenize; what cannot
   be used is written to ``_rejected/``."""
   docs, read_rejects = pipeline | "ReadDocuments" >> ReadDocuments(
       matched, input_format=opts.input_format,
       text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
       max_doc_bytes=opts.max_document_bytes,
-      language_field=opts.language_field)
+      language_field=opts.language_field, spread=spread)
   docs, split_rejects = docs | "SplitSentences" >> SplitSentences(
       opts.input_format)
   tokenized, tokenize_rejects = docs | "Tokenize" >> Tokenize(
@@ -171,7 +177,7 @@ def _tokenized(pipeline, opts, s3_client_kwargs, matched: MatchedInput):
 
 
 def _reused_stages(pipeline, opts, pool_dir, matched: MatchedInput,
-                   reuse: resume.ResumePlan, build_pool):
+                   reuse: resume.ResumePlan, build_pool, spread: bool):
   """A stopped run's spill files → what ``build_pool`` makes of the pools
   of the groups it did not write (instance batches, or a Megatron run's
   documents), each group's between its ``GroupMark`` s; its records set
@@ -185,7 +191,7 @@ def _reused_stages(pipeline, opts, pool_dir, matched: MatchedInput,
           | "ReusedSpill" >> beam.Create(reuse.spilled)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
               build_pool, opts.random_next_pool_size, pool_dir,
-              frozenset(reuse.done)))
+              frozenset(reuse.done), spread=spread))
 
 
 def _help_parser() -> argparse.ArgumentParser:
@@ -493,7 +499,8 @@ def _count_languages(options, opts: MlmOptions, matched: MatchedInput
           matched, input_format=opts.input_format,
           text_field=opts.text_field, max_line_bytes=opts.max_line_bytes,
           max_doc_bytes=opts.max_document_bytes,
-          language_field=opts.language_field)
+          language_field=opts.language_field,
+          spread=not direct.one_worker(options))
       _ = (docs
            | "CountLanguageBytes" >> languages.CountLanguageBytes()
            | "Write" >> beam.Map(lambda sizes: cli.write_file(
@@ -534,7 +541,8 @@ def _run_pipeline(checked: Checked, started, pool_dir, reuse, watch,
     plan = language_plan(opts, matched)
   pipeline = beam.Pipeline(options=options)
   build(pipeline, opts, vocab, matched, s3_client_kwargs=s3_kwargs,
-        pool_dir=pool_dir, reuse=reuse, plan=plan)
+        pool_dir=pool_dir, reuse=reuse, plan=plan,
+        spread=not direct.one_worker(options))
   to_read = (matched.total_bytes
              - reuse.tally().counts.get("input_bytes", 0))
   try:

@@ -785,13 +785,16 @@ class CreateInstances(beam.PTransform):
   GroupByKey's input is dupe_factor copies of the tokenized corpus: the
   DirectRunner holds it in memory, and Beam 2.62's Flink runner holds a
   worker's share of it in the TaskManager's heap (docs/flink.md, "Memory on
-  Flink"); the files keep memory flat on both.
+  Flink"); the files keep memory flat on both. ``spread``: with the
+  files, redistribute the pool groups over the workers (as in
+  ``pool_files.InstancesFromSpill``; ``False`` for a job with one worker).
   """
 
   def __init__(self, params: InstanceParams, *, layout: SequenceLayout,
                pool_size: int = DEFAULT_POOL_SIZE,
-               pool_dir: Optional[str] = None):
+               pool_dir: Optional[str] = None, spread: bool = True):
     super().__init__()
+    self._spread = spread
     self._params = params
     self._build = pool_builder(params, layout)
     self._pool_size = pool_size
@@ -804,7 +807,7 @@ class CreateInstances(beam.PTransform):
     if self._pool_dir is not None:
       return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
           self._build, params.random_seed, passes, self._pool_size,
-          self._pool_dir)
+          self._pool_dir, spread=self._spread)
     # The pools' count from the number of document passes.
     total = (docs
              | "CountPasses" >> beam.Map(

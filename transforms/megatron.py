@@ -385,17 +385,21 @@ def _merge_once(unused_element, fragments, directory: str, prefix: str,
 class PoolDocuments(beam.PTransform):
   """Tokenized documents → each pool group's documents between its
   ``shards.GroupMark`` s (``documents_for_pool``), through pool files in
-  ``pool_dir``: one pass per document, ordered by ``seed``."""
+  ``pool_dir``: one pass per document, ordered by ``seed``. ``spread``: as
+  in ``pool_files.InstancesFromSpill``."""
 
-  def __init__(self, *, seed: int, pool_size: int, pool_dir: str):
+  def __init__(self, *, seed: int, pool_size: int, pool_dir: str,
+               spread: bool = True):
     super().__init__()
+    self._spread = spread
     self._seed = seed
     self._pool_size = pool_size
     self._pool_dir = pool_dir
 
   def expand(self, docs):
     return docs | "PoolFiles" >> pool_files.CreateInstancesFromFiles(
-        documents_for_pool, self._seed, 1, self._pool_size, self._pool_dir)
+        documents_for_pool, self._seed, 1, self._pool_size, self._pool_dir,
+        spread=self._spread)
 
 
 class WriteMegatron(beam.PTransform):

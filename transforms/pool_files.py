@@ -456,25 +456,29 @@ class SpillDocuments(beam.PTransform):
 class InstancesFromSpill(beam.PTransform):
   """``SpillFile`` s → instance batches (made by ``build``), each group's
   between its ``shards.GroupMark`` s; the groups in ``done`` are
-  skipped."""
+  skipped. ``spread``: redistribute the groups over the workers (a
+  Reshuffle; ``False`` for a job with one worker)."""
 
   def __init__(self, build: PoolBuilder, pool_size: int, directory: str,
-               done: AbstractSet[int] = frozenset()):
+               done: AbstractSet[int] = frozenset(), *, spread: bool = True):
     super().__init__()
     self._build = build
     self._pool_size = pool_size
     self._directory = directory
     self._done = done
+    self._spread = spread
 
   def expand(self, files):
-    return (
+    groups = (
         files.pipeline
         | "Start" >> beam.Impulse()
         | "GroupIds" >> beam.ParDo(
             _PlanGroups(self._directory, self._pool_size, self._done),
-            files=beam.pvalue.AsList(files))
-        # Spread the groups over the workers.
-        | "Spread" >> beam.Reshuffle()
+            files=beam.pvalue.AsList(files)))
+    if self._spread:
+      groups |= "Spread" >> beam.Reshuffle()
+    return (
+        groups
         | "ReadPools" >> beam.ParDo(
             _ReadPoolGroupDoFn(self._directory, self._build, self._pool_size),
             files=beam.pvalue.AsList(files)))
@@ -483,11 +487,13 @@ class InstancesFromSpill(beam.PTransform):
 class CreateInstancesFromFiles(beam.PTransform):
   """Tokenized documents → ``InstanceBatch`` es (and ``GroupMark`` s), the
   pools gathered through files in ``directory`` (any Beam filesystem; the
-  caller removes it): ``SpillDocuments``, then ``InstancesFromSpill``."""
+  caller removes it): ``SpillDocuments``, then ``InstancesFromSpill``
+  (``spread`` as there)."""
 
   def __init__(self, build: PoolBuilder, seed: int, passes: "Passes",
-               pool_size: int, directory: str):
+               pool_size: int, directory: str, *, spread: bool = True):
     super().__init__()
+    self._spread = spread
     self._build = build
     self._seed = seed
     self._passes = passes
@@ -498,4 +504,4 @@ class CreateInstancesFromFiles(beam.PTransform):
     files = docs | "SpillDocuments" >> SpillDocuments(
         self._directory, self._seed, self._passes)
     return files | InstancesFromSpill(self._build, self._pool_size,
-                                      self._directory)
+                                      self._directory, spread=self._spread)

@@ -789,6 +789,10 @@ class ReadDocuments(beam.PTransform):
   Args:
     source: the ``paths.MatchedInput`` to read, or ``--input`` patterns,
       then matched once here (``paths.match_input``).
+    spread: redistribute the file ranges over the workers (a Reshuffle).
+      ``False`` for a job with one worker, where it has nothing to spread
+      and its stages only lengthen the job's start
+      (``runners.direct.one_worker``).
   Raises ``paths.InputError`` (when matching) as ``match_files`` does.
   """
 
@@ -797,9 +801,10 @@ class ReadDocuments(beam.PTransform):
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
                desired_bundle_size: int = 1 << 20,
-               language_field: Optional[str] = None):
+               language_field: Optional[str] = None, spread: bool = True):
     super().__init__()
     self._language_field = language_field
+    self._spread = spread
     self._input = (source if isinstance(source, MatchedInput)
                    else match_input(source))
     self._format = input_format
@@ -820,10 +825,8 @@ class ReadDocuments(beam.PTransform):
         split_compressed=self._format in _OWN_SPLITTING))
     parsed = (
         pbegin
-        | "Ranges" >> beam.Create(ranges)
-        # Spreads the ranges over the workers (Create alone would give them
-        # to one).
-        | "Spread" >> beam.Reshuffle()
+        # Create's reshuffle spreads the ranges over the workers.
+        | "Ranges" >> beam.Create(ranges, reshuffle=self._spread)
         | "ReadRanges" >> beam.ParDo(_ReadRange(source_from_file))
         | "Parse" >> beam.ParDo(_ParseDocument(
             self._format, self._text_field,

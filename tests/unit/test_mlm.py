@@ -196,3 +196,45 @@ def test_collect_less_freezes_the_imports_and_raises_the_thresholds():
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
                        capture_output=True, text=True).stdout.split()
   assert out == ["True", "True"]
+
+
+@pytest.mark.parametrize("flags, one", [
+    ([], True),
+    (["--direct_num_workers=1"], True),
+    (["--direct_num_workers=2"], False),
+    (["--direct_num_workers=0"], False),  # one per core
+    (["--direct_num_workers=2", "--direct_running_mode=in_memory"], False),
+    (["--runner=FlinkRunner", "--flink_master=localhost:8081"], False),
+])
+def test_a_job_on_one_worker_is_built_without_spreading(flags, one,
+                                                         tmp_path):
+  """``direct.one_worker`` is true only for the DirectRunner's one worker,
+  and ``build(spread=…)`` follows it: the file ranges and the pool groups
+  go through one Reshuffle each (the ranges' Create's own, and
+  InstancesFromSpill's) with any other runner or count of workers, and
+  through none on one worker."""
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from pipelines import mlm  # pylint: disable=import-outside-toplevel
+  from pipelines.options import MlmOptions, resolve  # pylint: disable=import-outside-toplevel
+  from runners import direct  # pylint: disable=import-outside-toplevel
+  from runners.argv import given_options  # pylint: disable=import-outside-toplevel
+  from transforms.tokenization import load_tokenizer  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  argv = ["--input=" + os.path.join(SAMPLE_DIR, "*.txt"),
+          "--output=" + str(tmp_path / "out")] + flags
+  options = PipelineOptions(argv)
+  direct.apply_defaults(options, given_options(argv))
+  assert direct.one_worker(options) == one
+  opts = options.view_as(MlmOptions)
+  resolve(opts)
+  _, vocab = load_tokenizer(vocab_file=VOCAB)
+  pipeline = beam.Pipeline(runner=direct.LocalRunner())
+  mlm.build(pipeline, opts, vocab, pool_dir=str(tmp_path / "pools"),
+            spread=not direct.one_worker(options))
+  names = [t.unique_name for t in
+           pipeline.to_runner_api().components.transforms.values()
+           if t.unique_name.endswith("/Reshuffle")
+           or t.unique_name.endswith("/Spread")]
+  assert sorted(names) == ([] if one else [
+      "CreateInstances/PoolFiles/InstancesFromSpill/Spread",
+      "ReadDocuments/Ranges/MaybeReshuffle/Reshuffle"])
