@@ -398,7 +398,7 @@ class WriteMds(beam.PTransform):
         self._output_dir, self._cols, self._dtype, self._size_limit,
         self._compression, self._done_dir))
     return (batches.pipeline
-            | "Once" >> beam.Create([None])
+            | "Once" >> beam.Impulse()
             | "WriteIndex" >> beam.FlatMap(write_index,
                                            beam.pvalue.AsList(entries),
                                            self._output_dir, self._reused))

@@ -433,7 +433,7 @@ class WriteMegatron(beam.PTransform):
     fragments = grouped | "WriteFragments" >> beam.ParDo(_WriteFragmentsDoFn(
         fragment_dir, self._packing, self._dtype, self._done_dir))
     return (grouped.pipeline
-            | "Once" >> beam.Create([None])
+            | "Once" >> beam.Impulse()
             | "Merge" >> beam.FlatMap(_merge_once,
                                       beam.pvalue.AsList(fragments),
                                       fragment_dir, self._prefix,

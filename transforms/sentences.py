@@ -62,8 +62,12 @@ class SplitSentences(beam.PTransform):
 
   def expand(self, docs):
     if self._format == "lines":
-      # One sentence per line already.
-      return docs, docs.pipeline | "NoRejects" >> beam.Create([])
+      # One sentence per line already: no step to set anything aside (an
+      # empty Create would cost the job's start two steps, not one).
+      return docs, (docs.pipeline
+                    | "NoRejects" >> beam.Impulse()
+                    | "Nothing" >> beam.FlatMap(lambda _: ()).with_output_types(
+                        rejects.Rejected))
     split = docs | "Split" >> beam.ParDo(_SplitDoFn()).with_outputs(
         rejects.REJECTED, main="documents")
     return split.documents, split[rejects.REJECTED]

@@ -296,7 +296,7 @@ class WriteShards(beam.PTransform):
       names = pcoll | "WriteGroups" >> beam.ParDo(
           _WriteGroupsDoFn(sink, temp_dir, self._done_dir))
       return (pcoll.pipeline
-              | "Once" >> beam.Create([None])
+              | "Once" >> beam.Impulse()
               | "Finalize" >> beam.FlatMap(_remove_temp_dir, temp_dir,
                                            beam.pvalue.AsList(names)))
     if num_shards:
@@ -310,7 +310,7 @@ class WriteShards(beam.PTransform):
           _WriteBundleDoFn(sink, temp_dir))
     return (
         pcoll.pipeline
-        | "Once" >> beam.Create([None])
+        | "Once" >> beam.Impulse()
         | "Finalize" >> beam.FlatMap(_finalize, sink, temp_dir,
                                      beam.pvalue.AsList(names),
                                      self._min_shards, self._count_records))
