@@ -233,9 +233,12 @@ class BertTokenizer:
   def __init__(self, tokens: Sequence[str], do_lower_case: bool,
                fast: bool = True):
     from tokenizers import pre_tokenizers  # pylint: disable=import-outside-toplevel
-    self._tokens = list(tokens)
     self._lower = do_lower_case
-    self._wordpiece = _wordpiece(tokens)
+    self._wordpiece = build_tokenizer(tokens, do_lower_case)
+    # Written before the changes below: to_str's standard configuration.
+    self._json = self._wordpiece.to_str()
+    # The exact path normalizes in Python and splits at whitespace only.
+    self._wordpiece.normalizer = None
     self._wordpiece.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     self.fast_path = None
     self.fast_path_unavailable = (
@@ -243,7 +246,7 @@ class BertTokenizer:
         else "turned off (--fast_wordpiece=false)")
     if self.fast_path_unavailable is None:
       try:
-        self.fast_path = fast_wordpiece.FastWordPiece(self.to_str(),
+        self.fast_path = fast_wordpiece.FastWordPiece(self._json,
                                                       do_lower_case)
       except Exception as e:  # pylint: disable=broad-except
         # An alpha library: whatever stops it, the exact path still works.
@@ -308,8 +311,9 @@ class BertTokenizer:
 
   def to_str(self) -> str:
     """The standard ``tokenizers`` BERT configuration of this vocabulary as
-    ``tokenizer.json`` text (for ``--tokenizer_file`` and other tools)."""
-    return build_tokenizer(self._tokens, self._lower).to_str()
+    ``tokenizer.json`` text (for ``--tokenizer_file`` and other tools), without
+    the sentence separator load_tokenizer adds."""
+    return self._json
 
 
 def parse_tokenizer_json(text: str, path: str):
