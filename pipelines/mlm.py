@@ -15,6 +15,8 @@ checks the options and files, ``build(pipeline, …)`` only wires the stages.
 from pipelines import interrupts
 
 if __name__ == "__main__":
+  import gc
+  gc.disable()  # for the imports, until main()'s direct.collect_less()
   # Importing Beam and TensorFlow takes seconds: until run() installs its
   # watch, a Ctrl-C ends the process with one line, not a traceback.
   interrupts.end_quietly_while_starting()

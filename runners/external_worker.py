@@ -56,6 +56,8 @@ def _descriptor(url: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+  import gc  # pylint: disable=import-outside-toplevel
+  gc.disable()  # for the imports, until collect_less()
   from runners import lean_beam
   lean_beam.import_beam()
   from apache_beam.runners.worker import sdk_worker_main

@@ -25,6 +25,8 @@ STARTED_WITH = dict(os.environ)
 
 # pylint: disable=wrong-import-position
 if __name__ == "__main__":  # the program, not a module imported by another
+  import gc
+  gc.disable()  # for the imports, until collect_less()
   if prestart.PRESTART_FLAG in sys.argv[1:]:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so, from start()
     prestart.end_with_the_launcher()

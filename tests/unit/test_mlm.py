@@ -186,16 +186,36 @@ def test_token_boundary_on_a_wordpiece_vocabulary(output_format, tmp_path):
 
 def test_collect_less_freezes_the_imports_and_raises_the_thresholds():
   """runners.direct.collect_less, which the job and its workers call once
-  their imports are done: the collector's thresholds become GC_THRESHOLDS
-  and what was alive is out of its scans. In a process of its own, so this
+  their imports are done, with the collector off until then: the
+  collector's thresholds become GC_THRESHOLDS, what was alive is out of its
+  scans, and the collector is on again. In a process of its own, so this
   one's collector is left as it is."""
-  code = ("import gc; from runners import direct; "
+  code = ("import gc; gc.disable(); from runners import direct; "
           "before = gc.get_freeze_count(); direct.collect_less(); "
           "print(gc.get_threshold() == direct.GC_THRESHOLDS, "
-          "gc.get_freeze_count() > before > -1)")
+          "gc.get_freeze_count() > before > -1, gc.isenabled())")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True,
                        capture_output=True, text=True).stdout.split()
-  assert out == ["True", "True"]
+  assert out == ["True", "True", "True"]
+
+
+@pytest.mark.parametrize("program", ["pipelines.mlm", "runners.worker"])
+def test_programs_turn_the_collector_on_once_imported(program):
+  """The job's and the workers' collector is off while they import and on
+  (with GC_THRESHOLDS) once collect_less ran: checked at the moment each
+  program calls it."""
+  code = ("import gc, runpy, sys; from runners import direct; "
+          "seen = [];\n"
+          "def spy():\n"
+          "  seen.append(gc.isenabled()); real(); "
+          "print(seen[0], gc.isenabled(), gc.get_threshold() == "
+          "direct.GC_THRESHOLDS, flush=True); direct.exit_now(0)\n"
+          "real = direct.collect_less; direct.collect_less = spy\n"
+          "sys.argv = [%r, '--help']\n"
+          "runpy.run_module(%r, run_name='__main__')" % (program, program))
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+  assert out.stdout.split()[-3:] == ["False", "True", "True"], out.stderr
 
 
 @pytest.mark.parametrize("flags, one", [
