@@ -711,7 +711,7 @@ class _ParseDocument(beam.DoFn):
     self._text_field = text_field
     self._language_field = language_field
 
-  def process(self, element):
+  def process(self, element: Union[rejects.Rejected, Tuple[str, List[str]]]):
     if isinstance(element, rejects.Rejected):
       yield rejects.tagged(element)
       return
@@ -772,7 +772,7 @@ class _ReadRange(beam.DoFn):
   def setup(self):
     s3_clients.share_s3_clients()
 
-  def process(self, element):
+  def process(self, element: Tuple[str, int, int]):
     path, start, stop = element
     source = self._source_from_file(path)
     for record in source.read_records(path, OffsetRangeTracker(start, stop)):

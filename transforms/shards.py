@@ -12,7 +12,7 @@ import dataclasses
 import json
 import random
 import uuid
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 from apache_beam.io import filebasedsink
@@ -121,7 +121,7 @@ class _WriteGroupsDoFn(beam.DoFn):
   def start_bundle(self):
     self._handle = None
 
-  def process(self, element):
+  def process(self, element: Union[GroupMark, Tuple[int, object]]):
     if isinstance(element, GroupMark):
       if not element.end:
         self._final = group_shard_name(self._sink, element.group,
@@ -178,7 +178,7 @@ class _WriteBundleDoFn(beam.DoFn):
   def start_bundle(self):
     self._writer = None
 
-  def process(self, element):
+  def process(self, element: Union[GroupMark, Tuple[int, object]]):
     if isinstance(element, GroupMark):
       return
     records, value = element
@@ -209,8 +209,8 @@ def _write_keyed(element, sink, temp_dir):
   yield writer.close(), records
 
 
-def _finalize(unused_element, sink, temp_dir, written, min_shards,
-              count_records=True):
+def _finalize(unused_element, sink, temp_dir: str, written, min_shards: int,
+              count_records: bool = True):
   """Renames the temporary files to the final shard names (empty shards up
   to ``min_shards``), then removes ``temp_dir``: Beam's ``FileBasedSink``
   steps, as ``iobase.Write`` runs them. With ``count_records``, counts each
@@ -239,7 +239,7 @@ def _finalize(unused_element, sink, temp_dir, written, min_shards,
   yield from sink.finalize_write(temp_dir, names, None)
 
 
-def _remove_temp_dir(unused_element, temp_dir, written):
+def _remove_temp_dir(unused_element, temp_dir: str, written):
   """After every group's shard is written (``written``: their names):
   removes ``temp_dir``, where they were written aside, and yields the
   names."""
