@@ -772,7 +772,9 @@ class _ReadRange(beam.DoFn):
   def setup(self):
     s3_clients.share_s3_clients()
 
-  def process(self, element: Tuple[str, int, int]):
+  def process(self, element: Tuple[str, int, Union[int, float]]):
+    # stop: OffsetRangeTracker.OFFSET_INFINITY (a float) for a compressed
+    # file read whole.
     path, start, stop = element
     source = self._source_from_file(path)
     for record in source.read_records(path, OffsetRangeTracker(start, stop)):

@@ -855,7 +855,7 @@ class _TokenizeDoFn(beam.DoFn):
     if getattr(self._tokenizer, "fast_path", None) is not None:  # nanotoken
       self._tokenizer.fast_path.num_threads = threads
 
-  def process(self, batch: List[Tuple[str, List[str]]]):
+  def process(self, batch: List[Tuple[str, Sequence[str]]]):
     try:
       results = [tokenize_documents(batch, self._tokenizer, self._vocab)]
     except Exception:  # pylint: disable=broad-except

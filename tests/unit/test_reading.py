@@ -275,6 +275,25 @@ def test_read_documents_transform(tmp_path):
     assert_that(rejected, equal_to([]), label="no rejects")
 
 
+@pytest.mark.parametrize("spread", [True, False])
+def test_read_documents_transform_reads_plain_and_compressed_files(tmp_path,
+                                                                   spread):
+  """A compressed file is one range read to its end (its stop is
+  ``OffsetRangeTracker.OFFSET_INFINITY``, a float) beside the plain files'
+  ranges: the graph builds with Beam's type checks and reads both, spread
+  over the workers or not."""
+  _write(tmp_path, "a.txt", b"a1\na2\n\nb1\n")
+  _write(tmp_path, "c.txt.gz", gzip.compress(b"c1\n\nd1\n"))
+  with local_test_pipeline() as p:
+    docs, rejected = p | reading.ReadDocuments(
+        [os.path.join(str(tmp_path), "*")], spread=spread)
+    assert_that(docs, equal_to([("a.txt:0", ["a1", "a2"]),
+                                ("a.txt:6", ["b1"]),
+                                ("c.txt.gz:0", ["c1"]),
+                                ("c.txt.gz:3", ["d1"])]))
+    assert_that(rejected, equal_to([]), label="no rejects")
+
+
 def test_read_documents_jsonl_sets_bad_lines_aside(tmp_path):
   _write(tmp_path, "a.jsonl",
          b'{"body": "One. Two."}\nnot json\n{"body": "Three."}\n{"text": "x"}\n')
