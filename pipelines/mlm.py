@@ -186,11 +186,13 @@ def _reused_stages(pipeline, opts, pool_dir, matched: MatchedInput,
   aside written again."""
   _ = (pipeline
        | "ReusedRejected" >> beam.Create(
-           sorted(f.rejected for f in reuse.spilled if f.rejected))
+           sorted(f.rejected for f in reuse.spilled if f.rejected),
+           reshuffle=spread)
        | "ReadRejected" >> beam.FlatMap(resume.saved_rejected, pool_dir)
        | "WriteRejected" >> WriteRejected(opts.output, matched.root))
   return (pipeline
-          | "ReusedSpill" >> beam.Create(reuse.spilled)
+          # Read as a side input only: nothing to spread.
+          | "ReusedSpill" >> beam.Create(reuse.spilled, reshuffle=False)
           | "CreateInstances" >> pool_files.InstancesFromSpill(
               build_pool, opts.random_next_pool_size, pool_dir,
               frozenset(reuse.done), spread=spread))
