@@ -81,9 +81,14 @@ def _tree_rss(pid: int) -> int:
 class CpuMeter:
   """CPU-seconds (user + system) of process trees, sampled: the last figure
   seen for every process that was ever in a tree counts, so a Python worker
-  that exits between samples keeps what it used up to the sample before."""
+  that exits between samples keeps what it used up to the sample before.
+  Thread-safe: a sampling thread and the thread that adds the launcher's
+  tree share it (unlocked, an ``add`` during a ``sample`` ended the
+  sampling thread with "dictionary changed size during iteration", and the
+  run's peaks and first worker were read from its last sample only)."""
 
   def __init__(self, roots: Dict[str, int]):
+    self._lock = threading.Lock()
     self.roots: Dict[str, int] = {}
     self._seen: Dict[str, Dict[int, float]] = {}
     self.first_child: Dict[str, float] = {}
@@ -94,9 +99,11 @@ class CpuMeter:
   def add(self, role: str, pid: int) -> None:
     """Measures the tree of ``pid`` from now on; its children already there
     do not count as its first child."""
-    self.roots[role] = pid
-    self._seen[role] = {}
-    self._start_children[role] = set(self._children(pid))
+    children = set(self._children(pid))
+    with self._lock:
+      self.roots[role] = pid
+      self._seen[role] = {}
+      self._start_children[role] = children
 
   @staticmethod
   def _children(pid: int) -> List[int]:
@@ -106,6 +113,10 @@ class CpuMeter:
       return []
 
   def sample(self) -> None:
+    with self._lock:
+      self._sample()
+
+  def _sample(self) -> None:
     for role, pid in self.roots.items():
       try:
         procs = [psutil.Process(pid)] + psutil.Process(pid).children(
@@ -123,7 +134,8 @@ class CpuMeter:
           self.first_child[role] = time.time()
 
   def seconds(self) -> Dict[str, float]:
-    return {role: sum(seen.values()) for role, seen in self._seen.items()}
+    with self._lock:
+      return {role: sum(seen.values()) for role, seen in self._seen.items()}
 
 
 def _stage_times(cluster: Dict, job_name: str, since: float) -> Dict:
@@ -172,12 +184,18 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
   cpu_before = meter.seconds()
   done = threading.Event()
 
+  sampling_failed: List[BaseException] = []
+
   def sample():
-    while not done.is_set():
-      for name, pid in watched.items():
-        peaks[name] = max(peaks[name], _tree_rss(pid))
-      meter.sample()
-      done.wait(0.2)
+    try:
+      while not done.is_set():
+        for name, pid in watched.items():
+          peaks[name] = max(peaks[name], _tree_rss(pid))
+        meter.sample()
+        done.wait(0.2)
+    except BaseException as e:  # reported by the run, not lost with the thread
+      sampling_failed.append(e)
+      raise
 
   name = os.path.basename(corpus)
   log = os.path.join(workdir, name + ".log")
@@ -239,6 +257,9 @@ def run_one(corpus: str, cluster: Dict, args, workdir: str,
   wall = time.time() - start
   done.set()
   sampler.join()
+  if sampling_failed:
+    raise RuntimeError("sampling the cluster's processes failed: %r"
+                       % sampling_failed[0])
   meter.sample()
   cpu = {role: round(s - cpu_before.get(role, 0.0), 1)
          for role, s in meter.seconds().items()}
