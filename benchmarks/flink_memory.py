@@ -147,7 +147,16 @@ def _stage_times(cluster: Dict, job_name: str, since: float) -> Dict:
           and j["start-time"] >= (since - 5) * 1000]
   if not jobs:
     return {}
-  job = rest("/jobs/" + max(jobs, key=lambda j: j["start-time"])["jid"])
+  path = "/jobs/" + max(jobs, key=lambda j: j["start-time"])["jid"]
+  job = rest(path)
+  # The launcher may end a moment before the JobManager records the job's
+  # and its last stage's end (seen: "job ended None s").
+  deadline = time.time() + 30
+  while ((job["state"] not in ("FINISHED", "FAILED", "CANCELED")
+          or not job.get("end-time") or job["end-time"] <= 0)
+         and time.time() < deadline):
+    time.sleep(0.5)
+    job = rest(path)
   rel = lambda ms: round(ms / 1000 - since, 1) if ms and ms > 0 else None
   return {"submitted_s": rel(job["start-time"]), "ended_s": rel(
       job["end-time"]), "state": job["state"],
