@@ -107,15 +107,22 @@ def profile(corpus: str, out: str, code: str, samples: str, env) -> Dict:
   return profile_summary([samples], top=3, stages=STAGES)
 
 
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  add_corpus_flags(parser)
-  parser.add_argument("--repeat", type=int, default=3)
+def add_round_flags(parser: argparse.ArgumentParser, repeat: int) -> None:
+  """``--repeat`` (rounds, ``repeat`` by default), ``--baseline`` (a
+  revision measured round for round beside this one, see ``checkout``) and
+  ``--readme``: the flags of the benchmarks that compare two versions."""
+  parser.add_argument("--repeat", type=int, default=repeat)
   parser.add_argument(
       "--baseline", metavar="REVISION",
       help="Also measure the project as it was at this git revision, round "
       "for round beside the checked-out one, and report both.")
   parser.add_argument("--readme", action="store_true")
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  add_corpus_flags(parser)
+  add_round_flags(parser, repeat=3)
   provenance.add_markdown_flag(parser, "stage_profile.md")
   args = parser.parse_args(argv)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -45,7 +45,7 @@ from typing import Dict, List
 
 from benchmarks import provenance
 from benchmarks.compare import REPO
-from benchmarks.stage_profile import checkout, short_commit
+from benchmarks.stage_profile import add_round_flags, checkout, short_commit
 
 README_MARK = "start-time"
 SAMPLE = os.path.join(REPO, "corpora", "sample")
@@ -136,12 +136,7 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--workers", default="1,2",
                       help="Comma-separated --direct_num_workers values.")
-  parser.add_argument("--repeat", type=int, default=5)
-  parser.add_argument(
-      "--baseline", metavar="REVISION",
-      help="Also measure the project as it was at this git revision, round "
-      "for round beside the checked-out one.")
-  parser.add_argument("--readme", action="store_true")
+  add_round_flags(parser, repeat=5)
   provenance.add_markdown_flag(parser, "start_time.md")
   args = parser.parse_args(argv)
   try:
