@@ -23,12 +23,13 @@ import os
 import re
 import uuid
 import warnings
-from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
+from typing import (Dict, Iterable, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
 
-from transforms import metrics
+from transforms import metrics, s3_clients
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -262,6 +263,24 @@ def counting_input_bytes(read_records):
       except Exception:  # pylint: disable=broad-except
         pass  # a file gone or unreachable now: the progress skips it
   return wrapper
+
+
+def read_bytes(path: str, start: int = 0, stop: Optional[int] = None
+               ) -> bytes:
+  """Bytes ``[start, stop)`` of the file ``path`` (to its end where ``stop``
+  is None; fewer where the file ends first). On S3, one ranged request
+  (``s3_clients.get_bytes``); elsewhere through Beam's filesystems. Raises
+  ``FileNotFoundError`` for a missing file, ``OSError`` for one that cannot
+  be read."""
+  if path.startswith("s3://"):
+    return s3_clients.get_bytes(path, start, stop)
+  if stop is not None and stop <= start:
+    return b""
+  with FileSystems.open(path,
+                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    if start:
+      f.seek(start)
+    return f.read() if stop is None else f.read(stop - start)
 
 
 def write_whole(path: str, data: bytes) -> None:

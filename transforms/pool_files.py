@@ -103,9 +103,8 @@ def read_manifest(directory: str) -> Optional[List[SpillFile]]:
   """The ``SpillFile`` s ``write_manifest`` recorded in ``directory``, or
   None when there is no readable manifest."""
   try:
-    with FileSystems.open(_path(directory, MANIFEST),
-                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
-      return [SpillFile(**value) for value in json.loads(f.read())]
+    return [SpillFile(**value) for value in json.loads(
+        paths.read_bytes(_path(directory, MANIFEST)))]
   except Exception:  # pylint: disable=broad-except
     return None
 
@@ -122,11 +121,9 @@ def write_rejected(directory: str, records: Sequence[rejects.Rejected]) -> str:
 
 def read_rejected(directory: str, name: str) -> Iterator[rejects.Rejected]:
   """The records ``write_rejected`` saved in ``directory``/``name``."""
-  with FileSystems.open(_path(directory, name),
-                        compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    for line in f.read().splitlines():
-      if line.strip():
-        yield rejects.Rejected(**json.loads(line))
+  for line in paths.read_bytes(_path(directory, name)).splitlines():
+    if line.strip():
+      yield rejects.Rejected(**json.loads(line))
 
 
 def encode_document(doc: TokenizedDocument) -> bytes:
@@ -359,12 +356,9 @@ class _ReadPoolGroupDoFn(beam.DoFn):
     self._indexes = {}
 
   def _read(self, name: str, suffix: str, start: int = 0,
-            stop: int = -1) -> bytes:
-    with FileSystems.open(_path(self._directory, name + suffix),
-                          compression_type=CompressionTypes.UNCOMPRESSED) as f:
-      if start:
-        f.seek(start)
-      return f.read(stop - start) if stop >= 0 else f.read()
+            stop: Optional[int] = None) -> bytes:
+    return paths.read_bytes(_path(self._directory, name + suffix), start,
+                            stop)
 
   def _index(self, name: str) -> np.ndarray:
     if name not in self._indexes:

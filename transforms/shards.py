@@ -151,8 +151,8 @@ class _WriteGroupsDoFn(beam.DoFn):
         FileSystems.rename([self._path], [final])
       name = final.rsplit("/", 1)[-1]
       metrics.count(SHARD_RECORDS_PREFIX + name, self._records)
-      files.append((name, FileSystems.match([final])[0]
-                    .metadata_list[0].size_in_bytes))
+      files.append((name, FileSystems.get_filesystem(final).metadata(
+          final).size_in_bytes))
       yield final
     write_group_record(self._done_dir, mark, files)
 

@@ -327,6 +327,111 @@ def _write_and_read_twice_at_once(FileSystems):  # pylint: disable=invalid-name
     assert b.read(100) == data[100:200]
 
 
+class _Calls:
+  """The S3 operations the process's shared boto3 client makes while
+  recorded (botocore's ``before-call`` events)."""
+
+  def __init__(self, options):
+    from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
+    self._events = s3io.S3IO(options=options).client.client.meta.events
+    self.names = []
+
+  def _record(self, model, **_):
+    self.names.append(model.name)
+
+  def __enter__(self):
+    self.names = []
+    self._events.register("before-call.s3", self._record)
+    return self
+
+  def __exit__(self, *_):
+    self._events.unregister("before-call.s3", self._record)
+
+
+@pytest.fixture
+def s3_filesystems(s3_server, bucket):
+  """Beam's filesystems with this server's settings, its S3 writes and
+  ranged reads lightened (transforms/s3_clients.py)."""
+  from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  from transforms import s3_clients  # pylint: disable=import-outside-toplevel
+  del bucket  # the bucket "corpus" made
+  assert s3_clients.share_s3_clients()
+  options = PipelineOptions(["--s3_endpoint_url=" + s3_server,
+                             "--s3_region_name=us-east-1"])
+  before = FileSystems._pipeline_options  # pylint: disable=protected-access
+  FileSystems.set_options(options)
+  try:
+    yield FileSystems, _Calls(options)
+  finally:
+    FileSystems.set_options(before)
+
+
+def _write_in_pieces(FileSystems, path, data):  # pylint: disable=invalid-name
+  with FileSystems.create(path) as f:
+    for at in range(0, len(data), 300_001):  # pieces of uneven size
+      f.write(data[at:at + 300_001])
+
+
+def test_s3_writes_put_a_small_object_whole_and_a_large_one_in_parts(
+    s3_filesystems, bucket):
+  """Beam's S3 writer starts a multipart upload on opening: three requests
+  for any object, and no empty one. Lightened, an object of less than one
+  part is one PutObject, a larger one is uploaded in PART_BYTES parts, and
+  every size reads back as written."""
+  from transforms import s3_clients  # pylint: disable=import-outside-toplevel
+  FileSystems, calls = s3_filesystems  # pylint: disable=invalid-name
+  client, _ = bucket
+  part = s3_clients.PART_BYTES
+  data = os.urandom(2 * part + 12345)
+  expected = {0: ["PutObject"], 1: ["PutObject"], part - 1: ["PutObject"],
+              part: ["CreateMultipartUpload", "UploadPart",
+                     "CompleteMultipartUpload"],
+              2 * part + 12345: ["CreateMultipartUpload"]
+              + ["UploadPart"] * 3 + ["CompleteMultipartUpload"]}
+  for size, operations in expected.items():
+    path = "s3://corpus/lean-writes/%d.bin" % size
+    with calls:
+      _write_in_pieces(FileSystems, path, data[:size])
+    assert calls.names == operations, size
+    got = client.get_object(Bucket="corpus", Key=path[len("s3://corpus/"):])
+    assert got["Body"].read() == data[:size], size
+  assert client.list_multipart_uploads(Bucket="corpus").get(
+      "Uploads", []) == []
+
+
+def test_s3_write_to_a_missing_bucket_fails_on_close(s3_filesystems):
+  """The upload starts late, so a write that cannot land fails when the
+  file is closed, with the error S3 gave, never silently."""
+  from apache_beam.io.aws.clients.s3 import messages  # pylint: disable=import-outside-toplevel
+  FileSystems, _ = s3_filesystems  # pylint: disable=invalid-name
+  f = FileSystems.create("s3://no-such-bucket-here/x.bin")
+  f.write(b"abc")
+  with pytest.raises(messages.S3ClientError, match="PutObject operation"):
+    f.close()
+
+
+def test_s3_ranged_reads_ask_only_for_their_bytes(s3_filesystems, bucket):
+  """``paths.read_bytes`` on S3: one GetObject for exactly the bytes asked
+  for, no HeadObject; a missing object is FileNotFoundError."""
+  from transforms import paths  # pylint: disable=import-outside-toplevel
+  FileSystems, calls = s3_filesystems  # pylint: disable=invalid-name
+  client, _ = bucket
+  data = os.urandom(100_000)
+  client.put_object(Bucket="corpus", Key="ranged/a.bin", Body=data)
+  path = "s3://corpus/ranged/a.bin"
+  with calls:
+    assert paths.read_bytes(path) == data
+    assert paths.read_bytes(path, 123) == data[123:]
+    assert paths.read_bytes(path, 123, 4567) == data[123:4567]
+    assert paths.read_bytes(path, 99_990, 200_000) == data[99_990:]
+    assert paths.read_bytes(path, 50, 50) == b""
+  assert calls.names == ["GetObject"] * 4
+  with pytest.raises(FileNotFoundError, match="ranged/missing.bin"):
+    paths.read_bytes("s3://corpus/ranged/missing.bin", 0, 10)
+  del FileSystems
+
+
 def test_a_killed_runs_unfinished_uploads_are_aborted(s3_server, s3_env,
                                                       bucket):
   """A worker killed while writing leaves a multipart upload that no listing

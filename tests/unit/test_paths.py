@@ -60,3 +60,16 @@ def test_brackets_that_also_name_a_file_are_warned_about(tmp_path, caplog):
   found = paths.match_files([str(tmp_path / "br[ack]" / "*")])
   assert [f.path for f in found] == [str(tmp_path / "brk" / "y.txt")]
   assert "character class" in caplog.text and "br[ack]/x.txt" in caplog.text
+
+
+def test_read_bytes_reads_the_range_asked_for(tmp_path):
+  path = tmp_path / "data.bin"
+  data = bytes(range(256)) * 4
+  path.write_bytes(data)
+  assert paths.read_bytes(str(path)) == data
+  assert paths.read_bytes(str(path), 10) == data[10:]
+  assert paths.read_bytes(str(path), 10, 300) == data[10:300]
+  assert paths.read_bytes(str(path), 1000, 5000) == data[1000:]  # file ends
+  assert paths.read_bytes(str(path), 7, 7) == b""
+  with pytest.raises(OSError):
+    paths.read_bytes(str(tmp_path / "missing.bin"))
