@@ -19,12 +19,13 @@ fnmatch.
 
 import functools
 import logging
+import math
 import os
 import re
 import uuid
 import warnings
 from typing import (Dict, Iterable, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+                    Tuple, Union)
 
 from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
@@ -239,10 +240,14 @@ def relative_name(file_name: str, root: str) -> str:
   return file_name.rsplit("/", 1)[-1]
 
 
-def range_bytes(file_name: str, start: int, stop: int) -> int:
-  """Bytes of ``file_name`` in ``[start, stop)``, ``stop`` clipped to the
-  file's size (a compressed file is read as one range to infinity). The
-  name is a path, never matched as a pattern."""
+def range_bytes(file_name: str, start: int, stop: Union[int, float]) -> int:
+  """Bytes of ``file_name`` in ``[start, stop)``. A range of a file the
+  reader splits (``reading.file_ranges``) lies within the file as matched,
+  so its bytes are its length; a compressed file is read as one range to
+  infinity, clipped to the file's size (one metadata request). The name is
+  a path, never matched as a pattern."""
+  if stop != math.inf:  # OffsetRangeTracker.OFFSET_INFINITY
+    return max(0, int(stop) - start)
   size = FileSystems.get_filesystem(file_name).metadata(
       file_name).size_in_bytes
   return max(0, min(stop, size) - start)

@@ -28,6 +28,7 @@ for its bytes alone, with no ``HeadObject`` first.
 
 import errno
 import importlib
+import io
 import sys
 import threading
 import types
@@ -242,9 +243,10 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
   given (``FileSystems.set_options``, as a worker's harness does). Beam's
   ``FileSystems.open`` asks for the object's size first (``HeadObject``)
   and then for everything from ``start`` to the object's end, and reading
-  part of a file leaves the rest in flight. Raises ``FileNotFoundError``
-  for a missing object and ``OSError`` naming ``path`` for any other
-  error; a read cut short is tried once more."""
+  part of a file leaves the rest in flight. Fewer bytes where the object
+  ends first, none from past its end. Raises ``FileNotFoundError`` for a
+  missing object and ``OSError`` naming ``path`` for any other error; a
+  read cut short is tried once more."""
   # pylint: disable=import-outside-toplevel
   from apache_beam.io.aws import s3io
   from apache_beam.io.filesystems import FileSystems
@@ -269,6 +271,59 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
           "ResponseMetadata", {}).get("HTTPStatusCode")
       if status == 404:
         raise FileNotFoundError(errno.ENOENT, "Not found: %s" % path) from e
+      if status == 416:
+        return b""  # the range starts at or past the object's end
       if status is None and tries:
         continue  # the connection broke: Beam's reads try again too
       raise OSError("could not read %s: %s" % (path, e)) from e
+
+
+class ObjectReader(io.RawIOBase):
+  """A seekable raw reader of the S3 object ``path``: each ``readinto`` is
+  one ranged ``GetObject`` for the bytes it asks for (``get_bytes``), so an
+  ``io.BufferedReader`` over it fetches its buffer size at a time. Beam's
+  S3 reader fetches 16 MiB from wherever a file is opened, however little
+  is read: a 1 MiB input range, opened twice (transforms/reading.py), read
+  32 MiB. ``SEEK_END`` asks for the object's size once (``HeadObject``)."""
+
+  def __init__(self, path: str):
+    super().__init__()
+    self._path = path
+    self._position = 0
+    self._size: Optional[int] = None
+
+  def readable(self) -> bool:
+    return True
+
+  def seekable(self) -> bool:
+    return True
+
+  def tell(self) -> int:
+    return self._position
+
+  def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+    if whence == io.SEEK_SET:
+      position = offset
+    elif whence == io.SEEK_CUR:
+      position = self._position + offset
+    elif whence == io.SEEK_END:
+      if self._size is None:
+        # pylint: disable=import-outside-toplevel
+        from apache_beam.io.filesystems import FileSystems
+        self._size = FileSystems.get_filesystem(self._path).size(self._path)
+      position = self._size + offset
+    else:
+      raise ValueError("whence must be 0, 1 or 2, not %r" % whence)
+    if position < 0:
+      raise OSError(errno.EINVAL, "negative position in %s" % self._path)
+    self._position = position
+    return position
+
+  def readinto(self, buffer) -> int:
+    wanted = len(buffer)
+    if not wanted:
+      return 0
+    data = get_bytes(self._path, self._position, self._position + wanted)
+    buffer[:len(data)] = data
+    self._position += len(data)
+    return len(data)

@@ -5,6 +5,7 @@ conditional writes (the output lock) and object ACLs included, so no test
 here needs moto's server."""
 
 import os
+import random
 import subprocess
 import sys
 
@@ -329,23 +330,25 @@ def _write_and_read_twice_at_once(FileSystems):  # pylint: disable=invalid-name
 
 class _Calls:
   """The S3 operations the process's shared boto3 client makes while
-  recorded (botocore's ``before-call`` events)."""
+  recorded, and the Range each asks for (botocore's
+  ``before-parameter-build`` events)."""
 
   def __init__(self, options):
     from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
     self._events = s3io.S3IO(options=options).client.client.meta.events
     self.names = []
 
-  def _record(self, model, **_):
+  def _record(self, model, params, **_):
     self.names.append(model.name)
+    self.ranges.append(params.get("Range"))
 
   def __enter__(self):
-    self.names = []
-    self._events.register("before-call.s3", self._record)
+    self.names, self.ranges = [], []
+    self._events.register("before-parameter-build.s3", self._record)
     return self
 
   def __exit__(self, *_):
-    self._events.unregister("before-call.s3", self._record)
+    self._events.unregister("before-parameter-build.s3", self._record)
 
 
 @pytest.fixture
@@ -430,6 +433,42 @@ def test_s3_ranged_reads_ask_only_for_their_bytes(s3_filesystems, bucket):
   with pytest.raises(FileNotFoundError, match="ranged/missing.bin"):
     paths.read_bytes("s3://corpus/ranged/missing.bin", 0, 10)
   del FileSystems
+
+
+def test_an_s3_input_range_is_read_in_two_bounded_requests(
+    s3_filesystems, bucket, tmp_path):
+  """A 1 MiB range of an uncompressed S3 file: a GetObject for the binary
+  probe and one for the range with the lines around it, no HeadObject, and
+  the same documents as from a local copy (Beam's S3 reader asks for 16 MiB
+  from each of the two opens)."""
+  from apache_beam.io.range_trackers import OffsetRangeTracker  # pylint: disable=import-outside-toplevel
+  from transforms import reading  # pylint: disable=import-outside-toplevel
+  _, calls = s3_filesystems
+  client, _ = bucket
+  rng = random.Random(5)
+  words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+  docs = [("\n".join(" ".join(rng.choice(words) for _ in range(
+      rng.randint(3, 40))) for _ in range(rng.randint(1, 30))))
+          for _ in range(4000)]
+  local = tmp_path / "c.txt"
+  local.write_text("\n\n".join(docs) + "\n")
+  assert local.stat().st_size > 3 << 20
+  client.upload_file(str(local), "corpus", "ranges-in/c.txt")
+  mib = 1 << 20
+
+  def read(path, root):
+    source = reading.DocumentSource(path, root=root)
+    return list(source.read_records(path, OffsetRangeTracker(mib, 2 * mib)))
+
+  with calls:
+    from_s3 = read("s3://corpus/ranges-in/c.txt", "s3://corpus/ranges-in")
+  assert from_s3 == read(str(local), str(tmp_path))
+  assert 100 < len(from_s3) < 4000
+  assert calls.names == ["GetObject", "GetObject"]
+  probe, whole = calls.ranges
+  assert probe == "bytes=0-%d" % (reading.BINARY_PROBE_BYTES - 1)
+  first, last = (int(n) for n in whole[len("bytes="):].split("-"))
+  assert first == mib - 1 and last - first + 1 <= 4 * mib
 
 
 def test_a_killed_runs_unfinished_uploads_are_aborted(s3_server, s3_env,
