@@ -27,7 +27,10 @@ pipeline's default settings, and prints per corpus:
 * with ``--direct_baseline``, the same corpora on the DirectRunner with as
   many worker processes as the cluster has slots, whether its counts equal
   the cluster run's, and for both the rate once started and the fixed start
-  (the line through the smallest and the largest corpus).
+  (the line through the smallest and the largest corpus);
+* with ``--direct_s3_baseline``, the same again with input, pools and
+  output on an S3 server on this machine's loopback, as the cluster has
+  them: the two engines with the same store, its CPU counted apart.
 
 Each corpus runs on a cluster started for it, so that a row shows what its
 corpus needs; ``--same_cluster`` runs them all on one cluster, in turn.
@@ -46,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import psutil
 
@@ -328,6 +331,38 @@ def run_direct(corpus: str, args, workdir: str, workers: int) -> Dict:
   return dict(measured, counts=counts, workers=workers)
 
 
+def run_direct_s3(corpus: str, args, workdir: str, workers: int,
+                  s3_url: str) -> Dict:
+  """The same job on the DirectRunner with ``workers`` worker processes,
+  input, vocabulary, pools and output on the S3 server ``s3_url`` as on
+  the cluster: its wall and CPU seconds, the S3 server's CPU seconds and
+  its counts."""
+  name = os.path.basename(corpus)
+  client = _s3_client(s3_url)
+  client.upload_file(corpus, BUCKET, "corpus/%s/%s" % (name, name))
+  cmd = [sys.executable, "-m", "pipelines.mlm",
+         "--input=s3://%s/corpus/%s/*" % (BUCKET, name),
+         "--output=s3://%s/direct/%s" % (BUCKET, name),
+         "--vocab_file=s3://%s/vocab/vocab.txt" % BUCKET,
+         "--s3_endpoint_url=" + s3_url, "--s3_region_name=us-east-1",
+         "--dupe_factor=%d" % args.dupe_factor,
+         "--random_next_pool_size=%d" % args.random_next_pool_size,
+         "--pool_shuffle=" + args.pool_shuffle,
+         "--direct_num_workers=%d" % workers]
+  server = psutil.Process(_s3_server_pid())
+  before = sum(server.cpu_times()[:2])
+  measured = Measured(cmd, env=dict(os.environ, **S3_ENV),
+                      log=os.path.join(workdir, "direct_s3_%s.log" % name)
+                      ).run()
+  s3_cpu = sum(server.cpu_times()[:2]) - before
+  summary = client.get_object(Bucket=BUCKET, Key="direct/%s/summary.json"
+                              % name)["Body"].read()
+  _delete_prefix(client, "direct/%s/" % name)
+  _delete_prefix(client, "corpus/%s/" % name)
+  return dict(measured, counts=json.loads(summary)["counts"],
+              workers=workers, s3_cpu_s=s3_cpu)
+
+
 def steady_state(rows: List[Dict], key: str = "wall_s") -> Optional[Dict]:
   """Throughput once started, from the smallest and the largest corpus:
   MB/s = (MB_large - MB_small) / (s_large - s_small), and the fixed start
@@ -531,9 +566,11 @@ def estimate_lines(per_slot: float, largest: Dict) -> List[str]:
 
 
 def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
-                 taskmanagers: int, slots: int) -> List[str]:
+                 taskmanagers: int, slots: int,
+                 direct_s3_rows: Sequence[Dict] = ()) -> List[str]:
   """The results as Markdown lines: the Flink runs, where their time went,
-  the DirectRunner baseline and the per-slot ratio."""
+  the DirectRunner baselines (local files; the same S3 server) and the
+  per-slot ratios."""
   lines: List[str] = []
 
   def out(text: str = "") -> None:
@@ -590,8 +627,22 @@ def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
           r["corpus_mb"], r["wall_s"], r["cpu_s"],
           r["corpus_mb"] / r["wall_s"] / slots,
           "yes" if f.get("counts") == r["counts"] else "NO"))
+  if direct_s3_rows:
+    out()
+    out("DirectRunner, %d worker processes, input, pools and output on an "
+        "S3 server (SeaweedFS, this machine's loopback) as on the cluster:"
+        % slots)
+    out("| corpus MB | wall s | CPU s | S3 server CPU s | MB/s per worker | "
+        "same counts as Flink |")
+    out("|---|---|---|---|---|---|")
+    for r, f in zip(direct_s3_rows, rows):
+      out("| %.1f | %.1f | %.1f | %.1f | %.2f | %s |" % (
+          r["corpus_mb"], r["wall_s"], r["cpu_s"], r["s3_cpu_s"],
+          r["corpus_mb"] / r["wall_s"] / slots,
+          "yes" if f.get("counts") == r["counts"] else "NO"))
   flink_fit = steady_state([r for r in rows if r["result"] == "ok"])
   direct_fit = steady_state(direct_rows)
+  direct_s3_fit = steady_state(list(direct_s3_rows))
   if flink_fit:
     out()
     out("Flink once started: %.2f MB/s, %.3f MB/s per slot; fixed start "
@@ -603,9 +654,17 @@ def report_lines(rows: List[Dict], direct_rows: List[Dict], args,
           "fixed start %.1f s" % (direct_fit["mb_s"],
                                   direct_fit["mb_s"] / slots,
                                   direct_fit["start_s"]))
+  if direct_s3_fit:
+    out("DirectRunner on S3 once started: %.2f MB/s, %.3f MB/s per worker; "
+        "fixed start %.1f s" % (direct_s3_fit["mb_s"],
+                                direct_s3_fit["mb_s"] / slots,
+                                direct_s3_fit["start_s"]))
   if flink_fit and direct_fit:
     out("per slot / per DirectRunner worker: %.0f%%"
         % (100 * flink_fit["mb_s"] / direct_fit["mb_s"]))
+  if flink_fit and direct_s3_fit:
+    out("per slot / per DirectRunner worker on the same S3 server: %.0f%%"
+        % (100 * flink_fit["mb_s"] / direct_s3_fit["mb_s"]))
   ok = [r for r in rows if r["result"] == "ok"]
   if flink_fit and ok and not args.one_host:
     out()
@@ -661,6 +720,12 @@ def main(argv=None):
                       "as many worker processes as the cluster has slots, "
                       "local files, and compare: MB/s per slot beside MB/s "
                       "per worker core, and the counts of both runs.")
+  parser.add_argument("--direct_s3_baseline", action="store_true",
+                      help="Also run each corpus on the DirectRunner with "
+                      "as many worker processes as the cluster has slots, "
+                      "input, pools and output on an S3 server on this "
+                      "machine's loopback: the engines compared with the "
+                      "same store (its CPU counted apart).")
   parser.add_argument("--json", help="Also write the results here.")
   parser.add_argument("--markdown", help="Also write the report as a page "
                       "with its provenance (docs/benchmarks/flink.md).")
@@ -706,7 +771,20 @@ def main(argv=None):
       print("%s on the DirectRunner: %.1f s" % (corpus,
                                                direct_rows[-1]["wall_s"]),
             flush=True)
-  report = report_lines(rows, direct_rows, args, taskmanagers, slots)
+  direct_s3_rows: List[Dict] = []
+  if args.direct_s3_baseline:
+    with local_s3.server() as url:
+      client = _s3_client(url)
+      client.create_bucket(Bucket=BUCKET)
+      client.upload_file(args.vocab_file, BUCKET, "vocab/vocab.txt")
+      for corpus in corpora:
+        direct_s3_rows.append(dict(
+            run_direct_s3(corpus, args, workdir, slots, url),
+            corpus_mb=os.path.getsize(corpus) / 1e6))
+        print("%s on the DirectRunner, S3: %.1f s" % (
+            corpus, direct_s3_rows[-1]["wall_s"]), flush=True)
+  report = report_lines(rows, direct_rows, args, taskmanagers, slots,
+                        direct_s3_rows)
   print("\n".join(report))
   if args.markdown:
     provenance.write_page(
@@ -715,6 +793,8 @@ def main(argv=None):
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"flink": rows, "direct": direct_rows,
+                 "direct_s3": direct_s3_rows,
+                 "direct_s3_steady": steady_state(direct_s3_rows),
                  "flink_steady": steady_state(
                      [r for r in rows if r["result"] == "ok"]),
                  "direct_steady": steady_state(direct_rows)},
