@@ -323,6 +323,7 @@ def run_direct(corpus: str, args, workdir: str, workers: int) -> Dict:
          "--output=" + out, "--overwrite", "--vocab_file=" + args.vocab_file,
          "--dupe_factor=%d" % args.dupe_factor,
          "--random_next_pool_size=%d" % args.random_next_pool_size,
+         "--pool_shuffle=" + args.pool_shuffle,
          "--direct_num_workers=%d" % workers]
   measured = Measured(cmd, log=out + ".log").run()
   with open(os.path.join(out, "summary.json")) as f:

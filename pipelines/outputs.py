@@ -227,12 +227,13 @@ def abort_stale_uploads(prefix: str,
                         s3_client_kwargs: Optional[dict] = None) -> int:
   """Aborts every unfinished S3 multipart upload below ``prefix`` (an
   ``s3://bucket/folder``; anything else: nothing to do) and returns how many
-  there were. Beam's S3 filesystem writes each file as a multipart upload:
-  a worker killed while writing a shard or a spill file leaves its parts
-  stored, and billed, but listed nowhere. Called once this run holds the
-  output's lock, so none of them is a live run's. A bucket's root is left
-  alone (other programs' uploads may be there), and so is a store that
-  does not let this client list uploads (a warning says so)."""
+  there were. Beam's S3 filesystem writes each file of 8 MiB or more as a
+  multipart upload (``transforms/s3_clients.py``): a worker killed while
+  writing a shard or a spill file leaves its parts stored, and billed, but
+  listed nowhere. Called once this run holds the output's lock, so none of
+  them is a live run's. A bucket's root is left alone (other programs'
+  uploads may be there), and so is a store that does not let this client
+  list uploads (a warning says so)."""
   bucket, _, key = prefix[len("s3://"):].partition("/")
   if not prefix.startswith("s3://") or not key.strip("/"):
     return 0

@@ -650,18 +650,6 @@ class ParquetDocumentSource(filebasedsource.FileBasedSource):
     self._root = root
     self._language_field = language_field
 
-  def open_file(self, file_name, buffer_size: Optional[int] = None):
-    """``file_name`` as Beam's source opens it, decompressed by its name;
-    with ``buffer_size``, an uncompressed S3 object is read ``buffer_size``
-    bytes per request (``s3_clients.ObjectReader``): about what the range
-    being read needs, where Beam's S3 reader asks for 16 MiB."""
-    if (buffer_size and file_name.startswith("s3://")
-        and CompressionTypes.detect_compression_type(file_name)
-        == CompressionTypes.UNCOMPRESSED):
-      return io.BufferedReader(s3_clients.ObjectReader(file_name),
-                               buffer_size)
-    return super().open_file(file_name)
-
   @counting_input_bytes
   def read_records(self, file_name, offset_range_tracker):
     import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel

@@ -21,8 +21,8 @@ It also makes Beam's S3 writes and the ranged reads of this project cost
 less per byte and per request (``_lean_uploader_class``, ``get_bytes``):
 the writer keeps its buffer in a ``bytearray`` where Beam's concatenates
 ``bytes`` (2.4 CPU-seconds per GB written, a job writes about 15 bytes to S3
-per byte of text), starts a multipart upload only once an object outgrows
-one part and writes a smaller one with one ``PutObject``; a ranged read asks
+per byte of text), starts a multipart upload only once an object fills one
+part and writes a smaller one with one ``PutObject``; a ranged read asks
 for its bytes alone, with no ``HeadObject`` first.
 """
 
@@ -31,6 +31,7 @@ import importlib
 import io
 import sys
 import threading
+import time
 import types
 from typing import Dict, Optional, Tuple
 
@@ -41,8 +42,8 @@ _FIELDS = ("s3_access_key_id", "s3_secret_access_key", "s3_session_token",
            "s3_verify", "s3_disable_ssl")
 _CLIENT_MODULE = "apache_beam.io.aws.clients.s3.boto3_client"
 _S3IO_MODULE = "apache_beam.io.aws.s3io"
-# The size of each part of a multipart upload, and so the largest object
-# written with one PutObject: boto3's own defaults (TransferConfig's
+# The size of each part of a multipart upload; an object smaller than this
+# is written with one PutObject: boto3's own defaults (TransferConfig's
 # multipart_threshold and multipart_chunksize, 8 MiB). S3 takes parts of
 # 5 MiB to 5 GiB and at most 10,000 of them (S3 User Guide, "Amazon S3
 # multipart upload limits"): objects up to 78 GiB.
@@ -63,7 +64,9 @@ def settings_key(options) -> Tuple:
       return last[1]
     # A view of the options parses them again: about a millisecond for
     # every S3 request made through Beam's filesystem. A job's options do
-    # not change once it runs, so the last one's key is kept.
+    # not change once it runs, so the last object's key is kept (with the
+    # object, so its id is never another's): an options object whose S3
+    # settings change after its first S3 request would keep its old key.
     s3 = options.view_as(pipeline_options.S3Options)
     values = [getattr(s3, name, None) for name in _FIELDS]
   else:
@@ -245,8 +248,10 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
   and then for everything from ``start`` to the object's end, and reading
   part of a file leaves the rest in flight. Fewer bytes where the object
   ends first, none from past its end. Raises ``FileNotFoundError`` for a
-  missing object and ``OSError`` naming ``path`` for any other error; a
-  read cut short is tried once more."""
+  missing object and ``OSError`` naming ``path`` for any other error. A
+  read that breaks off (no HTTP status) or a server error is tried again,
+  up to ``_GET_TRIES`` times in all, as Beam's reads are (botocore itself
+  retries a request that gets no answer, not a body cut short)."""
   # pylint: disable=import-outside-toplevel
   from apache_beam.io.aws import s3io
   from apache_beam.io.filesystems import FileSystems
@@ -261,21 +266,32 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
   if start or stop is not None:
     wanted["Range"] = "bytes=%d-%s" % (start, "" if stop is None
                                        else stop - 1)
-  tries = 2
+  attempt = 0
   while True:
-    tries -= 1
     try:
-      return client.get_object(Bucket=bucket, Key=key, **wanted)["Body"].read()
+      data = client.get_object(Bucket=bucket, Key=key, **wanted)["Body"].read()
     except Exception as e:  # pylint: disable=broad-except
-      status = getattr(e, "response", {}).get(
-          "ResponseMetadata", {}).get("HTTPStatusCode")
+      status = ((getattr(e, "response", None) or {})
+                .get("ResponseMetadata", {}).get("HTTPStatusCode"))
       if status == 404:
         raise FileNotFoundError(errno.ENOENT, "Not found: %s" % path) from e
       if status == 416:
         return b""  # the range starts at or past the object's end
-      if status is None and tries:
-        continue  # the connection broke: Beam's reads try again too
+      attempt += 1
+      if (status is None or status >= 500) and attempt < _GET_TRIES:
+        time.sleep(_GET_BACKOFF_S * 2 ** (attempt - 1))
+        continue
       raise OSError("could not read %s: %s" % (path, e)) from e
+    if stop is not None and len(data) > stop - start:
+      # A store that ignored the Range: never more than was asked for.
+      raise OSError("%s: asked for %d bytes from %d, got %d" % (
+          path, stop - start, start, len(data)))
+    return data
+
+
+# How often get_bytes tries a read that breaks off, and the first pause.
+_GET_TRIES = 4
+_GET_BACKOFF_S = 0.5
 
 
 class ObjectReader(io.RawIOBase):
@@ -321,9 +337,21 @@ class ObjectReader(io.RawIOBase):
 
   def readinto(self, buffer) -> int:
     wanted = len(buffer)
-    if not wanted:
+    if self._size is not None:
+      wanted = min(wanted, self._size - self._position)
+    if wanted <= 0:
       return 0
     data = get_bytes(self._path, self._position, self._position + wanted)
     buffer[:len(data)] = data
     self._position += len(data)
+    if len(data) < wanted:  # the object ends here: ask no more past it
+      self._size = self._position
     return len(data)
+
+  def readall(self) -> bytes:
+    if self._size is not None and self._position >= self._size:
+      return b""
+    data = get_bytes(self._path, self._position)
+    self._position += len(data)
+    self._size = self._position
+    return data

@@ -75,8 +75,8 @@ def test_s3_to_s3_matches_a_local_run(s3_server, s3_env, bucket, tmp_path):
   assert digest(read_examples(str(tmp_path / "from_s3"))) == digest(
       read_examples(local))
 
-  # Objects are private: the owner's grant only, nothing for AllUsers; the
-  # multipart uploads (Beam's way of writing small files) too.
+  # Objects are private: the owner's grant only, nothing for AllUsers,
+  # whether written with one PutObject or as a multipart upload.
   for key in keys:
     grants = client.get_object_acl(Bucket="corpus", Key=key)["Grants"]
     assert [g["Permission"] for g in grants] == ["FULL_CONTROL"], (key, grants)
@@ -433,6 +433,67 @@ def test_s3_ranged_reads_ask_only_for_their_bytes(s3_filesystems, bucket):
   with pytest.raises(FileNotFoundError, match="ranged/missing.bin"):
     paths.read_bytes("s3://corpus/ranged/missing.bin", 0, 10)
   del FileSystems
+
+
+def test_an_s3_object_reader_asks_nothing_past_the_end(s3_filesystems,
+                                                       bucket):
+  """``s3_clients.ObjectReader`` under a BufferedReader: one GetObject per
+  buffer, none once a short one has shown where the object ends; its
+  ``readall`` is one request; a seek back reads again."""
+  import io  # pylint: disable=import-outside-toplevel
+  from transforms import s3_clients  # pylint: disable=import-outside-toplevel
+  _, calls = s3_filesystems
+  client, _ = bucket
+  data = os.urandom(20_000)
+  client.put_object(Bucket="corpus", Key="reader/a.bin", Body=data)
+  path = "s3://corpus/reader/a.bin"
+  with calls:
+    f = io.BufferedReader(s3_clients.ObjectReader(path), 8192)
+    assert f.read(100) == data[:100]
+    got = [f.read(5000) for _ in range(6)]
+    assert b"".join(got) == data[100:] and got[-2:] == [b"", b""]
+    assert f.read() == b""
+    assert calls.ranges == ["bytes=0-8191", "bytes=8192-16383",
+                            "bytes=16384-24575"]
+    f.seek(100)  # back before what the buffer holds: asked for again
+    assert f.read() == data[100:]
+  assert calls.ranges[3:] == ["bytes=100-"]
+  with calls:
+    raw = s3_clients.ObjectReader(path)
+    raw.seek(5)
+    assert raw.readall() == data[5:] and raw.read(10) == b""
+    raw.seek(-10, io.SEEK_END)
+    assert raw.read(100) == data[-10:]
+  assert calls.names == ["GetObject", "GetObject"]
+
+
+def test_an_s3_read_that_breaks_off_is_tried_again(s3_filesystems, bucket,
+                                                   monkeypatch):
+  """A read cut short (an error with no HTTP status) is tried again, up to
+  ``_GET_TRIES`` times in all; then it fails naming the object."""
+  from apache_beam.io.aws import s3io  # pylint: disable=import-outside-toplevel
+  from transforms import paths, s3_clients  # pylint: disable=import-outside-toplevel
+  FileSystems, _ = s3_filesystems  # pylint: disable=invalid-name
+  client, _ = bucket
+  client.put_object(Bucket="corpus", Key="flaky/a.bin", Body=b"0123456789")
+  shared = s3io.S3IO(options=FileSystems._pipeline_options).client.client  # pylint: disable=protected-access
+  real, breaks = shared.get_object, []
+
+  def flaky(**kwargs):
+    if len(breaks) < breaks_wanted[0]:
+      breaks.append(kwargs.get("Range"))
+      raise ConnectionResetError("connection reset by peer")
+    return real(**kwargs)
+
+  breaks_wanted = [s3_clients._GET_TRIES - 1]  # pylint: disable=protected-access
+  monkeypatch.setattr(s3_clients, "_GET_BACKOFF_S", 0.0)
+  monkeypatch.setattr(shared, "get_object", flaky)
+  assert paths.read_bytes("s3://corpus/flaky/a.bin", 2, 5) == b"234"
+  assert breaks == ["bytes=2-4"] * (s3_clients._GET_TRIES - 1)  # pylint: disable=protected-access
+  breaks.clear()
+  breaks_wanted[0] = s3_clients._GET_TRIES  # pylint: disable=protected-access
+  with pytest.raises(OSError, match="flaky/a.bin.*connection reset"):
+    paths.read_bytes("s3://corpus/flaky/a.bin", 2, 5)
 
 
 def test_an_s3_input_range_is_read_in_two_bounded_requests(
