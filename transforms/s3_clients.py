@@ -1,4 +1,5 @@
-"""One boto3 S3 client per process and settings for Beam's S3 filesystem.
+"""Beam's S3 filesystem made cheaper: one boto3 client per process and
+settings, lighter writes, and ranged reads that ask for their bytes alone.
 
 Beam's ``S3FileSystem`` (apache_beam/io/aws, Beam 2.77) builds a new
 ``S3IO``, and with it a new boto3 session and client, for every ``open``,
