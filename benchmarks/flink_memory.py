@@ -731,8 +731,18 @@ def main(argv=None):
   parser.add_argument("--markdown", help="Also write the report as a page "
                       "with its provenance (docs/benchmarks/flink.md).")
   args = parser.parse_args(argv)
-
   workdir = tempfile.mkdtemp(prefix="mlm-flink-bench-")
+  try:
+    _measure(args, workdir, sys.argv[1:] if argv is None else argv)
+  finally:
+    # The corpora (generated or copied: GBs) go; the logs and py-spy files
+    # the report and its errors name stay.
+    shutil.rmtree(os.path.join(workdir, "corpora"), ignore_errors=True)
+    print("logs and profiles: %s" % workdir, flush=True)
+
+
+def _measure(args, workdir: str, command: List[str]) -> None:
+  """Runs what ``args`` ask for in ``workdir`` and reports it."""
   # Each corpus alone in a folder named as it is (WORKDIR/corpora/NAME/NAME),
   # as on S3 (s3://bench/corpus/NAME/NAME): the document ids, paths below
   # that folder, and so the examples are the same on every runner.
@@ -790,7 +800,7 @@ def main(argv=None):
   if args.markdown:
     provenance.write_page(
         args.markdown, "Flink throughput against the DirectRunner",
-        sys.argv[1:] if argv is None else argv, report)
+        command, report)
   if args.json:
     with open(args.json, "w") as f:
       json.dump({"flink": rows, "direct": direct_rows,
