@@ -49,6 +49,9 @@ _S3IO_MODULE = "apache_beam.io.aws.s3io"
 # 5 MiB to 5 GiB and at most 10,000 of them (S3 User Guide, "Amazon S3
 # multipart upload limits"): objects up to 78 GiB.
 PART_BYTES = 8 << 20
+# How often get_bytes tries a read that breaks off, and the first pause.
+_GET_TRIES = 4
+_GET_BACKOFF_S = 0.5
 _lock = threading.Lock()
 _installed = False
 # The last PipelineOptions settings_key read, and its key.
@@ -59,24 +62,24 @@ def settings_key(options) -> Tuple:
   """The S3 settings that make a client different: from PipelineOptions (its
   S3Options view) or from a dict, as Beam's wrapper reads either."""
   global _last_key  # pylint: disable=global-statement
-  if isinstance(options, pipeline_options.PipelineOptions):
-    last = _last_key
-    if last[0] is options:
-      return last[1]
-    # A view of the options parses them again: about a millisecond for
-    # every S3 request made through Beam's filesystem. A job's options do
-    # not change once it runs, so the last object's key is kept (with the
-    # object, so its id is never another's): an options object whose S3
-    # settings change after its first S3 request would keep its old key.
-    s3 = options.view_as(pipeline_options.S3Options)
-    values = [getattr(s3, name, None) for name in _FIELDS]
-  else:
-    values = [options.get(name) for name in _FIELDS]
-  values[-1] = bool(values[-1])  # s3_disable_ssl: unset is False
-  key = tuple(values)
-  if isinstance(options, pipeline_options.PipelineOptions):
-    _last_key = (options, key)
+  if not isinstance(options, pipeline_options.PipelineOptions):
+    return _key([options.get(name) for name in _FIELDS])
+  if _last_key[0] is options:
+    return _last_key[1]
+  # A view of the options parses them again: about a millisecond for every
+  # S3 request made through Beam's filesystem. A job's options do not
+  # change once it runs, so the last object's key is kept (with the object,
+  # so its id is never another's): an options object whose S3 settings
+  # change after its first S3 request would keep its old key.
+  s3 = options.view_as(pipeline_options.S3Options)
+  key = _key([getattr(s3, name, None) for name in _FIELDS])
+  _last_key = (options, key)
   return key
+
+
+def _key(values: list) -> Tuple:
+  values[-1] = bool(values[-1])  # s3_disable_ssl: unset is False
+  return tuple(values)
 
 
 def share_s3_clients() -> bool:
@@ -224,19 +227,25 @@ def _lean_uploader_class(base, parse_s3_path):
 
     def _put_whole(self, data: bytes) -> None:
       # pylint: disable=import-outside-toplevel
-      from apache_beam.io.aws.clients.s3 import boto3_client, messages
+      from apache_beam.io.aws.clients.s3 import messages
       try:
         self._client.client.put_object(
             Bucket=self._bucket, Key=self._name, Body=data,
             ContentType=self._mime_type)
       except Exception as e:  # pylint: disable=broad-except
         # As Beam's wrapper reports its other requests' errors.
-        self.last_error = messages.S3ClientError(
-            str(e), boto3_client.get_http_error_code(e))
+        self.last_error = messages.S3ClientError(str(e), _http_status(e))
         raise self.last_error from e
 
   LeanUploader.__name__ = LeanUploader.__qualname__ = "LeanUploader"
   return LeanUploader
+
+
+def _http_status(error: Exception) -> Optional[int]:
+  """The HTTP status of a botocore error; None for one that got no answer
+  (a connection refused or cut)."""
+  response = getattr(error, "response", None) or {}
+  return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
@@ -272,8 +281,7 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
     try:
       data = client.get_object(Bucket=bucket, Key=key, **wanted)["Body"].read()
     except Exception as e:  # pylint: disable=broad-except
-      status = ((getattr(e, "response", None) or {})
-                .get("ResponseMetadata", {}).get("HTTPStatusCode"))
+      status = _http_status(e)
       if status == 404:
         raise FileNotFoundError(errno.ENOENT, "Not found: %s" % path) from e
       if status == 416:
@@ -288,11 +296,6 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
       raise OSError("%s: asked for %d bytes from %d, got %d" % (
           path, stop - start, start, len(data)))
     return data
-
-
-# How often get_bytes tries a read that breaks off, and the first pause.
-_GET_TRIES = 4
-_GET_BACKOFF_S = 0.5
 
 
 class ObjectReader(io.RawIOBase):
