@@ -23,13 +23,17 @@ less per byte and per request (``_lean_uploader_class``, ``get_bytes``):
 the writer keeps its buffer in a ``bytearray`` where Beam's concatenates
 ``bytes`` (2.4 CPU-seconds per GB written, a job writes about 15 bytes to S3
 per byte of text), starts a multipart upload only once an object fills one
-part and writes a smaller one with one ``PutObject``; a ranged read asks
-for its bytes alone, with no ``HeadObject`` first.
+part and writes a smaller one with one ``PutObject``, and sends the parts
+of a larger one from upload threads while the worker goes on; a ranged read
+asks for its bytes alone, with no ``HeadObject`` first.
 """
 
+import collections
+import concurrent.futures
 import errno
 import importlib
 import io
+import os
 import sys
 import threading
 import time
@@ -49,6 +53,13 @@ _S3IO_MODULE = "apache_beam.io.aws.s3io"
 # 5 MiB to 5 GiB and at most 10,000 of them (S3 User Guide, "Amazon S3
 # multipart upload limits"): objects up to 78 GiB.
 PART_BYTES = 8 << 20
+# Parts of one object uploading while its writer goes on filling the next:
+# a writer that has this many in flight waits for the oldest. Memory per
+# open object: this many parts plus the one being filled.
+PARTS_IN_FLIGHT = 2
+# The threads that upload parts, one pool per process, shared by its
+# writers.
+_UPLOAD_THREADS = 4
 # How often get_bytes tries a read that breaks off, and the first pause.
 _GET_TRIES = 4
 _GET_BACKOFF_S = 0.5
@@ -56,6 +67,9 @@ _lock = threading.Lock()
 _installed = False
 # The last PipelineOptions settings_key read, and its key.
 _last_key: Tuple[object, Tuple] = (None, ())
+# The process that made the upload threads, and their pool.
+_uploads: Tuple[int, Optional[concurrent.futures.ThreadPoolExecutor]] = (
+    0, None)
 
 
 def settings_key(options) -> Tuple:
@@ -171,9 +185,21 @@ def _lighten_uploads(s3io) -> None:
   s3io.S3Uploader = _lean_uploader_class(s3io.S3Uploader, s3io.parse_s3_path)
 
 
+def _upload_threads() -> concurrent.futures.ThreadPoolExecutor:
+  """This process's pool of ``_UPLOAD_THREADS`` upload threads (a new one
+  in a forked child: threads do not survive a fork)."""
+  global _uploads  # pylint: disable=global-statement
+  with _lock:
+    if _uploads[0] != os.getpid():
+      _uploads = (os.getpid(), concurrent.futures.ThreadPoolExecutor(
+          _UPLOAD_THREADS, thread_name_prefix="s3-upload"))
+    return _uploads[1]
+
+
 def _lean_uploader_class(base, parse_s3_path):
   """Beam's ``S3Uploader`` (``base``, apache_beam/io/aws/s3io.py), writing
-  the same objects with fewer copies and requests.
+  the same objects with fewer copies and requests, and without waiting on
+  each part.
 
   Beam's adds each write (128 KiB from its ``BufferedWriter``) to a
   ``bytes`` buffer, which copies the whole buffer every time: 20 copies of
@@ -181,12 +207,18 @@ def _lean_uploader_class(base, parse_s3_path):
   and each part is copied out of it once. Beam's starts a multipart upload
   when the file is opened, so every object costs at least three requests;
   here the upload starts when the first ``PART_BYTES`` part is full, and an
-  object smaller than that is one ``PutObject`` (and may be empty). An
-  object shows up only once it is whole, either way."""
+  object smaller than that is one ``PutObject`` (and may be empty). Beam's
+  sends each part before the write that filled it returns, so the worker
+  computes nothing while the store takes it; here up to ``PARTS_IN_FLIGHT``
+  parts of an object are sent by upload threads while the worker goes on.
+  An object shows up only once it is whole, when its file is closed, either
+  way; an error in any part is raised by the next write or by the close."""
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.io.aws.clients.s3 import messages
 
   class LeanUploader(base):
-    """Beam's S3Uploader with a bytearray buffer and a lazy multipart
-    upload (``_lean_uploader_class``)."""
+    """Beam's S3Uploader with a bytearray buffer, a lazy multipart upload
+    and parts sent in the background (``_lean_uploader_class``)."""
     lean = True
 
     def __init__(self, client, path, mime_type="application/octet-stream"):  # pylint: disable=super-init-not-called
@@ -200,8 +232,11 @@ def _lean_uploader_class(base, parse_s3_path):
       self.last_error = None
       self.upload_id = None
       self.parts = []
+      self._in_flight = collections.deque()
 
     def put(self, data) -> None:
+      if self.last_error is not None:
+        raise self.last_error  # pylint: disable=raising-bad-type
       self.buffer += data
       while len(self.buffer) >= PART_BYTES:
         if self.upload_id is None:
@@ -209,7 +244,7 @@ def _lean_uploader_class(base, parse_s3_path):
         with memoryview(self.buffer) as view:
           part = bytes(view[:PART_BYTES])
         del self.buffer[:PART_BYTES]
-        self._write_to_s3(part)
+        self._send(part)
 
     def finish(self) -> None:
       if self.last_error is not None:
@@ -220,14 +255,38 @@ def _lean_uploader_class(base, parse_s3_path):
         return
       if self.upload_id is None:  # a client other than Beam's boto3 one
         self._start_upload()
-      if self.buffer or not self.parts:
-        self._write_to_s3(bytes(self.buffer))
+      if self.buffer or self.part_number == 1:
+        self._send(bytes(self.buffer))
         self.buffer = bytearray()
-      super().finish()
+      while self._in_flight:
+        self._wait_for_oldest()
+      super().finish()  # completes the upload with self.parts
+
+    def _send(self, part: bytes) -> None:
+      while len(self._in_flight) >= PARTS_IN_FLIGHT:
+        self._wait_for_oldest()
+      number, self.part_number = self.part_number, self.part_number + 1
+      self._in_flight.append(
+          _upload_threads().submit(self._upload_part, number, part))
+
+    def _upload_part(self, number: int, data: bytes) -> dict:
+      # On an upload thread; Beam's wrapper and its boto3 client are
+      # thread-safe for this (no download state is touched).
+      response = self._client.upload_part(messages.UploadPartRequest(
+          self._bucket, self._name, self.upload_id, number, data))
+      return {"ETag": response.etag, "PartNumber": response.part_number}
+
+    def _wait_for_oldest(self) -> None:
+      try:
+        self.parts.append(self._in_flight.popleft().result())
+      except Exception as e:  # pylint: disable=broad-except
+        # As Beam's _write_to_s3 reports a part's error.
+        self.last_error = e
+        if isinstance(e, messages.S3ClientError) and e.code == 404:
+          raise IOError(errno.ENOENT, "Not found: %s" % self._path) from e
+        raise
 
     def _put_whole(self, data: bytes) -> None:
-      # pylint: disable=import-outside-toplevel
-      from apache_beam.io.aws.clients.s3 import messages
       try:
         self._client.client.put_object(
             Bucket=self._bucket, Key=self._name, Body=data,
