@@ -8,6 +8,8 @@ The examples (transforms/examples.py) and the records set aside
 (transforms/rejects.py) are written through it.
 """
 
+import collections
+import concurrent.futures
 import dataclasses
 import json
 import random
@@ -28,6 +30,10 @@ from transforms import s3_clients
 SHARD_PREFIX = "part"
 # Counter prefix of each shard's record count (outputs.collect_metrics).
 SHARD_RECORDS_PREFIX = "shard_records/"
+# Shards a writer closes in the background (the upload's last part, the
+# shard's size, its group's record) while it goes on with the next group;
+# with this many closing, it waits for the oldest.
+CLOSES_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,18 +65,20 @@ def group_record_path(done_dir: str, group: int) -> str:
 def write_group_record(done_dir: str, mark: GroupMark,
                        files: Sequence[Tuple[str, int]],
                        pool_files: Sequence[Tuple[str, int]] = (),
+                       tally: Optional[metrics.Tally] = None,
                        **written) -> None:
   """Records pool group ``mark.group`` as finished, once all it writes is
   written (``group_record_path``), for ``--resume`` (pipelines/resume.py):
   ``files``, ``(name, bytes)`` of each file it wrote in the output folder
   (none for a group with no instance); ``pool_files``, the same of each it
   wrote in the pool directory; ``written``, what the format's last step
-  needs of the group (JSON values); and this thread's ``metrics.Tally``
-  (what the steps since the pools' reading counted for it). Written again
-  after a failure, it holds the same."""
+  needs of the group (JSON values); and ``tally``, what the steps since the
+  pools' reading counted for it (by default this thread's
+  ``metrics.Tally``). Written again after a failure, it holds the same."""
   if "://" not in done_dir:
     _make_temp_dir(done_dir)
-  tally = metrics.current_tally() or metrics.Tally()
+  if tally is None:
+    tally = metrics.current_tally() or metrics.Tally()
   record = dict(written, group=mark.group, groups=mark.groups,
                 files=[[name, int(size)] for name, size in files],
                 pool_files=[[name, int(size)] for name, size in pool_files],
@@ -99,7 +107,15 @@ class _WriteGroupsDoFn(beam.DoFn):
   (pipelines/resume.py). A group built again after a failure writes the
   same bytes under the same name. A group with no instance writes no shard
   (Beam's S3 writer cannot write an empty object), only its record.
-  Outputs each shard's name."""
+  Outputs each shard's name.
+
+  A shard is closed on a thread of its own (``_finish_group``) while the
+  next group is made, up to ``CLOSES_IN_FLIGHT`` at once: on S3 the close
+  waits for the store to take the last part (or the whole of a shard under
+  one part) and the group's record, time in which the worker made nothing.
+  The bundle ends only once every close has ended, and raises the first
+  close's error: a shard's name leaves the DoFn before its close ends, but
+  a bundle that fails is not committed, so nothing downstream sees it."""
 
   def __init__(self, sink: filebasedsink.FileBasedSink, temp_dir: str,
                done_dir: str):
@@ -110,6 +126,8 @@ class _WriteGroupsDoFn(beam.DoFn):
     self._path = ""
     self._final = ""
     self._records = 0
+    self._closer = None
+    self._closing = collections.deque()
 
   def setup(self):
     s3_clients.share_s3_clients()
@@ -117,9 +135,12 @@ class _WriteGroupsDoFn(beam.DoFn):
       _make_temp_dir(self._temp_dir)
     if "://" not in self._done_dir:
       _make_temp_dir(self._done_dir)
+    self._closer = concurrent.futures.ThreadPoolExecutor(
+        CLOSES_IN_FLIGHT, thread_name_prefix="shard-close")
 
   def start_bundle(self):
     self._handle = None
+    self._closing = collections.deque()
 
   def process(self, element: Union[GroupMark, Tuple[int, object]]):
     if isinstance(element, GroupMark):
@@ -143,22 +164,54 @@ class _WriteGroupsDoFn(beam.DoFn):
     self._records = 0
 
   def _close(self, mark: GroupMark):
-    final, files = self._final, []
-    if self._handle is not None:
-      self._sink.close(self._handle)
-      self._handle = None
-      if self._path != final:
-        FileSystems.rename([self._path], [final])
-      name = final.rsplit("/", 1)[-1]
-      metrics.count(SHARD_RECORDS_PREFIX + name, self._records)
-      files.append((name, FileSystems.get_filesystem(final).metadata(
-          final).size_in_bytes))
-      yield final
-    write_group_record(self._done_dir, mark, files)
+    handle, self._handle = self._handle, None
+    if handle is not None:
+      # Counted here, on the bundle's thread, where Beam's metrics and the
+      # group's tally are.
+      metrics.count(SHARD_RECORDS_PREFIX + self._final.rsplit("/", 1)[-1],
+                    self._records)
+    # What the group counted, as it is now: the thread's tally is the next
+    # group's before the close ends.
+    tally = metrics.Tally()
+    tally.merge(metrics.current_tally() or metrics.Tally())
+    while len(self._closing) >= CLOSES_IN_FLIGHT:
+      self._closing.popleft().result()
+    self._closing.append(self._closer.submit(
+        self._finish_group, mark, handle, self._path, self._final, tally))
+    if handle is not None:
+      yield self._final
+
+  def _finish_group(self, mark: GroupMark, handle, path: str, final: str,
+                    tally: metrics.Tally) -> None:
+    """Closes group ``mark.group``'s shard (``handle``, written at
+    ``path``; None for no shard), names it ``final`` and records the group
+    as finished (``write_group_record``)."""
+    files = []
+    if handle is not None:
+      self._sink.close(handle)
+      if path != final:
+        FileSystems.rename([path], [final])
+      files.append((final.rsplit("/", 1)[-1], FileSystems.get_filesystem(
+          final).metadata(final).size_in_bytes))
+    write_group_record(self._done_dir, mark, files, tally=tally)
 
   def finish_bundle(self):
+    # Every close ends before the bundle does, the failed ones too (a retry
+    # of the bundle writes the same names).
+    errors = []
+    while self._closing:
+      error = self._closing.popleft().exception()
+      if error is not None:
+        errors.append(error)
+    if errors:
+      raise errors[0]
     if self._handle is not None:
       raise RuntimeError("a pool group's batches ended without its GroupMark")
+
+  def teardown(self):
+    if self._closer is not None:
+      self._closer.shutdown(wait=True)
+      self._closer = None
 
 
 class _WriteBundleDoFn(beam.DoFn):
