@@ -72,6 +72,11 @@ DEFAULT_MAX_DOCUMENT_BYTES = 8 << 20
 BINARY_PROBE_BYTES = 8192
 MAX_JSONL_LINE_BYTES = 64 << 20
 _BLOCK = 1 << 20
+# Input ranges (``range_size``): a corpus is cut into about this many,
+# each at least MIN_RANGE_BYTES and at most MAX_RANGE_BYTES.
+RANGES_PER_CORPUS = 256
+MIN_RANGE_BYTES = 1 << 20
+MAX_RANGE_BYTES = 8 << 20
 # The most a range's reader buffers (an S3 object's reader asks for its
 # buffer's size in each request: DocumentSource.open_file).
 _MAX_RANGE_BUFFER = 64 << 20
@@ -755,6 +760,17 @@ class _ParseDocument(beam.DoFn):
     yield doc_id, lines
 
 
+def range_size(total_bytes: int) -> int:
+  """The bytes of each input range for a corpus of ``total_bytes``: its
+  ``1/RANGES_PER_CORPUS``, within ``[MIN_RANGE_BYTES, MAX_RANGE_BYTES]``.
+  Many ranges keep the workers evenly busy; each one costs two requests on
+  an object store (the binary probe, then the range with up to
+  ``2 * _BLOCK`` past its end for the document it cuts), so from 256 MB on
+  the ranges grow: a 1 MiB range of an S3 object reads 3 MiB."""
+  return int(min(MAX_RANGE_BYTES,
+                 max(MIN_RANGE_BYTES, total_bytes // RANGES_PER_CORPUS)))
+
+
 def file_ranges(files: Sequence[InputFile], desired_bundle_size: int,
                 min_bundle_size: int, split_compressed: bool
                 ) -> Iterator[Tuple[str, int, int]]:
@@ -818,6 +834,8 @@ class ReadDocuments(beam.PTransform):
   Args:
     source: the ``paths.MatchedInput`` to read, or ``--input`` patterns,
       then matched once here (``paths.match_input``).
+    desired_bundle_size: the bytes of each file range; by default
+      ``range_size`` of the matched files' total.
     spread: redistribute the file ranges over the workers (a Reshuffle).
       ``False`` for a job with one worker, where it has nothing to spread
       and its stages only lengthen the job's start
@@ -829,7 +847,7 @@ class ReadDocuments(beam.PTransform):
                input_format: str = "lines", text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
                max_doc_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
-               desired_bundle_size: int = 1 << 20,
+               desired_bundle_size: Optional[int] = None,
                language_field: Optional[str] = None, spread: bool = True):
     super().__init__()
     self._language_field = language_field
@@ -850,7 +868,10 @@ class ReadDocuments(beam.PTransform):
         root=root, text_field=self._text_field,
         language_field=self._language_field)
     ranges = list(file_ranges(
-        self._input.files, self._desired_bundle_size, min_bundle_size=1 << 20,
+        self._input.files,
+        self._desired_bundle_size or range_size(
+            sum(f.size for f in self._input.files)),
+        min_bundle_size=MIN_RANGE_BYTES,
         split_compressed=self._format in _OWN_SPLITTING))
     parsed = (
         pbegin

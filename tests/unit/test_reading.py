@@ -467,3 +467,12 @@ def test_empty_files_are_read_and_an_empty_parquet_is_set_aside(tmp_path):
     assert_that(rejected | beam.Map(lambda r: (r.doc_id, r.reason)),
                 equal_to([("empty.parquet:0", "unreadable_files")]),
                 label="set aside")
+
+
+def test_range_size_grows_with_the_corpus_within_its_bounds():
+  """Small corpora are cut into 1 MiB ranges; from 256 MiB on, into about
+  RANGES_PER_CORPUS of them, never over 8 MiB each."""
+  size = reading.range_size
+  assert size(0) == size(5 << 20) == size(256 << 20) == 1 << 20
+  assert size(1 << 30) == 4 << 20
+  assert size(2 << 30) == size(100 << 30) == 8 << 20
