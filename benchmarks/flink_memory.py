@@ -386,6 +386,9 @@ PROFILE_STAGES = (
                                         "_WriteBundleDoFn.", "_WriteGroupsDoFn.",
                                         "serialize_framed",
                                         "_finalize ", "WriteExamples.")),
+    # The parts of S3 objects (pool files, shards) that upload threads send
+    # while the stages go on (transforms/s3_clients.py).
+    ("S3 part uploads (upload threads)", ("LeanUploader._upload_part",)),
 )
 IDLE_FRAMES = ("Condition.wait", "channel_spin", "_serve (", "Event.wait",
                "select (", "poll (", "_wait_once")
