@@ -55,7 +55,8 @@ _S3IO_MODULE = "apache_beam.io.aws.s3io"
 PART_BYTES = 8 << 20
 # Parts of one object uploading while its writer goes on filling the next:
 # a writer that has this many in flight waits for the oldest. Memory per
-# open object: this many parts plus the one being filled.
+# open object: this many parts, one cut and waiting for its turn, and the
+# one being filled (32 MiB).
 PARTS_IN_FLIGHT = 2
 # The threads that upload parts, one pool per process, shared by its
 # writers.
@@ -78,8 +79,9 @@ def settings_key(options) -> Tuple:
   global _last_key  # pylint: disable=global-statement
   if not isinstance(options, pipeline_options.PipelineOptions):
     return _key([options.get(name) for name in _FIELDS])
-  if _last_key[0] is options:
-    return _last_key[1]
+  last = _last_key  # one read: upload and close threads call this too
+  if last[0] is options:
+    return last[1]
   # A view of the options parses them again: about a millisecond for every
   # S3 request made through Beam's filesystem. A job's options do not
   # change once it runs, so the last object's key is kept (with the object,
@@ -235,6 +237,8 @@ def _lean_uploader_class(base, parse_s3_path):
       self._in_flight = collections.deque()
 
     def put(self, data) -> None:
+      while self._in_flight and self._in_flight[0].done():
+        self._wait_for_oldest()  # raises a part's error as soon as it is in
       if self.last_error is not None:
         raise self.last_error  # pylint: disable=raising-bad-type
       self.buffer += data
@@ -256,8 +260,8 @@ def _lean_uploader_class(base, parse_s3_path):
       if self.upload_id is None:  # a client other than Beam's boto3 one
         self._start_upload()
       if self.buffer or self.part_number == 1:
-        self._send(bytes(self.buffer))
-        self.buffer = bytearray()
+        part, self.buffer = bytes(self.buffer), bytearray()
+        self._send(part)
       while self._in_flight:
         self._wait_for_oldest()
       super().finish()  # completes the upload with self.parts

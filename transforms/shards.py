@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import json
+import logging
 import random
 import uuid
 from typing import Optional, Sequence, Tuple, Union
@@ -164,6 +165,8 @@ class _WriteGroupsDoFn(beam.DoFn):
     self._records = 0
 
   def _close(self, mark: GroupMark):
+    while len(self._closing) >= CLOSES_IN_FLIGHT:
+      self._closing.popleft().result()
     handle, self._handle = self._handle, None
     if handle is not None:
       # Counted here, on the bundle's thread, where Beam's metrics and the
@@ -174,8 +177,6 @@ class _WriteGroupsDoFn(beam.DoFn):
     # group's before the close ends.
     tally = metrics.Tally()
     tally.merge(metrics.current_tally() or metrics.Tally())
-    while len(self._closing) >= CLOSES_IN_FLIGHT:
-      self._closing.popleft().result()
     self._closing.append(self._closer.submit(
         self._finish_group, mark, handle, self._path, self._final, tally))
     if handle is not None:
@@ -203,6 +204,9 @@ class _WriteGroupsDoFn(beam.DoFn):
       error = self._closing.popleft().exception()
       if error is not None:
         errors.append(error)
+    for error in errors[1:]:
+      logging.error("another shard's close failed too: %s: %s",
+                    type(error).__name__, error)
     if errors:
       raise errors[0]
     if self._handle is not None:
