@@ -297,18 +297,13 @@ def _lean_uploader_class(base, parse_s3_path):
             ContentType=self._mime_type)
       except Exception as e:  # pylint: disable=broad-except
         # As Beam's wrapper reports its other requests' errors.
-        self.last_error = messages.S3ClientError(str(e), _http_status(e))
+        from apache_beam.io.aws.clients.s3 import boto3_client  # pylint: disable=import-outside-toplevel
+        self.last_error = messages.S3ClientError(
+            str(e), boto3_client.get_http_error_code(e))
         raise self.last_error from e
 
   LeanUploader.__name__ = LeanUploader.__qualname__ = "LeanUploader"
   return LeanUploader
-
-
-def _http_status(error: Exception) -> Optional[int]:
-  """The HTTP status of a botocore error; None for one that got no answer
-  (a connection refused or cut)."""
-  response = getattr(error, "response", None) or {}
-  return response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
@@ -327,6 +322,7 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
   retries a request that gets no answer, not a body cut short)."""
   # pylint: disable=import-outside-toplevel
   from apache_beam.io.aws import s3io
+  from apache_beam.io.aws.clients.s3 import boto3_client
   from apache_beam.io.filesystems import FileSystems
   if stop is not None and stop <= start:
     return b""
@@ -344,7 +340,7 @@ def get_bytes(path: str, start: int = 0, stop: Optional[int] = None
     try:
       data = client.get_object(Bucket=bucket, Key=key, **wanted)["Body"].read()
     except Exception as e:  # pylint: disable=broad-except
-      status = _http_status(e)
+      status = boto3_client.get_http_error_code(e)
       if status == 404:
         raise FileNotFoundError(errno.ENOENT, "Not found: %s" % path) from e
       if status == 416:
